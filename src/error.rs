@@ -1,0 +1,134 @@
+//! The one error type of the Rust API. Its kinds map one-to-one to the C ABI's result codes.
+
+use std::fmt;
+use std::io;
+
+/// What went wrong, coarsely: enough for a caller to decide whether to retry, fix its input or
+/// give up. Each kind has a fixed C result code (`knsock_result`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A caller passed something unusable: an empty host, a zero chunk size, a bad name.
+    InvalidArgument,
+    /// The local file or directory does not exist.
+    NotFound,
+    /// The connection could not be made (refused, unreachable, name not resolved).
+    Connect,
+    /// Connecting, or waiting for the peer, took longer than allowed.
+    Timeout,
+    /// The receiver refused the file; [`Error::peer_reason`] has its reason.
+    Rejected,
+    /// The peer broke the wire protocol or speaks an unsupported version.
+    Protocol,
+    /// The content did not match its checksum.
+    Integrity,
+    /// Not enough space on the receiving side.
+    NoSpace,
+    /// Any other input/output error.
+    Io,
+    /// The transfer was cancelled by its owner (a cancel token, a context, `_cancel`).
+    Cancelled,
+    /// A progress callback asked to stop.
+    AbortedByCallback,
+}
+
+/// The reason a receiver gave when it refused a file: its wire code (docs/protocol.md section 5)
+/// and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerReason {
+    pub code: u16,
+    pub text: String,
+}
+
+/// An error of the knsock API: a kind, a one-line message for people, and, for refusals, the
+/// receiver's own reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    peer: Option<PeerReason>,
+    #[source]
+    source: Option<io::Error>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            peer: None,
+            source: None,
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidArgument, message)
+    }
+
+    pub fn protocol(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Protocol, message)
+    }
+
+    /// Wraps an I/O error, choosing the kind from what the OS said (a timeout is a timeout,
+    /// ENOSPC is no space), with `context` saying what was being done.
+    pub fn io(context: impl fmt::Display, source: io::Error) -> Self {
+        let kind = classify_io(&source);
+        let message = match kind {
+            ErrorKind::Timeout => format!("{context}: timed out (no progress)"),
+            _ => format!("{context}: {source}"),
+        };
+        Error {
+            kind,
+            message,
+            peer: None,
+            source: Some(source),
+        }
+    }
+
+    /// The receiver's refusal, mapped to a kind by its wire code.
+    pub fn from_peer(code: u16, text: impl Into<String>) -> Self {
+        let text = text.into();
+        let kind = crate::protocol::Code::from_u16(code)
+            .map(|c| c.kind())
+            .unwrap_or(ErrorKind::Rejected);
+        Error {
+            kind,
+            message: format!("rejected by receiver: {text}"),
+            peer: Some(PeerReason { code, text }),
+            source: None,
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The receiver's reason when it refused the file, if it did.
+    pub fn peer_reason(&self) -> Option<&PeerReason> {
+        self.peer.as_ref()
+    }
+
+    /// Prefixes the message with what was being done, keeping kind and peer reason.
+    pub fn context(mut self, context: impl fmt::Display) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+}
+
+fn classify_io(e: &io::Error) -> ErrorKind {
+    use io::ErrorKind as K;
+    match e.kind() {
+        K::TimedOut | K::WouldBlock => ErrorKind::Timeout,
+        K::NotFound => ErrorKind::NotFound,
+        K::StorageFull => ErrorKind::NoSpace,
+        K::ConnectionRefused | K::HostUnreachable | K::NetworkUnreachable => ErrorKind::Connect,
+        _ => ErrorKind::Io,
+    }
+}

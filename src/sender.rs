@@ -1,0 +1,357 @@
+//! The sending side: `send_file` connects, offers the file, streams it with its checksum, and
+//! succeeds only on the receiver's OK (verified, durable, in place).
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::{self, check_name, Frame, Hello, Offer, ALGO_XXH3_128};
+
+pub const DEFAULT_CHUNK_SIZE: usize = 256 * 1024;
+pub const MAX_CHUNK_SIZE: usize = 64 * 1024 * 1024;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Called after each chunk with (file name, bytes sent, total bytes); return `false` to abort
+/// the transfer with [`ErrorKind::AbortedByCallback`].
+pub type ProgressFn = Arc<dyn Fn(&str, u64, u64) -> bool + Send + Sync>;
+
+/// How to send. `SendOptions::default()` matches kn-sock's defaults: no progress bar, a 30 s
+/// timeout.
+#[derive(Clone)]
+pub struct SendOptions {
+    /// Bytes read and written per step, and the progress granularity (1 to 64 MiB).
+    pub chunk_size: usize,
+    /// Idle timeout: how long a read or write may make no progress.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Draw a progress bar on stderr.
+    pub show_progress: bool,
+    /// The name to store the file under on the receiver (may contain `/`); default: the file's
+    /// base name.
+    pub remote_name: Option<String>,
+    pub progress: Option<ProgressFn>,
+    /// Cancels the transfer from another thread.
+    pub cancel: Option<CancelToken>,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        SendOptions {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            show_progress: false,
+            remote_name: None,
+            progress: None,
+            cancel: None,
+        }
+    }
+}
+
+impl fmt::Debug for SendOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendOptions")
+            .field("chunk_size", &self.chunk_size)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("show_progress", &self.show_progress)
+            .field("remote_name", &self.remote_name)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+impl SendOptions {
+    pub fn validate(&self) -> Result<()> {
+        if self.chunk_size == 0 || self.chunk_size > MAX_CHUNK_SIZE {
+            return Err(Error::invalid(format!(
+                "chunk size must be 1 to {MAX_CHUNK_SIZE} bytes, not {}",
+                self.chunk_size
+            )));
+        }
+        if self.timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(Error::invalid("timeouts must be above zero"));
+        }
+        Ok(())
+    }
+}
+
+/// Lets another thread cancel a transfer: the transfer ends with [`ErrorKind::Cancelled`], its
+/// connection is shut down, and the receiver keeps no file.
+#[derive(Clone, Default)]
+pub struct CancelToken(Arc<CancelInner>);
+
+#[derive(Default)]
+struct CancelInner {
+    cancelled: AtomicBool,
+    stream: Mutex<Option<TcpStream>>,
+}
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.cancelled.store(true, Ordering::SeqCst);
+        if let Some(s) = self.0.stream.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn attach(&self, stream: &TcpStream) -> Result<()> {
+        let clone = stream
+            .try_clone()
+            .map_err(|e| Error::io("cloning the socket", e))?;
+        *self.0.stream.lock().unwrap_or_else(|e| e.into_inner()) = Some(clone);
+        self.check()
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            return Err(Error::new(ErrorKind::Cancelled, "transfer cancelled"));
+        }
+        Ok(())
+    }
+}
+
+/// What a successful send did.
+#[derive(Debug, Clone)]
+pub struct SendReport {
+    /// The name the receiver stored the file under (differs from the offered one under a
+    /// keep-both policy).
+    pub stored_name: String,
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+/// Sends one file and returns once the receiver has it verified, durable and in place.
+pub fn send_file(host: &str, port: u16, path: impl AsRef<Path>, opts: &SendOptions) -> Result<SendReport> {
+    let path = path.as_ref();
+    let result = send_file_inner(host, port, path, opts);
+    match (&result, &opts.cancel) {
+        // A cancelled transfer fails with whatever I/O error the shutdown caused; report it as
+        // what it is.
+        (Err(e), Some(c)) if c.is_cancelled() && e.kind() != ErrorKind::Cancelled => {
+            Err(Error::new(ErrorKind::Cancelled, "transfer cancelled"))
+        }
+        _ => result,
+    }
+}
+
+fn send_file_inner(host: &str, port: u16, path: &Path, opts: &SendOptions) -> Result<SendReport> {
+    let started = Instant::now();
+    opts.validate()?;
+    if host.is_empty() {
+        return Err(Error::invalid("host is empty"));
+    }
+    let (mut file, offer) = open_source(path, opts.remote_name.as_deref())?;
+    let mut stream = connect(host, port, opts)?;
+    if let Some(c) = &opts.cancel {
+        c.attach(&stream)?;
+    }
+
+    let mut head = Vec::with_capacity(128);
+    Hello::ours().encode(&mut head);
+    Frame::Offer(offer.clone()).encode(&mut head);
+    stream
+        .write_all(&head)
+        .map_err(|e| Error::io("sending the offer", e))?;
+    match protocol::read_hello_reply(&mut stream)? {
+        0 => return Err(read_refusal(&mut stream, "the receiver refused our protocol version")),
+        v if v != protocol::VERSION_MAX => {
+            return Err(Error::protocol(format!("receiver chose unknown version {v}")))
+        }
+        _ => {}
+    }
+    match read_frame(&mut stream)? {
+        Frame::Accept { offset: 0 } => {}
+        Frame::Reject { code, text } | Frame::Error { code, text } => {
+            return Err(Error::from_peer(code, text))
+        }
+        f => return Err(unexpected(&f, "ACCEPT or REJECT")),
+    }
+
+    let digest = stream_content(&mut file, &mut stream, &offer, opts)?;
+    Frame::Done {
+        algorithm: ALGO_XXH3_128,
+        digest: digest.to_be_bytes().to_vec(),
+    }
+    .write_to(&mut stream)
+    .map_err(|e| Error::io("sending the checksum", e))?;
+
+    let stored_name = match read_frame(&mut stream)? {
+        Frame::Ok { name } => name,
+        Frame::Reject { code, text } | Frame::Error { code, text } => {
+            return Err(Error::from_peer(code, text))
+        }
+        f => return Err(unexpected(&f, "OK or REJECT")),
+    };
+    // The file is delivered; BYE only lets the receiver close without logging an error.
+    let _ = Frame::Bye.write_to(&mut stream);
+    let _ = stream.shutdown(Shutdown::Write);
+    Ok(SendReport {
+        stored_name,
+        bytes: offer.size,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Opens the local file and describes it for the OFFER.
+fn open_source(path: &Path, remote_name: Option<&str>) -> Result<(File, Offer)> {
+    let file = File::open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::new(
+            ErrorKind::NotFound,
+            format!("{}: no such file", path.display()),
+        ),
+        _ => Error::io(path.display(), e),
+    })?;
+    let meta = file.metadata().map_err(|e| Error::io(path.display(), e))?;
+    if !meta.is_file() {
+        return Err(Error::invalid(format!("{}: not a regular file", path.display())));
+    }
+    let name = match remote_name {
+        Some(n) => n.to_string(),
+        None => path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| {
+                Error::invalid(format!("{}: file name is not UTF-8", path.display()))
+            })?
+            .to_string(),
+    };
+    check_name(&name).map_err(|why| Error::invalid(format!("remote name {name:?}: {why}")))?;
+    let (mtime_secs, mtime_nanos) = match meta.modified().map(|t| t.duration_since(UNIX_EPOCH)) {
+        Ok(Ok(d)) => (d.as_secs() as i64, d.subsec_nanos()),
+        Ok(Err(before)) => (-(before.duration().as_secs() as i64), 0),
+        Err(_) => (0, 0),
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let offer = Offer {
+        size: meta.len(),
+        mtime_secs,
+        mtime_nanos,
+        mode: meta.permissions().mode() & 0o7777,
+        algorithm: ALGO_XXH3_128,
+        name,
+    };
+    Ok((file, offer))
+}
+
+/// Connects to the first address of `host` that answers, within the connect timeout.
+fn connect(host: &str, port: u16, opts: &SendOptions) -> Result<TcpStream> {
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| Error::new(ErrorKind::Connect, format!("cannot resolve {host}: {e}")))?
+        .collect();
+    let mut last = None;
+    for addr in &addrs {
+        match TcpStream::connect_timeout(addr, opts.connect_timeout) {
+            Ok(s) => {
+                s.set_nodelay(true)
+                    .and_then(|_| s.set_read_timeout(Some(opts.timeout)))
+                    .and_then(|_| s.set_write_timeout(Some(opts.timeout)))
+                    .map_err(|e| Error::io("configuring the socket", e))?;
+                return Ok(s);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let e = last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"));
+    let mut err = Error::io(format!("cannot connect to {host}:{port}"), e);
+    if err.kind() != ErrorKind::Timeout {
+        err = Error::new(ErrorKind::Connect, err.message());
+    }
+    Err(err)
+}
+
+/// Streams exactly `offer.size` bytes and returns their XXH3-128.
+fn stream_content(file: &mut File, stream: &mut TcpStream, offer: &Offer, opts: &SendOptions) -> Result<u128> {
+    let bar = opts.show_progress.then(|| progress_bar(offer));
+    let mut buf = vec![0u8; opts.chunk_size.min(offer.size.max(1) as usize)];
+    let mut hasher = Xxh3::new();
+    let mut sent = 0u64;
+    report_progress(opts, &offer.name, 0, offer.size)?;
+    while sent < offer.size {
+        let want = buf.len().min((offer.size - sent) as usize);
+        let n = match file.read(&mut buf[..want]) {
+            Ok(0) => {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!("{}: file shrank while being sent", offer.name),
+                ))
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(format!("reading {}", offer.name), e)),
+        };
+        hasher.update(&buf[..n]);
+        stream
+            .write_all(&buf[..n])
+            .map_err(|e| Error::io("sending data", e))?;
+        sent += n as u64;
+        if let Some(b) = &bar {
+            b.set_position(sent);
+        }
+        report_progress(opts, &offer.name, sent, offer.size)?;
+    }
+    if let Some(b) = bar {
+        b.finish();
+    }
+    Ok(hasher.digest128())
+}
+
+fn report_progress(opts: &SendOptions, name: &str, sent: u64, total: u64) -> Result<()> {
+    if let Some(c) = &opts.cancel {
+        c.check()?;
+    }
+    match &opts.progress {
+        Some(cb) if !cb(name, sent, total) => Err(Error::new(
+            ErrorKind::AbortedByCallback,
+            "transfer aborted by the progress callback",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn progress_bar(offer: &Offer) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(offer.size), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(offer.name.clone());
+    bar
+}
+
+fn read_frame(stream: &mut TcpStream) -> Result<Frame> {
+    Frame::read_from(stream)?.ok_or_else(|| Error::protocol("receiver closed the connection"))
+}
+
+fn read_refusal(stream: &mut TcpStream, fallback: &str) -> Error {
+    match Frame::read_from(stream) {
+        Ok(Some(Frame::Error { code, text })) => Error::from_peer(code, text),
+        _ => Error::protocol(fallback),
+    }
+}
+
+fn unexpected(f: &Frame, wanted: &str) -> Error {
+    Error::protocol(format!("expected {wanted} from the receiver, got {f:?}"))
+}

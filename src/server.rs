@@ -1,0 +1,752 @@
+//! The receiving side: a listener, a bounded pool of workers fed through a channel, and the
+//! per-connection state machine of docs/protocol.md section 3.
+
+use std::cell::Cell;
+use std::fmt;
+use std::io::{BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::OwnedFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_channel::{select, Receiver, Sender};
+use rustix::event::{poll, PollFd, PollFlags};
+use socket2::{Domain, SockRef, Socket, Type};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::{
+    self, check_name, read_exact_or_eof, Code, Frame, Hello, Offer, ALGO_XXH3_128, MAGIC,
+};
+use crate::storage::{Overwrite, Root, StoreError, Target, TempFile};
+
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+const BUFFER_SIZE: usize = 256 * 1024;
+const BACKLOG: i32 = 1024;
+
+/// A file as the receiver sees it, passed to validators and handlers.
+#[derive(Debug, Clone)]
+pub struct FileInfo {
+    /// The relative name, `/`-separated. In the received handler: the name it was stored under.
+    pub name: String,
+    pub size: u64,
+    pub mtime_secs: i64,
+    pub mtime_nanos: u32,
+    pub mode: u32,
+    pub peer: SocketAddr,
+    /// `None` before the data; the verified temporary file for a post-data validator; the saved
+    /// file for the received handler.
+    pub path: Option<PathBuf>,
+}
+
+/// Returns `Err(reason)` to refuse a file; the reason reaches the sender.
+pub type Validator = Arc<dyn Fn(&FileInfo) -> std::result::Result<(), String> + Send + Sync>;
+/// Called once per file stored, after the sender was told.
+pub type Handler = Arc<dyn Fn(&FileInfo) + Send + Sync>;
+/// Called for every connection or file that failed, with the peer when there is one.
+pub type ErrorHandler = Arc<dyn Fn(&Error, Option<SocketAddr>) + Send + Sync>;
+
+/// Everything a server is started from. Setters return `&mut Self` so they chain.
+#[derive(Clone)]
+pub struct ServerConfig {
+    dir: PathBuf,
+    host: String,
+    port: u16,
+    max_connections: usize,
+    idle_timeout: Duration,
+    max_file_size: Option<u64>,
+    reserve_bytes: u64,
+    overwrite: Overwrite,
+    before: Vec<Validator>,
+    after: Vec<Validator>,
+    handlers: Vec<Handler>,
+    on_error: Vec<ErrorHandler>,
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("dir", &self.dir)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("max_connections", &self.max_connections)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_file_size", &self.max_file_size)
+            .field("reserve_bytes", &self.reserve_bytes)
+            .field("overwrite", &self.overwrite)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerConfig {
+    /// A server that stores into `dir`, on 0.0.0.0 and an ephemeral port, with kn-sock's
+    /// defaults otherwise.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            dir: dir.into(),
+            host: "0.0.0.0".into(),
+            port: 0,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_file_size: None,
+            reserve_bytes: 0,
+            overwrite: Overwrite::Replace,
+            before: Vec::new(),
+            after: Vec::new(),
+            handlers: Vec::new(),
+            on_error: Vec::new(),
+        }
+    }
+
+    pub fn dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.dir = dir.into();
+        self
+    }
+    pub fn host(&mut self, host: impl Into<String>) -> &mut Self {
+        self.host = host.into();
+        self
+    }
+    /// 0 picks an ephemeral port; [`Server::local_addr`] tells which.
+    pub fn port(&mut self, port: u16) -> &mut Self {
+        self.port = port;
+        self
+    }
+    /// Connections served at once; more wait in the listen backlog.
+    pub fn max_connections(&mut self, n: usize) -> &mut Self {
+        self.max_connections = n;
+        self
+    }
+    /// How long a connection may make no progress before it is dropped.
+    pub fn idle_timeout(&mut self, t: Duration) -> &mut Self {
+        self.idle_timeout = t;
+        self
+    }
+    pub fn max_file_size(&mut self, bytes: Option<u64>) -> &mut Self {
+        self.max_file_size = bytes;
+        self
+    }
+    /// Free space that must remain after a file is stored.
+    pub fn reserve_bytes(&mut self, bytes: u64) -> &mut Self {
+        self.reserve_bytes = bytes;
+        self
+    }
+    pub fn overwrite(&mut self, policy: Overwrite) -> &mut Self {
+        self.overwrite = policy;
+        self
+    }
+    /// Adds a validator run on the OFFER, before any data flows. Validators run in the order
+    /// added; the first refusal wins.
+    pub fn validate_before(
+        &mut self,
+        f: impl Fn(&FileInfo) -> std::result::Result<(), String> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.before.push(Arc::new(f));
+        self
+    }
+    /// Adds a validator run on the verified, durable temporary file before it is renamed into
+    /// place.
+    pub fn validate_after(
+        &mut self,
+        f: impl Fn(&FileInfo) -> std::result::Result<(), String> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.after.push(Arc::new(f));
+        self
+    }
+    pub fn on_received(&mut self, f: impl Fn(&FileInfo) + Send + Sync + 'static) -> &mut Self {
+        self.handlers.push(Arc::new(f));
+        self
+    }
+    pub fn on_error(
+        &mut self,
+        f: impl Fn(&Error, Option<SocketAddr>) + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.on_error.push(Arc::new(f));
+        self
+    }
+
+    /// Binds, starts the workers, and returns at once.
+    pub fn start(&self) -> Result<Server> {
+        Server::start(self.clone())
+    }
+}
+
+static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The id of the server whose thread this is (0: none), so `stop` called from a callback
+    /// does not join its own thread.
+    static SERVER_OF_THREAD: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A running server. Dropping it stops it.
+pub struct Server {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+}
+
+struct Shared {
+    id: u64,
+    config: ServerConfig,
+    root: Root,
+    stopping: AtomicBool,
+    wake: OwnedFd,
+    stop_tx: Mutex<Option<Sender<()>>>,
+    conns: Mutex<Vec<(u64, TcpStream)>>,
+    next_conn: AtomicU64,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    joined: (Mutex<bool>, Condvar),
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Server {
+    fn start(config: ServerConfig) -> Result<Server> {
+        if config.max_connections == 0 {
+            return Err(Error::invalid("max_connections must be at least 1"));
+        }
+        if config.idle_timeout.is_zero() {
+            return Err(Error::invalid("idle timeout must be above zero"));
+        }
+        let root = Root::open(&config.dir).map_err(|e| {
+            let what = format!("server directory {}", config.dir.display());
+            match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    Error::new(ErrorKind::NotFound, format!("{what}: no such directory"))
+                }
+                _ => Error::io(what, e),
+            }
+        })?;
+        let listener = bind(&config.host, config.port)?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the bound address", e))?;
+        let (wake_rx, wake_tx) =
+            rustix::pipe::pipe().map_err(|e| Error::io("creating a wake pipe", e.into()))?;
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let (conn_tx, conn_rx) = crossbeam_channel::bounded::<(TcpStream, SocketAddr)>(0);
+        let workers = config.max_connections;
+        let shared = Arc::new(Shared {
+            id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
+            config,
+            root,
+            stopping: AtomicBool::new(false),
+            wake: wake_tx,
+            stop_tx: Mutex::new(Some(stop_tx)),
+            conns: Mutex::new(Vec::new()),
+            next_conn: AtomicU64::new(0),
+            threads: Mutex::new(Vec::new()),
+            joined: (Mutex::new(false), Condvar::new()),
+        });
+        let mut handles = Vec::with_capacity(workers + 1);
+        for i in 0..workers {
+            let (sh, rx) = (Arc::clone(&shared), conn_rx.clone());
+            handles.push(spawn(&shared, format!("knsock-worker-{i}"), move || {
+                sh.worker(rx)
+            })?);
+        }
+        let sh = Arc::clone(&shared);
+        handles.push(spawn(&shared, "knsock-accept".into(), move || {
+            sh.accept_loop(listener, wake_rx, conn_tx, stop_rx)
+        })?);
+        *lock(&shared.threads) = handles;
+        Ok(Server { shared, addr })
+    }
+
+    /// The address the server listens on, with the real port when 0 was asked for.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.shared.root.path()
+    }
+
+    /// Stops accepting, aborts transfers in flight (their senders get an error, their temporary
+    /// files are deleted) and waits for every worker to finish. Called from one of this server's
+    /// own callbacks it only asks, and returns at once; the workers finish after the callback.
+    pub fn stop(&self) {
+        self.shared.request_stop();
+        if !self.shared.on_own_thread() {
+            self.shared.join_all();
+        }
+    }
+
+    /// Blocks until the server has stopped (by [`Server::stop`] from another thread or a
+    /// callback). From one of the server's own callbacks it would never return, so it fails.
+    pub fn wait(&self) -> Result<()> {
+        if self.shared.on_own_thread() {
+            return Err(Error::invalid(
+                "wait() called from one of the server's own callbacks",
+            ));
+        }
+        self.shared.join_all();
+        Ok(())
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.shared.stopping.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.addr)
+            .field("dir", &self.shared.root.path())
+            .finish()
+    }
+}
+
+fn spawn(
+    shared: &Arc<Shared>,
+    name: String,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>> {
+    let id = shared.id;
+    thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            SERVER_OF_THREAD.with(|c| c.set(id));
+            body()
+        })
+        .map_err(|e| Error::io("starting a server thread", e))
+}
+
+fn bind(host: &str, port: u16) -> Result<TcpListener> {
+    let addr = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| Error::invalid(format!("cannot resolve listen host {host}: {e}")))?
+        .next()
+        .ok_or_else(|| Error::invalid(format!("listen host {host} has no address")))?;
+    let what = format!("cannot listen on {addr}");
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+        .map_err(|e| Error::io(&what, e))?;
+    socket
+        .set_reuse_address(true)
+        .and_then(|_| socket.bind(&addr.into()))
+        .and_then(|_| socket.listen(BACKLOG))
+        .map_err(|e| Error::io(&what, e))?;
+    Ok(socket.into())
+}
+
+impl Shared {
+    fn on_own_thread(&self) -> bool {
+        SERVER_OF_THREAD.with(|c| c.get()) == self.id
+    }
+
+    fn request_stop(&self) {
+        if self.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let _ = rustix::io::write(&self.wake, &[1]);
+        lock(&self.stop_tx).take();
+        for (_, s) in lock(&self.conns).iter() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn join_all(&self) {
+        let handles = std::mem::take(&mut *lock(&self.threads));
+        let (done, cv) = &self.joined;
+        if handles.is_empty() {
+            let mut d = lock(done);
+            while !*d {
+                d = cv.wait(d).unwrap_or_else(|e| e.into_inner());
+            }
+            return;
+        }
+        for h in handles {
+            let _ = h.join();
+        }
+        *lock(done) = true;
+        cv.notify_all();
+    }
+
+    fn report(&self, err: &Error, peer: Option<SocketAddr>) {
+        for h in &self.config.on_error {
+            let _ = catch_unwind(AssertUnwindSafe(|| h(err, peer)));
+        }
+    }
+
+    fn accept_loop(
+        &self,
+        listener: TcpListener,
+        wake: OwnedFd,
+        tx: Sender<(TcpStream, SocketAddr)>,
+        stop_rx: Receiver<()>,
+    ) {
+        loop {
+            let mut fds = [
+                PollFd::new(&listener, PollFlags::IN),
+                PollFd::new(&wake, PollFlags::IN),
+            ];
+            if let Err(e) = poll(&mut fds, None) {
+                if e == rustix::io::Errno::INTR {
+                    continue;
+                }
+                self.report(&Error::io("waiting for connections", e.into()), None);
+                return;
+            }
+            if self.stopping.load(Ordering::SeqCst) || !fds[1].revents().is_empty() {
+                return;
+            }
+            match listener.accept() {
+                Ok(conn) => select! {
+                    send(tx, conn) -> _ => {},
+                    recv(stop_rx) -> _ => return,
+                },
+                Err(e) => {
+                    self.report(&Error::io("accepting a connection", e), None);
+                    // Out of descriptors or memory: give the workers a moment to free some,
+                    // rather than spin on a listener that stays readable.
+                    let mut fds = [PollFd::new(&wake, PollFlags::IN)];
+                    let _ = poll(&mut fds, Some(&rustix::fs::Timespec {
+                        tv_sec: 0,
+                        tv_nsec: 50_000_000,
+                    }));
+                }
+            }
+        }
+    }
+
+    fn worker(&self, rx: Receiver<(TcpStream, SocketAddr)>) {
+        let mut buf = Vec::new();
+        while let Ok((stream, peer)) = rx.recv() {
+            let Some(id) = self.register(&stream) else {
+                return;
+            };
+            let mut conn = Connection {
+                server: self,
+                reader: BufReader::with_capacity(64 * 1024, stream),
+                peer,
+                buf: &mut buf,
+                in_file: false,
+            };
+            let result = conn.run();
+            let in_file = conn.in_file;
+            drop(conn);
+            lock(&self.conns).retain(|(i, _)| *i != id);
+            if let Err(e) = result {
+                if self.stopping.load(Ordering::SeqCst) {
+                    if in_file {
+                        self.report(
+                            &Error::new(ErrorKind::Cancelled, "transfer aborted: server stopping"),
+                            Some(peer),
+                        );
+                    }
+                } else {
+                    self.report(&e, Some(peer));
+                }
+            }
+            if buf.capacity() > BUFFER_SIZE {
+                buf = Vec::new();
+            }
+        }
+    }
+
+    /// Configures the accepted socket and records it so `stop` can shut it down.
+    fn register(&self, stream: &TcpStream) -> Option<u64> {
+        let t = Some(self.config.idle_timeout);
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_read_timeout(t).and(stream.set_write_timeout(t));
+        let _ = SockRef::from(stream).set_keepalive(true);
+        let clone = stream.try_clone().ok()?;
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let mut conns = lock(&self.conns);
+        if self.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        conns.push((id, clone));
+        Some(id)
+    }
+}
+
+/// One connection being served.
+struct Connection<'a> {
+    server: &'a Shared,
+    reader: BufReader<TcpStream>,
+    peer: SocketAddr,
+    buf: &'a mut Vec<u8>,
+    /// A file's content is flowing: an error now loses that file.
+    in_file: bool,
+}
+
+/// A refusal of one file: the wire code and the text the sender sees.
+struct Refusal(Code, String);
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::BadPath(why) => Refusal(Code::BadName, why),
+            StoreError::Exists => Refusal(Code::Exists, "a file with that name exists".into()),
+            StoreError::Io(e) => io_refusal(e),
+        }
+    }
+}
+
+fn io_refusal(e: std::io::Error) -> Refusal {
+    let err = Error::io("receiver", e);
+    Refusal(Code::for_kind(err.kind()), err.message().to_string())
+}
+
+impl Connection<'_> {
+    fn run(&mut self) -> Result<()> {
+        let mut first = [0u8; 1];
+        if !read_exact_or_eof(&mut self.reader, &mut first)? {
+            return Ok(()); // connected and closed: a port probe
+        }
+        if first[0] != MAGIC[0] {
+            return Err(Error::protocol(
+                "peer does not speak the knsock protocol (kn-sock 0.3 uploads are not accepted)",
+            ));
+        }
+        let hello = Hello::read_after_first_byte(&mut self.reader)?;
+        let mut out = Vec::with_capacity(64);
+        let Some(version) = hello.negotiate() else {
+            let text = format!(
+                "unsupported protocol versions {}..={}; this receiver speaks {}..={}",
+                hello.min_version,
+                hello.max_version,
+                protocol::VERSION_MIN,
+                protocol::VERSION_MAX
+            );
+            protocol::encode_hello_reply(0, &mut out);
+            Frame::Error {
+                code: Code::Version as u16,
+                text: text.clone(),
+            }
+            .encode(&mut out);
+            let _ = self.send(&out);
+            return Err(Error::protocol(text));
+        };
+        protocol::encode_hello_reply(version, &mut out);
+        self.send(&out)?;
+        loop {
+            let frame = match Frame::read_from(&mut self.reader) {
+                Ok(Some(f)) => f,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(self.fail(e)),
+            };
+            match frame {
+                Frame::Offer(offer) => self.receive_file(offer)?,
+                Frame::Bye => return Ok(()),
+                f => {
+                    let e = Error::protocol(format!("unexpected frame from sender: {f:?}"));
+                    return Err(self.fail(e));
+                }
+            }
+        }
+    }
+
+    /// Tells the peer about a protocol error before the connection closes.
+    fn fail(&mut self, e: Error) -> Error {
+        if e.kind() == ErrorKind::Protocol {
+            let frame = Frame::Error {
+                code: Code::Protocol as u16,
+                text: e.message().to_string(),
+            };
+            let _ = frame.write_to(&mut self.reader.get_ref());
+        }
+        e
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        self.reader
+            .get_ref()
+            .write_all(bytes)
+            .map_err(|e| Error::io("writing to the sender", e))
+    }
+
+    fn send_frame(&mut self, f: Frame) -> Result<()> {
+        let mut out = Vec::with_capacity(64);
+        f.encode(&mut out);
+        self.send(&out)
+    }
+
+    /// Receives one file. `Err` only when the connection cannot go on; a refused file is
+    /// answered with REJECT and the connection stays usable.
+    fn receive_file(&mut self, offer: Offer) -> Result<()> {
+        let mut info = FileInfo {
+            name: offer.name.clone(),
+            size: offer.size,
+            mtime_secs: offer.mtime_secs,
+            mtime_nanos: offer.mtime_nanos,
+            mode: offer.mode,
+            peer: self.peer,
+            path: None,
+        };
+        let (target, temp) = match self.admit(&offer, &info) {
+            Ok(t) => t,
+            Err(r) => return self.refuse(r, &info),
+        };
+        self.send_frame(Frame::Accept { offset: 0 })?;
+        self.in_file = true;
+        let (temp, digest) = self.read_content(temp, &offer)?;
+        let done = match Frame::read_from(&mut self.reader) {
+            Ok(Some(Frame::Done { algorithm, digest })) => (algorithm, digest),
+            Ok(other) => {
+                let e = Error::protocol(format!("expected DONE after the content, got {other:?}"));
+                return Err(self.fail(e));
+            }
+            Err(e) => return Err(self.fail(e)),
+        };
+        self.in_file = false;
+        let verdict = temp.and_then(|temp| {
+            if done.0 != ALGO_XXH3_128 || done.1 != digest.to_be_bytes() {
+                return Err(Refusal(
+                    Code::Checksum,
+                    format!("checksum mismatch for '{}'", offer.name),
+                ));
+            }
+            self.commit(temp, &target, &offer, &mut info)
+        });
+        match verdict {
+            Ok(stored) => {
+                self.send_frame(Frame::Ok {
+                    name: stored.clone(),
+                })?;
+                info.name = stored;
+                for h in &self.server.config.handlers {
+                    let _ = catch_unwind(AssertUnwindSafe(|| h(&info)));
+                }
+                Ok(())
+            }
+            Err(r) => self.refuse(r, &info),
+        }
+    }
+
+    /// The checks made on the OFFER, before any data: name, size, policy, space, validators.
+    fn admit(&self, offer: &Offer, info: &FileInfo) -> std::result::Result<(Target, TempFile), Refusal> {
+        let cfg = &self.server.config;
+        if self.server.stopping.load(Ordering::SeqCst) {
+            return Err(Refusal(Code::ShuttingDown, "receiver is shutting down".into()));
+        }
+        let parts = check_name(&offer.name)
+            .map_err(|why| Refusal(Code::BadName, format!("unacceptable name: {why}")))?;
+        if offer.algorithm != ALGO_XXH3_128 {
+            return Err(Refusal(
+                Code::Protocol,
+                format!("unknown checksum algorithm {}", offer.algorithm),
+            ));
+        }
+        if let Some(max) = cfg.max_file_size.filter(|m| offer.size > *m) {
+            return Err(Refusal(
+                Code::TooLarge,
+                format!("file of {} bytes exceeds the limit of {max} bytes", offer.size),
+            ));
+        }
+        let target = self.server.root.target(&parts)?;
+        target.check_existing(cfg.overwrite)?;
+        let free = target.free_bytes().map_err(io_refusal)?;
+        if offer.size.saturating_add(cfg.reserve_bytes) > free {
+            return Err(Refusal(
+                Code::NoSpace,
+                format!(
+                    "no space: file needs {} bytes, {free} free, {} reserved",
+                    offer.size, cfg.reserve_bytes
+                ),
+            ));
+        }
+        run_validators(&cfg.before, info)?;
+        let temp = target.create_temp().map_err(io_refusal)?;
+        Ok((target, temp))
+    }
+
+    /// Reads exactly the offered bytes into the temporary file, hashing them. A local write
+    /// failure does not end the connection: the rest is read and dropped, and the file refused.
+    fn read_content(
+        &mut self,
+        mut temp: TempFile,
+        offer: &Offer,
+    ) -> Result<(std::result::Result<TempFile, Refusal>, u128)> {
+        self.buf.resize(BUFFER_SIZE, 0);
+        let mut hasher = Xxh3::new();
+        let mut remaining = offer.size;
+        let mut write_err = None;
+        while remaining > 0 {
+            let want = self.buf.len().min(remaining as usize);
+            let n = match self.reader.read(&mut self.buf[..want]) {
+                Ok(0) => {
+                    return Err(Error::protocol(format!(
+                        "sender closed the connection after {} of {} bytes of '{}'",
+                        offer.size - remaining,
+                        offer.size,
+                        offer.name
+                    )))
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Error::io(format!("receiving '{}'", offer.name), e));
+                }
+            };
+            hasher.update(&self.buf[..n]);
+            if write_err.is_none() {
+                if let Err(e) = temp.file().write_all(&self.buf[..n]) {
+                    write_err = Some(e);
+                }
+            }
+            remaining -= n as u64;
+        }
+        let temp = match write_err {
+            None => Ok(temp),
+            Some(e) => Err(io_refusal(e)),
+        };
+        Ok((temp, hasher.digest128()))
+    }
+
+    /// Makes the verified file durable, runs the post-data validators on it, and renames it
+    /// into place. Returns the name it was stored under.
+    fn commit(
+        &self,
+        mut temp: TempFile,
+        target: &Target,
+        offer: &Offer,
+        info: &mut FileInfo,
+    ) -> std::result::Result<String, Refusal> {
+        let cfg = &self.server.config;
+        temp.finish(offer.mode, offer.mtime_secs, offer.mtime_nanos)
+            .map_err(io_refusal)?;
+        info.path = Some(temp.path().to_path_buf());
+        run_validators(&cfg.after, info)?;
+        let stored = temp.commit(target, cfg.overwrite)?;
+        info.path = Some(stored.path);
+        Ok(stored.name)
+    }
+
+    fn refuse(&mut self, r: Refusal, info: &FileInfo) -> Result<()> {
+        let Refusal(code, text) = r;
+        self.send_frame(Frame::Reject {
+            code: code as u16,
+            text: text.clone(),
+        })?;
+        let err = Error::from_peer(code as u16, &text);
+        let err = Error::new(err.kind(), format!("refused '{}': {text}", info.name));
+        self.server.report(&err, Some(self.peer));
+        Ok(())
+    }
+}
+
+fn run_validators(validators: &[Validator], info: &FileInfo) -> std::result::Result<(), Refusal> {
+    for v in validators {
+        match catch_unwind(AssertUnwindSafe(|| v(info))) {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => return Err(Refusal(Code::Validator, reason)),
+            Err(_) => return Err(Refusal(Code::Validator, "validator panicked".into())),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,323 @@
+//! Where received bytes land: names resolved beneath an open directory handle (never following a
+//! symlink), hidden temporary files, and the fsync-then-rename commit.
+
+use std::collections::hash_map::RandomState;
+use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, RenameFlags, Timespec, Timestamps};
+use rustix::io::Errno;
+
+use crate::protocol::TEMP_PREFIX;
+
+/// What the receiver does when a file of the same name exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overwrite {
+    /// Replace it atomically (kn-sock replaces too).
+    #[default]
+    Replace,
+    /// Refuse the new file.
+    Refuse,
+    /// Keep both: the new file is stored as `name (1).ext`, `name (2).ext`, …
+    Rename,
+}
+
+/// Why a file could not be placed: the caller turns it into a wire code.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The name leads through a symlink or something that is not a directory.
+    BadPath(String),
+    /// The name exists and the policy is [`Overwrite::Refuse`].
+    Exists,
+    Io(io::Error),
+}
+
+impl From<Errno> for StoreError {
+    fn from(e: Errno) -> Self {
+        StoreError::Io(e.into())
+    }
+}
+
+/// The server's directory, held open so every name is resolved relative to it.
+#[derive(Debug)]
+pub struct Root {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl Root {
+    pub fn open(path: &Path) -> io::Result<Root> {
+        let fd = rfs::open(
+            path,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Root {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens (creating as needed) the parent directories of `components`, refusing to pass
+    /// through any symlink.
+    pub fn target(&self, components: &[&str]) -> Result<Target, StoreError> {
+        let (file_name, dirs) = components
+            .split_last()
+            .ok_or_else(|| StoreError::BadPath("empty name".into()))?;
+        let mut parent: Option<OwnedFd> = None;
+        for (i, dir) in dirs.iter().enumerate() {
+            let at = parent.as_ref().map_or(self.fd.as_fd(), |p| p.as_fd());
+            let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC;
+            let fd = match rfs::openat(at, *dir, flags, Mode::empty()) {
+                Err(Errno::NOENT) => {
+                    match rfs::mkdirat(at, *dir, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    rfs::openat(at, *dir, flags, Mode::empty())
+                }
+                other => other,
+            };
+            parent = Some(fd.map_err(|e| match e {
+                Errno::LOOP | Errno::NOTDIR => StoreError::BadPath(format!(
+                    "'{}' is a symlink or not a directory",
+                    dirs[..=i].join("/")
+                )),
+                e => e.into(),
+            })?);
+        }
+        let dir = match parent {
+            Some(fd) => fd,
+            None => rfs::openat(
+                &self.fd,
+                ".",
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?,
+        };
+        Ok(Target {
+            dir: Arc::new(dir),
+            dir_path: dirs.iter().fold(self.path.clone(), |p, d| p.join(d)),
+            rel_dir: dirs.join("/"),
+            file_name: file_name.to_string(),
+        })
+    }
+}
+
+/// A file's future place: its open parent directory and its name there.
+#[derive(Debug)]
+pub struct Target {
+    dir: Arc<OwnedFd>,
+    dir_path: PathBuf,
+    rel_dir: String,
+    file_name: String,
+}
+
+impl Target {
+    /// Whether an entry of that name exists; a directory there is an error whatever the policy.
+    pub fn check_existing(&self, policy: Overwrite) -> Result<(), StoreError> {
+        match rfs::statat(&*self.dir, &self.file_name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::Directory => Err(
+                StoreError::BadPath(format!("'{}' is a directory", self.rel_name(&self.file_name))),
+            ),
+            Ok(_) if policy == Overwrite::Refuse => Err(StoreError::Exists),
+            Ok(_) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Free bytes on the target's file system, for unprivileged users.
+    pub fn free_bytes(&self) -> io::Result<u64> {
+        let st = rfs::fstatvfs(&*self.dir)?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
+    /// Creates a hidden temporary file (mode 0600) beside the final name.
+    pub fn create_temp(&self) -> io::Result<TempFile> {
+        loop {
+            let name = format!("{TEMP_PREFIX}{:016x}.tmp", unique());
+            match rfs::openat(
+                &*self.dir,
+                &name,
+                OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                Mode::from_raw_mode(0o600),
+            ) {
+                Ok(fd) => {
+                    return Ok(TempFile {
+                        path: self.dir_path.join(&name),
+                        dir: Arc::clone(&self.dir),
+                        name,
+                        file: File::from(fd),
+                        live: true,
+                    })
+                }
+                Err(Errno::EXIST) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn rel_name(&self, file: &str) -> String {
+        if self.rel_dir.is_empty() {
+            file.to_string()
+        } else {
+            format!("{}/{file}", self.rel_dir)
+        }
+    }
+}
+
+/// A temporary file being written. Dropped before [`TempFile::commit`], it deletes itself.
+#[derive(Debug)]
+pub struct TempFile {
+    dir: Arc<OwnedFd>,
+    name: String,
+    path: PathBuf,
+    file: File,
+    live: bool,
+}
+
+/// A file committed under its final name.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// Relative to the server's directory, `/`-separated.
+    pub name: String,
+    pub path: PathBuf,
+}
+
+impl TempFile {
+    pub fn file(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// Where the temporary file is, for a post-data validator to read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Sets permission bits (0o777 at most; 0 leaves 0644) and modification time, then makes the
+    /// content durable.
+    pub fn finish(&mut self, mode: u32, mtime_secs: i64, mtime_nanos: u32) -> io::Result<()> {
+        let mode = match mode & 0o777 {
+            0 => 0o644,
+            m => m,
+        };
+        rfs::fchmod(&self.file, Mode::from_raw_mode(mode))?;
+        if mtime_nanos < 1_000_000_000 {
+            let t = Timespec {
+                tv_sec: mtime_secs,
+                tv_nsec: mtime_nanos as _,
+            };
+            let now = Timespec {
+                tv_sec: 0,
+                tv_nsec: rfs::UTIME_NOW,
+            };
+            rfs::futimens(
+                &self.file,
+                &Timestamps {
+                    last_access: now,
+                    last_modification: t,
+                },
+            )?;
+        }
+        self.file.sync_all()
+    }
+
+    /// Renames the (finished) file to `target`'s name under `policy`, then fsyncs the directory.
+    pub fn commit(mut self, target: &Target, policy: Overwrite) -> Result<Stored, StoreError> {
+        let stored_as = match policy {
+            Overwrite::Replace => {
+                rfs::renameat(&*self.dir, &self.name, &*target.dir, &target.file_name)?;
+                target.file_name.clone()
+            }
+            Overwrite::Refuse => {
+                self.rename_noreplace(target, &target.file_name)?;
+                target.file_name.clone()
+            }
+            Overwrite::Rename => {
+                let mut n = 0u32;
+                loop {
+                    let candidate = numbered(&target.file_name, n);
+                    match self.rename_noreplace(target, &candidate) {
+                        Err(StoreError::Exists) if n < 10_000 => n += 1,
+                        Err(e) => return Err(e),
+                        Ok(()) => break candidate,
+                    }
+                }
+            }
+        };
+        self.live = false;
+        rfs::fsync(&*target.dir)?;
+        Ok(Stored {
+            path: target.dir_path.join(&stored_as),
+            name: target.rel_name(&stored_as),
+        })
+    }
+
+    fn rename_noreplace(&self, target: &Target, name: &str) -> Result<(), StoreError> {
+        match rfs::renameat_with(
+            &*self.dir,
+            &self.name,
+            &*target.dir,
+            name,
+            RenameFlags::NOREPLACE,
+        ) {
+            Err(Errno::EXIST) => Err(StoreError::Exists),
+            other => Ok(other?),
+        }
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.live {
+            let _ = rfs::unlinkat(&*self.dir, &self.name, AtFlags::empty());
+        }
+    }
+}
+
+/// Removes a stored file again (a post-commit step refused it).
+pub fn remove_stored(stored: &Stored) -> io::Result<()> {
+    std::fs::remove_file(&stored.path)
+}
+
+/// `report.txt` → `report (n).txt`; n = 0 is the name itself.
+fn numbered(name: &str, n: u32) -> String {
+    if n == 0 {
+        return name.to_string();
+    }
+    match name.rfind('.') {
+        Some(dot) if dot > 0 => format!("{} ({n}){}", &name[..dot], &name[dot..]),
+        _ => format!("{name} ({n})"),
+    }
+}
+
+fn unique() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_names() {
+        assert_eq!(numbered("a.txt", 0), "a.txt");
+        assert_eq!(numbered("a.txt", 2), "a (2).txt");
+        assert_eq!(numbered("archive.tar.gz", 1), "archive.tar (1).gz");
+        assert_eq!(numbered(".bashrc", 1), ".bashrc (1)");
+        assert_eq!(numbered("README", 3), "README (3)");
+    }
+}
