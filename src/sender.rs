@@ -121,6 +121,11 @@ impl CancelToken {
         self.check()
     }
 
+    /// Lets go of the connection once the transfer is over.
+    fn detach(&self) {
+        self.0.stream.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
     fn check(&self) -> Result<()> {
         if self.is_cancelled() {
             return Err(Error::new(ErrorKind::Cancelled, "transfer cancelled"));
@@ -143,6 +148,9 @@ pub struct SendReport {
 pub fn send_file(host: &str, port: u16, path: impl AsRef<Path>, opts: &SendOptions) -> Result<SendReport> {
     let path = path.as_ref();
     let result = send_file_inner(host, port, path, opts);
+    if let Some(c) = &opts.cancel {
+        c.detach();
+    }
     match (&result, &opts.cancel) {
         // A cancelled transfer fails with whatever I/O error the shutdown caused; report it as
         // what it is.

@@ -1,0 +1,75 @@
+//! `knsock_file_info`: what a server callback is told about a file, borrowed for the callback.
+
+use std::ffi::{c_char, CString};
+use std::ptr;
+
+use super::{boundary, to_cstring};
+use crate::server::FileInfo;
+
+/// A file as the server sees it. Borrowed: valid only during the callback that received it, and
+/// so are the strings its accessors return.
+pub struct knsock_file_info {
+    name: CString,
+    size: u64,
+    mtime: i64,
+    mode: u32,
+    peer: CString,
+    path: Option<CString>,
+}
+
+impl knsock_file_info {
+    pub(crate) fn new(info: &FileInfo) -> Self {
+        knsock_file_info {
+            name: to_cstring(&info.name),
+            size: info.size,
+            mtime: info.mtime_secs,
+            mode: info.mode,
+            peer: to_cstring(&info.peer.to_string()),
+            path: info
+                .path
+                .as_ref()
+                .map(|p| to_cstring(&p.to_string_lossy())),
+        }
+    }
+}
+
+/// The relative name, `/`-separated, UTF-8. In a received handler: the name it was stored under.
+#[no_mangle]
+pub unsafe extern "C" fn knsock_file_info_name(info: *const knsock_file_info) -> *const c_char {
+    boundary(ptr::null(), || info.as_ref().map_or(ptr::null(), |i| i.name.as_ptr()))
+}
+
+/// The size in bytes (0 when `info` is NULL).
+#[no_mangle]
+pub unsafe extern "C" fn knsock_file_info_size(info: *const knsock_file_info) -> u64 {
+    boundary(0, || info.as_ref().map_or(0, |i| i.size))
+}
+
+/// The sender's modification time, seconds since the Unix epoch.
+#[no_mangle]
+pub unsafe extern "C" fn knsock_file_info_mtime(info: *const knsock_file_info) -> i64 {
+    boundary(0, || info.as_ref().map_or(0, |i| i.mtime))
+}
+
+/// The sender's permission bits (e.g. 0644).
+#[no_mangle]
+pub unsafe extern "C" fn knsock_file_info_mode(info: *const knsock_file_info) -> u32 {
+    boundary(0, || info.as_ref().map_or(0, |i| i.mode))
+}
+
+/// The sender's address, "ip:port".
+#[no_mangle]
+pub unsafe extern "C" fn knsock_file_info_peer(info: *const knsock_file_info) -> *const c_char {
+    boundary(ptr::null(), || info.as_ref().map_or(ptr::null(), |i| i.peer.as_ptr()))
+}
+
+/// NULL before the data (pre-data validator); the verified temporary file in a post-data
+/// validator; the saved file in a received handler.
+#[no_mangle]
+pub unsafe extern "C" fn knsock_file_info_path(info: *const knsock_file_info) -> *const c_char {
+    boundary(ptr::null(), || {
+        info.as_ref()
+            .and_then(|i| i.path.as_ref())
+            .map_or(ptr::null(), |p| p.as_ptr())
+    })
+}
