@@ -1,1 +1,186 @@
-fn main() {}
+//! `kn-sock`: the command-line tool, with kn-sock's command names, on knsock's Rust API.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use knsock::{send_file, Overwrite, SendOptions, ServerConfig};
+
+#[derive(Parser)]
+#[command(name = "kn-sock", version, about = "Reliable file transfer over TCP")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Receive files into DIR until interrupted (Ctrl-C or SIGTERM stop it gracefully).
+    RunFileServer {
+        /// Port to listen on; 0 picks a free one (printed on the first line).
+        port: u16,
+        /// Directory to store files in; it must exist.
+        dir: PathBuf,
+        #[arg(long, default_value = "0.0.0.0")]
+        host: String,
+        /// Largest file accepted, in bytes.
+        #[arg(long, value_name = "BYTES")]
+        max_size: Option<u64>,
+        /// Accept only these extensions, e.g. ".txt,.pdf".
+        #[arg(long, value_name = "EXTS", value_delimiter = ',')]
+        allow_ext: Vec<String>,
+        /// What to do when a file of the same name exists.
+        #[arg(long, value_enum, default_value_t = OverwriteArg::Replace)]
+        overwrite: OverwriteArg,
+        /// Free space to keep, in bytes: larger files are refused.
+        #[arg(long, value_name = "BYTES", default_value_t = 0)]
+        reserve: u64,
+        /// Connections served at once.
+        #[arg(long, default_value_t = 64)]
+        max_connections: usize,
+        /// Seconds a connection may make no progress.
+        #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+        idle_timeout: f64,
+    },
+    /// Send FILE and wait until the receiver has it verified and in place.
+    SendFile {
+        host: String,
+        port: u16,
+        file: PathBuf,
+        /// Show a progress bar on stderr (default when stderr is a terminal).
+        #[arg(long, overrides_with = "no_progress")]
+        show_progress: bool,
+        #[arg(long)]
+        no_progress: bool,
+        /// Seconds without progress before giving up.
+        #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+        timeout: f64,
+        /// Bytes per read/write step.
+        #[arg(long, value_name = "BYTES", default_value_t = knsock::sender::DEFAULT_CHUNK_SIZE)]
+        chunk_size: usize,
+        /// Store the file under this name (may contain '/').
+        #[arg(long)]
+        remote_name: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OverwriteArg {
+    Replace,
+    Refuse,
+    Rename,
+}
+
+fn seconds(s: f64, what: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{what} must be a positive number of seconds"))
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::SendFile {
+            host,
+            port,
+            file,
+            show_progress,
+            no_progress,
+            timeout,
+            chunk_size,
+            remote_name,
+        } => seconds(timeout, "--timeout").and_then(|timeout| {
+            let opts = SendOptions {
+                show_progress: show_progress || (!no_progress && std::io::stderr().is_terminal()),
+                timeout,
+                chunk_size,
+                remote_name,
+                ..SendOptions::default()
+            };
+            let report = send_file(&host, port, &file, &opts).map_err(|e| e.to_string())?;
+            println!(
+                "sent {} as {} ({} bytes)",
+                file.display(),
+                report.stored_name,
+                report.bytes
+            );
+            Ok(())
+        }),
+        Command::RunFileServer {
+            port,
+            dir,
+            host,
+            max_size,
+            allow_ext,
+            overwrite,
+            reserve,
+            max_connections,
+            idle_timeout,
+        } => seconds(idle_timeout, "--idle-timeout").and_then(|idle| {
+            let mut cfg = ServerConfig::new(dir);
+            cfg.host(host)
+                .port(port)
+                .max_file_size(max_size)
+                .reserve_bytes(reserve)
+                .max_connections(max_connections)
+                .idle_timeout(idle)
+                .overwrite(match overwrite {
+                    OverwriteArg::Replace => Overwrite::Replace,
+                    OverwriteArg::Refuse => Overwrite::Refuse,
+                    OverwriteArg::Rename => Overwrite::Rename,
+                });
+            run_server(cfg, allow_ext)
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("kn-sock: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_server(mut cfg: ServerConfig, allow_ext: Vec<String>) -> Result<(), String> {
+    if !allow_ext.is_empty() {
+        let allowed: Vec<String> = allow_ext
+            .iter()
+            .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
+            .collect();
+        cfg.validate_before(move |info| {
+            let ext = info
+                .name
+                .rsplit('/')
+                .next()
+                .and_then(|base| base.rsplit_once('.'))
+                .map(|(_, ext)| ext.to_ascii_lowercase());
+            match ext {
+                Some(e) if allowed.contains(&e) => Ok(()),
+                _ => Err(format!(
+                    "extension not allowed: {} (allowed: .{})",
+                    info.name,
+                    allowed.join(", .")
+                )),
+            }
+        });
+    }
+    cfg.on_received(|info| {
+        println!("received {} ({} bytes) from {}", info.name, info.size, info.peer);
+    });
+    cfg.on_error(|e, peer| match peer {
+        Some(p) => eprintln!("kn-sock: {p}: {e}"),
+        None => eprintln!("kn-sock: {e}"),
+    });
+    let server = cfg.start().map_err(|e| e.to_string())?;
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    ctrlc::set_handler(move || {
+        let _ = tx.try_send(());
+    })
+    .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+    println!("listening on {}", server.local_addr());
+    let _ = rx.recv();
+    server.stop();
+    Ok(())
+}
