@@ -366,7 +366,9 @@ pub fn read_exact_or_eof(r: &mut impl Read, buf: &mut [u8]) -> Result<bool> {
         match r.read(&mut buf[got..]) {
             Ok(0) if got == 0 => return Ok(false),
             Ok(0) => {
-                return Err(Error::protocol("connection closed in the middle of a frame"));
+                return Err(Error::protocol(
+                    "connection closed in the middle of a frame",
+                ));
             }
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -410,7 +412,9 @@ impl<'a> Cursor<'a> {
     fn str16(&mut self, max: usize, what: &str) -> Result<String> {
         let n = self.u16()? as usize;
         if n > max {
-            return Err(Error::protocol(format!("{what} of {n} bytes exceeds {max}")));
+            return Err(Error::protocol(format!(
+                "{what} of {n} bytes exceeds {max}"
+            )));
         }
         String::from_utf8(self.take(n)?.to_vec())
             .map_err(|_| Error::protocol(format!("{what} is not UTF-8")))
@@ -496,14 +500,25 @@ mod tests {
     fn names() {
         assert_eq!(check_name("a/b.txt").unwrap(), vec!["a", "b.txt"]);
         for bad in [
-            "", "/etc/passwd", "../x", "a/../../b", ".", "a/.", "a//b", "a/", "a\0b", "a\nb",
-            "a\\b", ".knsock-x", "d/.knsock-1.tmp",
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../b",
+            ".",
+            "a/.",
+            "a//b",
+            "a/",
+            "a\0b",
+            "a\nb",
+            "a\\b",
+            ".knsock-x",
+            "d/.knsock-1.tmp",
         ] {
             assert!(check_name(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(check_name(&"a".repeat(256)).is_err());
-        assert!(check_name(&"a/".repeat(64).trim_end_matches('/').to_string()).is_ok());
-        assert!(check_name(&"a/".repeat(65).trim_end_matches('/').to_string()).is_err());
+        assert!(check_name("a/".repeat(64).trim_end_matches('/')).is_ok());
+        assert!(check_name("a/".repeat(65).trim_end_matches('/')).is_err());
     }
 
     #[test]

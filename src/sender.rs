@@ -104,7 +104,13 @@ impl CancelToken {
 
     pub fn cancel(&self) {
         self.0.cancelled.store(true, Ordering::SeqCst);
-        if let Some(s) = self.0.stream.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some(s) = self
+            .0
+            .stream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
             let _ = s.shutdown(Shutdown::Both);
         }
     }
@@ -123,7 +129,11 @@ impl CancelToken {
 
     /// Lets go of the connection once the transfer is over.
     fn detach(&self) {
-        self.0.stream.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.0
+            .stream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
     }
 
     fn check(&self) -> Result<()> {
@@ -145,7 +155,12 @@ pub struct SendReport {
 }
 
 /// Sends one file and returns once the receiver has it verified, durable and in place.
-pub fn send_file(host: &str, port: u16, path: impl AsRef<Path>, opts: &SendOptions) -> Result<SendReport> {
+pub fn send_file(
+    host: &str,
+    port: u16,
+    path: impl AsRef<Path>,
+    opts: &SendOptions,
+) -> Result<SendReport> {
     let path = path.as_ref();
     let result = send_file_inner(host, port, path, opts);
     if let Some(c) = &opts.cancel {
@@ -180,9 +195,16 @@ fn send_file_inner(host: &str, port: u16, path: &Path, opts: &SendOptions) -> Re
         .write_all(&head)
         .map_err(|e| Error::io("sending the offer", e))?;
     match protocol::read_hello_reply(&mut stream)? {
-        0 => return Err(read_refusal(&mut stream, "the receiver refused our protocol version")),
+        0 => {
+            return Err(read_refusal(
+                &mut stream,
+                "the receiver refused our protocol version",
+            ))
+        }
         v if v != protocol::VERSION_MAX => {
-            return Err(Error::protocol(format!("receiver chose unknown version {v}")))
+            return Err(Error::protocol(format!(
+                "receiver chose unknown version {v}"
+            )))
         }
         _ => {}
     }
@@ -230,16 +252,17 @@ fn open_source(path: &Path, remote_name: Option<&str>) -> Result<(File, Offer)> 
     })?;
     let meta = file.metadata().map_err(|e| Error::io(path.display(), e))?;
     if !meta.is_file() {
-        return Err(Error::invalid(format!("{}: not a regular file", path.display())));
+        return Err(Error::invalid(format!(
+            "{}: not a regular file",
+            path.display()
+        )));
     }
     let name = match remote_name {
         Some(n) => n.to_string(),
         None => path
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| {
-                Error::invalid(format!("{}: file name is not UTF-8", path.display()))
-            })?
+            .ok_or_else(|| Error::invalid(format!("{}: file name is not UTF-8", path.display())))?
             .to_string(),
     };
     check_name(&name).map_err(|why| Error::invalid(format!("remote name {name:?}: {why}")))?;
@@ -288,7 +311,12 @@ fn connect(host: &str, port: u16, opts: &SendOptions) -> Result<TcpStream> {
 }
 
 /// Streams exactly `offer.size` bytes and returns their XXH3-128.
-fn stream_content(file: &mut File, stream: &mut TcpStream, offer: &Offer, opts: &SendOptions) -> Result<u128> {
+fn stream_content(
+    file: &mut File,
+    stream: &mut TcpStream,
+    offer: &Offer,
+    opts: &SendOptions,
+) -> Result<u128> {
     let bar = opts.show_progress.then(|| progress_bar(offer));
     let mut buf = vec![0u8; opts.chunk_size.min(offer.size.max(1) as usize)];
     let mut hasher = Xxh3::new();

@@ -413,10 +413,13 @@ impl Shared {
                     // Out of descriptors or memory: give the workers a moment to free some,
                     // rather than spin on a listener that stays readable.
                     let mut fds = [PollFd::new(&wake, PollFlags::IN)];
-                    let _ = poll(&mut fds, Some(&rustix::fs::Timespec {
-                        tv_sec: 0,
-                        tv_nsec: 50_000_000,
-                    }));
+                    let _ = poll(
+                        &mut fds,
+                        Some(&rustix::fs::Timespec {
+                            tv_sec: 0,
+                            tv_nsec: 50_000_000,
+                        }),
+                    );
                 }
             }
         }
@@ -629,10 +632,17 @@ impl Connection<'_> {
     }
 
     /// The checks made on the OFFER, before any data: name, size, policy, space, validators.
-    fn admit(&self, offer: &Offer, info: &FileInfo) -> std::result::Result<(Target, TempFile), Refusal> {
+    fn admit(
+        &self,
+        offer: &Offer,
+        info: &FileInfo,
+    ) -> std::result::Result<(Target, TempFile), Refusal> {
         let cfg = &self.server.config;
         if self.server.stopping.load(Ordering::SeqCst) {
-            return Err(Refusal(Code::ShuttingDown, "receiver is shutting down".into()));
+            return Err(Refusal(
+                Code::ShuttingDown,
+                "receiver is shutting down".into(),
+            ));
         }
         let parts = check_name(&offer.name)
             .map_err(|why| Refusal(Code::BadName, format!("unacceptable name: {why}")))?;
@@ -645,7 +655,10 @@ impl Connection<'_> {
         if let Some(max) = cfg.max_file_size.filter(|m| offer.size > *m) {
             return Err(Refusal(
                 Code::TooLarge,
-                format!("file of {} bytes exceeds the limit of {max} bytes", offer.size),
+                format!(
+                    "file of {} bytes exceeds the limit of {max} bytes",
+                    offer.size
+                ),
             ));
         }
         let target = self.server.root.target(&parts)?;

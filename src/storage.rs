@@ -126,9 +126,12 @@ impl Target {
     /// Whether an entry of that name exists; a directory there is an error whatever the policy.
     pub fn check_existing(&self, policy: Overwrite) -> Result<(), StoreError> {
         match rfs::statat(&*self.dir, &self.file_name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::Directory => Err(
-                StoreError::BadPath(format!("'{}' is a directory", self.rel_name(&self.file_name))),
-            ),
+            Ok(st) if rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::Directory => {
+                Err(StoreError::BadPath(format!(
+                    "'{}' is a directory",
+                    self.rel_name(&self.file_name)
+                )))
+            }
             Ok(_) if policy == Overwrite::Refuse => Err(StoreError::Exists),
             Ok(_) | Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(e.into()),
@@ -282,11 +285,6 @@ impl Drop for TempFile {
             let _ = rfs::unlinkat(&*self.dir, &self.name, AtFlags::empty());
         }
     }
-}
-
-/// Removes a stored file again (a post-commit step refused it).
-pub fn remove_stored(stored: &Stored) -> io::Result<()> {
-    std::fs::remove_file(&stored.path)
 }
 
 /// `report.txt` → `report (n).txt`; n = 0 is the name itself.

@@ -167,7 +167,10 @@ fn run_server(mut cfg: ServerConfig, allow_ext: Vec<String>) -> Result<(), Strin
         });
     }
     cfg.on_received(|info| {
-        println!("received {} ({} bytes) from {}", info.name, info.size, info.peer);
+        println!(
+            "received {} ({} bytes) from {}",
+            info.name, info.size, info.peer
+        );
     });
     cfg.on_error(|e, peer| match peer {
         Some(p) => eprintln!("kn-sock: {p}: {e}"),

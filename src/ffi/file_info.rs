@@ -25,10 +25,7 @@ impl knsock_file_info {
             mtime: info.mtime_secs,
             mode: info.mode,
             peer: to_cstring(&info.peer.to_string()),
-            path: info
-                .path
-                .as_ref()
-                .map(|p| to_cstring(&p.to_string_lossy())),
+            path: info.path.as_ref().map(|p| to_cstring(&p.to_string_lossy())),
         }
     }
 }
@@ -36,7 +33,9 @@ impl knsock_file_info {
 /// The relative name, `/`-separated, UTF-8. In a received handler: the name it was stored under.
 #[no_mangle]
 pub unsafe extern "C" fn knsock_file_info_name(info: *const knsock_file_info) -> *const c_char {
-    boundary(ptr::null(), || info.as_ref().map_or(ptr::null(), |i| i.name.as_ptr()))
+    boundary(ptr::null(), || {
+        info.as_ref().map_or(ptr::null(), |i| i.name.as_ptr())
+    })
 }
 
 /// The size in bytes (0 when `info` is NULL).
@@ -60,7 +59,9 @@ pub unsafe extern "C" fn knsock_file_info_mode(info: *const knsock_file_info) ->
 /// The sender's address, "ip:port".
 #[no_mangle]
 pub unsafe extern "C" fn knsock_file_info_peer(info: *const knsock_file_info) -> *const c_char {
-    boundary(ptr::null(), || info.as_ref().map_or(ptr::null(), |i| i.peer.as_ptr()))
+    boundary(ptr::null(), || {
+        info.as_ref().map_or(ptr::null(), |i| i.peer.as_ptr())
+    })
 }
 
 /// NULL before the data (pre-data validator); the verified temporary file in a post-data

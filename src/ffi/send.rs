@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::knsock_error;
-use super::{arg_path, arg_str, boundary, code_of, knsock_result, to_cstring, with_error, UserData};
 use super::KNSOCK_CONTINUE;
+use super::{
+    arg_path, arg_str, boundary, code_of, knsock_result, to_cstring, with_error, UserData,
+};
 use crate::error::Error;
 use crate::sender::{self, SendOptions, MAX_CHUNK_SIZE};
 
@@ -18,7 +20,12 @@ use crate::sender::{self, SendOptions, MAX_CHUNK_SIZE};
 /// the transfer with `KNSOCK_RESULT_ABORTED_BY_CALLBACK` and the receiver keeps no file. It must
 /// not free the options it was set on.
 pub type knsock_progress_cb = Option<
-    unsafe extern "C" fn(userdata: *mut c_void, filename: *const c_char, sent: u64, total: u64) -> c_int,
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        filename: *const c_char,
+        sent: u64,
+        total: u64,
+    ) -> c_int,
 >;
 
 /// Options for sending, built with the setters below. Created by `knsock_send_options_new()`,
@@ -26,7 +33,10 @@ pub type knsock_progress_cb = Option<
 /// options object may serve many sends, also concurrently, as long as no setter runs meanwhile.
 pub struct knsock_send_options {
     inner: SendOptions,
-    progress: Option<(unsafe extern "C" fn(*mut c_void, *const c_char, u64, u64) -> c_int, UserData)>,
+    progress: Option<(
+        unsafe extern "C" fn(*mut c_void, *const c_char, u64, u64) -> c_int,
+        UserData,
+    )>,
 }
 
 impl knsock_send_options {

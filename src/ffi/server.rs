@@ -54,7 +54,8 @@ pub type knsock_error_cb = Option<
 /// Releases userdata once no callback can run any more.
 pub type knsock_finalizer_cb = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
 
-type Validate = unsafe extern "C" fn(*mut c_void, *const knsock_file_info, *mut c_char, usize) -> c_int;
+type Validate =
+    unsafe extern "C" fn(*mut c_void, *const knsock_file_info, *mut c_char, usize) -> c_int;
 type Received = unsafe extern "C" fn(*mut c_void, *const knsock_file_info);
 type OnError = unsafe extern "C" fn(*mut c_void, knsock_result, *const c_char, *const c_char);
 
@@ -327,7 +328,9 @@ impl knsock_server_config {
     /// The Rust config with the C callbacks wrapped; each wrapper holds the finalizer alive.
     fn to_rust(&self) -> Result<ServerConfig> {
         if !self.dir_set {
-            return Err(Error::invalid("no directory set (knsock_server_config_set_directory)"));
+            return Err(Error::invalid(
+                "no directory set (knsock_server_config_set_directory)",
+            ));
         }
         let mut cfg = self.inner.clone();
         let keep = self.finalizer.clone();
@@ -379,7 +382,9 @@ pub unsafe extern "C" fn knsock_server_start(
     error: *mut *mut knsock_error,
 ) -> knsock_result {
     with_error(error, || {
-        let config = config.as_ref().ok_or_else(|| Error::invalid("config is NULL"))?;
+        let config = config
+            .as_ref()
+            .ok_or_else(|| Error::invalid("config is NULL"))?;
         if server.is_null() {
             return Err(Error::invalid("server output pointer is NULL"));
         }
@@ -392,7 +397,9 @@ pub unsafe extern "C" fn knsock_server_start(
 /// The port the server listens on (the real one when 0 was configured); 0 when `server` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn knsock_server_port(server: *const knsock_server) -> u16 {
-    boundary(0, || server.as_ref().map_or(0, |s| s.server.local_addr().port()))
+    boundary(0, || {
+        server.as_ref().map_or(0, |s| s.server.local_addr().port())
+    })
 }
 
 /// Stops the server: no new connections, transfers in flight aborted (their senders get an

@@ -74,7 +74,9 @@ pub unsafe extern "C" fn knsock_send_file_async(
         opts.progress = Some(Arc::new(move |name: &str, sent, total| {
             st.total.store(total, Ordering::Relaxed);
             st.sent.store(sent, Ordering::Relaxed);
-            user_progress.as_ref().is_none_or(|cb| cb(name, sent, total))
+            user_progress
+                .as_ref()
+                .is_none_or(|cb| cb(name, sent, total))
         }));
         let ud = UserData(userdata);
         let st = Arc::clone(&state);
@@ -82,13 +84,19 @@ pub unsafe extern "C" fn knsock_send_file_async(
             .name("knsock-transfer".into())
             .spawn(move || {
                 let ud = ud;
-                let (code, err) = boundary((knsock_result::Panic, None), || {
-                    match sender::send_file(&host, port, &path, &opts) {
-                        Ok(_) => (knsock_result::Ok, None),
-                        Err(e) => (e.kind().into(), Some(Box::new(knsock_error::from_error(&e)))),
-                    }
-                });
-                let err_ptr = err.as_deref().map_or(ptr::null(), |e| e as *const knsock_error);
+                let (code, err) =
+                    boundary((knsock_result::Panic, None), || {
+                        match sender::send_file(&host, port, &path, &opts) {
+                            Ok(_) => (knsock_result::Ok, None),
+                            Err(e) => (
+                                e.kind().into(),
+                                Some(Box::new(knsock_error::from_error(&e))),
+                            ),
+                        }
+                    });
+                let err_ptr = err
+                    .as_deref()
+                    .map_or(ptr::null(), |e| e as *const knsock_error);
                 if let Some(cb) = on_done {
                     // SAFETY: registered by the caller with `ud`; `err_ptr` lives in `err`.
                     unsafe { cb(ud.ptr(), code, err_ptr) };
@@ -118,15 +126,19 @@ pub unsafe extern "C" fn knsock_transfer_wait(
         let Some(t) = transfer.as_ref() else {
             return knsock_result::InvalidArgument;
         };
-        let deadline = (timeout_ms >= 0)
-            .then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
+        let deadline =
+            (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
         let mut outcome = t.state.outcome.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some((code, _)) = outcome.as_ref() {
                 return *code;
             }
             outcome = match deadline {
-                None => t.state.finished.wait(outcome).unwrap_or_else(|e| e.into_inner()),
+                None => t
+                    .state
+                    .finished
+                    .wait(outcome)
+                    .unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {

@@ -1,0 +1,170 @@
+//! Shared helpers for the integration tests: servers that report their events on channels, files
+//! of random bytes, and a raw protocol client for inputs `send_file` would never produce.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crossbeam_channel::{unbounded, Receiver};
+use knsock::protocol::{self, Frame, Hello, Offer, ALGO_XXH3_128};
+use knsock::{Error, ErrorKind, FileInfo, Server, ServerConfig};
+
+/// Upper bound for waiting on an event that must happen; never a delay that hopes.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct TestServer {
+    pub server: Server,
+    pub dir: tempfile::TempDir,
+    pub received: Receiver<FileInfo>,
+    pub errors: Receiver<(ErrorKind, String)>,
+}
+
+impl TestServer {
+    /// A server on 127.0.0.1 storing into a fresh directory; `tune` adjusts its config.
+    pub fn start(tune: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let (rtx, received) = unbounded();
+        let (etx, errors) = unbounded();
+        let mut cfg = ServerConfig::new(dir.path());
+        cfg.host("127.0.0.1")
+            .on_received(move |info| {
+                let _ = rtx.send(info.clone());
+            })
+            .on_error(move |e: &Error, _| {
+                let _ = etx.send((e.kind(), e.message().to_string()));
+            });
+        tune(&mut cfg);
+        let server = cfg.start().unwrap();
+        TestServer {
+            server,
+            dir,
+            received,
+            errors,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.local_addr().port()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Waits for the next error the server reports.
+    pub fn next_error(&self) -> (ErrorKind, String) {
+        self.errors
+            .recv_timeout(EVENT_TIMEOUT)
+            .expect("the server reported no error")
+    }
+
+    pub fn next_received(&self) -> FileInfo {
+        self.received
+            .recv_timeout(EVENT_TIMEOUT)
+            .expect("the server reported no received file")
+    }
+
+    /// Every entry below the directory, relative, sorted (temporary files included).
+    pub fn entries(&self) -> Vec<String> {
+        list_tree(self.dir.path())
+    }
+}
+
+pub fn list_tree(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            if e.file_type().unwrap().is_dir() {
+                walk(root, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// Deterministic pseudo-random bytes (xorshift), fast enough for 100 MiB in a test.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn write_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+/// A client that speaks the protocol by hand.
+pub struct RawClient {
+    pub stream: TcpStream,
+}
+
+impl RawClient {
+    pub fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+        RawClient { stream }
+    }
+
+    /// Connects and completes the hello.
+    pub fn hello(addr: SocketAddr) -> RawClient {
+        let mut c = Self::connect(addr);
+        let mut buf = Vec::new();
+        Hello::ours().encode(&mut buf);
+        c.stream.write_all(&buf).unwrap();
+        assert_eq!(protocol::read_hello_reply(&mut c.stream).unwrap(), 1);
+        c
+    }
+
+    pub fn send(&mut self, f: Frame) {
+        f.write_to(&mut self.stream).unwrap();
+    }
+
+    pub fn offer(&mut self, name: &str, size: u64) -> Frame {
+        self.send(Frame::Offer(Offer {
+            size,
+            mtime_secs: 0,
+            mtime_nanos: 0,
+            mode: 0o644,
+            algorithm: ALGO_XXH3_128,
+            name: name.to_string(),
+        }));
+        self.read()
+    }
+
+    pub fn read(&mut self) -> Frame {
+        Frame::read_from(&mut self.stream)
+            .unwrap()
+            .expect("server closed the connection")
+    }
+
+    /// Reads until the server closes; returns what it sent.
+    pub fn read_to_end(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = self.stream.read_to_end(&mut out);
+        out
+    }
+}
+
+pub fn digest(data: &[u8]) -> Vec<u8> {
+    xxhash_rust::xxh3::xxh3_128(data).to_be_bytes().to_vec()
+}
