@@ -1,6 +1,6 @@
 //! `kn-sock`: the command-line tool, with kn-sock's command names, on knsock's Rust API.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -166,15 +166,22 @@ fn run_server(mut cfg: ServerConfig, allow_ext: Vec<String>) -> Result<(), Strin
             }
         });
     }
+    // A server whose stdout or stderr was closed keeps serving: write errors are ignored.
     cfg.on_received(|info| {
-        println!(
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
             "received {} ({} bytes) from {}",
             info.name, info.size, info.peer
-        );
+        )
+        .and_then(|_| out.flush());
     });
-    cfg.on_error(|e, peer| match peer {
-        Some(p) => eprintln!("kn-sock: {p}: {e}"),
-        None => eprintln!("kn-sock: {e}"),
+    cfg.on_error(|e, peer| {
+        let mut err = std::io::stderr().lock();
+        let _ = match peer {
+            Some(p) => writeln!(err, "kn-sock: {p}: {e}"),
+            None => writeln!(err, "kn-sock: {e}"),
+        };
     });
     let server = cfg.start().map_err(|e| e.to_string())?;
     let (tx, rx) = crossbeam_channel::bounded(1);
@@ -182,7 +189,11 @@ fn run_server(mut cfg: ServerConfig, allow_ext: Vec<String>) -> Result<(), Strin
         let _ = tx.try_send(());
     })
     .map_err(|e| format!("cannot install the signal handler: {e}"))?;
-    println!("listening on {}", server.local_addr());
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening on {}", server.local_addr())
+        .and_then(|_| out.flush())
+        .map_err(|e| format!("cannot write to stdout: {e}"))?;
+    drop(out);
     let _ = rx.recv();
     server.stop();
     Ok(())

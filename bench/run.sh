@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One command for the benchmark: a 1 GiB file and 2,000 files of 4 KiB over loopback, knsock
+# interleaved with the raw TCP ceiling and kn-sock 0.3 (Python) in the same run, medians and
+# ratios at the end. Usage: bench/run.sh [ROUNDS] [OUTDIR]   (OUTDIR default /dev/shm: network
+# path; give a disk directory to include storage.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+out=${2:-/dev/shm}
+shared=${KNSOCK_SHARED:-../shared}/bench
+work=$(mktemp -d -p "$out" knsock-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+cargo build --release --quiet
+cargo bench --no-run --quiet --bench transfer 2>/dev/null
+big=$work/big.bin
+small=$work/small
+head -c $((1 << 30)) /dev/urandom > "$big"
+mkdir -p "$small"
+for i in $(seq -w 1 2000); do head -c 4096 /dev/urandom > "$small/f$i.dat"; done
+results=$work/results.txt
+: > "$results"
+for r in $(seq 1 "$rounds"); do
+  echo "== round $r/$rounds" >&2
+  bash "$shared/raw-baseline.sh" "$big" "$work" | tee -a "$results"
+  cargo bench --quiet --bench transfer -- big "$big" "$work" | tee -a "$results"
+  cargo bench --quiet --bench transfer -- small "$small" "$work" | tee -a "$results"
+  if [ "${SKIP_PY:-0}" != 1 ]; then
+    bash "$shared/knsock-py-baseline.sh" "$big" "$small" "$work" | tee -a "$results"
+  fi
+done
+python3 - "$results" <<'PY'
+import statistics, sys
+vals = {}
+for line in open(sys.argv[1]):
+    *key, v = line.split()
+    vals.setdefault(" ".join(key), []).append(float(v))
+med = {k: statistics.median(v) for k, v in vals.items()}
+print("\nmedians over %d rounds:" % max(len(v) for v in vals.values()))
+for k, v in sorted(med.items()):
+    print("  %-28s %10.1f   (runs: %s)" % (k, v, ", ".join("%.1f" % x for x in vals[k])))
+def ratio(a, b, what):
+    if a in med and b in med and med[b]:
+        print("  %-40s %.2fx" % (what, med[a] / med[b]))
+print("ratios:")
+ratio("knsock MiB/s", "raw_tcp MiB/s", "knsock / raw TCP (1 GiB)")
+ratio("knsock MiB/s", "kn-sock-py MiB/s", "knsock / kn-sock 0.3 (1 GiB)")
+ratio("knsock files/s", "kn-sock-py files/s", "knsock / kn-sock 0.3 (2000 x 4 KiB)")
+PY
