@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Every test: Rust (unit, integration, header drift), C and C++ through CTest (plain, then
+# AddressSanitizer + UndefinedBehaviorSanitizer), packaging, and Go (race detector, cgocheck2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
+suites=0
+step() { echo; echo "=== $*"; }
+
+step "build (release: library, CLI)"
+cargo build --release --locked
+
+step "Rust tests"
+cargo test --locked
+suites=$((suites + 1))
+
+step "C and C++ tests (CTest)"
+cmake -S . -B build/test -G Ninja -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build/test
+ctest --test-dir build/test --output-on-failure --timeout 600
+suites=$((suites + 1))
+
+step "C and C++ tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKNSOCK_SANITIZE=ON >/dev/null
+cmake --build build/asan
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build/asan --output-on-failure --timeout 600 -E packaging
+suites=$((suites + 1))
+
+if [ -f bindings/go/go.mod ]; then
+  step "Go tests (race detector)"
+  (cd bindings/go && go test -race -count=1 ./...)
+  step "Go tests (GOEXPERIMENT=cgocheck2)"
+  (cd bindings/go && GOEXPERIMENT=cgocheck2 go test -count=1 ./...)
+  suites=$((suites + 2))
+fi
+
+echo
+echo "test suites: $suites passed, 0 failed"
