@@ -350,6 +350,13 @@ enum knsock_result knsock_send_options_set_connect_timeout_ms(struct knsock_send
                                                               uint64_t timeout_ms);
 
 /**
+ * Speaks kn-sock 0.3's protocol instead of knsock's, to reach an existing kn-sock 0.3 server.
+ * That protocol has no checksum and no acknowledgement: `KNSOCK_RESULT_OK` then means every
+ * byte was written and the server closed the connection afterwards. Default: off.
+ */
+enum knsock_result knsock_send_options_set_legacy(struct knsock_send_options *options, bool legacy);
+
+/**
  * The name the receiver stores the file under (UTF-8, may contain `/` for subdirectories;
  * copied). NULL restores the default, the file's base name.
  */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: Rust (unit, integration, header drift), C and C++ through CTest (plain, then
-# AddressSanitizer + UndefinedBehaviorSanitizer), packaging, and Go (race detector, cgocheck2).
+# AddressSanitizer + UndefinedBehaviorSanitizer), packaging, interop with the real kn-sock 0.3.0,
+# and Go (race detector, cgocheck2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -26,6 +27,10 @@ cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKNSOCK_SANITIZE=ON 
 cmake --build build/asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build/asan --output-on-failure --timeout 600 -E packaging
+suites=$((suites + 1))
+
+step "Interop with kn-sock 0.3.0 (Python, from PyPI)"
+scripts/interop.sh
 suites=$((suites + 1))
 
 if [ -f bindings/go/go.mod ]; then

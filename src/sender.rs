@@ -42,6 +42,11 @@ pub struct SendOptions {
     pub progress: Option<ProgressFn>,
     /// Cancels the transfer from another thread.
     pub cancel: Option<CancelToken>,
+    /// Speak kn-sock 0.3's protocol (`name`, `size`, raw bytes), to reach an existing kn-sock
+    /// 0.3 server. That protocol has no checksum and no acknowledgement: success means every
+    /// byte was written and the server then closed the connection, as kn-sock does once it has
+    /// them all; nothing more can be known.
+    pub legacy: bool,
 }
 
 impl Default for SendOptions {
@@ -54,6 +59,7 @@ impl Default for SendOptions {
             remote_name: None,
             progress: None,
             cancel: None,
+            legacy: false,
         }
     }
 }
@@ -67,6 +73,7 @@ impl fmt::Debug for SendOptions {
             .field("show_progress", &self.show_progress)
             .field("remote_name", &self.remote_name)
             .field("progress", &self.progress.is_some())
+            .field("legacy", &self.legacy)
             .finish()
     }
 }
@@ -188,6 +195,9 @@ fn send_file_inner(host: &str, port: u16, path: &Path, opts: &SendOptions) -> Re
         c.attach(&stream)?;
     }
 
+    if opts.legacy {
+        return send_legacy(&mut file, &mut stream, offer, opts, started);
+    }
     let mut head = Vec::with_capacity(128);
     Hello::ours().encode(&mut head);
     Frame::Offer(offer.clone()).encode(&mut head);
@@ -236,6 +246,38 @@ fn send_file_inner(host: &str, port: u16, path: &Path, opts: &SendOptions) -> Re
     let _ = stream.shutdown(Shutdown::Write);
     Ok(SendReport {
         stored_name,
+        bytes: offer.size,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// kn-sock 0.3's upload: `name\n`, `size\n`, the bytes; then wait for the server to close.
+fn send_legacy(
+    file: &mut File,
+    stream: &mut TcpStream,
+    offer: Offer,
+    opts: &SendOptions,
+    started: Instant,
+) -> Result<SendReport> {
+    let head = format!("{}\n{}\n", offer.name, offer.size);
+    stream
+        .write_all(head.as_bytes())
+        .map_err(|e| Error::io("sending the kn-sock header", e))?;
+    stream_content(file, stream, &offer, opts)?;
+    stream
+        .shutdown(Shutdown::Write)
+        .map_err(|e| Error::io("finishing the upload", e))?;
+    let mut sink = [0u8; 512];
+    loop {
+        match stream.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("waiting for the kn-sock server to close", e)),
+        }
+    }
+    Ok(SendReport {
+        stored_name: offer.name,
         bytes: offer.size,
         elapsed: started.elapsed(),
     })

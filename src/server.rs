@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{select, Receiver, Sender};
 use rustix::event::{poll, PollFd, PollFlags};
@@ -20,7 +20,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{
-    self, check_name, read_exact_or_eof, Code, Frame, Hello, Offer, ALGO_XXH3_128, MAGIC,
+    self, check_name, read_exact_or_eof, Code, Frame, Hello, Offer, ALGO_XXH3_128, MAGIC, MAX_NAME,
 };
 use crate::storage::{Overwrite, Root, StoreError, Target, TempFile};
 
@@ -45,6 +45,20 @@ pub struct FileInfo {
 }
 
 /// Returns `Err(reason)` to refuse a file; the reason reaches the sender.
+impl FileInfo {
+    fn from_offer(offer: &Offer, peer: SocketAddr) -> FileInfo {
+        FileInfo {
+            name: offer.name.clone(),
+            size: offer.size,
+            mtime_secs: offer.mtime_secs,
+            mtime_nanos: offer.mtime_nanos,
+            mode: offer.mode,
+            peer,
+            path: None,
+        }
+    }
+}
+
 pub type Validator = Arc<dyn Fn(&FileInfo) -> std::result::Result<(), String> + Send + Sync>;
 /// Called once per file stored, after the sender was told.
 pub type Handler = Arc<dyn Fn(&FileInfo) + Send + Sync>;
@@ -490,6 +504,15 @@ struct Connection<'a> {
 /// A refusal of one file: the wire code and the text the sender sees.
 struct Refusal(Code, String);
 
+impl Refusal {
+    /// The refusal as the error handler sees it.
+    fn into_error(self, name: &str) -> Error {
+        let Refusal(code, text) = self;
+        let kind = Error::from_peer(code as u16, "").kind();
+        Error::new(kind, format!("refused '{name}': {text}"))
+    }
+}
+
 impl From<StoreError> for Refusal {
     fn from(e: StoreError) -> Self {
         match e {
@@ -512,9 +535,7 @@ impl Connection<'_> {
             return Ok(()); // connected and closed: a port probe
         }
         if first[0] != MAGIC[0] {
-            return Err(Error::protocol(
-                "peer does not speak the knsock protocol (kn-sock 0.3 uploads are not accepted)",
-            ));
+            return self.receive_legacy(first[0]);
         }
         let hello = Hello::read_after_first_byte(&mut self.reader)?;
         let mut out = Vec::with_capacity(64);
@@ -582,15 +603,7 @@ impl Connection<'_> {
     /// Receives one file. `Err` only when the connection cannot go on; a refused file is
     /// answered with REJECT and the connection stays usable.
     fn receive_file(&mut self, offer: Offer) -> Result<()> {
-        let mut info = FileInfo {
-            name: offer.name.clone(),
-            size: offer.size,
-            mtime_secs: offer.mtime_secs,
-            mtime_nanos: offer.mtime_nanos,
-            mode: offer.mode,
-            peer: self.peer,
-            path: None,
-        };
+        let mut info = FileInfo::from_offer(&offer, self.peer);
         let (target, temp) = match self.admit(&offer, &info) {
             Ok(t) => t,
             Err(r) => return self.refuse(r, &info),
@@ -621,10 +634,7 @@ impl Connection<'_> {
                 self.send_frame(Frame::Ok {
                     name: stored.clone(),
                 })?;
-                info.name = stored;
-                for h in &self.server.config.handlers {
-                    let _ = catch_unwind(AssertUnwindSafe(|| h(&info)));
-                }
+                self.announce(info, stored);
                 Ok(())
             }
             Err(r) => self.refuse(r, &info),
@@ -741,15 +751,80 @@ impl Connection<'_> {
     }
 
     fn refuse(&mut self, r: Refusal, info: &FileInfo) -> Result<()> {
-        let Refusal(code, text) = r;
         self.send_frame(Frame::Reject {
-            code: code as u16,
-            text: text.clone(),
+            code: r.0 as u16,
+            text: r.1.clone(),
         })?;
-        let err = Error::from_peer(code as u16, &text);
-        let err = Error::new(err.kind(), format!("refused '{}': {text}", info.name));
-        self.server.report(&err, Some(self.peer));
+        self.server
+            .report(&r.into_error(&info.name), Some(self.peer));
         Ok(())
+    }
+
+    /// Tells the received handlers about a stored file.
+    fn announce(&self, mut info: FileInfo, stored_name: String) {
+        info.name = stored_name;
+        for h in &self.server.config.handlers {
+            let _ = catch_unwind(AssertUnwindSafe(|| h(&info)));
+        }
+    }
+
+    /// A kn-sock 0.3 upload, told apart by its first byte: `name\n`, `size\n`, exactly `size` raw
+    /// bytes, then the sender closes. Every protection of the native protocol applies (names,
+    /// limits, validators, temporary file, fsync, rename); that protocol has no checksum and no
+    /// answer, so the upload counts when exactly `size` bytes arrived, and a refusal or a short
+    /// upload can only be reported to the error handler.
+    fn receive_legacy(&mut self, first: u8) -> Result<()> {
+        let name = self.legacy_line(vec![first], MAX_NAME, "name")?;
+        let size_text = self.legacy_line(Vec::new(), 24, "size")?;
+        let size = size_text.parse::<u64>().map_err(|_| {
+            Error::protocol(format!(
+                "kn-sock upload of '{name}': size {size_text:?} is not a number"
+            ))
+        })?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let offer = Offer {
+            size,
+            mtime_secs: now.as_secs() as i64,
+            mtime_nanos: now.subsec_nanos(),
+            mode: 0,
+            algorithm: ALGO_XXH3_128,
+            name,
+        };
+        let mut info = FileInfo::from_offer(&offer, self.peer);
+        let (target, temp) = self
+            .admit(&offer, &info)
+            .map_err(|r| r.into_error(&offer.name))?;
+        self.in_file = true;
+        let (temp, _) = self.read_content(temp, &offer)?;
+        self.in_file = false;
+        let stored = temp
+            .and_then(|t| self.commit(t, &target, &offer, &mut info))
+            .map_err(|r| r.into_error(&offer.name))?;
+        self.announce(info, stored);
+        Ok(())
+    }
+
+    /// One `\n`-terminated line of a kn-sock 0.3 header (its first bytes already in `line`),
+    /// whitespace-trimmed as kn-sock does, at most `max` bytes.
+    fn legacy_line(&mut self, mut line: Vec<u8>, max: usize, what: &str) -> Result<String> {
+        if line.last() != Some(&b'\n') {
+            let limit = (max + 2 - line.len()) as u64;
+            (&mut self.reader)
+                .take(limit)
+                .read_until(b'\n', &mut line)
+                .map_err(|e| Error::io(format!("reading a kn-sock {what} line"), e))?;
+        }
+        if line.pop() != Some(b'\n') {
+            return Err(Error::protocol(match line.len() > max {
+                true => format!("kn-sock upload: {what} line longer than {max} bytes"),
+                false => format!("kn-sock upload: connection closed inside the {what} line"),
+            }));
+        }
+        let text = String::from_utf8(line)
+            .map_err(|_| Error::protocol(format!("kn-sock upload: {what} is not UTF-8")))?;
+        Ok(text.trim().to_string())
     }
 }
 

@@ -63,6 +63,10 @@ enum Command {
         /// Store the file under this name (may contain '/').
         #[arg(long)]
         remote_name: Option<String>,
+        /// Speak kn-sock 0.3's protocol, to reach a kn-sock 0.3 server (no checksum, no
+        /// acknowledgement).
+        #[arg(long)]
+        legacy: bool,
     },
 }
 
@@ -91,12 +95,14 @@ fn main() -> ExitCode {
             timeout,
             chunk_size,
             remote_name,
+            legacy,
         } => seconds(timeout, "--timeout").and_then(|timeout| {
             let opts = SendOptions {
                 show_progress: show_progress || (!no_progress && std::io::stderr().is_terminal()),
                 timeout,
                 chunk_size,
                 remote_name,
+                legacy,
                 ..SendOptions::default()
             };
             let report = send_file(&host, port, &file, &opts).map_err(|e| e.to_string())?;

@@ -162,6 +162,20 @@ pub unsafe extern "C" fn knsock_send_options_set_connect_timeout_ms(
     })
 }
 
+/// Speaks kn-sock 0.3's protocol instead of knsock's, to reach an existing kn-sock 0.3 server.
+/// That protocol has no checksum and no acknowledgement: `KNSOCK_RESULT_OK` then means every
+/// byte was written and the server closed the connection afterwards. Default: off.
+#[no_mangle]
+pub unsafe extern "C" fn knsock_send_options_set_legacy(
+    options: *mut knsock_send_options,
+    legacy: bool,
+) -> knsock_result {
+    set(options, |o| {
+        o.inner.legacy = legacy;
+        Ok(())
+    })
+}
+
 /// The name the receiver stores the file under (UTF-8, may contain `/` for subdirectories;
 /// copied). NULL restores the default, the file's base name.
 #[no_mangle]

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Interop with the real kn-sock 0.3.0 from PyPI: a virtual environment with kn-sock (without its
+# unused heavy dependencies: pyaudio, opencv) and pytest, then tests/interop against the release
+# kn-sock binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${KNSOCK_PY_VENV:-build/py-venv}
+if ! "$venv/bin/python" -c 'import kn_sock.file_transfer, pytest' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --no-deps kn-sock==0.3.0
+  "$venv/bin/pip" install -q tqdm requests pytest
+fi
+KNSOCK_BIN=$PWD/target/release/kn-sock "$venv/bin/python" -m pytest -q tests/interop "$@"
