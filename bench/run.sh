@@ -11,8 +11,17 @@ shared=${KNSOCK_SHARED:-../shared}/bench
 work=$(mktemp -d -p "$out" knsock-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
+# Build once and run copies, so editing the tree during a run changes nothing.
 cargo build --release --quiet
-cargo bench --no-run --quiet --bench transfer 2>/dev/null
+benchexe=$(cargo bench --no-run --bench transfer --message-format=json 2>/dev/null |
+  python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "transfer": print(m["executable"])')
+cp target/release/kn-sock "$work/kn-sock"
+cp "$benchexe" "$work/bench-transfer"
+export KNSOCK_BIN=$work/kn-sock
+bench() { "$work/bench-transfer" "$@"; }
 big=$work/big.bin
 small=$work/small
 head -c $((1 << 30)) /dev/urandom > "$big"
@@ -23,8 +32,9 @@ results=$work/results.txt
 for r in $(seq 1 "$rounds"); do
   echo "== round $r/$rounds" >&2
   bash "$shared/raw-baseline.sh" "$big" "$work" | tee -a "$results"
-  cargo bench --quiet --bench transfer -- big "$big" "$work" | tee -a "$results"
-  cargo bench --quiet --bench transfer -- small "$small" "$work" | tee -a "$results"
+  bench big "$big" "$work" | tee -a "$results"
+  bench small "$small" "$work" | tee -a "$results"
+  bench batch "$small" "$work" | tee -a "$results"
   if [ "${SKIP_PY:-0}" != 1 ]; then
     bash "$shared/knsock-py-baseline.sh" "$big" "$small" "$work" | tee -a "$results"
   fi
@@ -46,4 +56,5 @@ print("ratios:")
 ratio("knsock MiB/s", "raw_tcp MiB/s", "knsock / raw TCP (1 GiB)")
 ratio("knsock MiB/s", "kn-sock-py MiB/s", "knsock / kn-sock 0.3 (1 GiB)")
 ratio("knsock files/s", "kn-sock-py files/s", "knsock / kn-sock 0.3 (2000 x 4 KiB)")
+ratio("knsock batch files/s", "kn-sock-py files/s", "knsock batch / kn-sock 0.3 (2000 x 4 KiB)")
 PY

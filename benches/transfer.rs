@@ -1,6 +1,8 @@
 //! Throughput of knsock against a real `kn-sock run-file-server` process on loopback.
 //!   cargo bench --bench transfer -- big FILE OUTDIR     prints "knsock MiB/s N" and receiver RSS
 //!   cargo bench --bench transfer -- small DIR OUTDIR    prints "knsock files/s N" (one send_file each)
+//!   cargo bench --bench transfer -- batch DIR OUTDIR    prints "knsock batch files/s N" (one send_files)
+//! KNSOCK_BIN names the kn-sock binary (default: target/release/kn-sock).
 //! bench/run.sh interleaves it with the shared baselines; run that for comparisons.
 
 use std::io::{BufRead, BufReader};
@@ -17,7 +19,11 @@ struct Receiver {
 
 impl Receiver {
     fn start(outdir: &Path) -> Receiver {
-        let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/kn-sock");
+        let exe = std::env::var_os("KNSOCK_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/kn-sock")
+            });
         let mut child = Command::new(&exe)
             .args(["run-file-server", "0"])
             .arg(outdir)
@@ -75,6 +81,19 @@ fn main() {
             let secs = t.elapsed().as_secs_f64();
             println!("knsock MiB/s {:.1}", size as f64 / (1 << 20) as f64 / secs);
             println!("knsock rx_peak_rss_kib {}", rx.peak_rss_kib());
+        }
+        "batch" => {
+            let walk = knsock::WalkOptions {
+                recursive: true,
+                ..Default::default()
+            };
+            let sources = knsock::collect_sources(&[input.clone()], &walk).unwrap();
+            let t = Instant::now();
+            let report = knsock::send_files("127.0.0.1", rx.port, &sources, &opts).unwrap();
+            let secs = t.elapsed().as_secs_f64();
+            assert_eq!(report.failed(), 0, "{:?}", report.first_error());
+            println!("knsock batch files/s {:.1}", sources.len() as f64 / secs);
+            println!("knsock batch rx_peak_rss_kib {}", rx.peak_rss_kib());
         }
         "small" => {
             let mut files: Vec<PathBuf> = std::fs::read_dir(&input)

@@ -115,6 +115,16 @@ impl Error {
         self.peer.as_ref()
     }
 
+    /// A copy for another file that failed the same way (the OS error itself is not kept).
+    pub fn duplicate(&self) -> Error {
+        Error {
+            kind: self.kind,
+            message: self.message.clone(),
+            peer: self.peer.clone(),
+            source: None,
+        }
+    }
+
     /// Prefixes the message with what was being done, keeping kind and peer reason.
     pub fn context(mut self, context: impl fmt::Display) -> Self {
         self.message = format!("{context}: {}", self.message);

@@ -7,6 +7,7 @@
 //!
 //! The core modules are safe Rust and know nothing of C; `ffi` is the C ABI over them.
 
+pub mod batch;
 pub mod error;
 pub mod protocol;
 pub mod sender;
@@ -16,6 +17,7 @@ pub mod storage;
 #[doc(hidden)]
 pub mod ffi;
 
+pub use batch::{collect_sources, send_files, BatchReport, FileOutcome, Source, WalkOptions};
 pub use error::{Error, ErrorKind, PeerReason, Result};
 pub use sender::{send_file, CancelToken, ProgressFn, SendOptions, SendReport};
 pub use server::{ErrorHandler, FileInfo, Handler, Server, ServerConfig, Validator};

@@ -99,12 +99,33 @@ pub struct Offer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     Offer(Offer),
-    Accept { offset: u64 },
-    Reject { code: u16, text: String },
-    Done { algorithm: u8, digest: Vec<u8> },
-    Ok { name: String },
+    Accept {
+        offset: u64,
+    },
+    Reject {
+        code: u16,
+        text: String,
+    },
+    Done {
+        algorithm: u8,
+        digest: Vec<u8>,
+    },
+    /// File `seq` (the index of its OFFER on the connection) is verified, durable and in place.
+    Ok {
+        seq: u32,
+        name: String,
+    },
     Bye,
-    Error { code: u16, text: String },
+    Error {
+        code: u16,
+        text: String,
+    },
+    /// File `seq` was received but not kept.
+    Failed {
+        seq: u32,
+        code: u16,
+        text: String,
+    },
 }
 
 mod ty {
@@ -115,6 +136,7 @@ mod ty {
     pub const OK: u8 = 5;
     pub const BYE: u8 = 6;
     pub const ERROR: u8 = 7;
+    pub const FAILED: u8 = 8;
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary, so a long reason never breaks
@@ -164,9 +186,16 @@ impl Frame {
                 out.extend_from_slice(digest);
                 ty::DONE
             }
-            Frame::Ok { name } => {
+            Frame::Ok { seq, name } => {
+                out.extend_from_slice(&seq.to_be_bytes());
                 put_str16(out, truncate_text(name, MAX_NAME));
                 ty::OK
+            }
+            Frame::Failed { seq, code, text } => {
+                out.extend_from_slice(&seq.to_be_bytes());
+                out.extend_from_slice(&code.to_be_bytes());
+                put_str16(out, truncate_text(text, MAX_TEXT));
+                ty::FAILED
             }
             Frame::Bye => ty::BYE,
         };
@@ -224,7 +253,13 @@ impl Frame {
                 }
             }
             ty::OK => Frame::Ok {
+                seq: p.u32()?,
                 name: p.str16(MAX_NAME, "name")?,
+            },
+            ty::FAILED => Frame::Failed {
+                seq: p.u32()?,
+                code: p.u16()?,
+                text: p.str16(MAX_TEXT, "reason")?,
             },
             ty::BYE => Frame::Bye,
             ty::ERROR => Frame::Error {
@@ -451,7 +486,15 @@ mod tests {
             algorithm: 1,
             digest: vec![9; 16],
         });
-        round_trip(Frame::Ok { name: "a".into() });
+        round_trip(Frame::Ok {
+            seq: 3,
+            name: "a".into(),
+        });
+        round_trip(Frame::Failed {
+            seq: 4,
+            code: 6,
+            text: "bad".into(),
+        });
         round_trip(Frame::Bye);
         round_trip(Frame::Error {
             code: 9,

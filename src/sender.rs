@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::{self, check_name, Frame, Hello, Offer, ALGO_XXH3_128};
+use crate::protocol::{check_name, Offer, ALGO_XXH3_128};
 
 pub const DEFAULT_CHUNK_SIZE: usize = 256 * 1024;
 pub const MAX_CHUNK_SIZE: usize = 64 * 1024 * 1024;
@@ -42,6 +42,8 @@ pub struct SendOptions {
     pub progress: Option<ProgressFn>,
     /// Cancels the transfer from another thread.
     pub cancel: Option<CancelToken>,
+    /// In a batch, stop offering files after the first one that fails.
+    pub stop_on_error: bool,
     /// Speak kn-sock 0.3's protocol (`name`, `size`, raw bytes), to reach an existing kn-sock
     /// 0.3 server. That protocol has no checksum and no acknowledgement: success means every
     /// byte was written and the server then closed the connection, as kn-sock does once it has
@@ -59,6 +61,7 @@ impl Default for SendOptions {
             remote_name: None,
             progress: None,
             cancel: None,
+            stop_on_error: false,
             legacy: false,
         }
     }
@@ -168,102 +171,62 @@ pub fn send_file(
     path: impl AsRef<Path>,
     opts: &SendOptions,
 ) -> Result<SendReport> {
-    let path = path.as_ref();
-    let result = send_file_inner(host, port, path, opts);
-    if let Some(c) = &opts.cancel {
-        c.detach();
-    }
-    match (&result, &opts.cancel) {
-        // A cancelled transfer fails with whatever I/O error the shutdown caused; report it as
-        // what it is.
-        (Err(e), Some(c)) if c.is_cancelled() && e.kind() != ErrorKind::Cancelled => {
-            Err(Error::new(ErrorKind::Cancelled, "transfer cancelled"))
+    opts.validate()?;
+    // Open first: a missing file is reported as such, without a connection.
+    let (file, offer) = open_source(path.as_ref(), opts.remote_name.as_deref())?;
+    let mut once = Some((file, offer));
+    with_connection(host, port, opts, |stream| {
+        if opts.legacy {
+            let (mut file, offer) = once.take().expect("opened above");
+            return send_legacy(&mut file, stream, offer, opts);
         }
-        _ => result,
-    }
+        let total = once.as_ref().map_or(0, |(_, o)| o.size);
+        let mut open = |_| once.take().ok_or_else(|| Error::invalid("one file only"));
+        let mut results = crate::batch::run(stream, 1, &mut open, total, opts);
+        results.pop().expect("one result per file")
+    })
 }
 
-fn send_file_inner(host: &str, port: u16, path: &Path, opts: &SendOptions) -> Result<SendReport> {
-    let started = Instant::now();
+/// Connects (and registers the cancel token), runs `f` on the stream, and reports a failure
+/// caused by cancellation as [`ErrorKind::Cancelled`].
+pub(crate) fn with_connection<T>(
+    host: &str,
+    port: u16,
+    opts: &SendOptions,
+    f: impl FnOnce(&TcpStream) -> Result<T>,
+) -> Result<T> {
     opts.validate()?;
     if host.is_empty() {
         return Err(Error::invalid("host is empty"));
     }
-    let (mut file, offer) = open_source(path, opts.remote_name.as_deref())?;
-    let mut stream = connect(host, port, opts)?;
-    if let Some(c) = &opts.cancel {
-        c.attach(&stream)?;
-    }
-
-    if opts.legacy {
-        return send_legacy(&mut file, &mut stream, offer, opts, started);
-    }
-    let mut head = Vec::with_capacity(128);
-    Hello::ours().encode(&mut head);
-    Frame::Offer(offer.clone()).encode(&mut head);
-    stream
-        .write_all(&head)
-        .map_err(|e| Error::io("sending the offer", e))?;
-    match protocol::read_hello_reply(&mut stream)? {
-        0 => {
-            return Err(read_refusal(
-                &mut stream,
-                "the receiver refused our protocol version",
-            ))
-        }
-        v if v != protocol::VERSION_MAX => {
-            return Err(Error::protocol(format!(
-                "receiver chose unknown version {v}"
-            )))
-        }
-        _ => {}
-    }
-    match read_frame(&mut stream)? {
-        Frame::Accept { offset: 0 } => {}
-        Frame::Reject { code, text } | Frame::Error { code, text } => {
-            return Err(Error::from_peer(code, text))
-        }
-        f => return Err(unexpected(&f, "ACCEPT or REJECT")),
-    }
-
-    let digest = stream_content(&mut file, &mut stream, &offer, opts)?;
-    Frame::Done {
-        algorithm: ALGO_XXH3_128,
-        digest: digest.to_be_bytes().to_vec(),
-    }
-    .write_to(&mut stream)
-    .map_err(|e| Error::io("sending the checksum", e))?;
-
-    let stored_name = match read_frame(&mut stream)? {
-        Frame::Ok { name } => name,
-        Frame::Reject { code, text } | Frame::Error { code, text } => {
-            return Err(Error::from_peer(code, text))
-        }
-        f => return Err(unexpected(&f, "OK or REJECT")),
+    let stream = connect(host, port, opts)?;
+    let result = match &opts.cancel {
+        Some(c) => c.attach(&stream).and_then(|()| f(&stream)),
+        None => f(&stream),
     };
-    // The file is delivered; BYE only lets the receiver close without logging an error.
-    let _ = Frame::Bye.write_to(&mut stream);
-    let _ = stream.shutdown(Shutdown::Write);
-    Ok(SendReport {
-        stored_name,
-        bytes: offer.size,
-        elapsed: started.elapsed(),
-    })
+    if let Some(c) = &opts.cancel {
+        c.detach();
+        if c.is_cancelled() && matches!(&result, Err(e) if e.kind() != ErrorKind::Cancelled) {
+            return Err(Error::new(ErrorKind::Cancelled, "transfer cancelled"));
+        }
+    }
+    result
 }
 
 /// kn-sock 0.3's upload: `name\n`, `size\n`, the bytes; then wait for the server to close.
 fn send_legacy(
     file: &mut File,
-    stream: &mut TcpStream,
+    mut stream: &TcpStream,
     offer: Offer,
     opts: &SendOptions,
-    started: Instant,
 ) -> Result<SendReport> {
+    let started = Instant::now();
     let head = format!("{}\n{}\n", offer.name, offer.size);
     stream
         .write_all(head.as_bytes())
         .map_err(|e| Error::io("sending the kn-sock header", e))?;
-    stream_content(file, stream, &offer, opts)?;
+    let bar = opts.show_progress.then(|| progress_bar(offer.size, 1));
+    stream_content(file, &mut stream, &offer, opts, bar.as_ref())?;
     stream
         .shutdown(Shutdown::Write)
         .map_err(|e| Error::io("finishing the upload", e))?;
@@ -284,7 +247,7 @@ fn send_legacy(
 }
 
 /// Opens the local file and describes it for the OFFER.
-fn open_source(path: &Path, remote_name: Option<&str>) -> Result<(File, Offer)> {
+pub(crate) fn open_source(path: &Path, remote_name: Option<&str>) -> Result<(File, Offer)> {
     let file = File::open(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::new(
             ErrorKind::NotFound,
@@ -353,13 +316,13 @@ fn connect(host: &str, port: u16, opts: &SendOptions) -> Result<TcpStream> {
 }
 
 /// Streams exactly `offer.size` bytes and returns their XXH3-128.
-fn stream_content(
+pub(crate) fn stream_content(
     file: &mut File,
-    stream: &mut TcpStream,
+    stream: &mut impl Write,
     offer: &Offer,
     opts: &SendOptions,
+    bar: Option<&ProgressBar>,
 ) -> Result<u128> {
-    let bar = opts.show_progress.then(|| progress_bar(offer));
     let mut buf = vec![0u8; opts.chunk_size.min(offer.size.max(1) as usize)];
     let mut hasher = Xxh3::new();
     let mut sent = 0u64;
@@ -382,13 +345,10 @@ fn stream_content(
             .write_all(&buf[..n])
             .map_err(|e| Error::io("sending data", e))?;
         sent += n as u64;
-        if let Some(b) = &bar {
-            b.set_position(sent);
+        if let Some(b) = bar {
+            b.inc(n as u64);
         }
         report_progress(opts, &offer.name, sent, offer.size)?;
-    }
-    if let Some(b) = bar {
-        b.finish();
     }
     Ok(hasher.digest128())
 }
@@ -406,30 +366,17 @@ fn report_progress(opts: &SendOptions, name: &str, sent: u64, total: u64) -> Res
     }
 }
 
-fn progress_bar(offer: &Offer) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(offer.size), ProgressDrawTarget::stderr());
+/// One bar for the whole transfer (all files), the current file as its message.
+pub(crate) fn progress_bar(total_bytes: u64, files: usize) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
+    let template = match files {
+        1 => "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        _ => "[{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+    };
     bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
-    bar.set_message(offer.name.clone());
     bar
-}
-
-fn read_frame(stream: &mut TcpStream) -> Result<Frame> {
-    Frame::read_from(stream)?.ok_or_else(|| Error::protocol("receiver closed the connection"))
-}
-
-fn read_refusal(stream: &mut TcpStream, fallback: &str) -> Error {
-    match Frame::read_from(stream) {
-        Ok(Some(Frame::Error { code, text })) => Error::from_peer(code, text),
-        _ => Error::protocol(fallback),
-    }
-}
-
-fn unexpected(f: &Frame, wanted: &str) -> Error {
-    Error::protocol(format!("expected {wanted} from the receiver, got {f:?}"))
 }

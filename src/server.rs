@@ -22,7 +22,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{
     self, check_name, read_exact_or_eof, Code, Frame, Hello, Offer, ALGO_XXH3_128, MAGIC, MAX_NAME,
 };
-use crate::storage::{Overwrite, Root, StoreError, Target, TempFile};
+use crate::storage::{self, Overwrite, Root, StoreError, Target, TempFile};
 
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
@@ -440,18 +440,11 @@ impl Shared {
     }
 
     fn worker(&self, rx: Receiver<(TcpStream, SocketAddr)>) {
-        let mut buf = Vec::new();
         while let Ok((stream, peer)) = rx.recv() {
             let Some(id) = self.register(&stream) else {
                 return;
             };
-            let mut conn = Connection {
-                server: self,
-                reader: BufReader::with_capacity(64 * 1024, stream),
-                peer,
-                buf: &mut buf,
-                in_file: false,
-            };
+            let mut conn = Connection::new(self, stream, peer);
             let result = conn.run();
             let in_file = conn.in_file;
             drop(conn);
@@ -467,9 +460,6 @@ impl Shared {
                 } else {
                     self.report(&e, Some(peer));
                 }
-            }
-            if buf.capacity() > BUFFER_SIZE {
-                buf = Vec::new();
             }
         }
     }
@@ -496,10 +486,28 @@ struct Connection<'a> {
     server: &'a Shared,
     reader: BufReader<TcpStream>,
     peer: SocketAddr,
-    buf: &'a mut Vec<u8>,
+    /// Content buffer, sized to the largest file of this connection up to [`BUFFER_SIZE`].
+    buf: Vec<u8>,
     /// A file's content is flowing: an error now loses that file.
     in_file: bool,
+    /// The seq of the next OFFER (docs/protocol.md section 2).
+    next_seq: u32,
+    /// Verified files waiting for the group commit, in DONE order.
+    pending: Vec<Pending>,
+    /// A kn-sock 0.3 peer: it gets no frames.
+    legacy: bool,
 }
+
+/// A verified file whose verdict is deferred until its group is committed.
+struct Pending {
+    seq: u32,
+    temp: TempFile,
+    target: Target,
+    info: FileInfo,
+}
+
+/// Most files committed together, as the protocol allows.
+const GROUP_MAX: usize = 256;
 
 /// A refusal of one file: the wire code and the text the sender sees.
 struct Refusal(Code, String);
@@ -528,7 +536,20 @@ fn io_refusal(e: std::io::Error) -> Refusal {
     Refusal(Code::for_kind(err.kind()), err.message().to_string())
 }
 
-impl Connection<'_> {
+impl<'a> Connection<'a> {
+    fn new(server: &'a Shared, stream: TcpStream, peer: SocketAddr) -> Self {
+        Connection {
+            server,
+            reader: BufReader::with_capacity(64 * 1024, stream),
+            peer,
+            buf: Vec::new(),
+            in_file: false,
+            next_seq: 0,
+            pending: Vec::new(),
+            legacy: false,
+        }
+    }
+
     fn run(&mut self) -> Result<()> {
         let mut first = [0u8; 1];
         if !read_exact_or_eof(&mut self.reader, &mut first)? {
@@ -559,20 +580,37 @@ impl Connection<'_> {
         protocol::encode_hello_reply(version, &mut out);
         self.send(&out)?;
         loop {
+            // Never hold a verdict while waiting for the sender.
+            if !self.pending.is_empty() && !self.input_ready() {
+                self.commit_group()?;
+            }
             let frame = match Frame::read_from(&mut self.reader) {
                 Ok(Some(f)) => f,
-                Ok(None) => return Ok(()),
+                Ok(None) => return self.commit_group(),
                 Err(e) => return Err(self.fail(e)),
             };
             match frame {
                 Frame::Offer(offer) => self.receive_file(offer)?,
-                Frame::Bye => return Ok(()),
+                Frame::Bye => return self.commit_group(),
                 f => {
                     let e = Error::protocol(format!("unexpected frame from sender: {f:?}"));
                     return Err(self.fail(e));
                 }
             }
         }
+    }
+
+    /// Whether the sender's next bytes are already here, so reading will not block.
+    fn input_ready(&self) -> bool {
+        if !self.reader.buffer().is_empty() {
+            return true;
+        }
+        let mut fds = [PollFd::new(self.reader.get_ref(), PollFlags::IN)];
+        let zero = rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
     }
 
     /// Tells the peer about a protocol error before the connection closes.
@@ -601,12 +639,23 @@ impl Connection<'_> {
     }
 
     /// Receives one file. `Err` only when the connection cannot go on; a refused file is
-    /// answered with REJECT and the connection stays usable.
+    /// answered with REJECT or FAILED and the connection stays usable.
     fn receive_file(&mut self, offer: Offer) -> Result<()> {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
         let mut info = FileInfo::from_offer(&offer, self.peer);
         let (target, temp) = match self.admit(&offer, &info) {
             Ok(t) => t,
-            Err(r) => return self.refuse(r, &info),
+            Err(r) => {
+                return self.refuse(
+                    Frame::Reject {
+                        code: r.0 as u16,
+                        text: r.1.clone(),
+                    },
+                    r,
+                    &info,
+                )
+            }
         };
         self.send_frame(Frame::Accept { offset: 0 })?;
         self.in_file = true;
@@ -620,25 +669,134 @@ impl Connection<'_> {
             Err(e) => return Err(self.fail(e)),
         };
         self.in_file = false;
-        let verdict = temp.and_then(|temp| {
+        let verified = temp.and_then(|mut temp| {
             if done.0 != ALGO_XXH3_128 || done.1 != digest.to_be_bytes() {
                 return Err(Refusal(
                     Code::Checksum,
                     format!("checksum mismatch for '{}'", offer.name),
                 ));
             }
-            self.commit(temp, &target, &offer, &mut info)
+            temp.set_metadata(offer.mode, offer.mtime_secs, offer.mtime_nanos)
+                .map_err(io_refusal)?;
+            Ok(temp)
         });
-        match verdict {
-            Ok(stored) => {
-                self.send_frame(Frame::Ok {
-                    name: stored.clone(),
-                })?;
-                self.announce(info, stored);
+        match verified {
+            Ok(temp) => {
+                info.path = Some(temp.path().to_path_buf());
+                self.pending.push(Pending {
+                    seq,
+                    temp,
+                    target,
+                    info,
+                });
+                if self.pending.len() >= GROUP_MAX {
+                    self.commit_group()?;
+                }
                 Ok(())
             }
-            Err(r) => self.refuse(r, &info),
+            Err(r) => {
+                // Verdicts go out in DONE order: the group before this file first.
+                self.commit_group()?;
+                self.refuse(
+                    Frame::Failed {
+                        seq,
+                        code: r.0 as u16,
+                        text: r.1.clone(),
+                    },
+                    r,
+                    &info,
+                )
+            }
         }
+    }
+
+    /// Commits the pending group: one sync for all contents, the post-data validators, the
+    /// renames, one fsync per directory, and only then the verdicts and the handlers.
+    fn commit_group(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let group = std::mem::take(&mut self.pending);
+        let cfg = &self.server.config;
+        let synced = storage::sync_all(group.iter().map(|p| &p.temp)).map_err(io_refusal);
+        let mut renamed: Vec<(u32, Target, FileInfo, String)> = Vec::with_capacity(group.len());
+        let mut failed: Vec<(u32, Refusal, FileInfo)> = Vec::new();
+        for Pending {
+            seq,
+            temp,
+            target,
+            mut info,
+        } in group
+        {
+            let placed = match &synced {
+                Err(r) => Err(Refusal(r.0, r.1.clone())),
+                Ok(()) => run_validators(&cfg.after, &info)
+                    .and_then(|()| Ok(temp.rename_into_place(&target, cfg.overwrite)?)),
+            };
+            match placed {
+                Ok(stored) => {
+                    info.path = Some(stored.path);
+                    renamed.push((seq, target, info, stored.name));
+                }
+                Err(r) => failed.push((seq, r, info)),
+            }
+        }
+        let mut dirs_synced: Vec<&Target> = Vec::new();
+        let mut dir_error = None;
+        for (_, target, _, _) in &renamed {
+            if !dirs_synced.iter().any(|t| t.same_dir(target)) {
+                if let Err(e) = target.sync_dir() {
+                    dir_error = Some(io_refusal(e));
+                }
+                dirs_synced.push(target);
+            }
+        }
+        let mut out = Vec::with_capacity(64 * (renamed.len() + failed.len()));
+        let mut verdicts: Vec<(u32, Frame)> = Vec::new();
+        for (seq, _, _, name) in &renamed {
+            verdicts.push((
+                *seq,
+                match &dir_error {
+                    None => Frame::Ok {
+                        seq: *seq,
+                        name: name.clone(),
+                    },
+                    Some(r) => Frame::Failed {
+                        seq: *seq,
+                        code: r.0 as u16,
+                        text: r.1.clone(),
+                    },
+                },
+            ));
+        }
+        for (seq, r, _) in &failed {
+            verdicts.push((
+                *seq,
+                Frame::Failed {
+                    seq: *seq,
+                    code: r.0 as u16,
+                    text: r.1.clone(),
+                },
+            ));
+        }
+        verdicts.sort_by_key(|(seq, _)| *seq);
+        for (_, f) in &verdicts {
+            f.encode(&mut out);
+        }
+        let sent = match self.legacy {
+            true => Ok(()),
+            false => self.send(&out),
+        };
+        for (_, r, info) in failed {
+            self.server
+                .report(&r.into_error(&info.name), Some(self.peer));
+        }
+        if dir_error.is_none() {
+            for (_, _, info, name) in renamed {
+                self.announce(info, name);
+            }
+        }
+        sent
     }
 
     /// The checks made on the OFFER, before any data: name, size, policy, space, validators.
@@ -695,7 +853,10 @@ impl Connection<'_> {
         mut temp: TempFile,
         offer: &Offer,
     ) -> Result<(std::result::Result<TempFile, Refusal>, u128)> {
-        self.buf.resize(BUFFER_SIZE, 0);
+        let want_buf = BUFFER_SIZE.min(offer.size.max(1) as usize);
+        if self.buf.len() < want_buf {
+            self.buf.resize(want_buf, 0);
+        }
         let mut hasher = Xxh3::new();
         let mut remaining = offer.size;
         let mut write_err = None;
@@ -731,30 +892,9 @@ impl Connection<'_> {
         Ok((temp, hasher.digest128()))
     }
 
-    /// Makes the verified file durable, runs the post-data validators on it, and renames it
-    /// into place. Returns the name it was stored under.
-    fn commit(
-        &self,
-        mut temp: TempFile,
-        target: &Target,
-        offer: &Offer,
-        info: &mut FileInfo,
-    ) -> std::result::Result<String, Refusal> {
-        let cfg = &self.server.config;
-        temp.finish(offer.mode, offer.mtime_secs, offer.mtime_nanos)
-            .map_err(io_refusal)?;
-        info.path = Some(temp.path().to_path_buf());
-        run_validators(&cfg.after, info)?;
-        let stored = temp.commit(target, cfg.overwrite)?;
-        info.path = Some(stored.path);
-        Ok(stored.name)
-    }
-
-    fn refuse(&mut self, r: Refusal, info: &FileInfo) -> Result<()> {
-        self.send_frame(Frame::Reject {
-            code: r.0 as u16,
-            text: r.1.clone(),
-        })?;
+    /// Sends a refusal (REJECT for an offer, FAILED for content) and reports it.
+    fn refuse(&mut self, frame: Frame, r: Refusal, info: &FileInfo) -> Result<()> {
+        self.send_frame(frame)?;
         self.server
             .report(&r.into_error(&info.name), Some(self.peer));
         Ok(())
@@ -774,6 +914,7 @@ impl Connection<'_> {
     /// answer, so the upload counts when exactly `size` bytes arrived, and a refusal or a short
     /// upload can only be reported to the error handler.
     fn receive_legacy(&mut self, first: u8) -> Result<()> {
+        self.legacy = true;
         let name = self.legacy_line(vec![first], MAX_NAME, "name")?;
         let size_text = self.legacy_line(Vec::new(), 24, "size")?;
         let size = size_text.parse::<u64>().map_err(|_| {
@@ -799,10 +940,18 @@ impl Connection<'_> {
         self.in_file = true;
         let (temp, _) = self.read_content(temp, &offer)?;
         self.in_file = false;
-        let stored = temp
-            .and_then(|t| self.commit(t, &target, &offer, &mut info))
-            .map_err(|r| r.into_error(&offer.name))?;
-        self.announce(info, stored);
+        let mut temp = temp.map_err(|r| r.into_error(&offer.name))?;
+        temp.set_metadata(offer.mode, offer.mtime_secs, offer.mtime_nanos)
+            .map_err(|e| io_refusal(e).into_error(&offer.name))?;
+        info.path = Some(temp.path().to_path_buf());
+        self.pending.push(Pending {
+            seq: 0,
+            temp,
+            target,
+            info,
+        });
+        // No one to tell: the outcome reaches the handlers or the error handler.
+        let _ = self.commit_group();
         Ok(())
     }
 

@@ -169,6 +169,16 @@ impl Target {
         }
     }
 
+    /// Makes renames in this directory durable.
+    pub fn sync_dir(&self) -> io::Result<()> {
+        Ok(rfs::fsync(&*self.dir)?)
+    }
+
+    /// Whether two targets share their directory handle (one fsync serves both).
+    pub fn same_dir(&self, other: &Target) -> bool {
+        Arc::ptr_eq(&self.dir, &other.dir)
+    }
+
     fn rel_name(&self, file: &str) -> String {
         if self.rel_dir.is_empty() {
             file.to_string()
@@ -206,9 +216,8 @@ impl TempFile {
         &self.path
     }
 
-    /// Sets permission bits (0o777 at most; 0 leaves 0644) and modification time, then makes the
-    /// content durable.
-    pub fn finish(&mut self, mode: u32, mtime_secs: i64, mtime_nanos: u32) -> io::Result<()> {
+    /// Sets permission bits (0o777 at most; 0 gives 0644) and the modification time.
+    pub fn set_metadata(&mut self, mode: u32, mtime_secs: i64, mtime_nanos: u32) -> io::Result<()> {
         let mode = match mode & 0o777 {
             0 => 0o644,
             m => m,
@@ -231,11 +240,16 @@ impl TempFile {
                 },
             )?;
         }
-        self.file.sync_all()
+        Ok(())
     }
 
-    /// Renames the (finished) file to `target`'s name under `policy`, then fsyncs the directory.
-    pub fn commit(mut self, target: &Target, policy: Overwrite) -> Result<Stored, StoreError> {
+    /// Renames the (durable) file to `target`'s name under `policy`. The directory still needs
+    /// [`Target::sync_dir`] before the rename is durable.
+    pub fn rename_into_place(
+        mut self,
+        target: &Target,
+        policy: Overwrite,
+    ) -> Result<Stored, StoreError> {
         let stored_as = match policy {
             Overwrite::Replace => {
                 rfs::renameat(&*self.dir, &self.name, &*target.dir, &target.file_name)?;
@@ -258,7 +272,6 @@ impl TempFile {
             }
         };
         self.live = false;
-        rfs::fsync(&*target.dir)?;
         Ok(Stored {
             path: target.dir_path.join(&stored_as),
             name: target.rel_name(&stored_as),
@@ -285,6 +298,24 @@ impl Drop for TempFile {
             let _ = rfs::unlinkat(&*self.dir, &self.name, AtFlags::empty());
         }
     }
+}
+
+/// Makes the content of every file in `temps` durable: one fsync for a single file, otherwise
+/// one `syncfs` per file system involved (a group commit).
+pub fn sync_all<'a>(temps: impl IntoIterator<Item = &'a TempFile>) -> io::Result<()> {
+    let temps: Vec<&TempFile> = temps.into_iter().collect();
+    if let [one] = temps.as_slice() {
+        return one.file.sync_all();
+    }
+    let mut synced: Vec<u64> = Vec::new();
+    for t in temps {
+        let dev = rfs::fstat(&t.file)?.st_dev;
+        if !synced.contains(&dev) {
+            rfs::syncfs(&t.file)?;
+            synced.push(dev);
+        }
+    }
+    Ok(())
 }
 
 /// `report.txt` → `report (n).txt`; n = 0 is the name itself.

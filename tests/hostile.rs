@@ -224,8 +224,8 @@ fn a_wrong_checksum_is_refused_and_nothing_is_kept() {
         digest: wrong,
     });
     match c.read() {
-        Frame::Reject { code, text } => {
-            assert_eq!(code, 6);
+        Frame::Failed { seq, code, text } => {
+            assert_eq!((seq, code), (0, 6));
             assert!(text.contains("checksum mismatch"), "{text}");
         }
         f => panic!("{f:?}"),
@@ -241,6 +241,7 @@ fn a_wrong_checksum_is_refused_and_nothing_is_kept() {
     assert_eq!(
         c.read(),
         Frame::Ok {
+            seq: 1,
             name: "good.bin".into()
         }
     );
@@ -250,36 +251,35 @@ fn a_wrong_checksum_is_refused_and_nothing_is_kept() {
 }
 
 #[test]
-fn pipelined_offers_are_answered_in_order() {
+fn pipelined_offers_get_their_verdicts_by_seq() {
     let srv = TestServer::start(|_| {});
     let mut c = RawClient::hello(srv.addr());
     let files: Vec<(String, Vec<u8>)> = (0..20)
         .map(|i| (format!("p{i}.txt"), random_bytes(100 + i * 7, i as u64)))
         .collect();
-    // ACCEPT must come before content, so read it per file, but send DONE and the next OFFER
-    // together without waiting for the OK.
+    // Content waits for ACCEPT; DONE goes out with the next OFFER, and verdicts (deferred for
+    // the group commit) are collected whenever they come.
+    let mut verdicts = Vec::new();
     let mut out = Vec::new();
-    for (i, (name, data)) in files.iter().enumerate() {
-        let offer = Frame::Offer(knsock::protocol::Offer {
+    for (name, data) in &files {
+        Frame::Offer(knsock::protocol::Offer {
             size: data.len() as u64,
             mtime_secs: 0,
             mtime_nanos: 0,
             mode: 0o600,
             algorithm: 1,
             name: name.clone(),
-        });
-        offer.encode(&mut out);
+        })
+        .encode(&mut out);
         c.stream.write_all(&out).unwrap();
         out.clear();
-        if i > 0 {
-            assert_eq!(
-                c.read(),
-                Frame::Ok {
-                    name: files[i - 1].0.clone()
-                }
-            );
+        loop {
+            match c.read() {
+                Frame::Accept { offset: 0 } => break,
+                ok @ Frame::Ok { .. } => verdicts.push(ok),
+                f => panic!("{f:?}"),
+            }
         }
-        assert_eq!(c.read(), Frame::Accept { offset: 0 });
         out.extend_from_slice(data);
         Frame::Done {
             algorithm: 1,
@@ -288,12 +288,18 @@ fn pipelined_offers_are_answered_in_order() {
         .encode(&mut out);
     }
     c.stream.write_all(&out).unwrap();
-    assert_eq!(
-        c.read(),
-        Frame::Ok {
-            name: "p19.txt".into()
-        }
-    );
+    while verdicts.len() < files.len() {
+        verdicts.push(c.read());
+    }
+    let expected: Vec<Frame> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| Frame::Ok {
+            seq: i as u32,
+            name: name.clone(),
+        })
+        .collect();
+    assert_eq!(verdicts, expected);
     for (name, data) in &files {
         assert_eq!(&std::fs::read(srv.path(name)).unwrap(), data);
     }

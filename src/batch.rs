@@ -1,0 +1,401 @@
+//! Many files over one connection: the walk that turns paths into named sources (recursion,
+//! include/exclude globs, symlinks), and the pipelined engine that offers the next file while the
+//! receiver commits the previous ones (docs/protocol.md section 3).
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use glob::{MatchOptions, Pattern};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::{self, Frame, Hello, Offer, ALGO_XXH3_128};
+use crate::sender::{self, SendOptions, SendReport};
+
+/// One file to send: where it is here, the name it gets on the receiver, its size when listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub path: PathBuf,
+    pub name: String,
+    pub size: u64,
+}
+
+/// Which files a walk picks.
+#[derive(Debug, Clone, Default)]
+pub struct WalkOptions {
+    /// Descend into directories (a directory without it is an error, as with `cp`).
+    pub recursive: bool,
+    /// Globs matched against the relative name (`*` also crosses `/`): when any is given, a
+    /// file must match one. `*.log` selects by extension.
+    pub include: Vec<String>,
+    /// Globs that drop a file, whatever `include` says.
+    pub exclude: Vec<String>,
+    /// Follow symlinks (loops are detected); by default they are skipped.
+    pub follow_symlinks: bool,
+}
+
+/// Lists the files `paths` name, in a stable order: a file stands for itself (its base name on
+/// the receiver), a directory for every file beneath it (`dir/sub/file`).
+pub fn collect_sources(paths: &[PathBuf], opts: &WalkOptions) -> Result<Vec<Source>> {
+    let compile = |globs: &[String]| -> Result<Vec<Pattern>> {
+        globs
+            .iter()
+            .map(|g| Pattern::new(g).map_err(|e| Error::invalid(format!("bad pattern {g:?}: {e}"))))
+            .collect()
+    };
+    let include = compile(&opts.include)?;
+    let exclude = compile(&opts.exclude)?;
+    let wanted = |name: &str| {
+        let m = MatchOptions {
+            require_literal_separator: false,
+            ..MatchOptions::new()
+        };
+        (include.is_empty() || include.iter().any(|p| p.matches_with(name, m)))
+            && !exclude.iter().any(|p| p.matches_with(name, m))
+    };
+    let mut out = Vec::new();
+    for path in paths {
+        let meta = stat(path, opts.follow_symlinks)?;
+        let Some(meta) = meta else { continue };
+        let base = base_name(path)?;
+        if meta.is_dir() {
+            if !opts.recursive {
+                return Err(Error::invalid(format!(
+                    "{} is a directory (send it with recursion)",
+                    path.display()
+                )));
+            }
+            let mut seen = vec![(meta.dev(), meta.ino())];
+            walk(path, &base, opts, &wanted, &mut seen, &mut out)?;
+        } else if meta.is_file() && wanted(&base) {
+            out.push(Source {
+                path: path.clone(),
+                name: base,
+                size: meta.len(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    opts: &WalkOptions,
+    wanted: &dyn Fn(&str) -> bool,
+    seen: &mut Vec<(u64, u64)>,
+    out: &mut Vec<Source>,
+) -> Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .map_err(|e| Error::io(dir.display(), e))?
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::io(dir.display(), e))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let Some(meta) = stat(&path, opts.follow_symlinks)? else {
+            continue;
+        };
+        let name = format!("{prefix}/{}", base_name(&path)?);
+        if meta.is_dir() {
+            let id = (meta.dev(), meta.ino());
+            if seen.contains(&id) {
+                continue; // a symlink loop
+            }
+            seen.push(id);
+            walk(&path, &name, opts, wanted, seen, out)?;
+            seen.pop();
+        } else if meta.is_file() && wanted(&name) {
+            out.push(Source {
+                path,
+                name,
+                size: meta.len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The metadata of `path`; `None` for a symlink that is not followed or a dangling one.
+fn stat(path: &Path, follow: bool) -> Result<Option<fs::Metadata>> {
+    let meta = fs::symlink_metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::new(
+            ErrorKind::NotFound,
+            format!("{}: no such file or directory", path.display()),
+        ),
+        _ => Error::io(path.display(), e),
+    })?;
+    if !meta.file_type().is_symlink() {
+        return Ok(Some(meta));
+    }
+    Ok(if follow {
+        fs::metadata(path).ok()
+    } else {
+        None
+    })
+}
+
+fn base_name(path: &Path) -> Result<String> {
+    let owned;
+    let p = match path.file_name() {
+        Some(_) => path,
+        None => {
+            owned = fs::canonicalize(path).map_err(|e| Error::io(path.display(), e))?;
+            &owned
+        }
+    };
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string)
+        .ok_or_else(|| Error::invalid(format!("{}: name is not UTF-8", path.display())))
+}
+
+/// What happened to one file of a batch.
+#[derive(Debug)]
+pub struct FileOutcome {
+    pub source: Source,
+    pub result: Result<SendReport>,
+}
+
+/// The outcome of [`send_files`]: one entry per source, in order.
+#[derive(Debug)]
+pub struct BatchReport {
+    pub files: Vec<FileOutcome>,
+    pub elapsed: std::time::Duration,
+}
+
+impl BatchReport {
+    pub fn delivered(&self) -> usize {
+        self.files.iter().filter(|f| f.result.is_ok()).count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.files.len() - self.delivered()
+    }
+
+    pub fn first_error(&self) -> Option<&Error> {
+        self.files.iter().find_map(|f| f.result.as_ref().err())
+    }
+}
+
+/// Sends every source over one connection, pipelined, and returns each file's outcome. A file
+/// that is refused does not stop the others unless `opts.stop_on_error`. `Err` only when no
+/// file could be attempted (the connection or the hello failed).
+pub fn send_files(
+    host: &str,
+    port: u16,
+    sources: &[Source],
+    opts: &SendOptions,
+) -> Result<BatchReport> {
+    let started = Instant::now();
+    let total = sources.iter().map(|s| s.size).sum();
+    let mut open = |i: usize| sender::open_source(&sources[i].path, Some(&sources[i].name));
+    let results = sender::with_connection(host, port, opts, |stream| {
+        Ok(run(stream, sources.len(), &mut open, total, opts))
+    })?;
+    let files = sources
+        .iter()
+        .cloned()
+        .zip(results)
+        .map(|(source, result)| FileOutcome { source, result })
+        .collect();
+    Ok(BatchReport {
+        files,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// A file sent whose verdict has not come yet.
+struct Outstanding {
+    seq: u32,
+    index: usize,
+    bytes: u64,
+    started: Instant,
+}
+
+/// The engine: offers `count` files one after another on `stream` and collects their verdicts.
+/// `open(i)` opens file `i`. Every file gets a result; a connection failure becomes the result of
+/// every file still without one.
+pub(crate) fn run(
+    stream: &TcpStream,
+    count: usize,
+    open: &mut dyn FnMut(usize) -> Result<(File, Offer)>,
+    total_bytes: u64,
+    opts: &SendOptions,
+) -> Vec<Result<SendReport>> {
+    let mut results: Vec<Option<Result<SendReport>>> = (0..count).map(|_| None).collect();
+    let mut conn = Conn {
+        reader: BufReader::with_capacity(16 * 1024, stream),
+        writer: BufWriter::with_capacity(64 * 1024, stream),
+        hello_done: false,
+        draining: false,
+        outstanding: VecDeque::new(),
+    };
+    let bar = opts
+        .show_progress
+        .then(|| sender::progress_bar(total_bytes, count));
+    let fatal = conn.offer_all(count, open, opts, bar.as_ref(), &mut results);
+    if let Some(b) = &bar {
+        b.finish();
+    }
+    let cancelled = opts.cancel.as_ref().is_some_and(|c| c.is_cancelled());
+    match fatal {
+        Err(_) if cancelled => {
+            for r in results.iter_mut().filter(|r| r.is_none()) {
+                *r = Some(Err(Error::new(ErrorKind::Cancelled, "transfer cancelled")));
+            }
+        }
+        Ok(()) => {
+            let _ = Frame::Bye.write_to(&mut conn.writer);
+            let _ = conn.writer.flush();
+            let _ = stream.shutdown(Shutdown::Write);
+        }
+        Err(e) => {
+            for r in results.iter_mut().filter(|r| r.is_none()) {
+                *r = Some(Err(e.duplicate()));
+            }
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Error::new(ErrorKind::Io, "file was not sent"))))
+        .collect()
+}
+
+struct Conn<'a> {
+    reader: BufReader<&'a TcpStream>,
+    writer: BufWriter<&'a TcpStream>,
+    hello_done: bool,
+    /// Every offer is out; only verdicts are awaited.
+    draining: bool,
+    outstanding: VecDeque<Outstanding>,
+}
+
+impl Conn<'_> {
+    fn offer_all(
+        &mut self,
+        count: usize,
+        open: &mut dyn FnMut(usize) -> Result<(File, Offer)>,
+        opts: &SendOptions,
+        bar: Option<&indicatif::ProgressBar>,
+        results: &mut [Option<Result<SendReport>>],
+    ) -> Result<()> {
+        let mut hello = Vec::with_capacity(16);
+        Hello::ours().encode(&mut hello);
+        self.writer
+            .write_all(&hello)
+            .map_err(|e| Error::io("sending the hello", e))?;
+        let mut seq = 0u32;
+        for i in 0..count {
+            if opts.stop_on_error && results.iter().any(|r| matches!(r, Some(Err(_)))) {
+                break;
+            }
+            let (mut file, offer) = match open(i) {
+                Ok(f) => f,
+                Err(e) => {
+                    results[i] = Some(Err(e));
+                    continue;
+                }
+            };
+            let this_seq = seq;
+            seq = seq.wrapping_add(1);
+            Frame::Offer(offer.clone())
+                .write_to(&mut self.writer)
+                .map_err(|e| Error::io("sending an offer", e))?;
+            self.flush()?;
+            // `read` settles verdicts of earlier files on its way to this offer's answer.
+            match self.read(results)? {
+                Frame::Accept { offset: 0 } => {}
+                Frame::Reject { code, text } => {
+                    results[i] = Some(Err(Error::from_peer(code, text)));
+                    continue;
+                }
+                f => return Err(unexpected(&f, "ACCEPT or REJECT")),
+            }
+            if let Some(b) = bar {
+                b.set_message(offer.name.clone());
+            }
+            let started = Instant::now();
+            let digest = sender::stream_content(&mut file, &mut self.writer, &offer, opts, bar)?;
+            Frame::Done {
+                algorithm: ALGO_XXH3_128,
+                digest: digest.to_be_bytes().to_vec(),
+            }
+            .write_to(&mut self.writer)
+            .map_err(|e| Error::io("sending the checksum", e))?;
+            self.outstanding.push_back(Outstanding {
+                seq: this_seq,
+                index: i,
+                bytes: offer.size,
+                started,
+            });
+        }
+        self.flush()?;
+        self.draining = true;
+        if !self.outstanding.is_empty() {
+            // Returns `Bye` once the last verdict is in.
+            match self.read(results)? {
+                Frame::Bye => {}
+                f => return Err(unexpected(&f, "OK or FAILED")),
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.writer
+            .flush()
+            .map_err(|e| Error::io("sending to the receiver", e))
+    }
+
+    /// Reads the next frame that is not a verdict, settling verdicts on the way. While
+    /// draining, the last verdict returns `Bye` so the drain loop ends.
+    fn read(&mut self, results: &mut [Option<Result<SendReport>>]) -> Result<Frame> {
+        if !self.hello_done {
+            match protocol::read_hello_reply(&mut self.reader)? {
+                0 => {
+                    return Err(match Frame::read_from(&mut self.reader) {
+                        Ok(Some(Frame::Error { code, text })) => Error::from_peer(code, text),
+                        _ => Error::protocol("the receiver refused our protocol version"),
+                    })
+                }
+                v if v != protocol::VERSION_MAX => {
+                    return Err(Error::protocol(format!(
+                        "receiver chose unknown version {v}"
+                    )))
+                }
+                _ => self.hello_done = true,
+            }
+        }
+        loop {
+            let frame = Frame::read_from(&mut self.reader)?
+                .ok_or_else(|| Error::protocol("receiver closed the connection"))?;
+            let (seq, result) = match frame {
+                Frame::Ok { seq, name } => (seq, Ok(name)),
+                Frame::Failed { seq, code, text } => (seq, Err(Error::from_peer(code, text))),
+                Frame::Error { code, text } => return Err(Error::from_peer(code, text)),
+                other => return Ok(other),
+            };
+            let Some(pos) = self.outstanding.iter().position(|o| o.seq == seq) else {
+                return Err(Error::protocol(format!("verdict for unknown file {seq}")));
+            };
+            let o = self.outstanding.remove(pos).expect("position is valid");
+            results[o.index] = Some(result.map(|stored_name| SendReport {
+                stored_name,
+                bytes: o.bytes,
+                elapsed: o.started.elapsed(),
+            }));
+            if self.outstanding.is_empty() && self.draining {
+                return Ok(Frame::Bye);
+            }
+        }
+    }
+}
+
+fn unexpected(f: &Frame, wanted: &str) -> Error {
+    Error::protocol(format!("expected {wanted} from the receiver, got {f:?}"))
+}
