@@ -87,7 +87,7 @@ fn main() {
                 recursive: true,
                 ..Default::default()
             };
-            let sources = knsock::collect_sources(&[input.clone()], &walk).unwrap();
+            let sources = knsock::collect_sources(std::slice::from_ref(&input), &walk).unwrap();
             let t = Instant::now();
             let report = knsock::send_files("127.0.0.1", rx.port, &sources, &opts).unwrap();
             let secs = t.elapsed().as_secs_f64();
