@@ -262,7 +262,14 @@ pub(crate) fn run(
     }
     results
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(Error::new(ErrorKind::Io, "file was not sent"))))
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(Error::new(
+                    ErrorKind::Cancelled,
+                    "not sent: stopped after an earlier file failed",
+                ))
+            })
+        })
         .collect()
 }
 

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use knsock::{send_file, Overwrite, SendOptions, ServerConfig};
+use knsock::{
+    collect_sources, send_file, send_files, Overwrite, SendOptions, SendReport, ServerConfig,
+    Source, WalkOptions,
+};
 
 #[derive(Parser)]
 #[command(name = "kn-sock", version, about = "Reliable file transfer over TCP")]
@@ -44,11 +47,28 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 30.0)]
         idle_timeout: f64,
     },
-    /// Send FILE and wait until the receiver has it verified and in place.
+    /// Send files (and, with -r, directories) over one connection; each counts as delivered
+    /// only once the receiver has it verified and in place.
     SendFile {
         host: String,
         port: u16,
-        file: PathBuf,
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Send directories with everything beneath them.
+        #[arg(short, long)]
+        recursive: bool,
+        /// Send only files whose relative name matches one of these globs (e.g. '*.log').
+        #[arg(long, value_name = "GLOB")]
+        include: Vec<String>,
+        /// Skip files whose relative name matches one of these globs.
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
+        /// Follow symlinks (default: skip them).
+        #[arg(long)]
+        follow_symlinks: bool,
+        /// Stop after the first file that fails.
+        #[arg(long)]
+        stop_on_error: bool,
         /// Show a progress bar on stderr (default when stderr is a terminal).
         #[arg(long, overrides_with = "no_progress")]
         show_progress: bool,
@@ -89,7 +109,12 @@ fn main() -> ExitCode {
         Command::SendFile {
             host,
             port,
-            file,
+            paths,
+            recursive,
+            include,
+            exclude,
+            follow_symlinks,
+            stop_on_error,
             show_progress,
             no_progress,
             timeout,
@@ -103,16 +128,16 @@ fn main() -> ExitCode {
                 chunk_size,
                 remote_name,
                 legacy,
+                stop_on_error,
                 ..SendOptions::default()
             };
-            let report = send_file(&host, port, &file, &opts).map_err(|e| e.to_string())?;
-            println!(
-                "sent {} as {} ({} bytes)",
-                file.display(),
-                report.stored_name,
-                report.bytes
-            );
-            Ok(())
+            let walk = WalkOptions {
+                recursive,
+                include,
+                exclude,
+                follow_symlinks,
+            };
+            send(&host, port, &paths, &walk, opts)
         }),
         Command::RunFileServer {
             port,
@@ -146,6 +171,74 @@ fn main() -> ExitCode {
             eprintln!("kn-sock: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// One plain file: `send_file` (its own name or --remote-name). Otherwise the walk, then one
+/// connection for everything (one per file for kn-sock 0.3, which takes one file per connection).
+fn send(
+    host: &str,
+    port: u16,
+    paths: &[PathBuf],
+    walk: &WalkOptions,
+    opts: SendOptions,
+) -> Result<(), String> {
+    let single = paths.len() == 1 && !paths[0].is_dir();
+    if single || opts.remote_name.is_some() {
+        if !single {
+            return Err("--remote-name needs exactly one file".into());
+        }
+        let report = send_file(host, port, &paths[0], &opts).map_err(|e| e.to_string())?;
+        println!(
+            "sent {} as {} ({} bytes)",
+            paths[0].display(),
+            report.stored_name,
+            report.bytes
+        );
+        return Ok(());
+    }
+    let sources = collect_sources(paths, walk).map_err(|e| e.to_string())?;
+    if sources.is_empty() {
+        return Err("no files to send".into());
+    }
+    let outcomes: Vec<(Source, knsock::Result<SendReport>)> = if opts.legacy {
+        sources
+            .into_iter()
+            .map(|s| {
+                let o = SendOptions {
+                    remote_name: Some(s.name.clone()),
+                    ..opts.clone()
+                };
+                let r = send_file(host, port, &s.path, &o);
+                (s, r)
+            })
+            .collect()
+    } else {
+        send_files(host, port, &sources, &opts)
+            .map_err(|e| e.to_string())?
+            .files
+            .into_iter()
+            .map(|f| (f.source, f.result))
+            .collect()
+    };
+    let mut failed = 0;
+    for (source, result) in &outcomes {
+        match result {
+            Ok(r) => println!(
+                "sent {} as {} ({} bytes)",
+                source.path.display(),
+                r.stored_name,
+                r.bytes
+            ),
+            Err(e) => {
+                failed += 1;
+                eprintln!("kn-sock: {}: {e}", source.path.display());
+            }
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        n => Err(format!("{n} of {} files failed", outcomes.len())),
     }
 }
 

@@ -1,0 +1,258 @@
+//! Many files over one connection: the walk (recursion, globs, symlinks) and `send_files`
+//! (one connection, per-file outcomes, stop on error, group commit).
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use knsock::{collect_sources, send_files, ErrorKind, SendOptions, WalkOptions};
+
+/// src/logs/{a.log, b.txt, sub/c.log, sub/deeper/d.log}, src/top.log
+fn tree() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("logs/sub/deeper")).unwrap();
+    for (name, seed) in [
+        ("logs/a.log", 1),
+        ("logs/b.txt", 2),
+        ("logs/sub/c.log", 3),
+        ("logs/sub/deeper/d.log", 4),
+        ("top.log", 5),
+    ] {
+        std::fs::write(
+            d.path().join(name),
+            random_bytes(1000 + seed * 10, seed as u64),
+        )
+        .unwrap();
+    }
+    d
+}
+
+fn names(sources: &[knsock::Source]) -> Vec<&str> {
+    sources.iter().map(|s| s.name.as_str()).collect()
+}
+
+#[test]
+fn walking_a_tree_with_filters_and_symlinks() {
+    let d = tree();
+    let logs = d.path().join("logs");
+    let rec = WalkOptions {
+        recursive: true,
+        ..Default::default()
+    };
+    let all = collect_sources(&[logs.clone(), d.path().join("top.log")], &rec).unwrap();
+    assert_eq!(
+        names(&all),
+        [
+            "logs/a.log",
+            "logs/b.txt",
+            "logs/sub/c.log",
+            "logs/sub/deeper/d.log",
+            "top.log"
+        ]
+    );
+    assert_eq!(all[0].size, 1010);
+
+    let only_logs = WalkOptions {
+        include: vec!["*.log".into()],
+        exclude: vec!["*/deeper/*".into()],
+        ..rec.clone()
+    };
+    let got = collect_sources(std::slice::from_ref(&logs), &only_logs).unwrap();
+    assert_eq!(names(&got), ["logs/a.log", "logs/sub/c.log"]);
+
+    let err = collect_sources(std::slice::from_ref(&logs), &WalkOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("is a directory"), "{err}");
+
+    let err = collect_sources(&[d.path().join("nope")], &rec).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+
+    let bad = WalkOptions {
+        include: vec!["[".into()],
+        ..rec.clone()
+    };
+    assert_eq!(
+        collect_sources(std::slice::from_ref(&logs), &bad)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidArgument
+    );
+
+    // Symlinks: skipped by default; followed on request, loops cut.
+    std::os::unix::fs::symlink(d.path().join("top.log"), logs.join("link.log")).unwrap();
+    std::os::unix::fs::symlink(&logs, logs.join("sub/loop")).unwrap();
+    let skipped = collect_sources(std::slice::from_ref(&logs), &rec).unwrap();
+    assert_eq!(skipped.len(), 4);
+    let follow = WalkOptions {
+        follow_symlinks: true,
+        ..rec
+    };
+    let followed = collect_sources(std::slice::from_ref(&logs), &follow).unwrap();
+    assert_eq!(
+        names(&followed),
+        [
+            "logs/a.log",
+            "logs/b.txt",
+            "logs/link.log",
+            "logs/sub/c.log",
+            "logs/sub/deeper/d.log"
+        ]
+    );
+}
+
+#[test]
+fn a_tree_arrives_over_one_connection_with_its_layout_and_metadata() {
+    let peers = Arc::new(Mutex::new(HashSet::new()));
+    let p2 = Arc::clone(&peers);
+    let srv = TestServer::start(move |c| {
+        c.validate_before(move |info| {
+            p2.lock().unwrap().insert(info.peer);
+            Ok(())
+        });
+    });
+    let d = tree();
+    let rec = WalkOptions {
+        recursive: true,
+        ..Default::default()
+    };
+    let sources = collect_sources(&[d.path().join("logs")], &rec).unwrap();
+    let report = send_files("127.0.0.1", srv.port(), &sources, &SendOptions::default()).unwrap();
+    assert_eq!(report.delivered(), 4, "{:?}", report.first_error());
+    for s in &sources {
+        assert_eq!(
+            std::fs::read(srv.path(&s.name)).unwrap(),
+            std::fs::read(&s.path).unwrap()
+        );
+        let (a, b) = (
+            std::fs::metadata(&s.path).unwrap(),
+            std::fs::metadata(srv.path(&s.name)).unwrap(),
+        );
+        assert_eq!(a.modified().unwrap(), b.modified().unwrap());
+    }
+    assert_eq!(peers.lock().unwrap().len(), 1, "more than one connection");
+    for _ in 0..4 {
+        srv.next_received();
+    }
+}
+
+#[test]
+fn many_small_files_in_one_call() {
+    let srv = TestServer::start(|_| {});
+    let src = tempfile::tempdir().unwrap();
+    let sources: Vec<knsock::Source> = (0..600)
+        .map(|i| {
+            let name = format!("f{i:04}.dat");
+            let data = random_bytes(4096, i);
+            knsock::Source {
+                path: write_file(src.path(), &name, &data),
+                name,
+                size: 4096,
+            }
+        })
+        .collect();
+    let report = send_files("127.0.0.1", srv.port(), &sources, &SendOptions::default()).unwrap();
+    assert_eq!(report.delivered(), 600, "{:?}", report.first_error());
+    assert!(report
+        .files
+        .iter()
+        .all(|f| f.result.as_ref().unwrap().stored_name == f.source.name));
+    assert_eq!(srv.entries().len(), 600);
+    for s in sources.iter().step_by(37) {
+        assert_eq!(
+            std::fs::read(srv.path(&s.name)).unwrap(),
+            std::fs::read(&s.path).unwrap()
+        );
+    }
+}
+
+#[test]
+fn one_refused_file_does_not_stop_the_rest_unless_asked() {
+    let srv = TestServer::start(|c| {
+        c.validate_before(|f| match f.name.contains("bad") {
+            true => Err(format!("{} is bad", f.name)),
+            false => Ok(()),
+        })
+        .validate_after(|f| match f.name.contains("late") {
+            true => Err("refused after the data".into()),
+            false => Ok(()),
+        });
+    });
+    let src = tempfile::tempdir().unwrap();
+    let mk = |name: &str| knsock::Source {
+        path: write_file(src.path(), name, name.as_bytes()),
+        name: name.to_string(),
+        size: name.len() as u64,
+    };
+    let missing = knsock::Source {
+        path: PathBuf::from("/nonexistent/gone.txt"),
+        name: "gone.txt".into(),
+        size: 0,
+    };
+    let sources = vec![
+        mk("one.txt"),
+        mk("bad.txt"),
+        mk("late.txt"),
+        missing,
+        mk("two.txt"),
+    ];
+    let report = send_files("127.0.0.1", srv.port(), &sources, &SendOptions::default()).unwrap();
+    let kinds: Vec<Option<ErrorKind>> = report
+        .files
+        .iter()
+        .map(|f| f.result.as_ref().err().map(|e| e.kind()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            None,
+            Some(ErrorKind::Rejected),
+            Some(ErrorKind::Rejected),
+            Some(ErrorKind::NotFound),
+            None
+        ]
+    );
+    let bad = report.files[1].result.as_ref().unwrap_err();
+    assert_eq!(bad.peer_reason().unwrap().text, "bad.txt is bad");
+    let late = report.files[2].result.as_ref().unwrap_err();
+    assert_eq!(late.peer_reason().unwrap().text, "refused after the data");
+    assert_eq!(srv.entries(), vec!["one.txt", "two.txt"]);
+
+    let stop = SendOptions {
+        stop_on_error: true,
+        ..SendOptions::default()
+    };
+    let srv2 = TestServer::start(|c| {
+        c.validate_before(|f| match f.name.contains("bad") {
+            true => Err("no".into()),
+            false => Ok(()),
+        });
+    });
+    let report = send_files("127.0.0.1", srv2.port(), &sources, &stop).unwrap();
+    assert!(report.files[0].result.is_ok());
+    assert!(report.files[1].result.is_err());
+    let skipped = report.files[4].result.as_ref().unwrap_err();
+    assert_eq!(skipped.kind(), ErrorKind::Cancelled);
+    assert!(skipped
+        .to_string()
+        .contains("stopped after an earlier file failed"));
+    assert_eq!(srv2.entries(), vec!["one.txt"]);
+}
+
+#[test]
+fn a_connection_failure_fails_every_file_without_a_verdict() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let src = tempfile::tempdir().unwrap();
+    let s = knsock::Source {
+        path: write_file(src.path(), "x", b"x"),
+        name: "x".into(),
+        size: 1,
+    };
+    let err = send_files("127.0.0.1", port, &[s], &SendOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connect);
+}

@@ -1,0 +1,122 @@
+//! The `kn-sock` binary as its users type it: server output, exit codes, messages, SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kn-sock");
+
+struct CliServer {
+    child: Child,
+    lines: std::io::Lines<BufReader<ChildStdout>>,
+    port: u16,
+}
+
+impl CliServer {
+    fn start(dir: &std::path::Path, extra: &[&str]) -> CliServer {
+        let mut child = Command::new(BIN)
+            .args(["run-file-server", "0"])
+            .arg(dir)
+            .args(["--host", "127.0.0.1"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        assert!(first.starts_with("listening on 127.0.0.1:"), "{first}");
+        let port = first.rsplit(':').next().unwrap().parse().unwrap();
+        CliServer { child, lines, port }
+    }
+
+    fn next_line(&mut self) -> String {
+        self.lines.next().unwrap().unwrap()
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+fn send(port: u16, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["send-file", "127.0.0.1", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn send_one_file_and_a_tree_then_stop_with_sigterm() {
+    let out = tempfile::tempdir().unwrap();
+    let mut srv = CliServer::start(out.path(), &[]);
+    let src = tempfile::tempdir().unwrap();
+    let data = random_bytes(500_000, 1);
+    let f = write_file(src.path(), "one.bin", &data);
+    let r = send(srv.port, &[f.to_str().unwrap(), "--no-progress"]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert!(text(&r.stdout).contains("as one.bin (500000 bytes)"), "{}", text(&r.stdout));
+    assert!(srv.next_line().starts_with("received one.bin (500000 bytes) from 127.0.0.1:"));
+    assert_eq!(std::fs::read(out.path().join("one.bin")).unwrap(), data);
+
+    std::fs::create_dir_all(src.path().join("tree/sub")).unwrap();
+    write_file(&src.path().join("tree"), "a.log", b"a");
+    write_file(&src.path().join("tree/sub"), "b.log", b"b");
+    write_file(&src.path().join("tree/sub"), "c.tmp", b"c");
+    let tree = src.path().join("tree");
+    let r = send(srv.port, &["-r", tree.to_str().unwrap(), "--include", "*.log"]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert_eq!(text(&r.stdout).lines().count(), 2, "{}", text(&r.stdout));
+    let mut got = vec![srv.next_line(), srv.next_line()];
+    got.sort();
+    assert!(got[0].starts_with("received tree/a.log"), "{got:?}");
+    assert!(got[1].starts_with("received tree/sub/b.log"), "{got:?}");
+    assert!(!out.path().join("tree/sub/c.tmp").exists());
+
+    let r = send(srv.port, &[tree.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(text(&r.stderr).contains("is a directory"), "{}", text(&r.stderr));
+
+    assert!(srv.terminate().success());
+}
+
+#[test]
+fn failures_exit_1_with_a_one_line_reason() {
+    let out = tempfile::tempdir().unwrap();
+    let srv = CliServer::start(out.path(), &["--allow-ext", ".txt,.pdf", "--max-size", "100"]);
+    let src = tempfile::tempdir().unwrap();
+
+    let r = send(srv.port, &[src.path().join("missing.txt").to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(1));
+    let err = text(&r.stderr);
+    assert!(err.starts_with("kn-sock: ") && err.contains("missing.txt: no such file"), "{err}");
+    assert_eq!(err.lines().count(), 1);
+
+    let exe = write_file(src.path(), "tool.exe", b"MZ");
+    let r = send(srv.port, &[exe.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(1));
+    let err = text(&r.stderr);
+    assert!(err.contains("extension not allowed: tool.exe (allowed: .txt, .pdf)"), "{err}");
+
+    let big = write_file(src.path(), "big.txt", &[b'x'; 101]);
+    let r = send(srv.port, &[big.to_str().unwrap()]);
+    assert!(text(&r.stderr).contains("exceeds the limit of 100 bytes"));
+
+    let r = send(1, &[big.to_str().unwrap(), "--timeout", "0"]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(text(&r.stderr).contains("--timeout must be a positive number"));
+    assert!(list_tree(out.path()).is_empty());
+    assert!(srv.terminate().success());
+}
