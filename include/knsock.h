@@ -133,6 +133,13 @@ typedef uint32_t knsock_overwrite;
 #endif // __cplusplus
 
 /**
+ * Per-file outcomes of `knsock_send_files()`, in the order the files were listed. Created by
+ * the library; freed by the caller with `knsock_batch_report_free()`. Strings it hands out are
+ * owned by it.
+ */
+typedef struct knsock_batch_report knsock_batch_report;
+
+/**
  * An error's detail: code, message and, for refusals, the receiver's reason. Created by the
  * library; freed by the caller with `knsock_error_free()`.
  */
@@ -245,6 +252,102 @@ const char *knsock_version(void);
  * codes give "unknown result code".
  */
 const char *knsock_result_str(int code);
+
+/**
+ * Descend into directories named in `knsock_send_files()` (default: off; a directory is then an
+ * error).
+ */
+enum knsock_result knsock_send_options_set_recursive(struct knsock_send_options *options,
+                                                     bool recursive);
+
+/**
+ * Follow symlinks while walking (loops are detected). Default: symlinks are skipped.
+ */
+enum knsock_result knsock_send_options_set_follow_symlinks(struct knsock_send_options *options,
+                                                           bool follow);
+
+/**
+ * Adds a glob (copied) a file's relative name must match, e.g. "*.log" (`*` also crosses `/`).
+ * With several, a file must match one. A malformed glob gives
+ * `KNSOCK_RESULT_INVALID_ARGUMENT`.
+ */
+enum knsock_result knsock_send_options_add_include(struct knsock_send_options *options,
+                                                   const char *glob);
+
+/**
+ * Adds a glob (copied) that drops matching files, whatever the includes say.
+ */
+enum knsock_result knsock_send_options_add_exclude(struct knsock_send_options *options,
+                                                   const char *glob);
+
+/**
+ * Stop offering files after the first one that fails (the rest are reported as
+ * `KNSOCK_RESULT_CANCELLED`). Default: off, every file is attempted.
+ */
+enum knsock_result knsock_send_options_set_stop_on_error(struct knsock_send_options *options,
+                                                         bool stop);
+
+/**
+ * Sends `count` paths (files, and directories when recursive) to `host:port` over one
+ * connection, pipelined, each file delivered like `knsock_send_file()`. Blocks; callbacks run on
+ * the calling thread (the progress callback once per chunk of each file).
+ *
+ * Returns `KNSOCK_RESULT_OK` when the batch ran, even if some files failed: `*report` then
+ * receives the per-file outcomes (free it with `knsock_batch_report_free()`); check
+ * `knsock_batch_report_failed()`. Fails without a report when nothing could be attempted (a bad
+ * path list, a walk error, no connection); then `*error` receives the detail when not NULL.
+ */
+enum knsock_result knsock_send_files(const char *host,
+                                     uint16_t port,
+                                     const char *const *paths,
+                                     size_t count,
+                                     const struct knsock_send_options *options,
+                                     struct knsock_batch_report **report,
+                                     struct knsock_error **error);
+
+/**
+ * How many files the report lists (0 for NULL).
+ */
+size_t knsock_batch_report_count(const struct knsock_batch_report *report);
+
+/**
+ * How many of them failed (0 for NULL).
+ */
+size_t knsock_batch_report_failed(const struct knsock_batch_report *report);
+
+/**
+ * File `index`'s name on the receiver, e.g. "logs/app.log"; NULL when out of range.
+ */
+const char *knsock_batch_report_name(const struct knsock_batch_report *report, size_t index);
+
+/**
+ * File `index`'s local path; NULL when out of range.
+ */
+const char *knsock_batch_report_path(const struct knsock_batch_report *report, size_t index);
+
+/**
+ * File `index`'s bytes delivered (0 when it failed or is out of range).
+ */
+uint64_t knsock_batch_report_bytes(const struct knsock_batch_report *report, size_t index);
+
+/**
+ * File `index`'s result: `KNSOCK_RESULT_OK` when delivered;
+ * `KNSOCK_RESULT_INVALID_ARGUMENT` when out of range.
+ */
+enum knsock_result knsock_batch_report_result(const struct knsock_batch_report *report,
+                                              size_t index);
+
+/**
+ * File `index`'s error (owned by the report; read it with `knsock_error_message()`,
+ * `knsock_error_peer_reason()`), or NULL when it was delivered or is out of range.
+ */
+const struct knsock_error *knsock_batch_report_error(const struct knsock_batch_report *report,
+                                                     size_t index);
+
+/**
+ * Frees a report. NULL is a no-op.
+ */
+void knsock_batch_report_free(struct knsock_batch_report *report);
 
 /**
  * The error's result code. NULL gives `KNSOCK_RESULT_INVALID_ARGUMENT`.

@@ -67,8 +67,14 @@ fn send_one_file_and_a_tree_then_stop_with_sigterm() {
     let f = write_file(src.path(), "one.bin", &data);
     let r = send(srv.port, &[f.to_str().unwrap(), "--no-progress"]);
     assert!(r.status.success(), "{}", text(&r.stderr));
-    assert!(text(&r.stdout).contains("as one.bin (500000 bytes)"), "{}", text(&r.stdout));
-    assert!(srv.next_line().starts_with("received one.bin (500000 bytes) from 127.0.0.1:"));
+    assert!(
+        text(&r.stdout).contains("as one.bin (500000 bytes)"),
+        "{}",
+        text(&r.stdout)
+    );
+    assert!(srv
+        .next_line()
+        .starts_with("received one.bin (500000 bytes) from 127.0.0.1:"));
     assert_eq!(std::fs::read(out.path().join("one.bin")).unwrap(), data);
 
     std::fs::create_dir_all(src.path().join("tree/sub")).unwrap();
@@ -76,7 +82,10 @@ fn send_one_file_and_a_tree_then_stop_with_sigterm() {
     write_file(&src.path().join("tree/sub"), "b.log", b"b");
     write_file(&src.path().join("tree/sub"), "c.tmp", b"c");
     let tree = src.path().join("tree");
-    let r = send(srv.port, &["-r", tree.to_str().unwrap(), "--include", "*.log"]);
+    let r = send(
+        srv.port,
+        &["-r", tree.to_str().unwrap(), "--include", "*.log"],
+    );
     assert!(r.status.success(), "{}", text(&r.stderr));
     assert_eq!(text(&r.stdout).lines().count(), 2, "{}", text(&r.stdout));
     let mut got = vec![srv.next_line(), srv.next_line()];
@@ -87,7 +96,11 @@ fn send_one_file_and_a_tree_then_stop_with_sigterm() {
 
     let r = send(srv.port, &[tree.to_str().unwrap()]);
     assert_eq!(r.status.code(), Some(1));
-    assert!(text(&r.stderr).contains("is a directory"), "{}", text(&r.stderr));
+    assert!(
+        text(&r.stderr).contains("is a directory"),
+        "{}",
+        text(&r.stderr)
+    );
 
     assert!(srv.terminate().success());
 }
@@ -95,20 +108,32 @@ fn send_one_file_and_a_tree_then_stop_with_sigterm() {
 #[test]
 fn failures_exit_1_with_a_one_line_reason() {
     let out = tempfile::tempdir().unwrap();
-    let srv = CliServer::start(out.path(), &["--allow-ext", ".txt,.pdf", "--max-size", "100"]);
+    let srv = CliServer::start(
+        out.path(),
+        &["--allow-ext", ".txt,.pdf", "--max-size", "100"],
+    );
     let src = tempfile::tempdir().unwrap();
 
-    let r = send(srv.port, &[src.path().join("missing.txt").to_str().unwrap()]);
+    let r = send(
+        srv.port,
+        &[src.path().join("missing.txt").to_str().unwrap()],
+    );
     assert_eq!(r.status.code(), Some(1));
     let err = text(&r.stderr);
-    assert!(err.starts_with("kn-sock: ") && err.contains("missing.txt: no such file"), "{err}");
+    assert!(
+        err.starts_with("kn-sock: ") && err.contains("missing.txt: no such file"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1);
 
     let exe = write_file(src.path(), "tool.exe", b"MZ");
     let r = send(srv.port, &[exe.to_str().unwrap()]);
     assert_eq!(r.status.code(), Some(1));
     let err = text(&r.stderr);
-    assert!(err.contains("extension not allowed: tool.exe (allowed: .txt, .pdf)"), "{err}");
+    assert!(
+        err.contains("extension not allowed: tool.exe (allowed: .txt, .pdf)"),
+        "{err}"
+    );
 
     let big = write_file(src.path(), "big.txt", &[b'x'; 101]);
     let r = send(srv.port, &[big.to_str().unwrap()]);

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, ErrorKind};
 
+pub mod batch;
 pub mod error;
 pub mod file_info;
 pub mod send;

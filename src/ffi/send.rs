@@ -10,6 +10,7 @@ use super::KNSOCK_CONTINUE;
 use super::{
     arg_path, arg_str, boundary, code_of, knsock_result, to_cstring, with_error, UserData,
 };
+use crate::batch::WalkOptions;
 use crate::error::Error;
 use crate::sender::{self, SendOptions, MAX_CHUNK_SIZE};
 
@@ -32,7 +33,8 @@ pub type knsock_progress_cb = Option<
 /// freed by the caller with `knsock_send_options_free()`. A send copies what it needs, so one
 /// options object may serve many sends, also concurrently, as long as no setter runs meanwhile.
 pub struct knsock_send_options {
-    inner: SendOptions,
+    pub(crate) inner: SendOptions,
+    pub(crate) walk: WalkOptions,
     progress: Option<(
         unsafe extern "C" fn(*mut c_void, *const c_char, u64, u64) -> c_int,
         UserData,
@@ -65,6 +67,7 @@ pub extern "C" fn knsock_send_options_new() -> *mut knsock_send_options {
     boundary(ptr::null_mut(), || {
         Box::into_raw(Box::new(knsock_send_options {
             inner: SendOptions::default(),
+            walk: WalkOptions::default(),
             progress: None,
         }))
     })
@@ -80,7 +83,7 @@ pub unsafe extern "C" fn knsock_send_options_free(options: *mut knsock_send_opti
     })
 }
 
-unsafe fn set(
+pub(crate) unsafe fn set(
     options: *mut knsock_send_options,
     f: impl FnOnce(&mut knsock_send_options) -> Result<(), Error>,
 ) -> knsock_result {

@@ -54,13 +54,13 @@ static int checks_passed, checks_failed;
     }                                                                            \
   } while (0)
 
-static int finish(const char *suite) {
+static inline int finish(const char *suite) {
   printf("%s: %d passed, %d failed\n", suite, checks_passed, checks_failed);
   return checks_failed == 0 ? 0 : 1;
 }
 
 /* A fresh directory under $TMPDIR (or /tmp). */
-static void make_temp_dir(char *out, size_t len, const char *tag) {
+static inline void make_temp_dir(char *out, size_t len, const char *tag) {
   const char *base = getenv("TMPDIR");
   snprintf(out, len, "%s/knsock-%s-XXXXXX", base ? base : "/tmp", tag);
   if (!mkdtemp(out)) {
@@ -69,7 +69,7 @@ static void make_temp_dir(char *out, size_t len, const char *tag) {
   }
 }
 
-static void write_random_file(const char *path, size_t size, unsigned seed) {
+static inline void write_random_file(const char *path, size_t size, unsigned seed) {
   FILE *f = fopen(path, "wb");
   if (!f) {
     perror(path);
@@ -84,7 +84,7 @@ static void write_random_file(const char *path, size_t size, unsigned seed) {
 }
 
 /* 1 when both files exist and hold the same bytes. */
-static int same_file(const char *a, const char *b) {
+static inline int same_file(const char *a, const char *b) {
   FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
   int same = fa && fb;
   while (same) {
@@ -97,13 +97,13 @@ static int same_file(const char *a, const char *b) {
   return same;
 }
 
-static int path_exists(const char *p) {
+static inline int path_exists(const char *p) {
   struct stat st;
   return stat(p, &st) == 0;
 }
 
 /* Entries in a directory, "." and ".." aside. */
-static int count_entries(const char *dir) {
+static inline int count_entries(const char *dir) {
   DIR *d = opendir(dir);
   int n = 0;
   struct dirent *e;
@@ -114,7 +114,7 @@ static int count_entries(const char *dir) {
   return n;
 }
 
-static void remove_tree(const char *dir) {
+static inline void remove_tree(const char *dir) {
   char cmd[4200];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
@@ -128,7 +128,7 @@ struct event {
 };
 #define EVENT_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0}
 
-static void event_set(struct event *e) {
+static inline void event_set(struct event *e) {
   pthread_mutex_lock(&e->mu);
   e->set = 1;
   pthread_cond_broadcast(&e->cv);
@@ -136,7 +136,7 @@ static void event_set(struct event *e) {
 }
 
 /* 1 if set within `seconds`. */
-static int event_wait(struct event *e, int seconds) {
+static inline int event_wait(struct event *e, int seconds) {
   struct timespec deadline;
   clock_gettime(CLOCK_REALTIME, &deadline);
   deadline.tv_sec += seconds;
