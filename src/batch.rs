@@ -192,16 +192,58 @@ pub fn send_files(
     opts: &SendOptions,
 ) -> Result<BatchReport> {
     let started = Instant::now();
-    let total = sources.iter().map(|s| s.size).sum();
-    let mut open = |i: usize| sender::open_source(&sources[i].path, Some(&sources[i].name));
-    let results = sender::with_connection(host, port, opts, |stream| {
-        Ok(run(stream, sources.len(), &mut open, total, opts))
-    })?;
+    let mut results: Vec<Option<Result<SendReport>>> = sources.iter().map(|_| None).collect();
+    // Each attempt is one connection for the files still to do; a retry takes only those that
+    // failed in a way a new connection may cure.
+    let mut todo: Vec<usize> = (0..sources.len()).collect();
+    let mut delay = opts.retry_delay;
+    for attempt in 1.. {
+        let total = todo.iter().map(|&i| sources[i].size).sum();
+        let mut open = |k: usize| {
+            let s = &sources[todo[k]];
+            sender::open_source(&s.path, Some(&s.name))
+        };
+        let outcome = sender::with_connection(host, port, opts, |stream| {
+            Ok(run(stream, todo.len(), &mut open, total, opts))
+        });
+        let retry_left = attempt <= opts.retries;
+        match outcome {
+            Err(e) if retry_left && sender::retryable(&e) => {}
+            Err(e) if attempt == 1 => return Err(e),
+            Err(e) => {
+                for &i in &todo {
+                    results[i] = Some(Err(e.duplicate()));
+                }
+                break;
+            }
+            Ok(round) => {
+                for (&i, r) in todo.iter().zip(round) {
+                    results[i] = Some(r.map(|r| SendReport {
+                        attempts: attempt,
+                        ..r
+                    }));
+                }
+                todo.retain(|&i| matches!(&results[i], Some(Err(e)) if sender::retryable(e)));
+            }
+        }
+        if todo.is_empty() || !retry_left {
+            break;
+        }
+        if let Err(e) = sender::backoff(opts, &mut delay) {
+            for &i in &todo {
+                results[i] = Some(Err(e.duplicate()));
+            }
+            break;
+        }
+    }
     let files = sources
         .iter()
         .cloned()
         .zip(results)
-        .map(|(source, result)| FileOutcome { source, result })
+        .map(|(source, result)| FileOutcome {
+            source,
+            result: result.unwrap_or_else(|| Err(Error::new(ErrorKind::Io, "not attempted"))),
+        })
         .collect();
     Ok(BatchReport {
         files,
@@ -214,6 +256,7 @@ struct Outstanding {
     seq: u32,
     index: usize,
     bytes: u64,
+    offset: u64,
     started: Instant,
 }
 
@@ -315,19 +358,20 @@ impl Conn<'_> {
                 .map_err(|e| Error::io("sending an offer", e))?;
             self.flush()?;
             // `read` settles verdicts of earlier files on its way to this offer's answer.
-            match self.read(results)? {
-                Frame::Accept { offset: 0 } => {}
+            let offset = match self.read(results)? {
+                Frame::Accept { offset } if offset <= offer.size => offset,
                 Frame::Reject { code, text } => {
                     results[i] = Some(Err(Error::from_peer(code, text)));
                     continue;
                 }
                 f => return Err(unexpected(&f, "ACCEPT or REJECT")),
-            }
+            };
             if let Some(b) = bar {
                 b.set_message(offer.name.clone());
             }
             let started = Instant::now();
-            let digest = sender::stream_content(&mut file, &mut self.writer, &offer, opts, bar)?;
+            let digest =
+                sender::stream_content(&mut file, &mut self.writer, &offer, offset, opts, bar)?;
             Frame::Done {
                 algorithm: ALGO_XXH3_128,
                 digest: digest.to_be_bytes().to_vec(),
@@ -338,6 +382,7 @@ impl Conn<'_> {
                 seq: this_seq,
                 index: i,
                 bytes: offer.size,
+                offset,
                 started,
             });
         }
@@ -395,6 +440,8 @@ impl Conn<'_> {
                 stored_name,
                 bytes: o.bytes,
                 elapsed: o.started.elapsed(),
+                resumed_from: o.offset,
+                attempts: 1,
             }));
             if self.outstanding.is_empty() && self.draining {
                 return Ok(Frame::Bye);

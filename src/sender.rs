@@ -7,14 +7,14 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::{check_name, Offer, ALGO_XXH3_128};
+use crate::protocol::{self, check_name, Offer, ALGO_XXH3_128};
 
 pub const DEFAULT_CHUNK_SIZE: usize = 256 * 1024;
 pub const MAX_CHUNK_SIZE: usize = 64 * 1024 * 1024;
@@ -42,6 +42,12 @@ pub struct SendOptions {
     pub progress: Option<ProgressFn>,
     /// Cancels the transfer from another thread.
     pub cancel: Option<CancelToken>,
+    /// Attempts after the first when a transfer fails in a way a new connection may cure
+    /// (connection lost, timeout, I/O error, corruption in transit). A receiver with resume
+    /// enabled continues where its data ends.
+    pub retries: u32,
+    /// Wait before the first retry; it doubles with each retry, up to a minute.
+    pub retry_delay: Duration,
     /// In a batch, stop offering files after the first one that fails.
     pub stop_on_error: bool,
     /// Speak kn-sock 0.3's protocol (`name`, `size`, raw bytes), to reach an existing kn-sock
@@ -61,6 +67,8 @@ impl Default for SendOptions {
             remote_name: None,
             progress: None,
             cancel: None,
+            retries: 0,
+            retry_delay: Duration::from_secs(1),
             stop_on_error: false,
             legacy: false,
         }
@@ -105,6 +113,7 @@ pub struct CancelToken(Arc<CancelInner>);
 struct CancelInner {
     cancelled: AtomicBool,
     stream: Mutex<Option<TcpStream>>,
+    wake: Condvar,
 }
 
 impl CancelToken {
@@ -114,15 +123,30 @@ impl CancelToken {
 
     pub fn cancel(&self) {
         self.0.cancelled.store(true, Ordering::SeqCst);
-        if let Some(s) = self
-            .0
-            .stream
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
+        let stream = self.0.stream.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = stream.as_ref() {
             let _ = s.shutdown(Shutdown::Both);
         }
+        self.0.wake.notify_all();
+    }
+
+    /// Waits `d` unless cancelled first; `false` when cancelled.
+    pub(crate) fn sleep(&self, d: Duration) -> bool {
+        let deadline = Instant::now() + d;
+        let mut guard = self.0.stream.lock().unwrap_or_else(|e| e.into_inner());
+        while !self.is_cancelled() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            guard = self
+                .0
+                .wake
+                .wait_timeout(guard, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        false
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -162,6 +186,11 @@ pub struct SendReport {
     pub stored_name: String,
     pub bytes: u64,
     pub elapsed: Duration,
+    /// Where the content started in the attempt that succeeded: above 0 when the receiver
+    /// still had the data of an interrupted attempt.
+    pub resumed_from: u64,
+    /// Connections it took (1 without retries).
+    pub attempts: u32,
 }
 
 /// Sends one file and returns once the receiver has it verified, durable and in place.
@@ -172,8 +201,64 @@ pub fn send_file(
     opts: &SendOptions,
 ) -> Result<SendReport> {
     opts.validate()?;
+    retrying(opts, |attempt| {
+        send_file_once(host, port, path.as_ref(), opts).map(|r| SendReport {
+            attempts: attempt,
+            ..r
+        })
+    })
+}
+
+/// Runs `attempt(n)` for n = 1, 2, … while it fails in a retryable way and retries are left,
+/// with [`backoff`] between attempts.
+pub(crate) fn retrying<T>(
+    opts: &SendOptions,
+    mut attempt: impl FnMut(u32) -> Result<T>,
+) -> Result<T> {
+    let mut delay = opts.retry_delay;
+    for n in 1.. {
+        match attempt(n) {
+            Err(e) if n <= opts.retries && retryable(&e) => backoff(opts, &mut delay)?,
+            other => return other,
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// Waits `delay` (cut short by cancellation, then `Err(Cancelled)`) and doubles it, up to a
+/// minute.
+pub(crate) fn backoff(opts: &SendOptions, delay: &mut Duration) -> Result<()> {
+    let slept = match &opts.cancel {
+        Some(c) => c.sleep(*delay),
+        None => {
+            std::thread::sleep(*delay);
+            true
+        }
+    };
+    *delay = (*delay * 2).min(Duration::from_secs(60));
+    match slept {
+        true => Ok(()),
+        false => Err(Error::new(ErrorKind::Cancelled, "transfer cancelled")),
+    }
+}
+
+/// Whether a new connection may cure the failure.
+pub(crate) fn retryable(e: &Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::Connect
+            | ErrorKind::Timeout
+            | ErrorKind::Io
+            | ErrorKind::Protocol
+            | ErrorKind::Integrity
+    ) && e
+        .peer_reason()
+        .is_none_or(|p| p.code == protocol::Code::Checksum as u16)
+}
+
+fn send_file_once(host: &str, port: u16, path: &Path, opts: &SendOptions) -> Result<SendReport> {
     // Open first: a missing file is reported as such, without a connection.
-    let (file, offer) = open_source(path.as_ref(), opts.remote_name.as_deref())?;
+    let (file, offer) = open_source(path, opts.remote_name.as_deref())?;
     let mut once = Some((file, offer));
     with_connection(host, port, opts, |stream| {
         if opts.legacy {
@@ -226,7 +311,7 @@ fn send_legacy(
         .write_all(head.as_bytes())
         .map_err(|e| Error::io("sending the kn-sock header", e))?;
     let bar = opts.show_progress.then(|| progress_bar(offer.size, 1));
-    stream_content(file, &mut stream, &offer, opts, bar.as_ref())?;
+    stream_content(file, &mut stream, &offer, 0, opts, bar.as_ref())?;
     stream
         .shutdown(Shutdown::Write)
         .map_err(|e| Error::io("finishing the upload", e))?;
@@ -243,6 +328,8 @@ fn send_legacy(
         stored_name: offer.name,
         bytes: offer.size,
         elapsed: started.elapsed(),
+        resumed_from: 0,
+        attempts: 1,
     })
 }
 
@@ -316,30 +403,31 @@ fn connect(host: &str, port: u16, opts: &SendOptions) -> Result<TcpStream> {
 }
 
 /// Streams exactly `offer.size` bytes and returns their XXH3-128.
+/// From `offset` on, where the receiver resumes: the bytes before it are only hashed.
 pub(crate) fn stream_content(
     file: &mut File,
     stream: &mut impl Write,
     offer: &Offer,
+    offset: u64,
     opts: &SendOptions,
     bar: Option<&ProgressBar>,
 ) -> Result<u128> {
     let mut buf = vec![0u8; opts.chunk_size.min(offer.size.max(1) as usize)];
     let mut hasher = Xxh3::new();
     let mut sent = 0u64;
-    report_progress(opts, &offer.name, 0, offer.size)?;
+    while sent < offset {
+        let want = buf.len().min((offset - sent) as usize);
+        let n = read_some(file, &mut buf[..want], &offer.name)?;
+        hasher.update(&buf[..n]);
+        sent += n as u64;
+    }
+    if let Some(b) = bar {
+        b.inc(offset);
+    }
+    report_progress(opts, &offer.name, sent, offer.size)?;
     while sent < offer.size {
         let want = buf.len().min((offer.size - sent) as usize);
-        let n = match file.read(&mut buf[..want]) {
-            Ok(0) => {
-                return Err(Error::new(
-                    ErrorKind::Io,
-                    format!("{}: file shrank while being sent", offer.name),
-                ))
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(format!("reading {}", offer.name), e)),
-        };
+        let n = read_some(file, &mut buf[..want], &offer.name)?;
         hasher.update(&buf[..n]);
         stream
             .write_all(&buf[..n])
@@ -351,6 +439,21 @@ pub(crate) fn stream_content(
         report_progress(opts, &offer.name, sent, offer.size)?;
     }
     Ok(hasher.digest128())
+}
+
+/// One read of the source; the end of the file before its announced size is an error.
+fn read_some(file: &mut File, buf: &mut [u8], name: &str) -> Result<usize> {
+    loop {
+        return match file.read(buf) {
+            Ok(0) => Err(Error::new(
+                ErrorKind::Io,
+                format!("{name}: file shrank while being sent"),
+            )),
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(Error::io(format!("reading {name}"), e)),
+        };
+    }
 }
 
 fn report_progress(opts: &SendOptions, name: &str, sent: u64, total: u64) -> Result<()> {

@@ -2,6 +2,7 @@
 //! per-connection state machine of docs/protocol.md section 3.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -76,6 +77,7 @@ pub struct ServerConfig {
     max_file_size: Option<u64>,
     reserve_bytes: u64,
     overwrite: Overwrite,
+    resume_ttl: Duration,
     before: Vec<Validator>,
     after: Vec<Validator>,
     handlers: Vec<Handler>,
@@ -93,6 +95,7 @@ impl fmt::Debug for ServerConfig {
             .field("max_file_size", &self.max_file_size)
             .field("reserve_bytes", &self.reserve_bytes)
             .field("overwrite", &self.overwrite)
+            .field("resume_ttl", &self.resume_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -110,6 +113,7 @@ impl ServerConfig {
             max_file_size: None,
             reserve_bytes: 0,
             overwrite: Overwrite::Replace,
+            resume_ttl: Duration::ZERO,
             before: Vec::new(),
             after: Vec::new(),
             handlers: Vec::new(),
@@ -151,6 +155,12 @@ impl ServerConfig {
     }
     pub fn overwrite(&mut self, policy: Overwrite) -> &mut Self {
         self.overwrite = policy;
+        self
+    }
+    /// Keeps the data of an interrupted upload (hidden, beside its final name) for this long, so
+    /// the sender's retry resumes where the data ends. Zero (the default) deletes it at once.
+    pub fn resume_ttl(&mut self, ttl: Duration) -> &mut Self {
+        self.resume_ttl = ttl;
         self
     }
     /// Adds a validator run on the OFFER, before any data flows. Validators run in the order
@@ -212,6 +222,9 @@ struct Shared {
     stop_tx: Mutex<Option<Sender<()>>>,
     conns: Mutex<Vec<(u64, TcpStream)>>,
     next_conn: AtomicU64,
+    /// Resumable uploads in progress: resume key → connection id.
+    uploads: Mutex<HashMap<u64, u64>>,
+    upload_released: Condvar,
     threads: Mutex<Vec<JoinHandle<()>>>,
     joined: (Mutex<bool>, Condvar),
 }
@@ -255,6 +268,8 @@ impl Server {
             stop_tx: Mutex::new(Some(stop_tx)),
             conns: Mutex::new(Vec::new()),
             next_conn: AtomicU64::new(0),
+            uploads: Mutex::new(HashMap::new()),
+            upload_released: Condvar::new(),
             threads: Mutex::new(Vec::new()),
             joined: (Mutex::new(false), Condvar::new()),
         });
@@ -444,7 +459,7 @@ impl Shared {
             let Some(id) = self.register(&stream) else {
                 return;
             };
-            let mut conn = Connection::new(self, stream, peer);
+            let mut conn = Connection::new(self, stream, peer, id);
             let result = conn.run();
             let in_file = conn.in_file;
             drop(conn);
@@ -461,6 +476,13 @@ impl Shared {
                     self.report(&e, Some(peer));
                 }
             }
+        }
+    }
+
+    /// Ends connection `id` (its peer is gone or superseded): its reads fail at once.
+    fn shutdown_conn(&self, id: u64) {
+        if let Some((_, s)) = lock(&self.conns).iter().find(|(i, _)| *i == id) {
+            let _ = s.shutdown(Shutdown::Both);
         }
     }
 
@@ -484,6 +506,7 @@ impl Shared {
 /// One connection being served.
 struct Connection<'a> {
     server: &'a Shared,
+    id: u64,
     reader: BufReader<TcpStream>,
     peer: SocketAddr,
     /// Content buffer, sized to the largest file of this connection up to [`BUFFER_SIZE`].
@@ -504,6 +527,25 @@ struct Pending {
     temp: TempFile,
     target: Target,
     info: FileInfo,
+}
+
+/// Where an interrupted upload's data is kept, and the key that finds it again.
+struct Resume {
+    key: u64,
+    partial: String,
+}
+
+/// This connection is the one uploading a resumable file; dropping it lets another take over.
+struct Claim<'a> {
+    shared: &'a Shared,
+    key: u64,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        lock(&self.shared.uploads).remove(&self.key);
+        self.shared.upload_released.notify_all();
+    }
 }
 
 /// Most files committed together, as the protocol allows.
@@ -537,9 +579,10 @@ fn io_refusal(e: std::io::Error) -> Refusal {
 }
 
 impl<'a> Connection<'a> {
-    fn new(server: &'a Shared, stream: TcpStream, peer: SocketAddr) -> Self {
+    fn new(server: &'a Shared, stream: TcpStream, peer: SocketAddr, id: u64) -> Self {
         Connection {
             server,
+            id,
             reader: BufReader::with_capacity(64 * 1024, stream),
             peer,
             buf: Vec::new(),
@@ -644,22 +687,23 @@ impl<'a> Connection<'a> {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         let mut info = FileInfo::from_offer(&offer, self.peer);
-        let (target, temp) = match self.admit(&offer, &info) {
+        let resume = self.resume_for(&offer);
+        let admitted = self
+            .claim(resume.as_ref())
+            .and_then(|claim| Ok((claim, self.admit(&offer, &info, resume.as_ref())?)));
+        let (_claim, (target, mut temp)) = match admitted {
             Ok(t) => t,
-            Err(r) => {
-                return self.refuse(
-                    Frame::Reject {
-                        code: r.0 as u16,
-                        text: r.1.clone(),
-                    },
-                    r,
-                    &info,
-                )
-            }
+            Err(r) => return self.reject_offer(r, &info),
         };
-        self.send_frame(Frame::Accept { offset: 0 })?;
+        // A resumed upload: the checksum covers the data already here too.
+        let mut hasher = Xxh3::new();
+        let offset = match temp.reread(|b| hasher.update(b)).and_then(|()| temp.len()) {
+            Ok(n) => n,
+            Err(e) => return self.reject_offer(io_refusal(e), &info),
+        };
+        self.send_frame(Frame::Accept { offset })?;
         self.in_file = true;
-        let (temp, digest) = self.read_content(temp, &offer)?;
+        let (temp, digest) = self.read_content(temp, &offer, hasher, resume.as_ref())?;
         let done = match Frame::read_from(&mut self.reader) {
             Ok(Some(Frame::Done { algorithm, digest })) => (algorithm, digest),
             Ok(other) => {
@@ -804,6 +848,7 @@ impl<'a> Connection<'a> {
         &self,
         offer: &Offer,
         info: &FileInfo,
+        resume: Option<&Resume>,
     ) -> std::result::Result<(Target, TempFile), Refusal> {
         let cfg = &self.server.config;
         if self.server.stopping.load(Ordering::SeqCst) {
@@ -842,54 +887,128 @@ impl<'a> Connection<'a> {
             ));
         }
         run_validators(&cfg.before, info)?;
-        let temp = target.create_temp().map_err(io_refusal)?;
+        let resumed = match resume {
+            Some(r) => target
+                .claim_partial(&r.partial, cfg.resume_ttl, offer.size)
+                .map_err(io_refusal)?,
+            None => None,
+        };
+        let temp = match resumed {
+            Some(t) => t,
+            None => target.create_temp().map_err(io_refusal)?,
+        };
         Ok((target, temp))
     }
 
     /// Reads exactly the offered bytes into the temporary file, hashing them. A local write
     /// failure does not end the connection: the rest is read and dropped, and the file refused.
+    /// With `resume`, an interrupted upload keeps its data for the sender's retry.
     fn read_content(
         &mut self,
         mut temp: TempFile,
         offer: &Offer,
+        mut hasher: Xxh3,
+        resume: Option<&Resume>,
     ) -> Result<(std::result::Result<TempFile, Refusal>, u128)> {
         let want_buf = BUFFER_SIZE.min(offer.size.max(1) as usize);
         if self.buf.len() < want_buf {
             self.buf.resize(want_buf, 0);
         }
-        let mut hasher = Xxh3::new();
-        let mut remaining = offer.size;
+        let start = temp
+            .len()
+            .map_err(|e| Error::io("reading the temporary file", e))?;
+        let mut remaining = offer.size.saturating_sub(start);
         let mut write_err = None;
         while remaining > 0 {
             let want = self.buf.len().min(remaining as usize);
-            let n = match self.reader.read(&mut self.buf[..want]) {
-                Ok(0) => {
-                    return Err(Error::protocol(format!(
-                        "sender closed the connection after {} of {} bytes of '{}'",
-                        offer.size - remaining,
-                        offer.size,
-                        offer.name
-                    )))
+            let failure = match self.reader.read(&mut self.buf[..want]) {
+                Ok(0) => Error::protocol(format!(
+                    "sender closed the connection after {} of {} bytes of '{}'",
+                    offer.size - remaining,
+                    offer.size,
+                    offer.name
+                )),
+                Ok(n) => {
+                    hasher.update(&self.buf[..n]);
+                    if write_err.is_none() {
+                        if let Err(e) = temp.file().write_all(&self.buf[..n]) {
+                            write_err = Some(e);
+                        }
+                    }
+                    remaining -= n as u64;
+                    continue;
                 }
-                Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(Error::io(format!("receiving '{}'", offer.name), e));
-                }
+                Err(e) => Error::io(format!("receiving '{}'", offer.name), e),
             };
-            hasher.update(&self.buf[..n]);
-            if write_err.is_none() {
-                if let Err(e) = temp.file().write_all(&self.buf[..n]) {
-                    write_err = Some(e);
-                }
+            if let (Some(r), None) = (resume, &write_err) {
+                let _ = temp.keep_as(&r.partial);
             }
-            remaining -= n as u64;
+            return Err(failure);
         }
         let temp = match write_err {
             None => Ok(temp),
             Some(e) => Err(io_refusal(e)),
         };
         Ok((temp, hasher.digest128()))
+    }
+
+    /// The resume identity of an offer, when resuming is on: the same file (name, size, mtime)
+    /// from the same host.
+    fn resume_for(&self, offer: &Offer) -> Option<Resume> {
+        if self.server.config.resume_ttl.is_zero() || self.legacy {
+            return None;
+        }
+        let mut h = Xxh3::new();
+        h.update(offer.name.as_bytes());
+        h.update(&offer.size.to_be_bytes());
+        h.update(&offer.mtime_secs.to_be_bytes());
+        h.update(&offer.mtime_nanos.to_be_bytes());
+        h.update(self.peer.ip().to_string().as_bytes());
+        let key = h.digest();
+        Some(Resume {
+            key,
+            partial: format!("{}partial-{key:016x}", protocol::TEMP_PREFIX),
+        })
+    }
+
+    /// Registers this connection as the one uploading `resume`'s file. A connection that still
+    /// holds it belongs to the same sender before it reconnected: it is ended, and its data kept,
+    /// before this one takes over.
+    fn claim(&self, resume: Option<&Resume>) -> std::result::Result<Option<Claim<'a>>, Refusal> {
+        let Some(r) = resume else {
+            return Ok(None);
+        };
+        let shared = self.server;
+        let mut uploads = lock(&shared.uploads);
+        if let Some(&holder) = uploads.get(&r.key) {
+            shared.shutdown_conn(holder);
+            let deadline = std::time::Instant::now() + shared.config.idle_timeout;
+            while uploads.contains_key(&r.key) {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Err(Refusal(
+                        Code::Io,
+                        "the same upload is still in progress on another connection".into(),
+                    ));
+                }
+                uploads = shared
+                    .upload_released
+                    .wait_timeout(uploads, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+        uploads.insert(r.key, self.id);
+        Ok(Some(Claim { shared, key: r.key }))
+    }
+
+    fn reject_offer(&mut self, r: Refusal, info: &FileInfo) -> Result<()> {
+        let frame = Frame::Reject {
+            code: r.0 as u16,
+            text: r.1.clone(),
+        };
+        self.refuse(frame, r, info)
     }
 
     /// Sends a refusal (REJECT for an offer, FAILED for content) and reports it.
@@ -935,10 +1054,10 @@ impl<'a> Connection<'a> {
         };
         let mut info = FileInfo::from_offer(&offer, self.peer);
         let (target, temp) = self
-            .admit(&offer, &info)
+            .admit(&offer, &info, None)
             .map_err(|r| r.into_error(&offer.name))?;
         self.in_file = true;
-        let (temp, _) = self.read_content(temp, &offer)?;
+        let (temp, _) = self.read_content(temp, &offer, Xxh3::new(), None)?;
         self.in_file = false;
         let mut temp = temp.map_err(|r| r.into_error(&offer.name))?;
         temp.set_metadata(offer.mode, offer.mtime_secs, offer.mtime_nanos)

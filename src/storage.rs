@@ -4,11 +4,12 @@
 use std::collections::hash_map::RandomState;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
-use std::io;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, RenameFlags, Timespec, Timestamps};
 use rustix::io::Errno;
@@ -151,7 +152,7 @@ impl Target {
             match rfs::openat(
                 &*self.dir,
                 &name,
-                OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW,
                 Mode::from_raw_mode(0o600),
             ) {
                 Ok(fd) => {
@@ -177,6 +178,60 @@ impl Target {
     /// Whether two targets share their directory handle (one fsync serves both).
     pub fn same_dir(&self, other: &Target) -> bool {
         Arc::ptr_eq(&self.dir, &other.dir)
+    }
+
+    /// Takes over the partial upload `partial` left in this directory if it is a regular file
+    /// younger than `ttl` and no longer than `max_len`: it becomes a temporary file positioned at
+    /// its end. A stale or unusable partial is deleted. `None` when there is none to resume.
+    pub fn claim_partial(
+        &self,
+        partial: &str,
+        ttl: Duration,
+        max_len: u64,
+    ) -> io::Result<Option<TempFile>> {
+        let fd = match rfs::openat(
+            &*self.dir,
+            partial,
+            OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let st = rfs::fstat(&fd)?;
+        let age = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .saturating_sub(Duration::from_secs(st.st_mtime.max(0) as u64));
+        let usable = rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::RegularFile
+            && age <= ttl
+            && (st.st_size as u64) <= max_len;
+        let name = format!("{TEMP_PREFIX}{:016x}.tmp", unique());
+        if !usable {
+            let _ = rfs::unlinkat(&*self.dir, partial, AtFlags::empty());
+            return Ok(None);
+        }
+        // Renaming claims it: a second claimant finds nothing.
+        match rfs::renameat_with(
+            &*self.dir,
+            partial,
+            &*self.dir,
+            &name,
+            RenameFlags::NOREPLACE,
+        ) {
+            Err(Errno::NOENT) => return Ok(None),
+            other => other?,
+        }
+        let mut file = File::from(fd);
+        file.seek(SeekFrom::End(0))?;
+        Ok(Some(TempFile {
+            path: self.dir_path.join(&name),
+            dir: Arc::clone(&self.dir),
+            name,
+            file,
+            live: true,
+        }))
     }
 
     fn rel_name(&self, file: &str) -> String {
@@ -209,6 +264,40 @@ pub struct Stored {
 impl TempFile {
     pub fn file(&mut self) -> &mut File {
         &mut self.file
+    }
+
+    /// Bytes written so far.
+    pub fn len(&mut self) -> io::Result<u64> {
+        self.file.stream_position()
+    }
+
+    /// Feeds the content written so far to `f`, in order, leaving the position at the end.
+    pub fn reread(&mut self, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+        let end = self.file.stream_position()?;
+        self.file.seek(SeekFrom::Start(0))?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut left = end;
+        while left > 0 {
+            let want = buf.len().min(left as usize);
+            let n = self.file.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "partial file shrank",
+                ));
+            }
+            f(&buf[..n]);
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// Keeps the file under the hidden name `partial` instead of deleting it, for a later
+    /// resume.
+    pub fn keep_as(mut self, partial: &str) -> io::Result<()> {
+        rfs::renameat(&*self.dir, &self.name, &*self.dir, partial)?;
+        self.live = false;
+        Ok(())
     }
 
     /// Where the temporary file is, for a post-data validator to read.
