@@ -697,7 +697,7 @@ impl<'a> Connection<'a> {
         };
         // A resumed upload: the checksum covers the data already here too.
         let mut hasher = Xxh3::new();
-        let offset = match temp.reread(|b| hasher.update(b)).and_then(|()| temp.len()) {
+        let offset = match temp.reread(|b| hasher.update(b)).and_then(|()| temp.written()) {
             Ok(n) => n,
             Err(e) => return self.reject_offer(io_refusal(e), &info),
         };

@@ -267,7 +267,7 @@ impl TempFile {
     }
 
     /// Bytes written so far.
-    pub fn len(&mut self) -> io::Result<u64> {
+    pub fn written(&mut self) -> io::Result<u64> {
         self.file.stream_position()
     }
 
