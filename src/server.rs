@@ -915,7 +915,7 @@ impl<'a> Connection<'a> {
             self.buf.resize(want_buf, 0);
         }
         let start = temp
-            .len()
+            .written()
             .map_err(|e| Error::io("reading the temporary file", e))?;
         let mut remaining = offer.size.saturating_sub(start);
         let mut write_err = None;
