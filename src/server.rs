@@ -159,6 +159,7 @@ impl ServerConfig {
     }
     /// Keeps the data of an interrupted upload (hidden, beside its final name) for this long, so
     /// the sender's retry resumes where the data ends. Zero (the default) deletes it at once.
+    /// Expired data is removed when a server starts on the directory (which walks the tree).
     pub fn resume_ttl(&mut self, ttl: Duration) -> &mut Self {
         self.resume_ttl = ttl;
         self
@@ -250,6 +251,12 @@ impl Server {
                 _ => Error::io(what, e),
             }
         })?;
+        // Leftovers of interrupted work (a crash, an expired resume) go before anything new.
+        storage::sweep(
+            root.path(),
+            config.idle_timeout * 2 + Duration::from_secs(60),
+            config.resume_ttl,
+        );
         let listener = bind(&config.host, config.port)?;
         let addr = listener
             .local_addr()
@@ -697,7 +704,10 @@ impl<'a> Connection<'a> {
         };
         // A resumed upload: the checksum covers the data already here too.
         let mut hasher = Xxh3::new();
-        let offset = match temp.reread(|b| hasher.update(b)).and_then(|()| temp.written()) {
+        let offset = match temp
+            .reread(|b| hasher.update(b))
+            .and_then(|()| temp.written())
+        {
             Ok(n) => n,
             Err(e) => return self.reject_offer(io_refusal(e), &info),
         };
