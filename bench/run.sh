@@ -46,7 +46,7 @@ for line in open(sys.argv[1]):
     *key, v = line.split()
     vals.setdefault(" ".join(key), []).append(float(v))
 med = {k: statistics.median(v) for k, v in vals.items()}
-print("\nmedians over %d rounds:" % max(len(v) for v in vals.values()))
+print("\nmedians over %d rounds:" % len(vals.get("raw_tcp MiB/s", [])))
 for k, v in sorted(med.items()):
     print("  %-28s %10.1f   (runs: %s)" % (k, v, ", ".join("%.1f" % x for x in vals[k])))
 def ratio(a, b, what):

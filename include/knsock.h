@@ -460,6 +460,21 @@ enum knsock_result knsock_send_options_set_connect_timeout_ms(struct knsock_send
 enum knsock_result knsock_send_options_set_legacy(struct knsock_send_options *options, bool legacy);
 
 /**
+ * Attempts after the first when a transfer fails in a way a new connection may cure
+ * (connection lost, timeout, I/O error, corruption in transit); refusals are never retried. A
+ * receiver with resume enabled continues where its data ends. Default 0.
+ */
+enum knsock_result knsock_send_options_set_retries(struct knsock_send_options *options,
+                                                   uint32_t retries);
+
+/**
+ * Milliseconds before the first retry; the wait doubles with each retry, up to a minute.
+ * Default 1000.
+ */
+enum knsock_result knsock_send_options_set_retry_delay_ms(struct knsock_send_options *options,
+                                                          uint64_t delay_ms);
+
+/**
  * The name the receiver stores the file under (UTF-8, may contain `/` for subdirectories;
  * copied). NULL restores the default, the file's base name.
  */
@@ -534,6 +549,14 @@ enum knsock_result knsock_server_config_set_max_file_size(struct knsock_server_c
  */
 enum knsock_result knsock_server_config_set_reserve_bytes(struct knsock_server_config *config,
                                                           uint64_t reserve_bytes);
+
+/**
+ * Milliseconds to keep the data of an interrupted upload so the sender's retry resumes where
+ * it ends (keyed by name, size, modification time and sender host). 0 (the default) deletes it
+ * at once. Expired data is removed when a server starts on the directory.
+ */
+enum knsock_result knsock_server_config_set_resume_ttl_ms(struct knsock_server_config *config,
+                                                          uint64_t ttl_ms);
 
 /**
  * What to do when a file of the same name exists: a `knsock_overwrite` value. Unknown values

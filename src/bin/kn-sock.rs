@@ -46,6 +46,9 @@ enum Command {
         /// Seconds a connection may make no progress.
         #[arg(long, value_name = "SECS", default_value_t = 30.0)]
         idle_timeout: f64,
+        /// Keep an interrupted upload's data this many seconds so a retry resumes it (0: off).
+        #[arg(long, value_name = "SECS", default_value_t = 3600.0)]
+        resume_ttl: f64,
     },
     /// Send files (and, with -r, directories) over one connection; each counts as delivered
     /// only once the receiver has it verified and in place.
@@ -69,6 +72,12 @@ enum Command {
         /// Stop after the first file that fails.
         #[arg(long)]
         stop_on_error: bool,
+        /// Retry a failed transfer this many times (resuming where the receiver's data ends).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        retries: u32,
+        /// Seconds before the first retry; doubles with each retry.
+        #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+        retry_delay: f64,
         /// Show a progress bar on stderr (default when stderr is a terminal).
         #[arg(long, overrides_with = "no_progress")]
         show_progress: bool,
@@ -115,6 +124,8 @@ fn main() -> ExitCode {
             exclude,
             follow_symlinks,
             stop_on_error,
+            retries,
+            retry_delay,
             show_progress,
             no_progress,
             timeout,
@@ -122,6 +133,8 @@ fn main() -> ExitCode {
             remote_name,
             legacy,
         } => seconds(timeout, "--timeout").and_then(|timeout| {
+            let retry_delay = Duration::try_from_secs_f64(retry_delay)
+                .map_err(|_| "--retry-delay must be a number of seconds".to_string())?;
             let opts = SendOptions {
                 show_progress: show_progress || (!no_progress && std::io::stderr().is_terminal()),
                 timeout,
@@ -129,6 +142,8 @@ fn main() -> ExitCode {
                 remote_name,
                 legacy,
                 stop_on_error,
+                retries,
+                retry_delay,
                 ..SendOptions::default()
             };
             let walk = WalkOptions {
@@ -149,7 +164,10 @@ fn main() -> ExitCode {
             reserve,
             max_connections,
             idle_timeout,
+            resume_ttl,
         } => seconds(idle_timeout, "--idle-timeout").and_then(|idle| {
+            let resume_ttl = Duration::try_from_secs_f64(resume_ttl)
+                .map_err(|_| "--resume-ttl must be a number of seconds".to_string())?;
             let mut cfg = ServerConfig::new(dir);
             cfg.host(host)
                 .port(port)
@@ -157,6 +175,7 @@ fn main() -> ExitCode {
                 .reserve_bytes(reserve)
                 .max_connections(max_connections)
                 .idle_timeout(idle)
+                .resume_ttl(resume_ttl)
                 .overwrite(match overwrite {
                     OverwriteArg::Replace => Overwrite::Replace,
                     OverwriteArg::Refuse => Overwrite::Refuse,

@@ -179,6 +179,33 @@ pub unsafe extern "C" fn knsock_send_options_set_legacy(
     })
 }
 
+/// Attempts after the first when a transfer fails in a way a new connection may cure
+/// (connection lost, timeout, I/O error, corruption in transit); refusals are never retried. A
+/// receiver with resume enabled continues where its data ends. Default 0.
+#[no_mangle]
+pub unsafe extern "C" fn knsock_send_options_set_retries(
+    options: *mut knsock_send_options,
+    retries: u32,
+) -> knsock_result {
+    set(options, |o| {
+        o.inner.retries = retries;
+        Ok(())
+    })
+}
+
+/// Milliseconds before the first retry; the wait doubles with each retry, up to a minute.
+/// Default 1000.
+#[no_mangle]
+pub unsafe extern "C" fn knsock_send_options_set_retry_delay_ms(
+    options: *mut knsock_send_options,
+    delay_ms: u64,
+) -> knsock_result {
+    set(options, |o| {
+        o.inner.retry_delay = Duration::from_millis(delay_ms);
+        Ok(())
+    })
+}
+
 /// The name the receiver stores the file under (UTF-8, may contain `/` for subdirectories;
 /// copied). NULL restores the default, the file's base name.
 #[no_mangle]

@@ -217,6 +217,20 @@ pub unsafe extern "C" fn knsock_server_config_set_reserve_bytes(
     })
 }
 
+/// Milliseconds to keep the data of an interrupted upload so the sender's retry resumes where
+/// it ends (keyed by name, size, modification time and sender host). 0 (the default) deletes it
+/// at once. Expired data is removed when a server starts on the directory.
+#[no_mangle]
+pub unsafe extern "C" fn knsock_server_config_set_resume_ttl_ms(
+    config: *mut knsock_server_config,
+    ttl_ms: u64,
+) -> knsock_result {
+    set(config, |c| {
+        c.inner.resume_ttl(Duration::from_millis(ttl_ms));
+        Ok(())
+    })
+}
+
 /// What to do when a file of the same name exists: a `knsock_overwrite` value. Unknown values
 /// give `KNSOCK_RESULT_INVALID_ARGUMENT`.
 #[no_mangle]

@@ -136,6 +136,10 @@ static void test_null_arguments(void) {
   CHECK_RC(knsock_send_options_set_timeout_ms(NULL, 1), KNSOCK_RESULT_INVALID_ARGUMENT);
   CHECK_RC(knsock_send_options_set_connect_timeout_ms(NULL, 1), KNSOCK_RESULT_INVALID_ARGUMENT);
   CHECK_RC(knsock_send_options_set_remote_name(NULL, "x"), KNSOCK_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(knsock_send_options_set_legacy(NULL, true), KNSOCK_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(knsock_send_options_set_retries(NULL, 1), KNSOCK_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(knsock_send_options_set_retry_delay_ms(NULL, 1), KNSOCK_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(knsock_server_config_set_resume_ttl_ms(NULL, 1), KNSOCK_RESULT_INVALID_ARGUMENT);
   knsock_send_options_free(NULL);
 
   CHECK_RC(knsock_server_config_set_directory(NULL, "/tmp"), KNSOCK_RESULT_INVALID_ARGUMENT);
@@ -238,6 +242,7 @@ static knsock_server *start_server(const char *dir, struct server_log *log, uint
   CHECK_RC(knsock_server_config_set_idle_timeout_ms(c, 5000), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_server_config_set_max_file_size(c, 8 << 20), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_server_config_set_reserve_bytes(c, 0), KNSOCK_RESULT_OK);
+  CHECK_RC(knsock_server_config_set_resume_ttl_ms(c, 0), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_server_config_set_overwrite(c, policy), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_server_config_set_pre_validator(c, pre_validator, log), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_server_config_set_post_validator(c, post_validator, log), KNSOCK_RESULT_OK);
@@ -281,6 +286,9 @@ static void test_round_trip_and_refusals(void) {
   CHECK_RC(knsock_send_options_set_timeout_ms(o, 5000), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_send_options_set_connect_timeout_ms(o, 5000), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_send_options_set_show_progress(o, false), KNSOCK_RESULT_OK);
+  CHECK_RC(knsock_send_options_set_retries(o, 2), KNSOCK_RESULT_OK);
+  CHECK_RC(knsock_send_options_set_retry_delay_ms(o, 10), KNSOCK_RESULT_OK);
+  CHECK_RC(knsock_send_options_set_legacy(o, false), KNSOCK_RESULT_OK);
   knsock_error *err = NULL;
   CHECK_RC(knsock_send_file("127.0.0.1", port, path, o, &err), KNSOCK_RESULT_OK);
   CHECK(err == NULL);
