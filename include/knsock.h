@@ -331,6 +331,12 @@ const char *knsock_batch_report_path(const struct knsock_batch_report *report, s
 uint64_t knsock_batch_report_bytes(const struct knsock_batch_report *report, size_t index);
 
 /**
+ * Whether file `index` was skipped because the receiver already held it unchanged (false when
+ * out of range).
+ */
+bool knsock_batch_report_skipped(const struct knsock_batch_report *report, size_t index);
+
+/**
  * File `index`'s result: `KNSOCK_RESULT_OK` when delivered;
  * `KNSOCK_RESULT_INVALID_ARGUMENT` when out of range.
  */
@@ -473,6 +479,14 @@ enum knsock_result knsock_send_options_set_retries(struct knsock_send_options *o
  */
 enum knsock_result knsock_send_options_set_retry_delay_ms(struct knsock_send_options *options,
                                                           uint64_t delay_ms);
+
+/**
+ * Skips files the receiver already holds with the same size and checksum (the backup case):
+ * each file is hashed before it is offered and an identical one is not sent; it still counts
+ * as delivered (`knsock_batch_report_skipped()` tells). Default: off.
+ */
+enum knsock_result knsock_send_options_set_skip_unchanged(struct knsock_send_options *options,
+                                                          bool skip);
 
 /**
  * The name the receiver stores the file under (UTF-8, may contain `/` for subdirectories;

@@ -344,7 +344,13 @@ impl Conn<'_> {
             if opts.stop_on_error && results.iter().any(|r| matches!(r, Some(Err(_)))) {
                 break;
             }
-            let (mut file, offer) = match open(i) {
+            let opened = open(i).and_then(|(mut file, mut offer)| {
+                if opts.skip_unchanged {
+                    offer.digest = sender::digest_of(&mut file, &offer)?;
+                }
+                Ok((file, offer))
+            });
+            let (mut file, offer) = match opened {
                 Ok(f) => f,
                 Err(e) => {
                     results[i] = Some(Err(e));
@@ -362,6 +368,17 @@ impl Conn<'_> {
                 Frame::Accept { offset } if offset <= offer.size => offset,
                 Frame::Reject { code, text } => {
                     results[i] = Some(Err(Error::from_peer(code, text)));
+                    continue;
+                }
+                Frame::Skip => {
+                    results[i] = Some(Ok(SendReport {
+                        stored_name: offer.name.clone(),
+                        bytes: offer.size,
+                        elapsed: std::time::Duration::ZERO,
+                        resumed_from: 0,
+                        attempts: 1,
+                        skipped: true,
+                    }));
                     continue;
                 }
                 f => return Err(unexpected(&f, "ACCEPT or REJECT")),
@@ -442,6 +459,7 @@ impl Conn<'_> {
                 elapsed: o.started.elapsed(),
                 resumed_from: o.offset,
                 attempts: 1,
+                skipped: false,
             }));
             if self.outstanding.is_empty() && self.draining {
                 return Ok(Frame::Bye);

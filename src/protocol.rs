@@ -94,6 +94,8 @@ pub struct Offer {
     pub mode: u32,
     pub algorithm: u8,
     pub name: String,
+    /// The content's digest when the sender asks to skip an identical file; empty otherwise.
+    pub digest: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +128,8 @@ pub enum Frame {
         code: u16,
         text: String,
     },
+    /// The receiver already holds this exact file: no content follows.
+    Skip,
 }
 
 mod ty {
@@ -137,6 +141,7 @@ mod ty {
     pub const BYE: u8 = 6;
     pub const ERROR: u8 = 7;
     pub const FAILED: u8 = 8;
+    pub const SKIP: u8 = 9;
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary, so a long reason never breaks
@@ -165,6 +170,8 @@ impl Frame {
                 out.extend_from_slice(&o.mode.to_be_bytes());
                 out.push(o.algorithm);
                 put_str16(out, truncate_text(&o.name, MAX_NAME));
+                out.push(o.digest.len() as u8);
+                out.extend_from_slice(&o.digest);
                 ty::OFFER
             }
             Frame::Accept { offset } => {
@@ -198,6 +205,7 @@ impl Frame {
                 ty::FAILED
             }
             Frame::Bye => ty::BYE,
+            Frame::Skip => ty::SKIP,
         };
         let len = (out.len() - start - 5) as u32;
         out[start] = t;
@@ -235,23 +243,17 @@ impl Frame {
                 mode: p.u32()?,
                 algorithm: p.u8()?,
                 name: p.str16(MAX_NAME, "name")?,
+                digest: p.digest()?,
             }),
             ty::ACCEPT => Frame::Accept { offset: p.u64()? },
             ty::REJECT => Frame::Reject {
                 code: p.u16()?,
                 text: p.str16(MAX_TEXT, "reason")?,
             },
-            ty::DONE => {
-                let algorithm = p.u8()?;
-                let n = p.u8()? as usize;
-                if n > MAX_DIGEST {
-                    return Err(Error::protocol(format!("digest of {n} bytes is too long")));
-                }
-                Frame::Done {
-                    algorithm,
-                    digest: p.take(n)?.to_vec(),
-                }
-            }
+            ty::DONE => Frame::Done {
+                algorithm: p.u8()?,
+                digest: p.digest()?,
+            },
             ty::OK => Frame::Ok {
                 seq: p.u32()?,
                 name: p.str16(MAX_NAME, "name")?,
@@ -262,6 +264,7 @@ impl Frame {
                 text: p.str16(MAX_TEXT, "reason")?,
             },
             ty::BYE => Frame::Bye,
+            ty::SKIP => Frame::Skip,
             ty::ERROR => Frame::Error {
                 code: p.u16()?,
                 text: p.str16(MAX_TEXT, "error text")?,
@@ -444,6 +447,13 @@ impl<'a> Cursor<'a> {
     fn u64(&mut self) -> Result<u64> {
         Ok(u64::from_be_bytes(self.take(8)?.try_into().unwrap()))
     }
+    fn digest(&mut self) -> Result<Vec<u8>> {
+        let n = self.u8()? as usize;
+        if n > MAX_DIGEST {
+            return Err(Error::protocol(format!("digest of {n} bytes is too long")));
+        }
+        Ok(self.take(n)?.to_vec())
+    }
     fn str16(&mut self, max: usize, what: &str) -> Result<String> {
         let n = self.u16()? as usize;
         if n > max {
@@ -476,7 +486,9 @@ mod tests {
             mode: 0o644,
             algorithm: ALGO_XXH3_128,
             name: "dir/ünïcode.txt".into(),
+            digest: vec![7; 16],
         }));
+        round_trip(Frame::Skip);
         round_trip(Frame::Accept { offset: 7 });
         round_trip(Frame::Reject {
             code: 1,

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +48,9 @@ pub struct SendOptions {
     pub retries: u32,
     /// Wait before the first retry; it doubles with each retry, up to a minute.
     pub retry_delay: Duration,
+    /// Skip files the receiver already holds with the same size and checksum (the backup case):
+    /// each file is hashed before it is offered, and an identical one is not sent.
+    pub skip_unchanged: bool,
     /// In a batch, stop offering files after the first one that fails.
     pub stop_on_error: bool,
     /// Speak kn-sock 0.3's protocol (`name`, `size`, raw bytes), to reach an existing kn-sock
@@ -69,6 +72,7 @@ impl Default for SendOptions {
             cancel: None,
             retries: 0,
             retry_delay: Duration::from_secs(1),
+            skip_unchanged: false,
             stop_on_error: false,
             legacy: false,
         }
@@ -191,6 +195,8 @@ pub struct SendReport {
     pub resumed_from: u64,
     /// Connections it took (1 without retries).
     pub attempts: u32,
+    /// The receiver already held this exact file (with `skip_unchanged`): nothing was sent.
+    pub skipped: bool,
 }
 
 /// Sends one file and returns once the receiver has it verified, durable and in place.
@@ -330,6 +336,7 @@ fn send_legacy(
         elapsed: started.elapsed(),
         resumed_from: 0,
         attempts: 1,
+        skipped: false,
     })
 }
 
@@ -371,6 +378,7 @@ pub(crate) fn open_source(path: &Path, remote_name: Option<&str>) -> Result<(Fil
         mode: meta.permissions().mode() & 0o7777,
         algorithm: ALGO_XXH3_128,
         name,
+        digest: Vec::new(),
     };
     Ok((file, offer))
 }
@@ -439,6 +447,22 @@ pub(crate) fn stream_content(
         report_progress(opts, &offer.name, sent, offer.size)?;
     }
     Ok(hasher.digest128())
+}
+
+/// The XXH3-128 of the whole file, which is left positioned at its start.
+pub(crate) fn digest_of(file: &mut File, offer: &Offer) -> Result<Vec<u8>> {
+    let mut hasher = Xxh3::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut left = offer.size;
+    while left > 0 {
+        let want = buf.len().min(left as usize);
+        let n = read_some(file, &mut buf[..want], &offer.name)?;
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+    }
+    file.seek(io::SeekFrom::Start(0))
+        .map_err(|e| Error::io(format!("reading {}", offer.name), e))?;
+    Ok(hasher.digest128().to_be_bytes().to_vec())
 }
 
 /// One read of the source; the end of the file before its announced size is an error.

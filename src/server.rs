@@ -694,6 +694,9 @@ impl<'a> Connection<'a> {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         let mut info = FileInfo::from_offer(&offer, self.peer);
+        if self.unchanged(&offer) {
+            return self.send_frame(Frame::Skip);
+        }
         let resume = self.resume_for(&offer);
         let admitted = self
             .claim(resume.as_ref())
@@ -963,6 +966,20 @@ impl<'a> Connection<'a> {
         Ok((temp, hasher.digest128()))
     }
 
+    /// Whether the offer carries a digest and the exact file is already in place.
+    fn unchanged(&self, offer: &Offer) -> bool {
+        if offer.digest.is_empty() || offer.algorithm != ALGO_XXH3_128 {
+            return false;
+        }
+        let Ok(parts) = check_name(&offer.name) else {
+            return false;
+        };
+        match self.server.root.target(&parts) {
+            Ok(target) => target.holds(offer.size, &offer.digest),
+            Err(_) => false,
+        }
+    }
+
     /// The resume identity of an offer, when resuming is on: the same file (name, size, mtime)
     /// from the same host.
     fn resume_for(&self, offer: &Offer) -> Option<Resume> {
@@ -1061,6 +1078,7 @@ impl<'a> Connection<'a> {
             mode: 0,
             algorithm: ALGO_XXH3_128,
             name,
+            digest: Vec::new(),
         };
         let mut info = FileInfo::from_offer(&offer, self.peer);
         let (target, temp) = self

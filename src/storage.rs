@@ -139,6 +139,34 @@ impl Target {
         }
     }
 
+    /// Whether a regular file of `size` bytes whose XXH3-128 is `digest` already stands under
+    /// the target's name.
+    pub fn holds(&self, size: u64, digest: &[u8]) -> bool {
+        let Ok(fd) = rfs::openat(
+            &*self.dir,
+            &self.file_name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
+            return false;
+        };
+        let mut file = File::from(fd);
+        match file.metadata() {
+            Ok(m) if m.is_file() && m.len() == size => {}
+            _ => return false,
+        }
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => h.update(&buf[..n]),
+                Err(_) => return false,
+            }
+        }
+        h.digest128().to_be_bytes() == digest
+    }
+
     /// Free bytes on the target's file system, for unprivileged users.
     pub fn free_bytes(&self) -> io::Result<u64> {
         let st = rfs::fstatvfs(&*self.dir)?;

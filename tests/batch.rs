@@ -256,3 +256,41 @@ fn a_connection_failure_fails_every_file_without_a_verdict() {
     let err = send_files("127.0.0.1", port, &[s], &SendOptions::default()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Connect);
 }
+
+#[test]
+fn unchanged_files_are_skipped_and_changed_ones_sent() {
+    let srv = TestServer::start(|_| {});
+    let d = tree();
+    let rec = WalkOptions {
+        recursive: true,
+        ..Default::default()
+    };
+    let sources = collect_sources(&[d.path().join("logs")], &rec).unwrap();
+    let skip = SendOptions {
+        skip_unchanged: true,
+        ..SendOptions::default()
+    };
+    let first = send_files("127.0.0.1", srv.port(), &sources, &skip).unwrap();
+    assert!(first
+        .files
+        .iter()
+        .all(|f| !f.result.as_ref().unwrap().skipped));
+    for _ in 0..4 {
+        srv.next_received();
+    }
+    // Same size, new content: sent; the others: skipped, and no handler runs for them.
+    let changed = &sources[1];
+    let mut data = std::fs::read(&changed.path).unwrap();
+    data[0] ^= 0xff;
+    std::fs::write(&changed.path, &data).unwrap();
+    let second = send_files("127.0.0.1", srv.port(), &sources, &skip).unwrap();
+    let skipped: Vec<bool> = second
+        .files
+        .iter()
+        .map(|f| f.result.as_ref().unwrap().skipped)
+        .collect();
+    assert_eq!(skipped, [true, false, true, true]);
+    assert_eq!(srv.next_received().name, changed.name);
+    assert!(srv.received.try_recv().is_err());
+    assert_eq!(std::fs::read(srv.path(&changed.name)).unwrap(), data);
+}

@@ -269,6 +269,7 @@ fn pipelined_offers_get_their_verdicts_by_seq() {
             mode: 0o600,
             algorithm: 1,
             name: name.clone(),
+            digest: Vec::new(),
         })
         .encode(&mut out);
         c.stream.write_all(&out).unwrap();

@@ -72,6 +72,9 @@ enum Command {
         /// Stop after the first file that fails.
         #[arg(long)]
         stop_on_error: bool,
+        /// Do not send files the receiver already holds unchanged (same size and checksum).
+        #[arg(long)]
+        skip_unchanged: bool,
         /// Retry a failed transfer this many times (resuming where the receiver's data ends).
         #[arg(long, value_name = "N", default_value_t = 0)]
         retries: u32,
@@ -124,6 +127,7 @@ fn main() -> ExitCode {
             exclude,
             follow_symlinks,
             stop_on_error,
+            skip_unchanged,
             retries,
             retry_delay,
             show_progress,
@@ -142,6 +146,7 @@ fn main() -> ExitCode {
                 remote_name,
                 legacy,
                 stop_on_error,
+                skip_unchanged,
                 retries,
                 retry_delay,
                 ..SendOptions::default()
@@ -208,6 +213,10 @@ fn send(
             return Err("--remote-name needs exactly one file".into());
         }
         let report = send_file(host, port, &paths[0], &opts).map_err(|e| e.to_string())?;
+        if report.skipped {
+            println!("unchanged {}", paths[0].display());
+            return Ok(());
+        }
         println!(
             "sent {} as {} ({} bytes)",
             paths[0].display(),
@@ -243,6 +252,7 @@ fn send(
     let mut failed = 0;
     for (source, result) in &outcomes {
         match result {
+            Ok(r) if r.skipped => println!("unchanged {}", source.path.display()),
             Ok(r) => println!(
                 "sent {} as {} ({} bytes)",
                 source.path.display(),

@@ -21,6 +21,7 @@ struct FileEntry {
     name: CString,
     path: CString,
     bytes: u64,
+    skipped: bool,
     error: Option<knsock_error>,
 }
 
@@ -33,6 +34,7 @@ impl knsock_batch_report {
                 name: to_cstring(&f.source.name),
                 path: to_cstring(&f.source.path.to_string_lossy()),
                 bytes: f.result.as_ref().map_or(0, |r| r.bytes),
+                skipped: f.result.as_ref().is_ok_and(|r| r.skipped),
                 error: f.result.as_ref().err().map(knsock_error::from_error),
             })
             .collect();
@@ -201,6 +203,18 @@ pub unsafe extern "C" fn knsock_batch_report_bytes(
 ) -> u64 {
     boundary(0, || {
         knsock_batch_report::entry(report, index).map_or(0, |f| f.bytes)
+    })
+}
+
+/// Whether file `index` was skipped because the receiver already held it unchanged (false when
+/// out of range).
+#[no_mangle]
+pub unsafe extern "C" fn knsock_batch_report_skipped(
+    report: *const knsock_batch_report,
+    index: usize,
+) -> bool {
+    boundary(false, || {
+        knsock_batch_report::entry(report, index).is_some_and(|f| f.skipped)
     })
 }
 

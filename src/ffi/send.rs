@@ -206,6 +206,20 @@ pub unsafe extern "C" fn knsock_send_options_set_retry_delay_ms(
     })
 }
 
+/// Skips files the receiver already holds with the same size and checksum (the backup case):
+/// each file is hashed before it is offered and an identical one is not sent; it still counts
+/// as delivered (`knsock_batch_report_skipped()` tells). Default: off.
+#[no_mangle]
+pub unsafe extern "C" fn knsock_send_options_set_skip_unchanged(
+    options: *mut knsock_send_options,
+    skip: bool,
+) -> knsock_result {
+    set(options, |o| {
+        o.inner.skip_unchanged = skip;
+        Ok(())
+    })
+}
+
 /// The name the receiver stores the file under (UTF-8, may contain `/` for subdirectories;
 /// copied). NULL restores the default, the file's base name.
 #[no_mangle]

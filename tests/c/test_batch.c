@@ -75,6 +75,17 @@ int main(void) {
   snprintf(q, sizeof q, "%s/logs/c.tmp", dst);
   CHECK(!path_exists(q));
 
+  /* Again with skip_unchanged: the two delivered files are already there, unchanged. */
+  CHECK_RC(knsock_send_options_set_skip_unchanged(o, true), KNSOCK_RESULT_OK);
+  r = NULL;
+  CHECK_RC(knsock_send_files("127.0.0.1", port, paths, 1, o, &r, NULL), KNSOCK_RESULT_OK);
+  CHECK(knsock_batch_report_skipped(r, 0) && knsock_batch_report_skipped(r, 1));
+  CHECK(!knsock_batch_report_skipped(r, 2)); /* refused, not skipped */
+  CHECK(!knsock_batch_report_skipped(r, 9));
+  CHECK_RC(knsock_batch_report_result(r, 0), KNSOCK_RESULT_OK);
+  knsock_batch_report_free(r);
+  CHECK_RC(knsock_send_options_set_skip_unchanged(NULL, true), KNSOCK_RESULT_INVALID_ARGUMENT);
+
   /* A directory without recursion is refused before connecting, with no report. */
   knsock_send_options *plain = knsock_send_options_new();
   snprintf(p, sizeof p, "%s/logs", src);

@@ -147,6 +147,7 @@ impl RawClient {
             mode: 0o644,
             algorithm: ALGO_XXH3_128,
             name: name.to_string(),
+            digest: Vec::new(),
         }));
         self.read()
     }
