@@ -77,6 +77,7 @@ int main(void) {
 
   /* Again with skip_unchanged: the two delivered files are already there, unchanged. */
   CHECK_RC(knsock_send_options_set_skip_unchanged(o, true), KNSOCK_RESULT_OK);
+  snprintf(p, sizeof p, "%s/logs", src); /* paths[0] is p */
   r = NULL;
   CHECK_RC(knsock_send_files("127.0.0.1", port, paths, 1, o, &r, NULL), KNSOCK_RESULT_OK);
   CHECK(knsock_batch_report_skipped(r, 0) && knsock_batch_report_skipped(r, 1));
