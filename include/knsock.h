@@ -481,6 +481,13 @@ enum knsock_result knsock_send_options_set_retry_delay_ms(struct knsock_send_opt
                                                           uint64_t delay_ms);
 
 /**
+ * Compresses with zstd when the receiver accepts it, file by file: data that does not shrink
+ * (media, archives) is sent as it is. The checksum covers the original bytes. Default: off.
+ */
+enum knsock_result knsock_send_options_set_compress(struct knsock_send_options *options,
+                                                    bool compress);
+
+/**
  * Skips files the receiver already holds with the same size and checksum (the backup case):
  * each file is hashed before it is offered and an identical one is not sent; it still counts
  * as delivered (`knsock_batch_report_skipped()` tells). Default: off.
@@ -571,6 +578,13 @@ enum knsock_result knsock_server_config_set_reserve_bytes(struct knsock_server_c
  */
 enum knsock_result knsock_server_config_set_resume_ttl_ms(struct knsock_server_config *config,
                                                           uint64_t ttl_ms);
+
+/**
+ * Whether senders may send zstd-compressed content (default: true). Decoding is bounded: never
+ * more than the announced size, never a window above 8 MiB.
+ */
+enum knsock_result knsock_server_config_set_accept_compression(struct knsock_server_config *config,
+                                                               bool accept);
 
 /**
  * What to do when a file of the same name exists: a `knsock_overwrite` value. Unknown values

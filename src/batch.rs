@@ -275,6 +275,7 @@ pub(crate) fn run(
         reader: BufReader::with_capacity(16 * 1024, stream),
         writer: BufWriter::with_capacity(64 * 1024, stream),
         hello_done: false,
+        caps: 0,
         draining: false,
         outstanding: VecDeque::new(),
     };
@@ -320,6 +321,8 @@ struct Conn<'a> {
     reader: BufReader<&'a TcpStream>,
     writer: BufWriter<&'a TcpStream>,
     hello_done: bool,
+    /// Capabilities both sides have (known once the hello reply is read).
+    caps: u32,
     /// Every offer is out; only verdicts are awaited.
     draining: bool,
     outstanding: VecDeque<Outstanding>,
@@ -335,18 +338,28 @@ impl Conn<'_> {
         results: &mut [Option<Result<SendReport>>],
     ) -> Result<()> {
         let mut hello = Vec::with_capacity(16);
-        Hello::ours().encode(&mut hello);
+        let caps = if opts.compress { protocol::CAP_ZSTD } else { 0 };
+        Hello::ours(caps).encode(&mut hello);
         self.writer
             .write_all(&hello)
             .map_err(|e| Error::io("sending the hello", e))?;
+        if opts.compress {
+            // Whether to compress depends on the receiver: ask before the first offer.
+            self.flush()?;
+            self.read_hello()?;
+        }
         let mut seq = 0u32;
         for i in 0..count {
             if opts.stop_on_error && results.iter().any(|r| matches!(r, Some(Err(_)))) {
                 break;
             }
+            let zstd = self.caps & protocol::CAP_ZSTD != 0;
             let opened = open(i).and_then(|(mut file, mut offer)| {
                 if opts.skip_unchanged {
                     offer.digest = sender::digest_of(&mut file, &offer)?;
+                }
+                if zstd && sender::compresses(&mut file, &offer)? {
+                    offer.encoding = protocol::ENCODING_ZSTD;
                 }
                 Ok((file, offer))
             });
@@ -421,25 +434,31 @@ impl Conn<'_> {
             .map_err(|e| Error::io("sending to the receiver", e))
     }
 
+    /// Reads the receiver's hello reply once: the version and the capabilities both sides have.
+    fn read_hello(&mut self) -> Result<()> {
+        if self.hello_done {
+            return Ok(());
+        }
+        match protocol::read_hello_reply(&mut self.reader)? {
+            (0, _) => Err(match Frame::read_from(&mut self.reader) {
+                Ok(Some(Frame::Error { code, text })) => Error::from_peer(code, text),
+                _ => Error::protocol("the receiver refused our protocol version"),
+            }),
+            (v, _) if v != protocol::VERSION_MAX => Err(Error::protocol(format!(
+                "receiver chose unknown version {v}"
+            ))),
+            (_, caps) => {
+                self.caps = caps;
+                self.hello_done = true;
+                Ok(())
+            }
+        }
+    }
+
     /// Reads the next frame that is not a verdict, settling verdicts on the way. While
     /// draining, the last verdict returns `Bye` so the drain loop ends.
     fn read(&mut self, results: &mut [Option<Result<SendReport>>]) -> Result<Frame> {
-        if !self.hello_done {
-            match protocol::read_hello_reply(&mut self.reader)? {
-                0 => {
-                    return Err(match Frame::read_from(&mut self.reader) {
-                        Ok(Some(Frame::Error { code, text })) => Error::from_peer(code, text),
-                        _ => Error::protocol("the receiver refused our protocol version"),
-                    })
-                }
-                v if v != protocol::VERSION_MAX => {
-                    return Err(Error::protocol(format!(
-                        "receiver chose unknown version {v}"
-                    )))
-                }
-                _ => self.hello_done = true,
-            }
-        }
+        self.read_hello()?;
         loop {
             let frame = Frame::read_from(&mut self.reader)?
                 .ok_or_else(|| Error::protocol("receiver closed the connection"))?;

@@ -8,6 +8,7 @@
 //! The core modules are safe Rust and know nothing of C; `ffi` is the C ABI over them.
 
 pub mod batch;
+pub mod compress;
 pub mod error;
 pub mod protocol;
 pub mod sender;

@@ -19,6 +19,12 @@ pub const MAX_COMPONENTS: usize = 64;
 pub const MAX_COMPONENT: usize = 255;
 pub const MAX_DIGEST: usize = 64;
 
+/// Capability bit in the hello extension: the side can send or receive zstd content.
+pub const CAP_ZSTD: u32 = 1;
+/// Content encodings of an OFFER.
+pub const ENCODING_RAW: u8 = 0;
+pub const ENCODING_ZSTD: u8 = 1;
+
 /// Checksum algorithm 1: XXH3-128, 16 bytes big-endian.
 pub const ALGO_XXH3_128: u8 = 1;
 /// Prefix reserved for the receiver's temporary files; no name may use it.
@@ -96,6 +102,8 @@ pub struct Offer {
     pub name: String,
     /// The content's digest when the sender asks to skip an identical file; empty otherwise.
     pub digest: Vec<u8>,
+    /// [`ENCODING_RAW`], or [`ENCODING_ZSTD`] when both sides have [`CAP_ZSTD`].
+    pub encoding: u8,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +180,7 @@ impl Frame {
                 put_str16(out, truncate_text(&o.name, MAX_NAME));
                 out.push(o.digest.len() as u8);
                 out.extend_from_slice(&o.digest);
+                out.push(o.encoding);
                 ty::OFFER
             }
             Frame::Accept { offset } => {
@@ -244,6 +253,7 @@ impl Frame {
                 algorithm: p.u8()?,
                 name: p.str16(MAX_NAME, "name")?,
                 digest: p.digest()?,
+                encoding: p.u8()?,
             }),
             ty::ACCEPT => Frame::Accept { offset: p.u64()? },
             ty::REJECT => Frame::Reject {
@@ -287,13 +297,16 @@ impl Frame {
 pub struct Hello {
     pub min_version: u16,
     pub max_version: u16,
+    /// Capability bits ([`CAP_ZSTD`]), carried in the extension block.
+    pub caps: u32,
 }
 
 impl Hello {
-    pub fn ours() -> Hello {
+    pub fn ours(caps: u32) -> Hello {
         Hello {
             min_version: VERSION_MIN,
             max_version: VERSION_MAX,
+            caps,
         }
     }
 
@@ -301,7 +314,8 @@ impl Hello {
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&self.min_version.to_be_bytes());
         out.extend_from_slice(&self.max_version.to_be_bytes());
-        out.extend_from_slice(&0u16.to_be_bytes());
+        out.extend_from_slice(&4u16.to_be_bytes());
+        out.extend_from_slice(&self.caps.to_be_bytes());
     }
 
     /// Reads a hello whose first magic byte the receiver has already consumed.
@@ -312,12 +326,11 @@ impl Hello {
         if b[..7] != MAGIC[1..] {
             return Err(Error::protocol("peer does not speak knsock (bad magic)"));
         }
-        let hello = Hello {
+        Ok(Hello {
             min_version: u16::from_be_bytes([b[7], b[8]]),
             max_version: u16::from_be_bytes([b[9], b[10]]),
-        };
-        skip_ext(r, u16::from_be_bytes([b[11], b[12]]))?;
-        Ok(hello)
+            caps: read_ext(r, u16::from_be_bytes([b[11], b[12]]))?,
+        })
     }
 
     /// The version both sides speak, if any.
@@ -328,26 +341,30 @@ impl Hello {
     }
 }
 
-/// Writes the receiver's hello reply; `version` 0 refuses.
-pub fn encode_hello_reply(version: u16, out: &mut Vec<u8>) {
+/// Writes the receiver's hello reply; `version` 0 refuses. `caps` are the capabilities both
+/// sides have.
+pub fn encode_hello_reply(version: u16, caps: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&version.to_be_bytes());
-    out.extend_from_slice(&0u16.to_be_bytes());
+    out.extend_from_slice(&4u16.to_be_bytes());
+    out.extend_from_slice(&caps.to_be_bytes());
 }
 
-/// Reads the receiver's hello reply and returns the chosen version (0 = refused).
-pub fn read_hello_reply(r: &mut impl Read) -> Result<u16> {
+/// Reads the receiver's hello reply: the chosen version (0 = refused) and the capabilities.
+pub fn read_hello_reply(r: &mut impl Read) -> Result<(u16, u32)> {
     let mut b = [0u8; 12];
     r.read_exact(&mut b)
         .map_err(|e| Error::io("reading the receiver's hello", eof_is_protocol(e)))?;
     if b[..8] != MAGIC {
         return Err(Error::protocol("peer does not speak knsock (bad magic)"));
     }
-    skip_ext(r, u16::from_be_bytes([b[10], b[11]]))?;
-    Ok(u16::from_be_bytes([b[8], b[9]]))
+    let caps = read_ext(r, u16::from_be_bytes([b[10], b[11]]))?;
+    Ok((u16::from_be_bytes([b[8], b[9]]), caps))
 }
 
-fn skip_ext(r: &mut impl Read, len: u16) -> Result<()> {
+/// Reads an extension block: capability bits in its first 4 bytes (0 when shorter); the rest is
+/// skipped, for later versions.
+fn read_ext(r: &mut impl Read, len: u16) -> Result<u32> {
     if len > MAX_EXT {
         return Err(Error::protocol(format!(
             "hello extension of {len} bytes exceeds {MAX_EXT}"
@@ -355,7 +372,11 @@ fn skip_ext(r: &mut impl Read, len: u16) -> Result<()> {
     }
     let mut ext = [0u8; MAX_EXT as usize];
     r.read_exact(&mut ext[..len as usize])
-        .map_err(|e| Error::io("reading the hello", eof_is_protocol(e)))
+        .map_err(|e| Error::io("reading the hello", eof_is_protocol(e)))?;
+    Ok(match len {
+        0..=3 => 0,
+        _ => u32::from_be_bytes([ext[0], ext[1], ext[2], ext[3]]),
+    })
 }
 
 /// Checks a relative name against docs/protocol.md section 4 and returns its components.
@@ -487,6 +508,7 @@ mod tests {
             algorithm: ALGO_XXH3_128,
             name: "dir/ünïcode.txt".into(),
             digest: vec![7; 16],
+            encoding: ENCODING_ZSTD,
         }));
         round_trip(Frame::Skip);
         round_trip(Frame::Accept { offset: 7 });
@@ -578,15 +600,17 @@ mod tests {
 
     #[test]
     fn version_negotiation() {
-        assert_eq!(Hello::ours().negotiate(), Some(1));
+        assert_eq!(Hello::ours(0).negotiate(), Some(1));
         let future = Hello {
             min_version: 2,
             max_version: 9,
+            caps: 0,
         };
         assert_eq!(future.negotiate(), None);
         let wide = Hello {
             min_version: 0,
             max_version: 9,
+            caps: CAP_ZSTD,
         };
         assert_eq!(wide.negotiate(), Some(VERSION_MAX));
     }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::compress::Compressor;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, check_name, Offer, ALGO_XXH3_128};
 
@@ -48,6 +49,9 @@ pub struct SendOptions {
     pub retries: u32,
     /// Wait before the first retry; it doubles with each retry, up to a minute.
     pub retry_delay: Duration,
+    /// Compress with zstd when the receiver accepts it, file by file: data that does not
+    /// shrink (media, archives) is sent as it is.
+    pub compress: bool,
     /// Skip files the receiver already holds with the same size and checksum (the backup case):
     /// each file is hashed before it is offered, and an identical one is not sent.
     pub skip_unchanged: bool,
@@ -72,6 +76,7 @@ impl Default for SendOptions {
             cancel: None,
             retries: 0,
             retry_delay: Duration::from_secs(1),
+            compress: false,
             skip_unchanged: false,
             stop_on_error: false,
             legacy: false,
@@ -379,6 +384,7 @@ pub(crate) fn open_source(path: &Path, remote_name: Option<&str>) -> Result<(Fil
         algorithm: ALGO_XXH3_128,
         name,
         digest: Vec::new(),
+        encoding: protocol::ENCODING_RAW,
     };
     Ok((file, offer))
 }
@@ -410,9 +416,29 @@ fn connect(host: &str, port: u16, opts: &SendOptions) -> Result<TcpStream> {
     Err(err)
 }
 
-/// Streams exactly `offer.size` bytes and returns their XXH3-128.
-/// From `offset` on, where the receiver resumes: the bytes before it are only hashed.
+/// Streams the content from `offset` on (where the receiver resumes; the bytes before it are
+/// only hashed), raw or compressed as `offer.encoding` says, and returns the XXH3-128 of the
+/// whole original content.
 pub(crate) fn stream_content(
+    file: &mut File,
+    stream: &mut impl Write,
+    offer: &Offer,
+    offset: u64,
+    opts: &SendOptions,
+    bar: Option<&ProgressBar>,
+) -> Result<u128> {
+    if offer.encoding != protocol::ENCODING_ZSTD {
+        return copy_content(file, stream, offer, offset, opts, bar);
+    }
+    let compressing = |e| Error::io("compressing", e);
+    let mut z = Compressor::new(&mut *stream).map_err(compressing)?;
+    let digest = copy_content(file, &mut z, offer, offset, opts, bar)?;
+    z.finish().map_err(|e| Error::io("sending data", e))?;
+    Ok(digest)
+}
+
+/// The content, written as it is to `stream`.
+fn copy_content(
     file: &mut File,
     stream: &mut impl Write,
     offer: &Offer,
@@ -447,6 +473,19 @@ pub(crate) fn stream_content(
         report_progress(opts, &offer.name, sent, offer.size)?;
     }
     Ok(hasher.digest128())
+}
+
+/// Whether the start of the file compresses well enough to send it compressed; the file is
+/// left positioned at its start.
+pub(crate) fn compresses(file: &mut File, offer: &Offer) -> Result<bool> {
+    let mut sample = vec![0u8; crate::compress::SAMPLE.min(offer.size as usize)];
+    let n = read_some(file, &mut sample, &offer.name).or_else(|e| match sample.is_empty() {
+        true => Ok(0),
+        false => Err(e),
+    })?;
+    file.seek(io::SeekFrom::Start(0))
+        .map_err(|e| Error::io(format!("reading {}", offer.name), e))?;
+    Ok(crate::compress::worth_compressing(&sample[..n]))
 }
 
 /// The XXH3-128 of the whole file, which is left positioned at its start.

@@ -19,6 +19,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 use socket2::{Domain, SockRef, Socket, Type};
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::compress;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{
     self, check_name, read_exact_or_eof, Code, Frame, Hello, Offer, ALGO_XXH3_128, MAGIC, MAX_NAME,
@@ -78,6 +79,7 @@ pub struct ServerConfig {
     reserve_bytes: u64,
     overwrite: Overwrite,
     resume_ttl: Duration,
+    compression: bool,
     before: Vec<Validator>,
     after: Vec<Validator>,
     handlers: Vec<Handler>,
@@ -114,6 +116,7 @@ impl ServerConfig {
             reserve_bytes: 0,
             overwrite: Overwrite::Replace,
             resume_ttl: Duration::ZERO,
+            compression: true,
             before: Vec::new(),
             after: Vec::new(),
             handlers: Vec::new(),
@@ -162,6 +165,12 @@ impl ServerConfig {
     /// Expired data is removed when a server starts on the directory (which walks the tree).
     pub fn resume_ttl(&mut self, ttl: Duration) -> &mut Self {
         self.resume_ttl = ttl;
+        self
+    }
+    /// Accept zstd-compressed content (default: yes). Decoding is bounded: never more than the
+    /// announced size, never a window above 8 MiB.
+    pub fn accept_compression(&mut self, yes: bool) -> &mut Self {
+        self.compression = yes;
         self
     }
     /// Adds a validator run on the OFFER, before any data flows. Validators run in the order
@@ -526,6 +535,8 @@ struct Connection<'a> {
     pending: Vec<Pending>,
     /// A kn-sock 0.3 peer: it gets no frames.
     legacy: bool,
+    /// Capabilities both sides have.
+    caps: u32,
 }
 
 /// A verified file whose verdict is deferred until its group is committed.
@@ -597,6 +608,7 @@ impl<'a> Connection<'a> {
             next_seq: 0,
             pending: Vec::new(),
             legacy: false,
+            caps: 0,
         }
     }
 
@@ -618,7 +630,7 @@ impl<'a> Connection<'a> {
                 protocol::VERSION_MIN,
                 protocol::VERSION_MAX
             );
-            protocol::encode_hello_reply(0, &mut out);
+            protocol::encode_hello_reply(0, 0, &mut out);
             Frame::Error {
                 code: Code::Version as u16,
                 text: text.clone(),
@@ -627,7 +639,10 @@ impl<'a> Connection<'a> {
             let _ = self.send(&out);
             return Err(Error::protocol(text));
         };
-        protocol::encode_hello_reply(version, &mut out);
+        if self.server.config.compression {
+            self.caps = hello.caps & protocol::CAP_ZSTD;
+        }
+        protocol::encode_hello_reply(version, self.caps, &mut out);
         self.send(&out)?;
         loop {
             // Never hold a verdict while waiting for the sender.
@@ -872,6 +887,16 @@ impl<'a> Connection<'a> {
         }
         let parts = check_name(&offer.name)
             .map_err(|why| Refusal(Code::BadName, format!("unacceptable name: {why}")))?;
+        match offer.encoding {
+            protocol::ENCODING_RAW => {}
+            protocol::ENCODING_ZSTD if self.caps & protocol::CAP_ZSTD != 0 => {}
+            e => {
+                return Err(Refusal(
+                    Code::Protocol,
+                    format!("content encoding {e} was not negotiated"),
+                ))
+            }
+        }
         if offer.algorithm != ALGO_XXH3_128 {
             return Err(Refusal(
                 Code::Protocol,
@@ -932,6 +957,28 @@ impl<'a> Connection<'a> {
             .map_err(|e| Error::io("reading the temporary file", e))?;
         let mut remaining = offer.size.saturating_sub(start);
         let mut write_err = None;
+        if offer.encoding == protocol::ENCODING_ZSTD {
+            let decoded =
+                compress::decode_blocks(&mut self.reader, remaining, &mut self.buf, |b| {
+                    hasher.update(b);
+                    if write_err.is_none() {
+                        if let Err(e) = temp.file().write_all(b) {
+                            write_err = Some(e);
+                        }
+                    }
+                    Ok(())
+                });
+            if let Err(e) = decoded {
+                // A lost connection keeps its data for a resume; corrupt content does not.
+                if let (Some(r), None, false) =
+                    (resume, &write_err, e.kind() == ErrorKind::Protocol)
+                {
+                    let _ = temp.keep_as(&r.partial);
+                }
+                return Err(e.context(format!("receiving '{}'", offer.name)));
+            }
+            remaining = 0;
+        }
         while remaining > 0 {
             let want = self.buf.len().min(remaining as usize);
             let failure = match self.reader.read(&mut self.buf[..want]) {
@@ -1079,6 +1126,7 @@ impl<'a> Connection<'a> {
             algorithm: ALGO_XXH3_128,
             name,
             digest: Vec::new(),
+            encoding: protocol::ENCODING_RAW,
         };
         let mut info = FileInfo::from_offer(&offer, self.peer);
         let (target, temp) = self

@@ -154,11 +154,12 @@ fn unsupported_versions_are_refused_with_a_clear_message() {
     Hello {
         min_version: 2,
         max_version: 7,
+        caps: 0,
     }
     .encode(&mut buf);
     c.stream.write_all(&buf).unwrap();
     assert_eq!(
-        knsock::protocol::read_hello_reply(&mut c.stream).unwrap(),
+        knsock::protocol::read_hello_reply(&mut c.stream).unwrap().0,
         0
     );
     match c.read() {
@@ -184,7 +185,7 @@ fn garbage_and_violations_close_the_connection_and_the_server_keeps_serving() {
         [MAGIC.as_slice(), &[0, 1, 0, 1, 0xff, 0xff]].concat(), // oversized extension
     ];
     let mut hello = Vec::new();
-    Hello::ours().encode(&mut hello);
+    Hello::ours(0).encode(&mut hello);
     // A frame claiming 4 GiB, an unknown frame type, DONE before any OFFER, a short OFFER.
     cases.push([hello.as_slice(), &[1, 0xff, 0xff, 0xff, 0xff]].concat());
     cases.push([hello.as_slice(), &[99, 0, 0, 0, 0]].concat());
@@ -270,6 +271,7 @@ fn pipelined_offers_get_their_verdicts_by_seq() {
             algorithm: 1,
             name: name.clone(),
             digest: Vec::new(),
+            encoding: 0,
         })
         .encode(&mut out);
         c.stream.write_all(&out).unwrap();

@@ -4,71 +4,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use common::*;
 use knsock::{send_file, SendOptions};
-
-/// Forwards connections to `target`; the first one is cut after `cut` bytes from the sender.
-struct CutProxy {
-    addr: SocketAddr,
-    forwarded: Arc<AtomicU64>,
-}
-
-impl CutProxy {
-    fn start(target: SocketAddr, cut: u64) -> CutProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let forwarded = Arc::new(AtomicU64::new(0));
-        let fwd = Arc::clone(&forwarded);
-        std::thread::spawn(move || {
-            for (i, client) in listener.incoming().take(4).enumerate() {
-                let client = client.unwrap();
-                let server = TcpStream::connect(target).unwrap();
-                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                std::thread::spawn(move || pump(s2, c2, u64::MAX, None));
-                let limit = if i == 0 { cut } else { u64::MAX };
-                let fwd = Arc::clone(&fwd);
-                std::thread::spawn(move || pump(client, server, limit, Some(fwd)));
-            }
-        });
-        CutProxy { addr, forwarded }
-    }
-}
-
-/// Copies `from` → `to` until EOF or `limit` bytes; then ends both directions (a cut) or passes
-/// the EOF on.
-fn pump(mut from: TcpStream, mut to: TcpStream, limit: u64, count: Option<Arc<AtomicU64>>) {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut done = 0u64;
-    loop {
-        let want = buf.len().min((limit - done).min(buf.len() as u64) as usize);
-        if want == 0 {
-            let _ = to.shutdown(Shutdown::Write); // the receiver sees the sender go
-            let _ = from.shutdown(Shutdown::Both); // the sender sees the connection die
-            return;
-        }
-        match from.read(&mut buf[..want]) {
-            Ok(0) | Err(_) => {
-                let _ = to.shutdown(Shutdown::Write);
-                return;
-            }
-            Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-                done += n as u64;
-                if let Some(c) = &count {
-                    c.fetch_add(n as u64, Ordering::SeqCst);
-                }
-            }
-        }
-    }
-}
 
 fn resumable_server() -> TestServer {
     TestServer::start(|c| {

@@ -46,6 +46,9 @@ enum Command {
         /// Seconds a connection may make no progress.
         #[arg(long, value_name = "SECS", default_value_t = 30.0)]
         idle_timeout: f64,
+        /// Refuse compressed content.
+        #[arg(long)]
+        no_compression: bool,
         /// Keep an interrupted upload's data this many seconds so a retry resumes it (0: off).
         #[arg(long, value_name = "SECS", default_value_t = 3600.0)]
         resume_ttl: f64,
@@ -75,6 +78,9 @@ enum Command {
         /// Do not send files the receiver already holds unchanged (same size and checksum).
         #[arg(long)]
         skip_unchanged: bool,
+        /// Compress with zstd (file by file; data that does not shrink is sent as it is).
+        #[arg(long)]
+        compress: bool,
         /// Retry a failed transfer this many times (resuming where the receiver's data ends).
         #[arg(long, value_name = "N", default_value_t = 0)]
         retries: u32,
@@ -128,6 +134,7 @@ fn main() -> ExitCode {
             follow_symlinks,
             stop_on_error,
             skip_unchanged,
+            compress,
             retries,
             retry_delay,
             show_progress,
@@ -147,6 +154,7 @@ fn main() -> ExitCode {
                 legacy,
                 stop_on_error,
                 skip_unchanged,
+                compress,
                 retries,
                 retry_delay,
                 ..SendOptions::default()
@@ -170,6 +178,7 @@ fn main() -> ExitCode {
             max_connections,
             idle_timeout,
             resume_ttl,
+            no_compression,
         } => seconds(idle_timeout, "--idle-timeout").and_then(|idle| {
             let resume_ttl = Duration::try_from_secs_f64(resume_ttl)
                 .map_err(|_| "--resume-ttl must be a number of seconds".to_string())?;
@@ -181,6 +190,7 @@ fn main() -> ExitCode {
                 .max_connections(max_connections)
                 .idle_timeout(idle)
                 .resume_ttl(resume_ttl)
+                .accept_compression(!no_compression)
                 .overwrite(match overwrite {
                     OverwriteArg::Replace => Overwrite::Replace,
                     OverwriteArg::Refuse => Overwrite::Refuse,

@@ -206,6 +206,19 @@ pub unsafe extern "C" fn knsock_send_options_set_retry_delay_ms(
     })
 }
 
+/// Compresses with zstd when the receiver accepts it, file by file: data that does not shrink
+/// (media, archives) is sent as it is. The checksum covers the original bytes. Default: off.
+#[no_mangle]
+pub unsafe extern "C" fn knsock_send_options_set_compress(
+    options: *mut knsock_send_options,
+    compress: bool,
+) -> knsock_result {
+    set(options, |o| {
+        o.inner.compress = compress;
+        Ok(())
+    })
+}
+
 /// Skips files the receiver already holds with the same size and checksum (the backup case):
 /// each file is hashed before it is offered and an identical one is not sent; it still counts
 /// as delivered (`knsock_batch_report_skipped()` tells). Default: off.

@@ -231,6 +231,19 @@ pub unsafe extern "C" fn knsock_server_config_set_resume_ttl_ms(
     })
 }
 
+/// Whether senders may send zstd-compressed content (default: true). Decoding is bounded: never
+/// more than the announced size, never a window above 8 MiB.
+#[no_mangle]
+pub unsafe extern "C" fn knsock_server_config_set_accept_compression(
+    config: *mut knsock_server_config,
+    accept: bool,
+) -> knsock_result {
+    set(config, |c| {
+        c.inner.accept_compression(accept);
+        Ok(())
+    })
+}
+
 /// What to do when a file of the same name exists: a `knsock_overwrite` value. Unknown values
 /// give `KNSOCK_RESULT_INVALID_ARGUMENT`.
 #[no_mangle]

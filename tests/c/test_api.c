@@ -140,6 +140,9 @@ static void test_null_arguments(void) {
   CHECK_RC(knsock_send_options_set_retries(NULL, 1), KNSOCK_RESULT_INVALID_ARGUMENT);
   CHECK_RC(knsock_send_options_set_retry_delay_ms(NULL, 1), KNSOCK_RESULT_INVALID_ARGUMENT);
   CHECK_RC(knsock_server_config_set_resume_ttl_ms(NULL, 1), KNSOCK_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(knsock_send_options_set_compress(NULL, true), KNSOCK_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(knsock_server_config_set_accept_compression(NULL, true),
+           KNSOCK_RESULT_INVALID_ARGUMENT);
   knsock_send_options_free(NULL);
 
   CHECK_RC(knsock_server_config_set_directory(NULL, "/tmp"), KNSOCK_RESULT_INVALID_ARGUMENT);
@@ -243,6 +246,7 @@ static knsock_server *start_server(const char *dir, struct server_log *log, uint
   CHECK_RC(knsock_server_config_set_max_file_size(c, 8 << 20), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_server_config_set_reserve_bytes(c, 0), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_server_config_set_resume_ttl_ms(c, 0), KNSOCK_RESULT_OK);
+  CHECK_RC(knsock_server_config_set_accept_compression(c, true), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_server_config_set_overwrite(c, policy), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_server_config_set_pre_validator(c, pre_validator, log), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_server_config_set_post_validator(c, post_validator, log), KNSOCK_RESULT_OK);
@@ -289,6 +293,7 @@ static void test_round_trip_and_refusals(void) {
   CHECK_RC(knsock_send_options_set_retries(o, 2), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_send_options_set_retry_delay_ms(o, 10), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_send_options_set_legacy(o, false), KNSOCK_RESULT_OK);
+  CHECK_RC(knsock_send_options_set_compress(o, true), KNSOCK_RESULT_OK); /* random data: raw */
   knsock_error *err = NULL;
   CHECK_RC(knsock_send_file("127.0.0.1", port, path, o, &err), KNSOCK_RESULT_OK);
   CHECK(err == NULL);

@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{unbounded, Receiver};
@@ -129,9 +131,9 @@ impl RawClient {
     pub fn hello(addr: SocketAddr) -> RawClient {
         let mut c = Self::connect(addr);
         let mut buf = Vec::new();
-        Hello::ours().encode(&mut buf);
+        Hello::ours(0).encode(&mut buf);
         c.stream.write_all(&buf).unwrap();
-        assert_eq!(protocol::read_hello_reply(&mut c.stream).unwrap(), 1);
+        assert_eq!(protocol::read_hello_reply(&mut c.stream).unwrap().0, 1);
         c
     }
 
@@ -148,6 +150,7 @@ impl RawClient {
             algorithm: ALGO_XXH3_128,
             name: name.to_string(),
             digest: Vec::new(),
+            encoding: 0,
         }));
         self.read()
     }
@@ -168,4 +171,62 @@ impl RawClient {
 
 pub fn digest(data: &[u8]) -> Vec<u8> {
     xxhash_rust::xxh3::xxh3_128(data).to_be_bytes().to_vec()
+}
+
+/// Forwards connections to `target`; the first one is cut after `cut` bytes from the sender.
+pub struct CutProxy {
+    pub addr: SocketAddr,
+    /// Bytes forwarded from senders to the receiver.
+    pub forwarded: Arc<AtomicU64>,
+}
+
+impl CutProxy {
+    pub fn start(target: SocketAddr, cut: u64) -> CutProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let forwarded = Arc::new(AtomicU64::new(0));
+        let fwd = Arc::clone(&forwarded);
+        std::thread::spawn(move || {
+            for (i, client) in listener.incoming().take(4).enumerate() {
+                let client = client.unwrap();
+                let server = TcpStream::connect(target).unwrap();
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || pump(s2, c2, u64::MAX, None));
+                let limit = if i == 0 { cut } else { u64::MAX };
+                let fwd = Arc::clone(&fwd);
+                std::thread::spawn(move || pump(client, server, limit, Some(fwd)));
+            }
+        });
+        CutProxy { addr, forwarded }
+    }
+}
+
+/// Copies `from` → `to` until EOF or `limit` bytes; then ends both directions (a cut) or passes
+/// the EOF on.
+fn pump(mut from: TcpStream, mut to: TcpStream, limit: u64, count: Option<Arc<AtomicU64>>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut done = 0u64;
+    loop {
+        let want = buf.len().min((limit - done).min(buf.len() as u64) as usize);
+        if want == 0 {
+            let _ = to.shutdown(Shutdown::Write); // the receiver sees the sender go
+            let _ = from.shutdown(Shutdown::Both); // the sender sees the connection die
+            return;
+        }
+        match from.read(&mut buf[..want]) {
+            Ok(0) | Err(_) => {
+                let _ = to.shutdown(Shutdown::Write);
+                return;
+            }
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+                done += n as u64;
+                if let Some(c) = &count {
+                    c.fetch_add(n as u64, Ordering::SeqCst);
+                }
+            }
+        }
+    }
 }
