@@ -26,6 +26,17 @@ big=$work/big.bin
 small=$work/small
 head -c $((1 << 30)) /dev/urandom > "$big"
 mkdir -p "$small"
+logs=$work/app.log
+python3 - "$logs" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    i, size = 0, 0
+    while size < 256 << 20:
+        line = "2026-11-24T12:%02d:%02dZ INFO api request id=%d path=/v1/items/%d status=200 ms=%d\n" % (
+            (i // 60) % 60, i % 60, i * 7919, i % 1000, i % 97)
+        f.write(line); size += len(line); i += 1
+PY
+head -c $((256 << 20)) "$big" > "$work/random.bin"
 for i in $(seq -w 1 2000); do head -c 4096 /dev/urandom > "$small/f$i.dat"; done
 results=$work/results.txt
 : > "$results"
@@ -40,6 +51,8 @@ for r in $(seq 1 "$rounds"); do
     "${raw##* }" "$(echo "$own" | sed -n 's/^knsock MiB\/s //p')" | tee -a "$results"
   bench small "$small" "$work" | tee -a "$results"
   bench batch "$small" "$work" | tee -a "$results"
+  bench zstd logs "$logs" "$work" | tee -a "$results"
+  bench zstd random "$work/random.bin" "$work" | tee -a "$results"
   if [ "${SKIP_PY:-0}" != 1 ]; then
     bash "$shared/knsock-py-baseline.sh" "$big" "$small" "$work" | tee -a "$results"
   fi

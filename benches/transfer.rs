@@ -2,6 +2,7 @@
 //!   cargo bench --bench transfer -- big FILE OUTDIR     prints "knsock MiB/s N" and receiver RSS
 //!   cargo bench --bench transfer -- small DIR OUTDIR    prints "knsock files/s N" (one send_file each)
 //!   cargo bench --bench transfer -- batch DIR OUTDIR    prints "knsock batch files/s N" (one send_files)
+//!   cargo bench --bench transfer -- zstd LABEL FILE OUTDIR  prints "knsock LABEL raw|zstd MiB/s N"
 //! KNSOCK_BIN names the kn-sock binary (default: target/release/kn-sock).
 //! bench/run.sh interleaves it with the shared baselines; run that for comparisons.
 
@@ -63,6 +64,11 @@ fn main() {
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
+    if let [m, label, file, outdir] = args.as_slice() {
+        if m == "zstd" {
+            return compression(label, Path::new(file), Path::new(outdir));
+        }
+    }
     let (mode, input, outdir) = match args.as_slice() {
         [m, i, o] => (m.as_str(), PathBuf::from(i), PathBuf::from(o)),
         _ => {
@@ -111,5 +117,23 @@ fn main() {
             println!("knsock rx_peak_rss_kib {}", rx.peak_rss_kib());
         }
         m => eprintln!("unknown mode {m}"),
+    }
+}
+
+/// One file sent without and with compression, each to a fresh receiver.
+fn compression(label: &str, file: &Path, outdir: &Path) {
+    let size = std::fs::metadata(file).unwrap().len();
+    for compress in [false, true] {
+        let rx_dir = tempfile::tempdir_in(outdir).unwrap();
+        let rx = Receiver::start(rx_dir.path());
+        let opts = SendOptions {
+            compress,
+            ..SendOptions::default()
+        };
+        let t = Instant::now();
+        send_file("127.0.0.1", rx.port, file, &opts).unwrap();
+        let mibs = size as f64 / (1 << 20) as f64 / t.elapsed().as_secs_f64();
+        let how = if compress { "zstd" } else { "raw" };
+        println!("knsock {label} {how} MiB/s {mibs:.1}");
     }
 }
