@@ -1,0 +1,609 @@
+// knsock.hpp: the C++17 binding of knsock, header-only, over the C ABI in knsock.h.
+//
+// - Handles are RAII (std::unique_ptr with the library's free functions); Server and Transfer
+//   are move-only, and no raw knsock_* handle reaches user code.
+// - Callbacks are std::function; static trampolines bridge them to C. An exception thrown by a
+//   user callback never unwinds through the library: the trampoline catches it and aborts the
+//   transfer (progress), refuses the file with its message (validators) or drops it (handlers).
+// - Errors are knsock::Error exceptions, or, for code built without exceptions, the try_*
+//   functions return a knsock::Result. The throwing API is compiled only when exceptions are on.
+#ifndef KNSOCK_HPP
+#define KNSOCK_HPP
+
+#include <knsock.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+#define KNSOCK_HPP_EXCEPTIONS 1
+#include <exception>
+#include <future>
+#include <stdexcept>
+#else
+#define KNSOCK_HPP_EXCEPTIONS 0
+#endif
+
+namespace knsock {
+
+/// What a failed call returned: the result code, a message for people, and, when the receiver
+/// refused the file, its reason and wire code.
+struct Result {
+  knsock_result code = KNSOCK_RESULT_OK;
+  std::string message;
+  std::string peer_reason;
+  uint16_t peer_code = 0;
+
+  bool ok() const noexcept { return code == KNSOCK_RESULT_OK; }
+  explicit operator bool() const noexcept { return ok(); }
+};
+
+namespace detail {
+
+struct ErrorDeleter {
+  void operator()(knsock_error *e) const noexcept { knsock_error_free(e); }
+};
+struct OptionsDeleter {
+  void operator()(knsock_send_options *o) const noexcept { knsock_send_options_free(o); }
+};
+struct ConfigDeleter {
+  void operator()(knsock_server_config *c) const noexcept { knsock_server_config_free(c); }
+};
+struct ServerDeleter {
+  void operator()(knsock_server *s) const noexcept { knsock_server_free(s); }
+};
+struct TransferDeleter {
+  void operator()(knsock_transfer *t) const noexcept { knsock_transfer_free(t); }
+};
+
+inline std::string str(const char *s) { return s ? std::string(s) : std::string(); }
+
+/// Reads an error's detail (borrowed) into a Result.
+inline Result result_of(knsock_result code, const knsock_error *e) {
+  Result r;
+  r.code = code;
+  r.message = e ? str(knsock_error_message(e)) : str(knsock_result_str(code));
+  r.peer_reason = str(knsock_error_peer_reason(e));
+  r.peer_code = knsock_error_peer_code(e);
+  return r;
+}
+
+/// C strings end at the first NUL: a std::string holding one would reach the library cut short
+/// (naming another file, say), so it is refused instead.
+inline Result check_c_string(const std::string &s, const char *what) {
+  if (s.find('\0') == std::string::npos) return Result{};
+  return Result{KNSOCK_RESULT_INVALID_ARGUMENT, std::string(what) + " contains a NUL byte", {}, 0};
+}
+
+/// Takes ownership of an error returned by a call and turns it into a Result.
+inline Result take_result(knsock_result code, knsock_error *raw) {
+  std::unique_ptr<knsock_error, ErrorDeleter> e(raw);
+  return result_of(code, e.get());
+}
+
+}  // namespace detail
+
+/// What a server does when a file of the same name exists.
+enum class Overwrite : uint32_t {
+  Replace = KNSOCK_OVERWRITE_REPLACE,
+  Refuse = KNSOCK_OVERWRITE_REFUSE,
+  Rename = KNSOCK_OVERWRITE_RENAME,
+};
+
+/// Called after each chunk with (file name, bytes sent, total); return false to abort.
+using ProgressFn = std::function<bool(std::string_view name, uint64_t sent, uint64_t total)>;
+
+/// How to send; zero values mean the library's defaults.
+struct SendOptions {
+  bool show_progress = false;
+  std::size_t chunk_size = 0;
+  std::chrono::milliseconds timeout{0};
+  std::chrono::milliseconds connect_timeout{0};
+  std::string remote_name;
+  ProgressFn progress;
+  unsigned retries = 0;
+  std::chrono::milliseconds retry_delay{0};
+  bool compress = false;
+  bool skip_unchanged = false;
+  bool legacy = false;
+};
+
+namespace detail {
+
+/// A progress callback and what it threw, shared with the trampoline for one send.
+struct ProgressState {
+  ProgressFn fn;
+  std::mutex mu;
+  std::string thrown;  // non-empty when the callback threw
+};
+
+inline int progress_trampoline(void *userdata, const char *name, uint64_t sent,
+                               uint64_t total) noexcept {
+  auto *st = static_cast<ProgressState *>(userdata);
+#if KNSOCK_HPP_EXCEPTIONS
+  try {
+    return st->fn(name ? name : "", sent, total) ? KNSOCK_CONTINUE : 1;
+  } catch (const std::exception &e) {
+    std::lock_guard<std::mutex> lock(st->mu);
+    st->thrown = std::string("progress callback threw: ") + e.what();
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(st->mu);
+    st->thrown = "progress callback threw an unknown exception";
+  }
+  return 1;
+#else
+  return st->fn(name ? name : "", sent, total) ? KNSOCK_CONTINUE : 1;
+#endif
+}
+
+using Options = std::unique_ptr<knsock_send_options, OptionsDeleter>;
+
+/// Builds the C options; `progress` receives the callback state when there is a callback.
+inline Result make_options(const SendOptions &o, ProgressState *progress, Options *out) {
+  Result bad = check_c_string(o.remote_name, "remote name");
+  if (!bad) return bad;
+  Options opts(knsock_send_options_new());
+  if (!opts) return Result{KNSOCK_RESULT_PANIC, "out of memory", {}, 0};
+  auto *p = opts.get();
+  knsock_result rc = KNSOCK_RESULT_OK;
+  auto step = [&rc](knsock_result r) {
+    if (rc == KNSOCK_RESULT_OK) rc = r;
+  };
+  step(knsock_send_options_set_show_progress(p, o.show_progress));
+  if (o.chunk_size) step(knsock_send_options_set_chunk_size(p, o.chunk_size));
+  if (o.timeout.count() > 0)
+    step(knsock_send_options_set_timeout_ms(p, static_cast<uint64_t>(o.timeout.count())));
+  if (o.connect_timeout.count() > 0)
+    step(knsock_send_options_set_connect_timeout_ms(
+        p, static_cast<uint64_t>(o.connect_timeout.count())));
+  if (!o.remote_name.empty()) step(knsock_send_options_set_remote_name(p, o.remote_name.c_str()));
+  step(knsock_send_options_set_retries(p, o.retries));
+  if (o.retry_delay.count() > 0)
+    step(knsock_send_options_set_retry_delay_ms(p, static_cast<uint64_t>(o.retry_delay.count())));
+  step(knsock_send_options_set_compress(p, o.compress));
+  step(knsock_send_options_set_skip_unchanged(p, o.skip_unchanged));
+  step(knsock_send_options_set_legacy(p, o.legacy));
+  if (o.progress && progress) {
+    progress->fn = o.progress;
+    step(knsock_send_options_set_progress_callback(p, progress_trampoline, progress));
+  }
+  if (rc != KNSOCK_RESULT_OK)
+    return Result{rc, std::string("invalid send option: ") + knsock_result_str(rc), {}, 0};
+  *out = std::move(opts);
+  return Result{};
+}
+
+/// Checks a send's arguments and builds its options.
+inline Result check_send(const std::string &host, const std::string &path, const SendOptions &o,
+                         ProgressState *progress, Options *out) {
+  Result r = check_c_string(host, "host");
+  if (r) r = check_c_string(path, "path");
+  if (r) r = make_options(o, progress, out);
+  return r;
+}
+
+/// A callback's exception replaces the library's "aborted by callback" message.
+inline void blame_callback(Result &r, ProgressState &st) {
+  std::lock_guard<std::mutex> lock(st.mu);
+  if (!st.thrown.empty() && r.code == KNSOCK_RESULT_ABORTED_BY_CALLBACK) r.message = st.thrown;
+}
+
+}  // namespace detail
+
+/// Sends a file and returns once the receiver has it verified, durable and in place; never
+/// throws. Callbacks run on the calling thread.
+inline Result try_send_file(const std::string &host, uint16_t port, const std::string &path,
+                            const SendOptions &options = {}) noexcept {
+#if KNSOCK_HPP_EXCEPTIONS
+  try {
+#endif
+    detail::ProgressState progress;
+    detail::Options opts;
+    Result r = detail::check_send(host, path, options, &progress, &opts);
+    if (!r) return r;
+    knsock_error *err = nullptr;
+    knsock_result rc = knsock_send_file(host.c_str(), port, path.c_str(), opts.get(), &err);
+    if (rc == KNSOCK_RESULT_OK) return Result{};
+    r = detail::take_result(rc, err);
+    detail::blame_callback(r, progress);
+    return r;
+#if KNSOCK_HPP_EXCEPTIONS
+  } catch (const std::exception &e) {  // std::bad_alloc copying strings
+    return Result{KNSOCK_RESULT_PANIC, e.what(), {}, 0};
+  }
+#endif
+}
+
+#if KNSOCK_HPP_EXCEPTIONS
+/// A failed knsock call.
+class Error : public std::runtime_error {
+ public:
+  explicit Error(Result r) : std::runtime_error(r.message), result_(std::move(r)) {}
+  knsock_result code() const noexcept { return result_.code; }
+  /// The receiver's own reason when it refused the file; empty otherwise.
+  const std::string &peer_reason() const noexcept { return result_.peer_reason; }
+  uint16_t peer_code() const noexcept { return result_.peer_code; }
+  const Result &result() const noexcept { return result_; }
+
+ private:
+  Result result_;
+};
+
+/// Sends a file; throws knsock::Error on failure.
+inline void send_file(const std::string &host, uint16_t port, const std::string &path,
+                      const SendOptions &options = {}) {
+  Result r = try_send_file(host, port, path, options);
+  if (!r) throw Error(std::move(r));
+}
+#endif
+
+/// A file as the server sees it (a copy, valid beyond the callback).
+struct FileInfo {
+  std::string name;  // in on_received: the name it was stored under
+  uint64_t size = 0;
+  int64_t mtime = 0;
+  uint32_t mode = 0;
+  std::string peer;
+  std::string path;  // empty before the data; the verified temp file; the saved file
+
+  static FileInfo from(const knsock_file_info *i) {
+    FileInfo f;
+    f.name = detail::str(knsock_file_info_name(i));
+    f.size = knsock_file_info_size(i);
+    f.mtime = knsock_file_info_mtime(i);
+    f.mode = knsock_file_info_mode(i);
+    f.peer = detail::str(knsock_file_info_peer(i));
+    f.path = detail::str(knsock_file_info_path(i));
+    return f;
+  }
+};
+
+/// Returns a reason to refuse the file, or std::nullopt to accept it.
+using ValidatorFn = std::function<std::optional<std::string>(const FileInfo &)>;
+
+/// A server's settings; zero values mean the library's defaults. Callbacks run on worker
+/// threads, possibly several at once: they must be thread-safe.
+struct ServerConfig {
+  std::string dir;
+  std::string host = "0.0.0.0";
+  uint16_t port = 0;
+  unsigned max_connections = 0;
+  std::chrono::milliseconds idle_timeout{0};
+  uint64_t max_file_size = 0;
+  uint64_t reserve_bytes = 0;
+  Overwrite overwrite = Overwrite::Replace;
+  std::chrono::milliseconds resume_ttl{0};
+  bool accept_compression = true;
+  ValidatorFn validate_before;
+  ValidatorFn validate_after;
+  std::function<void(const FileInfo &)> on_received;
+  std::function<void(knsock_result code, const std::string &message, const std::string &peer)>
+      on_error;
+};
+
+namespace detail {
+
+/// The callbacks of one server, kept alive by the library until its finalizer runs.
+struct ServerCallbacks {
+  ValidatorFn before, after;
+  std::function<void(const FileInfo &)> received;
+  std::function<void(knsock_result, const std::string &, const std::string &)> error;
+};
+
+inline int validate(const ValidatorFn &fn, const knsock_file_info *info, char *reason,
+                    std::size_t len) noexcept {
+#if KNSOCK_HPP_EXCEPTIONS
+  try {
+#endif
+    std::optional<std::string> why = fn(FileInfo::from(info));
+    if (!why) return 0;
+    std::snprintf(reason, len, "%s", why->c_str());
+    return 1;
+#if KNSOCK_HPP_EXCEPTIONS
+  } catch (const std::exception &e) {
+    std::snprintf(reason, len, "validator threw: %s", e.what());
+  } catch (...) {
+    std::snprintf(reason, len, "validator threw an unknown exception");
+  }
+  return 1;
+#endif
+}
+
+inline int before_trampoline(void *ud, const knsock_file_info *info, char *reason,
+                             std::size_t len) noexcept {
+  return validate(static_cast<ServerCallbacks *>(ud)->before, info, reason, len);
+}
+
+inline int after_trampoline(void *ud, const knsock_file_info *info, char *reason,
+                            std::size_t len) noexcept {
+  return validate(static_cast<ServerCallbacks *>(ud)->after, info, reason, len);
+}
+
+inline void received_trampoline(void *ud, const knsock_file_info *info) noexcept {
+#if KNSOCK_HPP_EXCEPTIONS
+  try {
+#endif
+    static_cast<ServerCallbacks *>(ud)->received(FileInfo::from(info));
+#if KNSOCK_HPP_EXCEPTIONS
+  } catch (...) {  // a handler's exception must not cross into C; the file is stored anyway
+  }
+#endif
+}
+
+inline void error_trampoline(void *ud, knsock_result code, const char *message,
+                             const char *peer) noexcept {
+#if KNSOCK_HPP_EXCEPTIONS
+  try {
+#endif
+    static_cast<ServerCallbacks *>(ud)->error(code, str(message), str(peer));
+#if KNSOCK_HPP_EXCEPTIONS
+  } catch (...) {
+  }
+#endif
+}
+
+inline void delete_callbacks(void *ud) noexcept { delete static_cast<ServerCallbacks *>(ud); }
+
+}  // namespace detail
+
+/// A running server (kn-sock's start_file_server_async). Move-only; destroying it stops it
+/// (transfers in flight are aborted cleanly) and frees it.
+class Server {
+ public:
+  Server() = default;
+
+  /// Starts a server; on failure `*result` tells why and the server is empty. Never throws.
+  static Server start(const ServerConfig &cfg, Result *result) noexcept {
+    Server s;
+    Result r = s.open(cfg);
+    if (result) *result = std::move(r);
+    return s;
+  }
+
+#if KNSOCK_HPP_EXCEPTIONS
+  /// Starts a server; throws knsock::Error on failure.
+  explicit Server(const ServerConfig &cfg) {
+    Result r = open(cfg);
+    if (!r) throw Error(std::move(r));
+  }
+#endif
+
+  Server(Server &&) noexcept = default;
+  Server &operator=(Server &&other) noexcept {
+    if (this != &other) {
+      stop();
+      handle_ = std::move(other.handle_);
+    }
+    return *this;
+  }
+  Server(const Server &) = delete;
+  Server &operator=(const Server &) = delete;
+  ~Server() { stop(); }
+
+  explicit operator bool() const noexcept { return handle_ != nullptr; }
+
+  /// The port it listens on (the real one when 0 was asked for); 0 when empty.
+  uint16_t port() const noexcept { return knsock_server_port(handle_.get()); }
+
+  /// Stops it and waits for its workers; safe from its own callbacks (then it only asks).
+  void stop() noexcept {
+    if (handle_) knsock_server_stop(handle_.get());
+  }
+
+  /// Blocks until the server stops (kn-sock's blocking start_file_server).
+  Result wait() noexcept {
+    knsock_error *err = nullptr;
+    knsock_result rc = knsock_server_wait(handle_.get(), &err);
+    return rc == KNSOCK_RESULT_OK ? Result{} : detail::take_result(rc, err);
+  }
+
+ private:
+  Result open(const ServerConfig &cfg) noexcept {
+    Result bad = detail::check_c_string(cfg.dir, "directory");
+    if (bad) bad = detail::check_c_string(cfg.host, "host");
+    if (!bad) return bad;
+    std::unique_ptr<knsock_server_config, detail::ConfigDeleter> c(knsock_server_config_new());
+    if (!c) return Result{KNSOCK_RESULT_PANIC, "out of memory", {}, 0};
+    auto *p = c.get();
+    knsock_result rc = KNSOCK_RESULT_OK;
+    auto step = [&rc](knsock_result r) {
+      if (rc == KNSOCK_RESULT_OK) rc = r;
+    };
+    step(knsock_server_config_set_directory(p, cfg.dir.c_str()));
+    step(knsock_server_config_set_host(p, cfg.host.c_str()));
+    step(knsock_server_config_set_port(p, cfg.port));
+    if (cfg.max_connections) step(knsock_server_config_set_max_connections(p, cfg.max_connections));
+    if (cfg.idle_timeout.count() > 0)
+      step(knsock_server_config_set_idle_timeout_ms(
+          p, static_cast<uint64_t>(cfg.idle_timeout.count())));
+    step(knsock_server_config_set_max_file_size(p, cfg.max_file_size));
+    step(knsock_server_config_set_reserve_bytes(p, cfg.reserve_bytes));
+    step(knsock_server_config_set_overwrite(p, static_cast<uint32_t>(cfg.overwrite)));
+    step(knsock_server_config_set_resume_ttl_ms(p, static_cast<uint64_t>(cfg.resume_ttl.count())));
+    step(knsock_server_config_set_accept_compression(p, cfg.accept_compression));
+    if (rc != KNSOCK_RESULT_OK)
+      return Result{rc, std::string("invalid server setting: ") + knsock_result_str(rc), {}, 0};
+    auto *cbs = new (std::nothrow) detail::ServerCallbacks;
+    if (!cbs) return Result{KNSOCK_RESULT_PANIC, "out of memory", {}, 0};
+    // From here the config owns the callbacks; the library deletes them through the finalizer
+    // once the config and the server are gone and no callback can run.
+    knsock_server_config_set_finalizer(p, detail::delete_callbacks, cbs);
+    cbs->before = cfg.validate_before;
+    cbs->after = cfg.validate_after;
+    cbs->received = cfg.on_received;
+    cbs->error = cfg.on_error;
+    if (cbs->before) knsock_server_config_set_pre_validator(p, detail::before_trampoline, cbs);
+    if (cbs->after) knsock_server_config_set_post_validator(p, detail::after_trampoline, cbs);
+    if (cbs->received)
+      knsock_server_config_set_received_handler(p, detail::received_trampoline, cbs);
+    if (cbs->error) knsock_server_config_set_error_handler(p, detail::error_trampoline, cbs);
+    knsock_server *raw = nullptr;
+    knsock_error *err = nullptr;
+    rc = knsock_server_start(p, &raw, &err);
+    if (rc != KNSOCK_RESULT_OK) return detail::take_result(rc, err);
+    handle_.reset(raw);
+    return Result{};
+  }
+
+  std::unique_ptr<knsock_server, detail::ServerDeleter> handle_;
+};
+
+namespace detail {
+
+/// What an async send shares with its library thread; outlives the transfer handle.
+struct AsyncState {
+  ProgressState progress;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  Result result;
+#if KNSOCK_HPP_EXCEPTIONS
+  std::promise<void> promise;
+#endif
+};
+
+inline void done_trampoline(void *ud, knsock_result code, const knsock_error *err) noexcept {
+  auto *st = static_cast<AsyncState *>(ud);
+#if KNSOCK_HPP_EXCEPTIONS
+  try {
+#endif
+    Result r = code == KNSOCK_RESULT_OK ? Result{} : result_of(code, err);
+    blame_callback(r, st->progress);
+#if KNSOCK_HPP_EXCEPTIONS
+    if (r)
+      st->promise.set_value();
+    else
+      st->promise.set_exception(std::make_exception_ptr(Error(r)));
+#endif
+    std::lock_guard<std::mutex> lock(st->mu);
+    st->result = std::move(r);
+    st->done = true;
+#if KNSOCK_HPP_EXCEPTIONS
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(st->mu);
+    st->result = Result{KNSOCK_RESULT_PANIC, "could not record the result", {}, 0};
+    st->done = true;
+  }
+#endif
+  st->cv.notify_all();
+}
+
+}  // namespace detail
+
+/// A send running on a library thread (kn-sock's send_file_async). Move-only; destroying a
+/// running transfer cancels it and waits for its thread.
+class Transfer {
+ public:
+  Transfer() = default;
+  Transfer(Transfer &&) noexcept = default;
+  Transfer &operator=(Transfer &&other) noexcept {
+    if (this != &other) {
+      handle_.reset();  // cancels and joins before the state goes
+      state_ = std::move(other.state_);
+      handle_ = std::move(other.handle_);
+    }
+    return *this;
+  }
+  Transfer(const Transfer &) = delete;
+  Transfer &operator=(const Transfer &) = delete;
+  ~Transfer() { handle_.reset(); }
+
+  explicit operator bool() const noexcept { return handle_ != nullptr; }
+
+  /// Starts sending; on failure to start, the transfer is empty and `*result` tells why.
+  static Transfer start(const std::string &host, uint16_t port, const std::string &path,
+                        const SendOptions &options, Result *result) noexcept {
+    Transfer t;
+    Result r = t.open(host, port, path, options);
+    if (result) *result = std::move(r);
+    return t;
+  }
+
+  /// Waits for the end and returns the outcome.
+  Result wait() noexcept {
+    if (!handle_) return Result{KNSOCK_RESULT_INVALID_ARGUMENT, "empty transfer", {}, 0};
+    knsock_transfer_wait(handle_.get(), -1);
+    std::lock_guard<std::mutex> lock(state_->mu);
+    return state_->result;
+  }
+
+  /// Waits at most `d`; true when the transfer has ended.
+  template <class Rep, class Period>
+  bool wait_for(std::chrono::duration<Rep, Period> d) noexcept {
+    if (!handle_) return true;
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+    return knsock_transfer_wait(handle_.get(), ms < 0 ? 0 : static_cast<int64_t>(ms)) !=
+           KNSOCK_RESULT_IN_PROGRESS;
+  }
+
+  /// Asks it to stop; it ends with KNSOCK_RESULT_CANCELLED and the receiver keeps no file.
+  void cancel() noexcept {
+    if (handle_) knsock_transfer_cancel(handle_.get());
+  }
+
+  /// Bytes sent so far and the total.
+  std::pair<uint64_t, uint64_t> progress() const noexcept {
+    uint64_t sent = 0, total = 0;
+    knsock_transfer_progress(handle_.get(), &sent, &total);
+    return {sent, total};
+  }
+
+#if KNSOCK_HPP_EXCEPTIONS
+  /// Completion as a future: get() returns, or throws knsock::Error. Call once.
+  std::future<void> get_future() { return state_->promise.get_future(); }
+
+  /// Waits and throws knsock::Error on failure.
+  void get() {
+    Result r = wait();
+    if (!r) throw Error(std::move(r));
+  }
+#endif
+
+ private:
+  Result open(const std::string &host, uint16_t port, const std::string &path,
+              const SendOptions &options) noexcept {
+    std::unique_ptr<detail::AsyncState> st(new (std::nothrow) detail::AsyncState);
+    if (!st) return Result{KNSOCK_RESULT_PANIC, "out of memory", {}, 0};
+    detail::Options opts;
+    Result r = detail::check_send(host, path, options, &st->progress, &opts);
+    if (!r) return r;
+    knsock_transfer *raw = nullptr;
+    knsock_error *err = nullptr;
+    knsock_result rc = knsock_send_file_async(host.c_str(), port, path.c_str(), opts.get(),
+                                              detail::done_trampoline, st.get(), &raw, &err);
+    if (rc != KNSOCK_RESULT_OK) return detail::take_result(rc, err);
+    state_ = std::move(st);
+    handle_.reset(raw);
+    return Result{};
+  }
+
+  // Declared first so it is destroyed last: the handle's destructor joins the thread that uses
+  // the state.
+  std::unique_ptr<detail::AsyncState> state_;
+  std::unique_ptr<knsock_transfer, detail::TransferDeleter> handle_;
+};
+
+#if KNSOCK_HPP_EXCEPTIONS
+/// Starts an async send; throws knsock::Error when it cannot start.
+inline Transfer send_file_async(const std::string &host, uint16_t port, const std::string &path,
+                                const SendOptions &options = {}) {
+  Result r;
+  Transfer t = Transfer::start(host, port, path, options, &r);
+  if (!r) throw Error(std::move(r));
+  return t;
+}
+#endif
+
+}  // namespace knsock
+
+#endif  // KNSOCK_HPP
