@@ -190,6 +190,25 @@ typedef int (*knsock_progress_cb)(void *userdata,
                                   uint64_t total);
 
 /**
+ * Batch progress callback, for `knsock_send_files()` (and `knsock_send_file()`, a list of one):
+ * the current file's `filename` (borrowed for the call), its `index` in the list (from 0) of
+ * `count` files, the bytes of this file sent so far and its size (`file_sent`, `file_total`),
+ * and the whole list's bytes dealt with so far and its size (`sent`, `total`; earlier files
+ * count whole whether they were sent, skipped or failed). Called where the per-file progress
+ * callback is, and once for each file skipped as unchanged; not for kn-sock 0.3 (`legacy`)
+ * sends. Runs on the thread doing the transfer. Return `KNSOCK_CONTINUE` to go on; anything
+ * else aborts like the per-file callback.
+ */
+typedef int (*knsock_batch_progress_cb)(void *userdata,
+                                        const char *filename,
+                                        size_t index,
+                                        size_t count,
+                                        uint64_t file_sent,
+                                        uint64_t file_total,
+                                        uint64_t sent,
+                                        uint64_t total);
+
+/**
  * Validator: return 0 to accept the file, anything else to refuse it. To tell the sender why,
  * write a NUL-terminated UTF-8 reason into `reason` (room for `reason_len` bytes, at least
  * 1025, zeroed on entry); it reaches the sender's `knsock_error_peer_reason()`.
@@ -438,6 +457,15 @@ enum knsock_result knsock_send_options_set_show_progress(struct knsock_send_opti
 enum knsock_result knsock_send_options_set_progress_callback(struct knsock_send_options *options,
                                                              knsock_progress_cb callback,
                                                              void *userdata);
+
+/**
+ * Sets (or, with a NULL `callback`, clears) the batch progress callback; see
+ * `knsock_batch_progress_cb`. It may be set together with the per-file one (which runs first).
+ * `userdata` is passed back untouched and must stay valid while sends using these options run.
+ */
+enum knsock_result knsock_send_options_set_batch_progress_callback(struct knsock_send_options *options,
+                                                                   knsock_batch_progress_cb callback,
+                                                                   void *userdata);
 
 /**
  * Bytes read and sent per step, 1 to 67108864 (64 MiB). Default 262144.

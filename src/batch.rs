@@ -8,6 +8,7 @@ use std::io::{BufReader, BufWriter, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use glob::{MatchOptions, Pattern};
@@ -198,13 +199,13 @@ pub fn send_files(
     let mut todo: Vec<usize> = (0..sources.len()).collect();
     let mut delay = opts.retry_delay;
     for attempt in 1.. {
-        let total = todo.iter().map(|&i| sources[i].size).sum();
+        let sizes: Vec<u64> = todo.iter().map(|&i| sources[i].size).collect();
         let mut open = |k: usize| {
             let s = &sources[todo[k]];
             sender::open_source(&s.path, Some(&s.name))
         };
         let outcome = sender::with_connection(host, port, opts, |stream| {
-            Ok(run(stream, todo.len(), &mut open, total, opts))
+            Ok(run(stream, &sizes, &mut open, opts))
         });
         let retry_left = attempt <= opts.retries;
         match outcome {
@@ -260,16 +261,17 @@ struct Outstanding {
     started: Instant,
 }
 
-/// The engine: offers `count` files one after another on `stream` and collects their verdicts.
-/// `open(i)` opens file `i`. Every file gets a result; a connection failure becomes the result of
-/// every file still without one.
+/// The engine: offers the files one after another on `stream` and collects their verdicts.
+/// `sizes` has each file's expected size (for progress), `open(i)` opens file `i`. Every file
+/// gets a result; a connection failure becomes the result of every file still without one.
 pub(crate) fn run(
     stream: &TcpStream,
-    count: usize,
+    sizes: &[u64],
     open: &mut dyn FnMut(usize) -> Result<(File, Offer)>,
-    total_bytes: u64,
     opts: &SendOptions,
 ) -> Vec<Result<SendReport>> {
+    let count = sizes.len();
+    let total_bytes = sizes.iter().sum();
     let mut results: Vec<Option<Result<SendReport>>> = (0..count).map(|_| None).collect();
     let mut conn = Conn {
         reader: BufReader::with_capacity(16 * 1024, stream),
@@ -282,7 +284,7 @@ pub(crate) fn run(
     let bar = opts
         .show_progress
         .then(|| sender::progress_bar(total_bytes, count));
-    let fatal = conn.offer_all(count, open, opts, bar.as_ref(), &mut results);
+    let fatal = conn.offer_all(sizes, open, opts, bar.as_ref(), &mut results);
     if let Some(b) = &bar {
         b.finish();
     }
@@ -317,6 +319,88 @@ pub(crate) fn run(
         .collect()
 }
 
+/// Turns per-file progress into the batch's, for `SendOptions::batch_progress`.
+struct Overall<'a> {
+    opts: &'a SendOptions,
+    sizes: &'a [u64],
+    total: u64,
+    index: usize,
+    /// Bytes of the files before the current one, as listed.
+    before: u64,
+}
+
+impl<'a> Overall<'a> {
+    fn new(sizes: &'a [u64], opts: &'a SendOptions) -> Self {
+        Overall {
+            opts,
+            sizes,
+            total: sizes.iter().sum(),
+            index: 0,
+            before: 0,
+        }
+    }
+
+    /// Moves on to file `i` (files are taken in order).
+    fn next(&mut self, i: usize) {
+        if i > 0 {
+            self.before += self.sizes[self.index];
+        }
+        self.index = i;
+    }
+
+    /// Options for streaming the current file whose progress callback also reports the batch's;
+    /// `None` when there is no batch callback (the caller's options serve as they are).
+    fn options(&self) -> Option<SendOptions> {
+        let batch = self.opts.batch_progress.clone()?;
+        let per_file = self.opts.progress.clone();
+        let (index, count, before, total) = (self.index, self.sizes.len(), self.before, self.total);
+        let progress: sender::ProgressFn = Arc::new(move |name, file_sent, file_total| {
+            if let Some(f) = &per_file {
+                if !f(name, file_sent, file_total) {
+                    return false;
+                }
+            }
+            batch(&sender::BatchProgress {
+                name,
+                index,
+                count,
+                file_sent,
+                file_total,
+                // A file that grew since it was listed must not push the batch past its total.
+                sent: (before + file_sent).min(total),
+                total,
+            })
+        });
+        Some(SendOptions {
+            progress: Some(progress),
+            ..self.opts.clone()
+        })
+    }
+
+    /// The receiver already holds the current file: the batch moves past it at once.
+    fn skipped(&self, offer: &Offer) -> Result<()> {
+        let Some(batch) = &self.opts.batch_progress else {
+            return Ok(());
+        };
+        let go_on = batch(&sender::BatchProgress {
+            name: &offer.name,
+            index: self.index,
+            count: self.sizes.len(),
+            file_sent: offer.size,
+            file_total: offer.size,
+            sent: (self.before + offer.size).min(self.total),
+            total: self.total,
+        });
+        match go_on {
+            true => Ok(()),
+            false => Err(Error::new(
+                ErrorKind::AbortedByCallback,
+                "transfer aborted by the progress callback",
+            )),
+        }
+    }
+}
+
 struct Conn<'a> {
     reader: BufReader<&'a TcpStream>,
     writer: BufWriter<&'a TcpStream>,
@@ -331,7 +415,7 @@ struct Conn<'a> {
 impl Conn<'_> {
     fn offer_all(
         &mut self,
-        count: usize,
+        sizes: &[u64],
         open: &mut dyn FnMut(usize) -> Result<(File, Offer)>,
         opts: &SendOptions,
         bar: Option<&indicatif::ProgressBar>,
@@ -349,7 +433,9 @@ impl Conn<'_> {
             self.read_hello()?;
         }
         let mut seq = 0u32;
-        for i in 0..count {
+        let mut overall = Overall::new(sizes, opts);
+        for i in 0..sizes.len() {
+            overall.next(i);
             if opts.stop_on_error && results.iter().any(|r| matches!(r, Some(Err(_)))) {
                 break;
             }
@@ -384,6 +470,7 @@ impl Conn<'_> {
                     continue;
                 }
                 Frame::Skip => {
+                    overall.skipped(&offer)?;
                     results[i] = Some(Ok(SendReport {
                         stored_name: offer.name.clone(),
                         bytes: offer.size,
@@ -400,8 +487,15 @@ impl Conn<'_> {
                 b.set_message(offer.name.clone());
             }
             let started = Instant::now();
-            let digest =
-                sender::stream_content(&mut file, &mut self.writer, &offer, offset, opts, bar)?;
+            let file_opts = overall.options();
+            let digest = sender::stream_content(
+                &mut file,
+                &mut self.writer,
+                &offer,
+                offset,
+                file_opts.as_ref().unwrap_or(opts),
+                bar,
+            )?;
             Frame::Done {
                 algorithm: ALGO_XXH3_128,
                 digest: digest.to_be_bytes().to_vec(),

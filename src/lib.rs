@@ -20,7 +20,9 @@ pub mod ffi;
 
 pub use batch::{collect_sources, send_files, BatchReport, FileOutcome, Source, WalkOptions};
 pub use error::{Error, ErrorKind, PeerReason, Result};
-pub use sender::{send_file, CancelToken, ProgressFn, SendOptions, SendReport};
+pub use sender::{
+    send_file, BatchProgress, BatchProgressFn, CancelToken, ProgressFn, SendOptions, SendReport,
+};
 pub use server::{ErrorHandler, FileInfo, Handler, Server, ServerConfig, Validator};
 pub use storage::Overwrite;
 

@@ -26,6 +26,28 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// the transfer with [`ErrorKind::AbortedByCallback`].
 pub type ProgressFn = Arc<dyn Fn(&str, u64, u64) -> bool + Send + Sync>;
 
+/// Where a batch stands, for [`SendOptions::batch_progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchProgress<'a> {
+    /// The file being sent, as the receiver will name it.
+    pub name: &'a str,
+    /// Its place in the list (from 0), and how many files the list has.
+    pub index: usize,
+    pub count: usize,
+    /// Bytes of this file sent so far, and its size.
+    pub file_sent: u64,
+    pub file_total: u64,
+    /// Bytes of the whole list dealt with so far (earlier files count whole whether they were
+    /// sent, skipped or failed), and the list's size. `sent == total` at the last call when
+    /// every file was sent or skipped.
+    pub sent: u64,
+    pub total: u64,
+}
+
+/// Called where [`ProgressFn`] is, and once for each file skipped as unchanged, with the whole
+/// batch's progress; return `false` to abort like [`ProgressFn`].
+pub type BatchProgressFn = Arc<dyn Fn(&BatchProgress<'_>) -> bool + Send + Sync>;
+
 /// How to send. `SendOptions::default()` matches kn-sock's defaults: no progress bar, a 30 s
 /// timeout.
 #[derive(Clone)]
@@ -41,6 +63,9 @@ pub struct SendOptions {
     /// base name.
     pub remote_name: Option<String>,
     pub progress: Option<ProgressFn>,
+    /// Progress of the whole list of files (also for a single file, as a list of one); not
+    /// called for kn-sock 0.3 (`legacy`) sends.
+    pub batch_progress: Option<BatchProgressFn>,
     /// Cancels the transfer from another thread.
     pub cancel: Option<CancelToken>,
     /// Attempts after the first when a transfer fails in a way a new connection may cure
@@ -73,6 +98,7 @@ impl Default for SendOptions {
             show_progress: false,
             remote_name: None,
             progress: None,
+            batch_progress: None,
             cancel: None,
             retries: 0,
             retry_delay: Duration::from_secs(1),
@@ -93,6 +119,7 @@ impl fmt::Debug for SendOptions {
             .field("show_progress", &self.show_progress)
             .field("remote_name", &self.remote_name)
             .field("progress", &self.progress.is_some())
+            .field("batch_progress", &self.batch_progress.is_some())
             .field("legacy", &self.legacy)
             .finish()
     }
@@ -276,9 +303,9 @@ fn send_file_once(host: &str, port: u16, path: &Path, opts: &SendOptions) -> Res
             let (mut file, offer) = once.take().expect("opened above");
             return send_legacy(&mut file, stream, offer, opts);
         }
-        let total = once.as_ref().map_or(0, |(_, o)| o.size);
+        let sizes = [once.as_ref().map_or(0, |(_, o)| o.size)];
         let mut open = |_| once.take().ok_or_else(|| Error::invalid("one file only"));
-        let mut results = crate::batch::run(stream, 1, &mut open, total, opts);
+        let mut results = crate::batch::run(stream, &sizes, &mut open, opts);
         results.pop().expect("one result per file")
     })
 }

@@ -294,3 +294,144 @@ fn unchanged_files_are_skipped_and_changed_ones_sent() {
     assert!(srv.received.try_recv().is_err());
     assert_eq!(std::fs::read(srv.path(&changed.name)).unwrap(), data);
 }
+
+/// One call of the batch progress callback, owned.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    name: String,
+    index: usize,
+    count: usize,
+    file_sent: u64,
+    file_total: u64,
+    sent: u64,
+    total: u64,
+}
+
+fn recording(log: &Arc<Mutex<Vec<Seen>>>) -> knsock::BatchProgressFn {
+    let log = log.clone();
+    Arc::new(move |p: &knsock::BatchProgress<'_>| {
+        log.lock().unwrap().push(Seen {
+            name: p.name.to_string(),
+            index: p.index,
+            count: p.count,
+            file_sent: p.file_sent,
+            file_total: p.file_total,
+            sent: p.sent,
+            total: p.total,
+        });
+        true
+    })
+}
+
+#[test]
+fn batch_progress_covers_the_whole_list_including_skips_and_refusals() {
+    let srv = TestServer::start(|c| {
+        c.validate_before(|f| match f.name.contains("refused") {
+            true => Err("no".into()),
+            false => Ok(()),
+        });
+    });
+    let src = tempfile::tempdir().unwrap();
+    let mk = |name: &str, size: usize, seed: u64| knsock::Source {
+        path: write_file(src.path(), name, &random_bytes(size, seed)),
+        name: name.to_string(),
+        size: size as u64,
+    };
+    let sources = vec![
+        mk("a.bin", 300_000, 1),
+        mk("refused.bin", 5_000, 2),
+        mk("b.bin", 100_000, 3),
+        mk("c.bin", 0, 4),
+    ];
+    let total: u64 = sources.iter().map(|s| s.size).sum();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let per_file = Arc::new(Mutex::new(0usize));
+    let per_file_calls = per_file.clone();
+    let opts = SendOptions {
+        chunk_size: 64 * 1024,
+        skip_unchanged: true,
+        batch_progress: Some(recording(&log)),
+        progress: Some(Arc::new(move |_, _, _| {
+            *per_file_calls.lock().unwrap() += 1;
+            true
+        })),
+        ..SendOptions::default()
+    };
+    let report = send_files("127.0.0.1", srv.port(), &sources, &opts).unwrap();
+    assert_eq!(report.failed(), 1);
+    let seen = log.lock().unwrap().clone();
+    // Every call knows the list; overall bytes never go back and end at the total.
+    assert!(seen.iter().all(|s| s.count == 4 && s.total == total));
+    assert!(seen.windows(2).all(|w| w[0].sent <= w[1].sent), "{seen:?}");
+    assert_eq!(seen.last().unwrap().sent, total);
+    // a.bin: 0, then five chunks; the refused file never streams; b.bin starts where a.bin
+    // and the refused file end.
+    let a: Vec<&Seen> = seen.iter().filter(|s| s.name == "a.bin").collect();
+    assert_eq!(a.len(), 1 + 5);
+    assert!(a.iter().all(|s| s.index == 0 && s.sent == s.file_sent));
+    assert!(!seen.iter().any(|s| s.name == "refused.bin"));
+    let b_first = seen.iter().find(|s| s.name == "b.bin").unwrap();
+    assert_eq!((b_first.index, b_first.file_sent), (2, 0));
+    assert_eq!(b_first.sent, 305_000);
+    // The per-file callback ran for each of those calls too.
+    assert_eq!(*per_file.lock().unwrap(), seen.len());
+
+    // Again: the receiver holds a, b and c, so they are skipped, and still reported.
+    log.lock().unwrap().clear();
+    let again = send_files("127.0.0.1", srv.port(), &sources, &opts).unwrap();
+    assert_eq!(
+        again
+            .files
+            .iter()
+            .filter(|f| f.result.as_ref().is_ok_and(|r| r.skipped))
+            .count(),
+        3
+    );
+    let seen = log.lock().unwrap().clone();
+    let names: Vec<(&str, usize, u64)> = seen
+        .iter()
+        .map(|s| (s.name.as_str(), s.index, s.sent))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("a.bin", 0, 300_000),
+            ("b.bin", 2, 405_000),
+            ("c.bin", 3, 405_000)
+        ]
+    );
+}
+
+#[test]
+fn a_batch_progress_callback_can_abort() {
+    let srv = TestServer::start(|_| {});
+    let src = tempfile::tempdir().unwrap();
+    let sources: Vec<knsock::Source> = (0..3)
+        .map(|i| {
+            let name = format!("f{i}");
+            knsock::Source {
+                path: write_file(src.path(), &name, &random_bytes(200_000, i)),
+                name,
+                size: 200_000,
+            }
+        })
+        .collect();
+    let opts = SendOptions {
+        chunk_size: 64 * 1024,
+        batch_progress: Some(Arc::new(|p: &knsock::BatchProgress<'_>| p.index < 1)),
+        ..SendOptions::default()
+    };
+    let report = send_files("127.0.0.1", srv.port(), &sources, &opts).unwrap();
+    // The abort ends the connection: f1 and f2 fail with it, and so does f0 unless its verdict
+    // came in first (it may be stored without the sender knowing; never the reverse).
+    for (i, f) in report.files.iter().enumerate() {
+        match &f.result {
+            Ok(_) => assert_eq!(i, 0),
+            Err(e) => assert_eq!(e.kind(), ErrorKind::AbortedByCallback, "{e}"),
+        }
+    }
+    let (kind, _) = srv.next_error(); // the server saw f1 cut short and dropped it
+    assert_ne!(kind, ErrorKind::Rejected);
+    let entries = srv.entries();
+    assert!(entries.is_empty() || entries == ["f0"], "{entries:?}");
+}

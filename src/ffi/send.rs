@@ -29,6 +29,30 @@ pub type knsock_progress_cb = Option<
     ) -> c_int,
 >;
 
+/// Batch progress callback, for `knsock_send_files()` (and `knsock_send_file()`, a list of one):
+/// the current file's `filename` (borrowed for the call), its `index` in the list (from 0) of
+/// `count` files, the bytes of this file sent so far and its size (`file_sent`, `file_total`),
+/// and the whole list's bytes dealt with so far and its size (`sent`, `total`; earlier files
+/// count whole whether they were sent, skipped or failed). Called where the per-file progress
+/// callback is, and once for each file skipped as unchanged; not for kn-sock 0.3 (`legacy`)
+/// sends. Runs on the thread doing the transfer. Return `KNSOCK_CONTINUE` to go on; anything
+/// else aborts like the per-file callback.
+pub type knsock_batch_progress_cb = Option<
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        filename: *const c_char,
+        index: usize,
+        count: usize,
+        file_sent: u64,
+        file_total: u64,
+        sent: u64,
+        total: u64,
+    ) -> c_int,
+>;
+
+type BatchProgressCb =
+    unsafe extern "C" fn(*mut c_void, *const c_char, usize, usize, u64, u64, u64, u64) -> c_int;
+
 /// Options for sending, built with the setters below. Created by `knsock_send_options_new()`,
 /// freed by the caller with `knsock_send_options_free()`. A send copies what it needs, so one
 /// options object may serve many sends, also concurrently, as long as no setter runs meanwhile.
@@ -39,6 +63,7 @@ pub struct knsock_send_options {
         unsafe extern "C" fn(*mut c_void, *const c_char, u64, u64) -> c_int,
         UserData,
     )>,
+    batch_progress: Option<(BatchProgressCb, UserData)>,
 }
 
 impl knsock_send_options {
@@ -55,6 +80,25 @@ impl knsock_send_options {
                 unsafe { cb(ud.ptr(), name.as_ptr(), sent, total) == KNSOCK_CONTINUE }
             }));
         }
+        if let Some((cb, ud)) = o.batch_progress {
+            inner.batch_progress = Some(Arc::new(move |p: &sender::BatchProgress<'_>| {
+                let name = to_cstring(p.name);
+                // SAFETY: the caller registered `cb` with `ud` for exactly this use.
+                let go_on = unsafe {
+                    cb(
+                        ud.ptr(),
+                        name.as_ptr(),
+                        p.index,
+                        p.count,
+                        p.file_sent,
+                        p.file_total,
+                        p.sent,
+                        p.total,
+                    )
+                };
+                go_on == KNSOCK_CONTINUE
+            }));
+        }
         inner
     }
 }
@@ -69,6 +113,7 @@ pub extern "C" fn knsock_send_options_new() -> *mut knsock_send_options {
             inner: SendOptions::default(),
             walk: WalkOptions::default(),
             progress: None,
+            batch_progress: None,
         }))
     })
 }
@@ -115,6 +160,21 @@ pub unsafe extern "C" fn knsock_send_options_set_progress_callback(
 ) -> knsock_result {
     set(options, |o| {
         o.progress = callback.map(|cb| (cb, UserData(userdata)));
+        Ok(())
+    })
+}
+
+/// Sets (or, with a NULL `callback`, clears) the batch progress callback; see
+/// `knsock_batch_progress_cb`. It may be set together with the per-file one (which runs first).
+/// `userdata` is passed back untouched and must stay valid while sends using these options run.
+#[no_mangle]
+pub unsafe extern "C" fn knsock_send_options_set_batch_progress_callback(
+    options: *mut knsock_send_options,
+    callback: knsock_batch_progress_cb,
+    userdata: *mut c_void,
+) -> knsock_result {
+    set(options, |o| {
+        o.batch_progress = callback.map(|cb| (cb, UserData(userdata)));
         Ok(())
     })
 }

@@ -12,6 +12,27 @@ static int refuse_secret(void *userdata, const knsock_file_info *info, char *rea
   return 0;
 }
 
+/* What the batch progress callback saw. */
+struct batch_log {
+  int calls, went_back, wrong_count;
+  size_t last_index;
+  uint64_t last_sent, total;
+  char last_name[64];
+};
+
+static int on_batch(void *userdata, const char *filename, size_t index, size_t count,
+                    uint64_t file_sent, uint64_t file_total, uint64_t sent, uint64_t total) {
+  struct batch_log *l = userdata;
+  if (sent < l->last_sent || file_sent > file_total || sent > total) l->went_back++;
+  if (count != 3) l->wrong_count++;
+  l->calls++;
+  l->last_index = index;
+  l->last_sent = sent;
+  l->total = total;
+  snprintf(l->last_name, sizeof l->last_name, "%s", filename);
+  return KNSOCK_CONTINUE;
+}
+
 int main(void) {
   char src[512], dst[512], p[1200], q[1200];
   make_temp_dir(src, sizeof src, "bsrc");
@@ -43,6 +64,10 @@ int main(void) {
   CHECK_RC(knsock_send_options_add_include(o, NULL), KNSOCK_RESULT_INVALID_ARGUMENT);
   CHECK_RC(knsock_send_options_set_follow_symlinks(o, false), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_send_options_set_stop_on_error(o, false), KNSOCK_RESULT_OK);
+  struct batch_log blog = {0};
+  CHECK_RC(knsock_send_options_set_batch_progress_callback(o, on_batch, &blog), KNSOCK_RESULT_OK);
+  CHECK_RC(knsock_send_options_set_batch_progress_callback(NULL, on_batch, &blog),
+           KNSOCK_RESULT_INVALID_ARGUMENT);
 
   snprintf(p, sizeof p, "%s/logs", src);
   const char *paths[] = {p};
@@ -65,6 +90,11 @@ int main(void) {
   CHECK(knsock_batch_report_name(r, 3) == NULL);
   CHECK(knsock_batch_report_error(r, 3) == NULL);
   knsock_batch_report_free(r);
+  /* Overall progress: a.log then b.log stream (secret.log is refused before any data). */
+  CHECK(blog.calls >= 4 && blog.went_back == 0 && blog.wrong_count == 0);
+  CHECK(blog.total == 10000 + 10001 + 10002);
+  CHECK(blog.last_index == 1 && blog.last_sent == 10000 + 10001);
+  CHECK(strcmp(blog.last_name, "logs/sub/b.log") == 0);
   for (int i = 0; i < 2; i++) {
     snprintf(p, sizeof p, "%s/%s", src, files[i]);
     snprintf(q, sizeof q, "%s/%s", dst, files[i]);
@@ -77,6 +107,7 @@ int main(void) {
 
   /* Again with skip_unchanged: the two delivered files are already there, unchanged. */
   CHECK_RC(knsock_send_options_set_skip_unchanged(o, true), KNSOCK_RESULT_OK);
+  memset(&blog, 0, sizeof blog);
   snprintf(p, sizeof p, "%s/logs", src); /* paths[0] is p */
   r = NULL;
   CHECK_RC(knsock_send_files("127.0.0.1", port, paths, 1, o, &r, NULL), KNSOCK_RESULT_OK);
@@ -85,6 +116,9 @@ int main(void) {
   CHECK(!knsock_batch_report_skipped(r, 9));
   CHECK_RC(knsock_batch_report_result(r, 0), KNSOCK_RESULT_OK);
   knsock_batch_report_free(r);
+  /* Skipped files still move the overall progress, one call each. */
+  CHECK(blog.calls == 2 && blog.went_back == 0 && blog.last_sent == 10000 + 10001);
+  CHECK_RC(knsock_send_options_set_batch_progress_callback(o, NULL, NULL), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_send_options_set_skip_unchanged(NULL, true), KNSOCK_RESULT_INVALID_ARGUMENT);
 
   /* A directory without recursion is refused before connecting, with no report. */
