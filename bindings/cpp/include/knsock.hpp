@@ -103,6 +103,18 @@ enum class Overwrite : uint32_t {
 /// Called after each chunk with (file name, bytes sent, total); return false to abort.
 using ProgressFn = std::function<bool(std::string_view name, uint64_t sent, uint64_t total)>;
 
+/// Where a send_files() call stands: the current file and the whole list.
+struct BatchProgress {
+  std::string_view name;  // the current file, as the receiver names it (valid for the call)
+  std::size_t index = 0;  // its place in the list, from 0
+  std::size_t count = 0;  // files in the list
+  uint64_t file_sent = 0, file_total = 0;
+  uint64_t sent = 0, total = 0;  // the list's bytes dealt with so far, and its size
+};
+
+/// Called with the batch's progress; return false to abort.
+using BatchProgressFn = std::function<bool(const BatchProgress &)>;
+
 /// How to send; zero values mean the library's defaults.
 struct SendOptions {
   bool show_progress = false;
@@ -116,15 +128,29 @@ struct SendOptions {
   bool compress = false;
   bool skip_unchanged = false;
   bool legacy = false;
+  // For send_files():
+  bool recursive = false;        // descend into directories
+  bool follow_symlinks = false;  // follow symlinks while walking (default: skip them)
+  std::vector<std::string> include, exclude;  // globs on relative names, e.g. "*.log"
+  bool stop_on_error = false;    // stop offering files after the first failure
+  BatchProgressFn batch_progress;
 };
 
 namespace detail {
 
-/// A progress callback and what it threw, shared with the trampoline for one send.
+/// The progress callbacks of one send and what they threw, shared with the trampolines.
 struct ProgressState {
   ProgressFn fn;
+  BatchProgressFn batch;
   std::mutex mu;
-  std::string thrown;  // non-empty when the callback threw
+  std::string thrown;  // non-empty when a callback threw
+
+#if KNSOCK_HPP_EXCEPTIONS
+  void record(const char *what) {
+    std::lock_guard<std::mutex> lock(mu);
+    thrown = std::string("progress callback threw: ") + what;
+  }
+#endif
 };
 
 inline int progress_trampoline(void *userdata, const char *name, uint64_t sent,
@@ -134,15 +160,32 @@ inline int progress_trampoline(void *userdata, const char *name, uint64_t sent,
   try {
     return st->fn(name ? name : "", sent, total) ? KNSOCK_CONTINUE : 1;
   } catch (const std::exception &e) {
-    std::lock_guard<std::mutex> lock(st->mu);
-    st->thrown = std::string("progress callback threw: ") + e.what();
+    st->record(e.what());
   } catch (...) {
-    std::lock_guard<std::mutex> lock(st->mu);
-    st->thrown = "progress callback threw an unknown exception";
+    st->record("an unknown exception");
   }
   return 1;
 #else
   return st->fn(name ? name : "", sent, total) ? KNSOCK_CONTINUE : 1;
+#endif
+}
+
+inline int batch_trampoline(void *userdata, const char *name, std::size_t index,
+                            std::size_t count, uint64_t file_sent, uint64_t file_total,
+                            uint64_t sent, uint64_t total) noexcept {
+  auto *st = static_cast<ProgressState *>(userdata);
+  const BatchProgress p{name ? name : "", index, count, file_sent, file_total, sent, total};
+#if KNSOCK_HPP_EXCEPTIONS
+  try {
+    return st->batch(p) ? KNSOCK_CONTINUE : 1;
+  } catch (const std::exception &e) {
+    st->record(e.what());
+  } catch (...) {
+    st->record("an unknown exception");
+  }
+  return 1;
+#else
+  return st->batch(p) ? KNSOCK_CONTINUE : 1;
 #endif
 }
 
@@ -151,6 +194,10 @@ using Options = std::unique_ptr<knsock_send_options, OptionsDeleter>;
 /// Builds the C options; `progress` receives the callback state when there is a callback.
 inline Result make_options(const SendOptions &o, ProgressState *progress, Options *out) {
   Result bad = check_c_string(o.remote_name, "remote name");
+  for (const auto &g : o.include)
+    if (bad) bad = check_c_string(g, "include glob");
+  for (const auto &g : o.exclude)
+    if (bad) bad = check_c_string(g, "exclude glob");
   if (!bad) return bad;
   Options opts(knsock_send_options_new());
   if (!opts) return Result{KNSOCK_RESULT_PANIC, "out of memory", {}, 0};
@@ -177,8 +224,18 @@ inline Result make_options(const SendOptions &o, ProgressState *progress, Option
     progress->fn = o.progress;
     step(knsock_send_options_set_progress_callback(p, progress_trampoline, progress));
   }
+  if (o.batch_progress && progress) {
+    progress->batch = o.batch_progress;
+    step(knsock_send_options_set_batch_progress_callback(p, batch_trampoline, progress));
+  }
+  step(knsock_send_options_set_recursive(p, o.recursive));
+  step(knsock_send_options_set_follow_symlinks(p, o.follow_symlinks));
+  step(knsock_send_options_set_stop_on_error(p, o.stop_on_error));
+  for (const auto &g : o.include) step(knsock_send_options_add_include(p, g.c_str()));
+  for (const auto &g : o.exclude) step(knsock_send_options_add_exclude(p, g.c_str()));
   if (rc != KNSOCK_RESULT_OK)
-    return Result{rc, std::string("invalid send option: ") + knsock_result_str(rc), {}, 0};
+    return Result{rc, std::string("invalid send option (a malformed glob?): ") +
+                          knsock_result_str(rc), {}, 0};
   *out = std::move(opts);
   return Result{};
 }
@@ -244,6 +301,82 @@ inline void send_file(const std::string &host, uint16_t port, const std::string 
                       const SendOptions &options = {}) {
   Result r = try_send_file(host, port, path, options);
   if (!r) throw Error(std::move(r));
+}
+#endif
+
+/// One file's outcome in send_files().
+struct FileOutcome {
+  std::string path;  // local path
+  std::string name;  // name on the receiver, e.g. "logs/app.log"
+  uint64_t bytes = 0;
+  bool skipped = false;  // the receiver already held it unchanged
+  Result result;         // ok() when delivered (or skipped)
+};
+
+/// Sends files and directories (with options.recursive) over one connection, pipelined; never
+/// throws. Returns ok when the batch ran, even if some files failed: `*outcomes` then has one
+/// entry per file, in order. Fails (and leaves `*outcomes` empty) when nothing could be
+/// attempted: a bad path, a walk error, no connection.
+inline Result try_send_files(const std::string &host, uint16_t port,
+                             const std::vector<std::string> &paths, const SendOptions &options,
+                             std::vector<FileOutcome> *outcomes) noexcept {
+#if KNSOCK_HPP_EXCEPTIONS
+  try {
+#endif
+    if (outcomes) outcomes->clear();
+    detail::ProgressState progress;
+    detail::Options opts;
+    Result r = detail::check_send(host, std::string(), options, &progress, &opts);
+    std::vector<const char *> cpaths;
+    for (const auto &p : paths) {
+      if (r) r = detail::check_c_string(p, "path");
+      cpaths.push_back(p.c_str());
+    }
+    if (!r) return r;
+    knsock_batch_report *raw = nullptr;
+    knsock_error *err = nullptr;
+    knsock_result rc = knsock_send_files(host.c_str(), port, cpaths.data(), cpaths.size(),
+                                         opts.get(), &raw, &err);
+    if (rc != KNSOCK_RESULT_OK) {
+      r = detail::take_result(rc, err);
+      detail::blame_callback(r, progress);
+      return r;
+    }
+    std::unique_ptr<knsock_batch_report, void (*)(knsock_batch_report *)> report(
+        raw, knsock_batch_report_free);
+    std::vector<FileOutcome> out;
+    for (std::size_t i = 0, n = knsock_batch_report_count(raw); i < n; ++i) {
+      FileOutcome f;
+      f.path = detail::str(knsock_batch_report_path(raw, i));
+      f.name = detail::str(knsock_batch_report_name(raw, i));
+      f.bytes = knsock_batch_report_bytes(raw, i);
+      f.skipped = knsock_batch_report_skipped(raw, i);
+      knsock_result code = knsock_batch_report_result(raw, i);
+      if (code != KNSOCK_RESULT_OK) {
+        f.result = detail::result_of(code, knsock_batch_report_error(raw, i));
+        detail::blame_callback(f.result, progress);
+      }
+      out.push_back(std::move(f));
+    }
+    if (outcomes) *outcomes = std::move(out);
+    return Result{};
+#if KNSOCK_HPP_EXCEPTIONS
+  } catch (const std::exception &e) {
+    return Result{KNSOCK_RESULT_PANIC, e.what(), {}, 0};
+  }
+#endif
+}
+
+#if KNSOCK_HPP_EXCEPTIONS
+/// Sends files and directories over one connection; throws knsock::Error only when nothing
+/// could be attempted. Per-file failures are in the outcomes.
+inline std::vector<FileOutcome> send_files(const std::string &host, uint16_t port,
+                                           const std::vector<std::string> &paths,
+                                           const SendOptions &options = {}) {
+  std::vector<FileOutcome> out;
+  Result r = try_send_files(host, port, paths, options, &out);
+  if (!r) throw Error(std::move(r));
+  return out;
 }
 #endif
 
