@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Builds everything and runs a real transfer end to end: a kn-sock server on loopback, a 256 MiB
 # file sent with the progress bar, the bytes compared, then the C example sender, then a clean
-# stop with SIGTERM.
+# stop with SIGTERM; then the C++ and Go examples (each runs its own server) on the same file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo build --release --locked
-cmake -S . -B build/demo -G Ninja >/dev/null && cmake --build build/demo --target send_file file_server
+cmake -S . -B build/demo -G Ninja >/dev/null && cmake --build build/demo --target send_file file_server cpp_example
 work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/in" "$work/out"
@@ -29,3 +29,11 @@ cmp "$work/in/from-c.bin" "$work/out/from-c.bin" && echo "from-c.bin: identical 
 
 kill -TERM "$server"
 wait "$server" && echo "server stopped cleanly"
+
+echo "C++ example:"
+build/demo/bindings/cpp/cpp_example "$work/in/demo.bin"
+if [ -f examples/go/go.mod ]; then
+  command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
+  echo "Go example:"
+  (cd examples/go && go run . "$work/in/demo.bin")
+fi

@@ -1,0 +1,3 @@
+module github.com/knsock/knsock/bindings/go
+
+go 1.22

@@ -1,0 +1,164 @@
+// Package knsock is the Go binding of knsock, reliable file transfer over TCP, wire-compatible
+// with kn-sock. It wraps the library's C ABI (include/knsock.h) and links the static library
+// target/release/libknsock.a, so programs need no LD_LIBRARY_PATH at run time. Build the Rust
+// library first: `cargo build --release` at the repository root.
+//
+// Callbacks (progress, validators, handlers) run on library threads, possibly several at once;
+// they must be safe for concurrent use and must not block forever. A panic in a callback is
+// recovered: it aborts the transfer (progress) or refuses the file (validators) with an error
+// carrying the panic value.
+package knsock
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include
+#cgo LDFLAGS: ${SRCDIR}/../../target/release/libknsock.a -lpthread -ldl -lm
+#include <stdlib.h>
+#include "knsock.h"
+*/
+import "C"
+
+import (
+	"runtime/cgo"
+	"strings"
+	"sync/atomic"
+)
+
+// Version is the version string of the linked library, e.g. "0.1.0".
+func Version() string { return C.GoString(C.knsock_version()) }
+
+// Code is a knsock_result: the outcome of a library call.
+type Code int
+
+// The result codes of the C ABI (knsock_result); their values never change.
+const (
+	CodeOK                Code = C.KNSOCK_RESULT_OK
+	CodeInvalidArgument   Code = C.KNSOCK_RESULT_INVALID_ARGUMENT
+	CodeNotFound          Code = C.KNSOCK_RESULT_NOT_FOUND
+	CodeConnect           Code = C.KNSOCK_RESULT_CONNECT
+	CodeTimeout           Code = C.KNSOCK_RESULT_TIMEOUT
+	CodeRejected          Code = C.KNSOCK_RESULT_REJECTED
+	CodeProtocol          Code = C.KNSOCK_RESULT_PROTOCOL
+	CodeIntegrity         Code = C.KNSOCK_RESULT_INTEGRITY
+	CodeNoSpace           Code = C.KNSOCK_RESULT_NO_SPACE
+	CodeIO                Code = C.KNSOCK_RESULT_IO
+	CodeCancelled         Code = C.KNSOCK_RESULT_CANCELLED
+	CodeAbortedByCallback Code = C.KNSOCK_RESULT_ABORTED_BY_CALLBACK
+	CodePanic             Code = C.KNSOCK_RESULT_PANIC
+	CodeInProgress        Code = C.KNSOCK_RESULT_IN_PROGRESS
+)
+
+// String is the library's description of the code ("unknown result code" for unknown ones).
+func (c Code) String() string { return C.GoString(C.knsock_result_str(C.int(c))) }
+
+// Sentinels, one per failure code, for errors.Is: errors.Is(err, knsock.ErrRejected) is true
+// for any *Error whose Code is CodeRejected.
+var (
+	ErrInvalidArgument   = &Error{Code: CodeInvalidArgument}
+	ErrNotFound          = &Error{Code: CodeNotFound}
+	ErrConnect           = &Error{Code: CodeConnect}
+	ErrTimeout           = &Error{Code: CodeTimeout}
+	ErrRejected          = &Error{Code: CodeRejected}
+	ErrProtocol          = &Error{Code: CodeProtocol}
+	ErrIntegrity         = &Error{Code: CodeIntegrity}
+	ErrNoSpace           = &Error{Code: CodeNoSpace}
+	ErrIO                = &Error{Code: CodeIO}
+	ErrCancelled         = &Error{Code: CodeCancelled}
+	ErrAbortedByCallback = &Error{Code: CodeAbortedByCallback}
+	ErrPanic             = &Error{Code: CodePanic}
+	ErrInProgress        = &Error{Code: CodeInProgress}
+)
+
+// Error is a failure reported by knsock.
+type Error struct {
+	Code    Code   // the result code
+	Message string // the library's one-line message
+	// PeerReason is the receiver's own reason when it refused the file (the text its validator
+	// returned, "no space: …"); empty when it gave none.
+	PeerReason string
+	PeerCode   uint16 // the receiver's wire code for its refusal, or 0
+	Peer       string // for server errors: the sender's "ip:port", when a connection was involved
+	// Err is the cause on the Go side, when there is one: ctx.Err() for a cancelled send, the
+	// progress callback's error (or recovered panic) for CodeAbortedByCallback.
+	Err error
+}
+
+func (e *Error) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = e.Code.String()
+	}
+	if e.PeerReason != "" && !strings.Contains(msg, e.PeerReason) {
+		msg += " (receiver: " + e.PeerReason + ")"
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return "knsock: " + msg
+}
+
+// Is reports whether target is an *Error with the same Code, so that
+// errors.Is(err, knsock.ErrTimeout) matches every timeout.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t != nil && t.Code == e.Code
+}
+
+// Unwrap returns the Go-side cause (see Err), e.g. context.Canceled.
+func (e *Error) Unwrap() error { return e.Err }
+
+// errorFrom copies a library error object (which the caller still owns) into an *Error.
+func errorFrom(code C.int, err *C.knsock_error) *Error {
+	e := &Error{Code: Code(code)}
+	if err != nil {
+		e.Code = Code(C.knsock_error_code(err))
+		e.Message = goString(C.knsock_error_message(err))
+		e.PeerReason = goString(C.knsock_error_peer_reason(err))
+		e.PeerCode = uint16(C.knsock_error_peer_code(err))
+	}
+	if e.Message == "" {
+		e.Message = e.Code.String()
+	}
+	return e
+}
+
+// takeError converts an error object returned through a `knsock_error **` and frees it.
+func takeError(code C.enum_knsock_result, err *C.knsock_error) *Error {
+	defer C.knsock_error_free(err)
+	return errorFrom(C.int(code), err)
+}
+
+// check turns the result of a call without error detail into an error.
+func check(code C.enum_knsock_result, what string) error {
+	if code == C.KNSOCK_RESULT_OK {
+		return nil
+	}
+	return &Error{Code: Code(code), Message: what + ": " + Code(code).String()}
+}
+
+// noNUL refuses a string with a NUL byte: C would see it cut short (naming another file, say).
+func noNUL(s, what string) error {
+	if strings.IndexByte(s, 0) >= 0 {
+		return &Error{Code: CodeInvalidArgument, Message: what + " contains a NUL byte"}
+	}
+	return nil
+}
+
+func goString(s *C.char) string {
+	if s == nil {
+		return ""
+	}
+	return C.GoString(s)
+}
+
+// liveHandles counts the cgo.Handles handed to C and not yet released (for the tests).
+var liveHandles atomic.Int64
+
+func newHandle(v any) cgo.Handle {
+	liveHandles.Add(1)
+	return cgo.NewHandle(v)
+}
+
+func deleteHandle(h cgo.Handle) {
+	h.Delete()
+	liveHandles.Add(-1)
+}

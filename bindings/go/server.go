@@ -1,0 +1,222 @@
+package knsock
+
+/*
+#include <stdlib.h>
+#include "knsock.h"
+#include "trampolines.h"
+*/
+import "C"
+
+import (
+	"io/fs"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// Overwrite is what a server does when a received file's name exists.
+type Overwrite uint32
+
+const (
+	OverwriteReplace Overwrite = C.KNSOCK_OVERWRITE_REPLACE // replace it atomically (default)
+	OverwriteRefuse  Overwrite = C.KNSOCK_OVERWRITE_REFUSE  // refuse the new file (ErrRejected)
+	OverwriteRename  Overwrite = C.KNSOCK_OVERWRITE_RENAME  // keep both: "name (1).ext", …
+)
+
+// FileInfo describes a file as the server sees it (a copy: it stays valid after the callback).
+type FileInfo struct {
+	Name    string      // relative, "/"-separated name; in Handler, the name it was stored under
+	Size    uint64      // size in bytes
+	ModTime time.Time   // the sender's modification time (seconds)
+	Mode    fs.FileMode // the sender's permission bits
+	Peer    string      // the sender's "ip:port"
+	// Path is empty in a PreValidator, the verified temporary file in a PostValidator and the
+	// stored file in Handler.
+	Path string
+}
+
+// ServerConfig configures StartServer. Zero values mean the library's defaults.
+//
+// The callbacks run on server worker threads, possibly several at once: they must be safe for
+// concurrent use and must not block forever (Close waits for running callbacks). A validator
+// returning a non-nil error refuses the file; the sender gets ErrRejected with the error's text
+// as PeerReason. A panicking validator refuses the file with the panic message; a panic in
+// Handler is reported to ErrorHandler. Callbacks must not call Close or Wait on their own server
+// (Stop is allowed).
+type ServerConfig struct {
+	Dir            string        // directory to store files in; must exist
+	Host           string        // address to listen on; default "0.0.0.0"
+	Port           int           // 0 picks a free port (see Server.Port)
+	MaxConnections int           // connections served at once, 1 to 4096; default 64
+	MaxFileSize    uint64        // largest file accepted; 0 for no limit
+	ReserveBytes   uint64        // free space that must remain after a file is stored
+	IdleTimeout    time.Duration // a connection making no progress this long is dropped; default 30 s
+	ResumeTTL      time.Duration // keep an interrupted upload's data this long for a retry; default 0
+	Overwrite      Overwrite     // what to do when the name exists; default OverwriteReplace
+	NoCompression  bool          // refuse compressed content
+
+	PreValidator  func(FileInfo) error // runs on the offer, before any data (Path is empty)
+	PostValidator func(FileInfo) error // runs on the verified temporary file before the rename
+	Handler       func(FileInfo)       // called for each stored file
+	ErrorHandler  func(error)          // called with an *Error for each failed connection or file
+}
+
+// serverState is what a server's callbacks reach through their cgo.Handle.
+type serverState struct {
+	pre, post func(FileInfo) error
+	handler   func(FileInfo)
+	onError   func(error)
+}
+
+func (ss *serverState) reportError(err *Error) {
+	if ss.onError == nil {
+		return
+	}
+	defer func() { _ = recover() }() // nowhere left to report a panicking error handler
+	ss.onError(err)
+}
+
+// Server is a running knsock server.
+type Server struct {
+	host string
+	port int
+
+	mu        sync.RWMutex // held for reading around C calls, for writing to free
+	ptr       *C.knsock_server
+	closeOnce sync.Once
+}
+
+// StartServer binds and starts a server and returns without blocking. Call Close when done.
+func StartServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Port < 0 || cfg.Port > 65535 {
+		return nil, &Error{Code: CodeInvalidArgument, Message: "port " + strconv.Itoa(cfg.Port) + " out of range"}
+	}
+	c := C.knsock_server_config_new()
+	if c == nil {
+		return nil, &Error{Code: CodeIO, Message: "out of memory"}
+	}
+	var err error
+	set := func(code C.enum_knsock_result, what string) {
+		if err == nil {
+			err = check(code, what)
+		}
+	}
+	setString := func(f func(*C.knsock_server_config, *C.char) C.enum_knsock_result, s, what string) {
+		if err == nil {
+			err = noNUL(s, what)
+		}
+		cs := C.CString(s)
+		defer C.free(unsafe.Pointer(cs))
+		set(f(c, cs), what)
+	}
+	setString(func(c *C.knsock_server_config, s *C.char) C.enum_knsock_result {
+		return C.knsock_server_config_set_directory(c, s)
+	}, cfg.Dir, "directory")
+	if cfg.Host != "" {
+		setString(func(c *C.knsock_server_config, s *C.char) C.enum_knsock_result {
+			return C.knsock_server_config_set_host(c, s)
+		}, cfg.Host, "host")
+	}
+	set(C.knsock_server_config_set_port(c, C.uint16_t(cfg.Port)), "port")
+	if cfg.MaxConnections != 0 {
+		n := cfg.MaxConnections
+		if n < 0 {
+			n = 0
+		}
+		set(C.knsock_server_config_set_max_connections(c, C.uint32_t(min(n, 1<<31))), "max connections")
+	}
+	set(C.knsock_server_config_set_max_file_size(c, C.uint64_t(cfg.MaxFileSize)), "max file size")
+	set(C.knsock_server_config_set_reserve_bytes(c, C.uint64_t(cfg.ReserveBytes)), "reserve bytes")
+	if cfg.IdleTimeout != 0 {
+		set(C.knsock_server_config_set_idle_timeout_ms(c, millis(cfg.IdleTimeout)), "idle timeout")
+	}
+	if cfg.ResumeTTL > 0 {
+		set(C.knsock_server_config_set_resume_ttl_ms(c, millis(cfg.ResumeTTL)), "resume TTL")
+	}
+	set(C.knsock_server_config_set_overwrite(c, C.uint32_t(cfg.Overwrite)), "overwrite policy")
+	set(C.knsock_server_config_set_accept_compression(c, C.bool(!cfg.NoCompression)), "accept compression")
+
+	ss := &serverState{pre: cfg.PreValidator, post: cfg.PostValidator, handler: cfg.Handler, onError: cfg.ErrorHandler}
+	h := newHandle(ss)
+	ud := C.knsock_go_userdata(C.uintptr_t(h))
+	// From here on the finalizer owns the handle: it runs once the config and every server
+	// started from it are freed and no callback can run any more.
+	set(C.knsock_server_config_set_finalizer(c, C.knsock_finalizer_cb(C.knsock_go_finalizer_tramp), ud), "finalizer")
+	if ss.pre != nil {
+		set(C.knsock_server_config_set_pre_validator(c, C.knsock_validator_cb(C.knsock_go_pre_validator_tramp), ud), "pre-validator")
+	}
+	if ss.post != nil {
+		set(C.knsock_server_config_set_post_validator(c, C.knsock_validator_cb(C.knsock_go_post_validator_tramp), ud), "post-validator")
+	}
+	if ss.handler != nil {
+		set(C.knsock_server_config_set_received_handler(c, C.knsock_received_cb(C.knsock_go_received_tramp), ud), "received handler")
+	}
+	if ss.onError != nil {
+		set(C.knsock_server_config_set_error_handler(c, C.knsock_error_cb(C.knsock_go_error_tramp), ud), "error handler")
+	}
+
+	var srv *C.knsock_server
+	if err == nil {
+		var cerr *C.knsock_error
+		if code := C.knsock_server_start(c, &srv, &cerr); code != C.KNSOCK_RESULT_OK {
+			err = takeError(code, cerr)
+		}
+	}
+	C.knsock_server_config_free(c) // runs the finalizer now if no server was started
+	if err != nil {
+		return nil, err
+	}
+	host := cfg.Host
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return &Server{host: host, port: int(C.knsock_server_port(srv)), ptr: srv}, nil
+}
+
+// Port is the port the server listens on (the real one when 0 was configured).
+func (s *Server) Port() int { return s.port }
+
+// Addr is the "host:port" the server listens on.
+func (s *Server) Addr() string { return net.JoinHostPort(s.host, strconv.Itoa(s.port)) }
+
+// Stop asks the server to stop: no new connections, transfers in flight aborted (their senders
+// get an error, no temporary file is left). It may be called from the server's own callbacks,
+// where it returns at once; elsewhere it waits for the workers. The server must still be closed.
+func (s *Server) Stop() {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.ptr != nil {
+		C.knsock_server_stop(s.ptr)
+	}
+}
+
+// Wait blocks until the server stops (Stop or Close from another goroutine, or Stop from a
+// callback). It returns nil once the server has stopped or was closed.
+func (s *Server) Wait() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.ptr == nil {
+		return nil
+	}
+	var cerr *C.knsock_error
+	if code := C.knsock_server_wait(s.ptr, &cerr); code != C.KNSOCK_RESULT_OK {
+		return takeError(code, cerr)
+	}
+	return nil
+}
+
+// Close stops the server (aborting transfers in flight) and frees it, once no callback runs any
+// more. It is idempotent and safe to call from several goroutines and during transfers, but not
+// from the server's own callbacks.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.Stop() // ends a concurrent Wait, which holds the read lock
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		C.knsock_server_free(s.ptr)
+		s.ptr = nil
+	})
+	return nil
+}
