@@ -422,16 +422,27 @@ impl Conn<'_> {
         results: &mut [Option<Result<SendReport>>],
     ) -> Result<()> {
         let mut hello = Vec::with_capacity(16);
-        let caps = if opts.compress { protocol::CAP_ZSTD } else { 0 };
+        // Eager offers pay off for a list of files, and only when each file need not wait for
+        // its answer (stop_on_error). Advertised only when used: the receiver applies the rule
+        // to every offer once both sides have the bit.
+        let eager = sizes.len() > 1 && !opts.stop_on_error;
+        let mut caps = 0;
+        if eager {
+            caps |= protocol::CAP_EAGER;
+        }
+        if opts.compress {
+            caps |= protocol::CAP_ZSTD;
+        }
         Hello::ours(caps).encode(&mut hello);
         self.writer
             .write_all(&hello)
             .map_err(|e| Error::io("sending the hello", e))?;
-        if opts.compress {
-            // Whether to compress depends on the receiver: ask before the first offer.
+        if caps != 0 {
+            // What the receiver has decides the first offer: ask before it.
             self.flush()?;
             self.read_hello()?;
         }
+        let eager_ok = self.caps & protocol::CAP_EAGER != 0;
         let mut seq = 0u32;
         let mut overall = Overall::new(sizes, opts);
         for i in 0..sizes.len() {
@@ -458,12 +469,20 @@ impl Conn<'_> {
             };
             let this_seq = seq;
             seq = seq.wrapping_add(1);
+            let eager = eager_ok && offer.is_eager();
             Frame::Offer(offer.clone())
                 .write_to(&mut self.writer)
                 .map_err(|e| Error::io("sending an offer", e))?;
-            self.flush()?;
-            // `read` settles verdicts of earlier files on its way to this offer's answer.
-            let offset = match self.read(results)? {
+            // An eager offer's content follows at once; otherwise wait for the answer, while
+            // `read` settles verdicts of earlier files.
+            let answer = match eager {
+                true => Frame::Accept { offset: 0 },
+                false => {
+                    self.flush()?;
+                    self.read(results)?
+                }
+            };
+            let offset = match answer {
                 Frame::Accept { offset } if offset <= offer.size => offset,
                 Frame::Reject { code, text } => {
                     results[i] = Some(Err(Error::from_peer(code, text)));
@@ -509,6 +528,9 @@ impl Conn<'_> {
                 offset,
                 started,
             });
+            if eager {
+                self.settle_ready(results)?;
+            }
         }
         self.flush()?;
         self.draining = true;
@@ -554,30 +576,58 @@ impl Conn<'_> {
     fn read(&mut self, results: &mut [Option<Result<SendReport>>]) -> Result<Frame> {
         self.read_hello()?;
         loop {
-            let frame = Frame::read_from(&mut self.reader)?
-                .ok_or_else(|| Error::protocol("receiver closed the connection"))?;
-            let (seq, result) = match frame {
-                Frame::Ok { seq, name } => (seq, Ok(name)),
-                Frame::Failed { seq, code, text } => (seq, Err(Error::from_peer(code, text))),
-                Frame::Error { code, text } => return Err(Error::from_peer(code, text)),
-                other => return Ok(other),
-            };
-            let Some(pos) = self.outstanding.iter().position(|o| o.seq == seq) else {
-                return Err(Error::protocol(format!("verdict for unknown file {seq}")));
-            };
-            let o = self.outstanding.remove(pos).expect("position is valid");
-            results[o.index] = Some(result.map(|stored_name| SendReport {
-                stored_name,
-                bytes: o.bytes,
-                elapsed: o.started.elapsed(),
-                resumed_from: o.offset,
-                attempts: 1,
-                skipped: false,
-            }));
+            let frame = self.next_frame()?;
+            if let Some(other) = self.settle(frame, results)? {
+                return Ok(other);
+            }
             if self.outstanding.is_empty() && self.draining {
                 return Ok(Frame::Bye);
             }
         }
+    }
+
+    /// Settles the verdicts that have already arrived, without waiting: while eager offers go
+    /// out, nothing else can come.
+    fn settle_ready(&mut self, results: &mut [Option<Result<SendReport>>]) -> Result<()> {
+        while protocol::input_ready(&self.reader) {
+            let frame = self.next_frame()?;
+            if let Some(other) = self.settle(frame, results)? {
+                return Err(unexpected(&other, "OK or FAILED"));
+            }
+        }
+        Ok(())
+    }
+
+    fn next_frame(&mut self) -> Result<Frame> {
+        Frame::read_from(&mut self.reader)?
+            .ok_or_else(|| Error::protocol("receiver closed the connection"))
+    }
+
+    /// Records a verdict (OK or FAILED) in `results`; any other frame is handed back.
+    fn settle(
+        &mut self,
+        frame: Frame,
+        results: &mut [Option<Result<SendReport>>],
+    ) -> Result<Option<Frame>> {
+        let (seq, result) = match frame {
+            Frame::Ok { seq, name } => (seq, Ok(name)),
+            Frame::Failed { seq, code, text } => (seq, Err(Error::from_peer(code, text))),
+            Frame::Error { code, text } => return Err(Error::from_peer(code, text)),
+            other => return Ok(Some(other)),
+        };
+        let Some(pos) = self.outstanding.iter().position(|o| o.seq == seq) else {
+            return Err(Error::protocol(format!("verdict for unknown file {seq}")));
+        };
+        let o = self.outstanding.remove(pos).expect("position is valid");
+        results[o.index] = Some(result.map(|stored_name| SendReport {
+            stored_name,
+            bytes: o.bytes,
+            elapsed: o.started.elapsed(),
+            resumed_from: o.offset,
+            attempts: 1,
+            skipped: false,
+        }));
+        Ok(None)
     }
 }
 

@@ -21,6 +21,13 @@ pub const MAX_DIGEST: usize = 64;
 
 /// Capability bit in the hello extension: the side can send or receive zstd content.
 pub const CAP_ZSTD: u32 = 1;
+/// Capability bit: eager offers. When both sides have it, the content of a small file (see
+/// [`Offer::is_eager`]) follows its OFFER at once, without waiting for ACCEPT, and the receiver
+/// answers only with the file's verdict (OK, or FAILED after reading and dropping the content).
+/// This takes the round trip per file out of a batch of small files.
+pub const CAP_EAGER: u32 = 2;
+/// The largest file sent eagerly: what a receiver may have to read and drop when it refuses.
+pub const EAGER_MAX: u64 = 64 * 1024;
 /// Content encodings of an OFFER.
 pub const ENCODING_RAW: u8 = 0;
 pub const ENCODING_ZSTD: u8 = 1;
@@ -104,6 +111,15 @@ pub struct Offer {
     pub digest: Vec<u8>,
     /// [`ENCODING_RAW`], or [`ENCODING_ZSTD`] when both sides have [`CAP_ZSTD`].
     pub encoding: u8,
+}
+
+impl Offer {
+    /// Whether this offer's content follows it at once when [`CAP_EAGER`] was negotiated: a file
+    /// of at most [`EAGER_MAX`] bytes offered without a digest (an offer with a digest may be
+    /// answered SKIP, so its content waits for ACCEPT). Sender and receiver apply the same rule.
+    pub fn is_eager(&self) -> bool {
+        self.size <= EAGER_MAX && self.digest.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -485,6 +501,23 @@ impl<'a> Cursor<'a> {
         String::from_utf8(self.take(n)?.to_vec())
             .map_err(|_| Error::protocol(format!("{what} is not UTF-8")))
     }
+}
+
+/// Whether the peer's next bytes are already here (buffered or readable), so reading will not
+/// block.
+pub(crate) fn input_ready<S: std::os::fd::AsFd>(reader: &std::io::BufReader<S>) -> bool {
+    if !reader.buffer().is_empty() {
+        return true;
+    }
+    let mut fds = [rustix::event::PollFd::new(
+        reader.get_ref(),
+        rustix::event::PollFlags::IN,
+    )];
+    let zero = rustix::fs::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
 }
 
 #[cfg(test)]

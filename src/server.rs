@@ -639,14 +639,16 @@ impl<'a> Connection<'a> {
             let _ = self.send(&out);
             return Err(Error::protocol(text));
         };
+        let mut ours = protocol::CAP_EAGER;
         if self.server.config.compression {
-            self.caps = hello.caps & protocol::CAP_ZSTD;
+            ours |= protocol::CAP_ZSTD;
         }
+        self.caps = hello.caps & ours;
         protocol::encode_hello_reply(version, self.caps, &mut out);
         self.send(&out)?;
         loop {
             // Never hold a verdict while waiting for the sender.
-            if !self.pending.is_empty() && !self.input_ready() {
+            if !self.pending.is_empty() && !protocol::input_ready(&self.reader) {
                 self.commit_group()?;
             }
             let frame = match Frame::read_from(&mut self.reader) {
@@ -663,19 +665,6 @@ impl<'a> Connection<'a> {
                 }
             }
         }
-    }
-
-    /// Whether the sender's next bytes are already here, so reading will not block.
-    fn input_ready(&self) -> bool {
-        if !self.reader.buffer().is_empty() {
-            return true;
-        }
-        let mut fds = [PollFd::new(self.reader.get_ref(), PollFlags::IN)];
-        let zero = rustix::fs::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
     }
 
     /// Tells the peer about a protocol error before the connection closes.
@@ -709,15 +698,18 @@ impl<'a> Connection<'a> {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         let mut info = FileInfo::from_offer(&offer, self.peer);
-        if self.unchanged(&offer) {
+        // An eager offer's content is already on its way: no SKIP, no resume, no ACCEPT.
+        let eager = self.caps & protocol::CAP_EAGER != 0 && offer.is_eager();
+        if !eager && self.unchanged(&offer) {
             return self.send_frame(Frame::Skip);
         }
-        let resume = self.resume_for(&offer);
+        let resume = if eager { None } else { self.resume_for(&offer) };
         let admitted = self
             .claim(resume.as_ref())
             .and_then(|claim| Ok((claim, self.admit(&offer, &info, resume.as_ref())?)));
         let (_claim, (target, mut temp)) = match admitted {
             Ok(t) => t,
+            Err(r) if eager => return self.drop_eager(r, seq, &offer, &info),
             Err(r) => return self.reject_offer(r, &info),
         };
         // A resumed upload: the checksum covers the data already here too.
@@ -729,17 +721,12 @@ impl<'a> Connection<'a> {
             Ok(n) => n,
             Err(e) => return self.reject_offer(io_refusal(e), &info),
         };
-        self.send_frame(Frame::Accept { offset })?;
+        if !eager {
+            self.send_frame(Frame::Accept { offset })?;
+        }
         self.in_file = true;
         let (temp, digest) = self.read_content(temp, &offer, hasher, resume.as_ref())?;
-        let done = match Frame::read_from(&mut self.reader) {
-            Ok(Some(Frame::Done { algorithm, digest })) => (algorithm, digest),
-            Ok(other) => {
-                let e = Error::protocol(format!("expected DONE after the content, got {other:?}"));
-                return Err(self.fail(e));
-            }
-            Err(e) => return Err(self.fail(e)),
-        };
+        let done = self.read_done()?;
         self.in_file = false;
         let verified = temp.and_then(|mut temp| {
             if done.0 != ALGO_XXH3_128 || done.1 != digest.to_be_bytes() {
@@ -1075,6 +1062,54 @@ impl<'a> Connection<'a> {
         }
         uploads.insert(r.key, self.id);
         Ok(Some(Claim { shared, key: r.key }))
+    }
+
+    /// The DONE frame that ends a file's content.
+    fn read_done(&mut self) -> Result<(u8, Vec<u8>)> {
+        match Frame::read_from(&mut self.reader) {
+            Ok(Some(Frame::Done { algorithm, digest })) => Ok((algorithm, digest)),
+            Ok(other) => {
+                let e = Error::protocol(format!("expected DONE after the content, got {other:?}"));
+                Err(self.fail(e))
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Refuses an eager offer: its content and DONE are read and dropped (at most
+    /// `EAGER_MAX` bytes once decoded), then the verdict FAILED goes out in its turn.
+    fn drop_eager(&mut self, r: Refusal, seq: u32, offer: &Offer, info: &FileInfo) -> Result<()> {
+        self.in_file = true;
+        if self.buf.len() < 16 * 1024 {
+            self.buf.resize(16 * 1024, 0);
+        }
+        let dropped = match offer.encoding {
+            protocol::ENCODING_ZSTD => {
+                compress::decode_blocks(&mut self.reader, offer.size, &mut self.buf, |_| Ok(()))
+            }
+            _ => std::io::copy(
+                &mut (&mut self.reader).take(offer.size),
+                &mut std::io::sink(),
+            )
+            .map_err(|e| Error::io(format!("receiving '{}'", offer.name), e))
+            .and_then(|n| match n == offer.size {
+                true => Ok(()),
+                false => Err(Error::protocol(format!(
+                    "sender closed the connection inside '{}'",
+                    offer.name
+                ))),
+            }),
+        };
+        dropped.map_err(|e| self.fail(e))?;
+        self.read_done()?;
+        self.in_file = false;
+        self.commit_group()?;
+        let frame = Frame::Failed {
+            seq,
+            code: r.0 as u16,
+            text: r.1.clone(),
+        };
+        self.refuse(frame, r, info)
     }
 
     fn reject_offer(&mut self, r: Refusal, info: &FileInfo) -> Result<()> {

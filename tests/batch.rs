@@ -231,7 +231,11 @@ fn one_refused_file_does_not_stop_the_rest_unless_asked() {
         });
     });
     let report = send_files("127.0.0.1", srv2.port(), &sources, &stop).unwrap();
-    assert!(report.files[0].result.is_ok());
+    assert!(
+        report.files[0].result.is_ok(),
+        "{:?}",
+        report.files[0].result
+    );
     assert!(report.files[1].result.is_err());
     let skipped = report.files[4].result.as_ref().unwrap_err();
     assert_eq!(skipped.kind(), ErrorKind::Cancelled);
@@ -434,4 +438,147 @@ fn a_batch_progress_callback_can_abort() {
     assert_ne!(kind, ErrorKind::Rejected);
     let entries = srv.entries();
     assert!(entries.is_empty() || entries == ["f0"], "{entries:?}");
+}
+
+/// An offer of `data` under `name`, raw, no digest.
+fn offer_of(name: &str, data: &[u8]) -> knsock::protocol::Offer {
+    knsock::protocol::Offer {
+        size: data.len() as u64,
+        mtime_secs: 0,
+        mtime_nanos: 0,
+        mode: 0o644,
+        algorithm: knsock::protocol::ALGO_XXH3_128,
+        name: name.to_string(),
+        digest: Vec::new(),
+        encoding: 0,
+    }
+}
+
+/// Sends OFFER, content and DONE in one go, as an eager sender does.
+fn send_eagerly(c: &mut RawClient, name: &str, data: &[u8], digest_of: &[u8]) {
+    use knsock::protocol::{Frame, ALGO_XXH3_128};
+    use std::io::Write;
+    c.send(Frame::Offer(offer_of(name, data)));
+    c.stream.write_all(data).unwrap();
+    c.send(Frame::Done {
+        algorithm: ALGO_XXH3_128,
+        digest: digest(digest_of),
+    });
+}
+
+#[test]
+fn eager_offers_need_no_accept_and_a_refused_one_is_drained() {
+    use knsock::protocol::{Frame, CAP_EAGER, EAGER_MAX};
+    let srv = TestServer::start(|c| {
+        c.validate_before(|f| match f.name.starts_with("no") {
+            true => Err("not that one".into()),
+            false => Ok(()),
+        });
+    });
+    let (mut c, caps) = RawClient::hello_with(srv.addr(), CAP_EAGER);
+    assert_eq!(caps, CAP_EAGER);
+    let a = random_bytes(5000, 1);
+    let refused = random_bytes(EAGER_MAX as usize, 2);
+    let bad_name = random_bytes(300, 3);
+    let corrupt = random_bytes(100, 4);
+    let b = random_bytes(7000, 5);
+    // Five files back to back, no answer awaited: accepted, refused by the validator (its
+    // 64 KiB must be read and dropped), refused for its name, corrupt, accepted.
+    send_eagerly(&mut c, "a.bin", &a, &a);
+    send_eagerly(&mut c, "no.bin", &refused, &refused);
+    send_eagerly(&mut c, "../escape.bin", &bad_name, &bad_name);
+    send_eagerly(&mut c, "corrupt.bin", &corrupt, b"something else");
+    send_eagerly(&mut c, "b.bin", &b, &b);
+    c.send(Frame::Bye);
+    let mut verdicts = Vec::new();
+    for _ in 0..5 {
+        verdicts.push(c.read());
+    }
+    let summary: Vec<(u32, bool)> = verdicts
+        .iter()
+        .map(|f| match f {
+            Frame::Ok { seq, .. } => (*seq, true),
+            Frame::Failed { seq, .. } => (*seq, false),
+            other => panic!("expected a verdict, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [(0, true), (1, false), (2, false), (3, false), (4, true)]
+    );
+    match &verdicts[1] {
+        Frame::Failed { text, .. } => assert_eq!(text, "not that one"),
+        f => panic!("{f:?}"),
+    }
+    match &verdicts[2] {
+        Frame::Failed { text, .. } => assert!(text.contains("unacceptable name"), "{text}"),
+        f => panic!("{f:?}"),
+    }
+    match &verdicts[3] {
+        Frame::Failed { text, .. } => assert!(text.contains("checksum"), "{text}"),
+        f => panic!("{f:?}"),
+    }
+    assert_eq!(std::fs::read(srv.path("a.bin")).unwrap(), a);
+    assert_eq!(std::fs::read(srv.path("b.bin")).unwrap(), b);
+    assert_eq!(srv.entries(), vec!["a.bin", "b.bin"]);
+}
+
+#[test]
+fn without_the_eager_capability_or_above_its_size_an_offer_waits_for_accept() {
+    use knsock::protocol::{Frame, CAP_EAGER, EAGER_MAX};
+    let srv = TestServer::start(|_| {});
+    // Not negotiated: the receiver answers the offer before any content.
+    let mut c = RawClient::hello(srv.addr());
+    assert_eq!(c.offer("small.bin", 10), Frame::Accept { offset: 0 });
+    // Negotiated, but one byte over the limit: the same.
+    let (mut c, _) = RawClient::hello_with(srv.addr(), CAP_EAGER);
+    assert_eq!(
+        c.offer("big.bin", EAGER_MAX + 1),
+        Frame::Accept { offset: 0 }
+    );
+}
+
+#[test]
+fn a_batch_with_compression_and_refusals_goes_eagerly() {
+    let srv = TestServer::start(|c| {
+        c.validate_before(|f| match f.name.contains("refused") {
+            true => Err("no".into()),
+            false => Ok(()),
+        });
+    });
+    let src = tempfile::tempdir().unwrap();
+    let text: Vec<u8> = (0..40_000u32)
+        .flat_map(|i| format!("line {i} INFO ok\n").into_bytes())
+        .take(60_000)
+        .collect();
+    let mut sources = Vec::new();
+    for (i, name) in ["a.log", "refused.log", "b.log", "refused2.log", "c.log"]
+        .iter()
+        .enumerate()
+    {
+        let mut data = text.clone();
+        data[0] = b'0' + i as u8;
+        sources.push(knsock::Source {
+            path: write_file(src.path(), name, &data),
+            name: name.to_string(),
+            size: data.len() as u64,
+        });
+    }
+    let opts = SendOptions {
+        compress: true,
+        ..SendOptions::default()
+    };
+    let report = send_files("127.0.0.1", srv.port(), &sources, &opts).unwrap();
+    let ok: Vec<bool> = report.files.iter().map(|f| f.result.is_ok()).collect();
+    assert_eq!(ok, [true, false, true, false, true]);
+    let refused = report.files[1].result.as_ref().unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Rejected);
+    assert_eq!(refused.peer_reason().unwrap().text, "no");
+    for s in [&sources[0], &sources[2], &sources[4]] {
+        assert_eq!(
+            std::fs::read(srv.path(&s.name)).unwrap(),
+            std::fs::read(&s.path).unwrap()
+        );
+    }
+    assert_eq!(srv.entries(), vec!["a.log", "b.log", "c.log"]);
 }

@@ -129,12 +129,19 @@ impl RawClient {
 
     /// Connects and completes the hello.
     pub fn hello(addr: SocketAddr) -> RawClient {
+        Self::hello_with(addr, 0).0
+    }
+
+    /// Connects and completes the hello offering capabilities `caps`; returns the ones both
+    /// sides have.
+    pub fn hello_with(addr: SocketAddr, caps: u32) -> (RawClient, u32) {
         let mut c = Self::connect(addr);
         let mut buf = Vec::new();
-        Hello::ours(0).encode(&mut buf);
+        Hello::ours(caps).encode(&mut buf);
         c.stream.write_all(&buf).unwrap();
-        assert_eq!(protocol::read_hello_reply(&mut c.stream).unwrap().0, 1);
-        c
+        let (version, both) = protocol::read_hello_reply(&mut c.stream).unwrap();
+        assert_eq!(version, 1);
+        (c, both)
     }
 
     pub fn send(&mut self, f: Frame) {
