@@ -247,10 +247,8 @@ fn one_refused_file_does_not_stop_the_rest_unless_asked() {
 
 #[test]
 fn a_connection_failure_fails_every_file_without_a_verdict() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let refusing = RefusingPort::new();
+    let port = refusing.port;
     let src = tempfile::tempdir().unwrap();
     let s = knsock::Source {
         path: write_file(src.path(), "x", b"x"),

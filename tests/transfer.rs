@@ -334,10 +334,8 @@ fn no_space_above_the_reserve_is_refused_with_a_clear_reason() {
 
 #[test]
 fn connection_refused_and_missing_file() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let refusing = RefusingPort::new();
+    let port = refusing.port;
     let src = tempfile::tempdir().unwrap();
     let p = write_file(src.path(), "f", b"x");
     let err = send_file("127.0.0.1", port, &p, &opts()).unwrap_err();

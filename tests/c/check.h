@@ -4,6 +4,7 @@
 #define KNSOCK_TEST_CHECK_H
 
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -112,6 +115,23 @@ static inline int count_entries(const char *dir) {
     if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
   closedir(d);
   return n;
+}
+
+/* A loopback port that refuses connections while `*fd` stays open: bound, never listening (a
+ * port merely closed again could become a connection's own source port and be reached). */
+static inline uint16_t refusing_port(int *fd) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  *fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (*fd < 0 || bind(*fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+      getsockname(*fd, (struct sockaddr *)&a, &len) != 0) {
+    perror("refusing_port");
+    exit(2);
+  }
+  return ntohs(a.sin_port);
 }
 
 static inline void remove_tree(const char *dir) {

@@ -392,12 +392,15 @@ static void test_round_trip_and_refusals(void) {
   knsock_server_free(s);
   CHECK(finalized == 1); /* the last holder is gone: finalizer ran exactly once */
 
-  /* Nothing listens there now. */
+  /* A port nothing listens on. */
+  int refusing;
+  uint16_t closed = refusing_port(&refusing);
   err = NULL;
   snprintf(path, sizeof path, "%s/data.bin", src);
-  CHECK_RC(knsock_send_file("127.0.0.1", port, path, NULL, &err), KNSOCK_RESULT_CONNECT);
+  CHECK_RC(knsock_send_file("127.0.0.1", closed, path, NULL, &err), KNSOCK_RESULT_CONNECT);
   CHECK_CONTAINS(knsock_error_message(err), "cannot connect");
   knsock_error_free(err);
+  close(refusing);
 
   pthread_mutex_destroy(&log.mu);
   remove_tree(src);

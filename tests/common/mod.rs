@@ -237,3 +237,26 @@ fn pump(mut from: TcpStream, mut to: TcpStream, limit: u64, count: Option<Arc<At
         }
     }
 }
+
+/// A loopback port that refuses connections for as long as this lives: bound, never listening.
+/// (A port merely closed again could be picked as a connection's own source port, and a
+/// connect to it would then reach itself.)
+pub struct RefusingPort {
+    _socket: socket2::Socket,
+    pub port: u16,
+}
+
+impl RefusingPort {
+    pub fn new() -> RefusingPort {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        RefusingPort {
+            _socket: socket,
+            port,
+        }
+    }
+}

@@ -165,13 +165,8 @@ TEST(Send, ProgressReturningFalseAborts) {
 TEST(Send, NonThrowingOverloadReportsCodeAndMessage) {
   TempDir src("src");
   test::random_file(src / "a.bin", 10, 7);
-  // A port nobody listens on: bind one, note it, close it.
-  uint16_t port;
-  {
-    TempDir dst("dst");
-    knsock::Server s(test::local_config(dst));
-    port = s.port();
-  }
+  test::RefusingPort refusing;
+  const uint16_t port = refusing.port();
   knsock::SendOptions opts;
   opts.connect_timeout = std::chrono::milliseconds(2000);
   knsock::Result r = knsock::try_send_file("127.0.0.1", port, src / "a.bin", opts);

@@ -17,6 +17,11 @@
 
 #include <knsock.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 namespace test {
 
 namespace fs = std::filesystem;
@@ -108,6 +113,33 @@ class Gate {
   std::condition_variable cv_;
   int arrived_ = 0;
   bool open_ = false;
+};
+
+/// A loopback port that refuses connections while this lives: bound, never listening (a port
+/// merely closed again could become a connection's own source port and be reached).
+class RefusingPort {
+ public:
+  RefusingPort() {
+    sockaddr_in a{};
+    socklen_t len = sizeof a;
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr *>(&a), &len) != 0)
+      throw std::runtime_error("could not bind a refusing port");
+    port_ = ntohs(a.sin_port);
+  }
+  ~RefusingPort() {
+    if (fd_ >= 0) close(fd_);
+  }
+  RefusingPort(const RefusingPort &) = delete;
+  RefusingPort &operator=(const RefusingPort &) = delete;
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
 };
 
 /// A server configuration on 127.0.0.1, an ephemeral port, storing into `dir`.
