@@ -4,7 +4,8 @@
 //   are move-only, and no raw knsock_* handle reaches user code.
 // - Callbacks are std::function; static trampolines bridge them to C. An exception thrown by a
 //   user callback never unwinds through the library: the trampoline catches it and aborts the
-//   transfer (progress), refuses the file with its message (validators) or drops it (handlers).
+//   transfer (progress), refuses the file with its message (validators), or is passed to the
+//   error handler (received handler).
 // - Errors are knsock::Error exceptions, or, for code built without exceptions, the try_*
 //   functions return a knsock::Result. The throwing API is compiled only when exceptions are on.
 #ifndef KNSOCK_HPP
@@ -463,13 +464,27 @@ inline int after_trampoline(void *ud, const knsock_file_info *info, char *reason
 }
 
 inline void received_trampoline(void *ud, const knsock_file_info *info) noexcept {
+  auto *cbs = static_cast<ServerCallbacks *>(ud);
 #if KNSOCK_HPP_EXCEPTIONS
+  // A handler's exception must not cross into C. The file is stored and its sender told; the
+  // error handler, if any, hears of the exception.
+  std::string what;
   try {
-#endif
-    static_cast<ServerCallbacks *>(ud)->received(FileInfo::from(info));
-#if KNSOCK_HPP_EXCEPTIONS
-  } catch (...) {  // a handler's exception must not cross into C; the file is stored anyway
+    cbs->received(FileInfo::from(info));
+    return;
+  } catch (const std::exception &e) {
+    what = e.what();
+  } catch (...) {
+    what = "an unknown exception";
   }
+  if (!cbs->error) return;
+  try {
+    cbs->error(KNSOCK_RESULT_ABORTED_BY_CALLBACK, "received handler threw: " + what,
+               str(knsock_file_info_peer(info)));
+  } catch (...) {
+  }
+#else
+  cbs->received(FileInfo::from(info));
 #endif
 }
 

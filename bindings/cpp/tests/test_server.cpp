@@ -88,15 +88,26 @@ TEST(Server, ErrorHandlerHearsOfRefusals) {
   EXPECT_TRUE(dst.entries().empty());
 }
 
-TEST(Server, ThrowingHandlerDoesNotLoseTheFile) {
+TEST(Server, ThrowingHandlerDoesNotLoseTheFileAndIsReported) {
   TempDir src("src"), dst("dst");
   auto data = test::random_file(src / "f.bin", 1000, 12);
   auto cfg = test::local_config(dst);
   cfg.on_received = [](const knsock::FileInfo &) { throw std::runtime_error("handler bug"); };
+  std::mutex mu;
+  std::vector<std::string> errors;
+  cfg.on_error = [&](knsock_result code, const std::string &message, const std::string &peer) {
+    std::lock_guard<std::mutex> lock(mu);
+    errors.push_back(std::to_string(code) + " " + message + " " + peer.substr(0, 10));
+  };
   knsock::Server server(cfg);
   knsock::send_file("127.0.0.1", server.port(), src / "f.bin");
   knsock::send_file("127.0.0.1", server.port(), src / "f.bin");  // and the server goes on
   EXPECT_EQ(test::read_file(dst / "f.bin"), data);
+  server.stop();
+  std::lock_guard<std::mutex> lock(mu);
+  const std::string want = std::to_string(KNSOCK_RESULT_ABORTED_BY_CALLBACK) +
+                           " received handler threw: handler bug 127.0.0.1:";
+  EXPECT_EQ(errors, (std::vector<std::string>{want, want}));
 }
 
 TEST(Server, DestructorDuringTransfersAbortsThemCleanly) {
