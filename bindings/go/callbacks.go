@@ -27,22 +27,31 @@ func recovered(what string, r any) error {
 //export knsockGoProgress
 func knsockGoProgress(h C.uintptr_t, sent, total C.uint64_t) C.int {
 	st := cgo.Handle(h).Value().(*sendState)
-	err := func() (err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				err = recovered("progress callback", r)
-			}
-		}()
-		return st.progress(uint64(sent), uint64(total))
-	}()
-	if err == nil {
+	var f func() error
+	if st.progress != nil {
+		f = func() error { return st.progress(uint64(sent), uint64(total)) }
+	}
+	return goOn(st.callback("progress callback", f))
+}
+
+//export knsockGoBatchProgress
+func knsockGoBatchProgress(h C.uintptr_t, name *C.char, index, count C.size_t,
+	fileSent, fileTotal, sent, total C.uint64_t) C.int {
+	st := cgo.Handle(h).Value().(*sendState)
+	var f func() error
+	if st.batch != nil { // else installed only to check the context
+		p := BatchProgress{Name: goString(name), Index: int(index), Count: int(count),
+			FileSent: uint64(fileSent), FileTotal: uint64(fileTotal), Sent: uint64(sent), Total: uint64(total)}
+		f = func() error { return st.batch(p) }
+	}
+	return goOn(st.callback("batch progress callback", f))
+}
+
+// goOn is what a progress trampoline returns: KNSOCK_CONTINUE, or another value to abort.
+func goOn(ok bool) C.int {
+	if ok {
 		return C.KNSOCK_CONTINUE
 	}
-	st.mu.Lock()
-	if st.cbErr == nil {
-		st.cbErr = err
-	}
-	st.mu.Unlock()
 	return C.KNSOCK_CONTINUE + 1
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -132,4 +133,30 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 		t.Fatalf("timed out waiting for %s", what)
 		panic("unreachable")
 	}
+}
+
+// closedPort returns a port on 127.0.0.1 that refuses connections for the rest of the test: a
+// socket is bound to it but does not listen. Unlike a port closed after use, it cannot be
+// picked as the ephemeral source port of a connect to itself (a TCP self-connect), nor by
+// another listener.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatalf("socket: %v", err)
+	}
+	syscall.CloseOnExec(fd)
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatalf("bind: %v", err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatalf("getsockname: %v", err)
+	}
+	sa4, ok := sa.(*syscall.SockaddrInet4)
+	if !ok || sa4.Port == 0 {
+		t.Fatalf("getsockname gave %#v", sa)
+	}
+	return sa4.Port
 }

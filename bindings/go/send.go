@@ -15,7 +15,9 @@ import (
 	"unsafe"
 )
 
-// SendOption configures SendFile.
+// SendOption configures SendFile and SendFiles. Options that only concern a list of files
+// (WithRecursive, WithFollowSymlinks, WithInclude, WithExclude, WithStopOnError) are ignored by
+// SendFile; WithRemoteName and WithLegacy are ignored by SendFiles.
 type SendOption func(*sendConfig)
 
 type sendConfig struct {
@@ -26,6 +28,11 @@ type sendConfig struct {
 	compress, legacy, skipUnchanged     *bool
 	showProgress                        *bool
 	progress                            func(sent, total uint64) error
+	batchProgress                       func(BatchProgress) error
+
+	// SendFiles only: which files the walk picks and whether the batch stops at a failure.
+	recursive, followSymlinks, stopOnError *bool
+	include, exclude                       []string
 }
 
 // WithTimeout sets the idle timeout: a read or write that makes no progress for this long fails
@@ -41,10 +48,11 @@ func WithConnectTimeout(d time.Duration) SendOption {
 func WithChunkSize(n int) SendOption { return func(c *sendConfig) { c.chunkSize = &n } }
 
 // WithProgress sets a callback called with the bytes sent so far and the file's size: once with
-// sent == 0, after each chunk, the last time with sent == total. It runs on the library's
-// transfer thread, not the caller's goroutine. Returning a non-nil error aborts the transfer:
-// SendFile then fails with ErrAbortedByCallback wrapping that error, and the receiver keeps no
-// file. A panic is recovered and treated the same way.
+// sent == 0, after each chunk, the last time with sent == total (with SendFiles, for each file
+// in turn). It runs on the library's transfer thread, not the caller's goroutine (SendFiles:
+// the calling goroutine's thread). Returning a non-nil error aborts the transfer: SendFile then
+// fails with ErrAbortedByCallback wrapping that error, and the receiver keeps no file (SendFiles:
+// every file not yet delivered fails so). A panic is recovered and treated the same way.
 func WithProgress(f func(sent, total uint64) error) SendOption {
 	return func(c *sendConfig) { c.progress = f }
 }
@@ -75,6 +83,56 @@ func WithSkipUnchanged(on bool) SendOption { return func(c *sendConfig) { c.skip
 
 // WithShowProgress draws the library's progress bar on stderr.
 func WithShowProgress(on bool) SendOption { return func(c *sendConfig) { c.showProgress = &on } }
+
+// BatchProgress is where a batch stands, for WithBatchProgress.
+type BatchProgress struct {
+	Name         string // the current file, as the receiver will name it ("logs/app.log")
+	Index, Count int    // its place in the list (from 0) and how many files the list has
+	// FileSent and FileTotal are the bytes of this file sent so far and its size.
+	FileSent, FileTotal uint64
+	// Sent and Total are the bytes of the whole list dealt with so far (earlier files count
+	// whole whether they were sent, skipped or failed) and the list's size. Sent == Total at
+	// the last call when every file was sent or skipped.
+	Sent, Total uint64
+}
+
+// WithBatchProgress sets a callback with the whole list's progress: called where the per-file
+// progress callback is (after it, when both are set) and once for each file skipped as
+// unchanged. SendFile calls it too, as for a list of one (Index 0, Count 1); neither calls it
+// for WithLegacy sends. It runs on the thread doing the transfer. Returning a non-nil error (or
+// panicking) aborts like WithProgress: the files not yet delivered fail with
+// ErrAbortedByCallback wrapping that error. A file refused before its content was sent gets no
+// call, but a small file (up to 64 KiB) in a batch is sent right after its offer, so a refused
+// one may still show progress.
+func WithBatchProgress(f func(p BatchProgress) error) SendOption {
+	return func(c *sendConfig) { c.batchProgress = f }
+}
+
+// WithRecursive makes SendFiles descend into the directories it is given; a file beneath one
+// is stored under its relative name ("dir/sub/file"). Without it (the default) a directory is
+// an error (ErrInvalidArgument). Ignored by SendFile.
+func WithRecursive(on bool) SendOption { return func(c *sendConfig) { c.recursive = &on } }
+
+// WithFollowSymlinks makes SendFiles follow symlinks while walking (loops are detected). By
+// default symlinks are skipped. Ignored by SendFile.
+func WithFollowSymlinks(on bool) SendOption { return func(c *sendConfig) { c.followSymlinks = &on } }
+
+// WithInclude adds globs a file's relative name must match for SendFiles to send it, e.g.
+// "*.log" ("*" also crosses "/"); with several, a file must match one. Options add up. A
+// malformed glob makes SendFiles fail with ErrInvalidArgument. Ignored by SendFile.
+func WithInclude(globs ...string) SendOption {
+	return func(c *sendConfig) { c.include = append(c.include, globs...) }
+}
+
+// WithExclude adds globs that drop the files whose relative names match, whatever WithInclude
+// says. Ignored by SendFile.
+func WithExclude(globs ...string) SendOption {
+	return func(c *sendConfig) { c.exclude = append(c.exclude, globs...) }
+}
+
+// WithStopOnError makes SendFiles stop offering files after the first one that fails; the
+// rest get ErrCancelled. By default every file is attempted. Ignored by SendFile.
+func WithStopOnError(on bool) SendOption { return func(c *sendConfig) { c.stopOnError = &on } }
 
 // millis converts a duration for the C ABI, rounding a positive sub-millisecond value up.
 func millis(d time.Duration) C.uint64_t {
@@ -147,13 +205,132 @@ func (c *sendConfig) newOptions() (*C.knsock_send_options, error) {
 	return o, nil
 }
 
+// setBatchOptions sets the options only SendFiles uses on o (which the caller still owns).
+func (c *sendConfig) setBatchOptions(o *C.knsock_send_options) error {
+	var err error
+	set := func(code C.enum_knsock_result, what string) {
+		if err == nil {
+			err = check(code, what)
+		}
+	}
+	if c.recursive != nil {
+		set(C.knsock_send_options_set_recursive(o, C.bool(*c.recursive)), "recursive")
+	}
+	if c.followSymlinks != nil {
+		set(C.knsock_send_options_set_follow_symlinks(o, C.bool(*c.followSymlinks)), "follow symlinks")
+	}
+	if c.stopOnError != nil {
+		set(C.knsock_send_options_set_stop_on_error(o, C.bool(*c.stopOnError)), "stop on error")
+	}
+	globs := func(list []string, what string, add func(*C.knsock_send_options, *C.char) C.enum_knsock_result) {
+		for _, g := range list {
+			if err != nil {
+				return
+			}
+			if err = noNUL(g, what); err != nil {
+				return
+			}
+			cs := C.CString(g)
+			code := add(o, cs)
+			C.free(unsafe.Pointer(cs))
+			if code != C.KNSOCK_RESULT_OK {
+				err = &Error{Code: Code(code), Message: fmt.Sprintf("%s %q: %v", what, g, Code(code))}
+			}
+		}
+	}
+	globs(c.include, "include glob", func(o *C.knsock_send_options, g *C.char) C.enum_knsock_result {
+		return C.knsock_send_options_add_include(o, g)
+	})
+	globs(c.exclude, "exclude glob", func(o *C.knsock_send_options, g *C.char) C.enum_knsock_result {
+		return C.knsock_send_options_add_exclude(o, g)
+	})
+	return err
+}
+
 // sendState is what a transfer's callbacks reach through their cgo.Handle.
 type sendState struct {
 	progress func(sent, total uint64) error
-	done     chan *Error // receives the outcome (nil on success) exactly once
+	batch    func(BatchProgress) error
+	done     chan *Error // SendFile: receives the outcome (nil on success) exactly once
+	// ctx is set for SendFiles, which has no transfer to cancel: every callback checks it and
+	// aborts the batch once it is done. ctx.Err() is safe from any thread and sees a
+	// cancellation made from inside a callback at once, so no watcher goroutine is needed.
+	ctx context.Context
 
-	mu    sync.Mutex
-	cbErr error // why the progress callback aborted
+	mu     sync.Mutex
+	cbErr  error // why a progress callback aborted (its error or recovered panic)
+	ctxErr error // SendFiles: the ctx.Err() that made a callback abort
+}
+
+// callback runs the user callback f (nil for none) for a trampoline and tells whether the
+// transfer goes on, recording why not.
+func (st *sendState) callback(what string, f func() error) bool {
+	if st.cancelled() {
+		return false
+	}
+	if f != nil {
+		err := func() (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = recovered(what, r)
+				}
+			}()
+			return f()
+		}()
+		if err != nil {
+			st.mu.Lock()
+			if st.cbErr == nil && st.ctxErr == nil {
+				st.cbErr = err
+			}
+			st.mu.Unlock()
+			return false
+		}
+	}
+	return !st.cancelled()
+}
+
+// cancelled reports whether st.ctx is done, recording its error as the reason to abort.
+func (st *sendState) cancelled() bool {
+	if st.ctx == nil {
+		return false
+	}
+	err := st.ctx.Err()
+	if err == nil {
+		return false
+	}
+	st.mu.Lock()
+	if st.cbErr == nil && st.ctxErr == nil {
+		st.ctxErr = err
+	}
+	st.mu.Unlock()
+	return true
+}
+
+// explain fills in the Go-side cause of an error a callback caused: the context's error for a
+// cancelled batch (the error then also matches ErrCancelled), else the callback's error.
+func (st *sendState) explain(e *Error) {
+	if e.Code != CodeAbortedByCallback {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ctxErr != nil {
+		e.Code, e.Message, e.Err = CodeCancelled, "transfer cancelled", st.ctxErr
+		return
+	}
+	e.Err = st.cbErr
+}
+
+// setCallbacks installs the trampolines o needs for st, with userdata ud: the per-file one for
+// a progress callback, the batch one for a batch callback or a cancellable context.
+func (st *sendState) setCallbacks(o *C.knsock_send_options, ud unsafe.Pointer) {
+	if st.progress != nil {
+		C.knsock_send_options_set_progress_callback(o, C.knsock_progress_cb(C.knsock_go_progress_tramp), ud)
+	}
+	if st.batch != nil || st.ctx != nil {
+		C.knsock_send_options_set_batch_progress_callback(o,
+			C.knsock_batch_progress_cb(C.knsock_go_batch_progress_tramp), ud)
+	}
 }
 
 // SendFile sends the file at path to host:port and returns once the receiver has verified it,
@@ -182,13 +359,11 @@ func SendFile(ctx context.Context, host string, port int, path string, opts ...S
 	if err != nil {
 		return err
 	}
-	st := &sendState{progress: cfg.progress, done: make(chan *Error, 1)}
+	st := &sendState{progress: cfg.progress, batch: cfg.batchProgress, done: make(chan *Error, 1)}
 	h := newHandle(st)
 	ud := C.knsock_go_userdata(C.uintptr_t(h))
-	if cfg.progress != nil {
-		// The transfer copies the options when it starts, callback and userdata included.
-		C.knsock_send_options_set_progress_callback(copts, C.knsock_progress_cb(C.knsock_go_progress_tramp), ud)
-	}
+	// The transfer copies the options when it starts, callbacks and userdata included.
+	st.setCallbacks(copts, ud)
 
 	chost, cpath := C.CString(host), C.CString(path)
 	var t *C.knsock_transfer
@@ -219,13 +394,10 @@ func SendFile(ctx context.Context, host string, port int, path string, opts ...S
 	if res == nil {
 		return nil
 	}
-	switch {
-	case ctxErr != nil:
+	if ctxErr != nil {
 		res.Err = ctxErr
-	case res.Code == CodeAbortedByCallback:
-		st.mu.Lock()
-		res.Err = st.cbErr
-		st.mu.Unlock()
+	} else {
+		st.explain(res)
 	}
 	return res
 }

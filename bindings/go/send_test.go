@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -218,15 +217,10 @@ func TestProgressCallbackAborts(t *testing.T) {
 
 func TestConnectError(t *testing.T) {
 	checkHandles(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := closedPort(t)
 	src, _ := randomFile(t, t.TempDir(), "data.bin", 1000)
 
-	err = SendFile(context.Background(), "127.0.0.1", port, src, WithConnectTimeout(5*time.Second))
+	err := SendFile(context.Background(), "127.0.0.1", port, src, WithConnectTimeout(5*time.Second))
 	if !errors.Is(err, ErrConnect) || errors.Is(err, ErrTimeout) {
 		t.Fatalf("SendFile to a closed port = %v, want ErrConnect", err)
 	}

@@ -10,6 +10,13 @@ int knsock_go_progress_tramp(void *userdata, const char *filename, uint64_t sent
   return knsockGoProgress((uintptr_t)userdata, sent, total);
 }
 
+int knsock_go_batch_progress_tramp(void *userdata, const char *filename, size_t index, size_t count,
+                                   uint64_t file_sent, uint64_t file_total, uint64_t sent,
+                                   uint64_t total) {
+  return knsockGoBatchProgress((uintptr_t)userdata, (char *)filename, index, count, file_sent,
+                               file_total, sent, total);
+}
+
 void knsock_go_done_tramp(void *userdata, enum knsock_result code, const struct knsock_error *error) {
   knsockGoDone((uintptr_t)userdata, (int)code, (knsock_error *)error);
 }
