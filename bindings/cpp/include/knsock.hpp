@@ -154,12 +154,13 @@ struct ProgressState {
 #endif
 };
 
-inline int progress_trampoline(void *userdata, const char *name, uint64_t sent,
-                               uint64_t total) noexcept {
-  auto *st = static_cast<ProgressState *>(userdata);
+/// Runs a progress callback (returning bool) for C: KNSOCK_CONTINUE to go on, 1 to abort; an
+/// exception aborts too, and its message is kept for the error.
+template <class F>
+int guarded(ProgressState *st, F &&call) noexcept {
 #if KNSOCK_HPP_EXCEPTIONS
   try {
-    return st->fn(name ? name : "", sent, total) ? KNSOCK_CONTINUE : 1;
+    return call() ? KNSOCK_CONTINUE : 1;
   } catch (const std::exception &e) {
     st->record(e.what());
   } catch (...) {
@@ -167,8 +168,15 @@ inline int progress_trampoline(void *userdata, const char *name, uint64_t sent,
   }
   return 1;
 #else
-  return st->fn(name ? name : "", sent, total) ? KNSOCK_CONTINUE : 1;
+  (void)st;
+  return call() ? KNSOCK_CONTINUE : 1;
 #endif
+}
+
+inline int progress_trampoline(void *userdata, const char *name, uint64_t sent,
+                               uint64_t total) noexcept {
+  auto *st = static_cast<ProgressState *>(userdata);
+  return guarded(st, [&] { return st->fn(name ? name : "", sent, total); });
 }
 
 inline int batch_trampoline(void *userdata, const char *name, std::size_t index,
@@ -176,18 +184,7 @@ inline int batch_trampoline(void *userdata, const char *name, std::size_t index,
                             uint64_t sent, uint64_t total) noexcept {
   auto *st = static_cast<ProgressState *>(userdata);
   const BatchProgress p{name ? name : "", index, count, file_sent, file_total, sent, total};
-#if KNSOCK_HPP_EXCEPTIONS
-  try {
-    return st->batch(p) ? KNSOCK_CONTINUE : 1;
-  } catch (const std::exception &e) {
-    st->record(e.what());
-  } catch (...) {
-    st->record("an unknown exception");
-  }
-  return 1;
-#else
-  return st->batch(p) ? KNSOCK_CONTINUE : 1;
-#endif
+  return guarded(st, [&] { return st->batch(p); });
 }
 
 using Options = std::unique_ptr<knsock_send_options, OptionsDeleter>;
