@@ -34,6 +34,9 @@ echo "C++ example:"
 build/demo/bindings/cpp/cpp_example "$work/in/demo.bin"
 if [ -f examples/go/go.mod ]; then
   command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
+  # Key Go's build cache on the library it links (see scripts/test.sh).
+  CGO_CFLAGS="-O2 -g -DKNSOCK_LIB_ID=$(sha256sum target/release/libknsock.a | cut -c1-16)"
+  export CGO_CFLAGS
   echo "Go example:"
   (cd examples/go && go run . "$work/in/demo.bin")
 fi
