@@ -704,22 +704,21 @@ impl<'a> Connection<'a> {
             return self.send_frame(Frame::Skip);
         }
         let resume = if eager { None } else { self.resume_for(&offer) };
-        let admitted = self
-            .claim(resume.as_ref())
-            .and_then(|claim| Ok((claim, self.admit(&offer, &info, resume.as_ref())?)));
-        let (_claim, (target, mut temp)) = match admitted {
+        let admitted = self.claim(resume.as_ref()).and_then(|claim| {
+            let (target, mut temp) = self.admit(&offer, &info, resume.as_ref())?;
+            // A resumed upload: the checksum covers the data already here too.
+            let mut hasher = Xxh3::new();
+            let offset = temp
+                .reread(|b| hasher.update(b))
+                .and_then(|()| temp.written())
+                .map_err(io_refusal)?;
+            Ok((claim, target, temp, hasher, offset))
+        });
+        // Refused: an eager offer's content is on its way and must be drained first.
+        let (_claim, target, temp, hasher, offset) = match admitted {
             Ok(t) => t,
             Err(r) if eager => return self.drop_eager(r, seq, &offer, &info),
             Err(r) => return self.reject_offer(r, &info),
-        };
-        // A resumed upload: the checksum covers the data already here too.
-        let mut hasher = Xxh3::new();
-        let offset = match temp
-            .reread(|b| hasher.update(b))
-            .and_then(|()| temp.written())
-        {
-            Ok(n) => n,
-            Err(e) => return self.reject_offer(io_refusal(e), &info),
         };
         if !eager {
             self.send_frame(Frame::Accept { offset })?;
