@@ -15,7 +15,7 @@ use glob::{MatchOptions, Pattern};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Frame, Hello, Offer, ALGO_XXH3_128};
-use crate::sender::{self, SendOptions, SendReport};
+use crate::sender::{self, BatchProgress, SendOptions, SendReport};
 
 /// One file to send: where it is here, the name it gets on the receiver, its size when listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,29 +323,51 @@ pub(crate) fn run(
 struct Overall<'a> {
     opts: &'a SendOptions,
     sizes: &'a [u64],
-    total: u64,
+    place: Place,
+}
+
+/// Where the current file stands in the list.
+#[derive(Clone, Copy)]
+struct Place {
     index: usize,
+    count: usize,
     /// Bytes of the files before the current one, as listed.
     before: u64,
+    total: u64,
+}
+
+impl Place {
+    fn progress<'n>(&self, name: &'n str, file_sent: u64, file_total: u64) -> BatchProgress<'n> {
+        BatchProgress {
+            name,
+            index: self.index,
+            count: self.count,
+            file_sent,
+            file_total,
+            // A file that grew since it was listed must not push the batch past its total.
+            sent: (self.before + file_sent).min(self.total),
+            total: self.total,
+        }
+    }
 }
 
 impl<'a> Overall<'a> {
     fn new(sizes: &'a [u64], opts: &'a SendOptions) -> Self {
-        Overall {
-            opts,
-            sizes,
-            total: sizes.iter().sum(),
+        let place = Place {
             index: 0,
+            count: sizes.len(),
             before: 0,
-        }
+            total: sizes.iter().sum(),
+        };
+        Overall { opts, sizes, place }
     }
 
     /// Moves on to file `i` (files are taken in order).
     fn next(&mut self, i: usize) {
         if i > 0 {
-            self.before += self.sizes[self.index];
+            self.place.before += self.sizes[self.place.index];
         }
-        self.index = i;
+        self.place.index = i;
     }
 
     /// Options for streaming the current file whose progress callback also reports the batch's;
@@ -353,23 +375,14 @@ impl<'a> Overall<'a> {
     fn options(&self) -> Option<SendOptions> {
         let batch = self.opts.batch_progress.clone()?;
         let per_file = self.opts.progress.clone();
-        let (index, count, before, total) = (self.index, self.sizes.len(), self.before, self.total);
+        let place = self.place;
         let progress: sender::ProgressFn = Arc::new(move |name, file_sent, file_total| {
             if let Some(f) = &per_file {
                 if !f(name, file_sent, file_total) {
                     return false;
                 }
             }
-            batch(&sender::BatchProgress {
-                name,
-                index,
-                count,
-                file_sent,
-                file_total,
-                // A file that grew since it was listed must not push the batch past its total.
-                sent: (before + file_sent).min(total),
-                total,
-            })
+            batch(&place.progress(name, file_sent, file_total))
         });
         Some(SendOptions {
             progress: Some(progress),
@@ -379,24 +392,11 @@ impl<'a> Overall<'a> {
 
     /// The receiver already holds the current file: the batch moves past it at once.
     fn skipped(&self, offer: &Offer) -> Result<()> {
-        let Some(batch) = &self.opts.batch_progress else {
-            return Ok(());
-        };
-        let go_on = batch(&sender::BatchProgress {
-            name: &offer.name,
-            index: self.index,
-            count: self.sizes.len(),
-            file_sent: offer.size,
-            file_total: offer.size,
-            sent: (self.before + offer.size).min(self.total),
-            total: self.total,
-        });
-        match go_on {
-            true => Ok(()),
-            false => Err(Error::new(
-                ErrorKind::AbortedByCallback,
-                "transfer aborted by the progress callback",
-            )),
+        match &self.opts.batch_progress {
+            Some(batch) if !batch(&self.place.progress(&offer.name, offer.size, offer.size)) => {
+                Err(sender::aborted_by_callback())
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -425,9 +425,9 @@ impl Conn<'_> {
         // Eager offers pay off for a list of files, and only when each file need not wait for
         // its answer (stop_on_error). Advertised only when used: the receiver applies the rule
         // to every offer once both sides have the bit.
-        let eager = sizes.len() > 1 && !opts.stop_on_error;
+        let want_eager = sizes.len() > 1 && !opts.stop_on_error;
         let mut caps = 0;
-        if eager {
+        if want_eager {
             caps |= protocol::CAP_EAGER;
         }
         if opts.compress {

@@ -551,12 +551,17 @@ fn report_progress(opts: &SendOptions, name: &str, sent: u64, total: u64) -> Res
         c.check()?;
     }
     match &opts.progress {
-        Some(cb) if !cb(name, sent, total) => Err(Error::new(
-            ErrorKind::AbortedByCallback,
-            "transfer aborted by the progress callback",
-        )),
+        Some(cb) if !cb(name, sent, total) => Err(aborted_by_callback()),
         _ => Ok(()),
     }
+}
+
+/// The error of a transfer a progress callback stopped.
+pub(crate) fn aborted_by_callback() -> Error {
+    Error::new(
+        ErrorKind::AbortedByCallback,
+        "transfer aborted by the progress callback",
+    )
 }
 
 /// One bar for the whole transfer (all files), the current file as its message.
