@@ -214,8 +214,9 @@ typedef int (*knsock_batch_progress_cb)(void *userdata,
  * 1025, zeroed on entry); it reaches the sender's `knsock_error_peer_reason()`.
  * The pre-data validator runs on the OFFER, before any byte of content is stored
  * (`knsock_file_info_path()` is NULL; a large file's content does not flow until it accepts, a
- * small file's in a batch may already be on its way and is then dropped); the post-data validator runs on the verified, fsynced
- * temporary file before it is renamed into place (`knsock_file_info_path()` is that file).
+ * small file's in a batch may already be on its way and is then dropped); the post-data
+ * validator runs on the verified, fsynced temporary file before it is renamed into place
+ * (`knsock_file_info_path()` is that file).
  * Runs on a server worker thread, possibly on several at once: it must be thread-safe.
  */
 typedef int (*knsock_validator_cb)(void *userdata,
