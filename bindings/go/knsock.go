@@ -135,6 +135,16 @@ func check(code C.enum_knsock_result, what string) error {
 	return &Error{Code: Code(code), Message: what + ": " + Code(code).String()}
 }
 
+// firstFailure returns a function that checks the result of a setter call and records the
+// first failure in *err; once *err is set, later results are ignored.
+func firstFailure(err *error) func(code C.enum_knsock_result, what string) {
+	return func(code C.enum_knsock_result, what string) {
+		if *err == nil {
+			*err = check(code, what)
+		}
+	}
+}
+
 // noNUL refuses a string with a NUL byte: C would see it cut short (naming another file, say).
 func noNUL(s, what string) error {
 	if strings.IndexByte(s, 0) >= 0 {

@@ -149,11 +149,7 @@ func (c *sendConfig) newOptions() (*C.knsock_send_options, error) {
 		return nil, &Error{Code: CodeIO, Message: "out of memory"}
 	}
 	var err error
-	set := func(code C.enum_knsock_result, what string) {
-		if err == nil {
-			err = check(code, what)
-		}
-	}
+	set := firstFailure(&err)
 	if c.timeout != nil {
 		set(C.knsock_send_options_set_timeout_ms(o, millis(*c.timeout)), "timeout")
 	}
@@ -208,11 +204,7 @@ func (c *sendConfig) newOptions() (*C.knsock_send_options, error) {
 // setBatchOptions sets the options only SendFiles uses on o (which the caller still owns).
 func (c *sendConfig) setBatchOptions(o *C.knsock_send_options) error {
 	var err error
-	set := func(code C.enum_knsock_result, what string) {
-		if err == nil {
-			err = check(code, what)
-		}
-	}
+	set := firstFailure(&err)
 	if c.recursive != nil {
 		set(C.knsock_send_options_set_recursive(o, C.bool(*c.recursive)), "recursive")
 	}

@@ -98,11 +98,7 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		return nil, &Error{Code: CodeIO, Message: "out of memory"}
 	}
 	var err error
-	set := func(code C.enum_knsock_result, what string) {
-		if err == nil {
-			err = check(code, what)
-		}
-	}
+	set := firstFailure(&err)
 	setString := func(f func(*C.knsock_server_config, *C.char) C.enum_knsock_result, s, what string) {
 		if err == nil {
 			err = noNUL(s, what)
