@@ -22,6 +22,7 @@ pub use batch::{collect_sources, send_files, BatchReport, FileOutcome, Source, W
 pub use error::{Error, ErrorKind, PeerReason, Result};
 pub use sender::{
     send_file, BatchProgress, BatchProgressFn, CancelToken, ProgressFn, SendOptions, SendReport,
+    DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE,
 };
 pub use server::{ErrorHandler, FileInfo, Handler, Server, ServerConfig, Validator};
 pub use storage::Overwrite;

@@ -96,7 +96,7 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 30.0)]
         timeout: f64,
         /// Bytes per read/write step.
-        #[arg(long, value_name = "BYTES", default_value_t = knsock::sender::DEFAULT_CHUNK_SIZE)]
+        #[arg(long, value_name = "BYTES", default_value_t = knsock::DEFAULT_CHUNK_SIZE)]
         chunk_size: usize,
         /// Store the file under this name (may contain '/').
         #[arg(long)]

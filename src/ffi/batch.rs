@@ -7,8 +7,8 @@ use std::ptr;
 use super::error::knsock_error;
 use super::send::{knsock_send_options, set};
 use super::{arg_path, arg_str, boundary, knsock_result, to_cstring, with_error};
-use crate::batch::{self, BatchReport};
-use crate::error::Error;
+use crate::Error;
+use crate::{collect_sources, send_files, BatchReport};
 
 /// Per-file outcomes of `knsock_send_files()`, in the order the files were listed. Created by
 /// the library; freed by the caller with `knsock_batch_report_free()`. Strings it hands out are
@@ -150,8 +150,8 @@ pub unsafe extern "C" fn knsock_send_files(
             .collect::<Result<Vec<_>, _>>()?;
         let walk = options.as_ref().map(|o| o.walk.clone()).unwrap_or_default();
         let opts = knsock_send_options::to_rust(options.as_ref());
-        let sources = batch::collect_sources(&list, &walk)?;
-        let done = batch::send_files(host, port, &sources, &opts)?;
+        let sources = collect_sources(&list, &walk)?;
+        let done = send_files(host, port, &sources, &opts)?;
         *report = Box::into_raw(Box::new(knsock_batch_report::new(&done)));
         Ok(())
     })

@@ -6,7 +6,7 @@ use std::ffi::{c_char, CString};
 use std::ptr;
 
 use super::{boundary, knsock_result, to_cstring};
-use crate::error::Error;
+use crate::Error;
 
 /// An error's detail: code, message and, for refusals, the receiver's reason. Created by the
 /// library; freed by the caller with `knsock_error_free()`.

@@ -4,7 +4,7 @@ use std::ffi::{c_char, CString};
 use std::ptr;
 
 use super::{boundary, to_cstring};
-use crate::server::FileInfo;
+use crate::FileInfo;
 
 /// A file as the server sees it. Borrowed: valid only during the callback that received it, and
 /// so are the strings its accessors return.

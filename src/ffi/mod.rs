@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use crate::error::{Error, ErrorKind};
+use crate::{Error, ErrorKind};
 
 pub mod batch;
 pub mod error;

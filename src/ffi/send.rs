@@ -10,9 +10,8 @@ use super::KNSOCK_CONTINUE;
 use super::{
     arg_path, arg_str, boundary, code_of, knsock_result, to_cstring, with_error, UserData,
 };
-use crate::batch::WalkOptions;
-use crate::error::Error;
-use crate::sender::{self, SendOptions, MAX_CHUNK_SIZE};
+use crate::Error;
+use crate::{BatchProgress, SendOptions, WalkOptions, MAX_CHUNK_SIZE};
 
 /// Progress callback: `filename` (borrowed for the call), bytes `sent` so far and the `total`.
 /// Runs on the thread doing the transfer: the caller's for `knsock_send_file()`, the transfer's
@@ -81,7 +80,7 @@ impl knsock_send_options {
             }));
         }
         if let Some((cb, ud)) = o.batch_progress {
-            inner.batch_progress = Some(Arc::new(move |p: &sender::BatchProgress<'_>| {
+            inner.batch_progress = Some(Arc::new(move |p: &BatchProgress<'_>| {
                 let name = to_cstring(p.name);
                 // SAFETY: the caller registered `cb` with `ud` for exactly this use.
                 let go_on = unsafe {
@@ -327,6 +326,6 @@ pub unsafe extern "C" fn knsock_send_file(
         let host = arg_str(host, "host")?;
         let path = arg_path(path, "path")?;
         let opts = knsock_send_options::to_rust(options.as_ref());
-        sender::send_file(host, port, &path, &opts).map(|_| ())
+        crate::send_file(host, port, &path, &opts).map(|_| ())
     })
 }

@@ -10,10 +10,9 @@ use super::error::knsock_error;
 use super::file_info::knsock_file_info;
 use super::{arg_path, arg_str, boundary, code_of, knsock_overwrite, knsock_result, to_cstring};
 use super::{with_error, UserData};
-use crate::error::{Error, Result};
 use crate::protocol::MAX_TEXT;
-use crate::server::{FileInfo, Server, ServerConfig};
-use crate::storage::Overwrite;
+use crate::{Error, Result};
+use crate::{FileInfo, Overwrite, Server, ServerConfig};
 
 /// Validator: return 0 to accept the file, anything else to refuse it. To tell the sender why,
 /// write a NUL-terminated UTF-8 reason into `reason` (room for `reason_len` bytes, at least

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use super::error::knsock_error;
 use super::send::knsock_send_options;
 use super::{arg_path, arg_str, boundary, knsock_result, UserData};
-use crate::error::Error;
-use crate::sender::{self, CancelToken};
+use crate::CancelToken;
+use crate::Error;
 
 /// Completion callback of an async send: `code` is the result; `error` is NULL on success and
 /// otherwise the detail, borrowed for the call (it stays readable through
@@ -86,7 +86,7 @@ pub unsafe extern "C" fn knsock_send_file_async(
                 let ud = ud;
                 let (code, err) =
                     boundary((knsock_result::Panic, None), || {
-                        match sender::send_file(&host, port, &path, &opts) {
+                        match crate::send_file(&host, port, &path, &opts) {
                             Ok(_) => (knsock_result::Ok, None),
                             Err(e) => (
                                 e.kind().into(),
