@@ -3,29 +3,43 @@
 //! [`send_file`] succeeds only once the receiver has the bytes verified (XXH3-128), durable
 //! (fsynced) and renamed into place; a [`ServerConfig`] starts a receiver that never writes
 //! outside its directory and never shows a partial file under its final name. The wire protocol
-//! is written down in `docs/protocol.md`.
+//! is written down in `docs/protocol.md`; `docs/architecture.md` maps the modules.
 //!
-//! The core modules are safe Rust and know nothing of C; `ffi` is the C ABI over them.
+//! The core modules are safe Rust and know nothing of C; `ffi` (feature `capi`) is the C ABI
+//! over them.
 
-pub mod batch;
-pub mod compress;
-pub mod error;
+mod compress;
+mod error;
+mod hash;
+mod send;
+mod server;
+mod storage;
+mod transport;
+mod walk;
+
+// The wire codec is internal; the `internals` feature exposes it to this crate's own tests,
+// which play hostile peers byte by byte. It is not part of the API.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod protocol;
-pub mod sender;
-pub mod server;
-pub mod storage;
+#[cfg(not(feature = "internals"))]
+mod protocol;
 
 #[doc(hidden)]
 pub mod ffi;
 
-pub use batch::{collect_sources, send_files, BatchReport, FileOutcome, Source, WalkOptions};
 pub use error::{Error, ErrorKind, PeerReason, Result};
-pub use sender::{
-    send_file, BatchProgress, BatchProgressFn, CancelToken, ProgressFn, SendOptions, SendReport,
-    DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE,
+pub use send::{
+    check_chunk_size, check_timeout, send_file, send_files, BatchProgress, BatchProgressFn,
+    BatchReport, CancelToken, FileOutcome, ProgressFn, SendOptions, SendReport, DEFAULT_CHUNK_SIZE,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, MAX_CHUNK_SIZE,
 };
-pub use server::{ErrorHandler, FileInfo, Handler, Server, ServerConfig, Validator};
+pub use server::{
+    ErrorHandler, FileInfo, Handler, Server, ServerConfig, Validator, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+};
 pub use storage::Overwrite;
+pub use walk::{collect_sources, Source, WalkOptions};
 
 /// The library's version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -4,8 +4,8 @@
 use std::collections::hash_map::RandomState;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, Read, Seek, SeekFrom};
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::{self, Seek, SeekFrom};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -67,49 +67,130 @@ impl Root {
     pub fn path(&self) -> &Path {
         &self.path
     }
-
-    /// Opens (creating as needed) the parent directories of `components`, refusing to pass
-    /// through any symlink.
-    pub fn target(&self, components: &[&str]) -> Result<Target, StoreError> {
+    /// Resolves `components` beneath the directory without creating anything: every existing
+    /// parent is opened relative to the one before, never through a symlink. Resolved once per
+    /// offer; directories are created only by [`Lookup::create`], for an accepted file.
+    pub fn lookup(&self, components: &[&str]) -> Result<Lookup, StoreError> {
         let (file_name, dirs) = components
             .split_last()
             .ok_or_else(|| StoreError::BadPath("empty name".into()))?;
-        let mut parent: Option<OwnedFd> = None;
+        let mut parent = rfs::openat(&self.fd, ".", DIR_FLAGS, Mode::empty())?;
+        let mut found = 0;
         for (i, dir) in dirs.iter().enumerate() {
-            let at = parent.as_ref().map_or(self.fd.as_fd(), |p| p.as_fd());
-            let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC;
-            let fd = match rfs::openat(at, *dir, flags, Mode::empty()) {
-                Err(Errno::NOENT) => {
-                    match rfs::mkdirat(at, *dir, Mode::from_raw_mode(0o755)) {
-                        Ok(()) | Err(Errno::EXIST) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                    rfs::openat(at, *dir, flags, Mode::empty())
-                }
-                other => other,
-            };
-            parent = Some(fd.map_err(|e| match e {
-                Errno::LOOP | Errno::NOTDIR => StoreError::BadPath(format!(
-                    "'{}' is a symlink or not a directory",
-                    dirs[..=i].join("/")
-                )),
-                e => e.into(),
-            })?);
+            match rfs::openat(&parent, *dir, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty()) {
+                Ok(fd) => parent = fd,
+                Err(Errno::NOENT) => break,
+                Err(e) => return Err(dir_error(dirs, i, e)),
+            }
+            found = i + 1;
         }
-        let dir = match parent {
-            Some(fd) => fd,
-            None => rfs::openat(
-                &self.fd,
-                ".",
-                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?,
-        };
-        Ok(Target {
-            dir: Arc::new(dir),
-            dir_path: dirs.iter().fold(self.path.clone(), |p, d| p.join(d)),
-            rel_dir: dirs.join("/"),
+        Ok(Lookup {
+            parent,
+            found,
+            dirs: dirs.iter().map(|d| d.to_string()).collect(),
             file_name: file_name.to_string(),
+            root_path: self.path.clone(),
+        })
+    }
+}
+
+const DIR_FLAGS: OFlags = OFlags::DIRECTORY
+    .union(OFlags::RDONLY)
+    .union(OFlags::CLOEXEC);
+
+fn dir_error(dirs: &[&str], i: usize, e: Errno) -> StoreError {
+    match e {
+        Errno::LOOP | Errno::NOTDIR => StoreError::BadPath(format!(
+            "'{}' is a symlink or not a directory",
+            dirs[..=i].join("/")
+        )),
+        e => e.into(),
+    }
+}
+
+/// A name resolved beneath the server's directory: its deepest existing parent, held open, and
+/// the directories still missing below it.
+#[derive(Debug)]
+pub struct Lookup {
+    /// The deepest existing parent directory.
+    parent: OwnedFd,
+    /// How many of `dirs` exist (`parent` is the last of them, or the root).
+    found: usize,
+    dirs: Vec<String>,
+    file_name: String,
+    root_path: PathBuf,
+}
+
+impl Lookup {
+    /// Whether an entry of that name exists; a directory there is an error whatever the policy.
+    pub fn check_existing(&self, policy: Overwrite) -> Result<(), StoreError> {
+        if self.found < self.dirs.len() {
+            return Ok(());
+        }
+        match rfs::statat(&self.parent, &self.file_name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::Directory => {
+                Err(StoreError::BadPath(format!(
+                    "'{}' is a directory",
+                    rel_name(&self.dirs.join("/"), &self.file_name)
+                )))
+            }
+            Ok(_) if policy == Overwrite::Refuse => Err(StoreError::Exists),
+            Ok(_) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether a regular file of `size` bytes whose XXH3-128 is `digest` already stands under
+    /// the name. Anything but a regular file (a FIFO, a device) is never opened for reading.
+    pub fn holds(&self, size: u64, digest: &[u8]) -> bool {
+        if self.found < self.dirs.len() {
+            return false;
+        }
+        let Ok(fd) = rfs::openat(
+            &self.parent,
+            &self.file_name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        ) else {
+            return false;
+        };
+        let mut file = File::from(fd);
+        match file.metadata() {
+            Ok(m) if m.is_file() && m.len() == size => {}
+            _ => return false,
+        }
+        crate::hash::digest_exact(&mut file, size).is_ok_and(|d| d[..] == *digest)
+    }
+
+    /// Free bytes on the file system the file would land on, for unprivileged users.
+    pub fn free_bytes(&self) -> io::Result<u64> {
+        let st = rfs::fstatvfs(&self.parent)?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
+    /// Creates the missing parent directories (mode 0755) and gives the file's place.
+    pub fn create(self) -> Result<Target, StoreError> {
+        let Lookup {
+            mut parent,
+            found,
+            dirs,
+            file_name,
+            root_path,
+        } = self;
+        let names: Vec<&str> = dirs.iter().map(String::as_str).collect();
+        for (i, dir) in names.iter().enumerate().skip(found) {
+            match rfs::mkdirat(&parent, *dir, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+            parent = rfs::openat(&parent, *dir, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())
+                .map_err(|e| dir_error(&names, i, e))?;
+        }
+        Ok(Target {
+            dir: Arc::new(parent),
+            dir_path: names.iter().fold(root_path, |p, d| p.join(d)),
+            rel_dir: names.join("/"),
+            file_name,
         })
     }
 }
@@ -124,55 +205,6 @@ pub struct Target {
 }
 
 impl Target {
-    /// Whether an entry of that name exists; a directory there is an error whatever the policy.
-    pub fn check_existing(&self, policy: Overwrite) -> Result<(), StoreError> {
-        match rfs::statat(&*self.dir, &self.file_name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::Directory => {
-                Err(StoreError::BadPath(format!(
-                    "'{}' is a directory",
-                    self.rel_name(&self.file_name)
-                )))
-            }
-            Ok(_) if policy == Overwrite::Refuse => Err(StoreError::Exists),
-            Ok(_) | Err(Errno::NOENT) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Whether a regular file of `size` bytes whose XXH3-128 is `digest` already stands under
-    /// the target's name.
-    pub fn holds(&self, size: u64, digest: &[u8]) -> bool {
-        let Ok(fd) = rfs::openat(
-            &*self.dir,
-            &self.file_name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) else {
-            return false;
-        };
-        let mut file = File::from(fd);
-        match file.metadata() {
-            Ok(m) if m.is_file() && m.len() == size => {}
-            _ => return false,
-        }
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => h.update(&buf[..n]),
-                Err(_) => return false,
-            }
-        }
-        h.digest128().to_be_bytes() == digest
-    }
-
-    /// Free bytes on the target's file system, for unprivileged users.
-    pub fn free_bytes(&self) -> io::Result<u64> {
-        let st = rfs::fstatvfs(&*self.dir)?;
-        Ok(st.f_bavail.saturating_mul(st.f_frsize))
-    }
-
     /// Creates a hidden temporary file (mode 0600) beside the final name.
     pub fn create_temp(&self) -> io::Result<TempFile> {
         loop {
@@ -261,13 +293,13 @@ impl Target {
             live: true,
         }))
     }
+}
 
-    fn rel_name(&self, file: &str) -> String {
-        if self.rel_dir.is_empty() {
-            file.to_string()
-        } else {
-            format!("{}/{file}", self.rel_dir)
-        }
+/// `dir/file`, or `file` at the top.
+fn rel_name(rel_dir: &str, file: &str) -> String {
+    match rel_dir.is_empty() {
+        true => file.to_string(),
+        false => format!("{rel_dir}/{file}"),
     }
 }
 
@@ -299,25 +331,11 @@ impl TempFile {
         self.file.stream_position()
     }
 
-    /// Feeds the content written so far to `f`, in order, leaving the position at the end.
-    pub fn reread(&mut self, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+    /// Feeds the content written so far to `hasher`, leaving the position at the end.
+    pub fn reread(&mut self, hasher: &mut xxhash_rust::xxh3::Xxh3) -> io::Result<()> {
         let end = self.file.stream_position()?;
         self.file.seek(SeekFrom::Start(0))?;
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut left = end;
-        while left > 0 {
-            let want = buf.len().min(left as usize);
-            let n = self.file.read(&mut buf[..want])?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "partial file shrank",
-                ));
-            }
-            f(&buf[..n]);
-            left -= n as u64;
-        }
-        Ok(())
+        crate::hash::hash_exact(&mut self.file, end, hasher)
     }
 
     /// Keeps the file under the hidden name `partial` instead of deleting it, for a later
@@ -391,7 +409,7 @@ impl TempFile {
         self.live = false;
         Ok(Stored {
             path: target.dir_path.join(&stored_as),
-            name: target.rel_name(&stored_as),
+            name: rel_name(&target.rel_dir, &stored_as),
         })
     }
 

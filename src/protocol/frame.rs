@@ -1,0 +1,329 @@
+//! Frames (docs/protocol.md section 2): every message after the hello but file content, with
+//! each length checked before anything is allocated.
+
+use std::io::{self, Read, Write};
+
+use super::{eof_is_protocol, read_exact_or_eof, Offer, MAX_DIGEST, MAX_FRAME, MAX_NAME, MAX_TEXT};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    Offer(Offer),
+    Accept {
+        offset: u64,
+    },
+    Reject {
+        code: u16,
+        text: String,
+    },
+    Done {
+        algorithm: u8,
+        digest: Vec<u8>,
+    },
+    /// File `seq` (the index of its OFFER on the connection) is verified, durable and in place.
+    Ok {
+        seq: u32,
+        name: String,
+    },
+    Bye,
+    Error {
+        code: u16,
+        text: String,
+    },
+    /// File `seq` was received but not kept.
+    Failed {
+        seq: u32,
+        code: u16,
+        text: String,
+    },
+    /// The receiver already holds this exact file: no content follows.
+    Skip,
+}
+
+mod ty {
+    pub const OFFER: u8 = 1;
+    pub const ACCEPT: u8 = 2;
+    pub const REJECT: u8 = 3;
+    pub const DONE: u8 = 4;
+    pub const OK: u8 = 5;
+    pub const BYE: u8 = 6;
+    pub const ERROR: u8 = 7;
+    pub const FAILED: u8 = 8;
+    pub const SKIP: u8 = 9;
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary, so a long reason never breaks
+/// the frame bound.
+pub fn truncate_text(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+impl Frame {
+    /// Appends the frame's bytes to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[0; 5]);
+        let t = match self {
+            Frame::Offer(o) => {
+                out.extend_from_slice(&o.size.to_be_bytes());
+                out.extend_from_slice(&o.mtime_secs.to_be_bytes());
+                out.extend_from_slice(&o.mtime_nanos.to_be_bytes());
+                out.extend_from_slice(&o.mode.to_be_bytes());
+                out.push(o.algorithm);
+                put_str16(out, truncate_text(&o.name, MAX_NAME));
+                out.push(o.digest.len() as u8);
+                out.extend_from_slice(&o.digest);
+                out.push(o.encoding);
+                ty::OFFER
+            }
+            Frame::Accept { offset } => {
+                out.extend_from_slice(&offset.to_be_bytes());
+                ty::ACCEPT
+            }
+            Frame::Reject { code, text } | Frame::Error { code, text } => {
+                out.extend_from_slice(&code.to_be_bytes());
+                put_str16(out, truncate_text(text, MAX_TEXT));
+                if matches!(self, Frame::Reject { .. }) {
+                    ty::REJECT
+                } else {
+                    ty::ERROR
+                }
+            }
+            Frame::Done { algorithm, digest } => {
+                out.push(*algorithm);
+                out.push(digest.len() as u8);
+                out.extend_from_slice(digest);
+                ty::DONE
+            }
+            Frame::Ok { seq, name } => {
+                out.extend_from_slice(&seq.to_be_bytes());
+                put_str16(out, truncate_text(name, MAX_NAME));
+                ty::OK
+            }
+            Frame::Failed { seq, code, text } => {
+                out.extend_from_slice(&seq.to_be_bytes());
+                out.extend_from_slice(&code.to_be_bytes());
+                put_str16(out, truncate_text(text, MAX_TEXT));
+                ty::FAILED
+            }
+            Frame::Bye => ty::BYE,
+            Frame::Skip => ty::SKIP,
+        };
+        let len = (out.len() - start - 5) as u32;
+        out[start] = t;
+        out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
+    }
+
+    pub fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(64);
+        self.encode(&mut buf);
+        w.write_all(&buf)
+    }
+
+    /// Reads one frame. `Ok(None)` is a clean end of stream before the frame's first byte.
+    /// Never allocates more than [`MAX_FRAME`] bytes, whatever the peer sends.
+    pub fn read_from(r: &mut impl Read) -> Result<Option<Frame>> {
+        let mut head = [0u8; 5];
+        if !read_exact_or_eof(r, &mut head)? {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+        if len > MAX_FRAME {
+            return Err(Error::protocol(format!(
+                "frame of {len} bytes exceeds the {MAX_FRAME}-byte limit"
+            )));
+        }
+        let mut payload = vec![0u8; len as usize];
+        r.read_exact(&mut payload)
+            .map_err(|e| Error::io("reading a frame", eof_is_protocol(e)))?;
+        let mut p = Cursor(&payload);
+        let frame = match head[0] {
+            ty::OFFER => Frame::Offer(Offer {
+                size: p.u64()?,
+                mtime_secs: p.u64()? as i64,
+                mtime_nanos: p.u32()?,
+                mode: p.u32()?,
+                algorithm: p.u8()?,
+                name: p.str16(MAX_NAME, "name")?,
+                digest: p.digest()?,
+                encoding: p.u8()?,
+            }),
+            ty::ACCEPT => Frame::Accept { offset: p.u64()? },
+            ty::REJECT => Frame::Reject {
+                code: p.u16()?,
+                text: p.str16(MAX_TEXT, "reason")?,
+            },
+            ty::DONE => Frame::Done {
+                algorithm: p.u8()?,
+                digest: p.digest()?,
+            },
+            ty::OK => Frame::Ok {
+                seq: p.u32()?,
+                name: p.str16(MAX_NAME, "name")?,
+            },
+            ty::FAILED => Frame::Failed {
+                seq: p.u32()?,
+                code: p.u16()?,
+                text: p.str16(MAX_TEXT, "reason")?,
+            },
+            ty::BYE => Frame::Bye,
+            ty::SKIP => Frame::Skip,
+            ty::ERROR => Frame::Error {
+                code: p.u16()?,
+                text: p.str16(MAX_TEXT, "error text")?,
+            },
+            t => return Err(Error::protocol(format!("unknown frame type {t}"))),
+        };
+        if !p.0.is_empty() {
+            return Err(Error::protocol(format!(
+                "frame type {} has {} bytes more than its fields",
+                head[0],
+                p.0.len()
+            )));
+        }
+        Ok(Some(frame))
+    }
+}
+
+fn put_str16(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.0.len() < n {
+            return Err(Error::protocol("frame shorter than its fields"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16> {
+        Ok(u16::from_be_bytes(self.take(2)?.try_into().unwrap()))
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_be_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_be_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn digest(&mut self) -> Result<Vec<u8>> {
+        let n = self.u8()? as usize;
+        if n > MAX_DIGEST {
+            return Err(Error::protocol(format!("digest of {n} bytes is too long")));
+        }
+        Ok(self.take(n)?.to_vec())
+    }
+    fn str16(&mut self, max: usize, what: &str) -> Result<String> {
+        let n = self.u16()? as usize;
+        if n > max {
+            return Err(Error::protocol(format!(
+                "{what} of {n} bytes exceeds {max}"
+            )));
+        }
+        String::from_utf8(self.take(n)?.to_vec())
+            .map_err(|_| Error::protocol(format!("{what} is not UTF-8")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::protocol::{ALGO_XXH3_128, ENCODING_ZSTD};
+
+    fn round_trip(f: Frame) {
+        let mut buf = Vec::new();
+        f.encode(&mut buf);
+        let back = Frame::read_from(&mut &buf[..]).unwrap().unwrap();
+        assert_eq!(back, f);
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        round_trip(Frame::Offer(Offer {
+            size: u64::MAX,
+            mtime_secs: -5,
+            mtime_nanos: 999_999_999,
+            mode: 0o644,
+            algorithm: ALGO_XXH3_128,
+            name: "dir/ünïcode.txt".into(),
+            digest: vec![7; 16],
+            encoding: ENCODING_ZSTD,
+        }));
+        round_trip(Frame::Skip);
+        round_trip(Frame::Accept { offset: 7 });
+        round_trip(Frame::Reject {
+            code: 1,
+            text: "no".into(),
+        });
+        round_trip(Frame::Done {
+            algorithm: 1,
+            digest: vec![9; 16],
+        });
+        round_trip(Frame::Ok {
+            seq: 3,
+            name: "a".into(),
+        });
+        round_trip(Frame::Failed {
+            seq: 4,
+            code: 6,
+            text: "bad".into(),
+        });
+        round_trip(Frame::Bye);
+        round_trip(Frame::Error {
+            code: 9,
+            text: "bad".into(),
+        });
+    }
+
+    #[test]
+    fn oversized_and_malformed_frames_are_protocol_errors() {
+        let huge = [ty::OFFER, 0xff, 0xff, 0xff, 0xff];
+        let e = Frame::read_from(&mut &huge[..]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        assert!(e.message().contains("exceeds"), "{e}");
+
+        let unknown = [42, 0, 0, 0, 0];
+        let e = Frame::read_from(&mut &unknown[..]).unwrap_err();
+        assert!(e.message().contains("unknown frame type 42"), "{e}");
+
+        let short = [ty::ACCEPT, 0, 0, 0, 2, 0, 0];
+        let e = Frame::read_from(&mut &short[..]).unwrap_err();
+        assert!(e.message().contains("shorter"), "{e}");
+
+        let long = [ty::BYE, 0, 0, 0, 1, 0];
+        let e = Frame::read_from(&mut &long[..]).unwrap_err();
+        assert!(e.message().contains("more than its fields"), "{e}");
+
+        let truncated = [ty::ACCEPT, 0, 0];
+        let e = Frame::read_from(&mut &truncated[..]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+
+        assert!(Frame::read_from(&mut &[][..]).unwrap().is_none());
+    }
+
+    #[test]
+    fn long_text_is_truncated_on_a_char_boundary() {
+        let text = "é".repeat(MAX_TEXT);
+        let t = truncate_text(&text, MAX_TEXT);
+        assert!(t.len() <= MAX_TEXT && t.is_char_boundary(t.len()));
+        round_trip(Frame::Reject {
+            code: 1,
+            text: t.to_string(),
+        });
+    }
+}

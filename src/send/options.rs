@@ -1,0 +1,249 @@
+//! How to send: [`SendOptions`] and the range of each option, the progress callback types, the
+//! [`CancelToken`], and the [`SendReport`] of a delivered file.
+
+use std::fmt;
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind, Result};
+
+pub const DEFAULT_CHUNK_SIZE: usize = 256 * 1024;
+pub const MAX_CHUNK_SIZE: usize = 64 * 1024 * 1024;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Called after each chunk with (file name, bytes sent, total bytes); return `false` to abort
+/// the transfer with [`ErrorKind::AbortedByCallback`].
+pub type ProgressFn = Arc<dyn Fn(&str, u64, u64) -> bool + Send + Sync>;
+
+/// Where a batch stands, for [`SendOptions::batch_progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchProgress<'a> {
+    /// The file being sent, as the receiver will name it.
+    pub name: &'a str,
+    /// Its place in the list (from 0), and how many files the list has.
+    pub index: usize,
+    pub count: usize,
+    /// Bytes of this file sent so far, and its size.
+    pub file_sent: u64,
+    pub file_total: u64,
+    /// Bytes of the whole list dealt with so far (earlier files count whole whether they were
+    /// sent, skipped or failed), and the list's size. `sent == total` at the last call when
+    /// every file was sent or skipped.
+    pub sent: u64,
+    pub total: u64,
+}
+
+/// Called where [`ProgressFn`] is, and once for each file skipped as unchanged, with the whole
+/// batch's progress; return `false` to abort like [`ProgressFn`].
+pub type BatchProgressFn = Arc<dyn Fn(&BatchProgress<'_>) -> bool + Send + Sync>;
+
+/// How to send. `SendOptions::default()` matches kn-sock's defaults: no progress bar, a 30 s
+/// timeout.
+#[derive(Clone)]
+pub struct SendOptions {
+    /// Bytes read and written per step, and the progress granularity (1 to 64 MiB).
+    pub chunk_size: usize,
+    /// Idle timeout: how long a read or write may make no progress.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Draw a progress bar on stderr.
+    pub show_progress: bool,
+    /// The name to store the file under on the receiver (may contain `/`); default: the file's
+    /// base name.
+    pub remote_name: Option<String>,
+    pub progress: Option<ProgressFn>,
+    /// Progress of the whole list of files (also for a single file, as a list of one); not
+    /// called for kn-sock 0.3 (`legacy`) sends.
+    pub batch_progress: Option<BatchProgressFn>,
+    /// Cancels the transfer from another thread.
+    pub cancel: Option<CancelToken>,
+    /// Attempts after the first when a transfer fails in a way a new connection may cure
+    /// (connection lost, timeout, I/O error, corruption in transit). A receiver with resume
+    /// enabled continues where its data ends.
+    pub retries: u32,
+    /// Wait before the first retry; it doubles with each retry, up to a minute.
+    pub retry_delay: Duration,
+    /// Compress with zstd when the receiver accepts it, file by file: data that does not
+    /// shrink (media, archives) is sent as it is.
+    pub compress: bool,
+    /// Skip files the receiver already holds with the same size and checksum (the backup case):
+    /// each file is hashed before it is offered, and an identical one is not sent.
+    pub skip_unchanged: bool,
+    /// In a batch, stop offering files after the first one that fails.
+    pub stop_on_error: bool,
+    /// Speak kn-sock 0.3's protocol (`name`, `size`, raw bytes), to reach an existing kn-sock
+    /// 0.3 server. That protocol has no checksum and no acknowledgement: success means every
+    /// byte was written and the server then closed the connection, as kn-sock does once it has
+    /// them all; nothing more can be known.
+    pub legacy: bool,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        SendOptions {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            show_progress: false,
+            remote_name: None,
+            progress: None,
+            batch_progress: None,
+            cancel: None,
+            retries: 0,
+            retry_delay: Duration::from_secs(1),
+            compress: false,
+            skip_unchanged: false,
+            stop_on_error: false,
+            legacy: false,
+        }
+    }
+}
+
+impl fmt::Debug for SendOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendOptions")
+            .field("chunk_size", &self.chunk_size)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("show_progress", &self.show_progress)
+            .field("remote_name", &self.remote_name)
+            .field("progress", &self.progress.is_some())
+            .field("batch_progress", &self.batch_progress.is_some())
+            .field("legacy", &self.legacy)
+            .finish()
+    }
+}
+
+impl SendOptions {
+    /// Checks every option; each range is checked here and nowhere else.
+    pub fn validate(&self) -> Result<()> {
+        check_chunk_size(self.chunk_size)?;
+        check_timeout(self.timeout)?;
+        check_timeout(self.connect_timeout)
+    }
+}
+
+/// Lets another thread cancel a transfer: the transfer ends with [`ErrorKind::Cancelled`], its
+/// connection is shut down, and the receiver keeps no file.
+#[derive(Clone, Default)]
+pub struct CancelToken(Arc<CancelInner>);
+
+#[derive(Default)]
+struct CancelInner {
+    cancelled: AtomicBool,
+    stream: Mutex<Option<TcpStream>>,
+    wake: Condvar,
+}
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.cancelled.store(true, Ordering::SeqCst);
+        let stream = self.0.stream.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = stream.as_ref() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        self.0.wake.notify_all();
+    }
+
+    /// Waits `d` unless cancelled first; `false` when cancelled.
+    pub(crate) fn sleep(&self, d: Duration) -> bool {
+        let deadline = Instant::now() + d;
+        let mut guard = self.0.stream.lock().unwrap_or_else(|e| e.into_inner());
+        while !self.is_cancelled() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            guard = self
+                .0
+                .wake
+                .wait_timeout(guard, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        false
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.cancelled.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn attach(&self, stream: &TcpStream) -> Result<()> {
+        let clone = stream
+            .try_clone()
+            .map_err(|e| Error::io("cloning the socket", e))?;
+        *self.0.stream.lock().unwrap_or_else(|e| e.into_inner()) = Some(clone);
+        self.check()
+    }
+
+    /// Lets go of the connection once the transfer is over.
+    pub(crate) fn detach(&self) {
+        self.0
+            .stream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            return Err(cancelled());
+        }
+        Ok(())
+    }
+}
+
+/// What a successful send did.
+#[derive(Debug, Clone)]
+pub struct SendReport {
+    /// The name the receiver stored the file under (differs from the offered one under a
+    /// keep-both policy).
+    pub stored_name: String,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    /// Where the content started in the attempt that succeeded: above 0 when the receiver
+    /// still had the data of an interrupted attempt.
+    pub resumed_from: u64,
+    /// Connections it took (1 without retries).
+    pub attempts: u32,
+    /// The receiver already held this exact file (with `skip_unchanged`): nothing was sent.
+    pub skipped: bool,
+}
+
+/// The chunk size's range: 1 to [`MAX_CHUNK_SIZE`] bytes.
+pub fn check_chunk_size(bytes: usize) -> Result<()> {
+    if bytes == 0 || bytes > MAX_CHUNK_SIZE {
+        return Err(Error::invalid(format!(
+            "chunk size must be 1 to {MAX_CHUNK_SIZE} bytes, not {bytes}"
+        )));
+    }
+    Ok(())
+}
+
+/// A timeout's range: above zero.
+pub fn check_timeout(t: Duration) -> Result<()> {
+    if t.is_zero() {
+        return Err(Error::invalid("timeouts must be above zero"));
+    }
+    Ok(())
+}
+
+/// The error of a transfer a progress callback stopped.
+pub(crate) fn aborted_by_callback() -> Error {
+    Error::new(
+        ErrorKind::AbortedByCallback,
+        "transfer aborted by the progress callback",
+    )
+}
+
+/// The error of a cancelled transfer.
+pub(crate) fn cancelled() -> Error {
+    Error::new(ErrorKind::Cancelled, "transfer cancelled")
+}

@@ -1,0 +1,149 @@
+//! Progress while sending: the per-file and batch callbacks, cancellation checks between
+//! chunks, and the terminal progress bar (feature `progress-bar`).
+
+use super::options::{aborted_by_callback, BatchProgress, SendOptions};
+use crate::error::Result;
+
+/// Where the current file stands in the list.
+#[derive(Clone, Copy)]
+pub(crate) struct Place {
+    index: usize,
+    count: usize,
+    /// Bytes of the files before the current one, as listed.
+    before: u64,
+    total: u64,
+}
+
+impl Place {
+    fn progress<'n>(&self, name: &'n str, file_sent: u64, file_total: u64) -> BatchProgress<'n> {
+        BatchProgress {
+            name,
+            index: self.index,
+            count: self.count,
+            file_sent,
+            file_total,
+            // A file that grew since it was listed must not push the batch past its total.
+            sent: (self.before + file_sent).min(self.total),
+            total: self.total,
+        }
+    }
+}
+
+/// Walks a list of files in order and says where each stands in the whole.
+pub(crate) struct Overall<'a> {
+    sizes: &'a [u64],
+    place: Place,
+}
+
+impl<'a> Overall<'a> {
+    pub(crate) fn new(sizes: &'a [u64]) -> Self {
+        let place = Place {
+            index: 0,
+            count: sizes.len(),
+            before: 0,
+            total: sizes.iter().sum(),
+        };
+        Overall { sizes, place }
+    }
+
+    /// Moves on to file `i` (files are taken in order).
+    pub(crate) fn next(&mut self, i: usize) {
+        if i > 0 {
+            self.place.before += self.sizes[self.place.index];
+        }
+        self.place.index = i;
+    }
+
+    pub(crate) fn place(&self) -> Place {
+        self.place
+    }
+}
+
+/// Reports one file's progress: cancellation, the per-file callback, the batch callback (when
+/// the file has a place in a list), and the bar.
+pub(crate) struct Progress<'a> {
+    opts: &'a SendOptions,
+    place: Option<Place>,
+    bar: Option<&'a Bar>,
+}
+
+impl<'a> Progress<'a> {
+    pub(crate) fn new(opts: &'a SendOptions, place: Option<Place>, bar: Option<&'a Bar>) -> Self {
+        Progress { opts, place, bar }
+    }
+
+    /// `sent` of `total` bytes of `name` are out; `Err` when the transfer must stop.
+    pub(crate) fn report(&self, name: &str, sent: u64, total: u64) -> Result<()> {
+        if let Some(c) = &self.opts.cancel {
+            c.check()?;
+        }
+        if let Some(cb) = &self.opts.progress {
+            if !cb(name, sent, total) {
+                return Err(aborted_by_callback());
+            }
+        }
+        self.report_batch(name, sent, total)
+    }
+
+    /// The batch callback alone: for a file skipped as unchanged, which moves the batch past it.
+    pub(crate) fn report_batch(&self, name: &str, sent: u64, total: u64) -> Result<()> {
+        match (&self.opts.batch_progress, &self.place) {
+            (Some(cb), Some(place)) if !cb(&place.progress(name, sent, total)) => {
+                Err(aborted_by_callback())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Moves the bar by `bytes` just sent.
+    pub(crate) fn advance(&self, bytes: u64) {
+        if let Some(b) = self.bar {
+            b.inc(bytes);
+        }
+    }
+}
+
+/// One progress bar on stderr for the whole transfer (all files), the current file as its
+/// message. Without the `progress-bar` feature it draws nothing.
+pub(crate) struct Bar {
+    #[cfg(feature = "progress-bar")]
+    bar: indicatif::ProgressBar,
+}
+
+impl Bar {
+    #[cfg(feature = "progress-bar")]
+    pub(crate) fn new(total_bytes: u64, files: usize) -> Bar {
+        use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+        let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
+        let template = match files {
+            1 => "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            _ => "[{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+        };
+        bar.set_style(
+            ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        Bar { bar }
+    }
+
+    #[cfg(not(feature = "progress-bar"))]
+    pub(crate) fn new(_total_bytes: u64, _files: usize) -> Bar {
+        Bar {}
+    }
+
+    pub(crate) fn inc(&self, _bytes: u64) {
+        #[cfg(feature = "progress-bar")]
+        self.bar.inc(_bytes);
+    }
+
+    pub(crate) fn set_message(&self, _name: &str) {
+        #[cfg(feature = "progress-bar")]
+        self.bar.set_message(_name.to_string());
+    }
+
+    pub(crate) fn finish(&self) {
+        #[cfg(feature = "progress-bar")]
+        self.bar.finish();
+    }
+}

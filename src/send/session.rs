@@ -1,0 +1,345 @@
+//! One sending connection (docs/protocol.md section 3): the hello, then for each file its OFFER,
+//! its content and DONE, pipelined, while the verdicts of earlier files are read as they come.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use super::content::{compresses, digest_of, stream_content};
+use super::options::{cancelled, SendOptions, SendReport};
+use super::progress::{Bar, Overall, Progress};
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::{self, Frame, Hello, Offer, ALGO_XXH3_128};
+use crate::transport::{Transport, Wire};
+
+/// Opens file `i` of the list: the file and its OFFER.
+pub(crate) type Open<'a> = dyn FnMut(usize) -> Result<(File, Offer)> + 'a;
+
+/// Each file's result so far, by its place in the list.
+type Results = [Option<Result<SendReport>>];
+
+/// Offers the files one after another on `stream` and collects their verdicts. `sizes` has each
+/// file's expected size (for progress), `open(i)` opens file `i`. Every file gets a result; a
+/// connection failure becomes the result of every file still without one.
+pub(crate) fn run<S: Transport>(
+    stream: S,
+    sizes: &[u64],
+    open: &mut Open<'_>,
+    opts: &SendOptions,
+) -> Vec<Result<SendReport>> {
+    let mut results: Vec<Option<Result<SendReport>>> = sizes.iter().map(|_| None).collect();
+    let mut session = Session {
+        wire: Wire::new(stream, 16 * 1024, 64 * 1024),
+        hello_done: false,
+        caps: 0,
+        draining: false,
+        outstanding: VecDeque::new(),
+    };
+    let bar = opts
+        .show_progress
+        .then(|| Bar::new(sizes.iter().sum(), sizes.len()));
+    let fatal = session.offer_all(sizes, open, opts, bar.as_ref(), &mut results);
+    if let Some(b) = &bar {
+        b.finish();
+    }
+    let cancelled_now = opts.cancel.as_ref().is_some_and(|c| c.is_cancelled());
+    match fatal {
+        Err(_) if cancelled_now => fill(&mut results, cancelled),
+        Ok(()) => {
+            let _ = Frame::Bye.write_to(&mut session.wire);
+            let _ = session.wire.finish();
+        }
+        Err(e) => fill(&mut results, || e.duplicate()),
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(Error::new(
+                    ErrorKind::Cancelled,
+                    "not sent: stopped after an earlier file failed",
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Gives every file still without a result the error `e()`.
+fn fill(results: &mut Results, e: impl Fn() -> Error) {
+    for r in results.iter_mut().filter(|r| r.is_none()) {
+        *r = Some(Err(e()));
+    }
+}
+
+/// A file sent whose verdict has not come yet.
+struct Outstanding {
+    seq: u32,
+    index: usize,
+    bytes: u64,
+    offset: u64,
+    started: Instant,
+}
+
+/// What the receiver said to an OFFER.
+enum Answer {
+    /// Send the content from this offset.
+    Send(u64),
+    /// Settled without content (refused or skipped).
+    Settled,
+}
+
+struct Session<S: Transport> {
+    wire: Wire<S>,
+    hello_done: bool,
+    /// Capabilities both sides have (known once the hello reply is read).
+    caps: u32,
+    /// Every offer is out; only verdicts are awaited.
+    draining: bool,
+    outstanding: VecDeque<Outstanding>,
+}
+
+impl<S: Transport> Session<S> {
+    fn offer_all(
+        &mut self,
+        sizes: &[u64],
+        open: &mut Open<'_>,
+        opts: &SendOptions,
+        bar: Option<&Bar>,
+        results: &mut Results,
+    ) -> Result<()> {
+        self.hello(sizes.len(), opts)?;
+        let eager_ok = self.caps & protocol::CAP_EAGER != 0;
+        let mut seq = 0u32;
+        let mut overall = Overall::new(sizes);
+        for i in 0..sizes.len() {
+            overall.next(i);
+            if opts.stop_on_error && results.iter().any(|r| matches!(r, Some(Err(_)))) {
+                break;
+            }
+            let (mut file, offer) = match self.prepare(open(i), opts) {
+                Ok(f) => f,
+                Err(e) => {
+                    results[i] = Some(Err(e));
+                    continue;
+                }
+            };
+            let this_seq = seq;
+            seq = seq.wrapping_add(1);
+            let progress = Progress::new(opts, Some(overall.place()), bar);
+            let eager = eager_ok && offer.is_eager();
+            let offset = match self.offer(&offer, eager, i, &progress, results)? {
+                Answer::Send(offset) => offset,
+                Answer::Settled => continue,
+            };
+            if let Some(b) = bar {
+                b.set_message(&offer.name);
+            }
+            let started = Instant::now();
+            let digest = stream_content(
+                &mut file,
+                &mut self.wire,
+                &offer,
+                offset,
+                opts.chunk_size,
+                &progress,
+            )?;
+            self.done(digest)?;
+            self.outstanding.push_back(Outstanding {
+                seq: this_seq,
+                index: i,
+                bytes: offer.size,
+                offset,
+                started,
+            });
+            if eager {
+                self.settle_ready(results)?;
+            }
+        }
+        self.drain(results)
+    }
+
+    /// Sends the hello; reads the reply first when the capabilities decide the first offer.
+    fn hello(&mut self, files: usize, opts: &SendOptions) -> Result<()> {
+        // Eager offers pay off for a list of files, and only when each file need not wait for
+        // its answer (stop_on_error). Advertised only when used: the receiver applies the rule
+        // to every offer once both sides have the bit.
+        let mut caps = 0;
+        if files > 1 && !opts.stop_on_error {
+            caps |= protocol::CAP_EAGER;
+        }
+        if opts.compress {
+            caps |= protocol::CAP_ZSTD;
+        }
+        let mut hello = Vec::with_capacity(16);
+        Hello::ours(caps).encode(&mut hello);
+        self.wire
+            .write_all(&hello)
+            .map_err(|e| Error::io("sending the hello", e))?;
+        if caps != 0 {
+            self.flush()?;
+            self.read_hello()?;
+        }
+        Ok(())
+    }
+
+    /// The opened file with its digest (to skip unchanged files) and its encoding decided.
+    fn prepare(&self, opened: Result<(File, Offer)>, opts: &SendOptions) -> Result<(File, Offer)> {
+        let (mut file, mut offer) = opened?;
+        if opts.skip_unchanged {
+            offer.digest = digest_of(&mut file, &offer)?;
+        }
+        if self.caps & protocol::CAP_ZSTD != 0 && compresses(&mut file, &offer)? {
+            offer.encoding = protocol::ENCODING_ZSTD;
+        }
+        Ok((file, offer))
+    }
+
+    /// Sends the OFFER of file `i` and, unless it is eager, waits for its answer (settling
+    /// earlier verdicts meanwhile). A refusal or a skip settles the file's result.
+    fn offer(
+        &mut self,
+        offer: &Offer,
+        eager: bool,
+        i: usize,
+        progress: &Progress<'_>,
+        results: &mut Results,
+    ) -> Result<Answer> {
+        Frame::Offer(offer.clone())
+            .write_to(&mut self.wire)
+            .map_err(|e| Error::io("sending an offer", e))?;
+        if eager {
+            return Ok(Answer::Send(0));
+        }
+        self.flush()?;
+        match self.read(results)? {
+            Frame::Accept { offset } if offset <= offer.size => Ok(Answer::Send(offset)),
+            Frame::Reject { code, text } => {
+                results[i] = Some(Err(Error::from_peer(code, text)));
+                Ok(Answer::Settled)
+            }
+            Frame::Skip => {
+                progress.report_batch(&offer.name, offer.size, offer.size)?;
+                results[i] = Some(Ok(SendReport {
+                    stored_name: offer.name.clone(),
+                    bytes: offer.size,
+                    elapsed: Duration::ZERO,
+                    resumed_from: 0,
+                    attempts: 1,
+                    skipped: true,
+                }));
+                Ok(Answer::Settled)
+            }
+            f => Err(unexpected(&f, "ACCEPT or REJECT")),
+        }
+    }
+
+    fn done(&mut self, digest: u128) -> Result<()> {
+        Frame::Done {
+            algorithm: ALGO_XXH3_128,
+            digest: digest.to_be_bytes().to_vec(),
+        }
+        .write_to(&mut self.wire)
+        .map_err(|e| Error::io("sending the checksum", e))
+    }
+
+    /// Every offer is out: waits for the verdicts still to come.
+    fn drain(&mut self, results: &mut Results) -> Result<()> {
+        self.flush()?;
+        self.draining = true;
+        if !self.outstanding.is_empty() {
+            // Returns `Bye` once the last verdict is in.
+            match self.read(results)? {
+                Frame::Bye => {}
+                f => return Err(unexpected(&f, "OK or FAILED")),
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.wire
+            .flush()
+            .map_err(|e| Error::io("sending to the receiver", e))
+    }
+
+    /// Reads the receiver's hello reply once: the version and the capabilities both sides have.
+    fn read_hello(&mut self) -> Result<()> {
+        if self.hello_done {
+            return Ok(());
+        }
+        match protocol::read_hello_reply(&mut self.wire)? {
+            (0, _) => Err(match Frame::read_from(&mut self.wire) {
+                Ok(Some(Frame::Error { code, text })) => Error::from_peer(code, text),
+                _ => Error::protocol("the receiver refused our protocol version"),
+            }),
+            (v, _) if v != protocol::VERSION_MAX => Err(Error::protocol(format!(
+                "receiver chose unknown version {v}"
+            ))),
+            (_, caps) => {
+                self.caps = caps;
+                self.hello_done = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads the next frame that is not a verdict, settling verdicts on the way. While
+    /// draining, the last verdict returns `Bye` so the drain loop ends.
+    fn read(&mut self, results: &mut Results) -> Result<Frame> {
+        self.read_hello()?;
+        loop {
+            let frame = self.next_frame()?;
+            if let Some(other) = self.settle(frame, results)? {
+                return Ok(other);
+            }
+            if self.outstanding.is_empty() && self.draining {
+                return Ok(Frame::Bye);
+            }
+        }
+    }
+
+    /// Settles the verdicts that have already arrived, without waiting: while eager offers go
+    /// out, nothing else can come.
+    fn settle_ready(&mut self, results: &mut Results) -> Result<()> {
+        while self.wire.input_ready() {
+            let frame = self.next_frame()?;
+            if let Some(other) = self.settle(frame, results)? {
+                return Err(unexpected(&other, "OK or FAILED"));
+            }
+        }
+        Ok(())
+    }
+
+    fn next_frame(&mut self) -> Result<Frame> {
+        Frame::read_from(&mut self.wire)?
+            .ok_or_else(|| Error::protocol("receiver closed the connection"))
+    }
+
+    /// Records a verdict (OK or FAILED) in `results`; any other frame is handed back.
+    fn settle(&mut self, frame: Frame, results: &mut Results) -> Result<Option<Frame>> {
+        let (seq, result) = match frame {
+            Frame::Ok { seq, name } => (seq, Ok(name)),
+            Frame::Failed { seq, code, text } => (seq, Err(Error::from_peer(code, text))),
+            Frame::Error { code, text } => return Err(Error::from_peer(code, text)),
+            other => return Ok(Some(other)),
+        };
+        let Some(pos) = self.outstanding.iter().position(|o| o.seq == seq) else {
+            return Err(Error::protocol(format!("verdict for unknown file {seq}")));
+        };
+        let o = self.outstanding.remove(pos).expect("position is valid");
+        results[o.index] = Some(result.map(|stored_name| SendReport {
+            stored_name,
+            bytes: o.bytes,
+            elapsed: o.started.elapsed(),
+            resumed_from: o.offset,
+            attempts: 1,
+            skipped: false,
+        }));
+        Ok(None)
+    }
+}
+
+fn unexpected(f: &Frame, wanted: &str) -> Error {
+    Error::protocol(format!("expected {wanted} from the receiver, got {f:?}"))
+}

@@ -1,0 +1,135 @@
+//! Admission: from an offer, the config and the directory to accept, reject or skip, before any
+//! content is stored. The name is resolved once; directories are created only for an accepted
+//! file.
+
+use super::config::{FileInfo, ServerConfig, Validator};
+use super::refusal::{io_refusal, Refusal};
+use crate::protocol::{self, check_name, Code, Offer, ALGO_XXH3_128};
+use crate::storage::{Lookup, Root, StoreError, Target, TempFile};
+
+/// An offer's name, checked and resolved beneath the directory once.
+pub(crate) enum Resolved {
+    BadName(String),
+    Found(Result<Lookup, StoreError>),
+}
+
+impl Resolved {
+    pub(crate) fn new(root: &Root, offer: &Offer) -> Resolved {
+        match check_name(&offer.name) {
+            Ok(parts) => Resolved::Found(root.lookup(&parts)),
+            Err(why) => Resolved::BadName(why),
+        }
+    }
+
+    /// Whether the offer carries a digest and the exact file is already in place.
+    pub(crate) fn unchanged(&self, offer: &Offer) -> bool {
+        match self {
+            Resolved::Found(Ok(lookup)) if !offer.digest.is_empty() => {
+                offer.algorithm == ALGO_XXH3_128 && lookup.holds(offer.size, &offer.digest)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What admission weighs besides the offer.
+pub(crate) struct Policy<'a> {
+    pub(crate) config: &'a ServerConfig,
+    /// Capabilities both sides have.
+    pub(crate) caps: u32,
+    pub(crate) stopping: bool,
+}
+
+/// The checks made on an OFFER, before any data: name, encoding, size, policy, space,
+/// validators. Accepted, the file gets its place (missing directories created now) and a
+/// temporary file, which holds the kept data of an interrupted upload when `partial` names one.
+pub(crate) fn admit(
+    offer: &Offer,
+    info: &FileInfo,
+    resolved: Resolved,
+    policy: &Policy<'_>,
+    partial: Option<&str>,
+) -> Result<(Target, TempFile), Refusal> {
+    let cfg = policy.config;
+    if policy.stopping {
+        return Err(Refusal(
+            Code::ShuttingDown,
+            "receiver is shutting down".into(),
+        ));
+    }
+    let found = match resolved {
+        Resolved::BadName(why) => {
+            return Err(Refusal(Code::BadName, format!("unacceptable name: {why}")))
+        }
+        Resolved::Found(found) => found,
+    };
+    check_offer(offer, policy)?;
+    let lookup = found?;
+    lookup.check_existing(cfg.overwrite)?;
+    let free = lookup.free_bytes().map_err(io_refusal)?;
+    if offer.size.saturating_add(cfg.reserve_bytes) > free {
+        return Err(Refusal(
+            Code::NoSpace,
+            format!(
+                "no space: file needs {} bytes, {free} free, {} reserved",
+                offer.size, cfg.reserve_bytes
+            ),
+        ));
+    }
+    run_validators(&cfg.before, info)?;
+    let target = lookup.create()?;
+    let resumed = match partial {
+        Some(p) => target
+            .claim_partial(p, cfg.resume_ttl, offer.size)
+            .map_err(io_refusal)?,
+        None => None,
+    };
+    let temp = match resumed {
+        Some(t) => t,
+        None => target.create_temp().map_err(io_refusal)?,
+    };
+    Ok((target, temp))
+}
+
+/// The offer's own fields against what was negotiated and the size limit.
+fn check_offer(offer: &Offer, policy: &Policy<'_>) -> Result<(), Refusal> {
+    match offer.encoding {
+        protocol::ENCODING_RAW => {}
+        protocol::ENCODING_ZSTD if policy.caps & protocol::CAP_ZSTD != 0 => {}
+        e => {
+            return Err(Refusal(
+                Code::Protocol,
+                format!("content encoding {e} was not negotiated"),
+            ))
+        }
+    }
+    if offer.algorithm != ALGO_XXH3_128 {
+        return Err(Refusal(
+            Code::Protocol,
+            format!("unknown checksum algorithm {}", offer.algorithm),
+        ));
+    }
+    if let Some(max) = policy.config.max_file_size.filter(|m| offer.size > *m) {
+        return Err(Refusal(
+            Code::TooLarge,
+            format!(
+                "file of {} bytes exceeds the limit of {max} bytes",
+                offer.size
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs validators in order; the first refusal wins, and a panicking one refuses.
+pub(crate) fn run_validators(validators: &[Validator], info: &FileInfo) -> Result<(), Refusal> {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    for v in validators {
+        match catch_unwind(AssertUnwindSafe(|| v(info))) {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => return Err(Refusal(Code::Validator, reason)),
+            Err(_) => return Err(Refusal(Code::Validator, "validator panicked".into())),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! The group commit: one sync for the contents of many verified files, the post-data
+//! validators, the renames, one fsync per directory, and the verdicts, returned rather than
+//! written.
+
+use super::admit::run_validators;
+use super::config::{FileInfo, ServerConfig};
+use super::refusal::{io_refusal, Refusal};
+use crate::protocol::Frame;
+use crate::storage::{self, Target, TempFile};
+
+/// Most files committed together, as the protocol allows.
+pub(crate) const GROUP_MAX: usize = 256;
+
+/// A verified file whose verdict is deferred until its group is committed.
+pub(crate) struct Pending {
+    pub(crate) seq: u32,
+    pub(crate) temp: TempFile,
+    pub(crate) target: Target,
+    pub(crate) info: FileInfo,
+}
+
+/// What a commit decided.
+pub(crate) struct Committed {
+    /// One verdict per file (OK or FAILED), in seq order.
+    pub(crate) verdicts: Vec<Frame>,
+    /// Files now durable in place, for the received handlers: `name` is the stored name and
+    /// `path` the final path.
+    pub(crate) stored: Vec<FileInfo>,
+    /// Files that were not kept, for the error handlers.
+    pub(crate) failed: Vec<(Refusal, FileInfo)>,
+}
+
+/// A file renamed into place, waiting for its directory's fsync.
+struct Renamed {
+    seq: u32,
+    target: Target,
+    info: FileInfo,
+}
+
+/// Commits `group`: a file fails alone (validator, rename), but if a directory cannot be made
+/// durable, every file of the group is told FAILED (its rename may not survive a crash) and no
+/// handler runs.
+pub(crate) fn commit_group(group: Vec<Pending>, cfg: &ServerConfig) -> Committed {
+    let synced = storage::sync_all(group.iter().map(|p| &p.temp)).map_err(io_refusal);
+    let mut renamed: Vec<Renamed> = Vec::with_capacity(group.len());
+    let mut failed: Vec<(u32, Refusal, FileInfo)> = Vec::new();
+    for Pending {
+        seq,
+        temp,
+        target,
+        mut info,
+    } in group
+    {
+        let placed = match &synced {
+            Err(r) => Err(Refusal(r.0, r.1.clone())),
+            Ok(()) => run_validators(&cfg.after, &info)
+                .and_then(|()| Ok(temp.rename_into_place(&target, cfg.overwrite)?)),
+        };
+        match placed {
+            Ok(stored) => {
+                info.path = Some(stored.path);
+                info.name = stored.name;
+                renamed.push(Renamed { seq, target, info });
+            }
+            Err(r) => failed.push((seq, r, info)),
+        }
+    }
+    let dir_error = sync_dirs(&renamed);
+    let mut verdicts: Vec<(u32, Frame)> = Vec::with_capacity(renamed.len() + failed.len());
+    for r in &renamed {
+        verdicts.push((r.seq, verdict(r.seq, Ok(&r.info.name), dir_error.as_ref())));
+    }
+    for (seq, r, _) in &failed {
+        verdicts.push((*seq, verdict(*seq, Err(r), None)));
+    }
+    verdicts.sort_by_key(|(seq, _)| *seq);
+    Committed {
+        verdicts: verdicts.into_iter().map(|(_, f)| f).collect(),
+        stored: match dir_error {
+            None => renamed.into_iter().map(|r| r.info).collect(),
+            Some(_) => Vec::new(),
+        },
+        failed: failed.into_iter().map(|(_, r, info)| (r, info)).collect(),
+    }
+}
+
+/// One fsync per directory the group renamed into; the last failure, if any.
+fn sync_dirs(renamed: &[Renamed]) -> Option<Refusal> {
+    let mut done: Vec<&Target> = Vec::new();
+    let mut error = None;
+    for r in renamed {
+        if !done.iter().any(|t| t.same_dir(&r.target)) {
+            if let Err(e) = r.target.sync_dir() {
+                error = Some(io_refusal(e));
+            }
+            done.push(&r.target);
+        }
+    }
+    error
+}
+
+/// OK for a stored file unless its directory sync failed; FAILED otherwise.
+fn verdict(seq: u32, outcome: Result<&String, &Refusal>, dir_error: Option<&Refusal>) -> Frame {
+    match (outcome, dir_error) {
+        (Ok(name), None) => Frame::Ok {
+            seq,
+            name: name.clone(),
+        },
+        (Err(r), _) | (Ok(_), Some(r)) => Frame::Failed {
+            seq,
+            code: r.0 as u16,
+            text: r.1.clone(),
+        },
+    }
+}

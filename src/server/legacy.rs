@@ -1,0 +1,90 @@
+//! kn-sock 0.3 uploads, told apart from the native protocol by their first byte: `name\n`,
+//! `size\n`, exactly `size` raw bytes, then the sender closes.
+
+use std::io::{BufRead, Read};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use xxhash_rust::xxh3::Xxh3;
+
+use super::admit::{admit, Resolved};
+use super::commit::Pending;
+use super::config::FileInfo;
+use super::conn::Connection;
+use super::refusal::io_refusal;
+use crate::error::{Error, Result};
+use crate::protocol::{self, Offer, ALGO_XXH3_128, MAX_NAME};
+use crate::transport::Transport;
+
+/// Receives one kn-sock 0.3 upload whose first byte was `first`. Every protection of the native
+/// protocol applies (names, limits, validators, temporary file, fsync, rename); that protocol
+/// has no checksum and no answer, so the upload counts when exactly `size` bytes arrived, and a
+/// refusal or a short upload can only be reported to the error handler.
+pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>, first: u8) -> Result<()> {
+    conn.legacy = true;
+    let name = line(conn, vec![first], MAX_NAME, "name")?;
+    let size_text = line(conn, Vec::new(), 24, "size")?;
+    let size = size_text.parse::<u64>().map_err(|_| {
+        Error::protocol(format!(
+            "kn-sock upload of '{name}': size {size_text:?} is not a number"
+        ))
+    })?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let offer = Offer {
+        size,
+        mtime_secs: now.as_secs() as i64,
+        mtime_nanos: now.subsec_nanos(),
+        mode: 0,
+        algorithm: ALGO_XXH3_128,
+        name,
+        digest: Vec::new(),
+        encoding: protocol::ENCODING_RAW,
+    };
+    let mut info = FileInfo::from_offer(&offer, conn.peer);
+    let resolved = Resolved::new(&conn.shared.root, &offer);
+    let (target, temp) = admit(&offer, &info, resolved, &conn.policy(0), None)
+        .map_err(|r| r.into_error(&offer.name))?;
+    conn.in_file = true;
+    let (temp, _) = conn.read_content(temp, &offer, Xxh3::new(), None)?;
+    conn.in_file = false;
+    let mut temp = temp.map_err(|r| r.into_error(&offer.name))?;
+    temp.set_metadata(offer.mode, offer.mtime_secs, offer.mtime_nanos)
+        .map_err(|e| io_refusal(e).into_error(&offer.name))?;
+    info.path = Some(temp.path().to_path_buf());
+    conn.pending.push(Pending {
+        seq: 0,
+        temp,
+        target,
+        info,
+    });
+    // No one to tell: the outcome reaches the handlers or the error handler.
+    let _ = conn.commit();
+    Ok(())
+}
+
+/// One `\n`-terminated line of a kn-sock 0.3 header (its first bytes already in `line`),
+/// whitespace-trimmed as kn-sock does, at most `max` bytes.
+fn line<S: Transport>(
+    conn: &mut Connection<'_, S>,
+    mut line: Vec<u8>,
+    max: usize,
+    what: &str,
+) -> Result<String> {
+    if line.last() != Some(&b'\n') {
+        let limit = (max + 2 - line.len()) as u64;
+        (&mut conn.wire)
+            .take(limit)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::io(format!("reading a kn-sock {what} line"), e))?;
+    }
+    if line.pop() != Some(b'\n') {
+        return Err(Error::protocol(match line.len() > max {
+            true => format!("kn-sock upload: {what} line longer than {max} bytes"),
+            false => format!("kn-sock upload: connection closed inside the {what} line"),
+        }));
+    }
+    let text = String::from_utf8(line)
+        .map_err(|_| Error::protocol(format!("kn-sock upload: {what} is not UTF-8")))?;
+    Ok(text.trim().to_string())
+}

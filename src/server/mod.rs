@@ -1,0 +1,339 @@
+//! The receiving side: a listener, a bounded pool of workers fed through a channel, and the
+//! server's lifecycle (start, stop, wait). Each connection is served by `session` (knsock) or
+//! `legacy` (kn-sock 0.3), told apart by its first byte.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_channel::{select, Receiver, Sender};
+use rustix::event::{poll, PollFd, PollFlags};
+use socket2::{Domain, SockRef, Socket, Type};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::{read_exact_or_eof, MAGIC};
+use crate::storage::{self, Root};
+use crate::transport::Transport;
+
+mod admit;
+mod commit;
+mod config;
+mod conn;
+mod legacy;
+mod refusal;
+mod resume;
+mod session;
+mod shared;
+
+pub use config::{
+    ErrorHandler, FileInfo, Handler, ServerConfig, Validator, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+};
+
+use conn::Connection;
+use shared::{lock, Shared};
+
+const BACKLOG: i32 = 1024;
+
+impl ServerConfig {
+    /// Binds, starts the workers, and returns at once.
+    pub fn start(&self) -> Result<Server> {
+        Server::start(self.clone())
+    }
+}
+
+/// Serves one connection by the protocol its first byte announces.
+fn serve<S: Transport>(conn: &mut Connection<'_, S>) -> Result<()> {
+    let mut first = [0u8; 1];
+    if !read_exact_or_eof(&mut conn.wire, &mut first)? {
+        return Ok(()); // connected and closed: a port probe
+    }
+    match first[0] == MAGIC[0] {
+        true => session::serve(conn),
+        false => legacy::serve(conn, first[0]),
+    }
+}
+
+static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The id of the server whose thread this is (0: none), so `stop` called from a callback
+    /// does not join its own thread.
+    static SERVER_OF_THREAD: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A running server. Dropping it stops it.
+pub struct Server {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(config: ServerConfig) -> Result<Server> {
+        if config.max_connections == 0 {
+            return Err(Error::invalid("max_connections must be at least 1"));
+        }
+        if config.idle_timeout.is_zero() {
+            return Err(Error::invalid("idle timeout must be above zero"));
+        }
+        let root = Root::open(&config.dir).map_err(|e| {
+            let what = format!("server directory {}", config.dir.display());
+            match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    Error::new(ErrorKind::NotFound, format!("{what}: no such directory"))
+                }
+                _ => Error::io(what, e),
+            }
+        })?;
+        // Leftovers of interrupted work (a crash, an expired resume) go before anything new.
+        storage::sweep(
+            root.path(),
+            config.idle_timeout * 2 + Duration::from_secs(60),
+            config.resume_ttl,
+        );
+        let listener = bind(&config.host, config.port)?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the bound address", e))?;
+        let (wake_rx, wake_tx) =
+            rustix::pipe::pipe().map_err(|e| Error::io("creating a wake pipe", e.into()))?;
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let (conn_tx, conn_rx) = crossbeam_channel::bounded::<(TcpStream, SocketAddr)>(0);
+        let workers = config.max_connections;
+        let shared = Arc::new(Shared {
+            id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
+            config,
+            root,
+            stopping: AtomicBool::new(false),
+            wake: wake_tx,
+            stop_tx: Mutex::new(Some(stop_tx)),
+            conns: Mutex::new(Vec::new()),
+            next_conn: AtomicU64::new(0),
+            uploads: Mutex::new(HashMap::new()),
+            upload_released: Condvar::new(),
+            threads: Mutex::new(Vec::new()),
+            joined: (Mutex::new(false), Condvar::new()),
+        });
+        let mut handles = Vec::with_capacity(workers + 1);
+        for i in 0..workers {
+            let (sh, rx) = (Arc::clone(&shared), conn_rx.clone());
+            handles.push(spawn(&shared, format!("knsock-worker-{i}"), move || {
+                sh.worker(rx)
+            })?);
+        }
+        let sh = Arc::clone(&shared);
+        handles.push(spawn(&shared, "knsock-accept".into(), move || {
+            sh.accept_loop(listener, wake_rx, conn_tx, stop_rx)
+        })?);
+        *lock(&shared.threads) = handles;
+        Ok(Server { shared, addr })
+    }
+
+    /// The address the server listens on, with the real port when 0 was asked for.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.shared.root.path()
+    }
+
+    /// Stops accepting, aborts transfers in flight (their senders get an error, their temporary
+    /// files are deleted) and waits for every worker to finish. Called from one of this server's
+    /// own callbacks it only asks, and returns at once; the workers finish after the callback.
+    pub fn stop(&self) {
+        self.shared.request_stop();
+        if !self.shared.on_own_thread() {
+            self.shared.join_all();
+        }
+    }
+
+    /// Blocks until the server has stopped (by [`Server::stop`] from another thread or a
+    /// callback). From one of the server's own callbacks it would never return, so it fails.
+    pub fn wait(&self) -> Result<()> {
+        if self.shared.on_own_thread() {
+            return Err(Error::invalid(
+                "wait() called from one of the server's own callbacks",
+            ));
+        }
+        self.shared.join_all();
+        Ok(())
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.shared.stopping.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.addr)
+            .field("dir", &self.shared.root.path())
+            .finish()
+    }
+}
+
+fn spawn(
+    shared: &Arc<Shared>,
+    name: String,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>> {
+    let id = shared.id;
+    thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            SERVER_OF_THREAD.with(|c| c.set(id));
+            body()
+        })
+        .map_err(|e| Error::io("starting a server thread", e))
+}
+
+fn bind(host: &str, port: u16) -> Result<TcpListener> {
+    let addr = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| Error::invalid(format!("cannot resolve listen host {host}: {e}")))?
+        .next()
+        .ok_or_else(|| Error::invalid(format!("listen host {host} has no address")))?;
+    let what = format!("cannot listen on {addr}");
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+        .map_err(|e| Error::io(&what, e))?;
+    socket
+        .set_reuse_address(true)
+        .and_then(|_| socket.bind(&addr.into()))
+        .and_then(|_| socket.listen(BACKLOG))
+        .map_err(|e| Error::io(&what, e))?;
+    Ok(socket.into())
+}
+
+impl Shared {
+    fn on_own_thread(&self) -> bool {
+        SERVER_OF_THREAD.with(|c| c.get()) == self.id
+    }
+
+    fn request_stop(&self) {
+        if self.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let _ = rustix::io::write(&self.wake, &[1]);
+        lock(&self.stop_tx).take();
+        for (_, s) in lock(&self.conns).iter() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn join_all(&self) {
+        let handles = std::mem::take(&mut *lock(&self.threads));
+        let (done, cv) = &self.joined;
+        if handles.is_empty() {
+            let mut d = lock(done);
+            while !*d {
+                d = cv.wait(d).unwrap_or_else(|e| e.into_inner());
+            }
+            return;
+        }
+        for h in handles {
+            let _ = h.join();
+        }
+        *lock(done) = true;
+        cv.notify_all();
+    }
+
+    fn accept_loop(
+        &self,
+        listener: TcpListener,
+        wake: OwnedFd,
+        tx: Sender<(TcpStream, SocketAddr)>,
+        stop_rx: Receiver<()>,
+    ) {
+        loop {
+            let mut fds = [
+                PollFd::new(&listener, PollFlags::IN),
+                PollFd::new(&wake, PollFlags::IN),
+            ];
+            if let Err(e) = poll(&mut fds, None) {
+                if e == rustix::io::Errno::INTR {
+                    continue;
+                }
+                self.report(&Error::io("waiting for connections", e.into()), None);
+                return;
+            }
+            if self.stopping.load(Ordering::SeqCst) || !fds[1].revents().is_empty() {
+                return;
+            }
+            match listener.accept() {
+                Ok(conn) => select! {
+                    send(tx, conn) -> _ => {},
+                    recv(stop_rx) -> _ => return,
+                },
+                Err(e) => {
+                    self.report(&Error::io("accepting a connection", e), None);
+                    // Out of descriptors or memory: give the workers a moment to free some,
+                    // rather than spin on a listener that stays readable.
+                    let mut fds = [PollFd::new(&wake, PollFlags::IN)];
+                    let _ = poll(
+                        &mut fds,
+                        Some(&rustix::fs::Timespec {
+                            tv_sec: 0,
+                            tv_nsec: 50_000_000,
+                        }),
+                    );
+                }
+            }
+        }
+    }
+
+    fn worker(&self, rx: Receiver<(TcpStream, SocketAddr)>) {
+        while let Ok((stream, peer)) = rx.recv() {
+            let Some(id) = self.register(&stream) else {
+                return;
+            };
+            let mut conn = Connection::new(self, stream, peer, id);
+            let result = serve(&mut conn);
+            let in_file = conn.in_file;
+            drop(conn);
+            lock(&self.conns).retain(|(i, _)| *i != id);
+            if let Err(e) = result {
+                if self.is_stopping() {
+                    if in_file {
+                        self.report(
+                            &Error::new(ErrorKind::Cancelled, "transfer aborted: server stopping"),
+                            Some(peer),
+                        );
+                    }
+                } else {
+                    self.report(&e, Some(peer));
+                }
+            }
+        }
+    }
+
+    /// Configures the accepted socket and records it so `stop` can shut it down.
+    fn register(&self, stream: &TcpStream) -> Option<u64> {
+        let t = Some(self.config.idle_timeout);
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_read_timeout(t).and(stream.set_write_timeout(t));
+        let _ = SockRef::from(stream).set_keepalive(true);
+        let clone = stream.try_clone().ok()?;
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let mut conns = lock(&self.conns);
+        if self.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        conns.push((id, clone));
+        Some(id)
+    }
+}
