@@ -88,12 +88,10 @@ impl Error {
         }
     }
 
-    /// The receiver's refusal, mapped to a kind by its wire code.
-    pub fn from_peer(code: u16, text: impl Into<String>) -> Self {
+    /// The receiver's refusal with its wire code, of the kind that code maps to
+    /// (`protocol::peer_error` maps it).
+    pub(crate) fn from_peer(kind: ErrorKind, code: u16, text: impl Into<String>) -> Self {
         let text = text.into();
-        let kind = crate::protocol::Code::from_u16(code)
-            .map(|c| c.kind())
-            .unwrap_or(ErrorKind::Rejected);
         Error {
             kind,
             message: format!("rejected by receiver: {text}"),

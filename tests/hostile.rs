@@ -307,3 +307,33 @@ fn pipelined_offers_get_their_verdicts_by_seq() {
         assert_eq!(&std::fs::read(srv.path(name)).unwrap(), data);
     }
 }
+
+#[test]
+fn a_refused_offer_leaves_no_directory_behind() {
+    // Refused at each step of admission: the pre-data validator, the size limit, the space
+    // reserve, the overwrite policy, and the name itself. None may create a directory.
+    let srv = TestServer::start(|c| {
+        c.max_file_size(Some(1000))
+            .overwrite(knsock::Overwrite::Refuse)
+            .validate_before(|f| match f.name.starts_with("v/") {
+                true => Err("no v/ here".into()),
+                false => Ok(()),
+            });
+    });
+    std::fs::create_dir(srv.path("exists")).unwrap();
+    std::fs::write(srv.path("exists/x.bin"), b"old").unwrap();
+    for (name, size, code) in [
+        ("v/a/b/c/x.bin", 5, 1),
+        ("a/b/c/x.bin", 5000, 4),
+        ("exists/x.bin", 5, 2),
+        ("n/a/b/c/.knsock-x", 5, 5),
+    ] {
+        let mut c = RawClient::hello(srv.addr());
+        match c.offer(name, size) {
+            Frame::Reject { code: got, text } => assert_eq!(got, code, "{name}: {text}"),
+            other => panic!("{name} was not refused: {other:?}"),
+        }
+        srv.next_error();
+    }
+    assert_eq!(srv.entries(), vec!["exists", "exists/x.bin"]);
+}

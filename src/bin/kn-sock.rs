@@ -21,91 +21,97 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Receive files into DIR until interrupted (Ctrl-C or SIGTERM stop it gracefully).
-    RunFileServer {
-        /// Port to listen on; 0 picks a free one (printed on the first line).
-        port: u16,
-        /// Directory to store files in; it must exist.
-        dir: PathBuf,
-        #[arg(long, default_value = "0.0.0.0")]
-        host: String,
-        /// Largest file accepted, in bytes.
-        #[arg(long, value_name = "BYTES")]
-        max_size: Option<u64>,
-        /// Accept only these extensions, e.g. ".txt,.pdf".
-        #[arg(long, value_name = "EXTS", value_delimiter = ',')]
-        allow_ext: Vec<String>,
-        /// What to do when a file of the same name exists.
-        #[arg(long, value_enum, default_value_t = OverwriteArg::Replace)]
-        overwrite: OverwriteArg,
-        /// Free space to keep, in bytes: larger files are refused.
-        #[arg(long, value_name = "BYTES", default_value_t = 0)]
-        reserve: u64,
-        /// Connections served at once.
-        #[arg(long, default_value_t = 64)]
-        max_connections: usize,
-        /// Seconds a connection may make no progress.
-        #[arg(long, value_name = "SECS", default_value_t = 30.0)]
-        idle_timeout: f64,
-        /// Refuse compressed content.
-        #[arg(long)]
-        no_compression: bool,
-        /// Keep an interrupted upload's data this many seconds so a retry resumes it (0: off).
-        #[arg(long, value_name = "SECS", default_value_t = 3600.0)]
-        resume_ttl: f64,
-    },
+    RunFileServer(ServerArgs),
     /// Send files (and, with -r, directories) over one connection; each counts as delivered
     /// only once the receiver has it verified and in place.
-    SendFile {
-        host: String,
-        port: u16,
-        #[arg(required = true, value_name = "PATH")]
-        paths: Vec<PathBuf>,
-        /// Send directories with everything beneath them.
-        #[arg(short, long)]
-        recursive: bool,
-        /// Send only files whose relative name matches one of these globs (e.g. '*.log').
-        #[arg(long, value_name = "GLOB")]
-        include: Vec<String>,
-        /// Skip files whose relative name matches one of these globs.
-        #[arg(long, value_name = "GLOB")]
-        exclude: Vec<String>,
-        /// Follow symlinks (default: skip them).
-        #[arg(long)]
-        follow_symlinks: bool,
-        /// Stop after the first file that fails.
-        #[arg(long)]
-        stop_on_error: bool,
-        /// Do not send files the receiver already holds unchanged (same size and checksum).
-        #[arg(long)]
-        skip_unchanged: bool,
-        /// Compress with zstd (file by file; data that does not shrink is sent as it is).
-        #[arg(long)]
-        compress: bool,
-        /// Retry a failed transfer this many times (resuming where the receiver's data ends).
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        retries: u32,
-        /// Seconds before the first retry; doubles with each retry.
-        #[arg(long, value_name = "SECS", default_value_t = 1.0)]
-        retry_delay: f64,
-        /// Show a progress bar on stderr (default when stderr is a terminal).
-        #[arg(long, overrides_with = "no_progress")]
-        show_progress: bool,
-        #[arg(long)]
-        no_progress: bool,
-        /// Seconds without progress before giving up.
-        #[arg(long, value_name = "SECS", default_value_t = 30.0)]
-        timeout: f64,
-        /// Bytes per read/write step.
-        #[arg(long, value_name = "BYTES", default_value_t = knsock::DEFAULT_CHUNK_SIZE)]
-        chunk_size: usize,
-        /// Store the file under this name (may contain '/').
-        #[arg(long)]
-        remote_name: Option<String>,
-        /// Speak kn-sock 0.3's protocol, to reach a kn-sock 0.3 server (no checksum, no
-        /// acknowledgement).
-        #[arg(long)]
-        legacy: bool,
-    },
+    SendFile(SendArgs),
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Port to listen on; 0 picks a free one (printed on the first line).
+    port: u16,
+    /// Directory to store files in; it must exist.
+    dir: PathBuf,
+    #[arg(long, default_value = "0.0.0.0")]
+    host: String,
+    /// Largest file accepted, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    max_size: Option<u64>,
+    /// Accept only these extensions, e.g. ".txt,.pdf".
+    #[arg(long, value_name = "EXTS", value_delimiter = ',')]
+    allow_ext: Vec<String>,
+    /// What to do when a file of the same name exists.
+    #[arg(long, value_enum, default_value_t = OverwriteArg::Replace)]
+    overwrite: OverwriteArg,
+    /// Free space to keep, in bytes: larger files are refused.
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    reserve: u64,
+    /// Connections served at once.
+    #[arg(long, default_value_t = 64)]
+    max_connections: usize,
+    /// Seconds a connection may make no progress.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    idle_timeout: f64,
+    /// Refuse compressed content.
+    #[arg(long)]
+    no_compression: bool,
+    /// Keep an interrupted upload's data this many seconds so a retry resumes it (0: off).
+    #[arg(long, value_name = "SECS", default_value_t = 3600.0)]
+    resume_ttl: f64,
+}
+
+#[derive(clap::Args)]
+struct SendArgs {
+    host: String,
+    port: u16,
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Send directories with everything beneath them.
+    #[arg(short, long)]
+    recursive: bool,
+    /// Send only files whose relative name matches one of these globs (e.g. '*.log').
+    #[arg(long, value_name = "GLOB")]
+    include: Vec<String>,
+    /// Skip files whose relative name matches one of these globs.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Follow symlinks (default: skip them).
+    #[arg(long)]
+    follow_symlinks: bool,
+    /// Stop after the first file that fails.
+    #[arg(long)]
+    stop_on_error: bool,
+    /// Do not send files the receiver already holds unchanged (same size and checksum).
+    #[arg(long)]
+    skip_unchanged: bool,
+    /// Compress with zstd (file by file; data that does not shrink is sent as it is).
+    #[arg(long)]
+    compress: bool,
+    /// Retry a failed transfer this many times (resuming where the receiver's data ends).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retries: u32,
+    /// Seconds before the first retry; doubles with each retry.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    retry_delay: f64,
+    /// Show a progress bar on stderr (default when stderr is a terminal).
+    #[arg(long, overrides_with = "no_progress")]
+    show_progress: bool,
+    #[arg(long)]
+    no_progress: bool,
+    /// Seconds without progress before giving up.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    timeout: f64,
+    /// Bytes per read/write step.
+    #[arg(long, value_name = "BYTES", default_value_t = knsock::DEFAULT_CHUNK_SIZE)]
+    chunk_size: usize,
+    /// Store the file under this name (may contain '/').
+    #[arg(long)]
+    remote_name: Option<String>,
+    /// Speak kn-sock 0.3's protocol, to reach a kn-sock 0.3 server (no checksum, no
+    /// acknowledgement).
+    #[arg(long)]
+    legacy: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -124,80 +130,8 @@ fn seconds(s: f64, what: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::SendFile {
-            host,
-            port,
-            paths,
-            recursive,
-            include,
-            exclude,
-            follow_symlinks,
-            stop_on_error,
-            skip_unchanged,
-            compress,
-            retries,
-            retry_delay,
-            show_progress,
-            no_progress,
-            timeout,
-            chunk_size,
-            remote_name,
-            legacy,
-        } => seconds(timeout, "--timeout").and_then(|timeout| {
-            let retry_delay = Duration::try_from_secs_f64(retry_delay)
-                .map_err(|_| "--retry-delay must be a number of seconds".to_string())?;
-            let opts = SendOptions {
-                show_progress: show_progress || (!no_progress && std::io::stderr().is_terminal()),
-                timeout,
-                chunk_size,
-                remote_name,
-                legacy,
-                stop_on_error,
-                skip_unchanged,
-                compress,
-                retries,
-                retry_delay,
-                ..SendOptions::default()
-            };
-            let walk = WalkOptions {
-                recursive,
-                include,
-                exclude,
-                follow_symlinks,
-            };
-            send(&host, port, &paths, &walk, opts)
-        }),
-        Command::RunFileServer {
-            port,
-            dir,
-            host,
-            max_size,
-            allow_ext,
-            overwrite,
-            reserve,
-            max_connections,
-            idle_timeout,
-            resume_ttl,
-            no_compression,
-        } => seconds(idle_timeout, "--idle-timeout").and_then(|idle| {
-            let resume_ttl = Duration::try_from_secs_f64(resume_ttl)
-                .map_err(|_| "--resume-ttl must be a number of seconds".to_string())?;
-            let mut cfg = ServerConfig::new(dir);
-            cfg.host(host)
-                .port(port)
-                .max_file_size(max_size)
-                .reserve_bytes(reserve)
-                .max_connections(max_connections)
-                .idle_timeout(idle)
-                .resume_ttl(resume_ttl)
-                .accept_compression(!no_compression)
-                .overwrite(match overwrite {
-                    OverwriteArg::Replace => Overwrite::Replace,
-                    OverwriteArg::Refuse => Overwrite::Refuse,
-                    OverwriteArg::Rename => Overwrite::Rename,
-                });
-            run_server(cfg, allow_ext)
-        }),
+        Command::SendFile(args) => send_command(args),
+        Command::RunFileServer(args) => server_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -206,6 +140,53 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn send_command(a: SendArgs) -> Result<(), String> {
+    let timeout = seconds(a.timeout, "--timeout")?;
+    let retry_delay = Duration::try_from_secs_f64(a.retry_delay)
+        .map_err(|_| "--retry-delay must be a number of seconds".to_string())?;
+    let opts = SendOptions {
+        show_progress: a.show_progress || (!a.no_progress && std::io::stderr().is_terminal()),
+        timeout,
+        chunk_size: a.chunk_size,
+        remote_name: a.remote_name,
+        legacy: a.legacy,
+        stop_on_error: a.stop_on_error,
+        skip_unchanged: a.skip_unchanged,
+        compress: a.compress,
+        retries: a.retries,
+        retry_delay,
+        ..SendOptions::default()
+    };
+    let walk = WalkOptions {
+        recursive: a.recursive,
+        include: a.include,
+        exclude: a.exclude,
+        follow_symlinks: a.follow_symlinks,
+    };
+    send(&a.host, a.port, &a.paths, &walk, opts)
+}
+
+fn server_command(a: ServerArgs) -> Result<(), String> {
+    let idle = seconds(a.idle_timeout, "--idle-timeout")?;
+    let resume_ttl = Duration::try_from_secs_f64(a.resume_ttl)
+        .map_err(|_| "--resume-ttl must be a number of seconds".to_string())?;
+    let mut cfg = ServerConfig::new(a.dir);
+    cfg.host(a.host)
+        .port(a.port)
+        .max_file_size(a.max_size)
+        .reserve_bytes(a.reserve)
+        .max_connections(a.max_connections)
+        .idle_timeout(idle)
+        .resume_ttl(resume_ttl)
+        .accept_compression(!a.no_compression)
+        .overwrite(match a.overwrite {
+            OverwriteArg::Replace => Overwrite::Replace,
+            OverwriteArg::Refuse => Overwrite::Refuse,
+            OverwriteArg::Rename => Overwrite::Rename,
+        });
+    run_server(cfg, a.allow_ext)
 }
 
 /// One plain file: `send_file` (its own name or --remote-name). Otherwise the walk, then one

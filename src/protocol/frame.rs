@@ -3,7 +3,7 @@
 
 use std::io::{self, Read, Write};
 
-use super::{eof_is_protocol, read_exact_or_eof, Offer, MAX_DIGEST, MAX_FRAME, MAX_NAME, MAX_TEXT};
+use super::types::{Offer, MAX_DIGEST, MAX_FRAME, MAX_NAME, MAX_TEXT};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,11 +239,38 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Reads exactly `buf.len()` bytes; `Ok(false)` if the stream ended before the first byte.
+pub fn read_exact_or_eof(r: &mut impl Read, buf: &mut [u8]) -> Result<bool> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) if got == 0 => return Ok(false),
+            Ok(0) => {
+                return Err(Error::protocol(
+                    "connection closed in the middle of a frame",
+                ));
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("reading from the peer", e)),
+        }
+    }
+    Ok(true)
+}
+
+pub(crate) fn eof_is_protocol(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        io::Error::new(e.kind(), "connection closed early")
+    } else {
+        e
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
-    use crate::protocol::{ALGO_XXH3_128, ENCODING_ZSTD};
+    use crate::protocol::types::{ALGO_XXH3_128, ENCODING_ZSTD};
 
     fn round_trip(f: Frame) {
         let mut buf = Vec::new();

@@ -3,7 +3,8 @@
 
 use std::io::Read;
 
-use super::{eof_is_protocol, MAGIC, MAX_EXT, VERSION_MAX, VERSION_MIN};
+use super::frame::eof_is_protocol;
+use super::types::{MAGIC, MAX_EXT, VERSION_MAX, VERSION_MIN};
 use crate::error::{Error, Result};
 
 /// The hello a sender opens with, and the reply a receiver gives (section 1).
@@ -96,7 +97,7 @@ fn read_ext(r: &mut impl Read, len: u16) -> Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::CAP_ZSTD;
+    use crate::protocol::types::CAP_ZSTD;
 
     #[test]
     fn version_negotiation() {

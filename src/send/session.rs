@@ -215,7 +215,7 @@ impl<S: Transport> Session<S> {
         match self.read(results)? {
             Frame::Accept { offset } if offset <= offer.size => Ok(Answer::Send(offset)),
             Frame::Reject { code, text } => {
-                results[i] = Some(Err(Error::from_peer(code, text)));
+                results[i] = Some(Err(protocol::peer_error(code, text)));
                 Ok(Answer::Settled)
             }
             Frame::Skip => {
@@ -270,7 +270,7 @@ impl<S: Transport> Session<S> {
         }
         match protocol::read_hello_reply(&mut self.wire)? {
             (0, _) => Err(match Frame::read_from(&mut self.wire) {
-                Ok(Some(Frame::Error { code, text })) => Error::from_peer(code, text),
+                Ok(Some(Frame::Error { code, text })) => protocol::peer_error(code, text),
                 _ => Error::protocol("the receiver refused our protocol version"),
             }),
             (v, _) if v != protocol::VERSION_MAX => Err(Error::protocol(format!(
@@ -320,8 +320,8 @@ impl<S: Transport> Session<S> {
     fn settle(&mut self, frame: Frame, results: &mut Results) -> Result<Option<Frame>> {
         let (seq, result) = match frame {
             Frame::Ok { seq, name } => (seq, Ok(name)),
-            Frame::Failed { seq, code, text } => (seq, Err(Error::from_peer(code, text))),
-            Frame::Error { code, text } => return Err(Error::from_peer(code, text)),
+            Frame::Failed { seq, code, text } => (seq, Err(protocol::peer_error(code, text))),
+            Frame::Error { code, text } => return Err(protocol::peer_error(code, text)),
             other => return Ok(Some(other)),
         };
         let Some(pos) = self.outstanding.iter().position(|o| o.seq == seq) else {

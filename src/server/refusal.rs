@@ -12,7 +12,7 @@ impl Refusal {
     /// The refusal as the error handler sees it.
     pub(crate) fn into_error(self, name: &str) -> Error {
         let Refusal(code, text) = self;
-        let kind = Error::from_peer(code as u16, "").kind();
+        let kind = code.kind();
         Error::new(kind, format!("refused '{name}': {text}"))
     }
 }

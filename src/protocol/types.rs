@@ -1,0 +1,192 @@
+//! The protocol's constants and codes, the OFFER, and the rules for names (docs/protocol.md
+//! sections 1 to 5).
+
+use crate::error::{Error, ErrorKind};
+
+/// The first eight bytes of every native connection. `0x89` can never start a UTF-8 file name,
+/// which is how a receiver tells knsock from a kn-sock 0.3 upload.
+pub const MAGIC: [u8; 8] = *b"\x89KNSOCK\0";
+pub const VERSION_MIN: u16 = 1;
+pub const VERSION_MAX: u16 = 1;
+
+pub const MAX_FRAME: u32 = 65_536;
+pub const MAX_EXT: u16 = 1024;
+pub const MAX_TEXT: usize = 1024;
+pub const MAX_NAME: usize = 4096;
+pub const MAX_COMPONENTS: usize = 64;
+pub const MAX_COMPONENT: usize = 255;
+pub const MAX_DIGEST: usize = 64;
+
+/// Capability bit in the hello extension: the side can send or receive zstd content.
+pub const CAP_ZSTD: u32 = 1;
+/// Capability bit: eager offers. When both sides have it, the content of a small file (see
+/// [`Offer::is_eager`]) follows its OFFER at once, without waiting for ACCEPT, and the receiver
+/// answers only with the file's verdict (OK, or FAILED after reading and dropping the content).
+/// This takes the round trip per file out of a batch of small files.
+pub const CAP_EAGER: u32 = 2;
+/// The largest file sent eagerly: what a receiver may have to read and drop when it refuses.
+pub const EAGER_MAX: u64 = 64 * 1024;
+/// Content encodings of an OFFER.
+pub const ENCODING_RAW: u8 = 0;
+pub const ENCODING_ZSTD: u8 = 1;
+
+/// Checksum algorithm 1: XXH3-128, 16 bytes big-endian.
+pub const ALGO_XXH3_128: u8 = 1;
+/// Prefix reserved for the receiver's temporary files; no name may use it.
+pub const TEMP_PREFIX: &str = ".knsock-";
+
+/// REJECT and ERROR codes (docs/protocol.md section 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum Code {
+    Validator = 1,
+    Exists = 2,
+    NoSpace = 3,
+    TooLarge = 4,
+    BadName = 5,
+    Checksum = 6,
+    Io = 7,
+    ShuttingDown = 8,
+    Protocol = 9,
+    Version = 10,
+    Timeout = 11,
+}
+
+impl Code {
+    pub fn from_u16(v: u16) -> Option<Code> {
+        use Code::*;
+        Some(match v {
+            1 => Validator,
+            2 => Exists,
+            3 => NoSpace,
+            4 => TooLarge,
+            5 => BadName,
+            6 => Checksum,
+            7 => Io,
+            8 => ShuttingDown,
+            9 => Protocol,
+            10 => Version,
+            11 => Timeout,
+            _ => return None,
+        })
+    }
+
+    /// The sender's error kind for a refusal with this code.
+    pub fn kind(self) -> ErrorKind {
+        match self {
+            Code::NoSpace => ErrorKind::NoSpace,
+            Code::Checksum => ErrorKind::Integrity,
+            Code::Io => ErrorKind::Io,
+            Code::Protocol | Code::Version => ErrorKind::Protocol,
+            Code::Timeout => ErrorKind::Timeout,
+            _ => ErrorKind::Rejected,
+        }
+    }
+
+    /// The wire code a receiver sends when it fails a file with an error of this kind.
+    pub fn for_kind(kind: ErrorKind) -> Code {
+        match kind {
+            ErrorKind::NoSpace => Code::NoSpace,
+            ErrorKind::Integrity => Code::Checksum,
+            ErrorKind::Protocol => Code::Protocol,
+            ErrorKind::Timeout => Code::Timeout,
+            ErrorKind::Rejected => Code::Validator,
+            _ => Code::Io,
+        }
+    }
+}
+
+/// The error a sender reports for a REJECT, FAILED or ERROR with `code`; a code it does not
+/// know is "rejected" with the receiver's text.
+pub fn peer_error(code: u16, text: impl Into<String>) -> Error {
+    let kind = Code::from_u16(code).map_or(ErrorKind::Rejected, Code::kind);
+    Error::from_peer(kind, code, text)
+}
+
+/// What a sender announces about a file before any of its content flows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    pub size: u64,
+    pub mtime_secs: i64,
+    pub mtime_nanos: u32,
+    pub mode: u32,
+    pub algorithm: u8,
+    pub name: String,
+    /// The content's digest when the sender asks to skip an identical file; empty otherwise.
+    pub digest: Vec<u8>,
+    /// [`ENCODING_RAW`], or [`ENCODING_ZSTD`] when both sides have [`CAP_ZSTD`].
+    pub encoding: u8,
+}
+
+impl Offer {
+    /// Whether this offer's content follows it at once when [`CAP_EAGER`] was negotiated: a file
+    /// of at most [`EAGER_MAX`] bytes offered without a digest (an offer with a digest may be
+    /// answered SKIP, so its content waits for ACCEPT). Sender and receiver apply the same rule.
+    pub fn is_eager(&self) -> bool {
+        self.size <= EAGER_MAX && self.digest.is_empty()
+    }
+}
+
+/// Checks a relative name against docs/protocol.md section 4 and returns its components.
+pub fn check_name(name: &str) -> std::result::Result<Vec<&str>, String> {
+    if name.is_empty() {
+        return Err("empty name".into());
+    }
+    if name.len() > MAX_NAME {
+        return Err(format!("name longer than {MAX_NAME} bytes"));
+    }
+    if name.starts_with('/') {
+        return Err("absolute path".into());
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control() || *c == '\\') {
+        return Err(format!("forbidden character {c:?} in name"));
+    }
+    let parts: Vec<&str> = name.split('/').collect();
+    if parts.len() > MAX_COMPONENTS {
+        return Err(format!("more than {MAX_COMPONENTS} path components"));
+    }
+    for part in &parts {
+        match *part {
+            "" => return Err("empty path component".into()),
+            "." | ".." => return Err(format!("'{part}' path component")),
+            p if p.len() > MAX_COMPONENT => {
+                return Err(format!("path component longer than {MAX_COMPONENT} bytes"))
+            }
+            p if p.starts_with(TEMP_PREFIX) => {
+                return Err(format!("names starting with '{TEMP_PREFIX}' are reserved"))
+            }
+            _ => {}
+        }
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(check_name("a/b.txt").unwrap(), vec!["a", "b.txt"]);
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../b",
+            ".",
+            "a/.",
+            "a//b",
+            "a/",
+            "a\0b",
+            "a\nb",
+            "a\\b",
+            ".knsock-x",
+            "d/.knsock-1.tmp",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(check_name(&"a".repeat(256)).is_err());
+        assert!(check_name("a/".repeat(64).trim_end_matches('/')).is_ok());
+        assert!(check_name("a/".repeat(65).trim_end_matches('/')).is_err());
+    }
+}
