@@ -110,8 +110,8 @@ fn references(
             }
             target = next;
         }
-        let inside = target.len() >= module.len() && target[..module.len()] == *module;
-        if !target.is_empty() && !(inside && target.len() == module.len()) {
+        // A path into the module itself is no dependency.
+        if !target.is_empty() && target != module {
             out.insert(target);
         }
     }
