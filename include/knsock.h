@@ -9,6 +9,9 @@
  *  - Functions that can fail with detail take `knsock_error **error` (may be NULL): on failure
  *    it receives a new error object to free with knsock_error_free(). No thread-local state.
  *  - Objects are opaque; each `_new`/`_start` has a matching `_free`, and `_free(NULL)` is a no-op.
+ *  - A pointer passed in is NULL or points to a live object of its type (a string: NUL-terminated).
+ *    NULL where an object is needed fails with KNSOCK_RESULT_INVALID_ARGUMENT; an accessor that
+ *    returns no result code gives NULL, 0 or false instead.
  *  - Strings passed in are copied unless said otherwise; strings handed out are borrowed for as
  *    long as the text says.
  *  - Callbacks are a function pointer plus `void *userdata`; each typedef says on which thread it
@@ -275,58 +278,6 @@ const char *knsock_version(void);
 const char *knsock_result_str(int code);
 
 /**
- * Descend into directories named in `knsock_send_files()` (default: off; a directory is then an
- * error).
- */
-enum knsock_result knsock_send_options_set_recursive(struct knsock_send_options *options,
-                                                     bool recursive);
-
-/**
- * Follow symlinks while walking (loops are detected). Default: symlinks are skipped.
- */
-enum knsock_result knsock_send_options_set_follow_symlinks(struct knsock_send_options *options,
-                                                           bool follow);
-
-/**
- * Adds a glob (copied) a file's relative name must match, e.g. "*.log" (`*` also crosses `/`).
- * With several, a file must match one. A malformed glob gives
- * `KNSOCK_RESULT_INVALID_ARGUMENT`.
- */
-enum knsock_result knsock_send_options_add_include(struct knsock_send_options *options,
-                                                   const char *glob);
-
-/**
- * Adds a glob (copied) that drops matching files, whatever the includes say.
- */
-enum knsock_result knsock_send_options_add_exclude(struct knsock_send_options *options,
-                                                   const char *glob);
-
-/**
- * Stop offering files after the first one that fails (the rest are reported as
- * `KNSOCK_RESULT_CANCELLED`). Default: off, every file is attempted.
- */
-enum knsock_result knsock_send_options_set_stop_on_error(struct knsock_send_options *options,
-                                                         bool stop);
-
-/**
- * Sends `count` paths (files, and directories when recursive) to `host:port` over one
- * connection, pipelined, each file delivered like `knsock_send_file()`. Blocks; callbacks run on
- * the calling thread (the progress callback once per chunk of each file).
- *
- * Returns `KNSOCK_RESULT_OK` when the batch ran, even if some files failed: `*report` then
- * receives the per-file outcomes (free it with `knsock_batch_report_free()`); check
- * `knsock_batch_report_failed()`. Fails without a report when nothing could be attempted (a bad
- * path list, a walk error, no connection); then `*error` receives the detail when not NULL.
- */
-enum knsock_result knsock_send_files(const char *host,
-                                     uint16_t port,
-                                     const char *const *paths,
-                                     size_t count,
-                                     const struct knsock_send_options *options,
-                                     struct knsock_batch_report **report,
-                                     struct knsock_error **error);
-
-/**
  * How many files the report lists (0 for NULL).
  */
 size_t knsock_batch_report_count(const struct knsock_batch_report *report);
@@ -435,6 +386,38 @@ const char *knsock_file_info_peer(const struct knsock_file_info *info);
 const char *knsock_file_info_path(const struct knsock_file_info *info);
 
 /**
+ * Sends the file at `path` to `host:port` and blocks until the receiver has verified it,
+ * made it durable and put it in place (then `KNSOCK_RESULT_OK`), or until it fails.
+ * `options` may be NULL for the defaults. Callbacks run on the calling thread.
+ *
+ * On failure, when `error` is not NULL, `*error` receives a new error object with the detail
+ * (free it with `knsock_error_free()`); on success `*error` is not touched.
+ */
+enum knsock_result knsock_send_file(const char *host,
+                                    uint16_t port,
+                                    const char *path,
+                                    const struct knsock_send_options *options,
+                                    struct knsock_error **error);
+
+/**
+ * Sends `count` paths (files, and directories when recursive) to `host:port` over one
+ * connection, pipelined, each file delivered like `knsock_send_file()`. Blocks; callbacks run on
+ * the calling thread (the progress callback once per chunk of each file).
+ *
+ * Returns `KNSOCK_RESULT_OK` when the batch ran, even if some files failed: `*report` then
+ * receives the per-file outcomes (free it with `knsock_batch_report_free()`); check
+ * `knsock_batch_report_failed()`. Fails without a report when nothing could be attempted (a bad
+ * path list, a walk error, no connection); then `*error` receives the detail when not NULL.
+ */
+enum knsock_result knsock_send_files(const char *host,
+                                     uint16_t port,
+                                     const char *const *paths,
+                                     size_t count,
+                                     const struct knsock_send_options *options,
+                                     struct knsock_batch_report **report,
+                                     struct knsock_error **error);
+
+/**
  * A new options object with the defaults: no progress bar, 256 KiB chunks, a 30 s idle
  * timeout, a 10 s connect timeout. Free it with `knsock_send_options_free()`. NULL only if
  * memory ran out.
@@ -533,18 +516,76 @@ enum knsock_result knsock_send_options_set_remote_name(struct knsock_send_option
                                                        const char *name);
 
 /**
- * Sends the file at `path` to `host:port` and blocks until the receiver has verified it,
- * made it durable and put it in place (then `KNSOCK_RESULT_OK`), or until it fails.
- * `options` may be NULL for the defaults. Callbacks run on the calling thread.
- *
- * On failure, when `error` is not NULL, `*error` receives a new error object with the detail
- * (free it with `knsock_error_free()`); on success `*error` is not touched.
+ * Stop offering files after the first one that fails (the rest are reported as
+ * `KNSOCK_RESULT_CANCELLED`). Default: off, every file is attempted.
  */
-enum knsock_result knsock_send_file(const char *host,
-                                    uint16_t port,
-                                    const char *path,
-                                    const struct knsock_send_options *options,
-                                    struct knsock_error **error);
+enum knsock_result knsock_send_options_set_stop_on_error(struct knsock_send_options *options,
+                                                         bool stop);
+
+/**
+ * Descend into directories named in `knsock_send_files()` (default: off; a directory is then an
+ * error).
+ */
+enum knsock_result knsock_send_options_set_recursive(struct knsock_send_options *options,
+                                                     bool recursive);
+
+/**
+ * Follow symlinks while walking (loops are detected). Default: symlinks are skipped.
+ */
+enum knsock_result knsock_send_options_set_follow_symlinks(struct knsock_send_options *options,
+                                                           bool follow);
+
+/**
+ * Adds a glob (copied) a file's relative name must match, e.g. "*.log" (`*` also crosses `/`).
+ * With several, a file must match one. A malformed glob gives
+ * `KNSOCK_RESULT_INVALID_ARGUMENT`.
+ */
+enum knsock_result knsock_send_options_add_include(struct knsock_send_options *options,
+                                                   const char *glob);
+
+/**
+ * Adds a glob (copied) that drops matching files, whatever the includes say.
+ */
+enum knsock_result knsock_send_options_add_exclude(struct knsock_send_options *options,
+                                                   const char *glob);
+
+/**
+ * Binds and starts a server from `config` (which is copied, and may be freed at once), and
+ * returns without blocking: this is the async server (kn-sock's `start_file_server_async`);
+ * `knsock_server_wait()` is the blocking one. On success `*server` receives the new server
+ * (free it with `knsock_server_free()`). On failure, when `error` is not NULL, `*error`
+ * receives a new error object.
+ */
+enum knsock_result knsock_server_start(const struct knsock_server_config *config,
+                                       struct knsock_server **server,
+                                       struct knsock_error **error);
+
+/**
+ * The port the server listens on (the real one when 0 was configured); 0 when `server` is NULL.
+ */
+uint16_t knsock_server_port(const struct knsock_server *server);
+
+/**
+ * Stops the server: no new connections, transfers in flight aborted (their senders get an
+ * error, no temporary file is left), then waits for the workers. Safe to call from any thread,
+ * more than once, and from the server's own callbacks (then it only requests the stop and
+ * returns at once). The server must still be freed.
+ */
+enum knsock_result knsock_server_stop(const struct knsock_server *server);
+
+/**
+ * Blocks until the server stops (kn-sock's blocking `start_file_server`): until
+ * `knsock_server_stop()` is called from another thread or a callback. Fails with
+ * `KNSOCK_RESULT_INVALID_ARGUMENT` when called from the server's own callback.
+ */
+enum knsock_result knsock_server_wait(const struct knsock_server *server,
+                                      struct knsock_error **error);
+
+/**
+ * Stops the server if it runs and frees it. NULL is a no-op. Must not be called while another
+ * thread is inside a call on the same server, nor from the server's own callbacks.
+ */
+void knsock_server_free(struct knsock_server *server);
 
 /**
  * A new server config: listen on 0.0.0.0 and an ephemeral port, 64 connections at once, a
@@ -663,44 +704,6 @@ enum knsock_result knsock_server_config_set_error_handler(struct knsock_server_c
 enum knsock_result knsock_server_config_set_finalizer(struct knsock_server_config *config,
                                                       knsock_finalizer_cb finalizer,
                                                       void *userdata);
-
-/**
- * Binds and starts a server from `config` (which is copied, and may be freed at once), and
- * returns without blocking: this is the async server (kn-sock's `start_file_server_async`);
- * `knsock_server_wait()` is the blocking one. On success `*server` receives the new server
- * (free it with `knsock_server_free()`). On failure, when `error` is not NULL, `*error`
- * receives a new error object.
- */
-enum knsock_result knsock_server_start(const struct knsock_server_config *config,
-                                       struct knsock_server **server,
-                                       struct knsock_error **error);
-
-/**
- * The port the server listens on (the real one when 0 was configured); 0 when `server` is NULL.
- */
-uint16_t knsock_server_port(const struct knsock_server *server);
-
-/**
- * Stops the server: no new connections, transfers in flight aborted (their senders get an
- * error, no temporary file is left), then waits for the workers. Safe to call from any thread,
- * more than once, and from the server's own callbacks (then it only requests the stop and
- * returns at once). The server must still be freed.
- */
-enum knsock_result knsock_server_stop(const struct knsock_server *server);
-
-/**
- * Blocks until the server stops (kn-sock's blocking `start_file_server`): until
- * `knsock_server_stop()` is called from another thread or a callback. Fails with
- * `KNSOCK_RESULT_INVALID_ARGUMENT` when called from the server's own callback.
- */
-enum knsock_result knsock_server_wait(const struct knsock_server *server,
-                                      struct knsock_error **error);
-
-/**
- * Stops the server if it runs and frees it. NULL is a no-op. Must not be called while another
- * thread is inside a call on the same server, nor from the server's own callbacks.
- */
-void knsock_server_free(struct knsock_server *server);
 
 /**
  * Starts sending `path` to `host:port` on a new library thread and returns at once with

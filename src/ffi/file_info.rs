@@ -3,7 +3,8 @@
 use std::ffi::{c_char, CString};
 use std::ptr;
 
-use super::{boundary, to_cstring};
+use super::convert::to_cstring;
+use super::macros::{ffi_boundary, try_ref, Castable, OwnershipRef};
 use crate::FileInfo;
 
 /// A file as the server sees it. Borrowed: valid only during the callback that received it, and
@@ -15,6 +16,10 @@ pub struct knsock_file_info {
     mode: u32,
     peer: CString,
     path: Option<CString>,
+}
+
+impl Castable for knsock_file_info {
+    type Ownership = OwnershipRef;
 }
 
 impl knsock_file_info {
@@ -32,45 +37,40 @@ impl knsock_file_info {
 
 /// The relative name, `/`-separated, UTF-8. In a received handler: the name it was stored under.
 #[no_mangle]
-pub unsafe extern "C" fn knsock_file_info_name(info: *const knsock_file_info) -> *const c_char {
-    boundary(ptr::null(), || {
-        info.as_ref().map_or(ptr::null(), |i| i.name.as_ptr())
-    })
+pub extern "C" fn knsock_file_info_name(info: *const knsock_file_info) -> *const c_char {
+    ffi_boundary!({ Ok(try_ref!(info).name.as_ptr()) })
 }
 
 /// The size in bytes (0 when `info` is NULL).
 #[no_mangle]
-pub unsafe extern "C" fn knsock_file_info_size(info: *const knsock_file_info) -> u64 {
-    boundary(0, || info.as_ref().map_or(0, |i| i.size))
+pub extern "C" fn knsock_file_info_size(info: *const knsock_file_info) -> u64 {
+    ffi_boundary!({ Ok(try_ref!(info).size) })
 }
 
 /// The sender's modification time, seconds since the Unix epoch.
 #[no_mangle]
-pub unsafe extern "C" fn knsock_file_info_mtime(info: *const knsock_file_info) -> i64 {
-    boundary(0, || info.as_ref().map_or(0, |i| i.mtime))
+pub extern "C" fn knsock_file_info_mtime(info: *const knsock_file_info) -> i64 {
+    ffi_boundary!({ Ok(try_ref!(info).mtime) })
 }
 
 /// The sender's permission bits (e.g. 0644).
 #[no_mangle]
-pub unsafe extern "C" fn knsock_file_info_mode(info: *const knsock_file_info) -> u32 {
-    boundary(0, || info.as_ref().map_or(0, |i| i.mode))
+pub extern "C" fn knsock_file_info_mode(info: *const knsock_file_info) -> u32 {
+    ffi_boundary!({ Ok(try_ref!(info).mode) })
 }
 
 /// The sender's address, "ip:port".
 #[no_mangle]
-pub unsafe extern "C" fn knsock_file_info_peer(info: *const knsock_file_info) -> *const c_char {
-    boundary(ptr::null(), || {
-        info.as_ref().map_or(ptr::null(), |i| i.peer.as_ptr())
-    })
+pub extern "C" fn knsock_file_info_peer(info: *const knsock_file_info) -> *const c_char {
+    ffi_boundary!({ Ok(try_ref!(info).peer.as_ptr()) })
 }
 
 /// NULL before the data (pre-data validator); the verified temporary file in a post-data
 /// validator; the saved file in a received handler.
 #[no_mangle]
-pub unsafe extern "C" fn knsock_file_info_path(info: *const knsock_file_info) -> *const c_char {
-    boundary(ptr::null(), || {
-        info.as_ref()
-            .and_then(|i| i.path.as_ref())
-            .map_or(ptr::null(), |p| p.as_ptr())
+pub extern "C" fn knsock_file_info_path(info: *const knsock_file_info) -> *const c_char {
+    ffi_boundary!({
+        let i = try_ref!(info);
+        Ok(i.path.as_ref().map_or(ptr::null(), |p| p.as_ptr()))
     })
 }
