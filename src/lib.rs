@@ -15,6 +15,7 @@ pub mod sender;
 pub mod server;
 pub mod storage;
 
+#[cfg(feature = "capi")]
 #[doc(hidden)]
 pub mod ffi;
 

@@ -1,5 +1,6 @@
 //! The committed include/knsock.h must be exactly what cbindgen generates from src/ffi, and its
-//! version macros must match Cargo.toml.
+//! version macros must match Cargo.toml. The C ABI exists only with the `capi` feature.
+#![cfg(feature = "capi")]
 
 use std::path::Path;
 
