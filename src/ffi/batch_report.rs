@@ -3,15 +3,18 @@
 use std::ffi::{c_char, CString};
 use std::ptr;
 
-use super::convert::to_cstring;
+use super::convert::{path_cstring, to_cstring};
 use super::error::knsock_error;
 use super::knsock_result;
-use super::macros::{ffi_boundary, free_box, try_ref, Castable, OwnershipBox};
+use super::macros::{ffi_boundary, free_box, try_out, try_ref, Castable, OwnershipBox};
 use crate::{BatchReport, Error};
 
 /// Per-file outcomes of `knsock_send_files()`, in the order the files were listed. Created by
 /// the library; freed by the caller with `knsock_batch_report_free()`. Strings it hands out are
 /// owned by it.
+///
+/// Thread safety: read-only once returned; any thread may read it, also concurrently.
+/// `knsock_batch_report_free()` must be the last call, with no reader left.
 pub struct knsock_batch_report {
     files: Vec<FileEntry>,
 }
@@ -29,13 +32,18 @@ struct FileEntry {
 }
 
 impl knsock_batch_report {
+    /// The report of a batch with nothing in it.
+    pub(crate) fn empty() -> Self {
+        knsock_batch_report { files: Vec::new() }
+    }
+
     pub(crate) fn new(report: &BatchReport) -> Self {
         let files = report
             .files
             .iter()
             .map(|f| FileEntry {
                 name: to_cstring(&f.source.name),
-                path: to_cstring(&f.source.path.to_string_lossy()),
+                path: path_cstring(&f.source.path),
                 bytes: f.result.as_ref().map_or(0, |r| r.bytes),
                 skipped: f.result.as_ref().is_ok_and(|r| r.skipped),
                 error: f.result.as_ref().err().map(knsock_error::from_error),
@@ -75,13 +83,30 @@ pub extern "C" fn knsock_batch_report_name(
     ffi_boundary!({ Ok(try_ref!(report).entry(index)?.name.as_ptr()) })
 }
 
-/// File `index`'s local path; NULL when out of range.
+/// File `index`'s local path, its exact bytes as the OS has them (not necessarily UTF-8), so it
+/// names the file that was sent; NULL when out of range.
 #[no_mangle]
 pub extern "C" fn knsock_batch_report_path(
     report: *const knsock_batch_report,
     index: usize,
 ) -> *const c_char {
     ffi_boundary!({ Ok(try_ref!(report).entry(index)?.path.as_ptr()) })
+}
+
+/// The same bytes as `knsock_batch_report_path()` with their length: `*len` receives the length
+/// without the terminating NUL (which follows the bytes as well). NULL when `report` or `len` is
+/// NULL or `index` is out of range; `*len` is then untouched. Owned by the report.
+#[no_mangle]
+pub extern "C" fn knsock_batch_report_path_bytes(
+    report: *const knsock_batch_report,
+    index: usize,
+    len: *mut usize,
+) -> *const c_char {
+    ffi_boundary!({
+        let path = &try_ref!(report).entry(index)?.path;
+        try_out!(len).write(path.to_bytes().len());
+        Ok(path.as_ptr())
+    })
 }
 
 /// File `index`'s bytes delivered (0 when it failed or is out of range).

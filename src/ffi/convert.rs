@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, c_void, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::Error;
 
@@ -40,6 +40,12 @@ pub(crate) unsafe fn arg_path(p: *const c_char, what: &str) -> Result<PathBuf, E
 /// A C string from Rust text; an interior NUL (never expected) becomes '?'.
 pub(crate) fn to_cstring(s: &str) -> CString {
     CString::new(s.replace('\0', "?")).unwrap_or_default()
+}
+
+/// A C string holding a path's exact bytes: no UTF-8 conversion, so a path in a directory whose
+/// name is not UTF-8 still names a file that exists. (A path never holds a NUL.)
+pub(crate) fn path_cstring(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
 }
 
 /// A `void *userdata` the caller promised may be used from the threads the header names.

@@ -12,6 +12,10 @@ use crate::Error;
 
 /// An error's detail: code, message and, for refusals, the receiver's reason. Created by the
 /// library; freed by the caller with `knsock_error_free()`.
+///
+/// Thread safety: immutable; any thread may read it, also concurrently. `knsock_error_free()`
+/// must be the last call, with no reader left (and never on an error a report, transfer, options
+/// or config owns).
 pub struct knsock_error {
     pub(crate) code: knsock_result,
     message: CString,

@@ -3,12 +3,15 @@
 use std::ffi::{c_char, CString};
 use std::ptr;
 
-use super::convert::to_cstring;
-use super::macros::{ffi_boundary, try_ref, Castable, OwnershipRef};
+use super::convert::{path_cstring, to_cstring};
+use super::macros::{ffi_boundary, try_out, try_ref, Castable, OwnershipRef};
 use crate::FileInfo;
 
 /// A file as the server sees it. Borrowed: valid only during the callback that received it, and
 /// so are the strings its accessors return.
+///
+/// Thread safety: read-only; it may be read from any thread while the callback runs, never after
+/// it returns.
 pub struct knsock_file_info {
     name: CString,
     size: u64,
@@ -30,7 +33,7 @@ impl knsock_file_info {
             mtime: info.mtime_secs,
             mode: info.mode,
             peer: to_cstring(&info.peer.to_string()),
-            path: info.path.as_ref().map(|p| to_cstring(&p.to_string_lossy())),
+            path: info.path.as_deref().map(path_cstring),
         }
     }
 }
@@ -66,11 +69,32 @@ pub extern "C" fn knsock_file_info_peer(info: *const knsock_file_info) -> *const
 }
 
 /// NULL before the data (pre-data validator); the verified temporary file in a post-data
-/// validator; the saved file in a received handler.
+/// validator; the saved file in a received handler. The path's exact bytes as the OS has them
+/// (not necessarily UTF-8: the server's directory may have any name), so it can be opened or
+/// `stat()`ed as it is.
 #[no_mangle]
 pub extern "C" fn knsock_file_info_path(info: *const knsock_file_info) -> *const c_char {
     ffi_boundary!({
         let i = try_ref!(info);
         Ok(i.path.as_ref().map_or(ptr::null(), |p| p.as_ptr()))
+    })
+}
+
+/// The same bytes as `knsock_file_info_path()` with their length, for bindings that carry
+/// byte strings (Go, Python): `*len` receives the length without the terminating NUL, which
+/// follows the bytes as well. When there is no path yet (pre-data validator) it returns NULL
+/// and `*len` receives 0. NULL `info` or `len` gives NULL and leaves `*len` untouched. Borrowed
+/// like the info.
+#[no_mangle]
+pub extern "C" fn knsock_file_info_path_bytes(
+    info: *const knsock_file_info,
+    len: *mut usize,
+) -> *const c_char {
+    ffi_boundary!({
+        let i = try_ref!(info);
+        let len = try_out!(len);
+        let path = i.path.as_deref();
+        len.write(path.map_or(0, |p| p.to_bytes().len()));
+        Ok(path.map_or(ptr::null(), |p| p.as_ptr()))
     })
 }

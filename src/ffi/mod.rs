@@ -33,6 +33,24 @@ pub const KNSOCK_VERSION_MAJOR: u32 = 0;
 pub const KNSOCK_VERSION_MINOR: u32 = 1;
 pub const KNSOCK_VERSION_PATCH: u32 = 0;
 
+/// `KNSOCK_VERSION_NUM` is the header's version as one number, `(MAJOR << 16) | (MINOR << 8) |
+/// PATCH` (0x000100 for 0.1.0), to compare in `#if` like `LIBCURL_VERSION_NUM`;
+/// `knsock_version_num()` gives the library's.
+pub const KNSOCK_VERSION_NUM: u32 =
+    (KNSOCK_VERSION_MAJOR << 16) | (KNSOCK_VERSION_MINOR << 8) | KNSOCK_VERSION_PATCH;
+
+/// What a validator returns to accept a file (`knsock_validator_cb`).
+pub const KNSOCK_VALIDATOR_ACCEPT: c_int = 0;
+
+/// What a validator returns to refuse a file; any value other than `KNSOCK_VALIDATOR_ACCEPT`
+/// refuses too.
+pub const KNSOCK_VALIDATOR_REJECT: c_int = 1;
+
+/// The size a validator's `reason` buffer always has at least: room for the longest reason the
+/// protocol carries (1024 bytes) and its NUL.
+pub const KNSOCK_REASON_MAX: usize = 1025;
+const _: () = assert!(KNSOCK_REASON_MAX == crate::protocol::MAX_TEXT + 1);
+
 /// What a progress callback returns to let the transfer go on. Any other value aborts it with
 /// `KNSOCK_RESULT_ABORTED_BY_CALLBACK`.
 pub const KNSOCK_CONTINUE: c_int = 0;
@@ -107,6 +125,28 @@ impl From<ErrorKind> for knsock_result {
 #[no_mangle]
 pub extern "C" fn knsock_version() -> *const c_char {
     ffi_boundary!({ Ok(concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()) })
+}
+
+/// The library's version as `KNSOCK_VERSION_NUM` encodes it: `(major << 16) | (minor << 8) |
+/// patch`. Compare it with `KNSOCK_VERSION_NUM` to tell the library from the header built
+/// against.
+#[no_mangle]
+pub extern "C" fn knsock_version_num() -> u32 {
+    ffi_boundary!({ Ok(VERSION_NUM) })
+}
+
+/// The crate's version, encoded at compile time from Cargo.toml.
+const VERSION_NUM: u32 = (decimal(env!("CARGO_PKG_VERSION_MAJOR")) << 16)
+    | (decimal(env!("CARGO_PKG_VERSION_MINOR")) << 8)
+    | decimal(env!("CARGO_PKG_VERSION_PATCH"));
+
+const fn decimal(s: &str) -> u32 {
+    let (b, mut i, mut n) = (s.as_bytes(), 0, 0);
+    while i < b.len() {
+        n = n * 10 + (b[i] - b'0') as u32;
+        i += 1;
+    }
+    n
 }
 
 /// A static, human-readable description of a result code (never NULL, never freed). Unknown

@@ -41,6 +41,12 @@ pub extern "C" fn knsock_send_file(
 /// receives the per-file outcomes (free it with `knsock_batch_report_free()`); check
 /// `knsock_batch_report_failed()`. Fails without a report when nothing could be attempted (a bad
 /// path list, a walk error, no connection); then `*error` receives the detail when not NULL.
+///
+/// A list that names no file (`paths` NULL with `count` 0, or directories holding nothing the
+/// filters keep) is an empty batch: `KNSOCK_RESULT_OK` with an empty report, and `host` is not
+/// contacted. A bad include or exclude glob fails here too, with the pattern and the reason in
+/// `*error` (the setters that add globs refuse a bad one already; see
+/// `knsock_send_options_last_error()`).
 #[no_mangle]
 pub extern "C" fn knsock_send_files(
     host: *const c_char,
@@ -67,8 +73,11 @@ pub extern "C" fn knsock_send_files(
         let walk = options.map(|o| o.walk.clone()).unwrap_or_default();
         let opts = knsock_send_options::to_rust(options);
         let sources = crate::collect_sources(&list, &walk)?;
-        let done = crate::send_files(host, port, &sources, &opts)?;
-        report.write(to_boxed_mut_ptr(knsock_batch_report::new(&done)));
+        let done = match sources.is_empty() {
+            true => knsock_batch_report::empty(),
+            false => knsock_batch_report::new(&crate::send_files(host, port, &sources, &opts)?),
+        };
+        report.write(to_boxed_mut_ptr(done));
         Ok(())
     })
 }

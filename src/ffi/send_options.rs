@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::convert::{arg_str, to_cstring, UserData};
-use super::macros::{ffi_boundary, free_box, to_boxed_mut_ptr, try_mut, Castable, OwnershipBox};
+use super::error::knsock_error;
+use super::macros::{ffi_boundary, free_box, to_boxed_mut_ptr, try_mut, try_ref};
+use super::macros::{Castable, OwnershipBox};
 use super::{knsock_result, KNSOCK_CONTINUE};
 use crate::{BatchProgress, Error, SendOptions, WalkOptions};
 
@@ -14,8 +16,11 @@ use crate::{BatchProgress, Error, SendOptions, WalkOptions};
 /// Runs on the thread doing the transfer: the caller's for `knsock_send_file()`, the transfer's
 /// own thread for `knsock_send_file_async()`. Called once with `sent == 0`, then after each chunk,
 /// the last time with `sent == total`. Return `KNSOCK_CONTINUE` to go on; anything else aborts
-/// the transfer with `KNSOCK_RESULT_ABORTED_BY_CALLBACK` and the receiver keeps no file. It must
-/// not free the options it was set on.
+/// the transfer with `KNSOCK_RESULT_ABORTED_BY_CALLBACK`: the receiver stores no file under its
+/// name, and keeps nothing unless resume is on there (`knsock_server_config_set_resume_ttl_ms()`
+/// above 0), in which case the prefix it received stays hidden (`.knsock-partial-…`) for the
+/// resume time so a later send of the same file resumes. It must not free the options it was
+/// set on.
 pub type knsock_progress_cb = Option<
     unsafe extern "C" fn(
         userdata: *mut c_void,
@@ -53,11 +58,17 @@ type BatchProgressCb =
 /// Options for sending, built with the setters below. Created by `knsock_send_options_new()`,
 /// freed by the caller with `knsock_send_options_free()`. A send copies what it needs, so one
 /// options object may serve many sends, also concurrently, as long as no setter runs meanwhile.
+///
+/// Thread safety: sends may read one options object from several threads at once; a setter
+/// must not run at the same time as any other call on it (another setter, a send using it, or
+/// `knsock_send_options_last_error()`).
 pub struct knsock_send_options {
     inner: SendOptions,
     pub(crate) walk: WalkOptions,
     progress: Option<(ProgressCb, UserData)>,
     batch_progress: Option<(BatchProgressCb, UserData)>,
+    /// The detail of the last setter call, when it failed.
+    last_error: Option<knsock_error>,
 }
 
 impl Castable for knsock_send_options {
@@ -91,12 +102,18 @@ impl knsock_send_options {
     }
 }
 
-/// Runs one setter on `options` (NULL is `KNSOCK_RESULT_INVALID_ARGUMENT`).
+/// Runs one setter on `options` (NULL is `KNSOCK_RESULT_INVALID_ARGUMENT`) and keeps the detail
+/// of its failure for `knsock_send_options_last_error()`.
 fn set(
     options: *mut knsock_send_options,
     f: impl FnOnce(&mut knsock_send_options) -> Result<(), Error>,
 ) -> knsock_result {
-    ffi_boundary!({ f(try_mut!(options)) })
+    ffi_boundary!({
+        let o = try_mut!(options);
+        let done = f(o);
+        o.last_error = done.as_ref().err().map(knsock_error::from_error);
+        done
+    })
 }
 
 /// Checks one option with the core's own rule ([`SendOptions::validate`]), so the range of each
@@ -118,6 +135,7 @@ pub extern "C" fn knsock_send_options_new() -> *mut knsock_send_options {
             walk: WalkOptions::default(),
             progress: None,
             batch_progress: None,
+            last_error: None,
         }))
     })
 }
@@ -130,6 +148,23 @@ pub extern "C" fn knsock_send_options_free(options: *mut knsock_send_options) {
         // freed once, with no send or setter using them.
         unsafe { free_box(options) };
         Ok(())
+    })
+}
+
+/// Why the last setter call on `options` failed (e.g. `bad pattern "[": …` for a malformed glob),
+/// or NULL when it succeeded, when no setter ran yet, or when `options` is NULL. Every setter
+/// returns only a code; this is its detail, kept per options object (no thread-local state).
+/// Owned by the options: valid until the next setter call on them or
+/// `knsock_send_options_free()`; do not free it.
+#[no_mangle]
+pub extern "C" fn knsock_send_options_last_error(
+    options: *const knsock_send_options,
+) -> *const knsock_error {
+    ffi_boundary!({
+        let o = try_ref!(options);
+        Ok(o.last_error
+            .as_ref()
+            .map_or(std::ptr::null(), |e| e as *const _))
     })
 }
 
@@ -341,7 +376,8 @@ pub extern "C" fn knsock_send_options_set_follow_symlinks(
 
 /// Adds a glob (copied) a file's relative name must match, e.g. "*.log" (`*` also crosses `/`).
 /// With several, a file must match one. A malformed glob gives
-/// `KNSOCK_RESULT_INVALID_ARGUMENT`.
+/// `KNSOCK_RESULT_INVALID_ARGUMENT` and is not added; `knsock_send_options_last_error()` says
+/// what is wrong with it.
 #[no_mangle]
 pub extern "C" fn knsock_send_options_add_include(
     options: *mut knsock_send_options,
@@ -360,7 +396,8 @@ pub extern "C" fn knsock_send_options_add_include(
     })
 }
 
-/// Adds a glob (copied) that drops matching files, whatever the includes say.
+/// Adds a glob (copied) that drops matching files, whatever the includes say. A malformed glob
+/// is refused as by `knsock_send_options_add_include()`.
 #[no_mangle]
 pub extern "C" fn knsock_send_options_add_exclude(
     options: *mut knsock_send_options,

@@ -8,6 +8,10 @@ use super::server_config::knsock_server_config;
 use crate::Server;
 
 /// A running server. Created by `knsock_server_start()`; freed with `knsock_server_free()`.
+///
+/// Thread safety: `knsock_server_port()`, `knsock_server_stop()` and `knsock_server_wait()` may
+/// be called from any thread, also at once; `knsock_server_free()` must be the last call, with
+/// no other call on the server running and not from its own callbacks.
 pub struct knsock_server {
     server: Server,
 }
@@ -43,7 +47,8 @@ pub extern "C" fn knsock_server_port(server: *const knsock_server) -> u16 {
 }
 
 /// Stops the server: no new connections, transfers in flight aborted (their senders get an
-/// error, no temporary file is left), then waits for the workers. Safe to call from any thread,
+/// error; no temporary file is left, except the hidden partial data resume keeps when
+/// `knsock_server_config_set_resume_ttl_ms()` is above 0), then waits for the workers. Safe to call from any thread,
 /// more than once, and from the server's own callbacks (then it only requests the stop and
 /// returns at once). The server must still be freed.
 #[no_mangle]

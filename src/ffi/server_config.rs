@@ -8,22 +8,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::convert::{arg_path, arg_str, to_cstring, UserData};
+use super::error::knsock_error;
 use super::file_info::knsock_file_info;
-use super::macros::{ffi_boundary, free_box, to_boxed_mut_ptr, try_mut, Castable, OwnershipBox};
-use super::{knsock_overwrite, knsock_result};
-use crate::protocol::MAX_TEXT;
+use super::macros::{ffi_boundary, free_box, to_boxed_mut_ptr, try_mut, try_ref};
+use super::macros::{Castable, OwnershipBox};
+use super::{knsock_overwrite, knsock_result, KNSOCK_REASON_MAX, KNSOCK_VALIDATOR_ACCEPT};
 use crate::{Error, Result};
 use crate::{FileInfo, Overwrite, ServerConfig};
 
-/// Validator: return 0 to accept the file, anything else to refuse it. To tell the sender why,
-/// write a NUL-terminated UTF-8 reason into `reason` (room for `reason_len` bytes, at least
-/// 1025, zeroed on entry); it reaches the sender's `knsock_error_peer_reason()`.
+/// Validator: return `KNSOCK_VALIDATOR_ACCEPT` to accept the file, `KNSOCK_VALIDATOR_REJECT` (or
+/// any other value) to refuse it. To tell the sender why, write a NUL-terminated UTF-8 reason
+/// into `reason` (room for `reason_len` bytes, never fewer than `KNSOCK_REASON_MAX`, zeroed on
+/// entry; longer text is cut); it reaches the sender's `knsock_error_peer_reason()`.
 /// The pre-data validator runs on the OFFER, before any byte of content is stored
 /// (`knsock_file_info_path()` is NULL; a large file's content does not flow until it accepts, a
 /// small file's in a batch may already be on its way and is then dropped); the post-data
 /// validator runs on the verified, fsynced temporary file before it is renamed into place
-/// (`knsock_file_info_path()` is that file).
-/// Runs on a server worker thread, possibly on several at once: it must be thread-safe.
+/// (`knsock_file_info_path()` is that file, by its exact bytes; it exists while the validator
+/// runs). Runs on a server worker thread, possibly on several at once: it must be thread-safe.
 pub type knsock_validator_cb = Option<
     unsafe extern "C" fn(
         userdata: *mut c_void,
@@ -74,6 +76,10 @@ impl Drop for Finalizer {
 /// A server's settings, built with the setters below. Created by `knsock_server_config_new()`,
 /// freed by the caller with `knsock_server_config_free()`. `knsock_server_start()` copies it, so
 /// one config may start several servers and be freed while they run.
+///
+/// Thread safety: `knsock_server_start()` may read one config from several threads at once; a
+/// setter must not run at the same time as any other call on it. A running server does not use
+/// it.
 pub struct knsock_server_config {
     inner: ServerConfig,
     dir_set: bool,
@@ -82,6 +88,8 @@ pub struct knsock_server_config {
     received: Option<(Received, UserData)>,
     on_error: Option<(OnError, UserData)>,
     finalizer: Option<Arc<Finalizer>>,
+    /// The detail of the last setter call, when it failed.
+    last_error: Option<knsock_error>,
 }
 
 impl Castable for knsock_server_config {
@@ -102,6 +110,7 @@ pub extern "C" fn knsock_server_config_new() -> *mut knsock_server_config {
             received: None,
             on_error: None,
             finalizer: None,
+            last_error: None,
         }))
     })
 }
@@ -122,7 +131,26 @@ fn set(
     config: *mut knsock_server_config,
     f: impl FnOnce(&mut knsock_server_config) -> Result<()>,
 ) -> knsock_result {
-    ffi_boundary!({ f(try_mut!(config)) })
+    ffi_boundary!({
+        let c = try_mut!(config);
+        let done = f(c);
+        c.last_error = done.as_ref().err().map(knsock_error::from_error);
+        done
+    })
+}
+
+/// Why the last setter call on `config` failed (e.g. "max connections must be 1 to 4096"), or
+/// NULL when it succeeded, when no setter ran yet, or when `config` is NULL. Kept per config
+/// (no thread-local state). Owned by the config: valid until the next setter call on it or
+/// `knsock_server_config_free()`; do not free it.
+#[no_mangle]
+pub extern "C" fn knsock_server_config_last_error(
+    config: *const knsock_server_config,
+) -> *const knsock_error {
+    ffi_boundary!({
+        let c = try_ref!(config);
+        Ok(c.last_error.as_ref().map_or(ptr::null(), |e| e as *const _))
+    })
 }
 
 /// The directory files are stored in (copied). It must exist when the server starts.
@@ -220,8 +248,15 @@ pub extern "C" fn knsock_server_config_set_reserve_bytes(
 }
 
 /// Milliseconds to keep the data of an interrupted upload so the sender's retry resumes where
-/// it ends (keyed by name, size, modification time and sender host). 0 (the default) deletes it
-/// at once. Expired data is removed when a server starts on the directory.
+/// it ends (keyed by name, size, modification time and sender host). Expired data is removed
+/// when a server starts on the directory.
+///
+/// What an aborted upload leaves behind: with 0 (the default) nothing; the data received so
+/// far is deleted at once. Above 0, the received prefix of an interrupted upload (connection
+/// lost, timeout, server stopped, or the sender's `knsock_transfer_cancel()` or a progress
+/// callback's abort) is kept hidden beside the final name, as `.knsock-partial-…`, for this
+/// long, so that a retry resumes. It never appears under the final name; content that failed
+/// its checksum or could not be written is never kept.
 #[no_mangle]
 pub extern "C" fn knsock_server_config_set_resume_ttl_ms(
     config: *mut knsock_server_config,
@@ -338,10 +373,10 @@ pub extern "C" fn knsock_server_config_set_finalizer(
 /// Calls a C validator with a zeroed reason buffer and reads back its verdict.
 fn call_validator(f: Validate, ud: UserData, info: &FileInfo) -> std::result::Result<(), String> {
     let c_info = knsock_file_info::new(info);
-    let mut reason = vec![0 as c_char; MAX_TEXT + 1];
+    let mut reason = vec![0 as c_char; KNSOCK_REASON_MAX];
     // SAFETY: the caller registered `f` with `ud`; the buffer is `reason.len()` bytes.
     let verdict = unsafe { f(ud.ptr(), &c_info, reason.as_mut_ptr(), reason.len()) };
-    if verdict == 0 {
+    if verdict == KNSOCK_VALIDATOR_ACCEPT {
         return Ok(());
     }
     *reason.last_mut().unwrap() = 0;

@@ -36,7 +36,10 @@ struct State {
 }
 
 /// A send running in the background. Created by `knsock_send_file_async()`, freed with
-/// `knsock_transfer_free()`. Its functions may be called from any thread.
+/// `knsock_transfer_free()`.
+///
+/// Thread safety: its functions may be called from any thread, also at once, except
+/// `knsock_transfer_free()`, which must be the last call on it (it may be made from `on_done`).
 pub struct knsock_transfer {
     state: Arc<State>,
     thread: Option<JoinHandle<()>>,
@@ -213,7 +216,10 @@ pub extern "C" fn knsock_transfer_error(transfer: *const knsock_transfer) -> *co
 }
 
 /// Asks the transfer to stop: it ends with `KNSOCK_RESULT_CANCELLED` (unless it already ended)
-/// and the receiver keeps no file. Returns at once; use `knsock_transfer_wait()` to see it end.
+/// and the receiver stores no file under its name. It keeps nothing either, unless resume is on
+/// there (`knsock_server_config_set_resume_ttl_ms()` above 0): then the prefix it received stays
+/// hidden (`.knsock-partial-…` beside the final name) for the resume time, so that a later send
+/// of the same file resumes. Returns at once; use `knsock_transfer_wait()` to see it end.
 #[no_mangle]
 pub extern "C" fn knsock_transfer_cancel(transfer: *const knsock_transfer) -> knsock_result {
     ffi_boundary!({
