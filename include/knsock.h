@@ -9,8 +9,13 @@
  *  - Functions that can fail with detail take `knsock_error **error` (may be NULL): on failure
  *    it receives a new error object to free with knsock_error_free(). No thread-local state.
  *  - Objects are opaque; each `_new`/`_start` has a matching `_free`, and `_free(NULL)` is a no-op.
+ *  - A pointer passed in is NULL or points to a live object of its type (a string: NUL-terminated).
+ *    NULL where an object is needed fails with KNSOCK_RESULT_INVALID_ARGUMENT; an accessor that
+ *    returns no result code gives NULL, 0 or false instead.
  *  - Strings passed in are copied unless said otherwise; strings handed out are borrowed for as
  *    long as the text says.
+ *  - Thread safety (after libcurl-thread): each handle type's documentation says which calls may
+ *    run at the same time from different threads; each callback type says on which thread it runs.
  *  - Callbacks are a function pointer plus `void *userdata`; each typedef says on which thread it
  *    runs and what its return value means. A callback must not unwind (throw) into knsock.
  */
@@ -32,6 +37,30 @@
 #define KNSOCK_VERSION_MINOR 1
 
 #define KNSOCK_VERSION_PATCH 0
+
+/**
+ * `KNSOCK_VERSION_NUM` is the header's version as one number, `(MAJOR << 16) | (MINOR << 8) |
+ * PATCH` (0x000100 for 0.1.0), to compare in `#if` like `LIBCURL_VERSION_NUM`;
+ * `knsock_version_num()` gives the library's.
+ */
+#define KNSOCK_VERSION_NUM (((KNSOCK_VERSION_MAJOR << 16) | (KNSOCK_VERSION_MINOR << 8)) | KNSOCK_VERSION_PATCH)
+
+/**
+ * What a validator returns to accept a file (`knsock_validator_cb`).
+ */
+#define KNSOCK_VALIDATOR_ACCEPT 0
+
+/**
+ * What a validator returns to refuse a file; any value other than `KNSOCK_VALIDATOR_ACCEPT`
+ * refuses too.
+ */
+#define KNSOCK_VALIDATOR_REJECT 1
+
+/**
+ * The size a validator's `reason` buffer always has at least: room for the longest reason the
+ * protocol carries (1024 bytes) and its NUL.
+ */
+#define KNSOCK_REASON_MAX 1025
 
 /**
  * What a progress callback returns to let the transfer go on. Any other value aborts it with
@@ -136,18 +165,28 @@ typedef uint32_t knsock_overwrite;
  * Per-file outcomes of `knsock_send_files()`, in the order the files were listed. Created by
  * the library; freed by the caller with `knsock_batch_report_free()`. Strings it hands out are
  * owned by it.
+ *
+ * Thread safety: read-only once returned; any thread may read it, also concurrently.
+ * `knsock_batch_report_free()` must be the last call, with no reader left.
  */
 typedef struct knsock_batch_report knsock_batch_report;
 
 /**
  * An error's detail: code, message and, for refusals, the receiver's reason. Created by the
  * library; freed by the caller with `knsock_error_free()`.
+ *
+ * Thread safety: immutable; any thread may read it, also concurrently. `knsock_error_free()`
+ * must be the last call, with no reader left (and never on an error a report, transfer, options
+ * or config owns).
  */
 typedef struct knsock_error knsock_error;
 
 /**
  * A file as the server sees it. Borrowed: valid only during the callback that received it, and
  * so are the strings its accessors return.
+ *
+ * Thread safety: read-only; it may be read from any thread while the callback runs, never after
+ * it returns.
  */
 typedef struct knsock_file_info knsock_file_info;
 
@@ -155,11 +194,19 @@ typedef struct knsock_file_info knsock_file_info;
  * Options for sending, built with the setters below. Created by `knsock_send_options_new()`,
  * freed by the caller with `knsock_send_options_free()`. A send copies what it needs, so one
  * options object may serve many sends, also concurrently, as long as no setter runs meanwhile.
+ *
+ * Thread safety: sends may read one options object from several threads at once; a setter
+ * must not run at the same time as any other call on it (another setter, a send using it, or
+ * `knsock_send_options_last_error()`).
  */
 typedef struct knsock_send_options knsock_send_options;
 
 /**
  * A running server. Created by `knsock_server_start()`; freed with `knsock_server_free()`.
+ *
+ * Thread safety: `knsock_server_port()`, `knsock_server_stop()` and `knsock_server_wait()` may
+ * be called from any thread, also at once; `knsock_server_free()` must be the last call, with
+ * no other call on the server running and not from its own callbacks.
  */
 typedef struct knsock_server knsock_server;
 
@@ -167,12 +214,19 @@ typedef struct knsock_server knsock_server;
  * A server's settings, built with the setters below. Created by `knsock_server_config_new()`,
  * freed by the caller with `knsock_server_config_free()`. `knsock_server_start()` copies it, so
  * one config may start several servers and be freed while they run.
+ *
+ * Thread safety: `knsock_server_start()` may read one config from several threads at once; a
+ * setter must not run at the same time as any other call on it. A running server does not use
+ * it.
  */
 typedef struct knsock_server_config knsock_server_config;
 
 /**
  * A send running in the background. Created by `knsock_send_file_async()`, freed with
- * `knsock_transfer_free()`. Its functions may be called from any thread.
+ * `knsock_transfer_free()`.
+ *
+ * Thread safety: its functions may be called from any thread, also at once, except
+ * `knsock_transfer_free()`, which must be the last call on it (it may be made from `on_done`).
  */
 typedef struct knsock_transfer knsock_transfer;
 
@@ -181,8 +235,11 @@ typedef struct knsock_transfer knsock_transfer;
  * Runs on the thread doing the transfer: the caller's for `knsock_send_file()`, the transfer's
  * own thread for `knsock_send_file_async()`. Called once with `sent == 0`, then after each chunk,
  * the last time with `sent == total`. Return `KNSOCK_CONTINUE` to go on; anything else aborts
- * the transfer with `KNSOCK_RESULT_ABORTED_BY_CALLBACK` and the receiver keeps no file. It must
- * not free the options it was set on.
+ * the transfer with `KNSOCK_RESULT_ABORTED_BY_CALLBACK`: the receiver stores no file under its
+ * name, and keeps nothing unless resume is on there (`knsock_server_config_set_resume_ttl_ms()`
+ * above 0), in which case the prefix it received stays hidden (`.knsock-partial-…`) for the
+ * resume time so a later send of the same file resumes. It must not free the options it was
+ * set on.
  */
 typedef int (*knsock_progress_cb)(void *userdata,
                                   const char *filename,
@@ -209,15 +266,16 @@ typedef int (*knsock_batch_progress_cb)(void *userdata,
                                         uint64_t total);
 
 /**
- * Validator: return 0 to accept the file, anything else to refuse it. To tell the sender why,
- * write a NUL-terminated UTF-8 reason into `reason` (room for `reason_len` bytes, at least
- * 1025, zeroed on entry); it reaches the sender's `knsock_error_peer_reason()`.
+ * Validator: return `KNSOCK_VALIDATOR_ACCEPT` to accept the file, `KNSOCK_VALIDATOR_REJECT` (or
+ * any other value) to refuse it. To tell the sender why, write a NUL-terminated UTF-8 reason
+ * into `reason` (room for `reason_len` bytes, never fewer than `KNSOCK_REASON_MAX`, zeroed on
+ * entry; longer text is cut); it reaches the sender's `knsock_error_peer_reason()`.
  * The pre-data validator runs on the OFFER, before any byte of content is stored
  * (`knsock_file_info_path()` is NULL; a large file's content does not flow until it accepts, a
  * small file's in a batch may already be on its way and is then dropped); the post-data
  * validator runs on the verified, fsynced temporary file before it is renamed into place
- * (`knsock_file_info_path()` is that file).
- * Runs on a server worker thread, possibly on several at once: it must be thread-safe.
+ * (`knsock_file_info_path()` is that file, by its exact bytes; it exists while the validator
+ * runs). Runs on a server worker thread, possibly on several at once: it must be thread-safe.
  */
 typedef int (*knsock_validator_cb)(void *userdata,
                                    const struct knsock_file_info *info,
@@ -269,62 +327,17 @@ extern "C" {
 const char *knsock_version(void);
 
 /**
+ * The library's version as `KNSOCK_VERSION_NUM` encodes it: `(major << 16) | (minor << 8) |
+ * patch`. Compare it with `KNSOCK_VERSION_NUM` to tell the library from the header built
+ * against.
+ */
+uint32_t knsock_version_num(void);
+
+/**
  * A static, human-readable description of a result code (never NULL, never freed). Unknown
  * codes give "unknown result code".
  */
 const char *knsock_result_str(int code);
-
-/**
- * Descend into directories named in `knsock_send_files()` (default: off; a directory is then an
- * error).
- */
-enum knsock_result knsock_send_options_set_recursive(struct knsock_send_options *options,
-                                                     bool recursive);
-
-/**
- * Follow symlinks while walking (loops are detected). Default: symlinks are skipped.
- */
-enum knsock_result knsock_send_options_set_follow_symlinks(struct knsock_send_options *options,
-                                                           bool follow);
-
-/**
- * Adds a glob (copied) a file's relative name must match, e.g. "*.log" (`*` also crosses `/`).
- * With several, a file must match one. A malformed glob gives
- * `KNSOCK_RESULT_INVALID_ARGUMENT`.
- */
-enum knsock_result knsock_send_options_add_include(struct knsock_send_options *options,
-                                                   const char *glob);
-
-/**
- * Adds a glob (copied) that drops matching files, whatever the includes say.
- */
-enum knsock_result knsock_send_options_add_exclude(struct knsock_send_options *options,
-                                                   const char *glob);
-
-/**
- * Stop offering files after the first one that fails (the rest are reported as
- * `KNSOCK_RESULT_CANCELLED`). Default: off, every file is attempted.
- */
-enum knsock_result knsock_send_options_set_stop_on_error(struct knsock_send_options *options,
-                                                         bool stop);
-
-/**
- * Sends `count` paths (files, and directories when recursive) to `host:port` over one
- * connection, pipelined, each file delivered like `knsock_send_file()`. Blocks; callbacks run on
- * the calling thread (the progress callback once per chunk of each file).
- *
- * Returns `KNSOCK_RESULT_OK` when the batch ran, even if some files failed: `*report` then
- * receives the per-file outcomes (free it with `knsock_batch_report_free()`); check
- * `knsock_batch_report_failed()`. Fails without a report when nothing could be attempted (a bad
- * path list, a walk error, no connection); then `*error` receives the detail when not NULL.
- */
-enum knsock_result knsock_send_files(const char *host,
-                                     uint16_t port,
-                                     const char *const *paths,
-                                     size_t count,
-                                     const struct knsock_send_options *options,
-                                     struct knsock_batch_report **report,
-                                     struct knsock_error **error);
 
 /**
  * How many files the report lists (0 for NULL).
@@ -342,9 +355,19 @@ size_t knsock_batch_report_failed(const struct knsock_batch_report *report);
 const char *knsock_batch_report_name(const struct knsock_batch_report *report, size_t index);
 
 /**
- * File `index`'s local path; NULL when out of range.
+ * File `index`'s local path, its exact bytes as the OS has them (not necessarily UTF-8), so it
+ * names the file that was sent; NULL when out of range.
  */
 const char *knsock_batch_report_path(const struct knsock_batch_report *report, size_t index);
+
+/**
+ * The same bytes as `knsock_batch_report_path()` with their length: `*len` receives the length
+ * without the terminating NUL (which follows the bytes as well). NULL when `report` or `len` is
+ * NULL or `index` is out of range; `*len` is then untouched. Owned by the report.
+ */
+const char *knsock_batch_report_path_bytes(const struct knsock_batch_report *report,
+                                           size_t index,
+                                           size_t *len);
 
 /**
  * File `index`'s bytes delivered (0 when it failed or is out of range).
@@ -430,9 +453,58 @@ const char *knsock_file_info_peer(const struct knsock_file_info *info);
 
 /**
  * NULL before the data (pre-data validator); the verified temporary file in a post-data
- * validator; the saved file in a received handler.
+ * validator; the saved file in a received handler. The path's exact bytes as the OS has them
+ * (not necessarily UTF-8: the server's directory may have any name), so it can be opened or
+ * `stat()`ed as it is.
  */
 const char *knsock_file_info_path(const struct knsock_file_info *info);
+
+/**
+ * The same bytes as `knsock_file_info_path()` with their length, for bindings that carry
+ * byte strings (Go, Python): `*len` receives the length without the terminating NUL, which
+ * follows the bytes as well. When there is no path yet (pre-data validator) it returns NULL
+ * and `*len` receives 0. NULL `info` or `len` gives NULL and leaves `*len` untouched. Borrowed
+ * like the info.
+ */
+const char *knsock_file_info_path_bytes(const struct knsock_file_info *info, size_t *len);
+
+/**
+ * Sends the file at `path` to `host:port` and blocks until the receiver has verified it,
+ * made it durable and put it in place (then `KNSOCK_RESULT_OK`), or until it fails.
+ * `options` may be NULL for the defaults. Callbacks run on the calling thread.
+ *
+ * On failure, when `error` is not NULL, `*error` receives a new error object with the detail
+ * (free it with `knsock_error_free()`); on success `*error` is not touched.
+ */
+enum knsock_result knsock_send_file(const char *host,
+                                    uint16_t port,
+                                    const char *path,
+                                    const struct knsock_send_options *options,
+                                    struct knsock_error **error);
+
+/**
+ * Sends `count` paths (files, and directories when recursive) to `host:port` over one
+ * connection, pipelined, each file delivered like `knsock_send_file()`. Blocks; callbacks run on
+ * the calling thread (the progress callback once per chunk of each file).
+ *
+ * Returns `KNSOCK_RESULT_OK` when the batch ran, even if some files failed: `*report` then
+ * receives the per-file outcomes (free it with `knsock_batch_report_free()`); check
+ * `knsock_batch_report_failed()`. Fails without a report when nothing could be attempted (a bad
+ * path list, a walk error, no connection); then `*error` receives the detail when not NULL.
+ *
+ * A list that names no file (`paths` NULL with `count` 0, or directories holding nothing the
+ * filters keep) is an empty batch: `KNSOCK_RESULT_OK` with an empty report, and `host` is not
+ * contacted. A bad include or exclude glob fails here too, with the pattern and the reason in
+ * `*error` (the setters that add globs refuse a bad one already; see
+ * `knsock_send_options_last_error()`).
+ */
+enum knsock_result knsock_send_files(const char *host,
+                                     uint16_t port,
+                                     const char *const *paths,
+                                     size_t count,
+                                     const struct knsock_send_options *options,
+                                     struct knsock_batch_report **report,
+                                     struct knsock_error **error);
 
 /**
  * A new options object with the defaults: no progress bar, 256 KiB chunks, a 30 s idle
@@ -445,6 +517,15 @@ struct knsock_send_options *knsock_send_options_new(void);
  * Frees an options object. NULL is a no-op.
  */
 void knsock_send_options_free(struct knsock_send_options *options);
+
+/**
+ * Why the last setter call on `options` failed (e.g. `bad pattern "[": …` for a malformed glob),
+ * or NULL when it succeeded, when no setter ran yet, or when `options` is NULL. Every setter
+ * returns only a code; this is its detail, kept per options object (no thread-local state).
+ * Owned by the options: valid until the next setter call on them or
+ * `knsock_send_options_free()`; do not free it.
+ */
+const struct knsock_error *knsock_send_options_last_error(const struct knsock_send_options *options);
 
 /**
  * Draws a progress bar on stderr (kn-sock's `show_progress`). Default: off.
@@ -533,18 +614,79 @@ enum knsock_result knsock_send_options_set_remote_name(struct knsock_send_option
                                                        const char *name);
 
 /**
- * Sends the file at `path` to `host:port` and blocks until the receiver has verified it,
- * made it durable and put it in place (then `KNSOCK_RESULT_OK`), or until it fails.
- * `options` may be NULL for the defaults. Callbacks run on the calling thread.
- *
- * On failure, when `error` is not NULL, `*error` receives a new error object with the detail
- * (free it with `knsock_error_free()`); on success `*error` is not touched.
+ * Stop offering files after the first one that fails (the rest are reported as
+ * `KNSOCK_RESULT_CANCELLED`). Default: off, every file is attempted.
  */
-enum knsock_result knsock_send_file(const char *host,
-                                    uint16_t port,
-                                    const char *path,
-                                    const struct knsock_send_options *options,
-                                    struct knsock_error **error);
+enum knsock_result knsock_send_options_set_stop_on_error(struct knsock_send_options *options,
+                                                         bool stop);
+
+/**
+ * Descend into directories named in `knsock_send_files()` (default: off; a directory is then an
+ * error).
+ */
+enum knsock_result knsock_send_options_set_recursive(struct knsock_send_options *options,
+                                                     bool recursive);
+
+/**
+ * Follow symlinks while walking (loops are detected). Default: symlinks are skipped.
+ */
+enum knsock_result knsock_send_options_set_follow_symlinks(struct knsock_send_options *options,
+                                                           bool follow);
+
+/**
+ * Adds a glob (copied) a file's relative name must match, e.g. "*.log" (`*` also crosses `/`).
+ * With several, a file must match one. A malformed glob gives
+ * `KNSOCK_RESULT_INVALID_ARGUMENT` and is not added; `knsock_send_options_last_error()` says
+ * what is wrong with it.
+ */
+enum knsock_result knsock_send_options_add_include(struct knsock_send_options *options,
+                                                   const char *glob);
+
+/**
+ * Adds a glob (copied) that drops matching files, whatever the includes say. A malformed glob
+ * is refused as by `knsock_send_options_add_include()`.
+ */
+enum knsock_result knsock_send_options_add_exclude(struct knsock_send_options *options,
+                                                   const char *glob);
+
+/**
+ * Binds and starts a server from `config` (which is copied, and may be freed at once), and
+ * returns without blocking: this is the async server (kn-sock's `start_file_server_async`);
+ * `knsock_server_wait()` is the blocking one. On success `*server` receives the new server
+ * (free it with `knsock_server_free()`). On failure, when `error` is not NULL, `*error`
+ * receives a new error object.
+ */
+enum knsock_result knsock_server_start(const struct knsock_server_config *config,
+                                       struct knsock_server **server,
+                                       struct knsock_error **error);
+
+/**
+ * The port the server listens on (the real one when 0 was configured); 0 when `server` is NULL.
+ */
+uint16_t knsock_server_port(const struct knsock_server *server);
+
+/**
+ * Stops the server: no new connections, transfers in flight aborted (their senders get an
+ * error; no temporary file is left, except the hidden partial data resume keeps when
+ * `knsock_server_config_set_resume_ttl_ms()` is above 0), then waits for the workers. Safe to call from any thread,
+ * more than once, and from the server's own callbacks (then it only requests the stop and
+ * returns at once). The server must still be freed.
+ */
+enum knsock_result knsock_server_stop(const struct knsock_server *server);
+
+/**
+ * Blocks until the server stops (kn-sock's blocking `start_file_server`): until
+ * `knsock_server_stop()` is called from another thread or a callback. Fails with
+ * `KNSOCK_RESULT_INVALID_ARGUMENT` when called from the server's own callback.
+ */
+enum knsock_result knsock_server_wait(const struct knsock_server *server,
+                                      struct knsock_error **error);
+
+/**
+ * Stops the server if it runs and frees it. NULL is a no-op. Must not be called while another
+ * thread is inside a call on the same server, nor from the server's own callbacks.
+ */
+void knsock_server_free(struct knsock_server *server);
 
 /**
  * A new server config: listen on 0.0.0.0 and an ephemeral port, 64 connections at once, a
@@ -557,6 +699,14 @@ struct knsock_server_config *knsock_server_config_new(void);
  * Frees a config. Servers started from it keep running. NULL is a no-op.
  */
 void knsock_server_config_free(struct knsock_server_config *config);
+
+/**
+ * Why the last setter call on `config` failed (e.g. "max connections must be 1 to 4096"), or
+ * NULL when it succeeded, when no setter ran yet, or when `config` is NULL. Kept per config
+ * (no thread-local state). Owned by the config: valid until the next setter call on it or
+ * `knsock_server_config_free()`; do not free it.
+ */
+const struct knsock_error *knsock_server_config_last_error(const struct knsock_server_config *config);
 
 /**
  * The directory files are stored in (copied). It must exist when the server starts.
@@ -603,8 +753,15 @@ enum knsock_result knsock_server_config_set_reserve_bytes(struct knsock_server_c
 
 /**
  * Milliseconds to keep the data of an interrupted upload so the sender's retry resumes where
- * it ends (keyed by name, size, modification time and sender host). 0 (the default) deletes it
- * at once. Expired data is removed when a server starts on the directory.
+ * it ends (keyed by name, size, modification time and sender host). Expired data is removed
+ * when a server starts on the directory.
+ *
+ * What an aborted upload leaves behind: with 0 (the default) nothing; the data received so
+ * far is deleted at once. Above 0, the received prefix of an interrupted upload (connection
+ * lost, timeout, server stopped, or the sender's `knsock_transfer_cancel()` or a progress
+ * callback's abort) is kept hidden beside the final name, as `.knsock-partial-…`, for this
+ * long, so that a retry resumes. It never appears under the final name; content that failed
+ * its checksum or could not be written is never kept.
  */
 enum knsock_result knsock_server_config_set_resume_ttl_ms(struct knsock_server_config *config,
                                                           uint64_t ttl_ms);
@@ -665,44 +822,6 @@ enum knsock_result knsock_server_config_set_finalizer(struct knsock_server_confi
                                                       void *userdata);
 
 /**
- * Binds and starts a server from `config` (which is copied, and may be freed at once), and
- * returns without blocking: this is the async server (kn-sock's `start_file_server_async`);
- * `knsock_server_wait()` is the blocking one. On success `*server` receives the new server
- * (free it with `knsock_server_free()`). On failure, when `error` is not NULL, `*error`
- * receives a new error object.
- */
-enum knsock_result knsock_server_start(const struct knsock_server_config *config,
-                                       struct knsock_server **server,
-                                       struct knsock_error **error);
-
-/**
- * The port the server listens on (the real one when 0 was configured); 0 when `server` is NULL.
- */
-uint16_t knsock_server_port(const struct knsock_server *server);
-
-/**
- * Stops the server: no new connections, transfers in flight aborted (their senders get an
- * error, no temporary file is left), then waits for the workers. Safe to call from any thread,
- * more than once, and from the server's own callbacks (then it only requests the stop and
- * returns at once). The server must still be freed.
- */
-enum knsock_result knsock_server_stop(const struct knsock_server *server);
-
-/**
- * Blocks until the server stops (kn-sock's blocking `start_file_server`): until
- * `knsock_server_stop()` is called from another thread or a callback. Fails with
- * `KNSOCK_RESULT_INVALID_ARGUMENT` when called from the server's own callback.
- */
-enum knsock_result knsock_server_wait(const struct knsock_server *server,
-                                      struct knsock_error **error);
-
-/**
- * Stops the server if it runs and frees it. NULL is a no-op. Must not be called while another
- * thread is inside a call on the same server, nor from the server's own callbacks.
- */
-void knsock_server_free(struct knsock_server *server);
-
-/**
  * Starts sending `path` to `host:port` on a new library thread and returns at once with
  * `*transfer` set (free it with `knsock_transfer_free()`). Arguments are checked and copied
  * before it returns; `options` (may be NULL) can be freed right after. The progress callback
@@ -731,7 +850,10 @@ const struct knsock_error *knsock_transfer_error(const struct knsock_transfer *t
 
 /**
  * Asks the transfer to stop: it ends with `KNSOCK_RESULT_CANCELLED` (unless it already ended)
- * and the receiver keeps no file. Returns at once; use `knsock_transfer_wait()` to see it end.
+ * and the receiver stores no file under its name. It keeps nothing either, unless resume is on
+ * there (`knsock_server_config_set_resume_ttl_ms()` above 0): then the prefix it received stays
+ * hidden (`.knsock-partial-…` beside the final name) for the resume time, so that a later send
+ * of the same file resumes. Returns at once; use `knsock_transfer_wait()` to see it end.
  */
 enum knsock_result knsock_transfer_cancel(const struct knsock_transfer *transfer);
 

@@ -25,6 +25,7 @@ pub mod protocol;
 #[cfg(not(feature = "internals"))]
 mod protocol;
 
+#[cfg(feature = "capi")]
 #[doc(hidden)]
 pub mod ffi;
 

@@ -1,5 +1,6 @@
 //! The committed include/knsock.h must be exactly what cbindgen generates from src/ffi, and its
-//! version macros must match Cargo.toml.
+//! version macros must match Cargo.toml. The C ABI exists only with the `capi` feature.
+#![cfg(feature = "capi")]
 
 use std::path::Path;
 
@@ -44,4 +45,10 @@ fn version_macros_match_cargo_toml() {
     }
     let lib = unsafe { std::ffi::CStr::from_ptr(knsock::ffi::knsock_version()) };
     assert_eq!(lib.to_str().unwrap(), version);
+    let num = |s: &str| s.parse::<u32>().unwrap();
+    let want = (num(env!("CARGO_PKG_VERSION_MAJOR")) << 16)
+        | (num(env!("CARGO_PKG_VERSION_MINOR")) << 8)
+        | num(env!("CARGO_PKG_VERSION_PATCH"));
+    assert_eq!(knsock::ffi::knsock_version_num(), want);
+    assert_eq!(knsock::ffi::KNSOCK_VERSION_NUM, want);
 }

@@ -1,401 +1,23 @@
-//! `knsock_server_config` (the builder) and `knsock_server` (the running server).
-
-use std::ffi::{c_char, c_int, c_void, CStr};
-use std::net::SocketAddr;
-use std::ptr;
-use std::sync::Arc;
-use std::time::Duration;
+//! `knsock_server`: a running server, started from a `knsock_server_config`.
 
 use super::error::knsock_error;
-use super::file_info::knsock_file_info;
-use super::{arg_path, arg_str, boundary, code_of, knsock_overwrite, knsock_result, to_cstring};
-use super::{with_error, UserData};
-use crate::protocol::MAX_TEXT;
-use crate::{Error, Result};
-use crate::{FileInfo, Overwrite, Server, ServerConfig};
-
-/// Validator: return 0 to accept the file, anything else to refuse it. To tell the sender why,
-/// write a NUL-terminated UTF-8 reason into `reason` (room for `reason_len` bytes, at least
-/// 1025, zeroed on entry); it reaches the sender's `knsock_error_peer_reason()`.
-/// The pre-data validator runs on the OFFER, before any byte of content is stored
-/// (`knsock_file_info_path()` is NULL; a large file's content does not flow until it accepts, a
-/// small file's in a batch may already be on its way and is then dropped); the post-data
-/// validator runs on the verified, fsynced temporary file before it is renamed into place
-/// (`knsock_file_info_path()` is that file).
-/// Runs on a server worker thread, possibly on several at once: it must be thread-safe.
-pub type knsock_validator_cb = Option<
-    unsafe extern "C" fn(
-        userdata: *mut c_void,
-        info: *const knsock_file_info,
-        reason: *mut c_char,
-        reason_len: usize,
-    ) -> c_int,
->;
-
-/// Received handler: a file was stored (`knsock_file_info_path()` is where) and its sender was
-/// told. Runs on a server worker thread, possibly on several at once. It may call
-/// `knsock_server_stop()` (which then returns at once) but not `knsock_server_wait()` or
-/// `knsock_server_free()` on its own server.
-pub type knsock_received_cb =
-    Option<unsafe extern "C" fn(userdata: *mut c_void, info: *const knsock_file_info)>;
-
-/// Error handler: a connection or file failed (`code`, a one-line `message`) with the sender at
-/// `peer` ("ip:port", or NULL when no connection was involved). Strings are borrowed for the
-/// call. Runs on a server thread, possibly on several at once; the same rules as the received
-/// handler apply.
-pub type knsock_error_cb = Option<
-    unsafe extern "C" fn(
-        userdata: *mut c_void,
-        code: knsock_result,
-        message: *const c_char,
-        peer: *const c_char,
-    ),
->;
-
-/// Releases userdata once no callback can run any more.
-pub type knsock_finalizer_cb = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
-
-type Validate =
-    unsafe extern "C" fn(*mut c_void, *const knsock_file_info, *mut c_char, usize) -> c_int;
-type Received = unsafe extern "C" fn(*mut c_void, *const knsock_file_info);
-type OnError = unsafe extern "C" fn(*mut c_void, knsock_result, *const c_char, *const c_char);
-
-/// Calls the finalizer when the last holder (the config, or a server started from it) is gone.
-struct Finalizer(unsafe extern "C" fn(*mut c_void), UserData);
-
-impl Drop for Finalizer {
-    fn drop(&mut self) {
-        // SAFETY: registered by the caller for exactly this call.
-        unsafe { (self.0)(self.1.ptr()) }
-    }
-}
-
-/// A server's settings, built with the setters below. Created by `knsock_server_config_new()`,
-/// freed by the caller with `knsock_server_config_free()`. `knsock_server_start()` copies it, so
-/// one config may start several servers and be freed while they run.
-pub struct knsock_server_config {
-    inner: ServerConfig,
-    dir_set: bool,
-    pre: Option<(Validate, UserData)>,
-    post: Option<(Validate, UserData)>,
-    received: Option<(Received, UserData)>,
-    on_error: Option<(OnError, UserData)>,
-    finalizer: Option<Arc<Finalizer>>,
-}
+use super::macros::{ffi_boundary, free_box, to_boxed_mut_ptr, try_out, try_ref};
+use super::macros::{Castable, OwnershipBox};
+use super::server_config::knsock_server_config;
+use super::types::knsock_result;
+use crate::Server;
 
 /// A running server. Created by `knsock_server_start()`; freed with `knsock_server_free()`.
+///
+/// Thread safety: `knsock_server_port()`, `knsock_server_stop()` and `knsock_server_wait()` may
+/// be called from any thread, also at once; `knsock_server_free()` must be the last call, with
+/// no other call on the server running and not from its own callbacks.
 pub struct knsock_server {
     server: Server,
 }
 
-/// A new server config: listen on 0.0.0.0 and an ephemeral port, 64 connections at once, a
-/// 30 s idle timeout, no size limit, no reserve, replace existing files. A directory must be set
-/// before starting. NULL only if memory ran out.
-#[no_mangle]
-pub extern "C" fn knsock_server_config_new() -> *mut knsock_server_config {
-    boundary(ptr::null_mut(), || {
-        Box::into_raw(Box::new(knsock_server_config {
-            inner: ServerConfig::new(""),
-            dir_set: false,
-            pre: None,
-            post: None,
-            received: None,
-            on_error: None,
-            finalizer: None,
-        }))
-    })
-}
-
-/// Frees a config. Servers started from it keep running. NULL is a no-op.
-#[no_mangle]
-pub unsafe extern "C" fn knsock_server_config_free(config: *mut knsock_server_config) {
-    boundary((), || {
-        if !config.is_null() {
-            drop(Box::from_raw(config));
-        }
-    })
-}
-
-unsafe fn set(
-    config: *mut knsock_server_config,
-    f: impl FnOnce(&mut knsock_server_config) -> Result<()>,
-) -> knsock_result {
-    boundary(knsock_result::Panic, || match config.as_mut() {
-        Some(c) => code_of(f(c)),
-        None => knsock_result::InvalidArgument,
-    })
-}
-
-/// The directory files are stored in (copied). It must exist when the server starts.
-#[no_mangle]
-pub unsafe extern "C" fn knsock_server_config_set_directory(
-    config: *mut knsock_server_config,
-    dir: *const c_char,
-) -> knsock_result {
-    set(config, |c| {
-        c.inner.dir(arg_path(dir, "directory")?);
-        c.dir_set = true;
-        Ok(())
-    })
-}
-
-/// The address to listen on, e.g. "127.0.0.1" or "::" (copied). Default "0.0.0.0".
-#[no_mangle]
-pub unsafe extern "C" fn knsock_server_config_set_host(
-    config: *mut knsock_server_config,
-    host: *const c_char,
-) -> knsock_result {
-    set(config, |c| {
-        c.inner.host(arg_str(host, "host")?);
-        Ok(())
-    })
-}
-
-/// The port; 0 (the default) picks a free one, which `knsock_server_port()` reports.
-#[no_mangle]
-pub unsafe extern "C" fn knsock_server_config_set_port(
-    config: *mut knsock_server_config,
-    port: u16,
-) -> knsock_result {
-    set(config, |c| {
-        c.inner.port(port);
-        Ok(())
-    })
-}
-
-/// How many connections are served at once (1 to 4096); others wait in the listen backlog.
-#[no_mangle]
-pub unsafe extern "C" fn knsock_server_config_set_max_connections(
-    config: *mut knsock_server_config,
-    max: u32,
-) -> knsock_result {
-    set(config, |c| {
-        if max == 0 || max > 4096 {
-            return Err(Error::invalid("max connections must be 1 to 4096"));
-        }
-        c.inner.max_connections(max as usize);
-        Ok(())
-    })
-}
-
-/// Milliseconds a connection may make no progress before it is dropped (above 0; default 30000).
-#[no_mangle]
-pub unsafe extern "C" fn knsock_server_config_set_idle_timeout_ms(
-    config: *mut knsock_server_config,
-    timeout_ms: u64,
-) -> knsock_result {
-    set(config, |c| {
-        if timeout_ms == 0 {
-            return Err(Error::invalid("idle timeout must be above zero"));
-        }
-        c.inner.idle_timeout(Duration::from_millis(timeout_ms));
-        Ok(())
-    })
-}
-
-/// Largest file accepted, in bytes; 0 (the default) for no limit. Checked before any data.
-#[no_mangle]
-pub unsafe extern "C" fn knsock_server_config_set_max_file_size(
-    config: *mut knsock_server_config,
-    max_bytes: u64,
-) -> knsock_result {
-    set(config, |c| {
-        c.inner.max_file_size((max_bytes > 0).then_some(max_bytes));
-        Ok(())
-    })
-}
-
-/// Bytes of free space that must remain after a file is stored; a file that would cut into
-/// them is refused before any data with "no space". Default 0.
-#[no_mangle]
-pub unsafe extern "C" fn knsock_server_config_set_reserve_bytes(
-    config: *mut knsock_server_config,
-    reserve_bytes: u64,
-) -> knsock_result {
-    set(config, |c| {
-        c.inner.reserve_bytes(reserve_bytes);
-        Ok(())
-    })
-}
-
-/// Milliseconds to keep the data of an interrupted upload so the sender's retry resumes where
-/// it ends (keyed by name, size, modification time and sender host). 0 (the default) deletes it
-/// at once. Expired data is removed when a server starts on the directory.
-#[no_mangle]
-pub unsafe extern "C" fn knsock_server_config_set_resume_ttl_ms(
-    config: *mut knsock_server_config,
-    ttl_ms: u64,
-) -> knsock_result {
-    set(config, |c| {
-        c.inner.resume_ttl(Duration::from_millis(ttl_ms));
-        Ok(())
-    })
-}
-
-/// Whether senders may send zstd-compressed content (default: true). Decoding is bounded: never
-/// more than the announced size, never a window above 8 MiB.
-#[no_mangle]
-pub unsafe extern "C" fn knsock_server_config_set_accept_compression(
-    config: *mut knsock_server_config,
-    accept: bool,
-) -> knsock_result {
-    set(config, |c| {
-        c.inner.accept_compression(accept);
-        Ok(())
-    })
-}
-
-/// What to do when a file of the same name exists: a `knsock_overwrite` value. Unknown values
-/// give `KNSOCK_RESULT_INVALID_ARGUMENT`.
-#[no_mangle]
-pub unsafe extern "C" fn knsock_server_config_set_overwrite(
-    config: *mut knsock_server_config,
-    policy: u32,
-) -> knsock_result {
-    set(config, |c| {
-        c.inner.overwrite(match policy {
-            p if p == knsock_overwrite::Replace as u32 => Overwrite::Replace,
-            p if p == knsock_overwrite::Refuse as u32 => Overwrite::Refuse,
-            p if p == knsock_overwrite::Rename as u32 => Overwrite::Rename,
-            p => return Err(Error::invalid(format!("unknown overwrite policy {p}"))),
-        });
-        Ok(())
-    })
-}
-
-/// Sets (or clears, with NULL) the validator run before any data; see `knsock_validator_cb`.
-#[no_mangle]
-pub unsafe extern "C" fn knsock_server_config_set_pre_validator(
-    config: *mut knsock_server_config,
-    callback: knsock_validator_cb,
-    userdata: *mut c_void,
-) -> knsock_result {
-    set(config, |c| {
-        c.pre = callback.map(|f| (f, UserData(userdata)));
-        Ok(())
-    })
-}
-
-/// Sets (or clears, with NULL) the validator run on the verified data; see
-/// `knsock_validator_cb`.
-#[no_mangle]
-pub unsafe extern "C" fn knsock_server_config_set_post_validator(
-    config: *mut knsock_server_config,
-    callback: knsock_validator_cb,
-    userdata: *mut c_void,
-) -> knsock_result {
-    set(config, |c| {
-        c.post = callback.map(|f| (f, UserData(userdata)));
-        Ok(())
-    })
-}
-
-/// Sets (or clears, with NULL) the handler called for each stored file; see
-/// `knsock_received_cb`.
-#[no_mangle]
-pub unsafe extern "C" fn knsock_server_config_set_received_handler(
-    config: *mut knsock_server_config,
-    callback: knsock_received_cb,
-    userdata: *mut c_void,
-) -> knsock_result {
-    set(config, |c| {
-        c.received = callback.map(|f| (f, UserData(userdata)));
-        Ok(())
-    })
-}
-
-/// Sets (or clears, with NULL) the error handler; see `knsock_error_cb`.
-#[no_mangle]
-pub unsafe extern "C" fn knsock_server_config_set_error_handler(
-    config: *mut knsock_server_config,
-    callback: knsock_error_cb,
-    userdata: *mut c_void,
-) -> knsock_result {
-    set(config, |c| {
-        c.on_error = callback.map(|f| (f, UserData(userdata)));
-        Ok(())
-    })
-}
-
-/// Sets a finalizer called exactly once with `userdata` after the config and every server
-/// started from it are freed and no callback can run any more, on whichever thread released the
-/// last of them. Use it to free the callbacks' userdata. Setting another (or NULL) releases the
-/// config's hold on the previous one, which then runs as soon as no server started with it is
-/// left (at once if there is none).
-#[no_mangle]
-pub unsafe extern "C" fn knsock_server_config_set_finalizer(
-    config: *mut knsock_server_config,
-    finalizer: knsock_finalizer_cb,
-    userdata: *mut c_void,
-) -> knsock_result {
-    set(config, |c| {
-        c.finalizer = finalizer.map(|f| Arc::new(Finalizer(f, UserData(userdata))));
-        Ok(())
-    })
-}
-
-/// Calls a C validator with a zeroed reason buffer and reads back its verdict.
-fn call_validator(f: Validate, ud: UserData, info: &FileInfo) -> std::result::Result<(), String> {
-    let c_info = knsock_file_info::new(info);
-    let mut reason = vec![0 as c_char; MAX_TEXT + 1];
-    // SAFETY: the caller registered `f` with `ud`; the buffer is `reason.len()` bytes.
-    let verdict = unsafe { f(ud.ptr(), &c_info, reason.as_mut_ptr(), reason.len()) };
-    if verdict == 0 {
-        return Ok(());
-    }
-    *reason.last_mut().unwrap() = 0;
-    // SAFETY: NUL-terminated within the buffer (the last byte was just set to 0).
-    let text = unsafe { CStr::from_ptr(reason.as_ptr()) }.to_string_lossy();
-    Err(match text.is_empty() {
-        true => "refused by the receiver's validator".to_string(),
-        false => text.into_owned(),
-    })
-}
-
-impl knsock_server_config {
-    /// The Rust config with the C callbacks wrapped; each wrapper holds the finalizer alive.
-    fn to_rust(&self) -> Result<ServerConfig> {
-        if !self.dir_set {
-            return Err(Error::invalid(
-                "no directory set (knsock_server_config_set_directory)",
-            ));
-        }
-        let mut cfg = self.inner.clone();
-        let keep = self.finalizer.clone();
-        for (v, after) in [(self.pre, false), (self.post, true)] {
-            if let Some((f, ud)) = v {
-                let keep = keep.clone();
-                let call = move |info: &FileInfo| {
-                    let _ = &keep;
-                    call_validator(f, ud, info)
-                };
-                match after {
-                    false => cfg.validate_before(call),
-                    true => cfg.validate_after(call),
-                };
-            }
-        }
-        if let Some((f, ud)) = self.received {
-            let keep = keep.clone();
-            cfg.on_received(move |info| {
-                let _ = &keep;
-                let c_info = knsock_file_info::new(info);
-                // SAFETY: registered by the caller with `ud`.
-                unsafe { f(ud.ptr(), &c_info) }
-            });
-        }
-        if let Some((f, ud)) = self.on_error {
-            cfg.on_error(move |e: &Error, peer: Option<SocketAddr>| {
-                let _ = &keep;
-                let msg = to_cstring(e.message());
-                let peer = peer.map(|p| to_cstring(&p.to_string()));
-                let peer_ptr = peer.as_ref().map_or(ptr::null(), |p| p.as_ptr());
-                // SAFETY: registered by the caller with `ud`; strings live through the call.
-                unsafe { f(ud.ptr(), e.kind().into(), msg.as_ptr(), peer_ptr) }
-            });
-        }
-        Ok(cfg)
-    }
+impl Castable for knsock_server {
+    type Ownership = OwnershipBox;
 }
 
 /// Binds and starts a server from `config` (which is copied, and may be freed at once), and
@@ -404,44 +26,36 @@ impl knsock_server_config {
 /// (free it with `knsock_server_free()`). On failure, when `error` is not NULL, `*error`
 /// receives a new error object.
 #[no_mangle]
-pub unsafe extern "C" fn knsock_server_start(
+pub extern "C" fn knsock_server_start(
     config: *const knsock_server_config,
     server: *mut *mut knsock_server,
     error: *mut *mut knsock_error,
 ) -> knsock_result {
-    with_error(error, || {
-        let config = config
-            .as_ref()
-            .ok_or_else(|| Error::invalid("config is NULL"))?;
-        if server.is_null() {
-            return Err(Error::invalid("server output pointer is NULL"));
-        }
+    ffi_boundary!(error: error, {
+        let config = try_ref!(config);
+        let server = try_out!(server);
         let started = config.to_rust()?.start()?;
-        *server = Box::into_raw(Box::new(knsock_server { server: started }));
+        server.write(to_boxed_mut_ptr(knsock_server { server: started }));
         Ok(())
     })
 }
 
 /// The port the server listens on (the real one when 0 was configured); 0 when `server` is NULL.
 #[no_mangle]
-pub unsafe extern "C" fn knsock_server_port(server: *const knsock_server) -> u16 {
-    boundary(0, || {
-        server.as_ref().map_or(0, |s| s.server.local_addr().port())
-    })
+pub extern "C" fn knsock_server_port(server: *const knsock_server) -> u16 {
+    ffi_boundary!({ Ok(try_ref!(server).server.local_addr().port()) })
 }
 
 /// Stops the server: no new connections, transfers in flight aborted (their senders get an
-/// error, no temporary file is left), then waits for the workers. Safe to call from any thread,
+/// error; no temporary file is left, except the hidden partial data resume keeps when
+/// `knsock_server_config_set_resume_ttl_ms()` is above 0), then waits for the workers. Safe to call from any thread,
 /// more than once, and from the server's own callbacks (then it only requests the stop and
 /// returns at once). The server must still be freed.
 #[no_mangle]
-pub unsafe extern "C" fn knsock_server_stop(server: *const knsock_server) -> knsock_result {
-    boundary(knsock_result::Panic, || match server.as_ref() {
-        Some(s) => {
-            s.server.stop();
-            knsock_result::Ok
-        }
-        None => knsock_result::InvalidArgument,
+pub extern "C" fn knsock_server_stop(server: *const knsock_server) -> knsock_result {
+    ffi_boundary!({
+        try_ref!(server).server.stop();
+        Ok(())
     })
 }
 
@@ -449,26 +63,21 @@ pub unsafe extern "C" fn knsock_server_stop(server: *const knsock_server) -> kns
 /// `knsock_server_stop()` is called from another thread or a callback. Fails with
 /// `KNSOCK_RESULT_INVALID_ARGUMENT` when called from the server's own callback.
 #[no_mangle]
-pub unsafe extern "C" fn knsock_server_wait(
+pub extern "C" fn knsock_server_wait(
     server: *const knsock_server,
     error: *mut *mut knsock_error,
 ) -> knsock_result {
-    with_error(error, || {
-        server
-            .as_ref()
-            .ok_or_else(|| Error::invalid("server is NULL"))?
-            .server
-            .wait()
-    })
+    ffi_boundary!(error: error, { try_ref!(server).server.wait() })
 }
 
 /// Stops the server if it runs and frees it. NULL is a no-op. Must not be called while another
 /// thread is inside a call on the same server, nor from the server's own callbacks.
 #[no_mangle]
-pub unsafe extern "C" fn knsock_server_free(server: *mut knsock_server) {
-    boundary((), || {
-        if !server.is_null() {
-            drop(Box::from_raw(server));
-        }
+pub extern "C" fn knsock_server_free(server: *mut knsock_server) {
+    ffi_boundary!({
+        // SAFETY: the header's contract: NULL or a server from `knsock_server_start()`, freed
+        // once, with no other call on it running.
+        unsafe { free_box(server) };
+        Ok(())
     })
 }

@@ -1,17 +1,22 @@
 //! `knsock_transfer`: a send running on its own library thread (kn-sock's `send_file_async`).
 
 use std::ffi::{c_char, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
+use super::convert::{arg_path, arg_str, UserData};
 use super::error::knsock_error;
-use super::send::knsock_send_options;
-use super::{arg_path, arg_str, boundary, knsock_result, UserData};
-use crate::CancelToken;
-use crate::Error;
+use super::macros::{
+    ffi_boundary, free_box, to_boxed_mut_ptr, try_out, try_ref, Castable, OwnershipBox,
+};
+use super::send_options::knsock_send_options;
+use super::types::knsock_result;
+use crate::{CancelToken, Error, SendOptions};
 
 /// Completion callback of an async send: `code` is the result; `error` is NULL on success and
 /// otherwise the detail, borrowed for the call (it stays readable through
@@ -31,11 +36,94 @@ struct State {
 }
 
 /// A send running in the background. Created by `knsock_send_file_async()`, freed with
-/// `knsock_transfer_free()`. Its functions may be called from any thread.
+/// `knsock_transfer_free()`.
+///
+/// Thread safety: its functions may be called from any thread, also at once, except
+/// `knsock_transfer_free()`, which must be the last call on it (it may be made from `on_done`).
 pub struct knsock_transfer {
     state: Arc<State>,
     thread: Option<JoinHandle<()>>,
     thread_id: ThreadId,
+}
+
+impl Castable for knsock_transfer {
+    type Ownership = OwnershipBox;
+}
+
+/// Freeing a running transfer cancels it and waits for its thread, except on that thread itself
+/// (from `on_done`), where waiting would never end.
+impl Drop for knsock_transfer {
+    fn drop(&mut self) {
+        if let Some(handle) = self.thread.take() {
+            if thread::current().id() != self.thread_id {
+                self.state.cancel.cancel();
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// The outcome the transfer's thread reports: its code and, on failure, the detail.
+type Outcome = (knsock_result, Option<Box<knsock_error>>);
+
+impl State {
+    fn new() -> Self {
+        State {
+            outcome: Mutex::new(None),
+            finished: Condvar::new(),
+            sent: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            cancel: CancelToken::new(),
+        }
+    }
+}
+
+/// Hooks the transfer's cancel token and progress counters into `opts`, keeping the caller's
+/// own progress callback.
+fn watch(opts: &mut SendOptions, state: &Arc<State>) {
+    opts.cancel = Some(state.cancel.clone());
+    let user_progress = opts.progress.take();
+    let st = Arc::clone(state);
+    opts.progress = Some(Arc::new(move |name: &str, sent, total| {
+        st.total.store(total, Ordering::Relaxed);
+        st.sent.store(sent, Ordering::Relaxed);
+        user_progress
+            .as_ref()
+            .is_none_or(|cb| cb(name, sent, total))
+    }));
+}
+
+/// The transfer's thread: sends, calls `on_done`, then publishes the outcome.
+fn run(
+    state: &State,
+    (host, port, path): (String, u16, PathBuf),
+    opts: &SendOptions,
+    on_done: knsock_done_cb,
+    ud: UserData,
+) {
+    let sent = catch_unwind(AssertUnwindSafe(|| {
+        crate::send_file(&host, port, &path, opts)
+    }));
+    let (code, err): Outcome = match sent {
+        Ok(Ok(_)) => (knsock_result::Ok, None),
+        Ok(Err(e)) => (
+            e.kind().into(),
+            Some(Box::new(knsock_error::from_error(&e))),
+        ),
+        Err(panic) => (
+            knsock_result::Panic,
+            Some(Box::new(knsock_error::panic(panic))),
+        ),
+    };
+    let err_ptr = err
+        .as_deref()
+        .map_or(ptr::null(), |e| e as *const knsock_error);
+    if let Some(cb) = on_done {
+        // SAFETY: registered by the caller with `ud`; `err_ptr` lives in `err` through the call.
+        unsafe { cb(ud.ptr(), code, err_ptr) };
+    }
+    *state.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some((code, err));
+    state.finished.notify_all();
 }
 
 /// Starts sending `path` to `host:port` on a new library thread and returns at once with
@@ -43,7 +131,7 @@ pub struct knsock_transfer {
 /// before it returns; `options` (may be NULL) can be freed right after. The progress callback
 /// and `on_done` (may be NULL) run on the transfer's thread.
 #[no_mangle]
-pub unsafe extern "C" fn knsock_send_file_async(
+pub extern "C" fn knsock_send_file_async(
     host: *const c_char,
     port: u16,
     path: *const c_char,
@@ -53,60 +141,24 @@ pub unsafe extern "C" fn knsock_send_file_async(
     transfer: *mut *mut knsock_transfer,
     error: *mut *mut knsock_error,
 ) -> knsock_result {
-    super::with_error(error, || {
-        let host = arg_str(host, "host")?.to_string();
-        let path = arg_path(path, "path")?;
-        if transfer.is_null() {
-            return Err(Error::invalid("transfer output pointer is NULL"));
-        }
-        let mut opts = knsock_send_options::to_rust(options.as_ref());
+    ffi_boundary!(error: error, {
+        // SAFETY: the header's contract: string arguments are NULL or NUL-terminated.
+        let host = unsafe { arg_str(host, "host") }?.to_string();
+        // SAFETY: as above.
+        let path = unsafe { arg_path(path, "path") }?;
+        let transfer = try_out!(transfer);
+        // SAFETY: the header's contract: `options` is NULL or live, no setter running.
+        let mut opts = knsock_send_options::to_rust(unsafe { options.as_ref() });
         opts.validate()?;
-        let state = Arc::new(State {
-            outcome: Mutex::new(None),
-            finished: Condvar::new(),
-            sent: AtomicU64::new(0),
-            total: AtomicU64::new(0),
-            cancel: CancelToken::new(),
-        });
-        opts.cancel = Some(state.cancel.clone());
-        let user_progress = opts.progress.take();
-        let st = Arc::clone(&state);
-        opts.progress = Some(Arc::new(move |name: &str, sent, total| {
-            st.total.store(total, Ordering::Relaxed);
-            st.sent.store(sent, Ordering::Relaxed);
-            user_progress
-                .as_ref()
-                .is_none_or(|cb| cb(name, sent, total))
-        }));
-        let ud = UserData(userdata);
-        let st = Arc::clone(&state);
+        let state = Arc::new(State::new());
+        watch(&mut opts, &state);
+        let (st, ud) = (Arc::clone(&state), UserData(userdata));
         let handle = thread::Builder::new()
             .name("knsock-transfer".into())
-            .spawn(move || {
-                let ud = ud;
-                let (code, err) =
-                    boundary((knsock_result::Panic, None), || {
-                        match crate::send_file(&host, port, &path, &opts) {
-                            Ok(_) => (knsock_result::Ok, None),
-                            Err(e) => (
-                                e.kind().into(),
-                                Some(Box::new(knsock_error::from_error(&e))),
-                            ),
-                        }
-                    });
-                let err_ptr = err
-                    .as_deref()
-                    .map_or(ptr::null(), |e| e as *const knsock_error);
-                if let Some(cb) = on_done {
-                    // SAFETY: registered by the caller with `ud`; `err_ptr` lives in `err`.
-                    unsafe { cb(ud.ptr(), code, err_ptr) };
-                }
-                *st.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some((code, err));
-                st.finished.notify_all();
-            })
+            .spawn(move || run(&st, (host, port, path), &opts, on_done, ud))
             .map_err(|e| Error::io("starting the transfer thread", e))?;
         let thread_id = handle.thread().id();
-        *transfer = Box::into_raw(Box::new(knsock_transfer {
+        transfer.write(to_boxed_mut_ptr(knsock_transfer {
             state,
             thread: Some(handle),
             thread_id,
@@ -118,33 +170,30 @@ pub unsafe extern "C" fn knsock_send_file_async(
 /// Waits up to `timeout_ms` milliseconds (a negative value waits without limit) for the
 /// transfer to end. Returns its result, or `KNSOCK_RESULT_IN_PROGRESS` if it is still running.
 #[no_mangle]
-pub unsafe extern "C" fn knsock_transfer_wait(
+pub extern "C" fn knsock_transfer_wait(
     transfer: *const knsock_transfer,
     timeout_ms: i64,
 ) -> knsock_result {
-    boundary(knsock_result::Panic, || {
-        let Some(t) = transfer.as_ref() else {
-            return knsock_result::InvalidArgument;
-        };
+    ffi_boundary!({
+        let state = &try_ref!(transfer).state;
         let deadline =
             (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
-        let mut outcome = t.state.outcome.lock().unwrap_or_else(|e| e.into_inner());
+        let mut outcome = state.outcome.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some((code, _)) = outcome.as_ref() {
-                return *code;
+                return Ok(*code);
             }
             outcome = match deadline {
-                None => t
-                    .state
+                None => state
                     .finished
                     .wait(outcome)
                     .unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        return knsock_result::InProgress;
+                        return Ok(knsock_result::InProgress);
                     }
-                    let waited = t.state.finished.wait_timeout(outcome, left);
+                    let waited = state.finished.wait_timeout(outcome, left);
                     waited.unwrap_or_else(|e| e.into_inner()).0
                 }
             };
@@ -155,70 +204,58 @@ pub unsafe extern "C" fn knsock_transfer_wait(
 /// The error of a transfer that ended in failure, borrowed: valid until the transfer is freed.
 /// NULL while it runs, after success, or when `transfer` is NULL.
 #[no_mangle]
-pub unsafe extern "C" fn knsock_transfer_error(
-    transfer: *const knsock_transfer,
-) -> *const knsock_error {
-    boundary(ptr::null(), || {
-        let Some(t) = transfer.as_ref() else {
-            return ptr::null();
-        };
-        let outcome = t.state.outcome.lock().unwrap_or_else(|e| e.into_inner());
-        match outcome.as_ref() {
+pub extern "C" fn knsock_transfer_error(transfer: *const knsock_transfer) -> *const knsock_error {
+    ffi_boundary!({
+        let state = &try_ref!(transfer).state;
+        let outcome = state.outcome.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(match outcome.as_ref() {
             Some((_, Some(e))) => &**e as *const knsock_error,
             _ => ptr::null(),
-        }
+        })
     })
 }
 
 /// Asks the transfer to stop: it ends with `KNSOCK_RESULT_CANCELLED` (unless it already ended)
-/// and the receiver keeps no file. Returns at once; use `knsock_transfer_wait()` to see it end.
+/// and the receiver stores no file under its name. It keeps nothing either, unless resume is on
+/// there (`knsock_server_config_set_resume_ttl_ms()` above 0): then the prefix it received stays
+/// hidden (`.knsock-partial-…` beside the final name) for the resume time, so that a later send
+/// of the same file resumes. Returns at once; use `knsock_transfer_wait()` to see it end.
 #[no_mangle]
-pub unsafe extern "C" fn knsock_transfer_cancel(transfer: *const knsock_transfer) -> knsock_result {
-    boundary(knsock_result::Panic, || match transfer.as_ref() {
-        Some(t) => {
-            t.state.cancel.cancel();
-            knsock_result::Ok
-        }
-        None => knsock_result::InvalidArgument,
+pub extern "C" fn knsock_transfer_cancel(transfer: *const knsock_transfer) -> knsock_result {
+    ffi_boundary!({
+        try_ref!(transfer).state.cancel.cancel();
+        Ok(())
     })
 }
 
 /// Bytes sent so far and the file's size (0 until the file was opened), for polling without a
 /// callback. Either output pointer may be NULL.
 #[no_mangle]
-pub unsafe extern "C" fn knsock_transfer_progress(
+pub extern "C" fn knsock_transfer_progress(
     transfer: *const knsock_transfer,
     sent: *mut u64,
     total: *mut u64,
 ) -> knsock_result {
-    boundary(knsock_result::Panic, || {
-        let Some(t) = transfer.as_ref() else {
-            return knsock_result::InvalidArgument;
-        };
-        if !sent.is_null() {
-            *sent = t.state.sent.load(Ordering::Relaxed);
+    ffi_boundary!({
+        let state = &try_ref!(transfer).state;
+        for (out, value) in [(sent, &state.sent), (total, &state.total)] {
+            if !out.is_null() {
+                // SAFETY: the header's contract: a non-NULL output pointer is writable.
+                unsafe { out.write(value.load(Ordering::Relaxed)) };
+            }
         }
-        if !total.is_null() {
-            *total = t.state.total.load(Ordering::Relaxed);
-        }
-        knsock_result::Ok
+        Ok(())
     })
 }
 
 /// Frees a transfer. A running one is cancelled first and waited for (its `on_done` still runs).
 /// Called from the transfer's own `on_done`, it frees without waiting. NULL is a no-op.
 #[no_mangle]
-pub unsafe extern "C" fn knsock_transfer_free(transfer: *mut knsock_transfer) {
-    boundary((), || {
-        if transfer.is_null() {
-            return;
-        }
-        let mut t = Box::from_raw(transfer);
-        if let Some(handle) = t.thread.take() {
-            if thread::current().id() != t.thread_id {
-                t.state.cancel.cancel();
-                let _ = handle.join();
-            }
-        }
+pub extern "C" fn knsock_transfer_free(transfer: *mut knsock_transfer) {
+    ffi_boundary!({
+        // SAFETY: the header's contract: NULL or a transfer from `knsock_send_file_async()`,
+        // freed once.
+        unsafe { free_box(transfer) };
+        Ok(())
     })
 }

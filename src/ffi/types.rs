@@ -1,0 +1,98 @@
+//! The C ABI's result codes, enums and constants, shared by every C type's module.
+
+use std::ffi::c_int;
+
+use crate::ErrorKind;
+
+/// `KNSOCK_VERSION_MAJOR.MINOR.PATCH` of the header; `knsock_version()` gives the library's.
+pub const KNSOCK_VERSION_MAJOR: u32 = 0;
+pub const KNSOCK_VERSION_MINOR: u32 = 1;
+pub const KNSOCK_VERSION_PATCH: u32 = 0;
+
+/// `KNSOCK_VERSION_NUM` is the header's version as one number, `(MAJOR << 16) | (MINOR << 8) |
+/// PATCH` (0x000100 for 0.1.0), to compare in `#if` like `LIBCURL_VERSION_NUM`;
+/// `knsock_version_num()` gives the library's.
+pub const KNSOCK_VERSION_NUM: u32 =
+    (KNSOCK_VERSION_MAJOR << 16) | (KNSOCK_VERSION_MINOR << 8) | KNSOCK_VERSION_PATCH;
+
+/// What a validator returns to accept a file (`knsock_validator_cb`).
+pub const KNSOCK_VALIDATOR_ACCEPT: c_int = 0;
+
+/// What a validator returns to refuse a file; any value other than `KNSOCK_VALIDATOR_ACCEPT`
+/// refuses too.
+pub const KNSOCK_VALIDATOR_REJECT: c_int = 1;
+
+/// The size a validator's `reason` buffer always has at least: room for the longest reason the
+/// protocol carries (1024 bytes) and its NUL.
+pub const KNSOCK_REASON_MAX: usize = 1025;
+const _: () = assert!(KNSOCK_REASON_MAX == crate::protocol::MAX_TEXT + 1);
+
+/// What a progress callback returns to let the transfer go on. Any other value aborts it with
+/// `KNSOCK_RESULT_ABORTED_BY_CALLBACK`.
+pub const KNSOCK_CONTINUE: c_int = 0;
+
+/// The outcome of every fallible call. Values are fixed forever; new ones may be added, so treat
+/// an unknown value as an error.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum knsock_result {
+    /// Success.
+    Ok = 0,
+    /// A NULL pointer, an out-of-range value, or an unusable string was passed.
+    InvalidArgument = 1,
+    /// The local file or directory does not exist.
+    NotFound = 2,
+    /// The connection could not be made.
+    Connect = 3,
+    /// Connecting or waiting for the peer took too long.
+    Timeout = 4,
+    /// The receiver refused the file; `knsock_error_peer_reason()` has its reason.
+    Rejected = 5,
+    /// The peer broke the protocol or speaks an unsupported version.
+    Protocol = 6,
+    /// The content did not match its checksum.
+    Integrity = 7,
+    /// Not enough space on the receiver.
+    NoSpace = 8,
+    /// Another input/output error.
+    Io = 9,
+    /// Cancelled by `knsock_transfer_cancel()` or by freeing a running transfer.
+    Cancelled = 10,
+    /// A progress callback returned something other than `KNSOCK_CONTINUE`.
+    AbortedByCallback = 11,
+    /// A bug in knsock: a panic was caught at the boundary. The handle involved should be freed.
+    Panic = 12,
+    /// `knsock_transfer_wait()` timed out; the transfer is still running.
+    InProgress = 13,
+}
+
+/// What a server does when a received file's name exists. Passed to
+/// `knsock_server_config_set_overwrite()` as a `uint32_t`.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum knsock_overwrite {
+    /// Replace the existing file atomically (the default, as kn-sock does).
+    Replace = 0,
+    /// Refuse the new file; the sender gets `KNSOCK_RESULT_REJECTED`.
+    Refuse = 1,
+    /// Keep both: store the new one as `name (1).ext`, `name (2).ext`, …
+    Rename = 2,
+}
+
+impl From<ErrorKind> for knsock_result {
+    fn from(k: ErrorKind) -> Self {
+        match k {
+            ErrorKind::InvalidArgument => knsock_result::InvalidArgument,
+            ErrorKind::NotFound => knsock_result::NotFound,
+            ErrorKind::Connect => knsock_result::Connect,
+            ErrorKind::Timeout => knsock_result::Timeout,
+            ErrorKind::Rejected => knsock_result::Rejected,
+            ErrorKind::Protocol => knsock_result::Protocol,
+            ErrorKind::Integrity => knsock_result::Integrity,
+            ErrorKind::NoSpace => knsock_result::NoSpace,
+            ErrorKind::Io => knsock_result::Io,
+            ErrorKind::Cancelled => knsock_result::Cancelled,
+            ErrorKind::AbortedByCallback => knsock_result::AbortedByCallback,
+        }
+    }
+}
