@@ -21,6 +21,9 @@ mod walk;
 // which play hostile peers byte by byte. It is not part of the API.
 #[cfg(feature = "internals")]
 #[doc(hidden)]
+pub mod internals;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod protocol;
 #[cfg(not(feature = "internals"))]
 mod protocol;

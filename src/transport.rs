@@ -54,6 +54,11 @@ impl<S: Transport> Wire<S> {
         !self.reader.buffer().is_empty() || self.reader.get_ref().input_ready()
     }
 
+    #[cfg(feature = "internals")]
+    pub(crate) fn get_ref(&self) -> &S {
+        self.reader.get_ref()
+    }
+
     /// Flushes, then ends our direction of the stream.
     pub(crate) fn finish(&mut self) -> io::Result<()> {
         self.flush()?;
@@ -100,5 +105,52 @@ impl<S: Transport> Write for Wire<S> {
             self.write_out()?;
         }
         self.reader.get_mut().flush()
+    }
+}
+
+/// A stream whose input is given whole and whose output is kept, for fuzzing and tests.
+#[cfg(feature = "internals")]
+pub(crate) struct MemStream {
+    input: io::Cursor<Vec<u8>>,
+    pub(crate) output: Vec<u8>,
+}
+
+#[cfg(feature = "internals")]
+impl MemStream {
+    pub(crate) fn new(input: Vec<u8>) -> MemStream {
+        MemStream {
+            input: io::Cursor::new(input),
+            output: Vec::new(),
+        }
+    }
+}
+
+#[cfg(feature = "internals")]
+impl Read for MemStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.input.read(buf)
+    }
+}
+
+#[cfg(feature = "internals")]
+impl Write for MemStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(feature = "internals")]
+impl Transport for MemStream {
+    fn input_ready(&self) -> bool {
+        self.input.position() < self.input.get_ref().len() as u64
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }

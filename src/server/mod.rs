@@ -3,13 +3,12 @@
 //! `legacy` (kn-sock 0.3), told apart by its first byte.
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::fmt;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -49,6 +48,35 @@ impl ServerConfig {
     }
 }
 
+/// Opens the server's directory, which must exist.
+fn open_root(config: &ServerConfig) -> Result<Root> {
+    Root::open(&config.dir).map_err(|e| {
+        let what = format!("server directory {}", config.dir.display());
+        match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::new(ErrorKind::NotFound, format!("{what}: no such directory"))
+            }
+            _ => Error::io(what, e),
+        }
+    })
+}
+
+/// Serves one connection whose whole input is `input`, over an in-memory stream, and returns
+/// what the server wrote and how the connection ended. For fuzzing and tests.
+#[cfg(feature = "internals")]
+pub(crate) fn serve_in_memory(config: ServerConfig, input: &[u8]) -> Result<(Vec<u8>, Result<()>)> {
+    let root = open_root(&config)?;
+    let (_wake_rx, wake_tx) =
+        rustix::pipe::pipe().map_err(|e| Error::io("creating a wake pipe", e.into()))?;
+    let shared = Shared::new(config, root, wake_tx, None);
+    let stream = crate::transport::MemStream::new(input.to_vec());
+    let peer = SocketAddr::from(([127, 0, 0, 1], 9));
+    let mut conn = Connection::new(&shared, stream, peer, 0);
+    let ended = serve(&mut conn);
+    let _ = conn.commit();
+    Ok((conn.wire.get_ref().output.clone(), ended))
+}
+
 /// Serves one connection by the protocol its first byte announces.
 fn serve<S: Transport>(conn: &mut Connection<'_, S>) -> Result<()> {
     let mut first = [0u8; 1];
@@ -60,8 +88,6 @@ fn serve<S: Transport>(conn: &mut Connection<'_, S>) -> Result<()> {
         false => legacy::serve(conn, first[0]),
     }
 }
-
-static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
     /// The id of the server whose thread this is (0: none), so `stop` called from a callback
@@ -83,15 +109,7 @@ impl Server {
         if config.idle_timeout.is_zero() {
             return Err(Error::invalid("idle timeout must be above zero"));
         }
-        let root = Root::open(&config.dir).map_err(|e| {
-            let what = format!("server directory {}", config.dir.display());
-            match e.kind() {
-                std::io::ErrorKind::NotFound => {
-                    Error::new(ErrorKind::NotFound, format!("{what}: no such directory"))
-                }
-                _ => Error::io(what, e),
-            }
-        })?;
+        let root = open_root(&config)?;
         // Leftovers of interrupted work (a crash, an expired resume) go before anything new.
         storage::sweep(
             root.path(),
@@ -107,20 +125,7 @@ impl Server {
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let (conn_tx, conn_rx) = crossbeam_channel::bounded::<(TcpStream, SocketAddr)>(0);
         let workers = config.max_connections;
-        let shared = Arc::new(Shared {
-            id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
-            config,
-            root,
-            stopping: AtomicBool::new(false),
-            wake: wake_tx,
-            stop_tx: Mutex::new(Some(stop_tx)),
-            conns: Mutex::new(Vec::new()),
-            next_conn: AtomicU64::new(0),
-            uploads: Mutex::new(HashMap::new()),
-            upload_released: Condvar::new(),
-            threads: Mutex::new(Vec::new()),
-            joined: (Mutex::new(false), Condvar::new()),
-        });
+        let shared = Arc::new(Shared::new(config, root, wake_tx, Some(stop_tx)));
         let mut handles = Vec::with_capacity(workers + 1);
         for i in 0..workers {
             let (sh, rx) = (Arc::clone(&shared), conn_rx.clone());

@@ -15,6 +15,8 @@ use super::config::ServerConfig;
 use crate::error::Error;
 use crate::storage::Root;
 
+static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
+
 pub(crate) struct Shared {
     pub(crate) id: u64,
     pub(crate) config: ServerConfig,
@@ -40,6 +42,28 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    pub(crate) fn new(
+        config: ServerConfig,
+        root: Root,
+        wake: OwnedFd,
+        stop_tx: Option<Sender<()>>,
+    ) -> Shared {
+        Shared {
+            id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
+            config,
+            root,
+            stopping: AtomicBool::new(false),
+            wake,
+            stop_tx: Mutex::new(stop_tx),
+            conns: Mutex::new(Vec::new()),
+            next_conn: AtomicU64::new(0),
+            uploads: Mutex::new(HashMap::new()),
+            upload_released: Condvar::new(),
+            threads: Mutex::new(Vec::new()),
+            joined: (Mutex::new(false), Condvar::new()),
+        }
+    }
+
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
