@@ -1,8 +1,10 @@
 //! The transport seam: both sessions speak the protocol over any [`Transport`] (plain TCP today;
-//! TLS plugs in at connect and accept), through [`Wire`], one buffered duplex stream.
+//! TLS plugs in at connect and accept), through [`Wire`], one buffered duplex stream with an
+//! optional deadline for reads.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags};
 
@@ -15,6 +17,9 @@ pub(crate) trait Transport: Read + Write + Send {
     /// Ends our direction of the stream once everything is written (TCP: shutdown for writing),
     /// so the peer reads the end of the stream.
     fn finish(&mut self) -> io::Result<()>;
+
+    /// How long one read may wait for the peer (`None`: forever).
+    fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()>;
 }
 
 impl Transport for TcpStream {
@@ -30,43 +35,122 @@ impl Transport for TcpStream {
     fn finish(&mut self) -> io::Result<()> {
         self.shutdown(Shutdown::Write)
     }
+
+    fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
 }
 
-/// A transport with a read buffer and a write buffer. Large writes (a content chunk) go straight
-/// through; small ones (frames) collect until [`Write::flush`] or until the buffer is full.
+/// A transport with a read buffer and a write buffer. Large reads and writes (content chunks)
+/// go straight through; small ones (frames) are buffered. Written bytes leave on
+/// [`Write::flush`] or when the buffer is full.
 pub(crate) struct Wire<S: Transport> {
-    reader: BufReader<S>,
+    stream: S,
+    rbuf: Box<[u8]>,
+    rpos: usize,
+    rend: usize,
     out: Vec<u8>,
     out_cap: usize,
+    /// The stream's own read timeout (the idle timeout), restored when a deadline ends.
+    idle: Option<Duration>,
+    deadline: Option<Instant>,
+    /// The read timeout last given to the stream while a deadline runs.
+    applied: Option<Duration>,
 }
 
 impl<S: Transport> Wire<S> {
-    pub(crate) fn new(stream: S, read_capacity: usize, write_capacity: usize) -> Self {
+    /// `idle` is the read timeout the stream already has.
+    pub(crate) fn new(
+        stream: S,
+        read_capacity: usize,
+        write_capacity: usize,
+        idle: Option<Duration>,
+    ) -> Self {
         Wire {
-            reader: BufReader::with_capacity(read_capacity, stream),
+            stream,
+            rbuf: vec![0u8; read_capacity].into_boxed_slice(),
+            rpos: 0,
+            rend: 0,
             out: Vec::with_capacity(write_capacity),
             out_cap: write_capacity,
+            idle,
+            deadline: None,
+            applied: None,
         }
     }
 
     /// Whether the peer's next bytes are already here, so reading will not block.
     pub(crate) fn input_ready(&self) -> bool {
-        !self.reader.buffer().is_empty() || self.reader.get_ref().input_ready()
+        self.rpos < self.rend || self.stream.input_ready()
     }
 
-    #[cfg(feature = "internals")]
-    pub(crate) fn get_ref(&self) -> &S {
-        self.reader.get_ref()
+    /// Whether at least `n` bytes can be read without waiting: those buffered, plus what the
+    /// transport has ready (read in now). `n` above the buffer's capacity is never ready.
+    pub(crate) fn ready(&mut self, n: usize) -> bool {
+        while self.rend - self.rpos < n {
+            if n > self.rbuf.len() || !self.stream.input_ready() {
+                return false;
+            }
+            if self.rend == self.rbuf.len() {
+                self.rbuf.copy_within(self.rpos..self.rend, 0);
+                self.rend -= self.rpos;
+                self.rpos = 0;
+            }
+            match self.stream.read(&mut self.rbuf[self.rend..]) {
+                Ok(0) | Err(_) => return false,
+                Ok(got) => self.rend += got,
+            }
+        }
+        true
+    }
+
+    /// The bytes read in but not consumed yet.
+    pub(crate) fn buffered(&self) -> &[u8] {
+        &self.rbuf[self.rpos..self.rend]
+    }
+
+    /// Reads from now on must complete by `deadline` (`None`: only the idle timeout applies).
+    pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+        self.deadline = deadline;
+        if deadline.is_none() && self.applied.is_some() {
+            self.applied = None;
+            self.stream.set_read_timeout(self.idle)?;
+        }
+        Ok(())
     }
 
     /// Flushes, then ends our direction of the stream.
     pub(crate) fn finish(&mut self) -> io::Result<()> {
         self.flush()?;
-        self.reader.get_mut().finish()
+        self.stream.finish()
+    }
+
+    #[cfg(feature = "internals")]
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// One read from the stream, cut short by the deadline.
+    fn read_stream(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the peer did not send a whole message in time",
+                ));
+            }
+            let wait = self.idle.map_or(left, |idle| idle.min(left));
+            if self.applied != Some(wait) {
+                self.stream.set_read_timeout(Some(wait))?;
+                self.applied = Some(wait);
+            }
+        }
+        self.stream.read(buf)
     }
 
     fn write_out(&mut self) -> io::Result<()> {
-        let result = self.reader.get_mut().write_all(&self.out);
+        let result = self.stream.write_all(&self.out);
         self.out.clear();
         result
     }
@@ -74,17 +158,32 @@ impl<S: Transport> Wire<S> {
 
 impl<S: Transport> Read for Wire<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reader.read(buf)
+        if self.rpos == self.rend && buf.len() >= self.rbuf.len() {
+            return self.read_stream(buf);
+        }
+        let have = self.fill_buf()?;
+        let n = have.len().min(buf.len());
+        buf[..n].copy_from_slice(&have[..n]);
+        self.consume(n);
+        Ok(n)
     }
 }
 
 impl<S: Transport> BufRead for Wire<S> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        self.reader.fill_buf()
+        if self.rpos == self.rend {
+            self.rpos = 0;
+            self.rend = 0;
+            let mut buf = std::mem::take(&mut self.rbuf);
+            let got = self.read_stream(&mut buf);
+            self.rbuf = buf;
+            self.rend = got?;
+        }
+        Ok(&self.rbuf[self.rpos..self.rend])
     }
 
     fn consume(&mut self, amt: usize) {
-        self.reader.consume(amt)
+        self.rpos = (self.rpos + amt).min(self.rend);
     }
 }
 
@@ -94,7 +193,7 @@ impl<S: Transport> Write for Wire<S> {
             self.write_out()?;
         }
         if buf.len() >= self.out_cap {
-            return self.reader.get_mut().write(buf);
+            return self.stream.write(buf);
         }
         self.out.extend_from_slice(buf);
         Ok(buf.len())
@@ -104,7 +203,7 @@ impl<S: Transport> Write for Wire<S> {
         if !self.out.is_empty() {
             self.write_out()?;
         }
-        self.reader.get_mut().flush()
+        self.stream.flush()
     }
 }
 
@@ -151,6 +250,10 @@ impl Transport for MemStream {
     }
 
     fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn set_read_timeout(&mut self, _: Option<Duration>) -> io::Result<()> {
         Ok(())
     }
 }

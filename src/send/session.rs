@@ -30,7 +30,7 @@ pub(crate) fn run<S: Transport>(
 ) -> Vec<Result<SendReport>> {
     let mut results: Vec<Option<Result<SendReport>>> = sizes.iter().map(|_| None).collect();
     let mut session = Session {
-        wire: Wire::new(stream, 16 * 1024, 64 * 1024),
+        wire: Wire::new(stream, 16 * 1024, 64 * 1024, Some(opts.timeout)),
         hello_done: false,
         caps: 0,
         draining: false,

@@ -13,6 +13,8 @@ use crate::storage::Overwrite;
 
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+/// How long a whole frame (and a small file's eagerly sent content) may take to arrive.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A file as the receiver sees it, passed to validators and handlers.
 #[derive(Debug, Clone)]
@@ -58,6 +60,7 @@ pub struct ServerConfig {
     pub(crate) port: u16,
     pub(crate) max_connections: usize,
     pub(crate) idle_timeout: Duration,
+    pub(crate) header_timeout: Duration,
     pub(crate) max_file_size: Option<u64>,
     pub(crate) reserve_bytes: u64,
     pub(crate) overwrite: Overwrite,
@@ -77,6 +80,7 @@ impl fmt::Debug for ServerConfig {
             .field("port", &self.port)
             .field("max_connections", &self.max_connections)
             .field("idle_timeout", &self.idle_timeout)
+            .field("header_timeout", &self.header_timeout)
             .field("max_file_size", &self.max_file_size)
             .field("reserve_bytes", &self.reserve_bytes)
             .field("overwrite", &self.overwrite)
@@ -95,6 +99,7 @@ impl ServerConfig {
             port: 0,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
             max_file_size: None,
             reserve_bytes: 0,
             overwrite: Overwrite::Replace,
@@ -128,6 +133,13 @@ impl ServerConfig {
     /// How long a connection may make no progress before it is dropped.
     pub fn idle_timeout(&mut self, t: Duration) -> &mut Self {
         self.idle_timeout = t;
+        self
+    }
+    /// How long a whole frame, and the content of a small file sent eagerly, may take to
+    /// arrive (default 10 s): a peer that drips bytes is cut off after this, whatever the idle
+    /// timeout.
+    pub fn header_timeout(&mut self, t: Duration) -> &mut Self {
+        self.header_timeout = t;
         self
     }
     pub fn max_file_size(&mut self, bytes: Option<u64>) -> &mut Self {

@@ -20,6 +20,9 @@ use crate::transport::{Transport, Wire};
 
 /// The content buffer's largest size.
 const BUFFER_SIZE: usize = 256 * 1024;
+/// The read buffer: room for the largest frame (65,541 bytes) and an eager file's content with
+/// its DONE, so either can be checked as complete before a verdict is held for it.
+const READ_BUFFER: usize = 160 * 1024;
 
 pub(crate) struct Connection<'a, S: Transport> {
     pub(crate) shared: &'a Shared,
@@ -42,7 +45,12 @@ impl<'a, S: Transport> Connection<'a, S> {
         Connection {
             shared,
             id,
-            wire: Wire::new(stream, 64 * 1024, 16 * 1024),
+            wire: Wire::new(
+                stream,
+                READ_BUFFER,
+                16 * 1024,
+                Some(shared.config.idle_timeout),
+            ),
             peer,
             buf: Vec::new(),
             in_file: false,
@@ -60,11 +68,12 @@ impl<'a, S: Transport> Connection<'a, S> {
         }
     }
 
-    /// Tells the peer about a protocol error before the connection closes.
+    /// Tells the peer why the connection ends (an ERROR frame with the code for the error's
+    /// kind), unless it is a kn-sock 0.3 peer, which cannot read one.
     pub(crate) fn fail(&mut self, e: Error) -> Error {
-        if e.kind() == ErrorKind::Protocol && !self.legacy {
+        if !self.legacy {
             let frame = Frame::Error {
-                code: Code::Protocol as u16,
+                code: Code::for_kind(e.kind()) as u16,
                 text: e.message().to_string(),
             };
             let _ = frame

@@ -1,6 +1,8 @@
 //! The native protocol's per-connection state machine (docs/protocol.md sections 1 and 3): the
 //! hello, then OFFER → ACCEPT / REJECT / SKIP, content, DONE → a deferred verdict, until BYE.
 
+use std::time::Instant;
+
 use xxhash_rust::xxh3::Xxh3;
 
 use super::admit::{admit, Resolved};
@@ -55,6 +57,9 @@ fn hello<S: Transport>(conn: &mut Connection<'_, S>) -> Result<u32> {
     Ok(caps)
 }
 
+/// A DONE frame's size with an XXH3-128 digest.
+const DONE_LEN: usize = 5 + 2 + 16;
+
 struct Session<'c, 'a, S: Transport> {
     conn: &'c mut Connection<'a, S>,
     /// Capabilities both sides have.
@@ -66,24 +71,52 @@ struct Session<'c, 'a, S: Transport> {
 impl<S: Transport> Session<'_, '_, S> {
     fn run(&mut self) -> Result<()> {
         loop {
-            // Never hold a verdict while waiting for the sender.
-            if !self.conn.pending.is_empty() && !self.conn.wire.input_ready() {
+            // A verdict is held only while the next frame is already here in full: whatever the
+            // peer does next, verified files are committed without waiting for it.
+            if !self.conn.pending.is_empty() && !self.frame_ready() {
                 self.conn.commit()?;
             }
+            self.deadline()?;
             let frame = match Frame::read_from(&mut self.conn.wire) {
                 Ok(Some(f)) => f,
                 Ok(None) => return self.conn.commit(),
-                Err(e) => return Err(self.conn.fail(e)),
+                Err(e) => return Err(self.abort(e)),
             };
-            match frame {
-                Frame::Offer(offer) => self.receive_file(offer)?,
+            let step = match frame {
+                Frame::Offer(offer) => self.receive_file(offer),
                 Frame::Bye => return self.conn.commit(),
-                f => {
-                    let e = Error::protocol(format!("unexpected frame from sender: {f:?}"));
-                    return Err(self.conn.fail(e));
-                }
-            }
+                f => Err(Error::protocol(format!(
+                    "unexpected frame from sender: {f:?}"
+                ))),
+            };
+            step.map_err(|e| self.abort(e))?;
         }
+    }
+
+    /// Whether a whole frame is buffered (or readable without waiting).
+    fn frame_ready(&mut self) -> bool {
+        if !self.conn.wire.ready(5) {
+            return false;
+        }
+        let b = self.conn.wire.buffered();
+        let len = u32::from_be_bytes([b[1], b[2], b[3], b[4]]) as usize;
+        len <= protocol::MAX_FRAME as usize && self.conn.wire.ready(5 + len)
+    }
+
+    /// A frame (and an eager file's content) must arrive whole within the header timeout.
+    fn deadline(&mut self) -> Result<()> {
+        let at = Instant::now() + self.conn.shared.config.header_timeout;
+        self.conn
+            .wire
+            .set_deadline(Some(at))
+            .map_err(|e| Error::io("setting a read timeout", e))
+    }
+
+    /// Ends the connection on `e`: the verified files are committed first (their verdicts go
+    /// out while the peer still listens), then the peer is told why.
+    fn abort(&mut self, e: Error) -> Error {
+        let _ = self.conn.commit();
+        self.conn.fail(e)
     }
 
     /// Receives one file. `Err` only when the connection cannot go on; a refused file is
@@ -120,11 +153,15 @@ impl<S: Transport> Session<'_, '_, S> {
             Err(r) if eager => return self.drop_eager(r, seq, &offer, &info),
             Err(r) => return self.reject_offer(r, &info),
         };
+        self.before_content(&offer, eager)?;
         if !eager {
             self.conn.send_frame(Frame::Accept { offset })?;
         }
         self.conn.in_file = true;
         let (temp, digest) = self.conn.read_content(temp, &offer, hasher, partial)?;
+        if !eager {
+            self.deadline()?;
+        }
         let done = self.read_done()?;
         self.conn.in_file = false;
         let verified = temp.and_then(|mut temp| {
@@ -160,6 +197,24 @@ impl<S: Transport> Session<'_, '_, S> {
         }
     }
 
+    /// Before a file's content: earlier verified files are committed unless the whole content
+    /// (and its DONE) is already here, so no verdict waits on the peer. An eager file's content
+    /// stays under the header deadline; a large file's content only under the idle timeout.
+    fn before_content(&mut self, offer: &Offer, eager: bool) -> Result<()> {
+        let whole = offer.encoding == protocol::ENCODING_RAW
+            && self.conn.wire.ready(offer.size as usize + DONE_LEN);
+        if !self.conn.pending.is_empty() && !(eager && whole) {
+            self.conn.commit()?;
+        }
+        if !eager {
+            self.conn
+                .wire
+                .set_deadline(None)
+                .map_err(|e| Error::io("setting a read timeout", e))?;
+        }
+        Ok(())
+    }
+
     /// The resume identity of an offer, when resuming is on.
     fn resume_for(&self, offer: &Offer) -> Option<Resume> {
         match self.conn.shared.config.resume_ttl.is_zero() {
@@ -170,13 +225,11 @@ impl<S: Transport> Session<'_, '_, S> {
 
     /// The DONE frame that ends a file's content.
     fn read_done(&mut self) -> Result<(u8, Vec<u8>)> {
-        match Frame::read_from(&mut self.conn.wire) {
-            Ok(Some(Frame::Done { algorithm, digest })) => Ok((algorithm, digest)),
-            Ok(other) => {
-                let e = Error::protocol(format!("expected DONE after the content, got {other:?}"));
-                Err(self.conn.fail(e))
-            }
-            Err(e) => Err(self.conn.fail(e)),
+        match Frame::read_from(&mut self.conn.wire)? {
+            Some(Frame::Done { algorithm, digest }) => Ok((algorithm, digest)),
+            other => Err(Error::protocol(format!(
+                "expected DONE after the content, got {other:?}"
+            ))),
         }
     }
 
@@ -184,8 +237,7 @@ impl<S: Transport> Session<'_, '_, S> {
     /// `EAGER_MAX` bytes once decoded), then the verdict FAILED goes out in its turn.
     fn drop_eager(&mut self, r: Refusal, seq: u32, offer: &Offer, info: &FileInfo) -> Result<()> {
         self.conn.in_file = true;
-        let dropped = self.conn.drop_content(offer);
-        dropped.map_err(|e| self.conn.fail(e))?;
+        self.conn.drop_content(offer)?;
         self.read_done()?;
         self.conn.in_file = false;
         self.conn.commit()?;
