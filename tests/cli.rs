@@ -158,6 +158,9 @@ fn resume_ttl_defaults_to_zero_like_the_library() {
     let mut lines = help.lines().skip_while(|l| !l.contains("--resume-ttl"));
     let first = lines.next().unwrap_or_default();
     let rest = lines.take_while(|l| !l.trim_start().starts_with('-'));
-    let line = std::iter::once(first).chain(rest).collect::<Vec<_>>().join(" ");
+    let line = std::iter::once(first)
+        .chain(rest)
+        .collect::<Vec<_>>()
+        .join(" ");
     assert!(line.contains("[default: 0]"), "help: {line}");
 }
