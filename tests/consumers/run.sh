@@ -14,6 +14,8 @@ command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 step() { echo "--- consumers: $*"; }
+# The shared libraries a program needs (captured first: `readelf | grep -q` can die of SIGPIPE).
+needed() { local d; d=$(readelf -d "$1"); grep 'NEEDED' <<<"$d" || true; }
 
 stage=$work/stage
 DESTDIR=$stage "$root/scripts/install.sh" /usr "$build"
@@ -40,12 +42,12 @@ cc_flags=(-std=c99 -Wall -Wextra -Wpedantic -Werror)
 step "C through pkg-config, shared"
 cc "${cc_flags[@]}" -o "$work/c_shared" "$here/c/main.c" $(pkg-config --cflags --libs knsock) \
   -Wl,-rpath,"$libdir"
-readelf -d "$work/c_shared" | grep -q 'NEEDED.*\[libknsock\.so\.0\.1\]'
+needed "$work/c_shared" | grep -q '\[libknsock\.so\.0\.1\]'
 "$work/c_shared"
 
 step "C through pkg-config, static (knsock-static)"
 cc "${cc_flags[@]}" -o "$work/c_static" "$here/c/main.c" $(pkg-config --cflags --libs knsock-static)
-if readelf -d "$work/c_static" | grep -q 'NEEDED.*libknsock'; then
+if needed "$work/c_static" | grep -q libknsock; then
   echo "c_static links libknsock.so" >&2
   exit 1
 fi
@@ -67,7 +69,7 @@ step "C++ through CMake and knsock::cpp (over knsock::knsock, then knsock::stati
 cp -r "$here/cpp-cmake" "$work/"
 cmake -S "$work/cpp-cmake" -B "$work/cpp-cmake/build" -G Ninja -DCMAKE_PREFIX_PATH="$stage/usr" >/dev/null
 cmake --build "$work/cpp-cmake/build" >/dev/null
-readelf -d "$work/cpp-cmake/build/consumer" | grep -q 'NEEDED.*libknsock'
+needed "$work/cpp-cmake/build/consumer" | grep -q libknsock
 "$work/cpp-cmake/build/consumer"
 cmake -S "$work/cpp-cmake" -B "$work/cpp-cmake/build-static" -G Ninja -DCMAKE_PREFIX_PATH="$stage/usr" \
   -DKNSOCK_CPP_STATIC=ON >/dev/null
@@ -88,12 +90,12 @@ export CGO_CFLAGS
   go build -o consumer-static .
   go build -tags knsock_shared -o consumer-shared .
 )
-if readelf -d "$work/go-consumer/consumer-static" | grep -q 'NEEDED.*libknsock'; then
+if needed "$work/go-consumer/consumer-static" | grep -q libknsock; then
   echo "the default Go build links libknsock.so" >&2
   exit 1
 fi
 "$work/go-consumer/consumer-static"
-readelf -d "$work/go-consumer/consumer-shared" | grep -q 'NEEDED.*libknsock\.so'
+needed "$work/go-consumer/consumer-shared" | grep -q 'libknsock\.so'
 LD_LIBRARY_PATH=$libdir "$work/go-consumer/consumer-shared"
 
 echo "consumers: pkg-config (shared, static, with libzstd), CMake C, CMake C++, Go (static, shared) build and transfer"
