@@ -12,7 +12,7 @@ root=$(cd "$here/../.." && pwd)
 build=${1:-$root/target/release}
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 step() { echo "--- consumers: $*"; }
 # The shared libraries a program needs (captured first: `readelf | grep -q` can die of SIGPIPE).
 needed() { local d; d=$(readelf -d "$1"); grep 'NEEDED' <<<"$d" || true; }
@@ -88,7 +88,8 @@ export CGO_CFLAGS
   go mod edit -replace "github.com/knsock/knsock/bindings/go=$work/knsock-go"
   go vet ./...
   go build -o consumer-static .
-  go build -tags knsock_shared -o consumer-shared .
+  # A distinct CGO_CFLAGS too: with only the tag changed, go 1.26 reused the static link flags.
+  CGO_CFLAGS="$CGO_CFLAGS -DKNSOCK_SHARED" go build -tags knsock_shared -o consumer-shared .
 )
 if needed "$work/go-consumer/consumer-static" | grep -q libknsock; then
   echo "the default Go build links libknsock.so" >&2
