@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need and a fresh machine may lack: a C/C++ toolchain,
-# CMake, Ninja, pkg-config, GoogleTest and Go (Debian packages), and checks for Rust.
+# binutils (ld, objcopy, readelf, ar), CMake, Ninja, pkg-config, GoogleTest, the static libzstd
+# (tests/consumers links it beside libknsock.a) and Go (Debian packages), and checks for Rust.
 set -euo pipefail
 missing=()
 command -v cc >/dev/null || missing+=(gcc)
 command -v c++ >/dev/null || missing+=(g++)
+command -v objcopy >/dev/null && command -v readelf >/dev/null || missing+=(binutils)
 command -v cmake >/dev/null || missing+=(cmake)
 command -v ninja >/dev/null || missing+=(ninja-build)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 [ -f /usr/include/gtest/gtest.h ] || missing+=(libgtest-dev)
+[ -f /usr/include/zstd.h ] || missing+=(libzstd-dev)
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || missing+=(golang-go)
 command -v python3 >/dev/null || missing+=(python3)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,55 +1,123 @@
 #!/usr/bin/env bash
-# Installs the library, header, CLI, pkg-config file and CMake package under PREFIX, laid out
-# as a distribution would: libknsock.so.X.Y.Z with its SONAME and dev symlinks.
-#   scripts/install.sh PREFIX [LIBDIR]   (LIBDIR: where cargo put the build, default target/release)
+# Installs what `cargo build --release` made under PREFIX, laid out as a distribution would:
+# the header and the C++ header, libknsock.so.X.Y.Z with its SONAME and dev symlink, the
+# libknsock.a that exports only knsock_* (scripts/static-lib.sh), the kn-sock CLI, the
+# pkg-config files knsock.pc (shared) and knsock-static.pc, and the CMake package (knsock::knsock,
+# knsock::static, knsock::cpp). The .pc files and the CMake package find the prefix from their
+# own location, so a tree staged under DESTDIR (or moved) works as it is.
+#   [DESTDIR=STAGE] [LIBDIR=lib] scripts/install.sh PREFIX [BUILD]
+# PREFIX: absolute, as the files will finally live. BUILD: where cargo put its output (default
+# target/release). LIBDIR (relative to PREFIX): by default what CMake's GNUInstallDirs picks,
+# lib/<multiarch> for /usr on Debian, lib64 for a 64-bit RPM-style system, otherwise lib.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-prefix=${1:?usage: install.sh PREFIX [LIBDIR]}
-from=${2:-$root/target/release}
+usage="usage: [DESTDIR=STAGE] [LIBDIR=lib] install.sh PREFIX [BUILD]"
+prefix=${1:?$usage}
+build=${2:-$root/target/release}
+case $prefix in
+  /*) ;;
+  *) echo "install.sh: PREFIX must be absolute ($prefix)" >&2; exit 2 ;;
+esac
+prefix=${prefix%/}
+if [ -z "${LIBDIR:-}" ]; then
+  LIBDIR=lib
+  if [ -f /etc/debian_version ]; then
+    multiarch=$("${CC:-cc}" -print-multiarch 2>/dev/null || true)
+    if [ "$prefix" = /usr ] && [ -n "$multiarch" ]; then LIBDIR=lib/$multiarch; fi
+  elif [ ! -f /etc/arch-release ] && [ -d /usr/lib64 ] && [ "$(getconf LONG_BIT)" = 64 ]; then
+    LIBDIR=lib64
+  fi
+fi
+libdir=${LIBDIR%/}
+case $libdir in
+  /* | *..* | '') echo "install.sh: LIBDIR must be a path inside PREFIX ($libdir)" >&2; exit 2 ;;
+esac
+dest=${DESTDIR:-}$prefix
+
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -1)
 major=${version%%.*}; rest=${version#*.}; minor=${rest%%.*}
 soname_ver=$([ "$major" = 0 ] && echo "0.$minor" || echo "$major")
-mkdir -p "$prefix/include" "$prefix/lib/pkgconfig" "$prefix/lib/cmake/knsock" "$prefix/bin"
-install -m 0644 "$root/include/knsock.h" "$prefix/include/knsock.h"
-[ -d "$root/bindings/cpp/include" ] && install -m 0644 "$root"/bindings/cpp/include/*.hpp "$prefix/include/"
-install -m 0644 "$from/libknsock.a" "$prefix/lib/libknsock.a"
-install -m 0755 "$from/libknsock.so" "$prefix/lib/libknsock.so.$version"
-ln -sf "libknsock.so.$version" "$prefix/lib/libknsock.so.$soname_ver"
-ln -sf "libknsock.so.$soname_ver" "$prefix/lib/libknsock.so"
-[ -x "$from/kn-sock" ] && install -m 0755 "$from/kn-sock" "$prefix/bin/kn-sock"
 
-cat > "$prefix/lib/pkgconfig/knsock.pc" <<PC
-prefix=$prefix
-libdir=\${prefix}/lib
+# What a static link needs besides libknsock.a, exactly as rustc reports it. The answer depends
+# on the dependencies and the toolchain, not on the profile; cargo replays it when fresh.
+native=$(cd "$root" && cargo rustc --quiet --locked --release --lib --crate-type staticlib \
+  --target-dir "$root/target/native-static-libs" -- --print native-static-libs 2>&1 |
+  sed -n 's/^note: native-static-libs: //p' | tail -1)
+if [ -z "$native" ]; then
+  echo "install.sh: rustc did not report the native static libraries" >&2
+  exit 1
+fi
+
+# From a file in DIR up to PREFIX: one ".." per component of DIR.
+up() { local d=$1 p=""; while [ -n "$d" ] && [ "$d" != . ]; do p="$p/.."; d=$(dirname "$d"); done; echo "${p#/}"; }
+
+mkdir -p "$dest/include" "$dest/$libdir/pkgconfig" "$dest/$libdir/cmake/knsock" "$dest/bin"
+install -m 0644 "$root/include/knsock.h" "$dest/include/knsock.h"
+install -m 0644 "$root/bindings/cpp/include/knsock.hpp" "$dest/include/knsock.hpp"
+"$root/scripts/static-lib.sh" "$build/libknsock.a" "$dest/$libdir/libknsock.a"
+install -m 0755 "$build/libknsock.so" "$dest/$libdir/libknsock.so.$version"
+ln -sfn "libknsock.so.$version" "$dest/$libdir/libknsock.so.$soname_ver"
+ln -sfn "libknsock.so.$soname_ver" "$dest/$libdir/libknsock.so"
+if [ -x "$build/kn-sock" ]; then install -m 0755 "$build/kn-sock" "$dest/bin/kn-sock"; fi
+
+pc_head="prefix=\${pcfiledir}/$(up "$libdir/pkgconfig")
+exec_prefix=\${prefix}
+libdir=\${prefix}/$libdir
 includedir=\${prefix}/include
-
+"
+cat > "$dest/$libdir/pkgconfig/knsock.pc" <<PC
+$pc_head
 Name: knsock
-Description: Reliable file transfer over TCP, wire-compatible with kn-sock
+Description: Reliable file transfer over TCP, wire-compatible with kn-sock (shared library)
 Version: $version
 Libs: -L\${libdir} -lknsock
-Libs.private: -lpthread -ldl -lm -lrt -lutil -lgcc_s
+Libs.private: $native
+Cflags: -I\${includedir}
+PC
+# `pkg-config --static knsock` still names -lknsock, which a linker resolves to the .so; this
+# one names the archive itself, so it links statically with any linker.
+cat > "$dest/$libdir/pkgconfig/knsock-static.pc" <<PC
+$pc_head
+Name: knsock-static
+Description: Reliable file transfer over TCP, wire-compatible with kn-sock (static library)
+Version: $version
+Libs: \${libdir}/libknsock.a $native
 Cflags: -I\${includedir}
 PC
 
-cat > "$prefix/lib/cmake/knsock/knsockConfig.cmake" <<'CM'
-# find_package(knsock) gives knsock::knsock (shared) and knsock::static.
-get_filename_component(_knsock_prefix "${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)
-include(CMakeFindDependencyMacro)
-find_dependency(Threads)
+cat > "$dest/$libdir/cmake/knsock/knsockConfig.cmake" <<CM
+# find_package(knsock) gives knsock::knsock (the shared library), knsock::static (libknsock.a
+# and the system libraries it needs) and knsock::cpp (the header-only C++17 binding, over
+# knsock::knsock; set KNSOCK_CPP_STATIC to ON before find_package to put it over knsock::static).
+# It needs no compiler and no other package, so it works from project(x C).
+get_filename_component(_knsock_prefix "\${CMAKE_CURRENT_LIST_DIR}/$(up "$libdir/cmake/knsock")" ABSOLUTE)
 if(NOT TARGET knsock::knsock)
   add_library(knsock::knsock SHARED IMPORTED)
   set_target_properties(knsock::knsock PROPERTIES
-    IMPORTED_LOCATION "${_knsock_prefix}/lib/libknsock.so"
-    INTERFACE_INCLUDE_DIRECTORIES "${_knsock_prefix}/include")
+    IMPORTED_LOCATION "\${_knsock_prefix}/$libdir/libknsock.so.$soname_ver"
+    IMPORTED_SONAME "libknsock.so.$soname_ver"
+    INTERFACE_INCLUDE_DIRECTORIES "\${_knsock_prefix}/include")
   add_library(knsock::static STATIC IMPORTED)
   set_target_properties(knsock::static PROPERTIES
-    IMPORTED_LOCATION "${_knsock_prefix}/lib/libknsock.a"
-    INTERFACE_INCLUDE_DIRECTORIES "${_knsock_prefix}/include"
-    INTERFACE_LINK_LIBRARIES "Threads::Threads;${CMAKE_DL_LIBS};m;rt;util")
+    IMPORTED_LOCATION "\${_knsock_prefix}/$libdir/libknsock.a"
+    IMPORTED_LINK_INTERFACE_LANGUAGES "C"
+    INTERFACE_INCLUDE_DIRECTORIES "\${_knsock_prefix}/include"
+    INTERFACE_LINK_LIBRARIES "$(echo $native | sed 's/ /;/g')")
+  add_library(knsock::cpp INTERFACE IMPORTED)
+  if(KNSOCK_CPP_STATIC)
+    set(_knsock_base knsock::static)
+  else()
+    set(_knsock_base knsock::knsock)
+  endif()
+  set_target_properties(knsock::cpp PROPERTIES
+    INTERFACE_LINK_LIBRARIES "\${_knsock_base}"
+    INTERFACE_COMPILE_FEATURES cxx_std_17)
+  unset(_knsock_base)
 endif()
 unset(_knsock_prefix)
 CM
-cat > "$prefix/lib/cmake/knsock/knsockConfigVersion.cmake" <<CM
+cat > "$dest/$libdir/cmake/knsock/knsockConfigVersion.cmake" <<CM
+# Before 1.0 a minor version may break the ABI (the SONAME is libknsock.so.$soname_ver).
 set(PACKAGE_VERSION "$version")
 if(PACKAGE_FIND_VERSION_MAJOR STREQUAL "$major" AND
    ("$major" STRGREATER "0" OR PACKAGE_FIND_VERSION_MINOR STREQUAL "$minor") AND
@@ -62,4 +130,4 @@ else()
   set(PACKAGE_VERSION_COMPATIBLE FALSE)
 endif()
 CM
-echo "installed knsock $version under $prefix"
+echo "installed knsock $version under ${DESTDIR:+$DESTDIR}$prefix (libdir $libdir)"

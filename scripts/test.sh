@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: Rust (unit, integration, header drift), C and C++ through CTest (plain, then
-# AddressSanitizer + UndefinedBehaviorSanitizer), packaging, interop with the real kn-sock 0.3.0,
-# and Go (race detector, cgocheck2).
+# AddressSanitizer + UndefinedBehaviorSanitizer), consumers of an installed knsock (pkg-config,
+# CMake, C++, Go; tests/consumers/run.sh), interop with the real kn-sock 0.3.0, and Go (race
+# detector, cgocheck2) against an install in a temporary prefix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -26,7 +27,11 @@ step "C and C++ tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKNSOCK_SANITIZE=ON >/dev/null
 cmake --build build/asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build/asan --output-on-failure --timeout 600 -E packaging
+  ctest --test-dir build/asan --output-on-failure --timeout 600
+suites=$((suites + 1))
+
+step "Consumers of an installed knsock: pkg-config, CMake (C, C++), Go module copied alone"
+tests/consumers/run.sh
 suites=$((suites + 1))
 
 step "Interop with kn-sock 0.3.0 (Python, from PyPI)"
@@ -34,9 +39,14 @@ scripts/interop.sh
 suites=$((suites + 1))
 
 if [ -f bindings/go/go.mod ]; then
-  # Go's build cache does not hash libknsock.a (a linker input named in #cgo LDFLAGS): key the
-  # cgo build on the library's content so a rebuilt library is always linked.
-  CGO_CFLAGS="-O2 -g -DKNSOCK_LIB_ID=$(sha256sum target/release/libknsock.a | cut -c1-16)"
+  # The binding finds knsock through pkg-config, as its users' builds do: install it first.
+  prefix=$(mktemp -d)
+  trap 'rm -rf "$prefix"' EXIT
+  LIBDIR=lib scripts/install.sh "$prefix" >/dev/null
+  export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+  # Go's build cache does not hash libknsock.a (a linker input pkg-config names): key the cgo
+  # build on the library's content so a rebuilt library is always linked.
+  CGO_CFLAGS="-O2 -g -DKNSOCK_LIB_ID=$(sha256sum "$prefix/lib/libknsock.a" | cut -c1-16)"
   export CGO_CFLAGS
   step "Go tests (race detector)"
   (cd bindings/go && go test -race -count=1 ./...)

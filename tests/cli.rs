@@ -145,3 +145,22 @@ fn failures_exit_1_with_a_one_line_reason() {
     assert!(list_tree(out.path()).is_empty());
     assert!(srv.terminate().success());
 }
+
+/// The server keeps no data of an interrupted upload unless --resume-ttl says so, as the library.
+#[test]
+fn resume_ttl_defaults_to_zero_like_the_library() {
+    let out = Command::new(BIN)
+        .args(["run-file-server", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    let mut lines = help.lines().skip_while(|l| !l.contains("--resume-ttl"));
+    let first = lines.next().unwrap_or_default();
+    let rest = lines.take_while(|l| !l.trim_start().starts_with('-'));
+    let line = std::iter::once(first)
+        .chain(rest)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(line.contains("[default: 0]"), "help: {line}");
+}

@@ -1,6 +1,6 @@
 // A knsock round trip in one process: start a server in a temporary directory, send it a file,
-// check what arrived. Build the Rust library first (cargo build --release at the repository
-// root), then: go run . [FILE]   (without FILE it sends a small generated file)
+// check what arrived. Needs an installed knsock that pkg-config finds (see bindings/go/README.md),
+// then: go run . [FILE]   (without FILE it sends a small generated file)
 package main
 
 import (
@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
-	knsock "github.com/knsock/knsock/bindings/go"
+	"github.com/knsock/knsock/bindings/go/knsock"
 )
 
 func main() {
@@ -28,7 +28,7 @@ func main() {
 	}
 	srv, err := knsock.StartServer(knsock.ServerConfig{
 		Dir:  inbox,
-		Host: "127.0.0.1",
+		Addr: "127.0.0.1:0",
 		Handler: func(fi knsock.FileInfo) {
 			fmt.Printf("server: stored %s (%d bytes) from %s\n", fi.Name, fi.Size, fi.Peer)
 		},
@@ -47,7 +47,7 @@ func main() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := knsock.SendFile(ctx, "127.0.0.1", srv.Port(), src); err != nil {
+	if err := knsock.SendFile(ctx, srv.Addr(), src); err != nil {
 		log.Fatal(err)
 	}
 	sent, err := os.ReadFile(src)

@@ -56,8 +56,9 @@ struct ServerArgs {
     /// Refuse compressed content.
     #[arg(long)]
     no_compression: bool,
-    /// Keep an interrupted upload's data this many seconds so a retry resumes it (0: off).
-    #[arg(long, value_name = "SECS", default_value_t = 3600.0)]
+    /// Keep an interrupted upload's data this many seconds so a retry resumes it. Default 0,
+    /// as in the library: an aborted upload leaves nothing behind.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
     resume_ttl: f64,
 }
 

@@ -203,7 +203,8 @@ impl<S: Transport> Session<'_, '_, S> {
     fn before_content(&mut self, offer: &Offer, eager: bool) -> Result<()> {
         let whole = offer.encoding == protocol::ENCODING_RAW
             && self.conn.wire.ready(offer.size as usize + DONE_LEN);
-        if !self.conn.pending.is_empty() && !(eager && whole) {
+        let may_hold = eager && whole;
+        if !self.conn.pending.is_empty() && !may_hold {
             self.conn.commit()?;
         }
         if !eager {

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -39,7 +40,7 @@ namespace knsock {
 
 /// What a failed call returned: the result code, a message for people, and, when the receiver
 /// refused the file, its reason and wire code.
-struct Result {
+struct [[nodiscard]] Result {
   knsock_result code = KNSOCK_RESULT_OK;
   std::string message;
   std::string peer_reason;
@@ -368,7 +369,7 @@ inline Result try_send_files(const std::string &host, uint16_t port,
 #if KNSOCK_HPP_EXCEPTIONS
 /// Sends files and directories over one connection; throws knsock::Error only when nothing
 /// could be attempted. Per-file failures are in the outcomes.
-inline std::vector<FileOutcome> send_files(const std::string &host, uint16_t port,
+[[nodiscard]] inline std::vector<FileOutcome> send_files(const std::string &host, uint16_t port,
                                            const std::vector<std::string> &paths,
                                            const SendOptions &options = {}) {
   std::vector<FileOutcome> out;
@@ -503,7 +504,7 @@ inline void delete_callbacks(void *ud) noexcept { delete static_cast<ServerCallb
 
 /// A running server (kn-sock's start_file_server_async). Move-only; destroying it stops it
 /// (transfers in flight are aborted cleanly) and frees it.
-class Server {
+class [[nodiscard]] Server {
  public:
   Server() = default;
 
@@ -605,6 +606,18 @@ class Server {
 
 namespace detail {
 
+/// A timeout for knsock_transfer_wait(): whole milliseconds rounded up, 0 for none or a negative
+/// one, -1 (no limit) for one that does not fit in int64_t milliseconds. Computed in long double,
+/// so no duration overflows (a duration_cast of hours::max() to milliseconds does).
+template <class Rep, class Period>
+int64_t timeout_ms(std::chrono::duration<Rep, Period> d) noexcept {
+  const long double ms = std::chrono::duration<long double, std::milli>(d).count();
+  if (!(ms > 0)) return 0;
+  if (ms >= static_cast<long double>(std::numeric_limits<int64_t>::max())) return -1;
+  const auto whole = static_cast<int64_t>(ms);
+  return static_cast<long double>(whole) < ms ? whole + 1 : whole;
+}
+
 /// What an async send shares with its library thread; outlives the transfer handle.
 struct AsyncState {
   ProgressState progress;
@@ -647,7 +660,7 @@ inline void done_trampoline(void *ud, knsock_result code, const knsock_error *er
 
 /// A send running on a library thread (kn-sock's send_file_async). Move-only; destroying a
 /// running transfer cancels it and waits for its thread.
-class Transfer {
+class [[nodiscard]] Transfer {
  public:
   Transfer() = default;
   Transfer(Transfer &&) noexcept = default;
@@ -682,13 +695,12 @@ class Transfer {
     return state_->result;
   }
 
-  /// Waits at most `d`; true when the transfer has ended.
+  /// Waits at most `d` (rounded up to whole milliseconds; a duration too long for the C API,
+  /// such as `std::chrono::hours::max()`, waits without limit); true when the transfer has ended.
   template <class Rep, class Period>
-  bool wait_for(std::chrono::duration<Rep, Period> d) noexcept {
+  [[nodiscard]] bool wait_for(std::chrono::duration<Rep, Period> d) noexcept {
     if (!handle_) return true;
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-    return knsock_transfer_wait(handle_.get(), ms < 0 ? 0 : static_cast<int64_t>(ms)) !=
-           KNSOCK_RESULT_IN_PROGRESS;
+    return knsock_transfer_wait(handle_.get(), detail::timeout_ms(d)) != KNSOCK_RESULT_IN_PROGRESS;
   }
 
   /// Asks it to stop; it ends with KNSOCK_RESULT_CANCELLED and the receiver keeps no file.
@@ -704,8 +716,13 @@ class Transfer {
   }
 
 #if KNSOCK_HPP_EXCEPTIONS
-  /// Completion as a future: get() returns, or throws knsock::Error. Call once.
-  std::future<void> get_future() { return state_->promise.get_future(); }
+  /// Completion as a future: get() returns, or throws knsock::Error. Call once: a second call
+  /// throws std::future_error (future_already_retrieved), as does a call on an empty (default
+  /// constructed, moved-from or failed to start) transfer (no_state).
+  [[nodiscard]] std::future<void> get_future() {
+    if (!state_) throw std::future_error(std::future_errc::no_state);
+    return state_->promise.get_future();
+  }
 
   /// Waits and throws knsock::Error on failure.
   void get() {

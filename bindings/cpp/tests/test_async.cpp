@@ -143,3 +143,53 @@ TEST(Async, StartFailureIsReported) {
 }
 
 }  // namespace
+
+namespace {
+
+// A duration too long for int64_t milliseconds waits without limit instead of overflowing to
+// an immediate timeout.
+TEST(Async, WaitForTheLongestDurationWaitsForTheEnd) {
+  TempDir src("src"), dst("dst");
+  auto data = test::random_file(src / "a.bin", 1024 * 1024, 40);
+  knsock::Server server(test::local_config(dst));
+  knsock::Transfer t = knsock::send_file_async("127.0.0.1", server.port(), src / "a.bin");
+  EXPECT_TRUE(t.wait_for(std::chrono::hours::max()));
+  EXPECT_TRUE(t.wait());
+  EXPECT_EQ(test::read_file(dst / "a.bin"), data);
+  knsock::Transfer u = knsock::send_file_async("127.0.0.1", server.port(), src / "a.bin");
+  EXPECT_TRUE(u.wait_for(std::chrono::duration<double>(1e300)));
+  EXPECT_TRUE(u.wait());
+}
+
+TEST(Async, TimeoutsSaturateAndRoundUp) {
+  using knsock::detail::timeout_ms;
+  EXPECT_EQ(timeout_ms(std::chrono::hours::max()), -1);
+  EXPECT_EQ(timeout_ms(std::chrono::nanoseconds::max()), 9223372036855);
+  EXPECT_EQ(timeout_ms(std::chrono::hours::min()), 0);
+  EXPECT_EQ(timeout_ms(std::chrono::seconds(-1)), 0);
+  EXPECT_EQ(timeout_ms(std::chrono::microseconds(1)), 1);
+  EXPECT_EQ(timeout_ms(std::chrono::milliseconds(1500)), 1500);
+  EXPECT_EQ(timeout_ms(std::chrono::duration<double>(1e300)), -1);
+}
+
+// get_future() on a transfer with no state throws std::future_error(no_state), as
+// std::promise does, instead of dereferencing nothing.
+TEST(Async, GetFutureOnAnEmptyTransferThrows) {
+  TempDir src("src"), dst("dst");
+  test::random_file(src / "a.bin", 100, 41);
+  knsock::Server server(test::local_config(dst));
+  knsock::Transfer t = knsock::send_file_async("127.0.0.1", server.port(), src / "a.bin");
+  knsock::Transfer moved = std::move(t);
+  try {
+    (void)t.get_future();  // NOLINT(bugprone-use-after-move): the point of the test
+    FAIL() << "must throw";
+  } catch (const std::future_error &e) {
+    EXPECT_EQ(e.code(), std::future_errc::no_state);
+  }
+  EXPECT_THROW((void)knsock::Transfer().get_future(), std::future_error);
+  auto done = moved.get_future();
+  EXPECT_THROW((void)moved.get_future(), std::future_error);
+  done.get();
+}
+
+}  // namespace

@@ -117,7 +117,7 @@ TEST(Batch, NothingAttemptedThrows) {
   make_tree(src);
   knsock::SendOptions opts;  // not recursive: a directory is an error
   try {
-    knsock::send_files("127.0.0.1", 1, {src / "logs"}, opts);
+    (void)knsock::send_files("127.0.0.1", 1, {src / "logs"}, opts);
     FAIL() << "must throw";
   } catch (const knsock::Error &e) {
     EXPECT_EQ(e.code(), KNSOCK_RESULT_INVALID_ARGUMENT);

@@ -20,7 +20,7 @@ func TestRoundTrip(t *testing.T) {
 
 	var calls, first, last atomic.Uint64
 	first.Store(1)
-	err := SendFile(context.Background(), "127.0.0.1", srv.Port(), src,
+	err := SendFile(context.Background(), srv.Addr(), src,
 		WithChunkSize(64<<10),
 		WithProgress(func(sent, total uint64) error {
 			if calls.Add(1) == 1 {
@@ -49,7 +49,7 @@ func TestRoundTrip(t *testing.T) {
 	small := []byte(strings.Repeat("knsock compresses this line well\n", 1000))
 	src2 := filepath.Join(t.TempDir(), "log.txt")
 	writeFile(t, src2, small)
-	err = SendFile(context.Background(), "127.0.0.1", srv.Port(), src2,
+	err = SendFile(context.Background(), srv.Addr(), src2,
 		WithRemoteName("sub/renamed.txt"), WithCompress(true), WithTimeout(5*time.Second),
 		WithConnectTimeout(5*time.Second), WithRetries(1), WithRetryDelay(10*time.Millisecond),
 		WithSkipUnchanged(true), WithLegacy(false), WithShowProgress(false))
@@ -77,7 +77,7 @@ func TestConcurrentSends(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = SendFile(context.Background(), "127.0.0.1", srv.Port(), src, WithChunkSize(16<<10))
+			errs[i] = SendFile(context.Background(), srv.Addr(), src, WithChunkSize(16<<10))
 		}()
 	}
 	wg.Wait()
@@ -116,7 +116,7 @@ func TestCancelMidTransfer(t *testing.T) {
 	defer cancel()
 	var cancelled, sawServerErr atomic.Bool
 	var maxSent atomic.Uint64
-	err := SendFile(ctx, "127.0.0.1", srv.Port(), src, WithChunkSize(64<<10),
+	err := SendFile(ctx, srv.Addr(), src, WithChunkSize(64<<10),
 		WithProgress(func(sent, total uint64) error {
 			maxSent.Store(sent)
 			if sent >= 1<<20 && cancelled.CompareAndSwap(false, true) {
@@ -153,7 +153,7 @@ func TestContextDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	var stalled atomic.Bool
-	err := SendFile(ctx, "127.0.0.1", srv.Port(), src, WithChunkSize(64<<10),
+	err := SendFile(ctx, srv.Addr(), src, WithChunkSize(64<<10),
 		WithProgress(func(sent, total uint64) error {
 			if sent >= 1<<20 && stalled.CompareAndSwap(false, true) {
 				// Stall until the deadline has cancelled the transfer and the server saw it.
@@ -172,7 +172,7 @@ func TestContextDeadline(t *testing.T) {
 	assertEmpty(t, dir)
 
 	// An already finished context sends nothing.
-	err = SendFile(ctx, "127.0.0.1", srv.Port(), src)
+	err = SendFile(ctx, srv.Addr(), src)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("SendFile with an expired context = %v", err)
 	}
@@ -184,7 +184,7 @@ func TestProgressCallbackAborts(t *testing.T) {
 	src, _ := randomFile(t, t.TempDir(), "data.bin", 4<<20)
 
 	// A panic: recovered, the transfer aborted, the panic value in the error.
-	err := SendFile(context.Background(), "127.0.0.1", srv.Port(), src, WithChunkSize(64<<10),
+	err := SendFile(context.Background(), srv.Addr(), src, WithChunkSize(64<<10),
 		WithProgress(func(sent, total uint64) error {
 			if sent >= 256<<10 {
 				panic("boom-4711")
@@ -198,7 +198,7 @@ func TestProgressCallbackAborts(t *testing.T) {
 
 	// An error: wrapped.
 	stop := errors.New("enough")
-	err = SendFile(context.Background(), "127.0.0.1", srv.Port(), src, WithChunkSize(64<<10),
+	err = SendFile(context.Background(), srv.Addr(), src, WithChunkSize(64<<10),
 		WithProgress(func(sent, total uint64) error {
 			if sent > 0 {
 				return stop
@@ -220,28 +220,28 @@ func TestConnectError(t *testing.T) {
 	port := closedPort(t)
 	src, _ := randomFile(t, t.TempDir(), "data.bin", 1000)
 
-	err := SendFile(context.Background(), "127.0.0.1", port, src, WithConnectTimeout(5*time.Second))
+	err := SendFile(context.Background(), local(port), src, WithConnectTimeout(5*time.Second))
 	if !errors.Is(err, ErrConnect) || errors.Is(err, ErrTimeout) {
 		t.Fatalf("SendFile to a closed port = %v, want ErrConnect", err)
 	}
-	err = SendFile(context.Background(), "127.0.0.1", port, filepath.Join(t.TempDir(), "missing"))
+	err = SendFile(context.Background(), local(port), filepath.Join(t.TempDir(), "missing"))
 	if !errors.Is(err, ErrNotFound) {
 		t.Fatalf("SendFile of a missing file = %v, want ErrNotFound", err)
 	}
-	err = SendFile(context.Background(), "127.0.0.1", port, src, WithChunkSize(0))
+	err = SendFile(context.Background(), local(port), src, WithChunkSize(0))
 	if !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("SendFile with chunk size 0 = %v, want ErrInvalidArgument", err)
 	}
-	err = SendFile(context.Background(), "127.0.0.1", 70000, src)
+	err = SendFile(context.Background(), "127.0.0.1:70000", src)
 	if !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("SendFile to port 70000 = %v, want ErrInvalidArgument", err)
 	}
 	// C would see these cut at the NUL (src itself, an existing file): refused instead.
-	err = SendFile(context.Background(), "127.0.0.1", port, src+"\x00.bak")
+	err = SendFile(context.Background(), local(port), src+"\x00.bak")
 	if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "NUL") {
 		t.Fatalf("SendFile of a path with a NUL = %v, want ErrInvalidArgument", err)
 	}
-	err = SendFile(context.Background(), "127.0.0.1", port, src, WithRemoteName("a\x00b"))
+	err = SendFile(context.Background(), local(port), src, WithRemoteName("a\x00b"))
 	if !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("SendFile with a remote name with a NUL = %v, want ErrInvalidArgument", err)
 	}

@@ -2,12 +2,13 @@ package knsock
 
 /*
 #include <stdlib.h>
-#include "knsock.h"
+#include <knsock.h>
 #include "trampolines.h"
 */
 import "C"
 
 import (
+	"context"
 	"io/fs"
 	"net"
 	"strconv"
@@ -46,9 +47,10 @@ type FileInfo struct {
 // Handler is reported to ErrorHandler. Callbacks must not call Close or Wait on their own server
 // (Stop is allowed).
 type ServerConfig struct {
-	Dir            string        // directory to store files in; must exist
-	Host           string        // address to listen on; default "0.0.0.0"
-	Port           int           // 0 picks a free port (see Server.Port)
+	Dir string // directory to store files in; must exist
+	// Addr is "host:port" to listen on, as net.Listen takes it: an empty host means every
+	// interface (0.0.0.0), port 0 picks a free port (see Server.Port); "" means ":0".
+	Addr           string
 	MaxConnections int           // connections served at once, 1 to 4096; default 64
 	MaxFileSize    uint64        // largest file accepted; 0 for no limit
 	ReserveBytes   uint64        // free space that must remain after a file is stored
@@ -86,18 +88,26 @@ type Server struct {
 	mu        sync.RWMutex // held for reading around C calls, for writing to free
 	ptr       *C.knsock_server
 	closeOnce sync.Once
+	closeErr  error
 }
 
 // StartServer binds and starts a server and returns without blocking. Call Close when done.
 func StartServer(cfg ServerConfig) (*Server, error) {
-	if cfg.Port < 0 || cfg.Port > 65535 {
-		return nil, &Error{Code: CodeInvalidArgument, Message: "port " + strconv.Itoa(cfg.Port) + " out of range"}
+	addr := cfg.Addr
+	if addr == "" {
+		addr = ":0"
+	}
+	host, port, err := splitAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	if host == "" {
+		host = "0.0.0.0"
 	}
 	c := C.knsock_server_config_new()
 	if c == nil {
 		return nil, &Error{Code: CodeIO, Message: "out of memory"}
 	}
-	var err error
 	set := firstFailure(&err)
 	setString := func(f func(*C.knsock_server_config, *C.char) C.enum_knsock_result, s, what string) {
 		if err == nil {
@@ -110,12 +120,10 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	setString(func(c *C.knsock_server_config, s *C.char) C.enum_knsock_result {
 		return C.knsock_server_config_set_directory(c, s)
 	}, cfg.Dir, "directory")
-	if cfg.Host != "" {
-		setString(func(c *C.knsock_server_config, s *C.char) C.enum_knsock_result {
-			return C.knsock_server_config_set_host(c, s)
-		}, cfg.Host, "host")
-	}
-	set(C.knsock_server_config_set_port(c, C.uint16_t(cfg.Port)), "port")
+	setString(func(c *C.knsock_server_config, s *C.char) C.enum_knsock_result {
+		return C.knsock_server_config_set_host(c, s)
+	}, host, "host")
+	set(C.knsock_server_config_set_port(c, C.uint16_t(port)), "port")
 	if cfg.MaxConnections != 0 {
 		n := cfg.MaxConnections
 		if n < 0 {
@@ -164,10 +172,6 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	host := cfg.Host
-	if host == "" {
-		host = "0.0.0.0"
-	}
 	return &Server{host: host, port: int(C.knsock_server_port(srv)), ptr: srv}, nil
 }
 
@@ -203,16 +207,44 @@ func (s *Server) Wait() error {
 	return nil
 }
 
-// Close stops the server (aborting transfers in flight) and frees it, once no callback runs any
-// more. It is idempotent and safe to call from several goroutines and during transfers, but not
-// from the server's own callbacks.
+// Close stops the server (aborting transfers in flight: their senders get an error, no
+// temporary file is left) and frees it once no callback runs any more. It returns the error that
+// stopped the server, if one did (for example a failing listener), and nil otherwise; later calls
+// return the same. It is safe to call from several goroutines and during transfers, but not from
+// the server's own callbacks.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
-		s.Stop() // ends a concurrent Wait, which holds the read lock
+		s.mu.RLock()
+		code := C.knsock_server_stop(s.ptr) // ends a concurrent Wait, which holds the read lock
+		s.mu.RUnlock()
+		if err := check(code, "stopping the server"); err != nil {
+			s.closeErr = err
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		var cerr *C.knsock_error
+		if code := C.knsock_server_wait(s.ptr, &cerr); code != C.KNSOCK_RESULT_OK && s.closeErr == nil {
+			s.closeErr = takeError(code, cerr)
+		}
 		C.knsock_server_free(s.ptr)
 		s.ptr = nil
 	})
-	return nil
+	return s.closeErr
+}
+
+// Shutdown closes the server as Close does, but gives up waiting when ctx is done: it then
+// returns ctx.Err() and the server finishes closing in the background (a callback that blocks
+// holds it up). It returns Close's error otherwise.
+//
+// The C API has no graceful drain yet: transfers in flight are aborted (their senders get an
+// error and may retry; with ResumeTTL set, the retry resumes where the data ends).
+func (s *Server) Shutdown(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- s.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -4,23 +4,28 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// repoRoot is the repository root, two levels above this package.
+// repoRoot is the repository root, three levels above this package.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
+	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return root
 }
+
+// local is "127.0.0.1:port".
+func local(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
 // checkHandles registers, as the test's last cleanup, a check that every cgo.Handle given to
 // C was deleted (exactly once: a second Delete panics).
@@ -62,12 +67,18 @@ func startServer(t *testing.T, cfg ServerConfig) (*Server, string) {
 	if cfg.Dir == "" {
 		cfg.Dir = t.TempDir()
 	}
-	cfg.Host = "127.0.0.1"
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
 	srv, err := StartServer(cfg)
 	if err != nil {
 		t.Fatalf("StartServer: %v", err)
 	}
-	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 	if srv.Port() <= 0 {
 		t.Fatalf("server port %d", srv.Port())
 	}

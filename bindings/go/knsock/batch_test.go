@@ -67,7 +67,7 @@ func TestSendFilesRecursive(t *testing.T) {
 		"outside/ignored.txt":   10, // not named
 		"tree/sub/x/secret.bin": 10, // excluded ("*" crosses "/")
 	})
-	res, err := SendFiles(context.Background(), "127.0.0.1", srv.Port(),
+	res, err := SendFiles(context.Background(), srv.Addr(),
 		[]string{filepath.Join(src, "tree"), filepath.Join(src, "single.txt")},
 		WithRecursive(true), WithInclude("*.txt"), WithInclude("*.bin"), WithExclude("*/secret*"),
 		WithChunkSize(32<<10))
@@ -103,12 +103,12 @@ func TestSendFilesSymlinks(t *testing.T) {
 	if err := os.Symlink(filepath.Join(src, "target.txt"), filepath.Join(src, "d", "link.txt")); err != nil {
 		t.Fatal(err)
 	}
-	res, err := SendFiles(context.Background(), "127.0.0.1", srv.Port(), []string{filepath.Join(src, "d")},
+	res, err := SendFiles(context.Background(), srv.Addr(), []string{filepath.Join(src, "d")},
 		WithRecursive(true))
 	if err != nil || !reflect.DeepEqual(names(res), []string{"d/real.txt"}) {
 		t.Fatalf("SendFiles without following symlinks = %q, %v", names(res), err)
 	}
-	res, err = SendFiles(context.Background(), "127.0.0.1", srv.Port(), []string{filepath.Join(src, "d")},
+	res, err = SendFiles(context.Background(), srv.Addr(), []string{filepath.Join(src, "d")},
 		WithRecursive(true), WithFollowSymlinks(true))
 	if err != nil || !reflect.DeepEqual(names(res), []string{"d/link.txt", "d/real.txt"}) {
 		t.Fatalf("SendFiles following symlinks = %q, %v", names(res), err)
@@ -129,7 +129,7 @@ func TestSendFilesRejected(t *testing.T) {
 	data := tree(t, src, map[string]int{"a.bin": 1000, "evil.exe": 2000, "big.exe": 200 << 10, "c.bin": 200 << 10})
 	paths := []string{filepath.Join(src, "a.bin"), filepath.Join(src, "evil.exe"), filepath.Join(src, "c.bin"),
 		filepath.Join(src, "big.exe")}
-	res, err := SendFiles(context.Background(), "127.0.0.1", srv.Port(), paths, WithChunkSize(16<<10))
+	res, err := SendFiles(context.Background(), srv.Addr(), paths, WithChunkSize(16<<10))
 	if err != nil {
 		t.Fatalf("SendFiles: %v", err)
 	}
@@ -151,7 +151,7 @@ func TestSendFilesRejected(t *testing.T) {
 	assertFile(t, filepath.Join(dir, "c.bin"), data["c.bin"])
 
 	// Stopping at the first failure: the files after it are not offered.
-	res, err = SendFiles(context.Background(), "127.0.0.1", srv.Port(),
+	res, err = SendFiles(context.Background(), srv.Addr(),
 		[]string{filepath.Join(src, "evil.exe"), filepath.Join(src, "big.exe"), filepath.Join(src, "c.bin")},
 		WithStopOnError(true), WithRemoteName("ignored"), WithLegacy(true))
 	if err != nil || len(res) != 3 {
@@ -174,7 +174,7 @@ func TestSendFilesSkipUnchanged(t *testing.T) {
 	data := tree(t, src, map[string]int{"x/a.bin": 500, "x/b.bin": 300 << 10, "x/c/d.bin": 70 << 10})
 	send := func(progress func(BatchProgress) error) []FileResult {
 		t.Helper()
-		res, err := SendFiles(context.Background(), "127.0.0.1", srv.Port(), []string{filepath.Join(src, "x")},
+		res, err := SendFiles(context.Background(), srv.Addr(), []string{filepath.Join(src, "x")},
 			WithRecursive(true), WithSkipUnchanged(true), WithBatchProgress(progress))
 		if err != nil || len(res) != 3 {
 			t.Fatalf("SendFiles = %+v, %v", res, err)
@@ -214,7 +214,7 @@ func TestSendFilesBatchProgress(t *testing.T) {
 	var mu sync.Mutex
 	var calls []BatchProgress
 	var perFile atomic.Int64
-	res, err := SendFiles(context.Background(), "127.0.0.1", srv.Port(), paths, WithChunkSize(32<<10),
+	res, err := SendFiles(context.Background(), srv.Addr(), paths, WithChunkSize(32<<10),
 		WithProgress(func(sent, total uint64) error { perFile.Add(1); return nil }),
 		WithBatchProgress(func(p BatchProgress) error {
 			mu.Lock()
@@ -257,7 +257,7 @@ func TestSendFilesBatchProgress(t *testing.T) {
 
 	// SendFile reports a list of one.
 	var one []BatchProgress
-	if err := SendFile(context.Background(), "127.0.0.1", srv.Port(), paths[1], WithChunkSize(64<<10),
+	if err := SendFile(context.Background(), srv.Addr(), paths[1], WithChunkSize(64<<10),
 		WithBatchProgress(func(p BatchProgress) error { one = append(one, p); return nil })); err != nil {
 		t.Fatalf("SendFile: %v", err)
 	}
@@ -277,7 +277,7 @@ func TestSendFilesCallbackAborts(t *testing.T) {
 		paths = append(paths, p)
 	}
 	stop := errors.New("enough")
-	res, err := SendFiles(context.Background(), "127.0.0.1", srv.Port(), paths,
+	res, err := SendFiles(context.Background(), srv.Addr(), paths,
 		WithBatchProgress(func(p BatchProgress) error {
 			if p.Index == 1 {
 				return stop
@@ -296,7 +296,7 @@ func TestSendFilesCallbackAborts(t *testing.T) {
 	}
 
 	// A panic is recovered and aborts the same way, in SendFiles and in SendFile.
-	res, err = SendFiles(context.Background(), "127.0.0.1", srv.Port(), paths,
+	res, err = SendFiles(context.Background(), srv.Addr(), paths,
 		WithBatchProgress(func(p BatchProgress) error {
 			if p.Index == 2 {
 				panic("batch-boom-42")
@@ -309,7 +309,7 @@ func TestSendFilesCallbackAborts(t *testing.T) {
 	if !errors.Is(res[2].Err, ErrAbortedByCallback) || !strings.Contains(res[2].Err.Error(), "batch-boom-42") {
 		t.Errorf("Err after a panic = %v", res[2].Err)
 	}
-	err = SendFile(context.Background(), "127.0.0.1", srv.Port(), paths[0], WithRemoteName("panic.bin"),
+	err = SendFile(context.Background(), srv.Addr(), paths[0], WithRemoteName("panic.bin"),
 		WithBatchProgress(func(BatchProgress) error { panic("single-boom") }))
 	if !errors.Is(err, ErrAbortedByCallback) || !strings.Contains(err.Error(), "single-boom") {
 		t.Errorf("SendFile with a panicking batch callback = %v", err)
@@ -362,7 +362,7 @@ func TestSendFilesCancel(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		var maxIndex atomic.Int64
-		res, err := SendFiles(ctx, "127.0.0.1", srv.Port(), paths, WithChunkSize(64<<10),
+		res, err := SendFiles(ctx, srv.Addr(), paths, WithChunkSize(64<<10),
 			WithBatchProgress(func(p BatchProgress) error {
 				maxIndex.Store(int64(p.Index))
 				if p.Index == 1 {
@@ -383,7 +383,7 @@ func TestSendFilesCancel(t *testing.T) {
 		srv, dir := startServer(t, ServerConfig{})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		res, err := SendFiles(ctx, "127.0.0.1", srv.Port(), paths, WithChunkSize(64<<10),
+		res, err := SendFiles(ctx, srv.Addr(), paths, WithChunkSize(64<<10),
 			WithBatchProgress(func(p BatchProgress) error {
 				if p.Index == 1 {
 					<-ctx.Done() // stall until the deadline passes
@@ -401,7 +401,7 @@ func TestSendFilesCancel(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		var calls atomic.Int64
-		res, err := SendFiles(ctx, "127.0.0.1", srv.Port(), paths, WithChunkSize(64<<10),
+		res, err := SendFiles(ctx, srv.Addr(), paths, WithChunkSize(64<<10),
 			WithProgress(func(sent, total uint64) error {
 				// 256 KiB files in 64 KiB chunks: five calls each; the sixth starts file 1.
 				if calls.Add(1) == 6 {
@@ -418,7 +418,7 @@ func TestSendFilesCancel(t *testing.T) {
 	t.Run("already cancelled", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		res, err := SendFiles(ctx, "127.0.0.1", closedPort(t), paths)
+		res, err := SendFiles(ctx, local(closedPort(t)), paths)
 		if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrCancelled) || res != nil {
 			t.Fatalf("SendFiles with a cancelled context = %v, %v", res, err)
 		}
@@ -434,25 +434,26 @@ func TestSendFilesErrors(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
 		what  string
-		port  int
+		addr  string
 		paths []string
 		opts  []SendOption
 		want  error
 	}{
-		{"a directory without recursion", srv.Port(), []string{file, filepath.Join(src, "d")}, nil, ErrInvalidArgument},
-		{"a missing path", srv.Port(), []string{file, filepath.Join(src, "missing")}, nil, ErrNotFound},
-		{"a malformed glob", srv.Port(), []string{file}, []SendOption{WithInclude("[")}, ErrInvalidArgument},
-		{"a glob with a NUL", srv.Port(), []string{file}, []SendOption{WithExclude("a\x00b")}, ErrInvalidArgument},
-		{"a path with a NUL", srv.Port(), []string{file + "\x00x"}, nil, ErrInvalidArgument},
-		{"chunk size 0", srv.Port(), []string{file}, []SendOption{WithChunkSize(0)}, ErrInvalidArgument},
-		{"port 70000", 70000, []string{file}, nil, ErrInvalidArgument},
-		{"a closed port", closedPort(t), []string{file}, []SendOption{WithConnectTimeout(5 * time.Second)}, ErrConnect},
+		{"a directory without recursion", srv.Addr(), []string{file, filepath.Join(src, "d")}, nil, ErrInvalidArgument},
+		{"a missing path", srv.Addr(), []string{file, filepath.Join(src, "missing")}, nil, ErrNotFound},
+		{"a malformed glob", srv.Addr(), []string{file}, []SendOption{WithInclude("[")}, ErrInvalidArgument},
+		{"a glob with a NUL", srv.Addr(), []string{file}, []SendOption{WithExclude("a\x00b")}, ErrInvalidArgument},
+		{"a path with a NUL", srv.Addr(), []string{file + "\x00x"}, nil, ErrInvalidArgument},
+		{"chunk size 0", srv.Addr(), []string{file}, []SendOption{WithChunkSize(0)}, ErrInvalidArgument},
+		{"port 70000", "127.0.0.1:70000", []string{file}, nil, ErrInvalidArgument},
+		{"no port", "127.0.0.1", []string{file}, nil, ErrInvalidArgument},
+		{"a closed port", local(closedPort(t)), []string{file}, []SendOption{WithConnectTimeout(5 * time.Second)}, ErrConnect},
 	}
 	for _, c := range cases {
 		// A cancellable context and callbacks too, so that handles are created and released.
 		cctx, cancel := context.WithCancel(ctx)
 		opts := append(c.opts, WithBatchProgress(func(BatchProgress) error { return nil }))
-		res, err := SendFiles(cctx, "127.0.0.1", c.port, c.paths, opts...)
+		res, err := SendFiles(cctx, c.addr, c.paths, opts...)
 		cancel()
 		var kerr *Error
 		if !errors.Is(err, c.want) || !errors.As(err, &kerr) || res != nil {
@@ -460,7 +461,7 @@ func TestSendFilesErrors(t *testing.T) {
 		}
 	}
 	// An empty list is no error: nothing to send.
-	if res, err := SendFiles(ctx, "127.0.0.1", srv.Port(), nil); err != nil || len(res) != 0 {
+	if res, err := SendFiles(ctx, srv.Addr(), nil); err != nil || len(res) != 0 {
 		t.Errorf("SendFiles of no path = %v, %v", res, err)
 	}
 	srv.Close()

@@ -6,7 +6,7 @@ package knsock
 /*
 #include <stddef.h>
 #include <stdint.h>
-#include "knsock.h"
+#include <knsock.h>
 */
 import "C"
 

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "knsock.h"
+#include <knsock.h>
 
 void *knsock_go_userdata(uintptr_t handle);
 

@@ -2,14 +2,13 @@ package knsock
 
 /*
 #include <stdlib.h>
-#include "knsock.h"
+#include <knsock.h>
 #include "trampolines.h"
 */
 import "C"
 
 import (
 	"context"
-	"fmt"
 	"unsafe"
 )
 
@@ -27,7 +26,7 @@ type FileResult struct {
 	Err error
 }
 
-// SendFiles sends the files paths name to host:port over one connection, pipelined: each file
+// SendFiles sends the files paths name to addr ("host:port") over one connection, pipelined: each file
 // is delivered as by SendFile (verified, durable, in place when its Err is nil). A directory is
 // sent with every file beneath it when WithRecursive is on, and WithInclude, WithExclude and
 // WithFollowSymlinks choose the files. The results list every file picked, in order.
@@ -44,12 +43,13 @@ type FileResult struct {
 // sent whole whose confirmation had not arrived yet may still be stored (reported failed, never
 // the reverse). A connect attempt, a retry's wait, or the wait for the receiver's last
 // verdicts is not interrupted; the connect and idle timeouts bound them.
-func SendFiles(ctx context.Context, host string, port int, paths []string, opts ...SendOption) ([]FileResult, error) {
+func SendFiles(ctx context.Context, addr string, paths []string, opts ...SendOption) ([]FileResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, &Error{Code: CodeCancelled, Message: "transfer cancelled", Err: err}
 	}
-	if port < 0 || port > 65535 {
-		return nil, &Error{Code: CodeInvalidArgument, Message: fmt.Sprintf("port %d out of range", port)}
+	host, port, err := splitAddr(addr)
+	if err != nil {
+		return nil, err
 	}
 	var cfg sendConfig
 	for _, o := range opts {

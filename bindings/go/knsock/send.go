@@ -2,7 +2,7 @@ package knsock
 
 /*
 #include <stdlib.h>
-#include "knsock.h"
+#include <knsock.h>
 #include "trampolines.h"
 */
 import "C"
@@ -325,18 +325,20 @@ func (st *sendState) setCallbacks(o *C.knsock_send_options, ud unsafe.Pointer) {
 	}
 }
 
-// SendFile sends the file at path to host:port and returns once the receiver has verified it,
+// SendFile sends the file at path to addr ("host:port", e.g. "127.0.0.1:9000" or "[::1]:9000")
+// and returns once the receiver has verified it,
 // made it durable and put it in place (nil), or once it failed (an *Error).
 //
 // Cancelling ctx (or reaching its deadline) cancels the transfer: the receiver keeps no file and
 // the error satisfies both errors.Is(err, ctx.Err()) and errors.Is(err, ErrCancelled). If the
 // transfer completed anyway before the cancellation reached it, SendFile returns nil.
-func SendFile(ctx context.Context, host string, port int, path string, opts ...SendOption) error {
+func SendFile(ctx context.Context, addr string, path string, opts ...SendOption) error {
 	if err := ctx.Err(); err != nil {
 		return &Error{Code: CodeCancelled, Message: "transfer cancelled", Err: err}
 	}
-	if port < 0 || port > 65535 {
-		return &Error{Code: CodeInvalidArgument, Message: fmt.Sprintf("port %d out of range", port)}
+	host, port, err := splitAddr(addr)
+	if err != nil {
+		return err
 	}
 	var cfg sendConfig
 	for _, o := range opts {

@@ -44,7 +44,7 @@ func TestValidatorRejection(t *testing.T) {
 	})
 	srcDir := t.TempDir()
 	exe, _ := randomFile(t, srcDir, "evil.exe", 1000)
-	err := SendFile(context.Background(), "127.0.0.1", srv.Port(), exe)
+	err := SendFile(context.Background(), srv.Addr(), exe)
 	var kerr *Error
 	if !errors.Is(err, ErrRejected) || !errors.As(err, &kerr) ||
 		!strings.Contains(kerr.PeerReason, "no executables, please (evil.exe)") ||
@@ -55,7 +55,7 @@ func TestValidatorRejection(t *testing.T) {
 
 	bad := filepath.Join(srcDir, "bad.txt")
 	writeFile(t, bad, []byte("XYZ: refused after the data"))
-	err = SendFile(context.Background(), "127.0.0.1", srv.Port(), bad)
+	err = SendFile(context.Background(), srv.Addr(), bad)
 	if !errors.Is(err, ErrRejected) || !errors.As(err, &kerr) || !strings.Contains(kerr.PeerReason, "content starts with X") {
 		t.Fatalf("SendFile of bad.txt = %v, want ErrRejected by the post-validator", err)
 	}
@@ -64,7 +64,7 @@ func TestValidatorRejection(t *testing.T) {
 	good, data := randomFile(t, srcDir, "good.bin", 100<<10)
 	data[0] = 'a'
 	writeFile(t, good, data)
-	if err := SendFile(context.Background(), "127.0.0.1", srv.Port(), good); err != nil {
+	if err := SendFile(context.Background(), srv.Addr(), good); err != nil {
 		t.Fatalf("SendFile of good.bin: %v", err)
 	}
 	assertFile(t, filepath.Join(dir, "good.bin"), data)
@@ -100,7 +100,7 @@ func TestValidatorPanic(t *testing.T) {
 	})
 	srcDir := t.TempDir()
 	p, _ := randomFile(t, srcDir, "panic.bin", 1000)
-	err := SendFile(context.Background(), "127.0.0.1", srv.Port(), p)
+	err := SendFile(context.Background(), srv.Addr(), p)
 	var kerr *Error
 	if !errors.Is(err, ErrRejected) || !errors.As(err, &kerr) || !strings.Contains(kerr.PeerReason, "validator exploded") {
 		t.Fatalf("SendFile to a panicking validator = %v, want ErrRejected with the panic", err)
@@ -109,7 +109,7 @@ func TestValidatorPanic(t *testing.T) {
 
 	// The server survived and takes the next file.
 	ok, data := randomFile(t, srcDir, "ok.bin", 200<<10)
-	if err := SendFile(context.Background(), "127.0.0.1", srv.Port(), ok); err != nil {
+	if err := SendFile(context.Background(), srv.Addr(), ok); err != nil {
 		t.Fatalf("SendFile after the panic: %v", err)
 	}
 	assertFile(t, filepath.Join(dir, "ok.bin"), data)
@@ -134,7 +134,7 @@ func TestCloseDuringTransfers(t *testing.T) {
 	for i := range n {
 		go func() {
 			var once atomic.Bool
-			results <- SendFile(context.Background(), "127.0.0.1", srv.Port(), src,
+			results <- SendFile(context.Background(), srv.Addr(), src,
 				WithChunkSize(64<<10), WithRemoteName(fmt.Sprintf("copy%d.bin", i)),
 				WithProgress(func(sent, total uint64) error {
 					if sent >= 64<<10 && once.CompareAndSwap(false, true) {
@@ -174,18 +174,18 @@ func TestCloseDuringTransfers(t *testing.T) {
 
 func TestStartServerErrors(t *testing.T) {
 	checkHandles(t)
-	_, err := StartServer(ServerConfig{Dir: filepath.Join(t.TempDir(), "missing"), Host: "127.0.0.1",
+	_, err := StartServer(ServerConfig{Dir: filepath.Join(t.TempDir(), "missing"), Addr: "127.0.0.1:0",
 		PreValidator: func(FileInfo) error { return nil }})
 	if !errors.Is(err, ErrNotFound) {
 		t.Fatalf("StartServer on a missing directory = %v, want ErrNotFound", err)
 	}
-	_, err = StartServer(ServerConfig{Dir: t.TempDir() + "\x00/etc", Host: "127.0.0.1",
+	_, err = StartServer(ServerConfig{Dir: t.TempDir() + "\x00/etc", Addr: "127.0.0.1:0",
 		Handler: func(FileInfo) {}})
 	if !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("StartServer on a directory with a NUL = %v, want ErrInvalidArgument", err)
 	}
 	srv, _ := startServer(t, ServerConfig{})
-	_, err = StartServer(ServerConfig{Dir: t.TempDir(), Host: "127.0.0.1", Port: srv.Port()})
+	_, err = StartServer(ServerConfig{Dir: t.TempDir(), Addr: srv.Addr()})
 	if err == nil {
 		t.Fatal("StartServer on a port in use succeeded")
 	}
@@ -263,7 +263,7 @@ func TestInteropCLIServer(t *testing.T) {
 	}
 
 	src, data := randomFile(t, t.TempDir(), "from-go.bin", 3<<20)
-	if err := SendFile(context.Background(), "127.0.0.1", port, src, WithChunkSize(128<<10)); err != nil {
+	if err := SendFile(context.Background(), local(port), src, WithChunkSize(128<<10)); err != nil {
 		t.Fatalf("SendFile to the CLI server: %v", err)
 	}
 	assertFile(t, filepath.Join(dir, "from-go.bin"), data)
@@ -311,4 +311,67 @@ func TestExampleBuilds(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build in examples/go: %v\n%s", err, out)
 	}
+}
+
+// TestAddresses: "host:port" everywhere; a malformed address is an ErrInvalidArgument.
+func TestAddresses(t *testing.T) {
+	checkHandles(t)
+	srv, dir := startServer(t, ServerConfig{})
+	if host, _, err := net.SplitHostPort(srv.Addr()); err != nil || host != "127.0.0.1" {
+		t.Fatalf("Addr() = %q", srv.Addr())
+	}
+	src, data := randomFile(t, t.TempDir(), "a.bin", 1000)
+	if err := SendFile(context.Background(), srv.Addr(), src); err != nil {
+		t.Fatal(err)
+	}
+	assertFile(t, filepath.Join(dir, "a.bin"), data)
+	for _, addr := range []string{"127.0.0.1", "127.0.0.1:x", "127.0.0.1:-1", "127.0.0.1:65536", "::1:9000"} {
+		if err := SendFile(context.Background(), addr, src); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("SendFile to %q = %v, want ErrInvalidArgument", addr, err)
+		}
+		if _, err := StartServer(ServerConfig{Dir: dir, Addr: addr}); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("StartServer on %q = %v, want ErrInvalidArgument", addr, err)
+		}
+	}
+}
+
+// TestShutdown: Shutdown closes the server; when ctx ends first (a handler still runs), it
+// returns ctx.Err() and the server finishes closing once the handler returns.
+func TestShutdown(t *testing.T) {
+	checkHandles(t)
+	srv, _ := startServer(t, ServerConfig{})
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown = %v", err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatalf("Close after Shutdown = %v", err)
+	}
+	if err := srv.Wait(); err != nil {
+		t.Fatalf("Wait after Shutdown = %v", err)
+	}
+
+	entered, release := make(chan struct{}), make(chan struct{})
+	srv, dir := startServer(t, ServerConfig{Handler: func(FileInfo) {
+		close(entered)
+		<-release
+	}})
+	src, data := randomFile(t, t.TempDir(), "held.bin", 4096)
+	sent := make(chan error, 1)
+	go func() { sent <- SendFile(context.Background(), srv.Addr(), src) }()
+	recv(t, entered, "the handler")
+	if err := recv(t, sent, "the send"); err != nil {
+		t.Fatalf("SendFile = %v", err) // the sender is told before the handler runs
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(ctx) }()
+	cancel()
+	if err := recv(t, shut, "Shutdown"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown with a cancelled context = %v, want context.Canceled", err)
+	}
+	close(release)
+	if err := srv.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	assertFile(t, filepath.Join(dir, "held.bin"), data)
 }

@@ -1,7 +1,9 @@
 // Package knsock is the Go binding of knsock, reliable file transfer over TCP, wire-compatible
-// with kn-sock. It wraps the library's C ABI (include/knsock.h) and links the static library
-// target/release/libknsock.a, so programs need no LD_LIBRARY_PATH at run time. Build the Rust
-// library first: `cargo build --release` at the repository root.
+// with kn-sock. It wraps the library's C ABI (knsock.h) of an installed knsock, found through
+// pkg-config: by default knsock-static.pc, so programs are self-contained (no libknsock.so and
+// no LD_LIBRARY_PATH at run time); with the build tag knsock_shared, knsock.pc and the shared
+// library. Point PKG_CONFIG_PATH at <prefix>/<libdir>/pkgconfig when knsock is not installed
+// where pkg-config looks by default.
 //
 // Callbacks (progress, validators, handlers) run on library threads, possibly several at once;
 // they must be safe for concurrent use and must not block forever. A panic in a callback is
@@ -10,15 +12,17 @@
 package knsock
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: ${SRCDIR}/../../target/release/libknsock.a -lpthread -ldl -lm
+#cgo !knsock_shared pkg-config: knsock-static
+#cgo knsock_shared pkg-config: knsock
 #include <stdlib.h>
-#include "knsock.h"
+#include <knsock.h>
 */
 import "C"
 
 import (
+	"net"
 	"runtime/cgo"
+	"strconv"
 	"strings"
 	"sync/atomic"
 )
@@ -171,4 +175,17 @@ func newHandle(v any) cgo.Handle {
 func deleteHandle(h cgo.Handle) {
 	h.Delete()
 	liveHandles.Add(-1)
+}
+
+// splitAddr splits a "host:port" address (an IPv6 host in brackets, as net.Dial takes it).
+func splitAddr(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, &Error{Code: CodeInvalidArgument, Message: "address " + strconv.Quote(addr) + ": " + err.Error()}
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, &Error{Code: CodeInvalidArgument, Message: "port " + strconv.Quote(p) + " out of range"}
+	}
+	return host, port, nil
 }
