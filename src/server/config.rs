@@ -61,6 +61,7 @@ pub struct ServerConfig {
     pub(crate) max_connections: usize,
     pub(crate) idle_timeout: Duration,
     pub(crate) header_timeout: Duration,
+    pub(crate) raise_fd_limit: bool,
     pub(crate) max_file_size: Option<u64>,
     pub(crate) reserve_bytes: u64,
     pub(crate) overwrite: Overwrite,
@@ -100,6 +101,7 @@ impl ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
+            raise_fd_limit: true,
             max_file_size: None,
             reserve_bytes: 0,
             overwrite: Overwrite::Replace,
@@ -140,6 +142,13 @@ impl ServerConfig {
     /// timeout.
     pub fn header_timeout(&mut self, t: Duration) -> &mut Self {
         self.header_timeout = t;
+        self
+    }
+    /// At start, raise the process's soft limit on open descriptors to its hard limit, as
+    /// servers commonly do (default: yes). Either way, how many verified files a connection
+    /// holds for a group commit is sized by the limit in force, so honest batches never run out.
+    pub fn raise_fd_limit(&mut self, yes: bool) -> &mut Self {
+        self.raise_fd_limit = yes;
         self
     }
     pub fn max_file_size(&mut self, bytes: Option<u64>) -> &mut Self {

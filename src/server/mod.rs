@@ -6,6 +6,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::OwnedFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ mod commit;
 mod config;
 mod conn;
 mod legacy;
+mod limits;
 mod refusal;
 mod resume;
 mod session;
@@ -125,7 +127,10 @@ impl Server {
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let (conn_tx, conn_rx) = crossbeam_channel::bounded::<(TcpStream, SocketAddr)>(0);
         let workers = config.max_connections;
-        let shared = Arc::new(Shared::new(config, root, wake_tx, Some(stop_tx)));
+        let fd_limit = limits::raise_fd_limit(config.raise_fd_limit);
+        let mut shared = Shared::new(config, root, wake_tx, Some(stop_tx));
+        shared.group_max = limits::group_max(fd_limit, workers, shared.group_max);
+        let shared = Arc::new(shared);
         let mut handles = Vec::with_capacity(workers + 1);
         for i in 0..workers {
             let (sh, rx) = (Arc::clone(&shared), conn_rx.clone());
@@ -301,44 +306,66 @@ impl Shared {
         }
     }
 
+    /// Serves connections until the server stops. Whatever one connection does (an error, a
+    /// panic, no descriptor left to register it), only that connection ends: the worker goes on,
+    /// so the pool stays at full strength.
     fn worker(&self, rx: Receiver<(TcpStream, SocketAddr)>) {
         while let Ok((stream, peer)) = rx.recv() {
-            let Some(id) = self.register(&stream) else {
-                return;
-            };
-            let mut conn = Connection::new(self, stream, peer, id);
-            let result = serve(&mut conn);
-            let in_file = conn.in_file;
-            drop(conn);
-            lock(&self.conns).retain(|(i, _)| *i != id);
-            if let Err(e) = result {
-                if self.is_stopping() {
-                    if in_file {
-                        self.report(
-                            &Error::new(ErrorKind::Cancelled, "transfer aborted: server stopping"),
-                            Some(peer),
-                        );
-                    }
-                } else {
+            let id = match self.register(&stream) {
+                Ok(Some(id)) => id,
+                Ok(None) => return, // stopping
+                Err(e) => {
                     self.report(&e, Some(peer));
+                    continue; // the connection closes as `stream` drops
                 }
+            };
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                let mut conn = Connection::new(self, stream, peer, id);
+                let result = serve(&mut conn);
+                (result, conn.in_file)
+            }));
+            lock(&self.conns).retain(|(i, _)| *i != id);
+            match outcome {
+                Ok((Err(e), in_file)) => self.report_end(e, in_file, peer),
+                Ok((Ok(()), _)) => {}
+                Err(_) => self.report(
+                    &Error::new(
+                        ErrorKind::Io,
+                        "internal error: a connection's worker panicked",
+                    ),
+                    Some(peer),
+                ),
             }
         }
     }
 
+    /// Reports how a connection ended in error: while stopping, only a transfer it cut short.
+    fn report_end(&self, e: Error, in_file: bool, peer: SocketAddr) {
+        match self.is_stopping() {
+            true if in_file => self.report(
+                &Error::new(ErrorKind::Cancelled, "transfer aborted: server stopping"),
+                Some(peer),
+            ),
+            true => {}
+            false => self.report(&e, Some(peer)),
+        }
+    }
+
     /// Configures the accepted socket and records it so `stop` can shut it down.
-    fn register(&self, stream: &TcpStream) -> Option<u64> {
+    fn register(&self, stream: &TcpStream) -> Result<Option<u64>> {
         let t = Some(self.config.idle_timeout);
         let _ = stream.set_nodelay(true);
         let _ = stream.set_read_timeout(t).and(stream.set_write_timeout(t));
         let _ = SockRef::from(stream).set_keepalive(true);
-        let clone = stream.try_clone().ok()?;
+        let clone = stream
+            .try_clone()
+            .map_err(|e| Error::io("registering a connection", e))?;
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let mut conns = lock(&self.conns);
         if self.stopping.load(Ordering::SeqCst) {
-            return None;
+            return Ok(None);
         }
         conns.push((id, clone));
-        Some(id)
+        Ok(Some(id))
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use xxhash_rust::xxh3::Xxh3;
 
 use super::admit::{admit, Resolved};
-use super::commit::{Pending, GROUP_MAX};
+use super::commit::Pending;
 use super::config::FileInfo;
 use super::conn::Connection;
 use super::refusal::{io_refusal, Refusal};
@@ -184,7 +184,7 @@ impl<S: Transport> Session<'_, '_, S> {
                     target,
                     info,
                 });
-                if self.conn.pending.len() >= GROUP_MAX {
+                if self.conn.pending.len() >= self.conn.shared.group_max {
                     self.conn.commit()?;
                 }
                 Ok(())

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
 
+use super::commit::GROUP_MAX;
 use super::config::ServerConfig;
 use crate::error::Error;
 use crate::storage::Root;
@@ -33,6 +34,9 @@ pub(crate) struct Shared {
     pub(crate) upload_released: Condvar,
     pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) joined: (Mutex<bool>, Condvar),
+    /// Most verified files one connection holds before it commits them: each holds two
+    /// descriptors, so this is sized by what the descriptor limit leaves per connection.
+    pub(crate) group_max: usize,
 }
 
 /// Locks `m`, going on after a panic elsewhere (the data stays consistent: every critical
@@ -61,6 +65,7 @@ impl Shared {
             upload_released: Condvar::new(),
             threads: Mutex::new(Vec::new()),
             joined: (Mutex::new(false), Condvar::new()),
+            group_max: GROUP_MAX,
         }
     }
 
