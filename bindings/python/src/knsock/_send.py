@@ -357,7 +357,8 @@ async def send_file_async(host: str, port: int, filepath: PathLike, show_progres
     loop = asyncio.get_running_loop()
     progress = _Progress(progress_callback, None)
     state = _AsyncSend(loop, progress)
-    handle = _ffi.register(state)
+    handle = _ffi.register(progress)
+    done_handle = _ffi.register(state)
     transfer = ctypes.c_void_p()
     try:
         opts = _Options(show_progress=show_progress, chunk_size=chunk_size, timeout=timeout,
@@ -367,7 +368,8 @@ async def send_file_async(host: str, port: int, filepath: PathLike, show_progres
             err = ctypes.c_void_p()
             code = lib.knsock_send_file_async(_ffi.cstr(host, "host"), _port(port),
                                               _ffi.cstr(filepath, "filepath"), opts.ptr,
-                                              _done_trampoline, handle, ctypes.byref(transfer),
+                                              _done_trampoline, done_handle,
+                                              ctypes.byref(transfer),
                                               ctypes.byref(err))
         finally:
             opts.close()
@@ -399,3 +401,4 @@ async def send_file_async(host: str, port: int, filepath: PathLike, show_progres
             threading.Thread(target=lib.knsock_transfer_free, args=(transfer,),
                              daemon=True).start()
         _ffi.unregister(handle)
+        _ffi.unregister(done_handle)
