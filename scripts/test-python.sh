@@ -11,7 +11,7 @@ python3 -m venv "$venv"
 py=$venv/bin/python
 # kn-sock 0.3.0 without its unused heavy dependencies (pyaudio, opencv), as scripts/interop.sh.
 "$py" -m pip install -q --no-deps kn-sock==0.3.0
-"$py" -m pip install -q tqdm pytest
+"$py" -m pip install -q tqdm requests pytest
 "$py" -m pip install -q ./bindings/python
 # The installed package, not the source tree: run from a directory where `knsock` is not local.
 "$py" -m pytest -p no:cacheprovider \

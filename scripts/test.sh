@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test: Rust (unit, integration, header drift), C and C++ through CTest (plain, then
 # AddressSanitizer + UndefinedBehaviorSanitizer), packaging, interop with the real kn-sock 0.3.0,
-# and Go (race detector, cgocheck2).
+# the Python package, and Go (race detector, cgocheck2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -31,6 +31,10 @@ suites=$((suites + 1))
 
 step "Interop with kn-sock 0.3.0 (Python, from PyPI)"
 scripts/interop.sh
+suites=$((suites + 1))
+
+step "Python package (pip install ./bindings/python in a fresh venv, pytest)"
+scripts/test-python.sh
 suites=$((suites + 1))
 
 if [ -f bindings/go/go.mod ]; then

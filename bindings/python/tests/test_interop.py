@@ -8,7 +8,7 @@ import knsock
 
 from conftest import DEADLINE, Lines, Recorder, free_port, make_file, no_leftovers
 
-kn_sock = pytest.importorskip("kn_sock.file_transfer")  # scripts/test-python.sh installs it
+import kn_sock.file_transfer as kn_sock  # noqa: E402 - scripts/test-python.sh installs it
 
 
 def test_knsock_sender_to_kn_sock_server(dirs):
