@@ -7,7 +7,7 @@ import pytest
 import knsock
 from knsock.errors import ConnectionTimeoutError, FileTransferError
 
-from conftest import DEADLINE, Recorder, free_port, make_file, no_leftovers
+from conftest import DEADLINE, Recorder, make_file, no_leftovers
 
 
 def run(coro):

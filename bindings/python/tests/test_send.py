@@ -1,5 +1,6 @@
 """send_file and send_files: round trips, progress, aborts, errors, timeouts, progress bar."""
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -247,3 +248,29 @@ def test_refusals_are_not_retried(server, dirs):
                          retries=3, retry_delay=0.01)
     assert seen.calls == [("r.bin",)]
     no_leftovers(out, [])
+
+
+def test_ctrl_c_aborts_a_blocking_send_without_callback(server, dirs):
+    src, out = dirs
+    make_file(src / "held.bin", 1000)
+    offered, release = threading.Event(), threading.Event()
+
+    def validator_before(filename, filesize):
+        offered.set()
+        release.wait(DEADLINE)  # hold the send in flight until the sender was interrupted
+
+    errors = Recorder()
+    s = server(validator_before=validator_before, error_handler=errors)
+    child = subprocess.Popen([sys.executable, "-c", SEND_IN_CHILD, str(s.port),
+                              str(src / "held.bin")], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert offered.wait(DEADLINE)
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=DEADLINE) != 0
+    finally:
+        release.set()
+        child.kill()
+    assert "KeyboardInterrupt" in child.stderr.read() and child.stdout.read() == ""
+    errors.wait_for(1)  # the server saw the upload end ...
+    no_leftovers(out, [])  # ... and kept nothing

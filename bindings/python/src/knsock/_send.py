@@ -9,7 +9,7 @@ from typing import Callable, Iterable, List, Optional, Sequence, Union
 
 from . import _ffi
 from ._ffi import ABORT, KNSOCK_CONTINUE, Result, lib
-from .errors import EasySocketError, FileTransferError, error_from, take_error
+from .errors import EasySocketError, error_from, take_error
 
 PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 ProgressCallback = Callable[[int, int, str], object]
@@ -76,8 +76,7 @@ def _progress_trampoline(userdata, filename, sent, total):
     try:
         st = _ffi.lookup(userdata)
         if st is None or st.per_file is None:
-            # No callback: still a point where Ctrl-C, raised here, aborts a blocking send.
-            return KNSOCK_CONTINUE if st is None else st.run(lambda: None)
+            return KNSOCK_CONTINUE
         return st.run(lambda: st.per_file(sent, total, _ffi.text(filename) or ""))
     except BaseException:  # never unwind into C
         return ABORT
@@ -162,8 +161,9 @@ class _Options:
             for g in _globs(exclude, "exclude"):
                 check(lib.knsock_send_options_add_exclude(p, _ffi.cstr(g, "exclude")),
                       "exclude %r" % g)
-            check(lib.knsock_send_options_set_progress_callback(p, _progress_trampoline,
-                                                                progress_handle), "progress")
+            if progress_handle:
+                check(lib.knsock_send_options_set_progress_callback(
+                    p, _progress_trampoline, progress_handle), "progress")
             if batch:
                 check(lib.knsock_send_options_set_batch_progress_callback(
                     p, _batch_trampoline, progress_handle), "batch progress")
@@ -232,25 +232,56 @@ def send_file(host: str, port: int, filepath: PathLike, show_progress: bool = Tr
     `remote_name` (the name to store it under).
     """
     progress = _Progress(progress_callback, None)
-    handle = _ffi.register(progress)
+    # Without a callback nothing calls into Python per chunk: the send runs on a library thread
+    # while this thread waits in slices, where Ctrl-C can reach it. With one, the blocking call
+    # runs it on this thread, as kn-sock did, and Ctrl-C arrives inside it (and aborts).
+    handle = _ffi.register(progress) if progress_callback is not None else 0
     try:
         opts = _Options(show_progress=show_progress, chunk_size=chunk_size, timeout=timeout,
                         connect_timeout=connect_timeout, progress_handle=handle, legacy=legacy,
                         compress=compress, retries=retries, retry_delay=retry_delay,
                         skip_unchanged=skip_unchanged, remote_name=remote_name)
         try:
-            err = ctypes.c_void_p()
-            code = lib.knsock_send_file(_ffi.cstr(host, "host"), _port(port),
-                                        _ffi.cstr(filepath, "filepath"), opts.ptr,
-                                        ctypes.byref(err))
+            chost, cpath = _ffi.cstr(host, "host"), _ffi.cstr(filepath, "filepath")
+            if handle:
+                err = ctypes.c_void_p()
+                code = lib.knsock_send_file(chost, _port(port), cpath, opts.ptr,
+                                            ctypes.byref(err))
+            else:
+                _send_interruptible(chost, _port(port), cpath, opts)
+                return
         finally:
             opts.close()
     finally:
-        _ffi.unregister(handle)
+        if handle:
+            _ffi.unregister(handle)
     if code != Result.OK:
         _raise_for(code, err, progress)
     if progress.raised is not None:  # raised during the final call, after the last byte
         raise progress.raised
+
+
+_WAIT_SLICE_MS = 200
+
+
+def _send_interruptible(host: bytes, port: int, path: bytes, opts: "_Options") -> None:
+    transfer, err = ctypes.c_void_p(), ctypes.c_void_p()
+    code = lib.knsock_send_file_async(host, port, path, opts.ptr, _ffi.DONE_CB(), None,
+                                      ctypes.byref(transfer), ctypes.byref(err))
+    if code != Result.OK:
+        raise take_error(code, err)
+    try:
+        while True:
+            code = lib.knsock_transfer_wait(transfer, _WAIT_SLICE_MS)
+            if code != Result.IN_PROGRESS:
+                break
+        if code != Result.OK:
+            raise error_from(code, lib.knsock_transfer_error(transfer))
+    except BaseException:
+        lib.knsock_transfer_cancel(transfer)  # Ctrl-C: the receiver keeps no file
+        raise
+    finally:
+        lib.knsock_transfer_free(transfer)
 
 
 def send_files(host: str, port: int, paths: Sequence[PathLike], recursive: bool = False,
@@ -279,7 +310,8 @@ def send_files(host: str, port: int, paths: Sequence[PathLike], recursive: bool 
         paths = [paths]
     cpaths = [_ffi.cstr(p, "path") for p in paths]
     progress = _Progress(progress_callback, batch_progress_callback)
-    handle = _ffi.register(progress)
+    with_callbacks = progress_callback is not None or batch_progress_callback is not None
+    handle = _ffi.register(progress) if with_callbacks else 0
     report = ctypes.c_void_p()
     try:
         opts = _Options(show_progress=show_progress, chunk_size=chunk_size, timeout=timeout,
@@ -296,7 +328,8 @@ def send_files(host: str, port: int, paths: Sequence[PathLike], recursive: bool 
         finally:
             opts.close()
     finally:
-        _ffi.unregister(handle)
+        if handle:
+            _ffi.unregister(handle)
     if code != Result.OK:
         _raise_for(code, err, progress)
     try:
@@ -346,8 +379,11 @@ def _done_trampoline(userdata, code, err):
 
 async def send_file_async(host: str, port: int, filepath: PathLike, show_progress: bool = True,
                           progress_callback: Optional[ProgressCallback] = None,
-                          chunk_size: int = 4096, timeout: Optional[float] = 30,
-                          **kwargs) -> None:
+                          chunk_size: int = 4096, timeout: Optional[float] = 30, *,
+                          connect_timeout: Optional[float] = None, legacy: bool = False,
+                          compress: bool = False, retries: int = 0,
+                          retry_delay: Optional[float] = None, skip_unchanged: bool = False,
+                          remote_name: Optional[str] = None) -> None:
     """`send_file` for asyncio: the transfer runs on a library thread and never blocks the loop.
 
     Same arguments, errors and guarantees as send_file. Cancelling the awaiting task cancels the
@@ -357,13 +393,14 @@ async def send_file_async(host: str, port: int, filepath: PathLike, show_progres
     loop = asyncio.get_running_loop()
     progress = _Progress(progress_callback, None)
     state = _AsyncSend(loop, progress)
-    handle = _ffi.register(progress)
+    handle = _ffi.register(progress) if progress_callback is not None else 0
     done_handle = _ffi.register(state)
     transfer = ctypes.c_void_p()
     try:
         opts = _Options(show_progress=show_progress, chunk_size=chunk_size, timeout=timeout,
-                        progress_handle=handle, connect_timeout=kwargs.pop("connect_timeout",
-                                                                           None), **kwargs)
+                        connect_timeout=connect_timeout, progress_handle=handle, legacy=legacy,
+                        compress=compress, retries=retries, retry_delay=retry_delay,
+                        skip_unchanged=skip_unchanged, remote_name=remote_name)
         try:
             err = ctypes.c_void_p()
             code = lib.knsock_send_file_async(_ffi.cstr(host, "host"), _port(port),
@@ -400,5 +437,6 @@ async def send_file_async(host: str, port: int, filepath: PathLike, show_progres
         if transfer:  # an error before the end: a running transfer is cancelled and waited for
             threading.Thread(target=lib.knsock_transfer_free, args=(transfer,),
                              daemon=True).start()
-        _ffi.unregister(handle)
+        if handle:
+            _ffi.unregister(handle)
         _ffi.unregister(done_handle)

@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional, Tuple, Union
 
 from . import _ffi
 from ._ffi import Overwrite, Result, lib
-from .errors import FileTransferError, error_from, take_error
+from .errors import error_from, take_error
 
 Address = Tuple[str, int]
 Handler = Callable[[str, str, Address], object]

@@ -12,7 +12,8 @@ from typing import Optional
 
 from ._ffi import Result, lib, text
 
-__all__ = ["EasySocketError", "FileTransferError", "ConnectionTimeoutError", "Result"]
+__all__ = ["EasySocketError", "FileTransferError", "ConnectionTimeoutError",
+           "LocalFileNotFoundError", "ConnectFailedError", "Result"]
 
 
 class EasySocketError(Exception):
@@ -54,12 +55,16 @@ class ConnectionTimeoutError(_Detail, EasySocketError, TimeoutError):
         return self.message
 
 
-class _FileNotFound(FileTransferError, FileNotFoundError):
+class LocalFileNotFoundError(FileTransferError, FileNotFoundError):
+    """The local file or directory to send does not exist."""
+
     def __str__(self) -> str:
         return self.message
 
 
-class _ConnectFailed(FileTransferError, ConnectionError):
+class ConnectFailedError(FileTransferError, ConnectionError):
+    """The connection could not be made (refused, unreachable, unknown host)."""
+
     def __str__(self) -> str:
         return self.message
 
@@ -71,8 +76,8 @@ def error_from(code: int, err: Optional[int]) -> EasySocketError:
         message = text(lib.knsock_result_str(code)) or "unknown result code"
     reason = text(lib.knsock_error_peer_reason(err)) if err else None
     peer_code = lib.knsock_error_peer_code(err) if err else 0
-    cls = {Result.TIMEOUT: ConnectionTimeoutError, Result.NOT_FOUND: _FileNotFound,
-           Result.CONNECT: _ConnectFailed}.get(code, FileTransferError)
+    cls = {Result.TIMEOUT: ConnectionTimeoutError, Result.NOT_FOUND: LocalFileNotFoundError,
+           Result.CONNECT: ConnectFailedError}.get(code, FileTransferError)
     return cls(message, code, reason, peer_code)
 
 
