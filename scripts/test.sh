@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every test: Rust (unit, integration, header drift), C and C++ through CTest (plain, then
 # AddressSanitizer + UndefinedBehaviorSanitizer), consumers of an installed knsock (pkg-config,
-# CMake, C++, Go; tests/consumers/run.sh), interop with the real kn-sock 0.3.0, and Go (race
-# detector, cgocheck2) against an install in a temporary prefix.
+# CMake, C++, Go; tests/consumers/run.sh), interop with the real kn-sock 0.3.0, the Python
+# package, and Go (race detector, cgocheck2) against an install in a temporary prefix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -36,6 +36,10 @@ suites=$((suites + 1))
 
 step "Interop with kn-sock 0.3.0 (Python, from PyPI)"
 scripts/interop.sh
+suites=$((suites + 1))
+
+step "Python package (pip install ./bindings/python in a fresh venv, pytest)"
+scripts/test-python.sh
 suites=$((suites + 1))
 
 if [ -f bindings/go/go.mod ]; then

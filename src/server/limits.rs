@@ -12,7 +12,7 @@ pub(crate) fn raise_fd_limit(raise: bool) -> u64 {
     let mut lim = getrlimit(Resource::Nofile);
     if raise && lim.current < lim.maximum {
         lim.current = lim.maximum;
-        if setrlimit(Resource::Nofile, lim.clone()).is_err() {
+        if setrlimit(Resource::Nofile, lim).is_err() {
             lim = getrlimit(Resource::Nofile);
         }
     }
