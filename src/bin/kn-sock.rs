@@ -53,6 +53,9 @@ struct ServerArgs {
     /// Seconds a connection may make no progress.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     idle_timeout: f64,
+    /// Seconds a whole message (or a small file sent eagerly) may take to arrive.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    header_timeout: f64,
     /// Refuse compressed content.
     #[arg(long)]
     no_compression: bool,
@@ -122,12 +125,28 @@ enum OverwriteArg {
     Rename,
 }
 
+/// A number of seconds above 0 and at most a day (a timeout).
 fn seconds(s: f64, what: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(s)
         .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("{what} must be a positive number of seconds"))
+        .filter(|d| !d.is_zero() && *d <= DAY)
+        .ok_or_else(|| {
+            format!(
+                "{what} must be a positive number of seconds, at most {}",
+                DAY.as_secs()
+            )
+        })
 }
+
+/// A number of seconds from 0 to `max`.
+fn seconds_up_to(s: f64, what: &str, max: Duration) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| *d <= max)
+        .ok_or_else(|| format!("{what} must be 0 to {} seconds", max.as_secs()))
+}
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
@@ -145,8 +164,7 @@ fn main() -> ExitCode {
 
 fn send_command(a: SendArgs) -> Result<(), String> {
     let timeout = seconds(a.timeout, "--timeout")?;
-    let retry_delay = Duration::try_from_secs_f64(a.retry_delay)
-        .map_err(|_| "--retry-delay must be a number of seconds".to_string())?;
+    let retry_delay = seconds_up_to(a.retry_delay, "--retry-delay", Duration::from_secs(3600))?;
     let opts = SendOptions {
         show_progress: a.show_progress || (!a.no_progress && std::io::stderr().is_terminal()),
         timeout,
@@ -171,8 +189,8 @@ fn send_command(a: SendArgs) -> Result<(), String> {
 
 fn server_command(a: ServerArgs) -> Result<(), String> {
     let idle = seconds(a.idle_timeout, "--idle-timeout")?;
-    let resume_ttl = Duration::try_from_secs_f64(a.resume_ttl)
-        .map_err(|_| "--resume-ttl must be a number of seconds".to_string())?;
+    let resume_ttl = seconds_up_to(a.resume_ttl, "--resume-ttl", 365 * DAY)?;
+    let header = seconds(a.header_timeout, "--header-timeout")?;
     let mut cfg = ServerConfig::new(a.dir);
     cfg.host(a.host)
         .port(a.port)
@@ -180,6 +198,7 @@ fn server_command(a: ServerArgs) -> Result<(), String> {
         .reserve_bytes(a.reserve)
         .max_connections(a.max_connections)
         .idle_timeout(idle)
+        .header_timeout(header)
         .resume_ttl(resume_ttl)
         .accept_compression(!a.no_compression)
         .overwrite(match a.overwrite {

@@ -83,9 +83,14 @@ pub(crate) fn retryable(e: &Error) -> bool {
             | ErrorKind::Io
             | ErrorKind::Protocol
             | ErrorKind::Integrity
-    ) && e
-        .peer_reason()
-        .is_none_or(|p| p.code == protocol::Code::Checksum as u16)
+    ) && e.peer_reason().is_none_or(|p| {
+        // The receiver's own account of a broken transfer (corruption, a cut or stalled
+        // connection) may be cured by a new connection; a refusal never is.
+        use protocol::Code;
+        [Code::Checksum, Code::Protocol, Code::Timeout]
+            .iter()
+            .any(|c| p.code == *c as u16)
+    })
 }
 
 fn send_file_once(host: &str, port: u16, path: &Path, opts: &SendOptions) -> Result<SendReport> {

@@ -13,6 +13,12 @@ pub const DEFAULT_CHUNK_SIZE: usize = 256 * 1024;
 pub const MAX_CHUNK_SIZE: usize = 64 * 1024 * 1024;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest idle or connect timeout.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// The longest first wait before a retry.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
+/// The most retries of one transfer.
+pub const MAX_RETRIES: u32 = 1000;
 
 /// Called after each chunk with (file name, bytes sent, total bytes); return `false` to abort
 /// the transfer with [`ErrorKind::AbortedByCallback`].
@@ -122,7 +128,20 @@ impl SendOptions {
     pub fn validate(&self) -> Result<()> {
         check_chunk_size(self.chunk_size)?;
         check_timeout(self.timeout)?;
-        check_timeout(self.connect_timeout)
+        check_timeout(self.connect_timeout)?;
+        if self.retry_delay > MAX_RETRY_DELAY {
+            return Err(Error::invalid(format!(
+                "retry delay must be at most {} s",
+                MAX_RETRY_DELAY.as_secs()
+            )));
+        }
+        if self.retries > MAX_RETRIES {
+            return Err(Error::invalid(format!(
+                "retries must be at most {MAX_RETRIES}, not {}",
+                self.retries
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -227,10 +246,16 @@ pub fn check_chunk_size(bytes: usize) -> Result<()> {
     Ok(())
 }
 
-/// A timeout's range: above zero.
+/// A timeout's range: above zero, at most [`MAX_TIMEOUT`].
 pub fn check_timeout(t: Duration) -> Result<()> {
     if t.is_zero() {
         return Err(Error::invalid("timeouts must be above zero"));
+    }
+    if t > MAX_TIMEOUT {
+        return Err(Error::invalid(format!(
+            "timeouts must be at most {} s",
+            MAX_TIMEOUT.as_secs()
+        )));
     }
     Ok(())
 }

@@ -4,8 +4,9 @@
 
 use super::config::{FileInfo, ServerConfig, Validator};
 use super::refusal::{io_refusal, Refusal};
+use super::space::{Reservation, Space};
 use crate::protocol::{self, check_name, Code, Offer, ALGO_XXH3_128};
-use crate::storage::{Lookup, Root, StoreError, Target, TempFile};
+use crate::storage::{DigestCache, Lookup, Root, StoreError, Target, TempFile};
 
 /// An offer's name, checked and resolved beneath the directory once.
 pub(crate) enum Resolved {
@@ -21,11 +22,13 @@ impl Resolved {
         }
     }
 
-    /// Whether the offer carries a digest and the exact file is already in place.
-    pub(crate) fn unchanged(&self, offer: &Offer) -> bool {
+    /// Whether the offer carries a digest and the exact file is already in place (hashing it,
+    /// unless `cache` knows it, within `budget`).
+    pub(crate) fn unchanged(&self, offer: &Offer, cache: &DigestCache, budget: &mut u64) -> bool {
         match self {
             Resolved::Found(Ok(lookup)) if !offer.digest.is_empty() => {
-                offer.algorithm == ALGO_XXH3_128 && lookup.holds(offer.size, &offer.digest)
+                offer.algorithm == ALGO_XXH3_128
+                    && lookup.holds(offer.size, &offer.digest, cache, budget)
             }
             _ => false,
         }
@@ -38,6 +41,8 @@ pub(crate) struct Policy<'a> {
     /// Capabilities both sides have.
     pub(crate) caps: u32,
     pub(crate) stopping: bool,
+    /// Free space promised to files in flight.
+    pub(crate) space: &'a Space,
 }
 
 /// The checks made on an OFFER, before any data: name, encoding, size, policy, space,
@@ -49,7 +54,7 @@ pub(crate) fn admit(
     resolved: Resolved,
     policy: &Policy<'_>,
     partial: Option<&str>,
-) -> Result<(Target, TempFile), Refusal> {
+) -> Result<(Target, TempFile, Reservation), Refusal> {
     let cfg = policy.config;
     if policy.stopping {
         return Err(Refusal(
@@ -67,15 +72,10 @@ pub(crate) fn admit(
     let lookup = found?;
     lookup.check_existing(cfg.overwrite)?;
     let free = lookup.free_bytes().map_err(io_refusal)?;
-    if offer.size.saturating_add(cfg.reserve_bytes) > free {
-        return Err(Refusal(
-            Code::NoSpace,
-            format!(
-                "no space: file needs {} bytes, {free} free, {} reserved",
-                offer.size, cfg.reserve_bytes
-            ),
-        ));
-    }
+    let device = lookup.device().map_err(io_refusal)?;
+    let space = policy
+        .space
+        .reserve(device, offer.size, free, cfg.reserve_bytes)?;
     run_validators(&cfg.before, info)?;
     let target = lookup.create()?;
     let resumed = match partial {
@@ -88,11 +88,11 @@ pub(crate) fn admit(
         Some(t) => t,
         None => target.create_temp().map_err(io_refusal)?,
     };
-    Ok((target, temp))
+    Ok((target, temp, space))
 }
 
-/// The offer's own fields against what was negotiated and the size limit.
-fn check_offer(offer: &Offer, policy: &Policy<'_>) -> Result<(), Refusal> {
+/// The offer's own fields against what was negotiated and the size limit: the cheap checks.
+pub(crate) fn check_offer(offer: &Offer, policy: &Policy<'_>) -> Result<(), Refusal> {
     match offer.encoding {
         protocol::ENCODING_RAW => {}
         protocol::ENCODING_ZSTD if policy.caps & protocol::CAP_ZSTD != 0 => {}

@@ -5,6 +5,7 @@
 use super::admit::run_validators;
 use super::config::{FileInfo, ServerConfig};
 use super::refusal::{io_refusal, Refusal};
+use super::space::Reservation;
 use crate::protocol::Frame;
 use crate::storage::{self, Target, TempFile};
 
@@ -17,6 +18,8 @@ pub(crate) struct Pending {
     pub(crate) temp: TempFile,
     pub(crate) target: Target,
     pub(crate) info: FileInfo,
+    /// Its share of free space, released once it is committed or has failed.
+    pub(crate) space: Reservation,
 }
 
 /// What a commit decided.
@@ -49,6 +52,7 @@ pub(crate) fn commit_group(group: Vec<Pending>, cfg: &ServerConfig) -> Committed
         temp,
         target,
         mut info,
+        space: _space,
     } in group
     {
         let placed = match &synced {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::protocol::Offer;
 use crate::storage::Overwrite;
 
@@ -15,6 +15,19 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 /// How long a whole frame (and a small file's eagerly sent content) may take to arrive.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections decoding zstd at once (each may need an 8 MiB window): 128 MiB at most.
+pub const DEFAULT_MAX_DECODERS: usize = 16;
+/// Bytes one connection may make the receiver hash to answer SKIP (digest offers).
+pub const DEFAULT_HASH_BUDGET: u64 = 64 << 30;
+/// Permission bits a received file may get: no setuid, setgid or sticky bit, no write for group
+/// or others.
+pub const DEFAULT_MODE_MASK: u32 = 0o755;
+/// The most connections a server serves at once.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// The longest idle, header or connect timeout.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// The longest time interrupted uploads are kept for resume.
+pub const MAX_RESUME_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A file as the receiver sees it, passed to validators and handlers.
 #[derive(Debug, Clone)]
@@ -62,6 +75,9 @@ pub struct ServerConfig {
     pub(crate) idle_timeout: Duration,
     pub(crate) header_timeout: Duration,
     pub(crate) raise_fd_limit: bool,
+    pub(crate) max_decoders: usize,
+    pub(crate) hash_budget: u64,
+    pub(crate) mode_mask: u32,
     pub(crate) max_file_size: Option<u64>,
     pub(crate) reserve_bytes: u64,
     pub(crate) overwrite: Overwrite,
@@ -91,6 +107,31 @@ impl fmt::Debug for ServerConfig {
 }
 
 impl ServerConfig {
+    /// Checks every setting's range; each range is checked here and nowhere else.
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=MAX_CONNECTIONS).contains(&self.max_connections) {
+            return Err(Error::invalid(format!(
+                "max connections must be 1 to {MAX_CONNECTIONS}, not {}",
+                self.max_connections
+            )));
+        }
+        check_duration("idle timeout", self.idle_timeout, MAX_TIMEOUT)?;
+        check_duration("header timeout", self.header_timeout, MAX_TIMEOUT)?;
+        if self.resume_ttl > MAX_RESUME_TTL {
+            return Err(Error::invalid(format!(
+                "resume time must be at most {} s",
+                MAX_RESUME_TTL.as_secs()
+            )));
+        }
+        if self.mode_mask > 0o7777 {
+            return Err(Error::invalid(format!(
+                "mode mask {:o} has bits beyond 0o7777",
+                self.mode_mask
+            )));
+        }
+        Ok(())
+    }
+
     /// A server that stores into `dir`, on 0.0.0.0 and an ephemeral port, with kn-sock's
     /// defaults otherwise.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
@@ -102,6 +143,9 @@ impl ServerConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             raise_fd_limit: true,
+            max_decoders: DEFAULT_MAX_DECODERS,
+            hash_budget: DEFAULT_HASH_BUDGET,
+            mode_mask: DEFAULT_MODE_MASK,
             max_file_size: None,
             reserve_bytes: 0,
             overwrite: Overwrite::Replace,
@@ -149,6 +193,27 @@ impl ServerConfig {
     /// holds for a group commit is sized by the limit in force, so honest batches never run out.
     pub fn raise_fd_limit(&mut self, yes: bool) -> &mut Self {
         self.raise_fd_limit = yes;
+        self
+    }
+    /// Connections that may decode zstd at once (default 16; each may need an 8 MiB window).
+    /// Past that, new connections are not offered compression and their senders send raw.
+    pub fn max_decoders(&mut self, n: usize) -> &mut Self {
+        self.max_decoders = n;
+        self
+    }
+    /// Bytes of stored files one connection may make the receiver hash to check whether it
+    /// already holds an offered file (default 64 GiB). Past that, offers are answered as if the
+    /// file had changed, so its content flows. A file's digest is remembered while it does not
+    /// change, so offering it again costs nothing.
+    pub fn hash_budget(&mut self, bytes: u64) -> &mut Self {
+        self.hash_budget = bytes;
+        self
+    }
+    /// The permission bits a received file may keep of those its sender gave (default 0o755: no
+    /// setuid, setgid or sticky bit, no write for group or others). A sender's mode of 0 gives
+    /// 0o644 before the mask.
+    pub fn mode_mask(&mut self, mask: u32) -> &mut Self {
+        self.mode_mask = mask;
         self
     }
     pub fn max_file_size(&mut self, bytes: Option<u64>) -> &mut Self {
@@ -206,4 +271,15 @@ impl ServerConfig {
         self.on_error.push(Arc::new(f));
         self
     }
+}
+
+/// A duration above zero and at most `max`.
+pub fn check_duration(what: &str, d: Duration, max: Duration) -> Result<()> {
+    if d.is_zero() || d > max {
+        return Err(Error::invalid(format!(
+            "{what} must be above 0 and at most {} s",
+            max.as_secs()
+        )));
+    }
+    Ok(())
 }

@@ -65,6 +65,7 @@ impl<'a, S: Transport> Connection<'a, S> {
             config: &self.shared.config,
             caps,
             stopping: self.shared.is_stopping(),
+            space: &self.shared.space,
         }
     }
 

@@ -43,20 +43,26 @@ pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>, first: u8) -> Re
     };
     let mut info = FileInfo::from_offer(&offer, conn.peer);
     let resolved = Resolved::new(&conn.shared.root, &offer);
-    let (target, temp) = admit(&offer, &info, resolved, &conn.policy(0), None)
+    let (target, temp, space) = admit(&offer, &info, resolved, &conn.policy(0), None)
         .map_err(|r| r.into_error(&offer.name))?;
     conn.in_file = true;
     let (temp, _) = conn.read_content(temp, &offer, Xxh3::new(), None)?;
     conn.in_file = false;
     let mut temp = temp.map_err(|r| r.into_error(&offer.name))?;
-    temp.set_metadata(offer.mode, offer.mtime_secs, offer.mtime_nanos)
-        .map_err(|e| io_refusal(e).into_error(&offer.name))?;
+    temp.set_metadata(
+        offer.mode,
+        conn.shared.config.mode_mask,
+        offer.mtime_secs,
+        offer.mtime_nanos,
+    )
+    .map_err(|e| io_refusal(e).into_error(&offer.name))?;
     info.path = Some(temp.path().to_path_buf());
     conn.pending.push(Pending {
         seq: 0,
         temp,
         target,
         info,
+        space,
     });
     // No one to tell: the outcome reaches the handlers or the error handler.
     let _ = conn.commit();

@@ -11,7 +11,6 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
 
 use crossbeam_channel::{select, Receiver, Sender};
 use rustix::event::{poll, PollFd, PollFlags};
@@ -32,6 +31,7 @@ mod refusal;
 mod resume;
 mod session;
 mod shared;
+mod space;
 
 pub use config::{
     ErrorHandler, FileInfo, Handler, ServerConfig, Validator, DEFAULT_IDLE_TIMEOUT,
@@ -105,19 +105,10 @@ pub struct Server {
 
 impl Server {
     fn start(config: ServerConfig) -> Result<Server> {
-        if config.max_connections == 0 {
-            return Err(Error::invalid("max_connections must be at least 1"));
-        }
-        if config.idle_timeout.is_zero() {
-            return Err(Error::invalid("idle timeout must be above zero"));
-        }
+        config.validate()?;
         let root = open_root(&config)?;
         // Leftovers of interrupted work (a crash, an expired resume) go before anything new.
-        storage::sweep(
-            root.path(),
-            config.idle_timeout * 2 + Duration::from_secs(60),
-            config.resume_ttl,
-        );
+        storage::sweep(root.path(), config.resume_ttl);
         let listener = bind(&config.host, config.port)?;
         let addr = listener
             .local_addr()

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::admit::{admit, Resolved};
+use super::admit::{admit, check_offer, Resolved};
 use super::commit::Pending;
 use super::config::FileInfo;
 use super::conn::Connection;
@@ -13,22 +13,33 @@ use super::refusal::{io_refusal, Refusal};
 use super::resume::{claim, Resume};
 use crate::error::{Error, Result};
 use crate::protocol::{self, Code, Frame, Hello, Offer, ALGO_XXH3_128};
+use crate::storage::TempFile;
 use crate::transport::Transport;
 
 /// Serves a native connection whose first byte (the magic's) was read.
 pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>) -> Result<()> {
-    let caps = hello(conn)?;
+    // A decoder is taken for the connection's life when zstd is granted (the memory bound).
+    let shared = conn.shared;
+    let hello = Hello::read_after_first_byte(&mut conn.wire)?;
+    let wants_zstd = hello.caps & protocol::CAP_ZSTD != 0 && shared.config.compression;
+    let decoder = wants_zstd.then(|| shared.decoder_slot()).flatten();
+    let caps = answer_hello(conn, &hello, decoder.is_some())?;
     let mut session = Session {
         conn,
         caps,
         next_seq: 0,
+        hash_budget: shared.config.hash_budget,
     };
     session.run()
 }
 
-/// Reads the hello and answers it: the version and the capabilities both sides have.
-fn hello<S: Transport>(conn: &mut Connection<'_, S>) -> Result<u32> {
-    let hello = Hello::read_after_first_byte(&mut conn.wire)?;
+/// Answers the hello: the version and the capabilities both sides have (zstd only with a
+/// decoder for it).
+fn answer_hello<S: Transport>(
+    conn: &mut Connection<'_, S>,
+    hello: &Hello,
+    zstd: bool,
+) -> Result<u32> {
     let mut out = Vec::with_capacity(64);
     let Some(version) = hello.negotiate() else {
         let text = format!(
@@ -48,7 +59,7 @@ fn hello<S: Transport>(conn: &mut Connection<'_, S>) -> Result<u32> {
         return Err(Error::protocol(text));
     };
     let mut ours = protocol::CAP_EAGER;
-    if conn.shared.config.compression {
+    if zstd {
         ours |= protocol::CAP_ZSTD;
     }
     let caps = hello.caps & ours;
@@ -66,6 +77,8 @@ struct Session<'c, 'a, S: Transport> {
     caps: u32,
     /// The seq of the next OFFER (docs/protocol.md section 2).
     next_seq: u32,
+    /// Bytes of stored files this connection may still have hashed for SKIP answers.
+    hash_budget: u64,
 }
 
 impl<S: Transport> Session<'_, '_, S> {
@@ -128,27 +141,32 @@ impl<S: Transport> Session<'_, '_, S> {
         // An eager offer's content is already on its way: no SKIP, no resume, no ACCEPT.
         let eager = self.caps & protocol::CAP_EAGER != 0 && offer.is_eager();
         let resolved = Resolved::new(&self.conn.shared.root, &offer);
-        if !eager && resolved.unchanged(&offer) {
+        let policy = self.conn.policy(self.caps);
+        // Hashing a stored file comes last: only for an offer that passes the cheap checks,
+        // within the connection's budget, and once per unchanged file (the digest cache).
+        if !eager
+            && check_offer(&offer, &policy).is_ok()
+            && resolved.unchanged(&offer, &self.conn.shared.digests, &mut self.hash_budget)
+        {
             return self.conn.send_frame(Frame::Skip);
         }
         let resume = match eager {
             true => None,
             false => self.resume_for(&offer),
         };
-        let policy = self.conn.policy(self.caps);
         let partial = resume.as_ref().map(|r| r.partial.as_str());
         let admitted = claim(self.conn.shared, self.conn.id, resume.as_ref()).and_then(|claim| {
-            let (target, mut temp) = admit(&offer, &info, resolved, &policy, partial)?;
+            let (target, mut temp, space) = admit(&offer, &info, resolved, &policy, partial)?;
             // A resumed upload: the checksum covers the data already here too.
             let mut hasher = Xxh3::new();
             let offset = temp
                 .reread(&mut hasher)
                 .and_then(|()| temp.written())
                 .map_err(io_refusal)?;
-            Ok((claim, target, temp, hasher, offset))
+            Ok((claim, target, temp, hasher, offset, space))
         });
         // Refused: an eager offer's content is on its way and must be drained first.
-        let (_claim, target, temp, hasher, offset) = match admitted {
+        let (_claim, target, temp, hasher, offset, space) = match admitted {
             Ok(t) => t,
             Err(r) if eager => return self.drop_eager(r, seq, &offer, &info),
             Err(r) => return self.reject_offer(r, &info),
@@ -164,18 +182,8 @@ impl<S: Transport> Session<'_, '_, S> {
         }
         let done = self.read_done()?;
         self.conn.in_file = false;
-        let verified = temp.and_then(|mut temp| {
-            if done.0 != ALGO_XXH3_128 || done.1 != digest.to_be_bytes() {
-                return Err(Refusal(
-                    Code::Checksum,
-                    format!("checksum mismatch for '{}'", offer.name),
-                ));
-            }
-            temp.set_metadata(offer.mode, offer.mtime_secs, offer.mtime_nanos)
-                .map_err(io_refusal)?;
-            Ok(temp)
-        });
-        match verified {
+        let mask = self.conn.shared.config.mode_mask;
+        match temp.and_then(|temp| verify(temp, &offer, done, digest, mask)) {
             Ok(temp) => {
                 info.path = Some(temp.path().to_path_buf());
                 self.conn.pending.push(Pending {
@@ -183,6 +191,7 @@ impl<S: Transport> Session<'_, '_, S> {
                     temp,
                     target,
                     info,
+                    space,
                 });
                 if self.conn.pending.len() >= self.conn.shared.group_max {
                     self.conn.commit()?;
@@ -252,6 +261,25 @@ impl<S: Transport> Session<'_, '_, S> {
         };
         self.conn.refuse(frame, r, info)
     }
+}
+
+/// Checks the DONE frame's digest against the content's and gives the file its metadata.
+fn verify(
+    mut temp: TempFile,
+    offer: &Offer,
+    done: (u8, Vec<u8>),
+    digest: u128,
+    mask: u32,
+) -> std::result::Result<TempFile, Refusal> {
+    if done.0 != ALGO_XXH3_128 || done.1 != digest.to_be_bytes() {
+        return Err(Refusal(
+            Code::Checksum,
+            format!("checksum mismatch for '{}'", offer.name),
+        ));
+    }
+    temp.set_metadata(offer.mode, mask, offer.mtime_secs, offer.mtime_nanos)
+        .map_err(io_refusal)?;
+    Ok(temp)
 }
 
 /// The FAILED verdict of file `seq`.

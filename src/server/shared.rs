@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -13,8 +13,9 @@ use crossbeam_channel::Sender;
 
 use super::commit::GROUP_MAX;
 use super::config::ServerConfig;
+use super::space::Space;
 use crate::error::Error;
-use crate::storage::Root;
+use crate::storage::{DigestCache, Root};
 
 static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -37,6 +38,12 @@ pub(crate) struct Shared {
     /// Most verified files one connection holds before it commits them: each holds two
     /// descriptors, so this is sized by what the descriptor limit leaves per connection.
     pub(crate) group_max: usize,
+    /// Free space promised to files in flight.
+    pub(crate) space: Space,
+    /// Connections decoding zstd now.
+    pub(crate) decoders: AtomicUsize,
+    /// Digests of stored files, for SKIP answers.
+    pub(crate) digests: DigestCache,
 }
 
 /// Locks `m`, going on after a panic elsewhere (the data stays consistent: every critical
@@ -66,6 +73,9 @@ impl Shared {
             threads: Mutex::new(Vec::new()),
             joined: (Mutex::new(false), Condvar::new()),
             group_max: GROUP_MAX,
+            space: Space::default(),
+            decoders: AtomicUsize::new(0),
+            digests: DigestCache::default(),
         }
     }
 
@@ -85,5 +95,27 @@ impl Shared {
         if let Some((_, s)) = lock(&self.conns).iter().find(|(i, _)| *i == id) {
             let _ = s.shutdown(Shutdown::Both);
         }
+    }
+}
+
+/// A connection's claim on one zstd decoder; dropped, it frees it.
+pub(crate) struct DecoderSlot<'a>(&'a AtomicUsize);
+
+impl Shared {
+    /// A decoder slot if fewer than the configured number are in use.
+    pub(crate) fn decoder_slot(&self) -> Option<DecoderSlot<'_>> {
+        let max = self.config.max_decoders;
+        self.decoders
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| DecoderSlot(&self.decoders))
+    }
+}
+
+impl Drop for DecoderSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -1,43 +1,65 @@
-//! The start-up sweep: removing what interrupted work left in the server's directory.
+//! The start-up sweep: removing what interrupted work left in the server's directory. A
+//! temporary file is locked (`flock`) by the process writing it for as long as it lives, so a
+//! temporary file nobody holds a lock on belongs to a run that has died (even a moment ago, by
+//! `kill -9`) and goes whatever its age. Partial uploads kept for resume (`.knsock-partial-…`)
+//! survive a crash on purpose and go only once older than the resume time.
 
+use std::fs::{self, File};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
+use rustix::fs::{flock, FlockOperation, OFlags};
+
 use crate::protocol::{MAX_COMPONENTS, TEMP_PREFIX};
 
-/// Removes what interrupted work left beneath `root`: temporary files older than `tmp_age` (no
-/// live transfer goes that long without writing) and partial uploads older than `partial_age`.
-/// Symlinks are not followed. Returns how many files it removed.
-pub fn sweep(root: &Path, tmp_age: Duration, partial_age: Duration) -> usize {
-    fn walk(dir: &Path, depth: usize, tmp_age: Duration, partial_age: Duration) -> usize {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return 0;
+/// Removes beneath `root` the temporary files no live process holds and the partial uploads
+/// older than `partial_age`. Symlinks are not followed. Returns how many files it removed.
+pub fn sweep(root: &Path, partial_age: Duration) -> usize {
+    walk(root, 0, partial_age)
+}
+
+fn walk(dir: &Path, depth: usize, partial_age: Duration) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let (Ok(ft), name) = (e.file_type(), e.file_name()) else {
+            continue;
         };
-        let mut removed = 0;
-        for e in entries.flatten() {
-            let (Ok(ft), name) = (e.file_type(), e.file_name()) else {
-                continue;
-            };
-            let name = name.to_string_lossy();
-            if ft.is_dir() && depth < MAX_COMPONENTS {
-                removed += walk(&e.path(), depth + 1, tmp_age, partial_age);
-            } else if ft.is_file() && name.starts_with(TEMP_PREFIX) {
-                let max_age = match name.starts_with(&format!("{TEMP_PREFIX}partial-")) {
-                    true => partial_age,
-                    false => tmp_age,
-                };
-                let age = e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .unwrap_or_default();
-                if age > max_age && std::fs::remove_file(e.path()).is_ok() {
-                    removed += 1;
-                }
-            }
+        let name = name.to_string_lossy();
+        if ft.is_dir() && depth < MAX_COMPONENTS {
+            removed += walk(&e.path(), depth + 1, partial_age);
+            continue;
         }
-        removed
+        if !ft.is_file() || !name.starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let stale = match name.starts_with(&format!("{TEMP_PREFIX}partial-")) {
+            true => older_than(&e, partial_age),
+            false => unlocked(&e.path()),
+        };
+        if stale && fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
     }
-    walk(root, 0, tmp_age, partial_age)
+    removed
+}
+
+fn older_than(e: &fs::DirEntry, age: Duration) -> bool {
+    e.metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|a| a > age)
+}
+
+/// Whether no process holds the file's lock (it is taken, and released as the file closes).
+fn unlocked(path: &Path) -> bool {
+    let flags = (OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32;
+    match File::options().read(true).custom_flags(flags).open(path) {
+        Ok(f) => flock(&f, FlockOperation::NonBlockingLockExclusive).is_ok(),
+        Err(_) => false,
+    }
 }

@@ -1,0 +1,62 @@
+//! Free space promised to files in flight: a file is accepted only if it fits beside everything
+//! already accepted and not yet committed, and its reservation lasts until it is committed or
+//! fails.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::refusal::Refusal;
+use crate::protocol::Code;
+
+/// Bytes reserved per file system (by device number).
+#[derive(Default)]
+pub(crate) struct Space(Arc<Mutex<HashMap<u64, u64>>>);
+
+/// A reservation of `bytes` on device `dev`; dropped, it is released.
+pub(crate) struct Reservation {
+    space: Arc<Mutex<HashMap<u64, u64>>>,
+    dev: u64,
+    bytes: u64,
+}
+
+impl Space {
+    /// Reserves `size` bytes on `dev`, where `free` bytes are free now, keeping `keep` free.
+    pub(crate) fn reserve(
+        &self,
+        dev: u64,
+        size: u64,
+        free: u64,
+        keep: u64,
+    ) -> Result<Reservation, Refusal> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let promised = map.get(&dev).copied().unwrap_or(0);
+        let needed = size.saturating_add(keep).saturating_add(promised);
+        if needed > free {
+            return Err(Refusal(
+                Code::NoSpace,
+                format!(
+                    "no space: file needs {size} bytes, {free} free, {promised} promised to \
+                     files in flight, {keep} reserved"
+                ),
+            ));
+        }
+        *map.entry(dev).or_insert(0) += size;
+        Ok(Reservation {
+            space: Arc::clone(&self.0),
+            dev,
+            bytes: size,
+        })
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut map = self.space.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.dev) {
+            *n = n.saturating_sub(self.bytes);
+            if *n == 0 {
+                map.remove(&self.dev);
+            }
+        }
+    }
+}
