@@ -77,7 +77,10 @@ impl Error {
     pub fn io(context: impl fmt::Display, source: io::Error) -> Self {
         let kind = classify_io(&source);
         let message = match kind {
-            ErrorKind::Timeout => format!("{context}: timed out (no progress)"),
+            // The OS says only "resource temporarily unavailable"; a timeout of our own says why.
+            ErrorKind::Timeout if source.get_ref().is_none() => {
+                format!("{context}: timed out (no progress)")
+            }
             _ => format!("{context}: {source}"),
         };
         Error {

@@ -132,21 +132,28 @@ impl<S: Transport> Wire<S> {
 
     /// One read from the stream, cut short by the deadline.
     fn read_stream(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(deadline) = self.deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the peer did not send a whole message in time",
-                ));
-            }
-            let wait = self.idle.map_or(left, |idle| idle.min(left));
-            if self.applied != Some(wait) {
-                self.stream.set_read_timeout(Some(wait))?;
-                self.applied = Some(wait);
-            }
+        let Some(deadline) = self.deadline else {
+            return self.stream.read(buf);
+        };
+        let late = || {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer did not send a whole message in time",
+            )
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(late());
         }
-        self.stream.read(buf)
+        let wait = self.idle.map_or(left, |idle| idle.min(left));
+        if self.applied != Some(wait) {
+            self.stream.set_read_timeout(Some(wait))?;
+            self.applied = Some(wait);
+        }
+        match self.stream.read(buf) {
+            Err(e) if Instant::now() >= deadline && is_timeout(&e) => Err(late()),
+            other => other,
+        }
     }
 
     fn write_out(&mut self) -> io::Result<()> {
@@ -205,6 +212,13 @@ impl<S: Transport> Write for Wire<S> {
         }
         self.stream.flush()
     }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// A stream whose input is given whole and whose output is kept, for fuzzing and tests.
