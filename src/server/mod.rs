@@ -18,26 +18,30 @@ use rustix::event::{poll, PollFd, PollFlags};
 use socket2::{Domain, SockRef, Socket, Type};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::{read_exact_or_eof, MAGIC};
 use crate::storage::{self, Root};
-use crate::transport::Transport;
 
 mod admit;
+mod auth;
 mod commit;
 mod config;
 mod conn;
+mod dispatch;
+mod guard;
 mod legacy;
 mod refusal;
 mod resume;
+mod secure_setters;
+mod security;
 mod session;
 mod shared;
+mod throttle;
 
 pub use config::{
     ErrorHandler, FileInfo, Handler, ServerConfig, Validator, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
 };
 
-use conn::Connection;
+use guard::Guard;
 use shared::{lock, Shared};
 
 const BACKLOG: i32 = 1024;
@@ -46,18 +50,6 @@ impl ServerConfig {
     /// Binds, starts the workers, and returns at once.
     pub fn start(&self) -> Result<Server> {
         Server::start(self.clone())
-    }
-}
-
-/// Serves one connection by the protocol its first byte announces.
-fn serve<S: Transport>(conn: &mut Connection<'_, S>) -> Result<()> {
-    let mut first = [0u8; 1];
-    if !read_exact_or_eof(&mut conn.wire, &mut first)? {
-        return Ok(()); // connected and closed: a port probe
-    }
-    match first[0] == MAGIC[0] {
-        true => session::serve(conn),
-        false => legacy::serve(conn, first[0]),
     }
 }
 
@@ -92,6 +84,7 @@ impl Server {
                 _ => Error::io(what, e),
             }
         })?;
+        let guard = Guard::build(&config.security)?;
         // Leftovers of interrupted work (a crash, an expired resume) go before anything new.
         storage::sweep(
             root.path(),
@@ -120,6 +113,7 @@ impl Server {
             upload_released: Condvar::new(),
             threads: Mutex::new(Vec::new()),
             joined: (Mutex::new(false), Condvar::new()),
+            guard,
         });
         let mut handles = Vec::with_capacity(workers + 1);
         for i in 0..workers {
@@ -143,6 +137,12 @@ impl Server {
 
     pub fn dir(&self) -> &Path {
         self.shared.root.path()
+    }
+
+    /// The pin of the server's TLS key, `sha256//BASE64` (what senders give as their pin);
+    /// `None` without TLS.
+    pub fn tls_pin(&self) -> Option<&str> {
+        self.shared.guard.tls.as_ref().map(|t| t.pin())
     }
 
     /// Stops accepting, aborts transfers in flight (their senders get an error, their temporary
@@ -301,10 +301,7 @@ impl Shared {
             let Some(id) = self.register(&stream) else {
                 return;
             };
-            let mut conn = Connection::new(self, stream, peer, id);
-            let result = serve(&mut conn);
-            let in_file = conn.in_file;
-            drop(conn);
+            let (result, in_file) = dispatch::serve_stream(self, stream, peer, id);
             lock(&self.conns).retain(|(i, _)| *i != id);
             if let Err(e) = result {
                 if self.is_stopping() {

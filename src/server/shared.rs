@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Sender;
 
 use super::config::ServerConfig;
+use super::guard::Guard;
 use crate::error::Error;
 use crate::storage::Root;
 
@@ -31,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) upload_released: Condvar,
     pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) joined: (Mutex<bool>, Condvar),
+    /// TLS, tokens and the failure throttle.
+    pub(crate) guard: Guard,
 }
 
 /// Locks `m`, going on after a panic elsewhere (the data stays consistent: every critical
