@@ -104,6 +104,7 @@ pub(crate) fn describe(e: &rustls::Error) -> String {
             format!("the peer refused our certificate ({e})")
         }
         E::InvalidMessage(_) => "the peer does not speak TLS".into(),
+        E::InvalidCertificate(rustls::CertificateError::Other(why)) => why.to_string(),
         e => format!("TLS: {e}"),
     }
 }
