@@ -29,8 +29,18 @@ fn tls_on() -> bool {
 /// CPU seconds (user + system) a process has used so far, from /proc (100 ticks a second).
 fn cpu_seconds(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -129,7 +139,10 @@ fn main() {
             send_file("127.0.0.1", rx.port, &input, &opts).unwrap();
             let secs = t.elapsed().as_secs_f64();
             let gib = size as f64 / (1u64 << 30) as f64;
-            let (cpu_tx, cpu_rx) = (cpu_seconds("self") - cpu_tx0, cpu_seconds(&rx_pid) - cpu_rx0);
+            let (cpu_tx, cpu_rx) = (
+                cpu_seconds("self") - cpu_tx0,
+                cpu_seconds(&rx_pid) - cpu_rx0,
+            );
             println!("{label} MiB/s {:.1}", size as f64 / (1 << 20) as f64 / secs);
             println!("{label} sender_cpu_s_per_gib {:.3}", cpu_tx / gib);
             println!("{label} receiver_cpu_s_per_gib {:.3}", cpu_rx / gib);
