@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command for the benchmark: a 1 GiB file and 2,000 files of 4 KiB over loopback, knsock
-# interleaved with the raw TCP ceiling and kn-sock 0.3 (Python) in the same run, medians and
+# interleaved with the raw TCP ceiling, knsock over TLS 1.3 (with each side's CPU s/GiB) and
+# kn-sock 0.3 (Python) in the same run, medians and
 # ratios at the end. Usage: bench/run.sh [ROUNDS] [OUTDIR]   (OUTDIR default /dev/shm: network
 # path; give a disk directory to include storage.)
 set -euo pipefail
@@ -49,8 +50,10 @@ for r in $(seq 1 "$rounds"); do
   own=$(bench big "$big" "$work"); echo "$own" | tee -a "$results"
   python3 -c "import sys; print('ratio knsock/raw %.3f' % (float(sys.argv[2]) / float(sys.argv[1])))" \
     "${raw##* }" "$(echo "$own" | sed -n 's/^knsock MiB\/s //p')" | tee -a "$results"
+  KNSOCK_BENCH_TLS=1 bench big "$big" "$work" | tee -a "$results"
   bench small "$small" "$work" | tee -a "$results"
   bench batch "$small" "$work" | tee -a "$results"
+  KNSOCK_BENCH_TLS=1 bench batch "$small" "$work" | tee -a "$results"
   bench zstd logs "$logs" "$work" | tee -a "$results"
   bench zstd random "$work/random.bin" "$work" | tee -a "$results"
   if [ "${SKIP_PY:-0}" != 1 ]; then
@@ -75,4 +78,6 @@ print("  %-40s %.2fx (median of per-round ratios)" % ("knsock / raw TCP (1 GiB)"
 ratio("knsock MiB/s", "kn-sock-py MiB/s", "knsock / kn-sock 0.3 (1 GiB)")
 ratio("knsock files/s", "kn-sock-py files/s", "knsock / kn-sock 0.3 (2000 x 4 KiB)")
 ratio("knsock batch files/s", "kn-sock-py files/s", "knsock batch / kn-sock 0.3 (2000 x 4 KiB)")
+ratio("knsock tls MiB/s", "knsock MiB/s", "knsock TLS / plaintext (1 GiB; target >= 0.70)")
+ratio("knsock tls batch files/s", "knsock batch files/s", "knsock TLS / plaintext batch (2000 x 4 KiB)")
 PY

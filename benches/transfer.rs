@@ -3,7 +3,9 @@
 //!   cargo bench --bench transfer -- small DIR OUTDIR    prints "knsock files/s N" (one send_file each)
 //!   cargo bench --bench transfer -- batch DIR OUTDIR    prints "knsock batch files/s N" (one send_files)
 //!   cargo bench --bench transfer -- zstd LABEL FILE OUTDIR  prints "knsock LABEL raw|zstd MiB/s N"
-//! KNSOCK_BIN names the kn-sock binary (default: target/release/kn-sock).
+//! KNSOCK_BIN names the kn-sock binary (default: target/release/kn-sock). With KNSOCK_BENCH_TLS=1
+//! the receiver serves TLS (self-signed, verified by its pin), labels start "knsock tls", and
+//! `big` also prints each side's CPU seconds per GiB.
 //! bench/run.sh interleaves it with the shared baselines; run that for comparisons.
 
 use std::io::{BufRead, BufReader};
@@ -16,6 +18,30 @@ use knsock::{send_file, SendOptions};
 struct Receiver {
     child: Child,
     port: u16,
+    pin: Option<String>,
+    _state: Option<tempfile::TempDir>,
+}
+
+fn tls_on() -> bool {
+    std::env::var_os("KNSOCK_BENCH_TLS").is_some_and(|v| v == "1")
+}
+
+/// CPU seconds (user + system) a process has used so far, from /proc (100 ticks a second).
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 impl Receiver {
@@ -25,20 +51,44 @@ impl Receiver {
             .unwrap_or_else(|| {
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/kn-sock")
             });
-        let mut child = Command::new(&exe)
-            .args(["run-file-server", "0"])
+        let state = tls_on().then(|| tempfile::tempdir().unwrap());
+        let mut cmd = Command::new(&exe);
+        cmd.args(["run-file-server", "0"])
             .arg(outdir)
-            .args(["--host", "127.0.0.1"])
+            .args(["--host", "127.0.0.1"]);
+        if let Some(s) = &state {
+            cmd.arg("--tls-self-signed").arg(s.path());
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("{}: {e} (run cargo build --release first)", exe.display()));
+        let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        out.read_line(&mut line).unwrap();
         let port = line.trim().rsplit(':').next().unwrap().parse().unwrap();
-        Receiver { child, port }
+        let pin = state.as_ref().map(|_| {
+            let mut l = String::new();
+            out.read_line(&mut l).unwrap();
+            l.trim().trim_start_matches("tls pin ").to_string()
+        });
+        Receiver {
+            child,
+            port,
+            pin,
+            _state: state,
+        }
+    }
+
+    fn options(&self) -> SendOptions {
+        SendOptions {
+            tls: self.pin.as_ref().map(|p| knsock::TlsOptions {
+                pin: Some(p.clone()),
+                ..Default::default()
+            }),
+            ..SendOptions::default()
+        }
     }
 
     /// Peak resident memory of the receiver process, in KiB.
@@ -78,15 +128,25 @@ fn main() {
     };
     let rx_dir = tempfile::tempdir_in(&outdir).unwrap();
     let rx = Receiver::start(rx_dir.path());
-    let opts = SendOptions::default();
+    let opts = rx.options();
+    let label = if tls_on() { "knsock tls" } else { "knsock" };
     match mode {
         "big" => {
             let size = std::fs::metadata(&input).unwrap().len();
+            let rx_pid = rx.child.id().to_string();
+            let (cpu_tx0, cpu_rx0) = (cpu_seconds("self"), cpu_seconds(&rx_pid));
             let t = Instant::now();
             send_file("127.0.0.1", rx.port, &input, &opts).unwrap();
             let secs = t.elapsed().as_secs_f64();
-            println!("knsock MiB/s {:.1}", size as f64 / (1 << 20) as f64 / secs);
-            println!("knsock rx_peak_rss_kib {}", rx.peak_rss_kib());
+            let gib = size as f64 / (1u64 << 30) as f64;
+            let (cpu_tx, cpu_rx) = (
+                cpu_seconds("self") - cpu_tx0,
+                cpu_seconds(&rx_pid) - cpu_rx0,
+            );
+            println!("{label} MiB/s {:.1}", size as f64 / (1 << 20) as f64 / secs);
+            println!("{label} sender_cpu_s_per_gib {:.3}", cpu_tx / gib);
+            println!("{label} receiver_cpu_s_per_gib {:.3}", cpu_rx / gib);
+            println!("{label} rx_peak_rss_kib {}", rx.peak_rss_kib());
         }
         "batch" => {
             let walk = knsock::WalkOptions {
@@ -98,8 +158,8 @@ fn main() {
             let report = knsock::send_files("127.0.0.1", rx.port, &sources, &opts).unwrap();
             let secs = t.elapsed().as_secs_f64();
             assert_eq!(report.failed(), 0, "{:?}", report.first_error());
-            println!("knsock batch files/s {:.1}", sources.len() as f64 / secs);
-            println!("knsock batch rx_peak_rss_kib {}", rx.peak_rss_kib());
+            println!("{label} batch files/s {:.1}", sources.len() as f64 / secs);
+            println!("{label} batch rx_peak_rss_kib {}", rx.peak_rss_kib());
         }
         "small" => {
             let mut files: Vec<PathBuf> = std::fs::read_dir(&input)
@@ -113,8 +173,8 @@ fn main() {
                 send_file("127.0.0.1", rx.port, f, &opts).unwrap();
             }
             let secs = t.elapsed().as_secs_f64();
-            println!("knsock files/s {:.1}", files.len() as f64 / secs);
-            println!("knsock rx_peak_rss_kib {}", rx.peak_rss_kib());
+            println!("{label} files/s {:.1}", files.len() as f64 / secs);
+            println!("{label} rx_peak_rss_kib {}", rx.peak_rss_kib());
         }
         m => eprintln!("unknown mode {m}"),
     }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need and a fresh machine may lack: a C/C++ toolchain,
 # binutils (ld, objcopy, readelf, ar), CMake, Ninja, pkg-config, GoogleTest, the static libzstd
-# (tests/consumers links it beside libknsock.a) and Go (Debian packages), and checks for Rust.
+# (tests/consumers links it beside libknsock.a), Go and openssl (Debian packages), and checks
+# for Rust.
 set -euo pipefail
 missing=()
 command -v cc >/dev/null || missing+=(gcc)
@@ -14,6 +15,8 @@ command -v pkg-config >/dev/null || missing+=(pkg-config)
 [ -f /usr/include/zstd.h ] || missing+=(libzstd-dev)
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || missing+=(golang-go)
 command -v python3 >/dev/null || missing+=(python3)
+# tests/tls.rs checks that a standard TLS client (openssl s_client) completes a handshake.
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   sudo=""

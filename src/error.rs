@@ -30,7 +30,23 @@ pub enum ErrorKind {
     Cancelled,
     /// A progress callback asked to stop.
     AbortedByCallback,
+    /// Security failed: the server's certificate or pin did not verify, our token or client
+    /// certificate was refused or missing, or the two ends disagree on TLS. Not retried.
+    Auth,
 }
+
+/// The inner error of an [`io::Error`] that is a failure of authentication (a TLS alert, a
+/// certificate that did not verify), so [`Error::io`] gives it [`ErrorKind::Auth`].
+#[derive(Debug)]
+pub(crate) struct AuthFailure(pub(crate) String);
+
+impl fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AuthFailure {}
 
 /// The reason a receiver gave when it refused a file: its wire code (docs/protocol.md section 5)
 /// and its text.
@@ -135,6 +151,9 @@ impl Error {
 
 fn classify_io(e: &io::Error) -> ErrorKind {
     use io::ErrorKind as K;
+    if e.get_ref().is_some_and(|inner| inner.is::<AuthFailure>()) {
+        return ErrorKind::Auth;
+    }
     match e.kind() {
         K::TimedOut | K::WouldBlock => ErrorKind::Timeout,
         K::NotFound => ErrorKind::NotFound,

@@ -14,6 +14,7 @@ mod hash;
 mod send;
 mod server;
 mod storage;
+mod tls;
 mod transport;
 mod walk;
 
@@ -43,6 +44,7 @@ pub use server::{
     DEFAULT_MAX_CONNECTIONS,
 };
 pub use storage::Overwrite;
+pub use tls::{check_pin, hash_token, split_token, ServerIdentity, TlsOptions};
 pub use walk::{collect_sources, Source, WalkOptions};
 
 /// The library's version, as in Cargo.toml.

@@ -12,7 +12,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 pub(crate) trait Transport: Read + Write + Send {
     /// Whether a read would return at once: bytes are buffered inside the transport or readable
     /// on its socket.
-    fn input_ready(&self) -> bool;
+    fn input_ready(&mut self) -> bool;
 
     /// Ends our direction of the stream once everything is written (TCP: shutdown for writing),
     /// so the peer reads the end of the stream.
@@ -20,16 +20,21 @@ pub(crate) trait Transport: Read + Write + Send {
 
     /// How long one read may wait for the peer (`None`: forever).
     fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()>;
+
+    /// Whether the stream is TLS (so a token may be sent or accepted on it).
+    fn is_tls(&self) -> bool {
+        false
+    }
+
+    /// The identity the peer proved with a client certificate, if any.
+    fn peer_identity(&self) -> Option<String> {
+        None
+    }
 }
 
 impl Transport for TcpStream {
-    fn input_ready(&self) -> bool {
-        let mut fds = [PollFd::new(self, PollFlags::IN)];
-        let zero = rustix::fs::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+    fn input_ready(&mut self) -> bool {
+        readable(self)
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -38,6 +43,81 @@ impl Transport for TcpStream {
 
     fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, t)
+    }
+}
+
+/// Whether the socket has bytes to read (or its end), without waiting.
+pub(crate) fn readable(sock: &TcpStream) -> bool {
+    let mut fds = [PollFd::new(sock, PollFlags::IN)];
+    let zero = rustix::fs::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+}
+
+/// A connection that is plain TCP or secured by `T`, chosen at connect.
+pub(crate) enum Link<T: Transport> {
+    Plain(TcpStream),
+    Secure(T),
+}
+
+impl<T: Transport> Read for Link<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Link::Plain(s) => s.read(buf),
+            Link::Secure(s) => s.read(buf),
+        }
+    }
+}
+
+impl<T: Transport> Write for Link<T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Link::Plain(s) => s.write(buf),
+            Link::Secure(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Link::Plain(s) => s.flush(),
+            Link::Secure(s) => s.flush(),
+        }
+    }
+}
+
+impl<T: Transport> Transport for Link<T> {
+    fn input_ready(&mut self) -> bool {
+        match self {
+            Link::Plain(s) => s.input_ready(),
+            Link::Secure(s) => s.input_ready(),
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        match self {
+            Link::Plain(s) => s.finish(),
+            Link::Secure(s) => s.finish(),
+        }
+    }
+
+    fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Link::Plain(s) => Transport::set_read_timeout(s, t),
+            Link::Secure(s) => s.set_read_timeout(t),
+        }
+    }
+
+    fn is_tls(&self) -> bool {
+        matches!(self, Link::Secure(s) if s.is_tls())
+    }
+
+    fn peer_identity(&self) -> Option<String> {
+        match self {
+            Link::Plain(_) => None,
+            Link::Secure(s) => s.peer_identity(),
+        }
     }
 }
 
@@ -80,7 +160,7 @@ impl<S: Transport> Wire<S> {
     }
 
     /// Whether the peer's next bytes are already here, so reading will not block.
-    pub(crate) fn input_ready(&self) -> bool {
+    pub(crate) fn input_ready(&mut self) -> bool {
         self.rpos < self.rend || self.stream.input_ready()
     }
 
@@ -117,6 +197,11 @@ impl<S: Transport> Wire<S> {
             self.stream.set_read_timeout(self.idle)?;
         }
         Ok(())
+    }
+
+    /// The transport under the buffers.
+    pub(crate) fn transport(&self) -> &S {
+        &self.stream
     }
 
     /// Flushes, then ends our direction of the stream.
@@ -259,7 +344,7 @@ impl Write for MemStream {
 
 #[cfg(feature = "internals")]
 impl Transport for MemStream {
-    fn input_ready(&self) -> bool {
+    fn input_ready(&mut self) -> bool {
         self.input.position() < self.input.get_ref().len() as u64
     }
 

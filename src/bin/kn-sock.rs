@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use knsock::{
     collect_sources, send_file, send_files, Overwrite, SendOptions, SendReport, ServerConfig,
-    Source, WalkOptions,
+    Source, TlsOptions, WalkOptions,
 };
 
 #[derive(Parser)]
@@ -25,6 +25,11 @@ enum Command {
     /// Send files (and, with -r, directories) over one connection; each counts as delivered
     /// only once the receiver has it verified and in place.
     SendFile(SendArgs),
+    /// Read a token's secret from stdin and print the tokens-file line for NAME.
+    HashToken {
+        /// The token's name (the sender's identity).
+        name: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -63,6 +68,36 @@ struct ServerArgs {
     /// as in the library: an aborted upload leaves nothing behind.
     #[arg(long, value_name = "SECS", default_value_t = 0.0)]
     resume_ttl: f64,
+    /// Serve TLS 1.3 with this certificate chain (PEM); needs --tls-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve TLS 1.3 with a self-signed identity kept in DIR (made on first start); its pin is
+    /// printed on the second line: `tls pin sha256//...`.
+    #[arg(long, value_name = "DIR")]
+    tls_self_signed: Option<PathBuf>,
+    /// Require a token from this file (NAME:HASH lines from `kn-sock hash-token`, mode 0600).
+    #[arg(long, value_name = "FILE")]
+    tokens: Option<PathBuf>,
+    /// Accept client certificates issued by this CA (PEM); the identity is the subject CN.
+    #[arg(long, value_name = "FILE")]
+    client_ca: Option<PathBuf>,
+    /// Confine each identity to DIR/<identity>.
+    #[arg(long)]
+    confine: bool,
+    /// UNSAFE: also accept plain (unencrypted, unauthenticated) knsock senders.
+    #[arg(long)]
+    allow_plaintext: bool,
+    /// UNSAFE: also accept kn-sock 0.3 uploads (unencrypted, unauthenticated).
+    #[arg(long)]
+    allow_legacy: bool,
 }
 
 #[derive(clap::Args)]
@@ -116,6 +151,27 @@ struct SendArgs {
     /// acknowledgement).
     #[arg(long)]
     legacy: bool,
+    /// Connect with TLS 1.3, verifying the server against the system's CAs (or --ca / --pin).
+    #[arg(long)]
+    tls: bool,
+    /// Trust the CA(s) in this PEM file instead of the system's (implies --tls).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Trust exactly the server key with this pin, sha256//BASE64 (implies --tls).
+    #[arg(long, value_name = "PIN", conflicts_with = "ca")]
+    pin: Option<String>,
+    /// The name the server's certificate must carry, when it is not HOST.
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
+    /// Read the token (NAME:SECRET) from this file; KNSOCK_TOKEN in the environment works too.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// A client certificate chain (PEM) for servers that authenticate by certificate.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The private key of --cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -152,6 +208,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::SendFile(args) => send_command(args),
         Command::RunFileServer(args) => server_command(args),
+        Command::HashToken { name } => hash_token_command(&name),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -165,6 +222,7 @@ fn main() -> ExitCode {
 fn send_command(a: SendArgs) -> Result<(), String> {
     let timeout = seconds(a.timeout, "--timeout")?;
     let retry_delay = seconds_up_to(a.retry_delay, "--retry-delay", Duration::from_secs(3600))?;
+    let (tls, token) = (tls_options(&a), token(&a)?);
     let opts = SendOptions {
         show_progress: a.show_progress || (!a.no_progress && std::io::stderr().is_terminal()),
         timeout,
@@ -176,6 +234,8 @@ fn send_command(a: SendArgs) -> Result<(), String> {
         compress: a.compress,
         retries: a.retries,
         retry_delay,
+        tls,
+        token,
         ..SendOptions::default()
     };
     let walk = WalkOptions {
@@ -206,7 +266,63 @@ fn server_command(a: ServerArgs) -> Result<(), String> {
             OverwriteArg::Refuse => Overwrite::Refuse,
             OverwriteArg::Rename => Overwrite::Rename,
         });
+    if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {
+        cfg.tls_cert(cert, key);
+    }
+    if let Some(state) = &a.tls_self_signed {
+        cfg.tls_self_signed(state);
+    }
+    if let Some(tokens) = &a.tokens {
+        cfg.tokens_file(tokens);
+    }
+    if let Some(ca) = &a.client_ca {
+        cfg.client_ca(ca);
+    }
+    cfg.confine_identities(a.confine)
+        .allow_plaintext(a.allow_plaintext)
+        .allow_legacy(a.allow_legacy);
+    if a.allow_plaintext || a.allow_legacy {
+        eprintln!("kn-sock: warning: --allow-plaintext/--allow-legacy let unencrypted, unauthenticated senders in");
+    }
     run_server(cfg, a.allow_ext)
+}
+
+/// TLS options when any TLS flag was given.
+fn tls_options(a: &SendArgs) -> Option<TlsOptions> {
+    let wanted = a.tls || a.ca.is_some() || a.pin.is_some() || a.cert.is_some();
+    wanted.then(|| TlsOptions {
+        ca_file: a.ca.clone(),
+        pin: a.pin.clone(),
+        server_name: a.server_name.clone(),
+        client_cert: a.cert.clone(),
+        client_key: a.key.clone(),
+    })
+}
+
+/// The token from --token-file, else from KNSOCK_TOKEN (never from the command line, where
+/// other users could read it).
+fn token(a: &SendArgs) -> Result<Option<String>, String> {
+    let text = match &a.token_file {
+        Some(f) => std::fs::read_to_string(f)
+            .map_err(|e| format!("cannot read the token file {}: {e}", f.display()))?,
+        None => match std::env::var("KNSOCK_TOKEN") {
+            Ok(t) => t,
+            Err(_) => return Ok(None),
+        },
+    };
+    Ok(Some(text.trim().to_string()))
+}
+
+fn hash_token_command(name: &str) -> Result<(), String> {
+    knsock::split_token(&format!("{name}:x")).map_err(|e| e.to_string())?;
+    let mut secret = String::new();
+    std::io::stdin()
+        .read_line(&mut secret)
+        .map_err(|e| format!("cannot read the secret from stdin: {e}"))?;
+    let secret = secret.trim_end_matches(['\n', '\r']);
+    let hash = knsock::hash_token(secret).map_err(|e| e.to_string())?;
+    println!("{name}:{hash}");
+    Ok(())
 }
 
 /// One plain file: `send_file` (its own name or --remote-name). Otherwise the walk, then one
@@ -330,6 +446,10 @@ fn run_server(mut cfg: ServerConfig, allow_ext: Vec<String>) -> Result<(), Strin
     .map_err(|e| format!("cannot install the signal handler: {e}"))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {}", server.local_addr())
+        .and_then(|_| match server.tls_pin() {
+            Some(pin) => writeln!(out, "tls pin {pin}"),
+            None => Ok(()),
+        })
         .and_then(|_| out.flush())
         .map_err(|e| format!("cannot write to stdout: {e}"))?;
     drop(out);

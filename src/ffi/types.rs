@@ -93,6 +93,8 @@ impl From<ErrorKind> for knsock_result {
             ErrorKind::Io => knsock_result::Io,
             ErrorKind::Cancelled => knsock_result::Cancelled,
             ErrorKind::AbortedByCallback => knsock_result::AbortedByCallback,
+            // Until phase 2 of issue 10 adds KNSOCK_RESULT_AUTH.
+            ErrorKind::Auth => knsock_result::Rejected,
         }
     }
 }

@@ -3,7 +3,9 @@
 
 use std::io::{self, Read, Write};
 
-use super::types::{Offer, MAX_DIGEST, MAX_FRAME, MAX_NAME, MAX_TEXT};
+use super::types::{
+    Offer, Secret, MAX_DIGEST, MAX_FRAME, MAX_IDENTITY, MAX_NAME, MAX_SECRET, MAX_TEXT,
+};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +40,15 @@ pub enum Frame {
     },
     /// The receiver already holds this exact file: no content follows.
     Skip,
+    /// A token, inside TLS, right after the hello (docs/protocol.md section 1.2).
+    Auth {
+        name: String,
+        secret: Secret,
+    },
+    /// The token (or client certificate) was accepted; the identity the sender now has.
+    AuthOk {
+        identity: String,
+    },
 }
 
 mod ty {
@@ -50,6 +61,8 @@ mod ty {
     pub const ERROR: u8 = 7;
     pub const FAILED: u8 = 8;
     pub const SKIP: u8 = 9;
+    pub const AUTH: u8 = 10;
+    pub const AUTH_OK: u8 = 11;
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary, so a long reason never breaks
@@ -66,6 +79,9 @@ pub fn truncate_text(text: &str, max: usize) -> &str {
 }
 
 impl Frame {
+    /// The type byte of AUTH, which a receiver looks for right after the hello.
+    pub const AUTH_TYPE: u8 = ty::AUTH;
+
     /// Appends the frame's bytes to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let start = out.len();
@@ -115,6 +131,15 @@ impl Frame {
             }
             Frame::Bye => ty::BYE,
             Frame::Skip => ty::SKIP,
+            Frame::Auth { name, secret } => {
+                put_str16(out, truncate_text(name, MAX_IDENTITY));
+                put_str16(out, truncate_text(&secret.0, MAX_SECRET));
+                ty::AUTH
+            }
+            Frame::AuthOk { identity } => {
+                put_str16(out, truncate_text(identity, MAX_IDENTITY));
+                ty::AUTH_OK
+            }
         };
         let len = (out.len() - start - 5) as u32;
         out[start] = t;
@@ -178,6 +203,13 @@ impl Frame {
             ty::ERROR => Frame::Error {
                 code: p.u16()?,
                 text: p.str16(MAX_TEXT, "error text")?,
+            },
+            ty::AUTH => Frame::Auth {
+                name: p.str16(MAX_IDENTITY, "token name")?,
+                secret: Secret(p.str16(MAX_SECRET, "token secret")?),
+            },
+            ty::AUTH_OK => Frame::AuthOk {
+                identity: p.str16(MAX_IDENTITY, "identity")?,
             },
             t => return Err(Error::protocol(format!("unknown frame type {t}"))),
         };
@@ -292,6 +324,13 @@ mod tests {
             encoding: ENCODING_ZSTD,
         }));
         round_trip(Frame::Skip);
+        round_trip(Frame::Auth {
+            name: "alice".into(),
+            secret: Secret("s3cret".into()),
+        });
+        round_trip(Frame::AuthOk {
+            identity: "alice".into(),
+        });
         round_trip(Frame::Accept { offset: 7 });
         round_trip(Frame::Reject {
             code: 1,

@@ -16,6 +16,20 @@ pub const MAX_NAME: usize = 4096;
 pub const MAX_COMPONENTS: usize = 64;
 pub const MAX_COMPONENT: usize = 255;
 pub const MAX_DIGEST: usize = 64;
+/// A token name or an identity, in AUTH and AUTH_OK.
+pub const MAX_IDENTITY: usize = 64;
+/// A token's secret, in AUTH.
+pub const MAX_SECRET: usize = 1024;
+
+/// A token's secret: never shown by `Debug`, so no error message or log can carry it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
 
 /// Capability bit in the hello extension: the side can send or receive zstd content.
 pub const CAP_ZSTD: u32 = 1;
@@ -50,6 +64,10 @@ pub enum Code {
     Protocol = 9,
     Version = 10,
     Timeout = 11,
+    /// Authentication failed: no credential, or a wrong one.
+    Auth = 12,
+    /// The two ends disagree on TLS: the receiver requires it, or does not speak it.
+    Tls = 13,
 }
 
 impl Code {
@@ -67,6 +85,8 @@ impl Code {
             9 => Protocol,
             10 => Version,
             11 => Timeout,
+            12 => Auth,
+            13 => Tls,
             _ => return None,
         })
     }
@@ -79,6 +99,7 @@ impl Code {
             Code::Io => ErrorKind::Io,
             Code::Protocol | Code::Version => ErrorKind::Protocol,
             Code::Timeout => ErrorKind::Timeout,
+            Code::Auth | Code::Tls => ErrorKind::Auth,
             _ => ErrorKind::Rejected,
         }
     }
@@ -91,6 +112,7 @@ impl Code {
             ErrorKind::Protocol => Code::Protocol,
             ErrorKind::Timeout => Code::Timeout,
             ErrorKind::Rejected => Code::Validator,
+            ErrorKind::Auth => Code::Auth,
             _ => Code::Io,
         }
     }

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol;
+use crate::tls::{self, TlsStream};
+use crate::transport::Link;
 use crate::walk::Source;
 
 mod content;
@@ -98,9 +100,9 @@ fn send_file_once(host: &str, port: u16, path: &Path, opts: &SendOptions) -> Res
     let (file, offer) = open_source(path, opts.remote_name.as_deref())?;
     let mut once = Some((file, offer));
     with_connection(host, port, opts, |stream| {
-        if opts.legacy {
+        if let (Link::Plain(stream), true) = (&stream, opts.legacy) {
             let (mut file, offer) = once.take().expect("opened above");
-            return legacy::send_legacy(&mut file, &stream, offer, opts);
+            return legacy::send_legacy(&mut file, stream, offer, opts);
         }
         let sizes = [once.as_ref().map_or(0, |(_, o)| o.size)];
         let mut open = |_| once.take().ok_or_else(|| Error::invalid("one file only"));
@@ -109,22 +111,30 @@ fn send_file_once(host: &str, port: u16, path: &Path, opts: &SendOptions) -> Res
     })
 }
 
-/// Connects (and registers the cancel token), runs `f` on the stream, and reports a failure
-/// caused by cancellation as [`ErrorKind::Cancelled`].
+/// Connects (and registers the cancel token, which shuts the TCP socket down under TLS too),
+/// secures the connection when `opts.tls` asks, runs `f` on it, and reports a failure caused by
+/// cancellation as [`ErrorKind::Cancelled`].
 pub(crate) fn with_connection<T>(
     host: &str,
     port: u16,
     opts: &SendOptions,
-    f: impl FnOnce(TcpStream) -> Result<T>,
+    f: impl FnOnce(Link<TlsStream>) -> Result<T>,
 ) -> Result<T> {
     opts.validate()?;
     if host.is_empty() {
         return Err(Error::invalid("host is empty"));
     }
     let stream = connect(host, port, opts)?;
+    let secure_then_f = |stream: TcpStream| {
+        let link = match &opts.tls {
+            None => Link::Plain(stream),
+            Some(tls) => Link::Secure(tls::connect(stream, host, tls)?),
+        };
+        f(link)
+    };
     let result = match &opts.cancel {
-        Some(c) => c.attach(&stream).and_then(|()| f(stream)),
-        None => f(stream),
+        Some(c) => c.attach(&stream).and_then(|()| secure_then_f(stream)),
+        None => secure_then_f(stream),
     };
     if let Some(c) = &opts.cancel {
         c.detach();

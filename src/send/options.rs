@@ -8,6 +8,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::tls::{split_token, TlsOptions};
 
 pub const DEFAULT_CHUNK_SIZE: usize = 256 * 1024;
 pub const MAX_CHUNK_SIZE: usize = 64 * 1024 * 1024;
@@ -85,6 +86,11 @@ pub struct SendOptions {
     /// byte was written and the server then closed the connection, as kn-sock does once it has
     /// them all; nothing more can be known.
     pub legacy: bool,
+    /// Connect with TLS 1.3 and verify the server as these options say (`None`: plain TCP).
+    pub tls: Option<TlsOptions>,
+    /// A token, `NAME:SECRET`, proving who we are to a server that asks (sent only inside TLS,
+    /// right after the hello).
+    pub token: Option<String>,
 }
 
 impl Default for SendOptions {
@@ -104,6 +110,8 @@ impl Default for SendOptions {
             skip_unchanged: false,
             stop_on_error: false,
             legacy: false,
+            tls: None,
+            token: None,
         }
     }
 }
@@ -119,6 +127,8 @@ impl fmt::Debug for SendOptions {
             .field("progress", &self.progress.is_some())
             .field("batch_progress", &self.batch_progress.is_some())
             .field("legacy", &self.legacy)
+            .field("tls", &self.tls)
+            .field("token", &self.token.as_ref().map(|_| "<secret>"))
             .finish()
     }
 }
@@ -140,6 +150,18 @@ impl SendOptions {
                 "retries must be at most {MAX_RETRIES}, not {}",
                 self.retries
             )));
+        }
+        if let Some(tls) = &self.tls {
+            tls.validate()?;
+            if self.legacy {
+                return Err(Error::invalid("kn-sock 0.3's protocol cannot run over TLS"));
+            }
+        }
+        if let Some(token) = &self.token {
+            split_token(token)?;
+            if self.tls.is_none() {
+                return Err(Error::invalid("a token is sent only over TLS: set tls too"));
+            }
         }
         Ok(())
     }

@@ -176,11 +176,33 @@ impl<S: Transport> Session<S> {
         self.wire
             .write_all(&hello)
             .map_err(|e| Error::io("sending the hello", e))?;
+        if let Some(token) = &opts.token {
+            return self.authenticate(token);
+        }
         if caps != 0 {
             self.flush()?;
             self.read_hello()?;
         }
         Ok(())
+    }
+
+    /// Sends the token (docs/protocol.md section 1.2) and waits for the receiver's answer, so
+    /// no offer goes out unless it was accepted.
+    fn authenticate(&mut self, token: &str) -> Result<()> {
+        let (name, secret) = crate::tls::split_token(token)?;
+        Frame::Auth {
+            name: name.to_string(),
+            secret: protocol::Secret(secret.to_string()),
+        }
+        .write_to(&mut self.wire)
+        .map_err(|e| Error::io("sending the token", e))?;
+        self.flush()?;
+        self.read_hello()?;
+        match self.next_frame()? {
+            Frame::AuthOk { .. } => Ok(()),
+            Frame::Error { code, text } => Err(protocol::peer_error(code, text)),
+            f => Err(unexpected(&f, "AUTH_OK")),
+        }
     }
 
     /// The opened file with its digest (to skip unchanged files) and its encoding decided.

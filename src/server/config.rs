@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::security::Security;
 use crate::error::{Error, Result};
 use crate::protocol::Offer;
 use crate::storage::Overwrite;
@@ -42,6 +43,9 @@ pub struct FileInfo {
     /// `None` before the data; the verified temporary file for a post-data validator; the saved
     /// file for the received handler.
     pub path: Option<PathBuf>,
+    /// The identity the sender proved (token name or client certificate common name); `None`
+    /// for an anonymous sender.
+    pub identity: Option<String>,
 }
 
 /// Returns `Err(reason)` to refuse a file; the reason reaches the sender.
@@ -55,6 +59,7 @@ impl FileInfo {
             mode: offer.mode,
             peer,
             path: None,
+            identity: None,
         }
     }
 }
@@ -87,6 +92,8 @@ pub struct ServerConfig {
     pub(crate) after: Vec<Validator>,
     pub(crate) handlers: Vec<Handler>,
     pub(crate) on_error: Vec<ErrorHandler>,
+    /// TLS, authentication and confinement (setters in `secure_setters.rs`).
+    pub(crate) security: Security,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -155,6 +162,7 @@ impl ServerConfig {
             after: Vec::new(),
             handlers: Vec::new(),
             on_error: Vec::new(),
+            security: Security::default(),
         }
     }
 

@@ -17,28 +17,32 @@ use rustix::event::{poll, PollFd, PollFlags};
 use socket2::{Domain, SockRef, Socket, Type};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::{read_exact_or_eof, MAGIC};
 use crate::storage::{self, Root};
-use crate::transport::Transport;
 
 mod admit;
+mod auth;
 mod commit;
 mod config;
 mod conn;
+mod dispatch;
+mod guard;
 mod legacy;
 mod limits;
 mod refusal;
 mod resume;
+mod secure_setters;
+mod security;
 mod session;
 mod shared;
 mod space;
+mod throttle;
 
 pub use config::{
     ErrorHandler, FileInfo, Handler, ServerConfig, Validator, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
 };
 
-use conn::Connection;
+use guard::Guard;
 use shared::{lock, Shared};
 
 const BACKLOG: i32 = 1024;
@@ -70,25 +74,14 @@ pub(crate) fn serve_in_memory(config: ServerConfig, input: &[u8]) -> Result<(Vec
     let root = open_root(&config)?;
     let (_wake_rx, wake_tx) =
         rustix::pipe::pipe().map_err(|e| Error::io("creating a wake pipe", e.into()))?;
-    let shared = Shared::new(config, root, wake_tx, None);
+    let guard = Guard::build(&config.security)?;
+    let shared = Shared::new(config, root, wake_tx, None, guard);
     let stream = crate::transport::MemStream::new(input.to_vec());
     let peer = SocketAddr::from(([127, 0, 0, 1], 9));
-    let mut conn = Connection::new(&shared, stream, peer, 0);
-    let ended = serve(&mut conn);
+    let mut conn = conn::Connection::new(&shared, stream, peer, 0);
+    let ended = dispatch::serve(&mut conn);
     let _ = conn.commit();
     Ok((conn.wire.get_ref().output.clone(), ended))
-}
-
-/// Serves one connection by the protocol its first byte announces.
-fn serve<S: Transport>(conn: &mut Connection<'_, S>) -> Result<()> {
-    let mut first = [0u8; 1];
-    if !read_exact_or_eof(&mut conn.wire, &mut first)? {
-        return Ok(()); // connected and closed: a port probe
-    }
-    match first[0] == MAGIC[0] {
-        true => session::serve(conn),
-        false => legacy::serve(conn, first[0]),
-    }
 }
 
 thread_local! {
@@ -107,6 +100,7 @@ impl Server {
     fn start(config: ServerConfig) -> Result<Server> {
         config.validate()?;
         let root = open_root(&config)?;
+        let guard = Guard::build(&config.security)?;
         // Leftovers of interrupted work (a crash, an expired resume) go before anything new.
         storage::sweep(root.path(), config.resume_ttl);
         let listener = bind(&config.host, config.port)?;
@@ -119,7 +113,7 @@ impl Server {
         let (conn_tx, conn_rx) = crossbeam_channel::bounded::<(TcpStream, SocketAddr)>(0);
         let workers = config.max_connections;
         let fd_limit = limits::raise_fd_limit(config.raise_fd_limit);
-        let mut shared = Shared::new(config, root, wake_tx, Some(stop_tx));
+        let mut shared = Shared::new(config, root, wake_tx, Some(stop_tx), guard);
         shared.group_max = limits::group_max(fd_limit, workers, shared.group_max);
         let shared = Arc::new(shared);
         let mut handles = Vec::with_capacity(workers + 1);
@@ -144,6 +138,12 @@ impl Server {
 
     pub fn dir(&self) -> &Path {
         self.shared.root.path()
+    }
+
+    /// The pin of the server's TLS key, `sha256//BASE64` (what senders give as their pin);
+    /// `None` without TLS.
+    pub fn tls_pin(&self) -> Option<&str> {
+        self.shared.guard.tls.as_ref().map(|t| t.pin())
     }
 
     /// Stops accepting, aborts transfers in flight (their senders get an error, their temporary
@@ -311,9 +311,7 @@ impl Shared {
                 }
             };
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                let mut conn = Connection::new(self, stream, peer, id);
-                let result = serve(&mut conn);
-                (result, conn.in_file)
+                dispatch::serve_stream(self, stream, peer, id)
             }));
             lock(&self.conns).retain(|(i, _)| *i != id);
             match outcome {

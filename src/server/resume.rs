@@ -18,14 +18,18 @@ pub(crate) struct Resume {
 }
 
 impl Resume {
-    /// The resume identity of an offer: the same file (name, size, mtime) from the same host.
-    pub(crate) fn of(offer: &Offer, peer: SocketAddr) -> Resume {
+    /// The resume identity of an offer: the same file (name, size, mtime) from the same
+    /// authenticated identity, or, for an anonymous sender, from the same host.
+    pub(crate) fn of(offer: &Offer, peer: SocketAddr, identity: Option<&str>) -> Resume {
         let mut h = Xxh3::new();
         h.update(offer.name.as_bytes());
         h.update(&offer.size.to_be_bytes());
         h.update(&offer.mtime_secs.to_be_bytes());
         h.update(&offer.mtime_nanos.to_be_bytes());
-        h.update(peer.ip().to_string().as_bytes());
+        match identity {
+            Some(name) => h.update(format!("identity:{name}").as_bytes()),
+            None => h.update(peer.ip().to_string().as_bytes()),
+        }
         let key = h.digest();
         Resume {
             key,

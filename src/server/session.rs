@@ -6,6 +6,7 @@ use std::time::Instant;
 use xxhash_rust::xxh3::Xxh3;
 
 use super::admit::{admit, check_offer, Resolved};
+use super::auth::{authenticate, Identity};
 use super::commit::Pending;
 use super::config::FileInfo;
 use super::conn::Connection;
@@ -24,11 +25,13 @@ pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>) -> Result<()> {
     let wants_zstd = hello.caps & protocol::CAP_ZSTD != 0 && shared.config.compression;
     let decoder = wants_zstd.then(|| shared.decoder_slot()).flatten();
     let caps = answer_hello(conn, &hello, decoder.is_some())?;
+    let identity = authenticate(conn)?;
     let mut session = Session {
         conn,
         caps,
         next_seq: 0,
         hash_budget: shared.config.hash_budget,
+        identity,
     };
     session.run()
 }
@@ -79,6 +82,8 @@ struct Session<'c, 'a, S: Transport> {
     next_seq: u32,
     /// Bytes of stored files this connection may still have hashed for SKIP answers.
     hash_budget: u64,
+    /// Who the sender proved to be, if anyone.
+    identity: Option<Identity>,
 }
 
 impl<S: Transport> Session<'_, '_, S> {
@@ -134,10 +139,16 @@ impl<S: Transport> Session<'_, '_, S> {
 
     /// Receives one file. `Err` only when the connection cannot go on; a refused file is
     /// answered with REJECT or FAILED and the connection stays usable.
-    fn receive_file(&mut self, offer: Offer) -> Result<()> {
+    fn receive_file(&mut self, mut offer: Offer) -> Result<()> {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
+        // A confined identity's names resolve beneath its directory; the name rules then apply
+        // to the whole, so nothing leads out of it.
+        if let Some(dir) = self.identity.as_ref().and_then(|i| i.dir.as_ref()) {
+            offer.name = format!("{dir}/{}", offer.name);
+        }
         let mut info = FileInfo::from_offer(&offer, self.conn.peer);
+        info.identity = self.identity.as_ref().map(|i| i.name.clone());
         // An eager offer's content is already on its way: no SKIP, no resume, no ACCEPT.
         let eager = self.caps & protocol::CAP_EAGER != 0 && offer.is_eager();
         let resolved = Resolved::new(&self.conn.shared.root, &offer);
@@ -229,7 +240,11 @@ impl<S: Transport> Session<'_, '_, S> {
     fn resume_for(&self, offer: &Offer) -> Option<Resume> {
         match self.conn.shared.config.resume_ttl.is_zero() {
             true => None,
-            false => Some(Resume::of(offer, self.conn.peer)),
+            false => Some(Resume::of(
+                offer,
+                self.conn.peer,
+                self.identity.as_ref().map(|i| i.name.as_str()),
+            )),
         }
     }
 

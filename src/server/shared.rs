@@ -13,6 +13,7 @@ use crossbeam_channel::Sender;
 
 use super::commit::GROUP_MAX;
 use super::config::ServerConfig;
+use super::guard::Guard;
 use super::space::Space;
 use crate::error::Error;
 use crate::storage::{DigestCache, Root};
@@ -44,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) decoders: AtomicUsize,
     /// Digests of stored files, for SKIP answers.
     pub(crate) digests: DigestCache,
+    /// TLS, tokens and the failure throttle.
+    pub(crate) guard: Guard,
 }
 
 /// Locks `m`, going on after a panic elsewhere (the data stays consistent: every critical
@@ -58,6 +61,7 @@ impl Shared {
         root: Root,
         wake: OwnedFd,
         stop_tx: Option<Sender<()>>,
+        guard: Guard,
     ) -> Shared {
         Shared {
             id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
@@ -76,6 +80,7 @@ impl Shared {
             space: Space::default(),
             decoders: AtomicUsize::new(0),
             digests: DigestCache::default(),
+            guard,
         }
     }
 

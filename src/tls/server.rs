@@ -1,0 +1,114 @@
+//! The receiver's side of TLS: the server config from its identity (PEM files or self-signed),
+//! an optional client CA for sender certificates, and the handshake at accept.
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
+use rustls::{RootCertStore, ServerConfig, ServerConnection};
+
+use super::client::{handshake_error, load_certs, load_key, provider};
+use super::der::subject_common_name;
+use super::options::{check_identity_name, ServerIdentity};
+use super::pin::pin_of;
+use super::self_signed;
+use super::stream::TlsStream;
+use crate::error::{Error, ErrorKind, Result};
+
+/// A server's TLS, ready to accept: its config and the pin of its key.
+pub(crate) struct ServerTls {
+    config: Arc<ServerConfig>,
+    pin: String,
+}
+
+impl ServerTls {
+    /// Loads (or, self-signed, creates) the identity. With `client_ca`, senders may prove who
+    /// they are by certificate; `cert_required` makes it the only way in.
+    pub(crate) fn load(
+        identity: &ServerIdentity,
+        client_ca: Option<&Path>,
+        cert_required: bool,
+    ) -> Result<ServerTls> {
+        let (chain, key) = match identity {
+            ServerIdentity::Pem { cert, key } => (load_certs(cert)?, load_key(key)?),
+            ServerIdentity::SelfSigned { state_dir } => self_signed::load_or_create(state_dir)?,
+        };
+        let pin = pin_of(&chain[0])
+            .ok_or_else(|| Error::invalid("the server certificate cannot be read"))?;
+        let builder = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| Error::invalid(format!("TLS: {e}")))?;
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = RootCertStore::empty();
+                for cert in load_certs(ca)? {
+                    roots
+                        .add(cert)
+                        .map_err(|e| Error::invalid(format!("client CA {}: {e}", ca.display())))?;
+                }
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+                let verifier = match cert_required {
+                    true => verifier.build(),
+                    false => verifier.allow_unauthenticated().build(),
+                }
+                .map_err(|e| Error::invalid(format!("client CA {}: {e}", ca.display())))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| Error::invalid(format!("server certificate and key: {e}")))?;
+        // No resumption: no ticket ever arrives unasked in the middle of a transfer.
+        config.send_tls13_tickets = 0;
+        config.session_storage = Arc::new(NoServerSessionStorage {});
+        Ok(ServerTls {
+            config: Arc::new(config),
+            pin,
+        })
+    }
+
+    /// The pin of the server's key, `sha256//BASE64`.
+    pub(crate) fn pin(&self) -> &str {
+        &self.pin
+    }
+
+    /// Completes the handshake on an accepted socket. The identity a client certificate proves
+    /// is its subject's common name, which must be usable as a directory name.
+    pub(crate) fn accept(&self, sock: TcpStream, peer: &str) -> Result<TlsStream, Refused> {
+        let refused = |error, credential| Refused { error, credential };
+        let conn = ServerConnection::new(Arc::clone(&self.config))
+            .map_err(|e| refused(Error::new(ErrorKind::Auth, e.to_string()), false))?;
+        let mut stream = TlsStream::new(conn, sock);
+        stream.handshake().map_err(|e| {
+            let credential = matches!(
+                e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+                Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+            );
+            refused(handshake_error(e, peer), credential)
+        })?;
+        if let Some(cert) = stream
+            .connection()
+            .peer_certificates()
+            .and_then(|c| c.first())
+        {
+            let name = subject_common_name(cert)
+                .ok_or_else(|| "client certificate has no single common name".to_string())
+                .and_then(|n| check_identity_name(&n).map(|()| n));
+            match name {
+                Ok(n) => stream.peer_identity = Some(n),
+                Err(why) => return Err(refused(Error::new(ErrorKind::Auth, why), true)),
+            }
+        }
+        Ok(stream)
+    }
+}
+
+/// A connection refused during the handshake; `credential` when the sender's certificate was
+/// the reason (which counts toward slowing its address down).
+pub(crate) struct Refused {
+    pub(crate) error: Error,
+    pub(crate) credential: bool,
+}

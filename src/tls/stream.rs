@@ -1,0 +1,178 @@
+//! A rustls connection over a TCP socket as a [`Transport`]: reads buffered 64 KiB at a time,
+//! `input_ready` that counts plaintext already decrypted, and `finish` with close_notify.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+
+use rustls::Connection;
+
+use crate::error::AuthFailure;
+use crate::transport::{readable, Transport};
+
+/// Socket bytes read at once, then handed to rustls record by record.
+const RAW_SIZE: usize = 64 * 1024;
+
+pub(crate) struct TlsStream {
+    conn: Connection,
+    sock: TcpStream,
+    raw: Vec<u8>,
+    /// `raw[start..end]` is read from the socket but not yet given to rustls.
+    start: usize,
+    end: usize,
+    /// The identity a client certificate proved (server side, with a client CA).
+    pub(crate) peer_identity: Option<String>,
+}
+
+impl TlsStream {
+    pub(crate) fn new(conn: impl Into<Connection>, sock: TcpStream) -> TlsStream {
+        TlsStream {
+            conn: conn.into(),
+            sock,
+            raw: vec![0; RAW_SIZE],
+            start: 0,
+            end: 0,
+            peer_identity: None,
+        }
+    }
+
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs the handshake to its end. The error is rustls' own when it says why.
+    pub(crate) fn handshake(&mut self) -> io::Result<()> {
+        while self.conn.is_handshaking() {
+            self.conn.complete_io(&mut self.sock)?;
+        }
+        self.write_pending()
+    }
+
+    fn write_pending(&mut self) -> io::Result<()> {
+        while self.conn.wants_write() {
+            self.conn.write_tls(&mut self.sock)?;
+        }
+        Ok(())
+    }
+
+    /// Gives rustls the raw bytes read so far and decrypts what they complete; reads the
+    /// socket first when none are left. `Ok(false)` at the end of the socket's stream.
+    fn feed(&mut self) -> io::Result<bool> {
+        if self.start == self.end {
+            let n = loop {
+                match self.sock.read(&mut self.raw) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => break other?,
+                }
+            };
+            (self.start, self.end) = (0, n);
+        }
+        let eof = self.start == self.end;
+        let mut slice = &self.raw[self.start..self.end];
+        let taken = self.conn.read_tls(&mut slice)?;
+        self.start += taken;
+        self.process()?;
+        Ok(!eof)
+    }
+
+    fn process(&mut self) -> io::Result<()> {
+        if let Err(e) = self.conn.process_new_packets() {
+            // Tell the peer why (rustls queued an alert), then fail.
+            let _ = self.write_pending();
+            return Err(tls_error(e));
+        }
+        Ok(())
+    }
+}
+
+/// A rustls error as an I/O error. Anything but a record that failed to decrypt (damage in
+/// transit) is a failure of authentication, and is marked so (`ErrorKind::Auth`).
+pub(crate) fn tls_error(e: rustls::Error) -> io::Error {
+    match e {
+        rustls::Error::DecryptError => io::Error::new(io::ErrorKind::InvalidData, e),
+        e => io::Error::new(io::ErrorKind::PermissionDenied, AuthFailure(describe(&e))),
+    }
+}
+
+/// A rustls error in words a user can act on.
+pub(crate) fn describe(e: &rustls::Error) -> String {
+    use rustls::{AlertDescription as A, Error as E};
+    match e {
+        E::AlertReceived(A::CertificateRequired) => {
+            "the server requires a client certificate".into()
+        }
+        E::AlertReceived(A::BadCertificate | A::UnknownCA | A::CertificateExpired) => {
+            format!("the peer refused our certificate ({e})")
+        }
+        E::InvalidMessage(_) => "the peer does not speak TLS".into(),
+        E::InvalidCertificate(rustls::CertificateError::Other(why)) => why.to_string(),
+        e => format!("TLS: {e}"),
+    }
+}
+
+impl Read for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.conn.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            if !self.feed()? {
+                // The socket ended: rustls now reports a clean close or a truncation.
+                return self.conn.reader().read(buf);
+            }
+        }
+    }
+}
+
+impl Write for TlsStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.conn.writer().write(buf)?;
+        self.write_pending()?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.conn.writer().flush()?;
+        self.write_pending()
+    }
+}
+
+impl Transport for TlsStream {
+    /// Ready when rustls holds decrypted plaintext (or the peer's close), or when the socket
+    /// has bytes that complete a record; records that carry no plaintext are consumed here
+    /// without blocking.
+    fn input_ready(&mut self) -> bool {
+        loop {
+            if !self.conn.wants_read() {
+                return true;
+            }
+            if self.start == self.end && !readable(&self.sock) {
+                return false;
+            }
+            // Bytes are here, so this does not block. At the end of the stream or on an
+            // error, a read returns at once too.
+            if !matches!(self.feed(), Ok(true)) {
+                return true;
+            }
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.conn.send_close_notify();
+        self.write_pending()?;
+        self.sock.shutdown(Shutdown::Write)
+    }
+
+    fn set_read_timeout(&mut self, t: Option<std::time::Duration>) -> io::Result<()> {
+        self.sock.set_read_timeout(t)
+    }
+
+    fn is_tls(&self) -> bool {
+        true
+    }
+
+    fn peer_identity(&self) -> Option<String> {
+        self.peer_identity.clone()
+    }
+}
