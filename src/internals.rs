@@ -12,3 +12,9 @@ pub use crate::compress::decode_blocks;
 pub fn serve_bytes(config: &ServerConfig, input: &[u8]) -> Result<(Vec<u8>, Result<()>)> {
     crate::server::serve_in_memory(config.clone(), input)
 }
+
+/// Makes every directory fsync fail (as a failing disk would) while `on`: for testing what a
+/// sender is told then. Process-wide.
+pub fn fail_dir_sync(on: bool) {
+    crate::storage::FAIL_DIR_SYNC.store(on, std::sync::atomic::Ordering::SeqCst);
+}

@@ -78,13 +78,25 @@ pub(crate) fn commit_group(group: Vec<Pending>, cfg: &ServerConfig) -> Committed
         verdicts.push((*seq, verdict(*seq, Err(r), None)));
     }
     verdicts.sort_by_key(|(seq, _)| *seq);
+    // A file whose directory could not be synced is in place but may not survive a crash:
+    // its sender is told FAILED and the error handler hears of it; no received handler runs.
+    let mut failed: Vec<(Refusal, FileInfo)> =
+        failed.into_iter().map(|(_, r, info)| (r, info)).collect();
+    let stored = match dir_error {
+        None => renamed.into_iter().map(|r| r.info).collect(),
+        Some(r) => {
+            failed.extend(
+                renamed
+                    .into_iter()
+                    .map(|x| (Refusal(r.0, r.1.clone()), x.info)),
+            );
+            Vec::new()
+        }
+    };
     Committed {
         verdicts: verdicts.into_iter().map(|(_, f)| f).collect(),
-        stored: match dir_error {
-            None => renamed.into_iter().map(|r| r.info).collect(),
-            Some(_) => Vec::new(),
-        },
-        failed: failed.into_iter().map(|(_, r, info)| (r, info)).collect(),
+        stored,
+        failed,
     }
 }
 
@@ -95,7 +107,11 @@ fn sync_dirs(renamed: &[Renamed]) -> Option<Refusal> {
     for r in renamed {
         if !done.iter().any(|t| t.same_dir(&r.target)) {
             if let Err(e) = r.target.sync_dir() {
-                error = Some(io_refusal(e));
+                let text = format!(
+                    "stored in place, but its directory could not be synced ({e}): it may not \
+                     survive a crash"
+                );
+                error = Some(Refusal(io_refusal(e).0, text));
             }
             done.push(&r.target);
         }

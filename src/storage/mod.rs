@@ -11,5 +11,7 @@ mod types;
 pub use digests::DigestCache;
 pub use root::{Lookup, Root};
 pub use sweep::sweep;
+#[cfg(feature = "internals")]
+pub use target::FAIL_DIR_SYNC;
 pub use target::{sync_all, Target, TempFile};
 pub use types::{Overwrite, StoreError};

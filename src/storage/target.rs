@@ -16,6 +16,10 @@ use rustix::io::Errno;
 use super::names::{numbered, rel_name, temp_name};
 use super::types::{Overwrite, StoreError};
 
+/// Test hook: directory fsyncs fail while set (feature `internals`).
+#[cfg(feature = "internals")]
+pub static FAIL_DIR_SYNC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A file's future place: its open parent directory and its name there.
 #[derive(Debug)]
 pub struct Target {
@@ -60,6 +64,10 @@ impl Target {
 
     /// Makes renames in this directory durable.
     pub fn sync_dir(&self) -> io::Result<()> {
+        #[cfg(feature = "internals")]
+        if FAIL_DIR_SYNC.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(5)); // EIO, as a failing disk gives
+        }
         Ok(rfs::fsync(&*self.dir)?)
     }
 
