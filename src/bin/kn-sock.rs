@@ -61,6 +61,16 @@ struct ServerArgs {
     /// Seconds a whole message (or a small file sent eagerly) may take to arrive.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     header_timeout: f64,
+    /// Connections that may decode compressed content at once (8 MiB each at most).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    max_decoders: usize,
+    /// Bytes of stored files one connection may have hashed to skip unchanged files.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 30)]
+    hash_budget: u64,
+    /// Permission bits a received file may keep, in octal (default 755: no setuid, no write
+    /// for group or others).
+    #[arg(long, value_name = "OCTAL", default_value = "755", value_parser = octal)]
+    mode_mask: u32,
     /// Refuse compressed content.
     #[arg(long)]
     no_compression: bool,
@@ -202,6 +212,15 @@ fn seconds_up_to(s: f64, what: &str, max: Duration) -> Result<Duration, String> 
         .ok_or_else(|| format!("{what} must be 0 to {} seconds", max.as_secs()))
 }
 
+/// An octal mode mask such as `755` or `0o750`.
+fn octal(s: &str) -> Result<u32, String> {
+    let digits = s.trim_start_matches("0o");
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("{s:?} is not an octal mode of at most 7777"))
+}
+
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
 fn main() -> ExitCode {
@@ -259,6 +278,9 @@ fn server_command(a: ServerArgs) -> Result<(), String> {
         .max_connections(a.max_connections)
         .idle_timeout(idle)
         .header_timeout(header)
+        .max_decoders(a.max_decoders)
+        .hash_budget(a.hash_budget)
+        .mode_mask(a.mode_mask)
         .resume_ttl(resume_ttl)
         .accept_compression(!a.no_compression)
         .overwrite(match a.overwrite {
