@@ -305,3 +305,25 @@ impl Drop for SmallFs {
             .status();
     }
 }
+
+#[test]
+fn a_silent_connection_or_a_dripped_handshake_is_cut_off() {
+    let state = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(|c| {
+        c.idle_timeout(SLOW)
+            .header_timeout(Duration::from_millis(300))
+            .tls_self_signed(state.path())
+            .allow_plaintext(true);
+    });
+    // Connected, nothing sent.
+    let mut silent = RawClient::connect(srv.addr());
+    assert!(silent.read_to_end().len() < 64);
+    let (kind, msg) = srv.next_error();
+    assert_eq!(kind, ErrorKind::Timeout, "{msg}");
+    // A TLS record header's first byte, then nothing: the handshake has a deadline too.
+    let mut dripped = RawClient::connect(srv.addr());
+    dripped.stream.write_all(&[0x16, 3]).unwrap();
+    let _ = dripped.read_to_end();
+    let (_, msg) = srv.next_error();
+    assert!(msg.contains("handshake did not complete in time"), "{msg}");
+}

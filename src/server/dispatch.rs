@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::conn::Connection;
 use super::legacy;
@@ -25,23 +25,37 @@ pub(crate) fn serve_stream(
     peer: SocketAddr,
     id: u64,
 ) -> (Result<()>, bool) {
+    // The first byte, like every header, must come within the header timeout.
+    let cfg = &shared.config;
+    let deadline = Instant::now() + cfg.header_timeout;
     let mut first = [0u8; 1];
-    match stream.peek(&mut first) {
+    let peeked = stream
+        .set_read_timeout(Some(cfg.header_timeout.min(cfg.idle_timeout)))
+        .and_then(|()| stream.peek(&mut first))
+        .and_then(|n| stream.set_read_timeout(Some(cfg.idle_timeout)).map(|()| n));
+    match peeked {
         Ok(0) => return (Ok(()), false), // connected and closed: a port probe
         Ok(_) => {}
-        Err(e) => return (Err(Error::io("reading from the sender", e)), false),
+        Err(e) => {
+            return (
+                Err(Error::io("waiting for the sender's first bytes", e)),
+                false,
+            )
+        }
     }
     let guard = &shared.guard;
     match (first[0], &guard.tls) {
-        (TLS_HANDSHAKE, Some(tls)) => match tls.accept(stream, &peer.to_string()) {
-            Ok(s) => run(Connection::new(shared, s, peer, id)),
-            Err(refused) => {
-                if refused.credential {
-                    pause(guard.throttle.failed(peer.ip()), || shared.is_stopping());
+        (TLS_HANDSHAKE, Some(tls)) => {
+            match tls.accept(stream, &peer.to_string(), deadline, cfg.idle_timeout) {
+                Ok(s) => run(Connection::new(shared, s, peer, id)),
+                Err(refused) => {
+                    if refused.credential {
+                        pause(guard.throttle.failed(peer.ip()), || shared.is_stopping());
+                    }
+                    (Err(refused.error), false)
                 }
-                (Err(refused.error), false)
             }
-        },
+        }
         (TLS_HANDSHAKE, None) => (refuse(stream, "this server does not speak TLS"), false),
         (b, _) if b == MAGIC[0] && guard.refuses_plain() => {
             (refuse(stream, "this server requires TLS"), false)

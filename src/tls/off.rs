@@ -61,7 +61,13 @@ impl ServerTls {
     pub(crate) fn pin(&self) -> &str {
         match *self {}
     }
-    pub(crate) fn accept(&self, _: TcpStream, _: &str) -> Result<TlsStream, Refused> {
+    pub(crate) fn accept(
+        &self,
+        _: TcpStream,
+        _: &str,
+        _: std::time::Instant,
+        _: std::time::Duration,
+    ) -> Result<TlsStream, Refused> {
         match *self {}
     }
 }

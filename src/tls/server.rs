@@ -77,12 +77,20 @@ impl ServerTls {
 
     /// Completes the handshake on an accepted socket. The identity a client certificate proves
     /// is its subject's common name, which must be usable as a directory name.
-    pub(crate) fn accept(&self, sock: TcpStream, peer: &str) -> Result<TlsStream, Refused> {
+    /// The server side of a handshake on `sock`, which must complete by `deadline`; `idle` is
+    /// the read timeout the socket has afterwards.
+    pub(crate) fn accept(
+        &self,
+        sock: TcpStream,
+        peer: &str,
+        deadline: std::time::Instant,
+        idle: std::time::Duration,
+    ) -> Result<TlsStream, Refused> {
         let refused = |error, credential| Refused { error, credential };
         let conn = ServerConnection::new(Arc::clone(&self.config))
             .map_err(|e| refused(Error::new(ErrorKind::Auth, e.to_string()), false))?;
         let mut stream = TlsStream::new(conn, sock);
-        stream.handshake().map_err(|e| {
+        stream.handshake_by(deadline, idle).map_err(|e| {
             let credential = matches!(
                 e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
                 Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)

@@ -47,6 +47,28 @@ impl TlsStream {
         self.write_pending()
     }
 
+    /// The handshake, which must complete by `deadline` (a peer dripping it is cut off); the
+    /// socket's read timeout is `idle` again afterwards.
+    pub(crate) fn handshake_by(
+        &mut self,
+        deadline: std::time::Instant,
+        idle: std::time::Duration,
+    ) -> io::Result<()> {
+        while self.conn.is_handshaking() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the TLS handshake did not complete in time",
+                ));
+            }
+            self.sock.set_read_timeout(Some(left.min(idle)))?;
+            self.conn.complete_io(&mut self.sock)?;
+        }
+        self.sock.set_read_timeout(Some(idle))?;
+        self.write_pending()
+    }
+
     fn write_pending(&mut self) -> io::Result<()> {
         while self.conn.wants_write() {
             self.conn.write_tls(&mut self.sock)?;
