@@ -327,3 +327,60 @@ fn a_silent_connection_or_a_dripped_handshake_is_cut_off() {
     let (_, msg) = srv.next_error();
     assert!(msg.contains("handshake did not complete in time"), "{msg}");
 }
+
+#[test]
+fn a_graceful_shutdown_lets_the_file_under_way_finish_and_refuses_new_ones() {
+    let srv = slow_server();
+    let addr = srv.addr();
+    let data = random_bytes(1 << 20, 4);
+    let mut c = RawClient::hello(addr);
+    c.send(Frame::Offer(offer("under-way.bin", &data)));
+    assert_eq!(c.read(), Frame::Accept { offset: 0 });
+    c.stream.write_all(&data[..1000]).unwrap();
+    let server = srv.server;
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let drained = server.shutdown(EVENT_TIMEOUT);
+        let _ = tx.send(drained);
+    });
+    // No new connection is served once the listener is gone.
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    while std::net::TcpStream::connect(addr).is_ok() {
+        assert!(Instant::now() < deadline, "still accepting");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The file under way finishes; the next offer is refused; the sender leaves.
+    c.stream.write_all(&data[1000..]).unwrap();
+    c.send(Frame::Done {
+        algorithm: ALGO_XXH3_128,
+        digest: digest(&data),
+    });
+    assert!(matches!(c.read(), Frame::Ok { seq: 0, .. }));
+    c.send(Frame::Offer(offer("late.bin", b"late")));
+    match c.read() {
+        Frame::Reject { code: 8, text } => assert!(text.contains("shutting down"), "{text}"),
+        other => panic!("expected REJECT 8, got {other:?}"),
+    }
+    c.send(Frame::Bye);
+    drop(c);
+    assert!(
+        rx.recv_timeout(EVENT_TIMEOUT).unwrap(),
+        "not drained in time"
+    );
+    assert_eq!(
+        std::fs::read(srv.dir.path().join("under-way.bin")).unwrap(),
+        data
+    );
+    assert!(!srv.dir.path().join("late.bin").exists());
+}
+
+#[test]
+fn a_shutdown_that_runs_out_of_time_aborts_and_keeps_nothing_partial() {
+    let srv = slow_server();
+    let mut c = RawClient::hello(srv.addr());
+    c.send(Frame::Offer(offer("stalled.bin", &[0u8; 100_000])));
+    assert_eq!(c.read(), Frame::Accept { offset: 0 });
+    c.stream.write_all(&[0u8; 10]).unwrap();
+    assert!(!srv.server.shutdown(Duration::from_millis(200)));
+    assert_eq!(srv.entries(), Vec::<String>::new());
+}

@@ -64,7 +64,7 @@ impl<'a, S: Transport> Connection<'a, S> {
         Policy {
             config: &self.shared.config,
             caps,
-            stopping: self.shared.is_stopping(),
+            stopping: self.shared.refuses_new(),
             space: &self.shared.space,
         }
     }

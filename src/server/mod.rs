@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use crossbeam_channel::{select, Receiver, Sender};
 use rustix::event::{poll, PollFd, PollFlags};
@@ -156,6 +157,24 @@ impl Server {
         }
     }
 
+    /// Stops gracefully: no new connection is accepted and no new file admitted (offers are
+    /// refused with "receiver is shutting down"), while the files already under way finish, for
+    /// at most `timeout`; then whatever is still running is aborted as by [`Server::stop`].
+    /// Returns `true` when everything finished in time. From one of the server's own callbacks
+    /// it only asks, like `stop`, and returns `false`.
+    pub fn shutdown(&self, timeout: Duration) -> bool {
+        let sh = &self.shared;
+        sh.draining.store(true, Ordering::SeqCst);
+        let _ = rustix::io::write(&sh.wake, &[1]);
+        lock(&sh.stop_tx).take();
+        if sh.on_own_thread() {
+            return false;
+        }
+        let drained = sh.wait_threads(timeout);
+        self.stop();
+        drained
+    }
+
     /// Blocks until the server has stopped (by [`Server::stop`] from another thread or a
     /// callback). From one of the server's own callbacks it would never return, so it fails.
     pub fn wait(&self) -> Result<()> {
@@ -194,11 +213,13 @@ fn spawn(
     body: impl FnOnce() + Send + 'static,
 ) -> Result<JoinHandle<()>> {
     let id = shared.id;
+    let sh = Arc::clone(shared);
     thread::Builder::new()
         .name(name)
         .spawn(move || {
             SERVER_OF_THREAD.with(|c| c.set(id));
-            body()
+            body();
+            sh.thread_ended();
         })
         .map_err(|e| Error::io("starting a server thread", e))
 }
@@ -272,7 +293,10 @@ impl Shared {
                 self.report(&Error::io("waiting for connections", e.into()), None);
                 return;
             }
-            if self.stopping.load(Ordering::SeqCst) || !fds[1].revents().is_empty() {
+            if self.stopping.load(Ordering::SeqCst)
+                || self.draining.load(Ordering::SeqCst)
+                || !fds[1].revents().is_empty()
+            {
                 return;
             }
             match listener.accept() {

@@ -8,6 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
@@ -25,6 +26,10 @@ pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
     pub(crate) root: Root,
     pub(crate) stopping: AtomicBool,
+    /// A graceful shutdown: nothing new is accepted or admitted, what runs may finish.
+    pub(crate) draining: AtomicBool,
+    /// Server threads that have ended, and a signal for each.
+    pub(crate) ended: (Mutex<usize>, Condvar),
     /// Written once to wake the accept loop when stopping.
     pub(crate) wake: OwnedFd,
     pub(crate) stop_tx: Mutex<Option<Sender<()>>>,
@@ -68,6 +73,8 @@ impl Shared {
             config,
             root,
             stopping: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            ended: (Mutex::new(0), Condvar::new()),
             wake,
             stop_tx: Mutex::new(stop_tx),
             conns: Mutex::new(Vec::new()),
@@ -86,6 +93,37 @@ impl Shared {
 
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Whether new files are refused: stopping, or draining for a graceful shutdown.
+    pub(crate) fn refuses_new(&self) -> bool {
+        self.is_stopping() || self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Called by each server thread as it ends.
+    pub(crate) fn thread_ended(&self) {
+        *lock(&self.ended.0) += 1;
+        self.ended.1.notify_all();
+    }
+
+    /// Waits up to `timeout` for every server thread to end; whether they did.
+    pub(crate) fn wait_threads(&self, timeout: Duration) -> bool {
+        let total = lock(&self.threads).len();
+        let deadline = Instant::now() + timeout;
+        let mut ended = lock(&self.ended.0);
+        while *ended < total {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            ended = self
+                .ended
+                .1
+                .wait_timeout(ended, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
     }
 
     /// Tells every error handler; a panicking handler does not reach the worker.
