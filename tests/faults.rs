@@ -13,23 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use knsock::protocol::{Frame, Offer, ALGO_XXH3_128};
+use knsock::protocol::{Frame, ALGO_XXH3_128};
 use knsock::{send_file, send_files, SendOptions, Source};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kn-sock");
-
-fn offer(name: &str, size: u64) -> Offer {
-    Offer {
-        size,
-        mtime_secs: 1_700_000_000,
-        mtime_nanos: 0,
-        mode: 0o644,
-        algorithm: ALGO_XXH3_128,
-        name: name.into(),
-        digest: Vec::new(),
-        encoding: 0,
-    }
-}
 
 /// Waits for `cond` with a deadline; the event must happen.
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
@@ -69,7 +56,7 @@ fn a_sender_killed_at_any_offset_leaves_nothing_behind() {
     {
         let name = format!("cut{i}.bin");
         let mut c = RawClient::hello(srv.addr());
-        c.send(Frame::Offer(offer(&name, size)));
+        c.send(Frame::Offer(offer_of_size(&name, size)));
         assert_eq!(c.read(), Frame::Accept { offset: 0 });
         c.stream.write_all(&data[..cut as usize]).unwrap();
         // Dies: the kernel resets the connection (no orderly close).
@@ -138,7 +125,7 @@ fn a_server_killed_mid_upload_leaves_nothing_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = CliServer::start(dir.path(), None);
     let mut c = RawClient::hello(([127, 0, 0, 1], server.port).into());
-    c.send(Frame::Offer(offer("sub/big.bin", 8 << 20)));
+    c.send(Frame::Offer(offer_of_size("sub/big.bin", 8 << 20)));
     assert_eq!(c.read(), Frame::Accept { offset: 0 });
     c.stream.write_all(&random_bytes(1 << 20, 3)).unwrap();
     wait_for("the upload's temporary file", || {
@@ -164,7 +151,7 @@ fn a_disk_that_fills_mid_transfer_fails_the_file_cleanly() {
     });
     let size = 2 << 20;
     let mut c = RawClient::hello(srv.addr());
-    c.send(Frame::Offer(offer("big.bin", size)));
+    c.send(Frame::Offer(offer_of_size("big.bin", size)));
     assert_eq!(c.read(), Frame::Accept { offset: 0 });
     // Someone else fills the disk after the file was accepted.
     let filler = fs.path().join("filler");
@@ -274,36 +261,4 @@ fn two_hundred_senders_at_once_all_arrive() {
     let clients: Vec<RawClient> = (0..64).map(|_| RawClient::hello(srv.addr())).collect();
     drop(clients);
     let _ = TcpStream::connect(srv.addr());
-}
-
-/// A tmpfs of a fixed size, mounted for one test (root only) and unmounted after it.
-struct SmallFs {
-    dir: tempfile::TempDir,
-}
-
-impl SmallFs {
-    fn mount(bytes: u64) -> Option<SmallFs> {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={bytes}")])
-            .arg("tmpfs")
-            .arg(dir.path())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(SmallFs { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
 }

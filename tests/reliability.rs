@@ -15,23 +15,14 @@ use knsock::{send_file, ErrorKind, SendOptions};
 /// Long enough that a test never sees it unless the receiver waits on the peer.
 const SLOW: Duration = Duration::from_secs(120);
 
-fn offer(name: &str, data: &[u8]) -> Offer {
-    Offer {
-        size: data.len() as u64,
-        mtime_secs: 1_700_000_000,
-        mtime_nanos: 0,
-        mode: 0o644,
-        algorithm: ALGO_XXH3_128,
-        name: name.into(),
-        digest: Vec::new(),
-        encoding: 0,
-    }
+fn offer_of(name: &str, data: &[u8]) -> Offer {
+    offer_of_size(name, data.len() as u64)
 }
 
 /// Sends one file eagerly: OFFER, content and DONE in one write.
 fn send_eager(c: &mut RawClient, name: &str, data: &[u8]) {
     let mut out = Vec::new();
-    Frame::Offer(offer(name, data)).encode(&mut out);
+    Frame::Offer(offer_of(name, data)).encode(&mut out);
     out.extend_from_slice(data);
     Frame::Done {
         algorithm: ALGO_XXH3_128,
@@ -115,7 +106,7 @@ fn a_digest_offer_for_a_fifo_does_not_block_the_worker() {
     c.stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let mut o = offer("pipe.bin", b"12345");
+    let mut o = offer_of("pipe.bin", b"12345");
     o.digest = digest(b"12345");
     c.send(Frame::Offer(o));
     match c.read() {
@@ -143,7 +134,7 @@ fn hashing_for_skip_comes_after_the_cheap_checks_and_once_per_file() {
     std::fs::write(srv.path("big.bin"), &big).unwrap();
     let mut c = RawClient::hello(srv.addr());
     // Over the size limit: refused before anything is hashed.
-    let mut o = offer("big.bin", &big);
+    let mut o = offer_of("big.bin", &big);
     o.digest = digest(&big);
     c.send(Frame::Offer(o.clone()));
     assert!(matches!(c.read(), Frame::Reject { code: 4, .. }));
@@ -199,7 +190,7 @@ fn corrupt_compressed_content_gets_an_error_with_a_reason() {
     let srv = TestServer::start(|_| {});
     let (mut c, caps) = RawClient::hello_with(srv.addr(), CAP_ZSTD);
     assert_eq!(caps, CAP_ZSTD);
-    let mut o = offer("z.bin", &[0u8; 100]);
+    let mut o = offer_of("z.bin", &[0u8; 100]);
     o.encoding = 1;
     c.send(Frame::Offer(o));
     assert_eq!(c.read(), Frame::Accept { offset: 0 });
@@ -224,7 +215,7 @@ fn a_senders_mode_is_masked() {
         ("zero", 0, 0o644),
         ("exec", 0o750, 0o750),
     ] {
-        let mut o = offer(name, b"x");
+        let mut o = offer_of(name, b"x");
         o.mode = mode;
         c.send(Frame::Offer(o));
         assert_eq!(c.read(), Frame::Accept { offset: 0 });
@@ -256,9 +247,9 @@ fn space_is_reserved_for_files_in_flight() {
     let mut a = RawClient::hello(srv.addr());
     let mut b = RawClient::hello(srv.addr());
     // Each fits alone, not both: the second is refused before any data flows.
-    a.send(Frame::Offer(offer("a.bin", &vec![1; half as usize])));
+    a.send(Frame::Offer(offer_of("a.bin", &vec![1; half as usize])));
     assert_eq!(a.read(), Frame::Accept { offset: 0 });
-    b.send(Frame::Offer(offer("b.bin", &vec![2; half as usize])));
+    b.send(Frame::Offer(offer_of("b.bin", &vec![2; half as usize])));
     match b.read() {
         Frame::Reject { code: 3, text } => assert!(text.contains("in flight"), "{text}"),
         other => panic!("expected REJECT 3, got {other:?}"),
@@ -272,38 +263,6 @@ fn space_is_reserved_for_files_in_flight() {
     assert!(matches!(a.read(), Frame::Ok { .. }));
     assert_eq!(std::fs::read(fs.path().join("a.bin")).unwrap(), data);
     assert!(!fs.path().join("b.bin").exists());
-}
-
-/// A tmpfs of a fixed size, mounted for one test (root only) and unmounted after it.
-struct SmallFs {
-    dir: tempfile::TempDir,
-}
-
-impl SmallFs {
-    fn mount(bytes: u64) -> Option<SmallFs> {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={bytes}")])
-            .arg("tmpfs")
-            .arg(dir.path())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(SmallFs { dir })
-    }
-
-    fn path(&self) -> &std::path::Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
 }
 
 #[test]
@@ -334,7 +293,7 @@ fn a_graceful_shutdown_lets_the_file_under_way_finish_and_refuses_new_ones() {
     let addr = srv.addr();
     let data = random_bytes(1 << 20, 4);
     let mut c = RawClient::hello(addr);
-    c.send(Frame::Offer(offer("under-way.bin", &data)));
+    c.send(Frame::Offer(offer_of("under-way.bin", &data)));
     assert_eq!(c.read(), Frame::Accept { offset: 0 });
     c.stream.write_all(&data[..1000]).unwrap();
     let server = srv.server;
@@ -356,7 +315,7 @@ fn a_graceful_shutdown_lets_the_file_under_way_finish_and_refuses_new_ones() {
         digest: digest(&data),
     });
     assert!(matches!(c.read(), Frame::Ok { seq: 0, .. }));
-    c.send(Frame::Offer(offer("late.bin", b"late")));
+    c.send(Frame::Offer(offer_of("late.bin", b"late")));
     match c.read() {
         Frame::Reject { code: 8, text } => assert!(text.contains("shutting down"), "{text}"),
         other => panic!("expected REJECT 8, got {other:?}"),
@@ -378,7 +337,7 @@ fn a_graceful_shutdown_lets_the_file_under_way_finish_and_refuses_new_ones() {
 fn a_shutdown_that_runs_out_of_time_aborts_and_keeps_nothing_partial() {
     let srv = slow_server();
     let mut c = RawClient::hello(srv.addr());
-    c.send(Frame::Offer(offer("stalled.bin", &[0u8; 100_000])));
+    c.send(Frame::Offer(offer_of("stalled.bin", &[0u8; 100_000])));
     assert_eq!(c.read(), Frame::Accept { offset: 0 });
     c.stream.write_all(&[0u8; 10]).unwrap();
     assert!(!srv.server.shutdown(Duration::from_millis(200)));

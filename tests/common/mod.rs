@@ -260,3 +260,49 @@ impl RefusingPort {
         }
     }
 }
+
+/// An OFFER of `size` bytes named `name`, mode 0644, no digest, raw content.
+pub fn offer_of_size(name: &str, size: u64) -> Offer {
+    Offer {
+        size,
+        mtime_secs: 1_700_000_000,
+        mtime_nanos: 0,
+        mode: 0o644,
+        algorithm: ALGO_XXH3_128,
+        name: name.into(),
+        digest: Vec::new(),
+        encoding: 0,
+    }
+}
+
+/// A tmpfs of a fixed size, mounted for one test (root only) and unmounted after it.
+pub struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    pub fn mount(bytes: u64) -> Option<SmallFs> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}")])
+            .arg("tmpfs")
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallFs { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
