@@ -220,25 +220,36 @@ impl<S: Transport> Wire<S> {
         let Some(deadline) = self.deadline else {
             return self.stream.read(buf);
         };
-        let late = || {
-            io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the peer did not send a whole message in time",
-            )
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(late());
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the peer did not send a whole message in time",
+                ));
+            }
+            // The timeout already on the socket serves while it is within a second of what is
+            // wanted: no system call for most reads. One that ends a read early is retried.
+            let wait = self.idle.map_or(left, |idle| idle.min(left));
+            let close = |a: Duration| a <= wait + SLACK && wait <= a + SLACK;
+            if !self.applied.is_some_and(close) {
+                self.stream.set_read_timeout(Some(wait))?;
+                self.applied = Some(wait);
+            }
+            match self.stream.read(buf) {
+                // Past the deadline: the loop says so. Before it, a timeout shorter than the
+                // idle one only ended early: read on.
+                Err(e)
+                    if is_timeout(&e)
+                        && (deadline_passed(deadline) || wait < self.idle_or_max()) => {}
+                other => return other,
+            }
         }
-        let wait = self.idle.map_or(left, |idle| idle.min(left));
-        if self.applied != Some(wait) {
-            self.stream.set_read_timeout(Some(wait))?;
-            self.applied = Some(wait);
-        }
-        match self.stream.read(buf) {
-            Err(e) if Instant::now() >= deadline && is_timeout(&e) => Err(late()),
-            other => other,
-        }
+    }
+
+    /// The idle timeout, or forever.
+    fn idle_or_max(&self) -> Duration {
+        self.idle.unwrap_or(Duration::MAX)
     }
 
     fn write_out(&mut self) -> io::Result<()> {
@@ -297,6 +308,13 @@ impl<S: Transport> Write for Wire<S> {
         }
         self.stream.flush()
     }
+}
+
+/// How far a read timeout may be from the one wanted before it is set again.
+const SLACK: Duration = Duration::from_millis(100);
+
+fn deadline_passed(deadline: Instant) -> bool {
+    Instant::now() >= deadline
 }
 
 fn is_timeout(e: &io::Error) -> bool {

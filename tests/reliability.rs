@@ -343,3 +343,20 @@ fn a_shutdown_that_runs_out_of_time_aborts_and_keeps_nothing_partial() {
     assert!(!srv.server.shutdown(Duration::from_millis(200)));
     assert_eq!(srv.entries(), Vec::<String>::new());
 }
+
+#[test]
+fn a_dripped_hello_or_kn_sock_header_is_cut_off() {
+    let srv = TestServer::start(|c| {
+        c.idle_timeout(SLOW)
+            .header_timeout(Duration::from_millis(300));
+    });
+    for start in [&b"\x89KN"[..], &b"notes.txt\n12"[..]] {
+        let mut c = RawClient::connect(srv.addr());
+        c.stream.write_all(start).unwrap();
+        let _ = c.read_to_end();
+        let (kind, msg) = srv.next_error();
+        assert_eq!(kind, ErrorKind::Timeout, "{msg}");
+        assert!(msg.contains("in time"), "{msg}");
+    }
+    assert_eq!(srv.entries(), Vec::<String>::new());
+}

@@ -2,7 +2,7 @@
 //! `size\n`, exactly `size` raw bytes, then the sender closes.
 
 use std::io::{BufRead, Read};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -21,8 +21,13 @@ use crate::transport::Transport;
 /// refusal or a short upload can only be reported to the error handler.
 pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>, first: u8) -> Result<()> {
     conn.legacy = true;
+    // The header comes within the header timeout; the content only under the idle one.
+    let deadline = Instant::now() + conn.shared.config.header_timeout;
+    let timeouts = |e| Error::io("setting a read timeout", e);
+    conn.wire.set_deadline(Some(deadline)).map_err(timeouts)?;
     let name = line(conn, vec![first], MAX_NAME, "name")?;
     let size_text = line(conn, Vec::new(), 24, "size")?;
+    conn.wire.set_deadline(None).map_err(timeouts)?;
     let size = size_text.parse::<u64>().map_err(|_| {
         Error::protocol(format!(
             "kn-sock upload of '{name}': size {size_text:?} is not a number"

@@ -21,6 +21,10 @@ use crate::transport::Transport;
 pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>) -> Result<()> {
     // A decoder is taken for the connection's life when zstd is granted (the memory bound).
     let shared = conn.shared;
+    let deadline = Instant::now() + shared.config.header_timeout;
+    conn.wire
+        .set_deadline(Some(deadline))
+        .map_err(|e| Error::io("setting a read timeout", e))?;
     let hello = Hello::read_after_first_byte(&mut conn.wire)?;
     let wants_zstd = hello.caps & protocol::CAP_ZSTD != 0 && shared.config.compression;
     let decoder = wants_zstd.then(|| shared.decoder_slot()).flatten();
