@@ -668,11 +668,22 @@ uint16_t knsock_server_port(const struct knsock_server *server);
 /**
  * Stops the server: no new connections, transfers in flight aborted (their senders get an
  * error; no temporary file is left, except the hidden partial data resume keeps when
- * `knsock_server_config_set_resume_ttl_ms()` is above 0), then waits for the workers. Safe to call from any thread,
- * more than once, and from the server's own callbacks (then it only requests the stop and
- * returns at once). The server must still be freed.
+ * `knsock_server_config_set_resume_ttl_ms()` is above 0), then waits for the workers. Safe to
+ * call from any thread, more than once, and from the server's own callbacks (then it only
+ * requests the stop and returns at once). The server must still be freed.
  */
 enum knsock_result knsock_server_stop(const struct knsock_server *server);
+
+/**
+ * Stops the server gracefully: no new connection is accepted and no new file admitted (its
+ * sender is refused with "receiver is shutting down"), while the files already under way
+ * finish, for at most `timeout_ms` milliseconds; what still runs then is aborted as by
+ * `knsock_server_stop()`. Returns `KNSOCK_RESULT_OK` when everything finished in time,
+ * `KNSOCK_RESULT_TIMEOUT` when transfers had to be aborted. Blocks the calling thread; from the
+ * server's own callbacks it only requests the shutdown and returns
+ * `KNSOCK_RESULT_IN_PROGRESS`. Safe to call from any thread. The server must still be freed.
+ */
+enum knsock_result knsock_server_shutdown(const struct knsock_server *server, uint64_t timeout_ms);
 
 /**
  * Blocks until the server stops (kn-sock's blocking `start_file_server`): until

@@ -21,6 +21,10 @@ pub(crate) trait Transport: Read + Write + Send {
     /// How long one read may wait for the peer (`None`: forever).
     fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()>;
 
+    /// Writes some of `buf`, like `Write::write`, but a peer that is gone gives `EPIPE`, never
+    /// `SIGPIPE`, which would kill a C host program that has not ignored it.
+    fn send(&mut self, buf: &[u8]) -> io::Result<usize>;
+
     /// Whether the stream is TLS (so a token may be sent or accepted on it).
     fn is_tls(&self) -> bool {
         false
@@ -43,6 +47,35 @@ impl Transport for TcpStream {
 
     fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, t)
+    }
+
+    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
+        NoSigpipe(self).write(buf)
+    }
+}
+
+/// A TCP socket whose writes use `MSG_NOSIGNAL`: a peer that is gone gives `EPIPE`, never a
+/// `SIGPIPE` that would kill a C host program. Every write to a socket goes through it.
+pub(crate) struct NoSigpipe<'a>(pub(crate) &'a TcpStream);
+
+impl Read for NoSigpipe<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+impl Write for NoSigpipe<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match rustix::net::send(self.0, buf, rustix::net::SendFlags::NOSIGNAL) {
+                Err(rustix::io::Errno::INTR) => {}
+                other => return other.map_err(io::Error::from),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -73,10 +106,7 @@ impl<T: Transport> Read for Link<T> {
 
 impl<T: Transport> Write for Link<T> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Link::Plain(s) => s.write(buf),
-            Link::Secure(s) => s.write(buf),
-        }
+        self.send(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -106,6 +136,13 @@ impl<T: Transport> Transport for Link<T> {
         match self {
             Link::Plain(s) => Transport::set_read_timeout(s, t),
             Link::Secure(s) => s.set_read_timeout(t),
+        }
+    }
+
+    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Link::Plain(s) => s.send(buf),
+            Link::Secure(s) => s.send(buf),
         }
     }
 
@@ -253,7 +290,9 @@ impl<S: Transport> Wire<S> {
     }
 
     fn write_out(&mut self) -> io::Result<()> {
-        let result = self.stream.write_all(&self.out);
+        let out = std::mem::take(&mut self.out);
+        let result = send_all(&mut self.stream, &out);
+        self.out = out;
         self.out.clear();
         result
     }
@@ -296,7 +335,7 @@ impl<S: Transport> Write for Wire<S> {
             self.write_out()?;
         }
         if buf.len() >= self.out_cap {
-            return self.stream.write(buf);
+            return self.stream.send(buf);
         }
         self.out.extend_from_slice(buf);
         Ok(buf.len())
@@ -308,6 +347,19 @@ impl<S: Transport> Write for Wire<S> {
         }
         self.stream.flush()
     }
+}
+
+/// `Write::write_all` through [`Transport::send`].
+fn send_all<S: Transport>(stream: &mut S, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match stream.send(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// How far a read timeout may be from the one wanted before it is set again.
@@ -372,5 +424,9 @@ impl Transport for MemStream {
 
     fn set_read_timeout(&mut self, _: Option<Duration>) -> io::Result<()> {
         Ok(())
+    }
+
+    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write(buf)
     }
 }

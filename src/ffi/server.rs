@@ -48,14 +48,38 @@ pub extern "C" fn knsock_server_port(server: *const knsock_server) -> u16 {
 
 /// Stops the server: no new connections, transfers in flight aborted (their senders get an
 /// error; no temporary file is left, except the hidden partial data resume keeps when
-/// `knsock_server_config_set_resume_ttl_ms()` is above 0), then waits for the workers. Safe to call from any thread,
-/// more than once, and from the server's own callbacks (then it only requests the stop and
-/// returns at once). The server must still be freed.
+/// `knsock_server_config_set_resume_ttl_ms()` is above 0), then waits for the workers. Safe to
+/// call from any thread, more than once, and from the server's own callbacks (then it only
+/// requests the stop and returns at once). The server must still be freed.
 #[no_mangle]
 pub extern "C" fn knsock_server_stop(server: *const knsock_server) -> knsock_result {
     ffi_boundary!({
         try_ref!(server).server.stop();
         Ok(())
+    })
+}
+
+/// Stops the server gracefully: no new connection is accepted and no new file admitted (its
+/// sender is refused with "receiver is shutting down"), while the files already under way
+/// finish, for at most `timeout_ms` milliseconds; what still runs then is aborted as by
+/// `knsock_server_stop()`. Returns `KNSOCK_RESULT_OK` when everything finished in time,
+/// `KNSOCK_RESULT_TIMEOUT` when transfers had to be aborted. Blocks the calling thread; from the
+/// server's own callbacks it only requests the shutdown and returns
+/// `KNSOCK_RESULT_IN_PROGRESS`. Safe to call from any thread. The server must still be freed.
+#[no_mangle]
+pub extern "C" fn knsock_server_shutdown(
+    server: *const knsock_server,
+    timeout_ms: u64,
+) -> knsock_result {
+    ffi_boundary!({
+        let s = &try_ref!(server).server;
+        Ok(
+            match s.shutdown(std::time::Duration::from_millis(timeout_ms)) {
+                true => knsock_result::Ok,
+                false if s.is_stopping() => knsock_result::Timeout,
+                false => knsock_result::InProgress,
+            },
+        )
     })
 }
 

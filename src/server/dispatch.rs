@@ -103,7 +103,7 @@ fn refuse(mut stream: TcpStream, text: &str) -> Result<()> {
         text: text.to_string(),
     }
     .encode(&mut out);
-    let _ = stream.write_all(&out);
+    let _ = crate::transport::NoSigpipe(&stream).write_all(&out);
     let _ = stream.shutdown(Shutdown::Write);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let mut sink = [0u8; 4096];

@@ -5,7 +5,6 @@
 use std::cell::Cell;
 use std::fmt;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -73,10 +72,8 @@ fn open_root(config: &ServerConfig) -> Result<Root> {
 #[cfg(feature = "internals")]
 pub(crate) fn serve_in_memory(config: ServerConfig, input: &[u8]) -> Result<(Vec<u8>, Result<()>)> {
     let root = open_root(&config)?;
-    let (_wake_rx, wake_tx) =
-        rustix::pipe::pipe().map_err(|e| Error::io("creating a wake pipe", e.into()))?;
     let guard = Guard::build(&config.security)?;
-    let shared = Shared::new(config, root, wake_tx, None, guard);
+    let shared = Shared::new(config, root, None, guard)?;
     let stream = crate::transport::MemStream::new(input.to_vec());
     let peer = SocketAddr::from(([127, 0, 0, 1], 9));
     let mut conn = conn::Connection::new(&shared, stream, peer, 0);
@@ -108,13 +105,11 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("reading the bound address", e))?;
-        let (wake_rx, wake_tx) =
-            rustix::pipe::pipe().map_err(|e| Error::io("creating a wake pipe", e.into()))?;
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let (conn_tx, conn_rx) = crossbeam_channel::bounded::<(TcpStream, SocketAddr)>(0);
         let workers = config.max_connections;
         let fd_limit = limits::raise_fd_limit(config.raise_fd_limit);
-        let mut shared = Shared::new(config, root, wake_tx, Some(stop_tx), guard);
+        let mut shared = Shared::new(config, root, Some(stop_tx), guard)?;
         shared.group_max = limits::group_max(fd_limit, workers, shared.group_max);
         let shared = Arc::new(shared);
         let mut handles = Vec::with_capacity(workers + 1);
@@ -126,7 +121,7 @@ impl Server {
         }
         let sh = Arc::clone(&shared);
         handles.push(spawn(&shared, "knsock-accept".into(), move || {
-            sh.accept_loop(listener, wake_rx, conn_tx, stop_rx)
+            sh.accept_loop(listener, conn_tx, stop_rx)
         })?);
         *lock(&shared.threads) = handles;
         Ok(Server { shared, addr })
@@ -165,7 +160,7 @@ impl Server {
     pub fn shutdown(&self, timeout: Duration) -> bool {
         let sh = &self.shared;
         sh.draining.store(true, Ordering::SeqCst);
-        let _ = rustix::io::write(&sh.wake, &[1]);
+        sh.wake.signal();
         lock(&sh.stop_tx).take();
         if sh.on_own_thread() {
             return false;
@@ -250,7 +245,7 @@ impl Shared {
         if self.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
-        let _ = rustix::io::write(&self.wake, &[1]);
+        self.wake.signal();
         lock(&self.stop_tx).take();
         for (_, s) in lock(&self.conns).iter() {
             let _ = s.shutdown(Shutdown::Both);
@@ -277,14 +272,13 @@ impl Shared {
     fn accept_loop(
         &self,
         listener: TcpListener,
-        wake: OwnedFd,
         tx: Sender<(TcpStream, SocketAddr)>,
         stop_rx: Receiver<()>,
     ) {
         loop {
             let mut fds = [
                 PollFd::new(&listener, PollFlags::IN),
-                PollFd::new(&wake, PollFlags::IN),
+                PollFd::new(self.wake.fd(), PollFlags::IN),
             ];
             if let Err(e) = poll(&mut fds, None) {
                 if e == rustix::io::Errno::INTR {
@@ -308,7 +302,7 @@ impl Shared {
                     self.report(&Error::io("accepting a connection", e), None);
                     // Out of descriptors or memory: give the workers a moment to free some,
                     // rather than spin on a listener that stays readable.
-                    let mut fds = [PollFd::new(&wake, PollFlags::IN)];
+                    let mut fds = [PollFd::new(self.wake.fd(), PollFlags::IN)];
                     let _ = poll(
                         &mut fds,
                         Some(&rustix::fs::Timespec {

@@ -16,7 +16,7 @@ use super::commit::GROUP_MAX;
 use super::config::ServerConfig;
 use super::guard::Guard;
 use super::space::Space;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::storage::{DigestCache, Root};
 
 static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
@@ -30,8 +30,8 @@ pub(crate) struct Shared {
     pub(crate) draining: AtomicBool,
     /// Server threads that have ended, and a signal for each.
     pub(crate) ended: (Mutex<usize>, Condvar),
-    /// Written once to wake the accept loop when stopping.
-    pub(crate) wake: OwnedFd,
+    /// Wakes the accept loop when stopping.
+    pub(crate) wake: Wake,
     pub(crate) stop_tx: Mutex<Option<Sender<()>>>,
     /// Open connections (a clone of each socket), so stopping can shut them down.
     pub(crate) conns: Mutex<Vec<(u64, TcpStream)>>,
@@ -64,18 +64,17 @@ impl Shared {
     pub(crate) fn new(
         config: ServerConfig,
         root: Root,
-        wake: OwnedFd,
         stop_tx: Option<Sender<()>>,
         guard: Guard,
-    ) -> Shared {
-        Shared {
+    ) -> Result<Shared> {
+        Ok(Shared {
             id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
             config,
             root,
             stopping: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             ended: (Mutex::new(0), Condvar::new()),
-            wake,
+            wake: Wake::new()?,
             stop_tx: Mutex::new(stop_tx),
             conns: Mutex::new(Vec::new()),
             next_conn: AtomicU64::new(0),
@@ -88,7 +87,7 @@ impl Shared {
             decoders: AtomicUsize::new(0),
             digests: DigestCache::default(),
             guard,
-        }
+        })
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -160,5 +159,31 @@ impl Shared {
 impl Drop for DecoderSlot<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A self-pipe that wakes the accept loop. Both ends live as long as the server, so a signal
+/// never meets a closed pipe (`EPIPE`, and a `SIGPIPE` that would kill a C host), and the
+/// write end never blocks.
+pub(crate) struct Wake {
+    rx: OwnedFd,
+    tx: OwnedFd,
+}
+
+impl Wake {
+    fn new() -> Result<Wake> {
+        use rustix::pipe::{pipe_with, PipeFlags};
+        let (rx, tx) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)
+            .map_err(|e| Error::io("creating a wake pipe", e.into()))?;
+        Ok(Wake { rx, tx })
+    }
+
+    pub(crate) fn signal(&self) {
+        let _ = rustix::io::write(&self.tx, &[1]);
+    }
+
+    /// The end the accept loop polls.
+    pub(crate) fn fd(&self) -> &OwnedFd {
+        &self.rx
     }
 }

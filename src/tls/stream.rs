@@ -7,7 +7,7 @@ use std::net::{Shutdown, TcpStream};
 use rustls::Connection;
 
 use crate::error::AuthFailure;
-use crate::transport::{readable, Transport};
+use crate::transport::{readable, NoSigpipe, Transport};
 
 /// Socket bytes read at once, then handed to rustls record by record.
 const RAW_SIZE: usize = 64 * 1024;
@@ -42,7 +42,7 @@ impl TlsStream {
     /// Runs the handshake to its end. The error is rustls' own when it says why.
     pub(crate) fn handshake(&mut self) -> io::Result<()> {
         while self.conn.is_handshaking() {
-            self.conn.complete_io(&mut self.sock)?;
+            self.conn.complete_io(&mut NoSigpipe(&self.sock))?;
         }
         self.write_pending()
     }
@@ -63,7 +63,7 @@ impl TlsStream {
                 ));
             }
             self.sock.set_read_timeout(Some(left.min(idle)))?;
-            self.conn.complete_io(&mut self.sock)?;
+            self.conn.complete_io(&mut NoSigpipe(&self.sock))?;
         }
         self.sock.set_read_timeout(Some(idle))?;
         self.write_pending()
@@ -71,7 +71,7 @@ impl TlsStream {
 
     fn write_pending(&mut self) -> io::Result<()> {
         while self.conn.wants_write() {
-            self.conn.write_tls(&mut self.sock)?;
+            self.conn.write_tls(&mut NoSigpipe(&self.sock))?;
         }
         Ok(())
     }
@@ -188,6 +188,10 @@ impl Transport for TlsStream {
 
     fn set_read_timeout(&mut self, t: Option<std::time::Duration>) -> io::Result<()> {
         self.sock.set_read_timeout(t)
+    }
+
+    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
+        io::Write::write(self, buf)
     }
 
     fn is_tls(&self) -> bool {

@@ -142,6 +142,73 @@ static void test_empty_batch(const char *root) {
   close(fd);
 }
 
+/* A graceful shutdown: OK when nothing runs; TIMEOUT when a connection is still busy (a peer
+ * that sent one byte of its hello) when the time is up. */
+static void test_shutdown(const char *root) {
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s/shutdown", root);
+  mkdir(dir, 0755);
+  CHECK_RC(knsock_server_shutdown(NULL, 10), KNSOCK_RESULT_INVALID_ARGUMENT);
+  for (int busy = 0; busy < 2; busy++) {
+    knsock_server_config *c = knsock_server_config_new();
+    CHECK_RC(knsock_server_config_set_directory(c, dir), KNSOCK_RESULT_OK);
+    CHECK_RC(knsock_server_config_set_host(c, "127.0.0.1"), KNSOCK_RESULT_OK);
+    knsock_server *s = NULL;
+    CHECK_RC(knsock_server_start(c, &s, NULL), KNSOCK_RESULT_OK);
+    knsock_server_config_free(c);
+    int fd = -1;
+    if (busy) {
+      struct sockaddr_in a = {0};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(knsock_server_port(s));
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      fd = socket(AF_INET, SOCK_STREAM, 0);
+      CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+      CHECK(write(fd, "\x89", 1) == 1);
+    }
+    CHECK_RC(knsock_server_shutdown(s, busy ? 300 : 10000),
+             busy ? KNSOCK_RESULT_TIMEOUT : KNSOCK_RESULT_OK);
+    if (fd >= 0) close(fd);
+    CHECK_RC(knsock_server_shutdown(s, 10), KNSOCK_RESULT_OK); /* again: already stopped */
+    knsock_server_free(s);
+  }
+}
+
+/* Peers that send garbage and vanish (a reset) make the server write to a dead socket: that must
+ * never raise SIGPIPE in this process, which leaves SIGPIPE at its default (terminate). */
+static void test_no_sigpipe(const char *root) {
+  char dir[4200], file[4300];
+  snprintf(dir, sizeof dir, "%s/sigpipe", root);
+  snprintf(file, sizeof file, "%s/after.bin", root);
+  mkdir(dir, 0755);
+  write_random_file(file, 100000, 7);
+  knsock_server_config *c = knsock_server_config_new();
+  CHECK_RC(knsock_server_config_set_directory(c, dir), KNSOCK_RESULT_OK);
+  CHECK_RC(knsock_server_config_set_host(c, "127.0.0.1"), KNSOCK_RESULT_OK);
+  knsock_server *s = NULL;
+  CHECK_RC(knsock_server_start(c, &s, NULL), KNSOCK_RESULT_OK);
+  knsock_server_config_free(c);
+  for (int i = 0; i < 20; i++) {
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(knsock_server_port(s));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    /* A knsock hello, then a frame of an unknown type: the server answers ERROR. */
+    static const unsigned char junk[] = {0x89, 'K', 'N', 'S', 'O', 'C', 'K', 0, 0, 1, 0, 1, 0, 0,
+                                          42,   0,   0,   0,   0};
+    CHECK(write(fd, junk, sizeof junk) == (ssize_t)sizeof junk);
+    struct linger reset = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    close(fd);
+  }
+  knsock_error *err = NULL;
+  CHECK_RC(knsock_send_file("127.0.0.1", knsock_server_port(s), file, NULL, &err),
+           KNSOCK_RESULT_OK);
+  knsock_server_free(s);
+}
+
 int main(void) {
   char root[4096];
   make_temp_dir(root, sizeof root, "details");
@@ -149,6 +216,8 @@ int main(void) {
   test_validator_constants(root);
   test_setter_detail();
   test_empty_batch(root);
+  test_shutdown(root);
+  test_no_sigpipe(root);
   remove_tree(root);
   return finish("test_details");
 }
