@@ -164,3 +164,67 @@ fn resume_ttl_defaults_to_zero_like_the_library() {
         .join(" ");
     assert!(line.contains("[default: 0]"), "help: {line}");
 }
+
+/// Every numeric option is range-checked with a message that names it; none panics.
+#[test]
+fn numeric_options_are_range_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let f = write_file(src.path(), "f.txt", b"x");
+    let f = f.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["run-file-server", "0", d, "--idle-timeout", "1e19"],
+            "--idle-timeout must be",
+        ),
+        (
+            &["run-file-server", "0", d, "--header-timeout", "0"],
+            "--header-timeout must be",
+        ),
+        (
+            &["run-file-server", "0", d, "--resume-ttl", "1e12"],
+            "--resume-ttl must be",
+        ),
+        (
+            &["run-file-server", "0", d, "--max-connections", "0"],
+            "max connections must be",
+        ),
+        (
+            &["run-file-server", "0", d, "--max-connections", "100000"],
+            "max connections must be",
+        ),
+        (
+            &["run-file-server", "0", d, "--mode-mask", "9"],
+            "octal mode",
+        ),
+        (
+            &["send-file", "127.0.0.1", "1", f, "--timeout", "1e19"],
+            "--timeout must be",
+        ),
+        (
+            &["send-file", "127.0.0.1", "1", f, "--retry-delay", "1e19"],
+            "--retry-delay must be",
+        ),
+        (
+            &["send-file", "127.0.0.1", "1", f, "--retries", "100000"],
+            "retries must be",
+        ),
+        (
+            &["send-file", "127.0.0.1", "1", f, "--chunk-size", "0"],
+            "chunk size must be",
+        ),
+    ];
+    for (args, want) in cases {
+        let r = Command::new(BIN).args(*args).output().unwrap();
+        let err = text(&r.stderr);
+        assert!(
+            matches!(r.status.code(), Some(1 | 2)),
+            "{args:?}: {:?} {err}",
+            r.status
+        );
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    assert!(list_tree(dir.path()).is_empty());
+}
