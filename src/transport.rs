@@ -74,6 +74,18 @@ impl Write for NoSigpipe<'_> {
         }
     }
 
+    /// One `sendmsg` for many buffers (rustls hands over its TLS records this way).
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        use rustix::net::{sendmsg, SendAncillaryBuffer, SendFlags};
+        loop {
+            let mut control = SendAncillaryBuffer::default();
+            match sendmsg(self.0, bufs, &mut control, SendFlags::NOSIGNAL) {
+                Err(rustix::io::Errno::INTR) => {}
+                other => return other.map_err(io::Error::from),
+            }
+        }
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }

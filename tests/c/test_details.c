@@ -143,7 +143,7 @@ static void test_empty_batch(const char *root) {
 }
 
 /* A graceful shutdown: OK when nothing runs; TIMEOUT when a connection is still busy (a peer
- * that sent one byte of its hello) when the time is up. */
+ * that said hello and then nothing) when the time is up. */
 static void test_shutdown(const char *root) {
   char dir[4200];
   snprintf(dir, sizeof dir, "%s/shutdown", root);
@@ -164,7 +164,17 @@ static void test_shutdown(const char *root) {
       a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
       fd = socket(AF_INET, SOCK_STREAM, 0);
       CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
-      CHECK(write(fd, "\x89", 1) == 1);
+      /* A whole hello, and its reply read back: a worker serves this connection now. */
+      static const unsigned char hello[] = {0x89, 'K', 'N', 'S', 'O', 'C', 'K', 0, 0, 1, 0, 1, 0, 0};
+      CHECK(write(fd, hello, sizeof hello) == (ssize_t)sizeof hello);
+      unsigned char reply[16];
+      size_t got = 0;
+      while (got < 12) {
+        ssize_t n = read(fd, reply + got, sizeof reply - got);
+        if (n <= 0) break;
+        got += (size_t)n;
+      }
+      CHECK(got >= 12 && reply[0] == 0x89);
     }
     CHECK_RC(knsock_server_shutdown(s, busy ? 300 : 10000),
              busy ? KNSOCK_RESULT_TIMEOUT : KNSOCK_RESULT_OK);
