@@ -449,6 +449,7 @@ fn offer_of(name: &str, data: &[u8]) -> knsock::protocol::Offer {
         name: name.to_string(),
         digest: Vec::new(),
         encoding: 0,
+        flags: 0,
     }
 }
 

@@ -25,6 +25,7 @@ fn offer(name: &str, data: &[u8]) -> Offer {
         name: name.into(),
         digest: Vec::new(),
         encoding: 0,
+        flags: 0,
     }
 }
 

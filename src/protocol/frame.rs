@@ -49,6 +49,28 @@ pub enum Frame {
     AuthOk {
         identity: String,
     },
+    /// The content (raw or zstd, as after ACCEPT) of accepted file `seq` follows.
+    Data {
+        seq: u32,
+    },
+    /// Accepted (offset 0), and the receiver holds an old copy of `old_size` bytes to build a
+    /// delta against.
+    Basis {
+        old_size: u64,
+    },
+    /// The sender asks for the old copy's signature of file `seq`; its delta follows.
+    Delta {
+        seq: u32,
+    },
+    /// Part of a signature: chunk lengths and XXH3-64 hashes; an empty one ends it.
+    Sig(Vec<(u32, u64)>),
+    /// Delta: copy `count` chunks of the old copy from chunk `index` on.
+    Copy {
+        index: u32,
+        count: u32,
+    },
+    /// Delta: new bytes (zstd-compressed when the OFFER's encoding is 1).
+    Literal(Vec<u8>),
 }
 
 mod ty {
@@ -63,7 +85,16 @@ mod ty {
     pub const SKIP: u8 = 9;
     pub const AUTH: u8 = 10;
     pub const AUTH_OK: u8 = 11;
+    pub const DATA: u8 = 12;
+    pub const BASIS: u8 = 13;
+    pub const DELTA: u8 = 14;
+    pub const SIG: u8 = 15;
+    pub const COPY: u8 = 16;
+    pub const LITERAL: u8 = 17;
 }
+
+/// Most chunks in one SIG frame: 4 + 12 × 5,461 bytes fit in a frame.
+pub const SIG_PER_FRAME: usize = 5461;
 
 /// Cuts `text` to at most `max` bytes on a character boundary, so a long reason never breaks
 /// the frame bound.
@@ -97,6 +128,9 @@ impl Frame {
                 out.push(o.digest.len() as u8);
                 out.extend_from_slice(&o.digest);
                 out.push(o.encoding);
+                if o.flags != 0 {
+                    out.push(o.flags);
+                }
                 ty::OFFER
             }
             Frame::Accept { offset } => {
@@ -140,6 +174,7 @@ impl Frame {
                 put_str16(out, truncate_text(identity, MAX_IDENTITY));
                 ty::AUTH_OK
             }
+            other => other.encode_delta(out),
         };
         let len = (out.len() - start - 5) as u32;
         out[start] = t;
@@ -179,6 +214,10 @@ impl Frame {
                 name: p.str16(MAX_NAME, "name")?,
                 digest: p.digest()?,
                 encoding: p.u8()?,
+                flags: match p.0.is_empty() {
+                    true => 0,
+                    false => p.u8()?,
+                },
             }),
             ty::ACCEPT => Frame::Accept { offset: p.u64()? },
             ty::REJECT => Frame::Reject {
@@ -211,6 +250,25 @@ impl Frame {
             ty::AUTH_OK => Frame::AuthOk {
                 identity: p.str16(MAX_IDENTITY, "identity")?,
             },
+            ty::DATA => Frame::Data { seq: p.u32()? },
+            ty::BASIS => Frame::Basis { old_size: p.u64()? },
+            ty::DELTA => Frame::Delta { seq: p.u32()? },
+            ty::SIG => {
+                let n = p.u32()? as usize;
+                if n > SIG_PER_FRAME {
+                    return Err(Error::protocol(format!("SIG of {n} chunks")));
+                }
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    v.push((p.u32()?, p.u64()?));
+                }
+                Frame::Sig(v)
+            }
+            ty::COPY => Frame::Copy {
+                index: p.u32()?,
+                count: p.u32()?,
+            },
+            ty::LITERAL => Frame::Literal(std::mem::take(&mut p.0).to_vec()),
             t => return Err(Error::protocol(format!("unknown frame type {t}"))),
         };
         if !p.0.is_empty() {
@@ -221,6 +279,45 @@ impl Frame {
             )));
         }
         Ok(Some(frame))
+    }
+}
+
+impl Frame {
+    /// The payload of the frames of pipelined decisions and delta (docs/protocol.md 3.1, 3.2).
+    fn encode_delta(&self, out: &mut Vec<u8>) -> u8 {
+        match self {
+            Frame::Data { seq } => {
+                out.extend_from_slice(&seq.to_be_bytes());
+                ty::DATA
+            }
+            Frame::Basis { old_size } => {
+                out.extend_from_slice(&old_size.to_be_bytes());
+                ty::BASIS
+            }
+            Frame::Delta { seq } => {
+                out.extend_from_slice(&seq.to_be_bytes());
+                ty::DELTA
+            }
+            Frame::Sig(chunks) => {
+                let chunks = &chunks[..chunks.len().min(SIG_PER_FRAME)];
+                out.extend_from_slice(&(chunks.len() as u32).to_be_bytes());
+                for (len, hash) in chunks {
+                    out.extend_from_slice(&len.to_be_bytes());
+                    out.extend_from_slice(&hash.to_be_bytes());
+                }
+                ty::SIG
+            }
+            Frame::Copy { index, count } => {
+                out.extend_from_slice(&index.to_be_bytes());
+                out.extend_from_slice(&count.to_be_bytes());
+                ty::COPY
+            }
+            Frame::Literal(bytes) => {
+                out.extend_from_slice(&bytes[..bytes.len().min(MAX_FRAME as usize)]);
+                ty::LITERAL
+            }
+            _ => unreachable!("encoded in Frame::encode"),
+        }
     }
 }
 
@@ -322,7 +419,15 @@ mod tests {
             name: "dir/ünïcode.txt".into(),
             digest: vec![7; 16],
             encoding: ENCODING_ZSTD,
+            flags: 3,
         }));
+        round_trip(Frame::Data { seq: 9 });
+        round_trip(Frame::Basis { old_size: 1 << 40 });
+        round_trip(Frame::Delta { seq: 2 });
+        round_trip(Frame::Sig(vec![(4096, 7), (1, u64::MAX)]));
+        round_trip(Frame::Sig(vec![]));
+        round_trip(Frame::Copy { index: 1, count: 2 });
+        round_trip(Frame::Literal(vec![1, 2, 3]));
         round_trip(Frame::Skip);
         round_trip(Frame::Auth {
             name: "alice".into(),

@@ -2,10 +2,11 @@
 //! constants, codes, OFFER and name rules (`types`), the frames (`frame`) and the hello
 //! (`hello`).
 
+pub mod delta;
 mod frame;
 mod hello;
 mod types;
 
-pub use frame::{read_exact_or_eof, Frame};
+pub use frame::{read_exact_or_eof, Frame, SIG_PER_FRAME};
 pub use hello::{encode_hello_reply, read_hello_reply, Hello};
 pub use types::*;

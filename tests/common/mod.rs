@@ -158,6 +158,7 @@ impl RawClient {
             name: name.to_string(),
             digest: Vec::new(),
             encoding: 0,
+            flags: 0,
         }));
         self.read()
     }
