@@ -73,7 +73,7 @@ pub enum Frame {
     Literal(Vec<u8>),
 }
 
-mod ty {
+pub(super) mod ty {
     pub const OFFER: u8 = 1;
     pub const ACCEPT: u8 = 2;
     pub const REJECT: u8 = 3;
@@ -92,9 +92,6 @@ mod ty {
     pub const COPY: u8 = 16;
     pub const LITERAL: u8 = 17;
 }
-
-/// Most chunks in one SIG frame: 4 + 12 × 5,461 bytes fit in a frame.
-pub const SIG_PER_FRAME: usize = 5461;
 
 /// Cuts `text` to at most `max` bytes on a character boundary, so a long reason never breaks
 /// the frame bound.
@@ -250,25 +247,7 @@ impl Frame {
             ty::AUTH_OK => Frame::AuthOk {
                 identity: p.str16(MAX_IDENTITY, "identity")?,
             },
-            ty::DATA => Frame::Data { seq: p.u32()? },
-            ty::BASIS => Frame::Basis { old_size: p.u64()? },
-            ty::DELTA => Frame::Delta { seq: p.u32()? },
-            ty::SIG => {
-                let n = p.u32()? as usize;
-                if n > SIG_PER_FRAME {
-                    return Err(Error::protocol(format!("SIG of {n} chunks")));
-                }
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push((p.u32()?, p.u64()?));
-                }
-                Frame::Sig(v)
-            }
-            ty::COPY => Frame::Copy {
-                index: p.u32()?,
-                count: p.u32()?,
-            },
-            ty::LITERAL => Frame::Literal(std::mem::take(&mut p.0).to_vec()),
+            t @ ty::DATA..=ty::LITERAL => Frame::decode_delta(t, &mut p)?,
             t => return Err(Error::protocol(format!("unknown frame type {t}"))),
         };
         if !p.0.is_empty() {
@@ -282,54 +261,15 @@ impl Frame {
     }
 }
 
-impl Frame {
-    /// The payload of the frames of pipelined decisions and delta (docs/protocol.md 3.1, 3.2).
-    fn encode_delta(&self, out: &mut Vec<u8>) -> u8 {
-        match self {
-            Frame::Data { seq } => {
-                out.extend_from_slice(&seq.to_be_bytes());
-                ty::DATA
-            }
-            Frame::Basis { old_size } => {
-                out.extend_from_slice(&old_size.to_be_bytes());
-                ty::BASIS
-            }
-            Frame::Delta { seq } => {
-                out.extend_from_slice(&seq.to_be_bytes());
-                ty::DELTA
-            }
-            Frame::Sig(chunks) => {
-                let chunks = &chunks[..chunks.len().min(SIG_PER_FRAME)];
-                out.extend_from_slice(&(chunks.len() as u32).to_be_bytes());
-                for (len, hash) in chunks {
-                    out.extend_from_slice(&len.to_be_bytes());
-                    out.extend_from_slice(&hash.to_be_bytes());
-                }
-                ty::SIG
-            }
-            Frame::Copy { index, count } => {
-                out.extend_from_slice(&index.to_be_bytes());
-                out.extend_from_slice(&count.to_be_bytes());
-                ty::COPY
-            }
-            Frame::Literal(bytes) => {
-                out.extend_from_slice(&bytes[..bytes.len().min(MAX_FRAME as usize)]);
-                ty::LITERAL
-            }
-            _ => unreachable!("encoded in Frame::encode"),
-        }
-    }
-}
-
 fn put_str16(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u16).to_be_bytes());
     out.extend_from_slice(s.as_bytes());
 }
 
-struct Cursor<'a>(&'a [u8]);
+pub(super) struct Cursor<'a>(pub(super) &'a [u8]);
 
 impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.0.len() < n {
             return Err(Error::protocol("frame shorter than its fields"));
         }
@@ -337,16 +277,16 @@ impl<'a> Cursor<'a> {
         self.0 = rest;
         Ok(head)
     }
-    fn u8(&mut self) -> Result<u8> {
+    pub(super) fn u8(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])
     }
-    fn u16(&mut self) -> Result<u16> {
+    pub(super) fn u16(&mut self) -> Result<u16> {
         Ok(u16::from_be_bytes(self.take(2)?.try_into().unwrap()))
     }
-    fn u32(&mut self) -> Result<u32> {
+    pub(super) fn u32(&mut self) -> Result<u32> {
         Ok(u32::from_be_bytes(self.take(4)?.try_into().unwrap()))
     }
-    fn u64(&mut self) -> Result<u64> {
+    pub(super) fn u64(&mut self) -> Result<u64> {
         Ok(u64::from_be_bytes(self.take(8)?.try_into().unwrap()))
     }
     fn digest(&mut self) -> Result<Vec<u8>> {
