@@ -121,9 +121,17 @@ struct SendArgs {
     /// Stop after the first file that fails.
     #[arg(long)]
     stop_on_error: bool,
-    /// Do not send files the receiver already holds unchanged (same size and checksum).
+    /// Do not send files the receiver already holds unchanged: by default the same size and
+    /// modification time (rsync's quick check; nothing is read), with --checksum the same
+    /// content digest.
     #[arg(long)]
     skip_unchanged: bool,
+    /// With --skip-unchanged, compare content digests instead of size and mtime (like rsync -c).
+    #[arg(long, requires = "skip_unchanged")]
+    checksum: bool,
+    /// Send changed files in full, never as a delta against the receiver's older copy.
+    #[arg(long)]
+    no_delta: bool,
     /// Compress with zstd (file by file; data that does not shrink is sent as it is).
     #[arg(long)]
     compress: bool,
@@ -231,6 +239,8 @@ fn send_command(a: SendArgs) -> Result<(), String> {
         legacy: a.legacy,
         stop_on_error: a.stop_on_error,
         skip_unchanged: a.skip_unchanged,
+        checksum: a.checksum,
+        delta: !a.no_delta,
         compress: a.compress,
         retries: a.retries,
         retry_delay,
@@ -345,10 +355,11 @@ fn send(
             return Ok(());
         }
         println!(
-            "sent {} as {} ({} bytes)",
+            "sent {} as {} ({} bytes{})",
             paths[0].display(),
             report.stored_name,
-            report.bytes
+            report.bytes,
+            reused(&report)
         );
         return Ok(());
     }
@@ -381,10 +392,11 @@ fn send(
         match result {
             Ok(r) if r.skipped => println!("unchanged {}", source.path.display()),
             Ok(r) => println!(
-                "sent {} as {} ({} bytes)",
+                "sent {} as {} ({} bytes{})",
                 source.path.display(),
                 r.stored_name,
-                r.bytes
+                r.bytes,
+                reused(r)
             ),
             Err(e) => {
                 failed += 1;
@@ -456,4 +468,12 @@ fn run_server(mut cfg: ServerConfig, allow_ext: Vec<String>) -> Result<(), Strin
     let _ = rx.recv();
     server.stop();
     Ok(())
+}
+
+/// ", N reused" when the receiver took part of the file from its own copy (a delta, a resume).
+fn reused(r: &SendReport) -> String {
+    match r.bytes_reused {
+        0 => String::new(),
+        n => format!(", {} on the wire, {n} reused", r.bytes_sent),
+    }
 }

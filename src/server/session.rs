@@ -124,9 +124,16 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
                 self.conn.flush()?;
             }
             self.deadline()?;
+            // An accepted file waiting for its content is in flight: cut short, it is lost.
+            self.conn.in_file = !self.waiting.is_empty();
             let frame = match Frame::read_from(&mut self.conn.wire) {
                 Ok(Some(f)) => f,
-                Ok(None) => return self.conn.commit(),
+                Ok(None) if self.waiting.is_empty() => return self.conn.commit(),
+                Ok(None) => {
+                    let n = self.waiting.len();
+                    let e = format!("sender closed the connection with {n} accepted files unsent");
+                    return Err(self.abort(Error::protocol(e)));
+                }
                 Err(e) => return Err(self.abort(e)),
             };
             let step = match frame {
