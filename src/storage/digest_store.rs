@@ -19,9 +19,9 @@ fn record(st: &Stat, digest: &[u8; 16]) -> [u8; LEN] {
     out[0] = VERSION;
     out[1..17].copy_from_slice(digest);
     out[17..25].copy_from_slice(&(st.st_size as u64).to_be_bytes());
-    out[25..33].copy_from_slice(&(st.st_mtime as i64).to_be_bytes());
+    out[25..33].copy_from_slice(&st.st_mtime.to_be_bytes());
     out[33..37].copy_from_slice(&(st.st_mtime_nsec as u32).to_be_bytes());
-    out[37..45].copy_from_slice(&(st.st_ino as u64).to_be_bytes());
+    out[37..45].copy_from_slice(&st.st_ino.to_be_bytes());
     out
 }
 

@@ -189,7 +189,7 @@ impl Lookup {
             Ok(st) => {
                 rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::RegularFile
                     && st.st_size as u64 == size
-                    && st.st_mtime as i64 == mtime.0
+                    && st.st_mtime == mtime.0
                     && st.st_mtime_nsec as u32 == mtime.1
             }
             Err(_) => false,
