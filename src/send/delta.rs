@@ -62,6 +62,10 @@ impl<S: Transport> Session<S> {
         };
         let mut hasher = Xxh3::new();
         let mut read = 0u64;
+        // Progress goes in steps of chunk_size, as for a full send, whatever the chunks' sizes.
+        let step = opts.chunk_size as u64;
+        let mut next_report = step;
+        progress.report(&w.offer.name, 0, w.offer.size)?;
         for data in chunks(&mut w.file, old_size) {
             let data = data.map_err(|e| Error::io(format!("reading {}", w.offer.name), e))?;
             hasher.update(&data);
@@ -73,6 +77,12 @@ impl<S: Transport> Session<S> {
                 _ => out.add_literal(&mut self.wire, &data)?,
             }
             progress.advance(data.len() as u64);
+            while next_report < read.min(w.offer.size) {
+                progress.report(&w.offer.name, next_report, w.offer.size)?;
+                next_report += step;
+            }
+        }
+        if w.offer.size > 0 {
             progress.report(&w.offer.name, read.min(w.offer.size), w.offer.size)?;
         }
         if read != w.offer.size {
