@@ -54,6 +54,9 @@ pub const PIPELINE_WINDOW: usize = 256;
 pub const FLAG_QUICK: u8 = 1;
 /// OFFER flag: the sender will not build a delta; answer ACCEPT, never BASIS.
 pub const FLAG_NO_DELTA: u8 = 2;
+/// OFFER flag: not eager even if small; answered like any other offer (a sender keeps its files
+/// in list order behind earlier offers still waiting for their answer).
+pub const FLAG_DEFER: u8 = 4;
 /// The smallest offered file a receiver proposes a delta for, and the smallest old copy.
 pub const DELTA_MIN: u64 = 1024 * 1024;
 pub const DELTA_MIN_BASIS: u64 = 64 * 1024;
@@ -167,10 +170,13 @@ pub struct Offer {
 impl Offer {
     /// Whether this offer's content follows it at once when [`CAP_EAGER`] was negotiated: a file
     /// of at most [`EAGER_MAX`] bytes offered without a digest (an offer with a digest may be
-    /// answered SKIP, so its content waits for ACCEPT), nor one asking for the quick check.
+    /// answered SKIP, so its content waits for ACCEPT), nor one asking for the quick check or
+    /// deferred.
     /// Sender and receiver apply the same rule.
     pub fn is_eager(&self) -> bool {
-        self.size <= EAGER_MAX && self.digest.is_empty() && self.flags & FLAG_QUICK == 0
+        self.size <= EAGER_MAX
+            && self.digest.is_empty()
+            && self.flags & (FLAG_QUICK | FLAG_DEFER) == 0
     }
 }
 

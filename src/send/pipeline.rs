@@ -126,7 +126,11 @@ impl<S: Transport> Session<S> {
         pipe: &mut Pipe<'_>,
         results: &mut Results,
     ) -> Result<()> {
-        let (index, seq, file, offer, place) = w;
+        let (index, seq, file, mut offer, place) = w;
+        // Files go in list order: a small file behind offers still waiting is not eager.
+        if !pipe.queue.is_empty() && offer.is_eager() {
+            offer.flags |= protocol::FLAG_DEFER;
+        }
         Frame::Offer(offer.clone())
             .write_to(&mut self.wire)
             .map_err(|e| Error::io("sending an offer", e))?;
