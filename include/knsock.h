@@ -375,6 +375,18 @@ const char *knsock_batch_report_path_bytes(const struct knsock_batch_report *rep
 uint64_t knsock_batch_report_bytes(const struct knsock_batch_report *report, size_t index);
 
 /**
+ * File `index`'s content bytes that crossed the wire: after compression, and for a delta its
+ * frames (0 when skipped, failed or out of range).
+ */
+uint64_t knsock_batch_report_bytes_sent(const struct knsock_batch_report *report, size_t index);
+
+/**
+ * File `index`'s bytes the receiver took from its own older copy (a delta) or a kept partial
+ * upload (a resume) instead of the wire (0 when failed or out of range).
+ */
+uint64_t knsock_batch_report_bytes_reused(const struct knsock_batch_report *report, size_t index);
+
+/**
  * Whether file `index` was skipped because the receiver already held it unchanged (false when
  * out of range).
  */
@@ -599,12 +611,28 @@ enum knsock_result knsock_send_options_set_compress(struct knsock_send_options *
                                                     bool compress);
 
 /**
- * Skips files the receiver already holds with the same size and checksum (the backup case):
- * each file is hashed before it is offered and an identical one is not sent; it still counts
- * as delivered (`knsock_batch_report_skipped()` tells). Default: off.
+ * Skips files the receiver already holds unchanged (the backup case); a skipped file still
+ * counts as delivered (`knsock_batch_report_skipped()` tells). "Unchanged" is rsync's quick
+ * check by default: the same size and modification time, no content read on either side;
+ * `knsock_send_options_set_checksum(options, true)` compares content digests instead.
+ * Default: off (every file is sent).
  */
 enum knsock_result knsock_send_options_set_skip_unchanged(struct knsock_send_options *options,
                                                           bool skip);
+
+/**
+ * With skip_unchanged, compares content digests (XXH3-128, like rsync `-c`) instead of size
+ * and modification time: each file is hashed before it is offered. Default: off.
+ */
+enum knsock_result knsock_send_options_set_checksum(struct knsock_send_options *options,
+                                                    bool checksum);
+
+/**
+ * Delta transfer: when the receiver holds an older version of a file of at least 1 MiB, only
+ * the changed data is sent (`knsock_batch_report_bytes_reused()` tells how much was not).
+ * Default: on.
+ */
+enum knsock_result knsock_send_options_set_delta(struct knsock_send_options *options, bool delta);
 
 /**
  * The name the receiver stores the file under (UTF-8, may contain `/` for subdirectories;

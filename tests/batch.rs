@@ -285,6 +285,19 @@ fn unchanged_files_are_skipped_and_changed_ones_sent() {
     let mut data = std::fs::read(&changed.path).unwrap();
     data[0] ^= 0xff;
     std::fs::write(&changed.path, &data).unwrap();
+    // skip_unchanged is the quick check (size and mtime): give the rewrite a later mtime even
+    // where the clock's granularity would not.
+    let later = std::fs::metadata(&changed.path)
+        .unwrap()
+        .modified()
+        .unwrap()
+        + std::time::Duration::from_secs(2);
+    std::fs::File::options()
+        .write(true)
+        .open(&changed.path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
     let second = send_files("127.0.0.1", srv.port(), &sources, &skip).unwrap();
     let skipped: Vec<bool> = second
         .files
@@ -449,6 +462,7 @@ fn offer_of(name: &str, data: &[u8]) -> knsock::protocol::Offer {
         name: name.to_string(),
         digest: Vec::new(),
         encoding: 0,
+        flags: 0,
     }
 }
 

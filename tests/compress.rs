@@ -108,6 +108,7 @@ fn zstd_offer(name: &str, size: u64) -> Frame {
         name: name.into(),
         digest: Vec::new(),
         encoding: ENCODING_ZSTD,
+        flags: 0,
     })
 }
 

@@ -272,6 +272,7 @@ fn pipelined_offers_get_their_verdicts_by_seq() {
             name: name.clone(),
             digest: Vec::new(),
             encoding: 0,
+            flags: 0,
         })
         .encode(&mut out);
         c.stream.write_all(&out).unwrap();

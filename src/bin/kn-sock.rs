@@ -5,223 +5,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
+#[path = "kn-sock/args.rs"]
+mod args;
+
+use args::{seconds, seconds_up_to, Cli, Command, OverwriteArg, SendArgs, ServerArgs, DAY};
 use knsock::{
     collect_sources, send_file, send_files, Overwrite, SendOptions, SendReport, ServerConfig,
     Source, TlsOptions, WalkOptions,
 };
-
-#[derive(Parser)]
-#[command(name = "kn-sock", version, about = "Reliable file transfer over TCP")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Receive files into DIR until interrupted (Ctrl-C or SIGTERM stop it gracefully).
-    RunFileServer(ServerArgs),
-    /// Send files (and, with -r, directories) over one connection; each counts as delivered
-    /// only once the receiver has it verified and in place.
-    SendFile(SendArgs),
-    /// Read a token's secret from stdin and print the tokens-file line for NAME.
-    HashToken {
-        /// The token's name (the sender's identity).
-        name: String,
-    },
-}
-
-#[derive(clap::Args)]
-struct ServerArgs {
-    /// Port to listen on; 0 picks a free one (printed on the first line).
-    port: u16,
-    /// Directory to store files in; it must exist.
-    dir: PathBuf,
-    #[arg(long, default_value = "0.0.0.0")]
-    host: String,
-    /// Largest file accepted, in bytes.
-    #[arg(long, value_name = "BYTES")]
-    max_size: Option<u64>,
-    /// Accept only these extensions, e.g. ".txt,.pdf".
-    #[arg(long, value_name = "EXTS", value_delimiter = ',')]
-    allow_ext: Vec<String>,
-    /// What to do when a file of the same name exists.
-    #[arg(long, value_enum, default_value_t = OverwriteArg::Replace)]
-    overwrite: OverwriteArg,
-    /// Free space to keep, in bytes: larger files are refused.
-    #[arg(long, value_name = "BYTES", default_value_t = 0)]
-    reserve: u64,
-    /// Connections served at once.
-    #[arg(long, default_value_t = 64)]
-    max_connections: usize,
-    /// Seconds a connection may make no progress.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
-    idle_timeout: f64,
-    /// Seconds a whole message (or a small file sent eagerly) may take to arrive.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    header_timeout: f64,
-    /// Connections that may decode compressed content at once (8 MiB each at most).
-    #[arg(long, value_name = "N", default_value_t = 16)]
-    max_decoders: usize,
-    /// Bytes of stored files one connection may have hashed to skip unchanged files.
-    #[arg(long, value_name = "BYTES", default_value_t = 64 << 30)]
-    hash_budget: u64,
-    /// Permission bits a received file may keep, in octal (default 755: no setuid, no write
-    /// for group or others).
-    #[arg(long, value_name = "OCTAL", default_value = "755", value_parser = octal)]
-    mode_mask: u32,
-    /// Refuse compressed content.
-    #[arg(long)]
-    no_compression: bool,
-    /// Keep an interrupted upload's data this many seconds so a retry resumes it. Default 0,
-    /// as in the library: an aborted upload leaves nothing behind.
-    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
-    resume_ttl: f64,
-    /// Serve TLS 1.3 with this certificate chain (PEM); needs --tls-key.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "tls_key",
-        conflicts_with = "tls_self_signed"
-    )]
-    tls_cert: Option<PathBuf>,
-    /// The private key of --tls-cert (PEM).
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// Serve TLS 1.3 with a self-signed identity kept in DIR (made on first start); its pin is
-    /// printed on the second line: `tls pin sha256//...`.
-    #[arg(long, value_name = "DIR")]
-    tls_self_signed: Option<PathBuf>,
-    /// Require a token from this file (NAME:HASH lines from `kn-sock hash-token`, mode 0600).
-    #[arg(long, value_name = "FILE")]
-    tokens: Option<PathBuf>,
-    /// Accept client certificates issued by this CA (PEM); the identity is the subject CN.
-    #[arg(long, value_name = "FILE")]
-    client_ca: Option<PathBuf>,
-    /// Confine each identity to DIR/<identity>.
-    #[arg(long)]
-    confine: bool,
-    /// UNSAFE: also accept plain (unencrypted, unauthenticated) knsock senders.
-    #[arg(long)]
-    allow_plaintext: bool,
-    /// UNSAFE: also accept kn-sock 0.3 uploads (unencrypted, unauthenticated).
-    #[arg(long)]
-    allow_legacy: bool,
-}
-
-#[derive(clap::Args)]
-struct SendArgs {
-    host: String,
-    port: u16,
-    #[arg(required = true, value_name = "PATH")]
-    paths: Vec<PathBuf>,
-    /// Send directories with everything beneath them.
-    #[arg(short, long)]
-    recursive: bool,
-    /// Send only files whose relative name matches one of these globs (e.g. '*.log').
-    #[arg(long, value_name = "GLOB")]
-    include: Vec<String>,
-    /// Skip files whose relative name matches one of these globs.
-    #[arg(long, value_name = "GLOB")]
-    exclude: Vec<String>,
-    /// Follow symlinks (default: skip them).
-    #[arg(long)]
-    follow_symlinks: bool,
-    /// Stop after the first file that fails.
-    #[arg(long)]
-    stop_on_error: bool,
-    /// Do not send files the receiver already holds unchanged (same size and checksum).
-    #[arg(long)]
-    skip_unchanged: bool,
-    /// Compress with zstd (file by file; data that does not shrink is sent as it is).
-    #[arg(long)]
-    compress: bool,
-    /// Retry a failed transfer this many times (resuming where the receiver's data ends).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    retries: u32,
-    /// Seconds before the first retry; doubles with each retry.
-    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
-    retry_delay: f64,
-    /// Show a progress bar on stderr (default when stderr is a terminal).
-    #[arg(long, overrides_with = "no_progress")]
-    show_progress: bool,
-    #[arg(long)]
-    no_progress: bool,
-    /// Seconds without progress before giving up.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
-    timeout: f64,
-    /// Bytes per read/write step.
-    #[arg(long, value_name = "BYTES", default_value_t = knsock::DEFAULT_CHUNK_SIZE)]
-    chunk_size: usize,
-    /// Store the file under this name (may contain '/').
-    #[arg(long)]
-    remote_name: Option<String>,
-    /// Speak kn-sock 0.3's protocol, to reach a kn-sock 0.3 server (no checksum, no
-    /// acknowledgement).
-    #[arg(long)]
-    legacy: bool,
-    /// Connect with TLS 1.3, verifying the server against the system's CAs (or --ca / --pin).
-    #[arg(long)]
-    tls: bool,
-    /// Trust the CA(s) in this PEM file instead of the system's (implies --tls).
-    #[arg(long, value_name = "FILE")]
-    ca: Option<PathBuf>,
-    /// Trust exactly the server key with this pin, sha256//BASE64 (implies --tls).
-    #[arg(long, value_name = "PIN", conflicts_with = "ca")]
-    pin: Option<String>,
-    /// The name the server's certificate must carry, when it is not HOST.
-    #[arg(long, value_name = "NAME")]
-    server_name: Option<String>,
-    /// Read the token (NAME:SECRET) from this file; KNSOCK_TOKEN in the environment works too.
-    #[arg(long, value_name = "FILE")]
-    token_file: Option<PathBuf>,
-    /// A client certificate chain (PEM) for servers that authenticate by certificate.
-    #[arg(long, value_name = "FILE", requires = "key")]
-    cert: Option<PathBuf>,
-    /// The private key of --cert (PEM).
-    #[arg(long, value_name = "FILE", requires = "cert")]
-    key: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum OverwriteArg {
-    Replace,
-    Refuse,
-    Rename,
-}
-
-/// A number of seconds above 0 and at most a day (a timeout).
-fn seconds(s: f64, what: &str) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(s)
-        .ok()
-        .filter(|d| !d.is_zero() && *d <= DAY)
-        .ok_or_else(|| {
-            format!(
-                "{what} must be a positive number of seconds, at most {}",
-                DAY.as_secs()
-            )
-        })
-}
-
-/// A number of seconds from 0 to `max`.
-fn seconds_up_to(s: f64, what: &str, max: Duration) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(s)
-        .ok()
-        .filter(|d| *d <= max)
-        .ok_or_else(|| format!("{what} must be 0 to {} seconds", max.as_secs()))
-}
-
-/// An octal mode mask such as `755` or `0o750`.
-fn octal(s: &str) -> Result<u32, String> {
-    let digits = s.trim_start_matches("0o");
-    u32::from_str_radix(digits, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| format!("{s:?} is not an octal mode of at most 7777"))
-}
-
-const DAY: Duration = Duration::from_secs(24 * 3600);
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
@@ -250,6 +42,8 @@ fn send_command(a: SendArgs) -> Result<(), String> {
         legacy: a.legacy,
         stop_on_error: a.stop_on_error,
         skip_unchanged: a.skip_unchanged,
+        checksum: a.checksum,
+        delta: !a.no_delta,
         compress: a.compress,
         retries: a.retries,
         retry_delay,
@@ -367,10 +161,11 @@ fn send(
             return Ok(());
         }
         println!(
-            "sent {} as {} ({} bytes)",
+            "sent {} as {} ({} bytes{})",
             paths[0].display(),
             report.stored_name,
-            report.bytes
+            report.bytes,
+            reused(&report)
         );
         return Ok(());
     }
@@ -403,10 +198,11 @@ fn send(
         match result {
             Ok(r) if r.skipped => println!("unchanged {}", source.path.display()),
             Ok(r) => println!(
-                "sent {} as {} ({} bytes)",
+                "sent {} as {} ({} bytes{})",
                 source.path.display(),
                 r.stored_name,
-                r.bytes
+                r.bytes,
+                reused(r)
             ),
             Err(e) => {
                 failed += 1;
@@ -478,4 +274,12 @@ fn run_server(mut cfg: ServerConfig, allow_ext: Vec<String>) -> Result<(), Strin
     let _ = rx.recv();
     server.stop();
     Ok(())
+}
+
+/// ", N reused" when the receiver took part of the file from its own copy (a delta, a resume).
+fn reused(r: &SendReport) -> String {
+    match r.bytes_reused {
+        0 => String::new(),
+        n => format!(", {} on the wire, {n} reused", r.bytes_sent),
+    }
 }

@@ -27,6 +27,8 @@ struct FileEntry {
     name: CString,
     path: CString,
     bytes: u64,
+    bytes_sent: u64,
+    bytes_reused: u64,
     skipped: bool,
     error: Option<knsock_error>,
 }
@@ -45,6 +47,8 @@ impl knsock_batch_report {
                 name: to_cstring(&f.source.name),
                 path: path_cstring(&f.source.path),
                 bytes: f.result.as_ref().map_or(0, |r| r.bytes),
+                bytes_sent: f.result.as_ref().map_or(0, |r| r.bytes_sent),
+                bytes_reused: f.result.as_ref().map_or(0, |r| r.bytes_reused),
                 skipped: f.result.as_ref().is_ok_and(|r| r.skipped),
                 error: f.result.as_ref().err().map(knsock_error::from_error),
             })
@@ -116,6 +120,26 @@ pub extern "C" fn knsock_batch_report_bytes(
     index: usize,
 ) -> u64 {
     ffi_boundary!({ Ok(try_ref!(report).entry(index)?.bytes) })
+}
+
+/// File `index`'s content bytes that crossed the wire: after compression, and for a delta its
+/// frames (0 when skipped, failed or out of range).
+#[no_mangle]
+pub extern "C" fn knsock_batch_report_bytes_sent(
+    report: *const knsock_batch_report,
+    index: usize,
+) -> u64 {
+    ffi_boundary!({ Ok(try_ref!(report).entry(index)?.bytes_sent) })
+}
+
+/// File `index`'s bytes the receiver took from its own older copy (a delta) or a kept partial
+/// upload (a resume) instead of the wire (0 when failed or out of range).
+#[no_mangle]
+pub extern "C" fn knsock_batch_report_bytes_reused(
+    report: *const knsock_batch_report,
+    index: usize,
+) -> u64 {
+    ffi_boundary!({ Ok(try_ref!(report).entry(index)?.bytes_reused) })
 }
 
 /// Whether file `index` was skipped because the receiver already held it unchanged (false when

@@ -305,9 +305,11 @@ pub extern "C" fn knsock_send_options_set_compress(
     })
 }
 
-/// Skips files the receiver already holds with the same size and checksum (the backup case):
-/// each file is hashed before it is offered and an identical one is not sent; it still counts
-/// as delivered (`knsock_batch_report_skipped()` tells). Default: off.
+/// Skips files the receiver already holds unchanged (the backup case); a skipped file still
+/// counts as delivered (`knsock_batch_report_skipped()` tells). "Unchanged" is rsync's quick
+/// check by default: the same size and modification time, no content read on either side;
+/// `knsock_send_options_set_checksum(options, true)` compares content digests instead.
+/// Default: off (every file is sent).
 #[no_mangle]
 pub extern "C" fn knsock_send_options_set_skip_unchanged(
     options: *mut knsock_send_options,
@@ -315,6 +317,33 @@ pub extern "C" fn knsock_send_options_set_skip_unchanged(
 ) -> knsock_result {
     set(options, |o| {
         o.inner.skip_unchanged = skip;
+        Ok(())
+    })
+}
+
+/// With skip_unchanged, compares content digests (XXH3-128, like rsync `-c`) instead of size
+/// and modification time: each file is hashed before it is offered. Default: off.
+#[no_mangle]
+pub extern "C" fn knsock_send_options_set_checksum(
+    options: *mut knsock_send_options,
+    checksum: bool,
+) -> knsock_result {
+    set(options, |o| {
+        o.inner.checksum = checksum;
+        Ok(())
+    })
+}
+
+/// Delta transfer: when the receiver holds an older version of a file of at least 1 MiB, only
+/// the changed data is sent (`knsock_batch_report_bytes_reused()` tells how much was not).
+/// Default: on.
+#[no_mangle]
+pub extern "C" fn knsock_send_options_set_delta(
+    options: *mut knsock_send_options,
+    delta: bool,
+) -> knsock_result {
+    set(options, |o| {
+        o.inner.delta = delta;
         Ok(())
     })
 }

@@ -49,9 +49,31 @@ pub enum Frame {
     AuthOk {
         identity: String,
     },
+    /// The content (raw or zstd, as after ACCEPT) of accepted file `seq` follows.
+    Data {
+        seq: u32,
+    },
+    /// Accepted (offset 0), and the receiver holds an old copy of `old_size` bytes to build a
+    /// delta against.
+    Basis {
+        old_size: u64,
+    },
+    /// The sender asks for the old copy's signature of file `seq`; its delta follows.
+    Delta {
+        seq: u32,
+    },
+    /// Part of a signature: chunk lengths and XXH3-64 hashes; an empty one ends it.
+    Sig(Vec<(u32, u64)>),
+    /// Delta: copy `count` chunks of the old copy from chunk `index` on.
+    Copy {
+        index: u32,
+        count: u32,
+    },
+    /// Delta: new bytes (zstd-compressed when the OFFER's encoding is 1).
+    Literal(Vec<u8>),
 }
 
-mod ty {
+pub(super) mod ty {
     pub const OFFER: u8 = 1;
     pub const ACCEPT: u8 = 2;
     pub const REJECT: u8 = 3;
@@ -63,6 +85,12 @@ mod ty {
     pub const SKIP: u8 = 9;
     pub const AUTH: u8 = 10;
     pub const AUTH_OK: u8 = 11;
+    pub const DATA: u8 = 12;
+    pub const BASIS: u8 = 13;
+    pub const DELTA: u8 = 14;
+    pub const SIG: u8 = 15;
+    pub const COPY: u8 = 16;
+    pub const LITERAL: u8 = 17;
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary, so a long reason never breaks
@@ -97,6 +125,9 @@ impl Frame {
                 out.push(o.digest.len() as u8);
                 out.extend_from_slice(&o.digest);
                 out.push(o.encoding);
+                if o.flags != 0 {
+                    out.push(o.flags);
+                }
                 ty::OFFER
             }
             Frame::Accept { offset } => {
@@ -140,6 +171,7 @@ impl Frame {
                 put_str16(out, truncate_text(identity, MAX_IDENTITY));
                 ty::AUTH_OK
             }
+            other => other.encode_delta(out),
         };
         let len = (out.len() - start - 5) as u32;
         out[start] = t;
@@ -179,6 +211,10 @@ impl Frame {
                 name: p.str16(MAX_NAME, "name")?,
                 digest: p.digest()?,
                 encoding: p.u8()?,
+                flags: match p.0.is_empty() {
+                    true => 0,
+                    false => p.u8()?,
+                },
             }),
             ty::ACCEPT => Frame::Accept { offset: p.u64()? },
             ty::REJECT => Frame::Reject {
@@ -211,6 +247,7 @@ impl Frame {
             ty::AUTH_OK => Frame::AuthOk {
                 identity: p.str16(MAX_IDENTITY, "identity")?,
             },
+            t @ ty::DATA..=ty::LITERAL => Frame::decode_delta(t, &mut p)?,
             t => return Err(Error::protocol(format!("unknown frame type {t}"))),
         };
         if !p.0.is_empty() {
@@ -229,10 +266,10 @@ fn put_str16(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-struct Cursor<'a>(&'a [u8]);
+pub(super) struct Cursor<'a>(pub(super) &'a [u8]);
 
 impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.0.len() < n {
             return Err(Error::protocol("frame shorter than its fields"));
         }
@@ -240,16 +277,16 @@ impl<'a> Cursor<'a> {
         self.0 = rest;
         Ok(head)
     }
-    fn u8(&mut self) -> Result<u8> {
+    pub(super) fn u8(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])
     }
-    fn u16(&mut self) -> Result<u16> {
+    pub(super) fn u16(&mut self) -> Result<u16> {
         Ok(u16::from_be_bytes(self.take(2)?.try_into().unwrap()))
     }
-    fn u32(&mut self) -> Result<u32> {
+    pub(super) fn u32(&mut self) -> Result<u32> {
         Ok(u32::from_be_bytes(self.take(4)?.try_into().unwrap()))
     }
-    fn u64(&mut self) -> Result<u64> {
+    pub(super) fn u64(&mut self) -> Result<u64> {
         Ok(u64::from_be_bytes(self.take(8)?.try_into().unwrap()))
     }
     fn digest(&mut self) -> Result<Vec<u8>> {
@@ -322,7 +359,15 @@ mod tests {
             name: "dir/ünïcode.txt".into(),
             digest: vec![7; 16],
             encoding: ENCODING_ZSTD,
+            flags: 3,
         }));
+        round_trip(Frame::Data { seq: 9 });
+        round_trip(Frame::Basis { old_size: 1 << 40 });
+        round_trip(Frame::Delta { seq: 2 });
+        round_trip(Frame::Sig(vec![(4096, 7), (1, u64::MAX)]));
+        round_trip(Frame::Sig(vec![]));
+        round_trip(Frame::Copy { index: 1, count: 2 });
+        round_trip(Frame::Literal(vec![1, 2, 3]));
         round_trip(Frame::Skip);
         round_trip(Frame::Auth {
             name: "alice".into(),

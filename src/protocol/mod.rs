@@ -2,10 +2,13 @@
 //! constants, codes, OFFER and name rules (`types`), the frames (`frame`) and the hello
 //! (`hello`).
 
+pub mod delta;
 mod frame;
+mod frame_delta;
 mod hello;
 mod types;
 
 pub use frame::{read_exact_or_eof, Frame};
+pub use frame_delta::SIG_PER_FRAME;
 pub use hello::{encode_hello_reply, read_hello_reply, Hello};
 pub use types::*;

@@ -40,6 +40,26 @@ pub const CAP_ZSTD: u32 = 1;
 pub const CAP_EAGER: u32 = 2;
 /// The largest file sent eagerly: what a receiver may have to read and drop when it refuses.
 pub const EAGER_MAX: u64 = 64 * 1024;
+/// Capability bit: pipelined decisions (docs/protocol.md section 3.1). A non-eager OFFER is
+/// answered at once but its content waits for the sender's DATA (or DELTA) frame, so a sender
+/// offers many files before the first answer comes back; OFFER may carry `flags`.
+pub const CAP_PIPELINE: u32 = 4;
+/// Capability bit: delta transfer (section 3.2), only together with [`CAP_PIPELINE`].
+pub const CAP_DELTA: u32 = 8;
+/// Most non-eager offers a sender has open (unanswered, or accepted with no DATA/DELTA yet);
+/// a receiver holds at most this many accepted files waiting for their content.
+pub const PIPELINE_WINDOW: usize = 256;
+/// OFFER flag: answer SKIP when a regular file of the same size and modification time (to the
+/// nanosecond) stands under the name; no content is read on either side (the quick check).
+pub const FLAG_QUICK: u8 = 1;
+/// OFFER flag: the sender will not build a delta; answer ACCEPT, never BASIS.
+pub const FLAG_NO_DELTA: u8 = 2;
+/// OFFER flag: not eager even if small; answered like any other offer (a sender keeps its files
+/// in list order behind earlier offers still waiting for their answer).
+pub const FLAG_DEFER: u8 = 4;
+/// The smallest offered file a receiver proposes a delta for, and the smallest old copy.
+pub const DELTA_MIN: u64 = 1024 * 1024;
+pub const DELTA_MIN_BASIS: u64 = 64 * 1024;
 /// Content encodings of an OFFER.
 pub const ENCODING_RAW: u8 = 0;
 pub const ENCODING_ZSTD: u8 = 1;
@@ -68,6 +88,8 @@ pub enum Code {
     Auth = 12,
     /// The two ends disagree on TLS: the receiver requires it, or does not speak it.
     Tls = 13,
+    /// The receiver's old copy changed during a delta: the sender sends the file in full.
+    BasisChanged = 14,
 }
 
 impl Code {
@@ -87,6 +109,7 @@ impl Code {
             11 => Timeout,
             12 => Auth,
             13 => Tls,
+            14 => BasisChanged,
             _ => return None,
         })
     }
@@ -100,6 +123,7 @@ impl Code {
             Code::Protocol | Code::Version => ErrorKind::Protocol,
             Code::Timeout => ErrorKind::Timeout,
             Code::Auth | Code::Tls => ErrorKind::Auth,
+            Code::BasisChanged => ErrorKind::Io,
             _ => ErrorKind::Rejected,
         }
     }
@@ -138,14 +162,21 @@ pub struct Offer {
     pub digest: Vec<u8>,
     /// [`ENCODING_RAW`], or [`ENCODING_ZSTD`] when both sides have [`CAP_ZSTD`].
     pub encoding: u8,
+    /// [`FLAG_QUICK`], [`FLAG_NO_DELTA`]; on the wire only when not 0 (and then only with
+    /// [`CAP_PIPELINE`]).
+    pub flags: u8,
 }
 
 impl Offer {
     /// Whether this offer's content follows it at once when [`CAP_EAGER`] was negotiated: a file
     /// of at most [`EAGER_MAX`] bytes offered without a digest (an offer with a digest may be
-    /// answered SKIP, so its content waits for ACCEPT). Sender and receiver apply the same rule.
+    /// answered SKIP, so its content waits for ACCEPT), nor one asking for the quick check or
+    /// deferred.
+    /// Sender and receiver apply the same rule.
     pub fn is_eager(&self) -> bool {
-        self.size <= EAGER_MAX && self.digest.is_empty()
+        self.size <= EAGER_MAX
+            && self.digest.is_empty()
+            && self.flags & (FLAG_QUICK | FLAG_DEFER) == 0
     }
 }
 

@@ -53,6 +53,7 @@ pub(crate) fn open_source(path: &Path, remote_name: Option<&str>) -> Result<(Fil
         name,
         digest: Vec::new(),
         encoding: protocol::ENCODING_RAW,
+        flags: 0,
     };
     Ok((file, offer))
 }

@@ -48,5 +48,7 @@ pub(crate) fn send_legacy(
         resumed_from: 0,
         attempts: 1,
         skipped: false,
+        bytes_sent: offer.size,
+        bytes_reused: 0,
     })
 }

@@ -13,8 +13,10 @@ use crate::transport::Link;
 use crate::walk::Source;
 
 mod content;
+mod delta;
 mod legacy;
 mod options;
+mod pipeline;
 mod progress;
 mod session;
 
@@ -105,7 +107,11 @@ fn send_file_once(host: &str, port: u16, path: &Path, opts: &SendOptions) -> Res
             return legacy::send_legacy(&mut file, stream, offer, opts);
         }
         let sizes = [once.as_ref().map_or(0, |(_, o)| o.size)];
-        let mut open = |_| once.take().ok_or_else(|| Error::invalid("one file only"));
+        // Opened again only to resend it in full after a delta whose old copy changed.
+        let mut open = |_| match once.take() {
+            Some(opened) => Ok(opened),
+            None => open_source(path, opts.remote_name.as_deref()),
+        };
         let mut results = session::run(stream, &sizes, &mut open, opts);
         results.pop().expect("one result per file")
     })

@@ -76,9 +76,19 @@ pub struct SendOptions {
     /// Compress with zstd when the receiver accepts it, file by file: data that does not
     /// shrink (media, archives) is sent as it is.
     pub compress: bool,
-    /// Skip files the receiver already holds with the same size and checksum (the backup case):
-    /// each file is hashed before it is offered, and an identical one is not sent.
+    /// Skip files the receiver already holds unchanged (the backup case). By default this is
+    /// rsync's quick check: a file whose size and modification time match the receiver's copy
+    /// is unchanged, and no content is read on either side. With [`checksum`](Self::checksum)
+    /// the content digests are compared instead. (A receiver older than the quick check gets
+    /// digests.) Off by default: every file is sent.
     pub skip_unchanged: bool,
+    /// With `skip_unchanged`, compare content digests (XXH3-128, like rsync `-c`) rather than
+    /// size and modification time: each file is hashed before it is offered. Off by default.
+    pub checksum: bool,
+    /// Delta transfer: when the receiver holds an older version of a file of at least 1 MiB,
+    /// only the changed data crosses the wire (content-defined chunks of the old copy are
+    /// reused). On by default; the result is verified like any other file.
+    pub delta: bool,
     /// In a batch, stop offering files after the first one that fails.
     pub stop_on_error: bool,
     /// Speak kn-sock 0.3's protocol (`name`, `size`, raw bytes), to reach an existing kn-sock
@@ -108,6 +118,8 @@ impl Default for SendOptions {
             retry_delay: Duration::from_secs(1),
             compress: false,
             skip_unchanged: false,
+            checksum: false,
+            delta: true,
             stop_on_error: false,
             legacy: false,
             tls: None,
@@ -256,6 +268,12 @@ pub struct SendReport {
     pub attempts: u32,
     /// The receiver already held this exact file (with `skip_unchanged`): nothing was sent.
     pub skipped: bool,
+    /// Content bytes that crossed the wire for this file (after compression, frames
+    /// included for a delta); 0 when skipped.
+    pub bytes_sent: u64,
+    /// Bytes of the file the receiver took from its old copy (a delta) or from a kept partial
+    /// upload (a resume) rather than from the wire.
+    pub bytes_reused: u64,
 }
 
 /// The chunk size's range: 1 to [`MAX_CHUNK_SIZE`] bytes.

@@ -17,7 +17,7 @@ use crate::transport::{Transport, Wire};
 pub(crate) type Open<'a> = dyn FnMut(usize) -> Result<(File, Offer)> + 'a;
 
 /// Each file's result so far, by its place in the list.
-type Results = [Option<Result<SendReport>>];
+pub(super) type Results = [Option<Result<SendReport>>];
 
 /// Offers the files one after another on `stream` and collects their verdicts. `sizes` has each
 /// file's expected size (for progress), `open(i)` opens file `i`. Every file gets a result; a
@@ -73,12 +73,15 @@ fn fill(results: &mut Results, e: impl Fn() -> Error) {
 }
 
 /// A file sent whose verdict has not come yet.
-struct Outstanding {
-    seq: u32,
-    index: usize,
-    bytes: u64,
-    offset: u64,
-    started: Instant,
+pub(super) struct Outstanding {
+    pub(super) seq: u32,
+    pub(super) index: usize,
+    pub(super) bytes: u64,
+    pub(super) offset: u64,
+    pub(super) started: Instant,
+    /// Content bytes that crossed the wire, and bytes the receiver took from its own copy.
+    pub(super) sent: u64,
+    pub(super) reused: u64,
 }
 
 /// What the receiver said to an OFFER.
@@ -89,14 +92,14 @@ enum Answer {
     Settled,
 }
 
-struct Session<S: Transport> {
-    wire: Wire<S>,
+pub(super) struct Session<S: Transport> {
+    pub(super) wire: Wire<S>,
     hello_done: bool,
     /// Capabilities both sides have (known once the hello reply is read).
-    caps: u32,
+    pub(super) caps: u32,
     /// Every offer is out; only verdicts are awaited.
     draining: bool,
-    outstanding: VecDeque<Outstanding>,
+    pub(super) outstanding: VecDeque<Outstanding>,
 }
 
 impl<S: Transport> Session<S> {
@@ -108,7 +111,10 @@ impl<S: Transport> Session<S> {
         bar: Option<&Bar>,
         results: &mut Results,
     ) -> Result<()> {
-        self.hello(sizes.len(), opts)?;
+        self.hello(sizes, opts)?;
+        if self.caps & protocol::CAP_PIPELINE != 0 {
+            return self.offer_pipelined(sizes, open, opts, bar, results);
+        }
         let eager_ok = self.caps & protocol::CAP_EAGER != 0;
         let mut seq = 0u32;
         let mut overall = Overall::new(sizes);
@@ -151,6 +157,8 @@ impl<S: Transport> Session<S> {
                 bytes: offer.size,
                 offset,
                 started,
+                sent: offer.size - offset,
+                reused: offset,
             });
             if eager {
                 self.settle_ready(results)?;
@@ -160,13 +168,22 @@ impl<S: Transport> Session<S> {
     }
 
     /// Sends the hello; reads the reply first when the capabilities decide the first offer.
-    fn hello(&mut self, files: usize, opts: &SendOptions) -> Result<()> {
+    fn hello(&mut self, sizes: &[u64], opts: &SendOptions) -> Result<()> {
         // Eager offers pay off for a list of files, and only when each file need not wait for
         // its answer (stop_on_error). Advertised only when used: the receiver applies the rule
-        // to every offer once both sides have the bit.
+        // to every offer once both sides have the bit. Pipelined decisions likewise, and for
+        // the quick check; delta when a file is large enough for one.
         let mut caps = 0;
+        let files = sizes.len();
         if files > 1 && !opts.stop_on_error {
-            caps |= protocol::CAP_EAGER;
+            caps |= protocol::CAP_EAGER | protocol::CAP_PIPELINE;
+        }
+        let large = sizes.iter().any(|s| *s >= protocol::DELTA_MIN);
+        if opts.skip_unchanged || (opts.delta && large) {
+            caps |= protocol::CAP_PIPELINE;
+        }
+        if opts.delta && large {
+            caps |= protocol::CAP_DELTA;
         }
         if opts.compress {
             caps |= protocol::CAP_ZSTD;
@@ -205,11 +222,19 @@ impl<S: Transport> Session<S> {
         }
     }
 
-    /// The opened file with its digest (to skip unchanged files) and its encoding decided.
-    fn prepare(&self, opened: Result<(File, Offer)>, opts: &SendOptions) -> Result<(File, Offer)> {
+    /// The opened file with its digest or the quick check flag (to skip unchanged files) and
+    /// its encoding decided.
+    pub(super) fn prepare(
+        &self,
+        opened: Result<(File, Offer)>,
+        opts: &SendOptions,
+    ) -> Result<(File, Offer)> {
         let (mut file, mut offer) = opened?;
-        if opts.skip_unchanged {
-            offer.digest = digest_of(&mut file, &offer)?;
+        let quick = self.caps & protocol::CAP_PIPELINE != 0 && !opts.checksum;
+        match (opts.skip_unchanged, quick) {
+            (true, true) => offer.flags |= protocol::FLAG_QUICK,
+            (true, false) => offer.digest = digest_of(&mut file, &offer)?,
+            (false, _) => {}
         }
         if self.caps & protocol::CAP_ZSTD != 0 && compresses(&mut file, &offer)? {
             offer.encoding = protocol::ENCODING_ZSTD;
@@ -249,6 +274,8 @@ impl<S: Transport> Session<S> {
                     resumed_from: 0,
                     attempts: 1,
                     skipped: true,
+                    bytes_sent: 0,
+                    bytes_reused: 0,
                 }));
                 Ok(Answer::Settled)
             }
@@ -256,7 +283,7 @@ impl<S: Transport> Session<S> {
         }
     }
 
-    fn done(&mut self, digest: u128) -> Result<()> {
+    pub(super) fn done(&mut self, digest: u128) -> Result<()> {
         Frame::Done {
             algorithm: ALGO_XXH3_128,
             digest: digest.to_be_bytes().to_vec(),
@@ -279,7 +306,7 @@ impl<S: Transport> Session<S> {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<()> {
+    pub(super) fn flush(&mut self) -> Result<()> {
         self.wire
             .flush()
             .map_err(|e| Error::io("sending to the receiver", e))
@@ -333,13 +360,13 @@ impl<S: Transport> Session<S> {
         Ok(())
     }
 
-    fn next_frame(&mut self) -> Result<Frame> {
+    pub(super) fn next_frame(&mut self) -> Result<Frame> {
         Frame::read_from(&mut self.wire)?
             .ok_or_else(|| Error::protocol("receiver closed the connection"))
     }
 
     /// Records a verdict (OK or FAILED) in `results`; any other frame is handed back.
-    fn settle(&mut self, frame: Frame, results: &mut Results) -> Result<Option<Frame>> {
+    pub(super) fn settle(&mut self, frame: Frame, results: &mut Results) -> Result<Option<Frame>> {
         let (seq, result) = match frame {
             Frame::Ok { seq, name } => (seq, Ok(name)),
             Frame::Failed { seq, code, text } => (seq, Err(protocol::peer_error(code, text))),
@@ -357,11 +384,13 @@ impl<S: Transport> Session<S> {
             resumed_from: o.offset,
             attempts: 1,
             skipped: false,
+            bytes_sent: o.sent,
+            bytes_reused: o.reused,
         }));
         Ok(None)
     }
 }
 
-fn unexpected(f: &Frame, wanted: &str) -> Error {
+pub(super) fn unexpected(f: &Frame, wanted: &str) -> Error {
     Error::protocol(format!("expected {wanted} from the receiver, got {f:?}"))
 }

@@ -35,6 +35,32 @@ impl Resolved {
     }
 }
 
+impl Resolved {
+    /// The quick check: a regular file of the offer's size and modification time stands there.
+    pub(crate) fn quick_same(&self, offer: &Offer) -> bool {
+        match self {
+            Resolved::Found(Ok(lookup)) => {
+                lookup.quick_same(offer.size, (offer.mtime_secs, offer.mtime_nanos))
+            }
+            _ => false,
+        }
+    }
+
+    /// The old copy a delta may be built against (docs/protocol.md section 3.2): a regular
+    /// file of at least `DELTA_MIN_BASIS` bytes, for an offer of at least `DELTA_MIN` bytes
+    /// that does not refuse deltas.
+    pub(crate) fn basis(&self, offer: &Offer) -> Option<(std::fs::File, rustix::fs::Stat)> {
+        let wanted =
+            offer.size >= protocol::DELTA_MIN && offer.flags & protocol::FLAG_NO_DELTA == 0;
+        match self {
+            Resolved::Found(Ok(lookup)) if wanted => lookup
+                .existing()
+                .filter(|(_, st)| st.st_size as u64 >= protocol::DELTA_MIN_BASIS),
+            _ => None,
+        }
+    }
+}
+
 /// What admission weighs besides the offer.
 pub(crate) struct Policy<'a> {
     pub(crate) config: &'a ServerConfig,

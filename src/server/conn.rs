@@ -92,6 +92,18 @@ impl<'a, S: Transport> Connection<'a, S> {
             .map_err(|e| Error::io("writing to the sender", e))
     }
 
+    /// Writes a frame without flushing it: it goes out with the next flush.
+    pub(crate) fn queue_frame(&mut self, f: Frame) -> Result<()> {
+        f.write_to(&mut self.wire)
+            .map_err(|e| Error::io("writing to the sender", e))
+    }
+
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        self.wire
+            .flush()
+            .map_err(|e| Error::io("writing to the sender", e))
+    }
+
     pub(crate) fn send_frame(&mut self, f: Frame) -> Result<()> {
         let mut out = Vec::with_capacity(64);
         f.encode(&mut out);

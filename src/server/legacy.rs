@@ -45,6 +45,7 @@ pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>, first: u8) -> Re
         name,
         digest: Vec::new(),
         encoding: protocol::ENCODING_RAW,
+        flags: 0,
     };
     let mut info = FileInfo::from_offer(&offer, conn.peer);
     let resolved = Resolved::new(&conn.shared.root, &offer);

@@ -24,6 +24,7 @@ mod auth;
 mod commit;
 mod config;
 mod conn;
+mod delta;
 mod dispatch;
 mod guard;
 mod legacy;

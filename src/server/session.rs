@@ -1,6 +1,9 @@
 //! The native protocol's per-connection state machine (docs/protocol.md sections 1 and 3): the
 //! hello, then OFFER → ACCEPT / REJECT / SKIP, content, DONE → a deferred verdict, until BYE.
+//! With pipelined decisions (section 3.1) accepted files wait for their DATA or DELTA frame.
 
+use std::collections::VecDeque;
+use std::fs::File;
 use std::time::Instant;
 
 use xxhash_rust::xxh3::Xxh3;
@@ -11,10 +14,11 @@ use super::commit::Pending;
 use super::config::FileInfo;
 use super::conn::Connection;
 use super::refusal::{io_refusal, Refusal};
-use super::resume::{claim, Resume};
+use super::resume::{claim, Claim, Resume};
+use super::space::Reservation;
 use crate::error::{Error, Result};
 use crate::protocol::{self, Code, Frame, Hello, Offer, ALGO_XXH3_128};
-use crate::storage::TempFile;
+use crate::storage::{Target, TempFile};
 use crate::transport::Transport;
 
 /// Serves a native connection whose first byte (the magic's) was read.
@@ -36,8 +40,11 @@ pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>) -> Result<()> {
         next_seq: 0,
         hash_budget: shared.config.hash_budget,
         identity,
+        waiting: VecDeque::new(),
     };
-    session.run()
+    let result = session.run();
+    session.release_waiting();
+    result
 }
 
 /// Answers the hello: the version and the capabilities both sides have (zstd only with a
@@ -65,11 +72,14 @@ fn answer_hello<S: Transport>(
         let _ = conn.send(&out);
         return Err(Error::protocol(text));
     };
-    let mut ours = protocol::CAP_EAGER;
+    let mut ours = protocol::CAP_EAGER | protocol::CAP_PIPELINE | protocol::CAP_DELTA;
     if zstd {
         ours |= protocol::CAP_ZSTD;
     }
-    let caps = hello.caps & ours;
+    let mut caps = hello.caps & ours;
+    if caps & protocol::CAP_PIPELINE == 0 {
+        caps &= !protocol::CAP_DELTA;
+    }
     protocol::encode_hello_reply(version, caps, &mut out);
     conn.send(&out)?;
     Ok(caps)
@@ -78,34 +88,64 @@ fn answer_hello<S: Transport>(
 /// A DONE frame's size with an XXH3-128 digest.
 const DONE_LEN: usize = 5 + 2 + 16;
 
-struct Session<'c, 'a, S: Transport> {
-    conn: &'c mut Connection<'a, S>,
+pub(super) struct Session<'c, 'a, S: Transport> {
+    pub(super) conn: &'c mut Connection<'a, S>,
     /// Capabilities both sides have.
-    caps: u32,
+    pub(super) caps: u32,
     /// The seq of the next OFFER (docs/protocol.md section 2).
     next_seq: u32,
     /// Bytes of stored files this connection may still have hashed for SKIP answers.
     hash_budget: u64,
     /// Who the sender proved to be, if anyone.
     identity: Option<Identity>,
+    /// Accepted files waiting for their DATA or DELTA frame (pipelined decisions), in order.
+    pub(super) waiting: VecDeque<Admitted<'a>>,
 }
 
-impl<S: Transport> Session<'_, '_, S> {
+/// A file admitted: its place, its temporary file and what its content is checked against.
+pub(super) struct Admitted<'a> {
+    pub(super) seq: u32,
+    pub(super) offer: Offer,
+    pub(super) info: FileInfo,
+    pub(super) resume: Option<Resume>,
+    pub(super) _claim: Option<Claim<'a>>,
+    pub(super) target: Target,
+    pub(super) temp: TempFile,
+    pub(super) hasher: Xxh3,
+    pub(super) offset: u64,
+    pub(super) space: Reservation,
+    /// The old copy a delta may be built against (BASIS was answered), with its status then.
+    pub(super) basis: Option<(File, rustix::fs::Stat)>,
+}
+
+impl<'a, S: Transport> Session<'_, 'a, S> {
     fn run(&mut self) -> Result<()> {
         loop {
             // A verdict is held only while the next frame is already here in full: whatever the
             // peer does next, verified files are committed without waiting for it.
-            if !self.conn.pending.is_empty() && !self.frame_ready() {
+            if !self.frame_ready() {
                 self.conn.commit()?;
+                self.conn.flush()?;
             }
             self.deadline()?;
+            // An accepted file waiting for its content is in flight: cut short, it is lost.
+            self.conn.in_file = !self.waiting.is_empty();
             let frame = match Frame::read_from(&mut self.conn.wire) {
                 Ok(Some(f)) => f,
-                Ok(None) => return self.conn.commit(),
+                Ok(None) if self.waiting.is_empty() => return self.conn.commit(),
+                Ok(None) => {
+                    let n = self.waiting.len();
+                    let e = format!("sender closed the connection with {n} accepted files unsent");
+                    return Err(self.abort(Error::protocol(e)));
+                }
                 Err(e) => return Err(self.abort(e)),
             };
             let step = match frame {
                 Frame::Offer(offer) => self.receive_file(offer),
+                Frame::Data { seq } if self.pipelined() => self.data(seq),
+                Frame::Delta { seq } if self.caps & protocol::CAP_DELTA != 0 => {
+                    self.receive_delta(seq)
+                }
                 Frame::Bye => return self.conn.commit(),
                 f => Err(Error::protocol(format!(
                     "unexpected frame from sender: {f:?}"
@@ -142,7 +182,8 @@ impl<S: Transport> Session<'_, '_, S> {
     }
 
     /// Receives one file. `Err` only when the connection cannot go on; a refused file is
-    /// answered with REJECT or FAILED and the connection stays usable.
+    /// answered with REJECT or FAILED and the connection stays usable. With pipelined
+    /// decisions a non-eager file's content waits for its DATA or DELTA frame.
     fn receive_file(&mut self, mut offer: Offer) -> Result<()> {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
@@ -156,20 +197,19 @@ impl<S: Transport> Session<'_, '_, S> {
         // An eager offer's content is already on its way: no SKIP, no resume, no ACCEPT.
         let eager = self.caps & protocol::CAP_EAGER != 0 && offer.is_eager();
         let resolved = Resolved::new(&self.conn.shared.root, &offer);
-        let policy = self.conn.policy(self.caps);
-        // Hashing a stored file comes last: only for an offer that passes the cheap checks,
-        // within the connection's budget, and once per unchanged file (the digest cache).
-        if !eager
-            && check_offer(&offer, &policy).is_ok()
-            && resolved.unchanged(&offer, &self.conn.shared.digests, &mut self.hash_budget)
-        {
-            return self.conn.send_frame(Frame::Skip);
+        if !eager && self.unchanged(&offer, &resolved) {
+            return self.answer(Frame::Skip);
         }
+        let basis = match self.caps & protocol::CAP_DELTA != 0 && !eager {
+            true => resolved.basis(&offer),
+            false => None,
+        };
         let resume = match eager {
             true => None,
             false => self.resume_for(&offer),
         };
         let partial = resume.as_ref().map(|r| r.partial.as_str());
+        let policy = self.conn.policy(self.caps);
         let admitted = claim(self.conn.shared, self.conn.id, resume.as_ref()).and_then(|claim| {
             let (target, mut temp, space) = admit(&offer, &info, resolved, &policy, partial)?;
             // A resumed upload: the checksum covers the data already here too.
@@ -186,10 +226,116 @@ impl<S: Transport> Session<'_, '_, S> {
             Err(r) if eager => return self.drop_eager(r, seq, &offer, &info),
             Err(r) => return self.reject_offer(r, &info),
         };
-        self.before_content(&offer, eager)?;
-        if !eager {
-            self.conn.send_frame(Frame::Accept { offset })?;
+        let basis = basis.filter(|_| offset == 0);
+        let answer = match &basis {
+            Some((_, st)) => Frame::Basis {
+                old_size: st.st_size as u64,
+            },
+            None => Frame::Accept { offset },
+        };
+        let adm = Admitted {
+            seq,
+            offer,
+            info,
+            resume,
+            _claim,
+            target,
+            temp,
+            hasher,
+            offset,
+            space,
+            basis,
+        };
+        if !eager && self.pipelined() {
+            return self.wait_for_content(answer, adm);
         }
+        self.before_content(&adm.offer, eager)?;
+        if !eager {
+            self.conn.send_frame(answer)?;
+        }
+        self.content(adm, eager)
+    }
+
+    /// Whether pipelined decisions were negotiated.
+    pub(super) fn pipelined(&self) -> bool {
+        self.caps & protocol::CAP_PIPELINE != 0
+    }
+
+    /// Whether the offer may be answered SKIP: the quick check (same size and mtime, when the
+    /// offer asks for it) or the same digest. Hashing a stored file comes last: only for an
+    /// offer that passes the cheap checks, within the connection's budget, and once per
+    /// unchanged file (the digest cache, the file's recorded digest).
+    fn unchanged(&mut self, offer: &Offer, resolved: &Resolved) -> bool {
+        let policy = self.conn.policy(self.caps);
+        if check_offer(offer, &policy).is_err() {
+            return false;
+        }
+        let quick = self.pipelined() && offer.flags & protocol::FLAG_QUICK != 0;
+        (quick && resolved.quick_same(offer))
+            || resolved.unchanged(offer, &self.conn.shared.digests, &mut self.hash_budget)
+    }
+
+    /// An answer to an OFFER: written at once, sent with what follows before the next wait.
+    fn answer(&mut self, f: Frame) -> Result<()> {
+        match self.pipelined() {
+            true => self.conn.queue_frame(f),
+            false => self.conn.send_frame(f),
+        }
+    }
+
+    /// Answers a pipelined offer and keeps the file until its DATA or DELTA frame.
+    fn wait_for_content(&mut self, answer: Frame, adm: Admitted<'a>) -> Result<()> {
+        if self.waiting.len() >= protocol::PIPELINE_WINDOW {
+            return Err(Error::protocol(format!(
+                "more than {} accepted files wait for their content",
+                protocol::PIPELINE_WINDOW
+            )));
+        }
+        self.answer(answer)?;
+        self.waiting.push_back(adm);
+        Ok(())
+    }
+
+    /// The next file waiting for its content, which must be file `seq`.
+    pub(super) fn next_waiting(&mut self, seq: u32) -> Result<Admitted<'a>> {
+        match self.waiting.front() {
+            Some(a) if a.seq == seq => Ok(self.waiting.pop_front().expect("front exists")),
+            _ => Err(Error::protocol(format!(
+                "content of file {seq}, which does not wait for it"
+            ))),
+        }
+    }
+
+    /// DATA: the content of the next accepted file follows.
+    fn data(&mut self, seq: u32) -> Result<()> {
+        let adm = self.next_waiting(seq)?;
+        self.before_content(&adm.offer, false)?;
+        self.content(adm, false)
+    }
+
+    /// Keeps the data of resumed files that never got their content, for a later resume.
+    fn release_waiting(&mut self) {
+        for adm in self.waiting.drain(..) {
+            if let (Some(r), true) = (&adm.resume, adm.offset > 0) {
+                let _ = adm.temp.keep_as(&r.partial);
+            }
+        }
+    }
+
+    /// A file's content and DONE, then its verification.
+    fn content(&mut self, adm: Admitted<'a>, eager: bool) -> Result<()> {
+        let Admitted {
+            seq,
+            offer,
+            info,
+            resume,
+            target,
+            temp,
+            hasher,
+            space,
+            ..
+        } = adm;
+        let partial = resume.as_ref().map(|r| r.partial.as_str());
         self.conn.in_file = true;
         let (temp, digest) = self.conn.read_content(temp, &offer, hasher, partial)?;
         if !eager {
@@ -197,6 +343,31 @@ impl<S: Transport> Session<'_, '_, S> {
         }
         let done = self.read_done()?;
         self.conn.in_file = false;
+        let file = Received {
+            seq,
+            offer,
+            info,
+            target,
+            space,
+        };
+        self.finish(file, temp, done, digest)
+    }
+
+    /// Verifies a received file and joins it to the pending group, or answers FAILED.
+    pub(super) fn finish(
+        &mut self,
+        file: Received,
+        temp: std::result::Result<TempFile, Refusal>,
+        done: (u8, Vec<u8>),
+        digest: u128,
+    ) -> Result<()> {
+        let Received {
+            seq,
+            offer,
+            mut info,
+            target,
+            space,
+        } = file;
         let mask = self.conn.shared.config.mode_mask;
         match temp.and_then(|temp| verify(temp, &offer, done, digest, mask)) {
             Ok(temp) => {
@@ -224,12 +395,15 @@ impl<S: Transport> Session<'_, '_, S> {
     /// Before a file's content: earlier verified files are committed unless the whole content
     /// (and its DONE) is already here, so no verdict waits on the peer. An eager file's content
     /// stays under the header deadline; a large file's content only under the idle timeout.
-    fn before_content(&mut self, offer: &Offer, eager: bool) -> Result<()> {
+    pub(super) fn before_content(&mut self, offer: &Offer, eager: bool) -> Result<()> {
         let whole = offer.encoding == protocol::ENCODING_RAW
             && self.conn.wire.ready(offer.size as usize + DONE_LEN);
         let may_hold = eager && whole;
         if !self.conn.pending.is_empty() && !may_hold {
             self.conn.commit()?;
+        }
+        if !may_hold {
+            self.conn.flush()?;
         }
         if !eager {
             self.conn
@@ -253,7 +427,7 @@ impl<S: Transport> Session<'_, '_, S> {
     }
 
     /// The DONE frame that ends a file's content.
-    fn read_done(&mut self) -> Result<(u8, Vec<u8>)> {
+    pub(super) fn read_done(&mut self) -> Result<(u8, Vec<u8>)> {
         match Frame::read_from(&mut self.conn.wire)? {
             Some(Frame::Done { algorithm, digest }) => Ok((algorithm, digest)),
             other => Err(Error::protocol(format!(
@@ -282,7 +456,17 @@ impl<S: Transport> Session<'_, '_, S> {
     }
 }
 
-/// Checks the DONE frame's digest against the content's and gives the file its metadata.
+/// A file whose content has come, before its verification.
+pub(super) struct Received {
+    pub(super) seq: u32,
+    pub(super) offer: Offer,
+    pub(super) info: FileInfo,
+    pub(super) target: Target,
+    pub(super) space: Reservation,
+}
+
+/// Checks the DONE frame's digest against the content's, gives the file its metadata and
+/// records the digest on it (so a later run need not hash it).
 fn verify(
     mut temp: TempFile,
     offer: &Offer,
@@ -298,11 +482,12 @@ fn verify(
     }
     temp.set_metadata(offer.mode, mask, offer.mtime_secs, offer.mtime_nanos)
         .map_err(io_refusal)?;
+    crate::storage::remember(temp.file(), digest.to_be_bytes());
     Ok(temp)
 }
 
 /// The FAILED verdict of file `seq`.
-fn failed(seq: u32, r: &Refusal) -> Frame {
+pub(super) fn failed(seq: u32, r: &Refusal) -> Frame {
     Frame::Failed {
         seq,
         code: r.0 as u16,

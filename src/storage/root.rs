@@ -11,6 +11,7 @@ use std::sync::Arc;
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
+use super::digest_store;
 use super::digests::{self, DigestCache};
 use super::names::rel_name;
 use super::target::Target;
@@ -139,14 +140,57 @@ impl Lookup {
         if let Some(known) = cache.get(&key) {
             return known[..] == *digest;
         }
+        if let Some(known) = digest_store::recall(&fd, &st) {
+            cache.put(key, known);
+            return known[..] == *digest;
+        }
         if *budget < size {
             return false;
         }
         *budget -= size;
-        match crate::hash::digest_exact(&mut File::from(fd), size) {
+        let mut file = File::from(fd);
+        match crate::hash::digest_exact(&mut file, size) {
             Ok(d) => {
+                // Recording changes the change time: the cache keys the file as it is after.
+                digest_store::remember(&file, d);
+                let key = rfs::fstat(&file).map_or(key, |st| digests::Key::of(&st));
                 cache.put(key, d);
                 d[..] == *digest
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The regular file under the name, opened for reading (never a FIFO or a device), with
+    /// its status: the quick check and a delta's old copy.
+    pub fn existing(&self) -> Option<(File, rfs::Stat)> {
+        if self.found < self.dirs.len() {
+            return None;
+        }
+        let fd = rfs::openat(
+            &self.parent,
+            &self.file_name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .ok()?;
+        let st = rfs::fstat(&fd).ok()?;
+        let regular = rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::RegularFile;
+        regular.then(|| (File::from(fd), st))
+    }
+
+    /// The quick check: a regular file of `size` bytes modified at exactly `mtime` stands under
+    /// the name. Nothing is read.
+    pub fn quick_same(&self, size: u64, mtime: (i64, u32)) -> bool {
+        if self.found < self.dirs.len() {
+            return false;
+        }
+        match rfs::statat(&self.parent, &self.file_name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::RegularFile
+                    && st.st_size as u64 == size
+                    && st.st_mtime == mtime.0
+                    && st.st_mtime_nsec as u32 == mtime.1
             }
             Err(_) => false,
         }

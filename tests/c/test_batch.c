@@ -83,6 +83,7 @@ int main(void) {
   CHECK_CONTAINS(knsock_batch_report_path(r, 0), "/logs/a.log");
   CHECK_RC(knsock_batch_report_result(r, 0), KNSOCK_RESULT_OK);
   CHECK(knsock_batch_report_bytes(r, 1) == 10001);
+  CHECK(knsock_batch_report_bytes_sent(r, 1) == 10001 && knsock_batch_report_bytes_reused(r, 1) == 0);
   CHECK(knsock_batch_report_error(r, 0) == NULL);
   CHECK_RC(knsock_batch_report_result(r, 2), KNSOCK_RESULT_REJECTED);
   CHECK_CONTAINS(knsock_error_peer_reason(knsock_batch_report_error(r, 2)), "secrets stay home");
@@ -113,6 +114,9 @@ int main(void) {
   r = NULL;
   CHECK_RC(knsock_send_files("127.0.0.1", port, paths, 1, o, &r, NULL), KNSOCK_RESULT_OK);
   CHECK(knsock_batch_report_skipped(r, 0) && knsock_batch_report_skipped(r, 1));
+  CHECK(knsock_batch_report_bytes_sent(r, 0) == 0 && knsock_batch_report_bytes_reused(r, 0) == 0);
+  CHECK(knsock_batch_report_bytes_sent(r, 9) == 0 && knsock_batch_report_bytes_sent(NULL, 0) == 0);
+  CHECK(knsock_batch_report_bytes_reused(NULL, 0) == 0);
   CHECK(!knsock_batch_report_skipped(r, 2)); /* refused, not skipped */
   CHECK(!knsock_batch_report_skipped(r, 9));
   CHECK_RC(knsock_batch_report_result(r, 0), KNSOCK_RESULT_OK);
@@ -121,6 +125,16 @@ int main(void) {
   CHECK(blog.calls == 2 && blog.went_back == 0 && blog.last_sent == 10000 + 10001);
   CHECK_RC(knsock_send_options_set_batch_progress_callback(o, NULL, NULL), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_send_options_set_skip_unchanged(NULL, true), KNSOCK_RESULT_INVALID_ARGUMENT);
+  /* With checksum the digests are compared: still unchanged, still skipped. */
+  CHECK_RC(knsock_send_options_set_checksum(o, true), KNSOCK_RESULT_OK);
+  CHECK_RC(knsock_send_options_set_delta(o, false), KNSOCK_RESULT_OK);
+  r = NULL;
+  CHECK_RC(knsock_send_files("127.0.0.1", port, paths, 1, o, &r, NULL), KNSOCK_RESULT_OK);
+  CHECK(knsock_batch_report_skipped(r, 0) && knsock_batch_report_skipped(r, 1));
+  knsock_batch_report_free(r);
+  CHECK_RC(knsock_send_options_set_checksum(o, false), KNSOCK_RESULT_OK);
+  CHECK_RC(knsock_send_options_set_checksum(NULL, true), KNSOCK_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(knsock_send_options_set_delta(NULL, true), KNSOCK_RESULT_INVALID_ARGUMENT);
 
   /* A directory without recursion is refused before connecting, with no report. */
   knsock_send_options *plain = knsock_send_options_new();

@@ -158,6 +158,7 @@ impl RawClient {
             name: name.to_string(),
             digest: Vec::new(),
             encoding: 0,
+            flags: 0,
         }));
         self.read()
     }
@@ -272,6 +273,7 @@ pub fn offer_of_size(name: &str, size: u64) -> Offer {
         name: name.into(),
         digest: Vec::new(),
         encoding: 0,
+        flags: 0,
     }
 }
 

@@ -128,7 +128,11 @@ struct SendOptions {
   unsigned retries = 0;
   std::chrono::milliseconds retry_delay{0};
   bool compress = false;
+  // Skip files the receiver holds unchanged: same size and mtime (rsync's quick check, nothing
+  // read), or with checksum the same content digest (like rsync -c).
   bool skip_unchanged = false;
+  bool checksum = false;
+  bool delta = true;  // send only the changed data of a file the receiver has an older copy of
   bool legacy = false;
   // For send_files():
   bool recursive = false;        // descend into directories
@@ -218,6 +222,8 @@ inline Result make_options(const SendOptions &o, ProgressState *progress, Option
     step(knsock_send_options_set_retry_delay_ms(p, static_cast<uint64_t>(o.retry_delay.count())));
   step(knsock_send_options_set_compress(p, o.compress));
   step(knsock_send_options_set_skip_unchanged(p, o.skip_unchanged));
+  step(knsock_send_options_set_checksum(p, o.checksum));
+  step(knsock_send_options_set_delta(p, o.delta));
   step(knsock_send_options_set_legacy(p, o.legacy));
   if (o.progress && progress) {
     progress->fn = o.progress;
@@ -309,7 +315,9 @@ struct FileOutcome {
   std::string name;  // name on the receiver, e.g. "logs/app.log"
   uint64_t bytes = 0;
   bool skipped = false;  // the receiver already held it unchanged
-  Result result;         // ok() when delivered (or skipped)
+  uint64_t bytes_sent = 0;    // content bytes on the wire (compressed, delta frames)
+  uint64_t bytes_reused = 0;  // bytes the receiver took from its older copy (delta, resume)
+  Result result;              // ok() when delivered (or skipped)
 };
 
 /// Sends files and directories (with options.recursive) over one connection, pipelined; never
@@ -350,6 +358,8 @@ inline Result try_send_files(const std::string &host, uint16_t port,
       f.name = detail::str(knsock_batch_report_name(raw, i));
       f.bytes = knsock_batch_report_bytes(raw, i);
       f.skipped = knsock_batch_report_skipped(raw, i);
+      f.bytes_sent = knsock_batch_report_bytes_sent(raw, i);
+      f.bytes_reused = knsock_batch_report_bytes_reused(raw, i);
       knsock_result code = knsock_batch_report_result(raw, i);
       if (code != KNSOCK_RESULT_OK) {
         f.result = detail::result_of(code, knsock_batch_report_error(raw, i));

@@ -87,9 +87,17 @@ TEST(Batch, SkipUnchangedReportsSkips) {
   ASSERT_EQ(second.size(), 4u);
   for (std::size_t i = 0; i < 4; ++i) {
     EXPECT_FALSE(first[i].skipped);
+    EXPECT_EQ(first[i].bytes_sent, first[i].bytes);
     EXPECT_TRUE(second[i].skipped) << second[i].name;
+    EXPECT_EQ(second[i].bytes_sent, 0u);
     EXPECT_TRUE(second[i].result);
   }
+  // checksum compares content digests: still unchanged.
+  opts.checksum = true;
+  opts.delta = false;
+  auto third = knsock::send_files("127.0.0.1", server.port(), {src / "logs"}, opts);
+  ASSERT_EQ(third.size(), 4u);
+  for (const auto& f : third) EXPECT_TRUE(f.skipped) << f.name;
 }
 
 TEST(Batch, ThrowingBatchProgressAbortsWithItsMessage) {

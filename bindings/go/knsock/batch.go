@@ -18,6 +18,9 @@ type FileResult struct {
 	Name    string // the name on the receiver, e.g. "logs/app.log"
 	Bytes   uint64 // bytes delivered (0 when the file failed)
 	Skipped bool   // the receiver already held it unchanged (WithSkipUnchanged): nothing was sent
+	// BytesSent are the content bytes that crossed the wire (compressed, delta frames);
+	// BytesReused the bytes the receiver took from its older copy (delta) or kept data (resume).
+	BytesSent, BytesReused uint64
 	// Err is nil when the file was delivered (or skipped), else an *Error: ErrRejected with the
 	// receiver's PeerReason when it refused the file, errors matching both ctx.Err() and
 	// ErrCancelled when ctx ended the batch before the file was delivered, ErrCancelled alone
@@ -119,6 +122,8 @@ func SendFiles(ctx context.Context, addr string, paths []string, opts ...SendOpt
 		r.Name = goString(C.knsock_batch_report_name(rep, ci))
 		r.Bytes = uint64(C.knsock_batch_report_bytes(rep, ci))
 		r.Skipped = bool(C.knsock_batch_report_skipped(rep, ci))
+		r.BytesSent = uint64(C.knsock_batch_report_bytes_sent(rep, ci))
+		r.BytesReused = uint64(C.knsock_batch_report_bytes_reused(rep, ci))
 		if fc := C.knsock_batch_report_result(rep, ci); fc != C.KNSOCK_RESULT_OK {
 			// The report owns its error objects: copied, not freed.
 			e := errorFrom(C.int(fc), C.knsock_batch_report_error(rep, ci))

@@ -190,8 +190,19 @@ func TestSendFilesSkipUnchanged(t *testing.T) {
 	var calls []BatchProgress
 	res := send(func(p BatchProgress) error { calls = append(calls, p); return nil })
 	for _, r := range res {
-		if r.Err != nil || !r.Skipped || r.Bytes != uint64(len(data[r.Name])) {
+		if r.Err != nil || !r.Skipped || r.Bytes != uint64(len(data[r.Name])) || r.BytesSent != 0 {
 			t.Errorf("second run, %s: %+v, want skipped", r.Name, r)
+		}
+	}
+	// With WithChecksum the digests are compared: still unchanged.
+	res, err := SendFiles(context.Background(), srv.Addr(), []string{filepath.Join(src, "x")},
+		WithRecursive(true), WithSkipUnchanged(true), WithChecksum(true), WithDelta(false))
+	if err != nil || len(res) != 3 {
+		t.Fatalf("SendFiles with checksum = %+v, %v", res, err)
+	}
+	for _, r := range res {
+		if r.Err != nil || !r.Skipped {
+			t.Errorf("checksum run, %s: %+v, want skipped", r.Name, r)
 		}
 	}
 	if len(calls) != 3 || calls[2].Sent != calls[2].Total || calls[2].Total != uint64(500+300<<10+70<<10) {

@@ -26,6 +26,7 @@ type sendConfig struct {
 	retries                             *uint32
 	remoteName                          *string
 	compress, legacy, skipUnchanged     *bool
+	checksum, delta                     *bool
 	showProgress                        *bool
 	progress                            func(sent, total uint64) error
 	batchProgress                       func(BatchProgress) error
@@ -77,9 +78,18 @@ func WithCompress(on bool) SendOption { return func(c *sendConfig) { c.compress 
 // protocol has no checksum and no acknowledgement.
 func WithLegacy(on bool) SendOption { return func(c *sendConfig) { c.legacy = &on } }
 
-// WithSkipUnchanged skips sending when the receiver already holds the file with the same size
-// and checksum (it still counts as delivered).
+// WithSkipUnchanged skips sending when the receiver already holds the file unchanged (it still
+// counts as delivered): by default the same size and modification time (rsync's quick check,
+// nothing read), with WithChecksum the same content digest.
 func WithSkipUnchanged(on bool) SendOption { return func(c *sendConfig) { c.skipUnchanged = &on } }
+
+// WithChecksum makes WithSkipUnchanged compare content digests (like rsync -c) rather than
+// size and modification time. Default: off.
+func WithChecksum(on bool) SendOption { return func(c *sendConfig) { c.checksum = &on } }
+
+// WithDelta sends only the changed data of a file of at least 1 MiB the receiver holds an
+// older copy of. Default: on.
+func WithDelta(on bool) SendOption { return func(c *sendConfig) { c.delta = &on } }
 
 // WithShowProgress draws the library's progress bar on stderr.
 func WithShowProgress(on bool) SendOption { return func(c *sendConfig) { c.showProgress = &on } }
@@ -187,6 +197,12 @@ func (c *sendConfig) newOptions() (*C.knsock_send_options, error) {
 	}
 	if c.legacy != nil {
 		set(C.knsock_send_options_set_legacy(o, C.bool(*c.legacy)), "legacy")
+	}
+	if c.checksum != nil {
+		set(C.knsock_send_options_set_checksum(o, C.bool(*c.checksum)), "checksum")
+	}
+	if c.delta != nil {
+		set(C.knsock_send_options_set_delta(o, C.bool(*c.delta)), "delta")
 	}
 	if c.skipUnchanged != nil {
 		set(C.knsock_send_options_set_skip_unchanged(o, C.bool(*c.skipUnchanged)), "skip unchanged")

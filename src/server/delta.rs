@@ -1,0 +1,190 @@
+//! The receiving side of a delta (docs/protocol.md section 3.2): the old copy's signature sent
+//! on DELTA, then the new version built in the temporary file from chunks of the old copy
+//! (each checked against its hash as it is read) and literal data, verified like any content.
+//! An old copy that changed underneath fails the file with code 14, and the sender sends it in
+//! full.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+
+use xxhash_rust::xxh3::Xxh3;
+
+use super::refusal::{io_refusal, Refusal};
+use super::session::{failed, Admitted, Received, Session};
+use crate::error::{Error, Result};
+use crate::protocol::delta::{chunk_hash, chunks, LITERAL_DECODED_MAX};
+use crate::protocol::{self, Code, Frame, SIG_PER_FRAME};
+use crate::storage::TempFile;
+use crate::transport::Transport;
+
+/// One chunk of the old copy.
+struct Chunk {
+    offset: u64,
+    len: u32,
+    hash: u64,
+}
+
+/// How building the new version went, apart from the connection.
+enum Built {
+    Ok,
+    /// The old copy changed: a chunk read back differs from its signature.
+    BasisChanged,
+    Failed(Refusal),
+}
+
+impl<'a, S: Transport> Session<'_, 'a, S> {
+    /// DELTA: sends the signature of the old copy of file `seq`, then reads its delta and DONE.
+    pub(super) fn receive_delta(&mut self, seq: u32) -> Result<()> {
+        let adm = self.next_waiting(seq)?;
+        let Some((basis, st)) = adm.basis else {
+            return Err(Error::protocol(format!(
+                "DELTA for file {seq}, which was not offered a basis"
+            )));
+        };
+        let Admitted {
+            offer,
+            info,
+            target,
+            mut temp,
+            mut hasher,
+            space,
+            ..
+        } = adm;
+        self.before_content(&offer, false)?;
+        let sig = self.send_signature(&basis, st.st_size as u64)?;
+        self.conn.in_file = true;
+        let (mut built, done) = self.apply(&basis, &sig, &offer, &mut temp, &mut hasher)?;
+        self.conn.in_file = false;
+        let now = rustix::fs::fstat(&basis).ok();
+        let same = now.is_some_and(|n| {
+            (n.st_size, n.st_mtime, n.st_mtime_nsec) == (st.st_size, st.st_mtime, st.st_mtime_nsec)
+        });
+        if matches!(built, Built::Ok) && !same {
+            built = Built::BasisChanged;
+        }
+        let temp = match built {
+            Built::Ok => Ok(temp),
+            Built::Failed(r) => Err(r),
+            Built::BasisChanged => Err(Refusal(
+                Code::BasisChanged,
+                format!("'{}' changed during the delta; send it in full", offer.name),
+            )),
+        };
+        if let Err(r) = &temp {
+            if r.0 == Code::BasisChanged {
+                self.conn.commit()?;
+                let r = Refusal(r.0, r.1.clone());
+                return self.conn.refuse(failed(seq, &r), r, &info);
+            }
+        }
+        let file = Received {
+            seq,
+            offer,
+            info,
+            target,
+            space,
+        };
+        self.finish(file, temp, done, hasher.digest128())
+    }
+
+    /// Cuts the old copy into chunks and sends their lengths and hashes in SIG frames, then
+    /// the empty SIG that ends them. A read error ends the signature early: the sender then
+    /// sends more literal data.
+    fn send_signature(&mut self, basis: &File, size: u64) -> Result<Vec<Chunk>> {
+        let mut sig = Vec::new();
+        let mut frame = Vec::with_capacity(SIG_PER_FRAME);
+        let mut offset = 0u64;
+        for data in chunks(basis, size) {
+            let Ok(data) = data else { break };
+            let c = Chunk {
+                offset,
+                len: data.len() as u32,
+                hash: chunk_hash(&data),
+            };
+            offset += data.len() as u64;
+            frame.push((c.len, c.hash));
+            sig.push(c);
+            if frame.len() == SIG_PER_FRAME {
+                self.conn
+                    .queue_frame(Frame::Sig(std::mem::take(&mut frame)))?;
+            }
+            if sig.len() >= protocol::delta::MAX_SIG_CHUNKS {
+                break;
+            }
+        }
+        if !frame.is_empty() {
+            self.conn.queue_frame(Frame::Sig(frame))?;
+        }
+        self.conn.queue_frame(Frame::Sig(Vec::new()))?;
+        self.conn.flush()?;
+        Ok(sig)
+    }
+
+    /// Reads COPY and LITERAL frames up to DONE (returned), writing the new version into
+    /// `temp` and hashing it. A delta that refers past the signature or builds more than the
+    /// offered size is a protocol error.
+    fn apply(
+        &mut self,
+        basis: &File,
+        sig: &[Chunk],
+        offer: &protocol::Offer,
+        temp: &mut TempFile,
+        hasher: &mut Xxh3,
+    ) -> Result<(Built, (u8, Vec<u8>))> {
+        let mut built = Built::Ok;
+        let mut written = 0u64;
+        let mut buf = Vec::new();
+        loop {
+            let piece: Vec<u8> = match Frame::read_from(&mut self.conn.wire)? {
+                None => return Err(Error::protocol("sender closed the connection in a delta")),
+                Some(Frame::Done { algorithm, digest }) => return Ok((built, (algorithm, digest))),
+                Some(Frame::Copy { index, count }) => {
+                    let (i, n) = (index as usize, count as usize);
+                    if n == 0 || i.checked_add(n).is_none_or(|end| end > sig.len()) {
+                        return Err(Error::protocol(format!(
+                            "delta copies chunks {i}+{n} of a {}-chunk signature",
+                            sig.len()
+                        )));
+                    }
+                    buf.clear();
+                    for c in &sig[i..i + n] {
+                        if !read_chunk(basis, c, &mut buf) {
+                            built = Built::BasisChanged;
+                        }
+                    }
+                    std::mem::take(&mut buf)
+                }
+                Some(Frame::Literal(data)) => literal(data, offer)?,
+                Some(f) => return Err(Error::protocol(format!("unexpected {f:?} in a delta"))),
+            };
+            written += piece.len() as u64;
+            if written > offer.size {
+                return Err(Error::protocol(format!(
+                    "delta builds more than the {} bytes offered",
+                    offer.size
+                )));
+            }
+            hasher.update(&piece);
+            if let (Built::Ok, Err(e)) = (&built, temp.file().write_all(&piece)) {
+                built = Built::Failed(io_refusal(e));
+            }
+            buf = piece;
+        }
+    }
+}
+/// Appends chunk `c` of the old copy to `buf`; false when it no longer reads back as signed.
+fn read_chunk(basis: &File, c: &Chunk, buf: &mut Vec<u8>) -> bool {
+    let start = buf.len();
+    buf.resize(start + c.len as usize, 0);
+    basis.read_exact_at(&mut buf[start..], c.offset).is_ok() && chunk_hash(&buf[start..]) == c.hash
+}
+
+/// A LITERAL frame's new bytes, decompressed when the file's encoding is zstd.
+fn literal(data: Vec<u8>, offer: &protocol::Offer) -> Result<Vec<u8>> {
+    if offer.encoding != protocol::ENCODING_ZSTD {
+        return Ok(data);
+    }
+    zstd::bulk::decompress(&data, LITERAL_DECODED_MAX)
+        .map_err(|e| Error::protocol(format!("corrupt compressed delta data: {e}")))
+}
