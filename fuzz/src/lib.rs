@@ -21,8 +21,11 @@ pub mod seeds;
 
 pub use bounded::{peak_live_bytes, MAX_ALLOCATION, MAX_LIVE};
 
-/// The targets by name, for the replay test and for scripts/fuzz.sh's list.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+/// A fuzz target: takes any bytes, panics on a finding.
+pub type Target = fn(&[u8]);
+
+/// The targets by name, for the replay test (scripts/fuzz.sh lists the same names).
+pub const TARGETS: [(&str, Target); 6] = [
     ("frame", frame),
     ("hello", hello),
     ("zstd_blocks", zstd_blocks),
