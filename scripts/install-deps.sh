@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need and a fresh machine may lack: a C/C++ toolchain,
-# CMake, Ninja, pkg-config, GoogleTest and Go (Debian packages), and checks for Rust.
+# CMake, Ninja, pkg-config, GoogleTest, valgrind and Go (Debian packages), and checks for Rust.
 set -euo pipefail
 missing=()
 command -v cc >/dev/null || missing+=(gcc)
@@ -11,6 +11,7 @@ command -v pkg-config >/dev/null || missing+=(pkg-config)
 [ -f /usr/include/gtest/gtest.h ] || missing+=(libgtest-dev)
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || missing+=(golang-go)
 command -v python3 >/dev/null || missing+=(python3)
+command -v valgrind >/dev/null || missing+=(valgrind)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   sudo=""
