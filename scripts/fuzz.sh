@@ -30,7 +30,7 @@ build() {
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions \
 -Coverflow-checks" \
-    cargo build --manifest-path fuzz/Cargo.toml --locked --release --features libfuzzer \
+    cargo build --manifest-path fuzz/Cargo.toml --release --features libfuzzer \
       --target "$host" --bins
 }
 

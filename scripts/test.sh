@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Every test: Rust (unit, integration, header drift), C and C++ through CTest (plain, then
-# AddressSanitizer + UndefinedBehaviorSanitizer), packaging, interop with the real kn-sock 0.3.0,
-# and Go (race detector, cgocheck2).
+# Every test: Rust (unit, integration, header drift, the fuzz corpus replayed), C and C++ through
+# CTest (plain, then AddressSanitizer + UndefinedBehaviorSanitizer, then valgrind), packaging,
+# interop with the real kn-sock 0.3.0, Go (race detector, cgocheck2), then each fuzz target for a
+# few seconds and a short stress run (scripts/stress.sh 3 1) that catches flaky tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -16,6 +17,12 @@ step "Rust tests"
 cargo test --locked
 suites=$((suites + 1))
 
+step "Fuzz corpus replayed through every target (fuzz/, no libFuzzer)"
+# fuzz/ is its own workspace; its lock follows the root's (not --locked: a dependency the root
+# gains is resolved here too).
+(cd fuzz && CARGO_TARGET_DIR=../target cargo test)
+suites=$((suites + 1))
+
 step "C and C++ tests (CTest)"
 cmake -S . -B build/test -G Ninja -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build/test
@@ -27,6 +34,13 @@ cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKNSOCK_SANITIZE=ON 
 cmake --build build/asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build/asan --output-on-failure --timeout 600 -E packaging
+suites=$((suites + 1))
+
+step "C and C++ tests under valgrind (memcheck; errors and definite/possible leaks fail)"
+# The test programs only: the example round trip and packaging are shell scripts.
+cmake -S . -B build/valgrind -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKNSOCK_VALGRIND=ON >/dev/null
+cmake --build build/valgrind
+ctest --test-dir build/valgrind --output-on-failure --timeout 900 -E 'packaging|example_roundtrip'
 suites=$((suites + 1))
 
 step "Interop with kn-sock 0.3.0 (Python, from PyPI)"
@@ -44,6 +58,14 @@ if [ -f bindings/go/go.mod ]; then
   (cd bindings/go && GOEXPERIMENT=cgocheck2 go test -count=1 ./...)
   suites=$((suites + 2))
 fi
+
+step "Fuzzing: every target for 10 s (libFuzzer on stable, scripts/fuzz.sh)"
+scripts/fuzz.sh ci 10
+suites=$((suites + 1))
+
+step "Stress, short: the C/C++ suite 3 times, Rust and Go once more (scripts/stress.sh 3 1)"
+scripts/stress.sh 3 1
+suites=$((suites + 1))
 
 echo
 echo "test suites: $suites passed, 0 failed"
