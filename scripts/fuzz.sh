@@ -8,12 +8,14 @@
 #                                           extra libFuzzer ARGS passed on
 #   scripts/fuzz.sh ci [SECS]               every target for SECS seconds each (default 15);
 #                                           fails on the first crash, timeout or bound exceeded
+#   scripts/fuzz.sh repro TARGET FILE       run one input (a crash's) once
+#   scripts/fuzz.sh min TARGET FILE         minimize a crashing input to FILE.min
 #   scripts/fuzz.sh list                    the targets
 #
-# New inputs go to target/fuzz/corpus/TARGET (not committed); the committed seeds in
+# New inputs go to target/fuzz/corpus/TARGET (not committed); the committed corpus in
 # fuzz/corpus/TARGET are read, never written. A crash leaves its input in target/fuzz/artifacts/
-# TARGET/: minimize it (run TARGET 0 -minimize_crash=1 -runs=100000 FILE), commit it under
-# fuzz/corpus/TARGET/, and `cargo test` in fuzz/ replays it from then on.
+# TARGET/: minimize it (min TARGET FILE), commit it under fuzz/corpus/TARGET/, and `cargo test`
+# in fuzz/ replays it from then on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 targets=(frame hello zstd_blocks name legacy session)
@@ -53,6 +55,15 @@ run() {
 case ${1:-} in
   build) build ;;
   list) printf '%s\n' "${targets[@]}" ;;
+  repro | min)
+    [[ $# -eq 3 ]] || { echo "usage: $0 $1 TARGET FILE" >&2; exit 2; }
+    [[ -x $bin/$2 ]] || build
+    if [[ $1 == repro ]]; then
+      "$bin/$2" "${limits[@]}" "$3"
+    else
+      "$bin/$2" "${limits[@]}" -minimize_crash=1 -runs=100000 -exact_artifact_path="$3.min" "$3"
+    fi
+    ;;
   run)
     [[ $# -ge 3 ]] || { echo "usage: $0 run TARGET SECS [libFuzzer args]" >&2; exit 2; }
     [[ -x $bin/$2 ]] || build
@@ -73,5 +84,5 @@ case ${1:-} in
     done
     echo "fuzz: ${#targets[@]} targets, no crash, no timeout, no bound exceeded"
     ;;
-  *) sed -n '5,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '5,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
