@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need and a fresh machine may lack: a C/C++ toolchain,
 # binutils (ld, objcopy, readelf, ar), CMake, Ninja, pkg-config, GoogleTest, the static libzstd
-# (tests/consumers links it beside libknsock.a), Go and openssl (Debian packages), and checks
-# for Rust.
+# (tests/consumers links it beside libknsock.a), valgrind, Go and openssl (Debian packages), and
+# checks for Rust.
 set -euo pipefail
 missing=()
 command -v cc >/dev/null || missing+=(gcc)
@@ -17,6 +17,7 @@ command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || missing+=(golang-go)
 command -v python3 >/dev/null || missing+=(python3)
 # tests/tls.rs checks that a standard TLS client (openssl s_client) completes a handshake.
 command -v openssl >/dev/null || missing+=(openssl)
+command -v valgrind >/dev/null || missing+=(valgrind)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   sudo=""

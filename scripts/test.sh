@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Every test: Rust (unit, integration, header drift), C and C++ through CTest (plain, then
-# AddressSanitizer + UndefinedBehaviorSanitizer), consumers of an installed knsock (pkg-config,
-# CMake, C++, Go; tests/consumers/run.sh), interop with the real kn-sock 0.3.0, the Python
-# package, and Go (race detector, cgocheck2) against an install in a temporary prefix.
+# Every test: Rust (unit, integration, header drift, the fuzz corpus replayed), C and C++ through
+# CTest (plain, then AddressSanitizer + UndefinedBehaviorSanitizer, then valgrind), consumers of
+# an installed knsock (pkg-config, CMake, C++, Go; tests/consumers/run.sh), interop with the real
+# kn-sock 0.3.0, the Python package, Go (race detector, cgocheck2) against an install in a
+# temporary prefix, then each fuzz target for a few seconds and a short stress run
+# (scripts/stress.sh 3 1) that catches flaky tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -15,6 +17,12 @@ cargo build --release --locked
 
 step "Rust tests"
 cargo test --locked
+suites=$((suites + 1))
+
+step "Fuzz corpus replayed through every target (fuzz/, no libFuzzer)"
+# fuzz/ is its own workspace; its lock follows the root's (not --locked: a dependency the root
+# gains is resolved here too).
+(cd fuzz && CARGO_TARGET_DIR=../target cargo test)
 suites=$((suites + 1))
 
 step "C and C++ tests (CTest)"
@@ -32,6 +40,13 @@ suites=$((suites + 1))
 
 step "Consumers of an installed knsock: pkg-config, CMake (C, C++), Go module copied alone"
 tests/consumers/run.sh
+suites=$((suites + 1))
+
+step "C and C++ tests under valgrind (memcheck; errors and definite/possible leaks fail)"
+# The test programs only: the example round trip and packaging are shell scripts.
+cmake -S . -B build/valgrind -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKNSOCK_VALGRIND=ON >/dev/null
+cmake --build build/valgrind
+ctest --test-dir build/valgrind --output-on-failure --timeout 900 -E 'packaging|example_roundtrip'
 suites=$((suites + 1))
 
 step "Interop with kn-sock 0.3.0 (Python, from PyPI)"
@@ -58,6 +73,14 @@ if [ -f bindings/go/go.mod ]; then
   (cd bindings/go && GOEXPERIMENT=cgocheck2 go test -count=1 ./...)
   suites=$((suites + 2))
 fi
+
+step "Fuzzing: every target for 10 s (libFuzzer on stable, scripts/fuzz.sh)"
+scripts/fuzz.sh ci 10
+suites=$((suites + 1))
+
+step "Stress, short: the C/C++ suite 3 times, Rust and Go once more (scripts/stress.sh 3 1)"
+scripts/stress.sh 3 1
+suites=$((suites + 1))
 
 echo
 echo "test suites: $suites passed, 0 failed"

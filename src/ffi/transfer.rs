@@ -1,12 +1,13 @@
 //! `knsock_transfer`: a send running on its own library thread (kn-sock's `send_file_async`).
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::{self, JoinHandle, ThreadId};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::convert::{arg_path, arg_str, UserData};
@@ -43,7 +44,16 @@ struct State {
 pub struct knsock_transfer {
     state: Arc<State>,
     thread: Option<JoinHandle<()>>,
-    thread_id: ThreadId,
+    /// This transfer's number, also in its thread's `ON_TRANSFER` (not `thread::current()`,
+    /// which allocates a handle that outlives the main thread: a "possibly lost" block).
+    id: u64,
+}
+
+static NEXT_TRANSFER: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// On a transfer's own thread, that transfer's number (0 elsewhere).
+    static ON_TRANSFER: Cell<u64> = const { Cell::new(0) };
 }
 
 impl Castable for knsock_transfer {
@@ -55,7 +65,7 @@ impl Castable for knsock_transfer {
 impl Drop for knsock_transfer {
     fn drop(&mut self) {
         if let Some(handle) = self.thread.take() {
-            if thread::current().id() != self.thread_id {
+            if ON_TRANSFER.with(Cell::get) != self.id {
                 self.state.cancel.cancel();
                 let _ = handle.join();
             }
@@ -153,15 +163,18 @@ pub extern "C" fn knsock_send_file_async(
         let state = Arc::new(State::new());
         watch(&mut opts, &state);
         let (st, ud) = (Arc::clone(&state), UserData(userdata));
+        let id = NEXT_TRANSFER.fetch_add(1, Ordering::Relaxed);
         let handle = thread::Builder::new()
             .name("knsock-transfer".into())
-            .spawn(move || run(&st, (host, port, path), &opts, on_done, ud))
+            .spawn(move || {
+                ON_TRANSFER.with(|c| c.set(id));
+                run(&st, (host, port, path), &opts, on_done, ud)
+            })
             .map_err(|e| Error::io("starting the transfer thread", e))?;
-        let thread_id = handle.thread().id();
         transfer.write(to_boxed_mut_ptr(knsock_transfer {
             state,
             thread: Some(handle),
-            thread_id,
+            id,
         }));
         Ok(())
     })

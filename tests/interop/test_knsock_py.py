@@ -29,8 +29,10 @@ class Lines:
     def _pump(self, stream):
         for line in iter(stream.readline, ""):
             self.q.put(line.rstrip("\n"))
+        self.q.put(None)  # the stream ended
 
     def next(self):
+        """The next line, or None once the stream has ended."""
         try:
             return self.q.get(timeout=TIMEOUT)
         except queue.Empty:
@@ -129,16 +131,29 @@ def free_port():
         return s.getsockname()[1]
 
 
+def start_python_server(out):
+    """Starts kn-sock 0.3's file server. It cannot listen on port 0 and say which port it got,
+    so a free port is picked first; if another process takes it before the server binds, the
+    server exits without its "listening" line and another port is tried."""
+    for _ in range(5):
+        port = free_port()
+        code = ("from kn_sock.file_transfer import start_file_server as s; "
+                "s(%d, %r, host='127.0.0.1', show_progress=False)" % (port, str(out)))
+        server = subprocess.Popen([sys.executable, "-u", "-c", code], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True)
+        first = Lines(server.stdout).next()
+        if first is not None and "listening" in first:
+            return server, port
+        server.kill()
+        server.wait()
+    pytest.fail("kn-sock's server never started listening")
+
+
 def test_knsock_legacy_sender_to_python_server(tmp_path):
     out = tmp_path / "py-received"
     out.mkdir()
-    port = free_port()
-    code = ("from kn_sock.file_transfer import start_file_server as s; "
-            "s(%d, %r, host='127.0.0.1', show_progress=False)" % (port, str(out)))
-    server = subprocess.Popen([sys.executable, "-u", "-c", code], stdout=subprocess.PIPE, text=True)
+    server, port = start_python_server(out)
     try:
-        lines = Lines(server.stdout)
-        assert "listening" in lines.next()
         for name, size in [("legacy.bin", 5_000_000), ("small.txt", 7)]:
             data = make_file(tmp_path / name, size, 3)
             r = subprocess.run([KNSOCK, "send-file", "127.0.0.1", str(port), str(tmp_path / name),
@@ -158,13 +173,8 @@ def test_native_sender_to_python_server_fails_cleanly(tmp_path):
     clear protocol error, not report success."""
     out = tmp_path / "py-received"
     out.mkdir()
-    port = free_port()
-    code = ("from kn_sock.file_transfer import start_file_server as s; "
-            "s(%d, %r, host='127.0.0.1', show_progress=False)" % (port, str(out)))
-    server = subprocess.Popen([sys.executable, "-u", "-c", code], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
+    server, port = start_python_server(out)
     try:
-        assert "listening" in Lines(server.stdout).next()
         (tmp_path / "f.txt").write_bytes(b"data")
         r = subprocess.run([KNSOCK, "send-file", "127.0.0.1", str(port), str(tmp_path / "f.txt"),
                             "--timeout", "5"], capture_output=True, text=True, timeout=TIMEOUT)
