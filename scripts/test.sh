@@ -74,8 +74,8 @@ if [ -f bindings/go/go.mod ]; then
   suites=$((suites + 2))
 fi
 
-step "Fuzzing: every target for 10 s (libFuzzer on stable, scripts/fuzz.sh)"
-scripts/fuzz.sh ci 10
+step "Fuzzing: every target, 100,000 inputs from seed 1 (libFuzzer on stable, scripts/fuzz.sh)"
+scripts/fuzz.sh ci 100000
 suites=$((suites + 1))
 
 step "Stress, short: the C/C++ suite 3 times, Rust and Go once more (scripts/stress.sh 3 1)"

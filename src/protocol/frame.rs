@@ -213,7 +213,11 @@ impl Frame {
                 encoding: p.u8()?,
                 flags: match p.0.is_empty() {
                     true => 0,
-                    false => p.u8()?,
+                    // Present only when not 0: one encoding per OFFER.
+                    false => match p.u8()? {
+                        0 => return Err(Error::protocol("OFFER flags byte present but 0")),
+                        f => f,
+                    },
                 },
             }),
             ty::ACCEPT => Frame::Accept { offset: p.u64()? },
@@ -399,6 +403,27 @@ mod tests {
             code: 9,
             text: "bad".into(),
         });
+    }
+
+    #[test]
+    fn an_offer_has_one_encoding_an_explicit_zero_flags_byte_is_refused() {
+        let offer = Offer {
+            size: 5,
+            mtime_secs: 0,
+            mtime_nanos: 0,
+            mode: 0o644,
+            algorithm: ALGO_XXH3_128,
+            name: "a".into(),
+            digest: Vec::new(),
+            encoding: 0,
+            flags: 0,
+        };
+        let mut buf = Vec::new();
+        Frame::Offer(offer).encode(&mut buf);
+        buf.push(0);
+        buf[4] += 1; // the payload length now counts the extra byte
+        let e = Frame::read_from(&mut &buf[..]).unwrap_err();
+        assert!(e.message().contains("flags byte present but 0"), "{e}");
     }
 
     #[test]
