@@ -365,6 +365,7 @@ static void test_ca_and_client_certificates(const char *root) {
 
 int main(void) {
   char root[4096];
+  ignore_sigpipe();
   make_temp_dir(root, sizeof root, "tls");
   test_null_arguments();
   test_setter_detail();

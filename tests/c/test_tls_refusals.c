@@ -161,6 +161,7 @@ static void test_confinement(const char *root, const char *tokens) {
 
 int main(void) {
   char root[4096], tokens[4300], file[4300];
+  ignore_sigpipe();
   make_temp_dir(root, sizeof root, "tls-refusals");
   write_tokens(root, tokens, sizeof tokens);
   write_text(root, "x.txt", "data");
