@@ -4,9 +4,9 @@
 #ifndef KNSOCK_TEST_TLS_UTIL_H
 #define KNSOCK_TEST_TLS_UTIL_H
 
-#include <signal.h>
-
 #include "check.h"
+
+#include <signal.h>
 
 /* The TLS stream writes through writev(2) (rustls' write_tls), which, unlike the plain path's
  * send(MSG_NOSIGNAL), raises SIGPIPE when the peer has gone: a process that does not ignore
