@@ -683,7 +683,7 @@ enum knsock_result knsock_send_options_set_tls(struct knsock_send_options *optio
 /**
  * Trusts only the CA certificate(s) in this PEM file (path copied; the file is read at each
  * send) instead of the system's trust store, and turns TLS on. The server's certificate must
- * chain to one of them and name the host. NULL forgets the CA file (TLS stays on). Cannot be
+ * chain to one of them and name the host. NULL forgets the CA file (and leaves TLS as it is). Cannot be
  * combined with a pin: setting one while the other is set gives
  * `KNSOCK_RESULT_INVALID_ARGUMENT` ("give a pin or a CA file, not both") and changes nothing.
  * Default: none.
@@ -697,7 +697,7 @@ enum knsock_result knsock_send_options_set_ca_file(struct knsock_send_options *o
  * what `knsock_server_tls_pin()` and `kn-sock run-file-server` print). With a pin, neither CA
  * nor host name is checked: the key is. A malformed pin, or a pin while a CA file is set, gives
  * `KNSOCK_RESULT_INVALID_ARGUMENT` (detail in `knsock_send_options_last_error()`) and changes
- * nothing. NULL forgets the pin (TLS stays on). Default: none.
+ * nothing. NULL forgets the pin (and leaves TLS as it is). Default: none.
  */
 enum knsock_result knsock_send_options_set_pin(struct knsock_send_options *options,
                                                const char *pin);
@@ -706,7 +706,7 @@ enum knsock_result knsock_send_options_set_pin(struct knsock_send_options *optio
  * The name the server's certificate must carry, when it differs from the host connected to
  * (e.g. connecting to an IP address whose certificate names "files.example"); copied; turns TLS
  * on. Not used with a pin. An empty name gives `KNSOCK_RESULT_INVALID_ARGUMENT`; NULL restores
- * the default, the host passed to the send.
+ * the default, the host passed to the send (and leaves TLS as it is).
  */
 enum knsock_result knsock_send_options_set_server_name(struct knsock_send_options *options,
                                                        const char *name);
@@ -714,8 +714,8 @@ enum knsock_result knsock_send_options_set_server_name(struct knsock_send_option
 /**
  * A client certificate chain and its private key (PEM files; paths copied, files read at each
  * send) to show a server that authenticates senders by certificate; turns TLS on. The identity
- * the server sees is the certificate's subject common name. Both NULL forget them; one NULL
- * and not the other gives `KNSOCK_RESULT_INVALID_ARGUMENT`. Default: none.
+ * the server sees is the certificate's subject common name. Both NULL forget them (and leave TLS as
+ * it is); one NULL and not the other gives `KNSOCK_RESULT_INVALID_ARGUMENT`. Default: none.
  */
 enum knsock_result knsock_send_options_set_client_cert(struct knsock_send_options *options,
                                                        const char *cert_path,

@@ -16,11 +16,16 @@ use super::types::knsock_result;
 use crate::{split_token, Error, TlsOptions};
 
 /// Applies `change` to a copy of the options' TLS settings (default ones when TLS is off),
-/// checks the copy, and keeps it only when it passes: TLS is then on.
+/// checks the copy, and keeps it only when it passes: TLS is then on. Forgetting a detail
+/// (`forget`, a NULL argument) while TLS is off changes nothing.
 fn change_tls(
     o: &mut knsock_send_options,
+    forget: bool,
     change: impl FnOnce(&mut TlsOptions),
 ) -> Result<(), Error> {
+    if forget && o.inner.tls.is_none() {
+        return Ok(());
+    }
     let mut probe = o.inner.tls.clone().unwrap_or_default();
     change(&mut probe);
     probe.validate()?;
@@ -60,7 +65,7 @@ pub extern "C" fn knsock_send_options_set_tls(
 ) -> knsock_result {
     set(options, |o| {
         match on {
-            true => change_tls(o, |_| {})?,
+            true => change_tls(o, false, |_| {})?,
             false => o.inner.tls = None,
         }
         Ok(())
@@ -69,7 +74,7 @@ pub extern "C" fn knsock_send_options_set_tls(
 
 /// Trusts only the CA certificate(s) in this PEM file (path copied; the file is read at each
 /// send) instead of the system's trust store, and turns TLS on. The server's certificate must
-/// chain to one of them and name the host. NULL forgets the CA file (TLS stays on). Cannot be
+/// chain to one of them and name the host. NULL forgets the CA file (and leaves TLS as it is). Cannot be
 /// combined with a pin: setting one while the other is set gives
 /// `KNSOCK_RESULT_INVALID_ARGUMENT` ("give a pin or a CA file, not both") and changes nothing.
 /// Default: none.
@@ -81,7 +86,7 @@ pub extern "C" fn knsock_send_options_set_ca_file(
     set(options, |o| {
         // SAFETY: the header's contract: a string argument is NULL or NUL-terminated.
         let path = unsafe { optional_path(path, "CA file") }?;
-        change_tls(o, |t| t.ca_file = path)
+        change_tls(o, path.is_none(), |t| t.ca_file = path)
     })
 }
 
@@ -90,7 +95,7 @@ pub extern "C" fn knsock_send_options_set_ca_file(
 /// what `knsock_server_tls_pin()` and `kn-sock run-file-server` print). With a pin, neither CA
 /// nor host name is checked: the key is. A malformed pin, or a pin while a CA file is set, gives
 /// `KNSOCK_RESULT_INVALID_ARGUMENT` (detail in `knsock_send_options_last_error()`) and changes
-/// nothing. NULL forgets the pin (TLS stays on). Default: none.
+/// nothing. NULL forgets the pin (and leaves TLS as it is). Default: none.
 #[no_mangle]
 pub extern "C" fn knsock_send_options_set_pin(
     options: *mut knsock_send_options,
@@ -102,14 +107,14 @@ pub extern "C" fn knsock_send_options_set_pin(
             // SAFETY: the header's contract: a string argument is NULL or NUL-terminated.
             false => Some(unsafe { arg_str(pin, "pin") }?.to_string()),
         };
-        change_tls(o, |t| t.pin = pin)
+        change_tls(o, pin.is_none(), |t| t.pin = pin)
     })
 }
 
 /// The name the server's certificate must carry, when it differs from the host connected to
 /// (e.g. connecting to an IP address whose certificate names "files.example"); copied; turns TLS
 /// on. Not used with a pin. An empty name gives `KNSOCK_RESULT_INVALID_ARGUMENT`; NULL restores
-/// the default, the host passed to the send.
+/// the default, the host passed to the send (and leaves TLS as it is).
 #[no_mangle]
 pub extern "C" fn knsock_send_options_set_server_name(
     options: *mut knsock_send_options,
@@ -124,14 +129,14 @@ pub extern "C" fn knsock_send_options_set_server_name(
         if name.as_deref() == Some("") {
             return Err(Error::invalid("server name is empty"));
         }
-        change_tls(o, |t| t.server_name = name)
+        change_tls(o, name.is_none(), |t| t.server_name = name)
     })
 }
 
 /// A client certificate chain and its private key (PEM files; paths copied, files read at each
 /// send) to show a server that authenticates senders by certificate; turns TLS on. The identity
-/// the server sees is the certificate's subject common name. Both NULL forget them; one NULL
-/// and not the other gives `KNSOCK_RESULT_INVALID_ARGUMENT`. Default: none.
+/// the server sees is the certificate's subject common name. Both NULL forget them (and leave TLS as
+/// it is); one NULL and not the other gives `KNSOCK_RESULT_INVALID_ARGUMENT`. Default: none.
 #[no_mangle]
 pub extern "C" fn knsock_send_options_set_client_cert(
     options: *mut knsock_send_options,
@@ -146,7 +151,8 @@ pub extern "C" fn knsock_send_options_set_client_cert(
                 optional_path(key_path, "key")?,
             )
         };
-        change_tls(o, |t| (t.client_cert, t.client_key) = (cert, key))
+        let forget = cert.is_none() && key.is_none();
+        change_tls(o, forget, |t| (t.client_cert, t.client_key) = (cert, key))
     })
 }
 
@@ -172,7 +178,7 @@ pub extern "C" fn knsock_send_options_set_token(
         // SAFETY: the header's contract: a string argument is NULL or NUL-terminated.
         let token = unsafe { arg_str(token, "token") }?;
         split_token(token)?;
-        change_tls(o, |_| {})?;
+        change_tls(o, false, |_| {})?;
         o.inner.token = Some(token.to_string());
         Ok(())
     })

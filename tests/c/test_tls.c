@@ -200,14 +200,27 @@ static void test_round_trips(const char *root) {
   seen_init(&seen);
   knsock_server *plain = start_server(root, "plain", 0, NULL, NULL, dir, sizeof dir);
   CHECK(knsock_server_tls_pin(plain) == NULL);
+  snprintf(src, sizeof src, "%s/src", root);
+  mkdir(src, 0755);
+  snprintf(p, sizeof p, "%s/plain.txt", src);
+  write_random_file(p, 100, 3);
+  /* Forgetting TLS details (NULL) does not turn TLS on: this send stays plain and succeeds. */
+  knsock_send_options *forgot = knsock_send_options_new();
+  CHECK_RC(knsock_send_options_set_pin(forgot, NULL), KNSOCK_RESULT_OK);
+  CHECK_RC(knsock_send_options_set_ca_file(forgot, NULL), KNSOCK_RESULT_OK);
+  CHECK_RC(knsock_send_options_set_server_name(forgot, NULL), KNSOCK_RESULT_OK);
+  CHECK_RC(knsock_send_options_set_client_cert(forgot, NULL, NULL), KNSOCK_RESULT_OK);
+  knsock_error *perr = NULL;
+  CHECK_RC(knsock_send_file("127.0.0.1", knsock_server_port(plain), p, forgot, &perr),
+           KNSOCK_RESULT_OK);
+  knsock_error_free(perr);
+  knsock_send_options_free(forgot);
   knsock_server_free(plain);
 
   knsock_server *s = start_server(root, "trips", WITH_TLS, NULL, &seen, dir, sizeof dir);
   uint16_t port = knsock_server_port(s);
   const char *pin = knsock_server_tls_pin(s);
   CHECK(pin != NULL && strncmp(pin, "sha256//", 8) == 0 && strlen(pin) == 52);
-  snprintf(src, sizeof src, "%s/src", root);
-  mkdir(src, 0755);
 
   /* One file. */
   knsock_send_options *o = pinned(pin, NULL);
