@@ -129,6 +129,12 @@ typedef enum knsock_result {
    * `knsock_transfer_wait()` timed out; the transfer is still running.
    */
   KNSOCK_RESULT_IN_PROGRESS = 13,
+  /**
+   * Authentication failed: the server's certificate or pin did not verify, the server refused
+   * our token or certificate (`knsock_error_peer_code()` 12), or one side speaks TLS and the
+   * other does not (peer code 13). `knsock_error_message()` says which.
+   */
+  KNSOCK_RESULT_AUTH = 14,
 } knsock_result;
 
 /**
@@ -481,6 +487,14 @@ const char *knsock_file_info_path(const struct knsock_file_info *info);
 const char *knsock_file_info_path_bytes(const struct knsock_file_info *info, size_t *len);
 
 /**
+ * The identity the sender proved (its token's name, or its client certificate's subject common
+ * name), or NULL for an anonymous sender (a server that requires no authentication, a
+ * plaintext or kn-sock 0.3 sender) or when `info` is NULL. Borrowed like the info. With
+ * confinement, `knsock_file_info_name()` begins with the identity's directory.
+ */
+const char *knsock_file_info_identity(const struct knsock_file_info *info);
+
+/**
  * Sends the file at `path` to `host:port` and blocks until the receiver has verified it,
  * made it durable and put it in place (then `KNSOCK_RESULT_OK`), or until it fails.
  * `options` may be NULL for the defaults. Callbacks run on the calling thread.
@@ -678,6 +692,78 @@ enum knsock_result knsock_send_options_add_exclude(struct knsock_send_options *o
                                                    const char *glob);
 
 /**
+ * Turns TLS 1.3 on or off for sends with these options. Default: off (plain TCP, as kn-sock).
+ *
+ * With TLS on, the server is always verified; there is no way to turn verification off. It is
+ * checked against the pin when one is set (`knsock_send_options_set_pin()`), else against the
+ * CA file (`knsock_send_options_set_ca_file()`), else against the system's trust store; in the
+ * last two cases its certificate must also name the host connected to (or the name set with
+ * `knsock_send_options_set_server_name()`). A server that fails verification, or that does not
+ * speak TLS, fails the send with `KNSOCK_RESULT_AUTH` before any file data leaves.
+ *
+ * Turning TLS on keeps the TLS details already set; turning it off forgets them (CA file, pin,
+ * server name, client certificate). A token set with `knsock_send_options_set_token()` is kept,
+ * but a send with a token and without TLS fails with `KNSOCK_RESULT_INVALID_ARGUMENT` (a token
+ * is only ever sent inside TLS). Setting any TLS detail or a token turns TLS on by itself.
+ */
+enum knsock_result knsock_send_options_set_tls(struct knsock_send_options *options, bool on);
+
+/**
+ * Trusts only the CA certificate(s) in this PEM file (path copied; the file is read at each
+ * send) instead of the system's trust store, and turns TLS on. The server's certificate must
+ * chain to one of them and name the host. NULL forgets the CA file (and leaves TLS as it is). Cannot be
+ * combined with a pin: setting one while the other is set gives
+ * `KNSOCK_RESULT_INVALID_ARGUMENT` ("give a pin or a CA file, not both") and changes nothing.
+ * Default: none.
+ */
+enum knsock_result knsock_send_options_set_ca_file(struct knsock_send_options *options,
+                                                   const char *path);
+
+/**
+ * Trusts exactly the server key with this pin (copied), and turns TLS on: `sha256//` and the
+ * base64 of the SHA-256 of the server's public key (curl's `CURLOPT_PINNEDPUBLICKEY` form,
+ * what `knsock_server_tls_pin()` and `kn-sock run-file-server` print). With a pin, neither CA
+ * nor host name is checked: the key is. A malformed pin, or a pin while a CA file is set, gives
+ * `KNSOCK_RESULT_INVALID_ARGUMENT` (detail in `knsock_send_options_last_error()`) and changes
+ * nothing. NULL forgets the pin (and leaves TLS as it is). Default: none.
+ */
+enum knsock_result knsock_send_options_set_pin(struct knsock_send_options *options,
+                                               const char *pin);
+
+/**
+ * The name the server's certificate must carry, when it differs from the host connected to
+ * (e.g. connecting to an IP address whose certificate names "files.example"); copied; turns TLS
+ * on. Not used with a pin. An empty name gives `KNSOCK_RESULT_INVALID_ARGUMENT`; NULL restores
+ * the default, the host passed to the send (and leaves TLS as it is).
+ */
+enum knsock_result knsock_send_options_set_server_name(struct knsock_send_options *options,
+                                                       const char *name);
+
+/**
+ * A client certificate chain and its private key (PEM files; paths copied, files read at each
+ * send) to show a server that authenticates senders by certificate; turns TLS on. The identity
+ * the server sees is the certificate's subject common name. Both NULL forget them (and leave TLS as
+ * it is); one NULL and not the other gives `KNSOCK_RESULT_INVALID_ARGUMENT`. Default: none.
+ */
+enum knsock_result knsock_send_options_set_client_cert(struct knsock_send_options *options,
+                                                       const char *cert_path,
+                                                       const char *key_path);
+
+/**
+ * A token, `NAME:SECRET` (copied), proving who the sender is to a server that requires it;
+ * turns TLS on, since a token is only ever sent inside TLS, after the server was verified. The
+ * name is 1 to 64 of letters, digits, '.', '_' and '-' (not starting with '.'), the secret not
+ * empty; anything else gives `KNSOCK_RESULT_INVALID_ARGUMENT` and changes nothing. A server that
+ * refuses it fails the send with `KNSOCK_RESULT_AUTH` (peer code 12) before any file is offered.
+ * NULL forgets the token. Default: none.
+ *
+ * The secret stays in the options' memory until they are freed or the token is replaced; do not
+ * put it on a command line (other users can read those).
+ */
+enum knsock_result knsock_send_options_set_token(struct knsock_send_options *options,
+                                                 const char *token);
+
+/**
  * Binds and starts a server from `config` (which is copied, and may be freed at once), and
  * returns without blocking: this is the async server (kn-sock's `start_file_server_async`);
  * `knsock_server_wait()` is the blocking one. On success `*server` receives the new server
@@ -692,6 +778,16 @@ enum knsock_result knsock_server_start(const struct knsock_server_config *config
  * The port the server listens on (the real one when 0 was configured); 0 when `server` is NULL.
  */
 uint16_t knsock_server_port(const struct knsock_server *server);
+
+/**
+ * The pin of the server's TLS key, `sha256//` and 44 characters of base64 (curl's
+ * `CURLOPT_PINNEDPUBLICKEY` form), for senders' `knsock_send_options_set_pin()`: print it or
+ * hand it over out of band. With `knsock_server_config_set_tls_self_signed()` it stays the same
+ * across restarts while the state directory is kept. NULL for a server without TLS or when
+ * `server` is NULL. Owned by the server: valid until `knsock_server_free()`; do not free it.
+ * Any thread.
+ */
+const char *knsock_server_tls_pin(const struct knsock_server *server);
 
 /**
  * Stops the server: no new connections, transfers in flight aborted (their senders get an
@@ -859,6 +955,139 @@ enum knsock_result knsock_server_config_set_error_handler(struct knsock_server_c
 enum knsock_result knsock_server_config_set_finalizer(struct knsock_server_config *config,
                                                       knsock_finalizer_cb finalizer,
                                                       void *userdata);
+
+/**
+ * Milliseconds a whole frame (and the content of a small file sent eagerly) may take to arrive,
+ * 1 to 86400000 (a day); a peer that drips bytes is cut off after it, whatever the idle timeout.
+ * Default 10000.
+ */
+enum knsock_result knsock_server_config_set_header_timeout_ms(struct knsock_server_config *config,
+                                                              uint64_t timeout_ms);
+
+/**
+ * Connections that may decode zstd at once (each may need an 8 MiB window). Past that, new
+ * connections are not offered compression and their senders send raw; 0 never offers it.
+ * Default 16.
+ */
+enum knsock_result knsock_server_config_set_max_decoders(struct knsock_server_config *config,
+                                                         uint32_t max);
+
+/**
+ * Bytes of stored files one connection may make the receiver hash to tell whether it already
+ * holds an offered file (senders with `knsock_send_options_set_skip_unchanged()`). Past that,
+ * offers are answered as if the file had changed, so its content flows. Default 64 GiB.
+ */
+enum knsock_result knsock_server_config_set_hash_budget(struct knsock_server_config *config,
+                                                        uint64_t bytes);
+
+/**
+ * The permission bits a received file may keep of those its sender gave, at most 07777.
+ * Default 0755: no setuid, setgid or sticky bit, no write for group or others. A sender's mode
+ * of 0 gives 0644 before the mask.
+ */
+enum knsock_result knsock_server_config_set_mode_mask(struct knsock_server_config *config,
+                                                      uint32_t mask);
+
+/**
+ * At start, raise the process's soft limit on open descriptors to its hard limit, as servers
+ * commonly do. Either way, how many verified files a connection holds for a group commit is
+ * sized by the limit in force. Default: true.
+ */
+enum knsock_result knsock_server_config_set_raise_fd_limit(struct knsock_server_config *config,
+                                                           bool raise);
+
+/**
+ * Serves TLS 1.3 with this certificate chain and private key (PEM files; paths copied, files
+ * read at start). Senders verify it against their trust store or CA file, and its name. Plain
+ * and kn-sock 0.3 senders are then refused (see `knsock_server_config_set_allow_plaintext()`):
+ * a plain knsock sender gets `KNSOCK_RESULT_AUTH` with peer code 13 ("this server requires
+ * TLS"). Replaces a self-signed identity set before. Both arguments are required.
+ */
+enum knsock_result knsock_server_config_set_tls_cert(struct knsock_server_config *config,
+                                                     const char *cert_path,
+                                                     const char *key_path);
+
+/**
+ * Serves TLS 1.3 with a self-signed identity kept in `state_dir` (path copied; the directory is
+ * created mode 0700 at start if missing, the key and certificate in it mode 0600), made on the
+ * first start and reused afterwards, so its pin stays the same while the directory is kept.
+ * Senders verify it by its pin: `knsock_server_tls_pin()` gives it once the server runs. Keep
+ * `state_dir` outside the directory files are stored in. Replaces a certificate set before.
+ */
+enum knsock_result knsock_server_config_set_tls_self_signed(struct knsock_server_config *config,
+                                                            const char *state_dir);
+
+/**
+ * Requires senders to prove who they are with a token (path copied): the file holds one
+ * `NAME:HASH` line per sender, the hash made by `knsock_hash_token()` (or `kn-sock hash-token`).
+ * The server refuses to start when group or others may read or write the file (chmod 600), or
+ * without TLS. A sender without a valid token (or client certificate, when a client CA is set
+ * too) is refused before any file with `KNSOCK_RESULT_AUTH`, peer code 12; repeated failures
+ * from one address are answered more and more slowly (250 ms doubling to 8 s).
+ */
+enum knsock_result knsock_server_config_set_tokens_file(struct knsock_server_config *config,
+                                                        const char *path);
+
+/**
+ * Lets senders prove who they are with a certificate issued by the CA(s) in this PEM file (path
+ * copied, read at start); the identity is the certificate's subject common name. With a tokens
+ * file too, either credential is accepted (both must name the same identity); alone, a
+ * certificate is required. Needs TLS.
+ */
+enum knsock_result knsock_server_config_set_client_ca(struct knsock_server_config *config,
+                                                      const char *path);
+
+/**
+ * Confines every identity to `<directory>/<identity>` (unless given its own directory with
+ * `knsock_server_config_set_identity_dir()`): its names resolve beneath it, never elsewhere,
+ * and the names handlers see start with it. Needs authentication (tokens or a client CA) and
+ * excludes the plaintext and legacy opt-ins. Default: off.
+ */
+enum knsock_result knsock_server_config_set_confine_identities(struct knsock_server_config *config,
+                                                               bool confine);
+
+/**
+ * Confines `identity` (1 to 64 of letters, digits, '.', '_', '-', not starting with '.') to
+ * `subdir`, a relative `/`-separated name beneath the server's directory under the same rules as
+ * a file name (no `..`, no leading `/`); both copied. Setting it again for the same identity
+ * replaces its directory. A bad name or directory gives `KNSOCK_RESULT_INVALID_ARGUMENT`. Needs
+ * authentication, like `knsock_server_config_set_confine_identities()`.
+ */
+enum knsock_result knsock_server_config_set_identity_dir(struct knsock_server_config *config,
+                                                         const char *identity,
+                                                         const char *subdir);
+
+/**
+ * UNSAFE: also accepts plain knsock senders (unencrypted, unauthenticated, writing anywhere in
+ * the directory) on a TLS server. Needs TLS; cannot be combined with confinement. Default: off.
+ */
+enum knsock_result knsock_server_config_set_allow_plaintext(struct knsock_server_config *config,
+                                                            bool allow);
+
+/**
+ * UNSAFE: also accepts kn-sock 0.3 uploads (unencrypted, unauthenticated) on a TLS server;
+ * without it they are cut off and reported to the error handler. Cannot be combined with
+ * confinement. Default: off.
+ */
+enum knsock_result knsock_server_config_set_allow_legacy(struct knsock_server_config *config,
+                                                         bool allow);
+
+/**
+ * Hashes a token's secret for a tokens file: on success `*hash` receives a new string,
+ * `pbkdf2-sha256$ITERATIONS$SALT$KEY` (salted PBKDF2-HMAC-SHA256, a fresh random salt each
+ * call, so two hashes of one secret differ), to write as the line `NAME:HASH` (then chmod 600
+ * the file). The caller owns the string and frees it with `knsock_string_free()`. Takes tens of
+ * milliseconds on purpose. An empty `secret` gives `KNSOCK_RESULT_INVALID_ARGUMENT`; on failure
+ * `*hash` is not touched and, when `error` is not NULL, `*error` receives the detail. Any
+ * thread.
+ */
+enum knsock_result knsock_hash_token(const char *secret, char **hash, struct knsock_error **error);
+
+/**
+ * Frees a string the library handed to the caller as owned (today only `knsock_hash_token()`'s).
+ * NULL is a no-op. Never pass it a borrowed string (`knsock_error_message()`, …).
+ */
+void knsock_string_free(char *s);
 
 /**
  * Starts sending `path` to `host:port` on a new library thread and returns at once with

@@ -19,6 +19,7 @@ pub struct knsock_file_info {
     mode: u32,
     peer: CString,
     path: Option<CString>,
+    identity: Option<CString>,
 }
 
 impl Castable for knsock_file_info {
@@ -34,6 +35,7 @@ impl knsock_file_info {
             mode: info.mode,
             peer: to_cstring(&info.peer.to_string()),
             path: info.path.as_deref().map(path_cstring),
+            identity: info.identity.as_deref().map(to_cstring),
         }
     }
 }
@@ -96,5 +98,17 @@ pub extern "C" fn knsock_file_info_path_bytes(
         let path = i.path.as_deref();
         len.write(path.map_or(0, |p| p.to_bytes().len()));
         Ok(path.map_or(ptr::null(), |p| p.as_ptr()))
+    })
+}
+
+/// The identity the sender proved (its token's name, or its client certificate's subject common
+/// name), or NULL for an anonymous sender (a server that requires no authentication, a
+/// plaintext or kn-sock 0.3 sender) or when `info` is NULL. Borrowed like the info. With
+/// confinement, `knsock_file_info_name()` begins with the identity's directory.
+#[no_mangle]
+pub extern "C" fn knsock_file_info_identity(info: *const knsock_file_info) -> *const c_char {
+    ffi_boundary!({
+        let i = try_ref!(info);
+        Ok(i.identity.as_ref().map_or(ptr::null(), |p| p.as_ptr()))
     })
 }

@@ -21,8 +21,12 @@ pub mod file_info;
 pub(crate) mod macros;
 pub mod send;
 pub mod send_options;
+pub mod send_options_tls;
 pub mod server;
 pub mod server_config;
+pub mod server_config_limits;
+pub mod server_config_security;
+pub mod token;
 pub mod transfer;
 pub mod types;
 
@@ -81,6 +85,7 @@ fn result_text(code: c_int) -> &'static CStr {
         11 => c"aborted by callback",
         12 => c"internal error (panic caught)",
         13 => c"still in progress",
+        14 => c"authentication failed",
         _ => c"unknown result code",
     }
 }

@@ -63,7 +63,7 @@ type BatchProgressCb =
 /// must not run at the same time as any other call on it (another setter, a send using it, or
 /// `knsock_send_options_last_error()`).
 pub struct knsock_send_options {
-    inner: SendOptions,
+    pub(crate) inner: SendOptions,
     pub(crate) walk: WalkOptions,
     progress: Option<(ProgressCb, UserData)>,
     batch_progress: Option<(BatchProgressCb, UserData)>,
@@ -104,7 +104,7 @@ impl knsock_send_options {
 
 /// Runs one setter on `options` (NULL is `KNSOCK_RESULT_INVALID_ARGUMENT`) and keeps the detail
 /// of its failure for `knsock_send_options_last_error()`.
-fn set(
+pub(crate) fn set(
     options: *mut knsock_send_options,
     f: impl FnOnce(&mut knsock_send_options) -> Result<(), Error>,
 ) -> knsock_result {

@@ -1,5 +1,8 @@
 //! `knsock_server`: a running server, started from a `knsock_server_config`.
 
+use std::ffi::{c_char, CString};
+
+use super::convert::to_cstring;
 use super::error::knsock_error;
 use super::macros::{ffi_boundary, free_box, to_boxed_mut_ptr, try_out, try_ref};
 use super::macros::{Castable, OwnershipBox};
@@ -14,6 +17,8 @@ use crate::Server;
 /// no other call on the server running and not from its own callbacks.
 pub struct knsock_server {
     server: Server,
+    /// The TLS pin, kept as a C string for as long as the server lives.
+    pin: Option<CString>,
 }
 
 impl Castable for knsock_server {
@@ -35,7 +40,11 @@ pub extern "C" fn knsock_server_start(
         let config = try_ref!(config);
         let server = try_out!(server);
         let started = config.to_rust()?.start()?;
-        server.write(to_boxed_mut_ptr(knsock_server { server: started }));
+        let pin = started.tls_pin().map(to_cstring);
+        server.write(to_boxed_mut_ptr(knsock_server {
+            server: started,
+            pin,
+        }));
         Ok(())
     })
 }
@@ -44,6 +53,20 @@ pub extern "C" fn knsock_server_start(
 #[no_mangle]
 pub extern "C" fn knsock_server_port(server: *const knsock_server) -> u16 {
     ffi_boundary!({ Ok(try_ref!(server).server.local_addr().port()) })
+}
+
+/// The pin of the server's TLS key, `sha256//` and 44 characters of base64 (curl's
+/// `CURLOPT_PINNEDPUBLICKEY` form), for senders' `knsock_send_options_set_pin()`: print it or
+/// hand it over out of band. With `knsock_server_config_set_tls_self_signed()` it stays the same
+/// across restarts while the state directory is kept. NULL for a server without TLS or when
+/// `server` is NULL. Owned by the server: valid until `knsock_server_free()`; do not free it.
+/// Any thread.
+#[no_mangle]
+pub extern "C" fn knsock_server_tls_pin(server: *const knsock_server) -> *const c_char {
+    ffi_boundary!({
+        let s = try_ref!(server);
+        Ok(s.pin.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()))
+    })
 }
 
 /// Stops the server: no new connections, transfers in flight aborted (their senders get an

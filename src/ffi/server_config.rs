@@ -81,7 +81,7 @@ impl Drop for Finalizer {
 /// setter must not run at the same time as any other call on it. A running server does not use
 /// it.
 pub struct knsock_server_config {
-    inner: ServerConfig,
+    pub(crate) inner: ServerConfig,
     dir_set: bool,
     pre: Option<(Validate, UserData)>,
     post: Option<(Validate, UserData)>,
@@ -126,8 +126,9 @@ pub extern "C" fn knsock_server_config_free(config: *mut knsock_server_config) {
     })
 }
 
-/// Runs one setter on `config` (NULL is `KNSOCK_RESULT_INVALID_ARGUMENT`).
-fn set(
+/// Runs one setter on `config` (NULL is `KNSOCK_RESULT_INVALID_ARGUMENT`) and keeps the detail
+/// of its failure for `knsock_server_config_last_error()`.
+pub(crate) fn set(
     config: *mut knsock_server_config,
     f: impl FnOnce(&mut knsock_server_config) -> Result<()>,
 ) -> knsock_result {

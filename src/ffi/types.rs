@@ -64,6 +64,10 @@ pub enum knsock_result {
     Panic = 12,
     /// `knsock_transfer_wait()` timed out; the transfer is still running.
     InProgress = 13,
+    /// Authentication failed: the server's certificate or pin did not verify, the server refused
+    /// our token or certificate (`knsock_error_peer_code()` 12), or one side speaks TLS and the
+    /// other does not (peer code 13). `knsock_error_message()` says which.
+    Auth = 14,
 }
 
 /// What a server does when a received file's name exists. Passed to
@@ -93,8 +97,7 @@ impl From<ErrorKind> for knsock_result {
             ErrorKind::Io => knsock_result::Io,
             ErrorKind::Cancelled => knsock_result::Cancelled,
             ErrorKind::AbortedByCallback => knsock_result::AbortedByCallback,
-            // Until phase 2 of issue 10 adds KNSOCK_RESULT_AUTH.
-            ErrorKind::Auth => knsock_result::Rejected,
+            ErrorKind::Auth => knsock_result::Auth,
         }
     }
 }

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <initializer_list>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -140,6 +141,17 @@ struct SendOptions {
   std::vector<std::string> include, exclude;  // globs on relative names, e.g. "*.log"
   bool stop_on_error = false;    // stop offering files after the first failure
   BatchProgressFn batch_progress;
+  // TLS and authentication (knsock_send_options_set_tls() and the setters after it). Setting
+  // any of ca_file, pin, server_name, client_cert or token turns TLS on by itself. The server
+  // is always verified: against `pin` when given, else `ca_file`, else the system's trust store
+  // (and then its certificate must name the host, or `server_name`). There is no way to turn
+  // verification off. A server that fails it, or refuses the token, gives KNSOCK_RESULT_AUTH.
+  bool tls = false;
+  std::string ca_file;      // trust only the CA(s) in this PEM file (not with a pin)
+  std::string pin;          // "sha256//BASE64", as Server::tls_pin() gives it
+  std::string server_name;  // the name the certificate must carry, when not the host
+  std::string client_cert, client_key;  // PEM files, for servers that want a certificate
+  std::string token;        // "NAME:SECRET", for servers that require a token
 };
 
 namespace detail {
@@ -201,13 +213,22 @@ inline Result make_options(const SendOptions &o, ProgressState *progress, Option
     if (bad) bad = check_c_string(g, "include glob");
   for (const auto &g : o.exclude)
     if (bad) bad = check_c_string(g, "exclude glob");
+  const std::pair<const std::string *, const char *> strings[] = {
+      {&o.ca_file, "CA file"},         {&o.pin, "pin"},
+      {&o.server_name, "server name"}, {&o.client_cert, "client certificate"},
+      {&o.client_key, "client key"},   {&o.token, "token"}};
+  for (const auto &[value, what] : strings)
+    if (bad) bad = check_c_string(*value, what);
   if (!bad) return bad;
   Options opts(knsock_send_options_new());
   if (!opts) return Result{KNSOCK_RESULT_PANIC, "out of memory", {}, 0};
   auto *p = opts.get();
   knsock_result rc = KNSOCK_RESULT_OK;
-  auto step = [&rc](knsock_result r) {
-    if (rc == KNSOCK_RESULT_OK) rc = r;
+  std::string why;  // the first failing setter's detail
+  auto step = [&rc, &why, p](knsock_result r) {
+    if (rc != KNSOCK_RESULT_OK || r == KNSOCK_RESULT_OK) return;
+    rc = r;
+    why = str(knsock_error_message(knsock_send_options_last_error(p)));
   };
   step(knsock_send_options_set_show_progress(p, o.show_progress));
   if (o.chunk_size) step(knsock_send_options_set_chunk_size(p, o.chunk_size));
@@ -238,9 +259,17 @@ inline Result make_options(const SendOptions &o, ProgressState *progress, Option
   step(knsock_send_options_set_stop_on_error(p, o.stop_on_error));
   for (const auto &g : o.include) step(knsock_send_options_add_include(p, g.c_str()));
   for (const auto &g : o.exclude) step(knsock_send_options_add_exclude(p, g.c_str()));
+  if (o.tls) step(knsock_send_options_set_tls(p, true));
+  if (!o.ca_file.empty()) step(knsock_send_options_set_ca_file(p, o.ca_file.c_str()));
+  if (!o.pin.empty()) step(knsock_send_options_set_pin(p, o.pin.c_str()));
+  if (!o.server_name.empty()) step(knsock_send_options_set_server_name(p, o.server_name.c_str()));
+  if (!o.client_cert.empty() || !o.client_key.empty())
+    step(knsock_send_options_set_client_cert(p, o.client_cert.empty() ? nullptr : o.client_cert.c_str(),
+                                             o.client_key.empty() ? nullptr : o.client_key.c_str()));
+  if (!o.token.empty()) step(knsock_send_options_set_token(p, o.token.c_str()));
   if (rc != KNSOCK_RESULT_OK)
-    return Result{rc, std::string("invalid send option (a malformed glob?): ") +
-                          knsock_result_str(rc), {}, 0};
+    return Result{rc, "invalid send option: " + (why.empty() ? str(knsock_result_str(rc)) : why),
+                  {}, 0};
   *out = std::move(opts);
   return Result{};
 }
@@ -389,6 +418,39 @@ inline Result try_send_files(const std::string &host, uint16_t port,
 }
 #endif
 
+/// Hashes a token's secret for a server's tokens file: `*hash` receives the HASH of a
+/// `NAME:HASH` line (salted PBKDF2, different at each call); never throws. Then chmod 600 the
+/// file (ServerConfig::tokens_file).
+inline Result try_hash_token(const std::string &secret, std::string *hash) noexcept {
+#if KNSOCK_HPP_EXCEPTIONS
+  try {
+#endif
+    Result r = detail::check_c_string(secret, "secret");
+    if (!r) return r;
+    char *raw = nullptr;
+    knsock_error *err = nullptr;
+    knsock_result rc = knsock_hash_token(secret.c_str(), &raw, &err);
+    if (rc != KNSOCK_RESULT_OK) return detail::take_result(rc, err);
+    std::unique_ptr<char, void (*)(char *)> owned(raw, knsock_string_free);
+    if (hash) *hash = owned.get();
+    return Result{};
+#if KNSOCK_HPP_EXCEPTIONS
+  } catch (const std::exception &e) {
+    return Result{KNSOCK_RESULT_PANIC, e.what(), {}, 0};
+  }
+#endif
+}
+
+#if KNSOCK_HPP_EXCEPTIONS
+/// Hashes a token's secret for a tokens file; throws knsock::Error on failure.
+inline std::string hash_token(const std::string &secret) {
+  std::string hash;
+  Result r = try_hash_token(secret, &hash);
+  if (!r) throw Error(std::move(r));
+  return hash;
+}
+#endif
+
 /// A file as the server sees it (a copy, valid beyond the callback).
 struct FileInfo {
   std::string name;  // in on_received: the name it was stored under
@@ -397,6 +459,7 @@ struct FileInfo {
   uint32_t mode = 0;
   std::string peer;
   std::string path;  // empty before the data; the verified temp file; the saved file
+  std::string identity;  // who the sender proved to be (token name, certificate CN); empty: anonymous
 
   static FileInfo from(const knsock_file_info *i) {
     FileInfo f;
@@ -406,6 +469,7 @@ struct FileInfo {
     f.mode = knsock_file_info_mode(i);
     f.peer = detail::str(knsock_file_info_peer(i));
     f.path = detail::str(knsock_file_info_path(i));
+    f.identity = detail::str(knsock_file_info_identity(i));
     return f;
   }
 };
@@ -431,6 +495,22 @@ struct ServerConfig {
   std::function<void(const FileInfo &)> on_received;
   std::function<void(knsock_result code, const std::string &message, const std::string &peer)>
       on_error;
+  // Receiver limits; zero or empty means the library's default.
+  std::chrono::milliseconds header_timeout{0};  // a whole frame must arrive within it (10 s)
+  std::optional<uint32_t> max_decoders;         // connections decoding zstd at once (16)
+  std::optional<uint64_t> hash_budget;          // bytes hashed per connection for SKIP (64 GiB)
+  std::optional<uint32_t> mode_mask;            // permission bits a file may keep (0755)
+  bool raise_fd_limit = true;                   // raise the soft descriptor limit at start
+  // TLS and authentication (docs/security.md). Files are read when the server starts; a bad
+  // combination fails the start with the reason.
+  std::string tls_cert, tls_key;  // serve TLS with this certificate chain and key (PEM)
+  std::string tls_self_signed;    // or: a self-signed identity kept in this directory
+  std::string tokens_file;        // require a token (NAME:HASH lines, mode 0600)
+  std::string client_ca;          // accept client certificates issued by this CA
+  bool confine_identities = false;  // each identity writes beneath <dir>/<identity>
+  std::vector<std::pair<std::string, std::string>> identity_dirs;  // identity -> subdirectory
+  bool allow_plaintext = false;  // UNSAFE: also plain knsock senders on a TLS server
+  bool allow_legacy = false;     // UNSAFE: also kn-sock 0.3 uploads on a TLS server
 };
 
 namespace detail {
@@ -556,6 +636,9 @@ class [[nodiscard]] Server {
     if (handle_) knsock_server_stop(handle_.get());
   }
 
+  /// The pin of its TLS key ("sha256//BASE64"), for senders' SendOptions::pin; empty without TLS.
+  std::string tls_pin() const { return detail::str(knsock_server_tls_pin(handle_.get())); }
+
   /// Blocks until the server stops (kn-sock's blocking start_file_server).
   Result wait() noexcept {
     knsock_error *err = nullptr;
@@ -567,13 +650,23 @@ class [[nodiscard]] Server {
   Result open(const ServerConfig &cfg) noexcept {
     Result bad = detail::check_c_string(cfg.dir, "directory");
     if (bad) bad = detail::check_c_string(cfg.host, "host");
+    for (const std::string *s : {&cfg.tls_cert, &cfg.tls_key, &cfg.tls_self_signed,
+                                 &cfg.tokens_file, &cfg.client_ca})
+      if (bad) bad = detail::check_c_string(*s, "TLS setting");
+    for (const auto &[id, sub] : cfg.identity_dirs) {
+      if (bad) bad = detail::check_c_string(id, "identity");
+      if (bad) bad = detail::check_c_string(sub, "identity directory");
+    }
     if (!bad) return bad;
     std::unique_ptr<knsock_server_config, detail::ConfigDeleter> c(knsock_server_config_new());
     if (!c) return Result{KNSOCK_RESULT_PANIC, "out of memory", {}, 0};
     auto *p = c.get();
     knsock_result rc = KNSOCK_RESULT_OK;
-    auto step = [&rc](knsock_result r) {
-      if (rc == KNSOCK_RESULT_OK) rc = r;
+    std::string why;  // the first failing setter's detail
+    auto step = [&rc, &why, p](knsock_result r) {
+      if (rc != KNSOCK_RESULT_OK || r == KNSOCK_RESULT_OK) return;
+      rc = r;
+      why = detail::str(knsock_error_message(knsock_server_config_last_error(p)));
     };
     step(knsock_server_config_set_directory(p, cfg.dir.c_str()));
     step(knsock_server_config_set_host(p, cfg.host.c_str()));
@@ -587,8 +680,31 @@ class [[nodiscard]] Server {
     step(knsock_server_config_set_overwrite(p, static_cast<uint32_t>(cfg.overwrite)));
     step(knsock_server_config_set_resume_ttl_ms(p, static_cast<uint64_t>(cfg.resume_ttl.count())));
     step(knsock_server_config_set_accept_compression(p, cfg.accept_compression));
+    if (cfg.header_timeout.count() > 0)
+      step(knsock_server_config_set_header_timeout_ms(
+          p, static_cast<uint64_t>(cfg.header_timeout.count())));
+    if (cfg.max_decoders) step(knsock_server_config_set_max_decoders(p, *cfg.max_decoders));
+    if (cfg.hash_budget) step(knsock_server_config_set_hash_budget(p, *cfg.hash_budget));
+    if (cfg.mode_mask) step(knsock_server_config_set_mode_mask(p, *cfg.mode_mask));
+    step(knsock_server_config_set_raise_fd_limit(p, cfg.raise_fd_limit));
+    if (!cfg.tls_cert.empty() || !cfg.tls_key.empty())
+      step(knsock_server_config_set_tls_cert(p, cfg.tls_cert.empty() ? nullptr : cfg.tls_cert.c_str(),
+                                             cfg.tls_key.empty() ? nullptr : cfg.tls_key.c_str()));
+    if (!cfg.tls_self_signed.empty())
+      step(knsock_server_config_set_tls_self_signed(p, cfg.tls_self_signed.c_str()));
+    if (!cfg.tokens_file.empty())
+      step(knsock_server_config_set_tokens_file(p, cfg.tokens_file.c_str()));
+    if (!cfg.client_ca.empty()) step(knsock_server_config_set_client_ca(p, cfg.client_ca.c_str()));
+    step(knsock_server_config_set_confine_identities(p, cfg.confine_identities));
+    for (const auto &[id, sub] : cfg.identity_dirs)
+      step(knsock_server_config_set_identity_dir(p, id.c_str(), sub.c_str()));
+    step(knsock_server_config_set_allow_plaintext(p, cfg.allow_plaintext));
+    step(knsock_server_config_set_allow_legacy(p, cfg.allow_legacy));
     if (rc != KNSOCK_RESULT_OK)
-      return Result{rc, std::string("invalid server setting: ") + knsock_result_str(rc), {}, 0};
+      return Result{rc,
+                    "invalid server setting: " +
+                        (why.empty() ? detail::str(knsock_result_str(rc)) : why),
+                    {}, 0};
     auto *cbs = new (std::nothrow) detail::ServerCallbacks;
     if (!cbs) return Result{KNSOCK_RESULT_PANIC, "out of memory", {}, 0};
     // From here the config owns the callbacks; the library deletes them through the finalizer

@@ -74,6 +74,8 @@ func fileInfo(info *C.knsock_file_info) FileInfo {
 		Mode:    fs.FileMode(C.knsock_file_info_mode(info)) & fs.ModePerm,
 		Peer:    goString(C.knsock_file_info_peer(info)),
 		Path:    goString(C.knsock_file_info_path(info)),
+		// Identity: who the sender proved to be; empty when anonymous.
+		Identity: goString(C.knsock_file_info_identity(info)),
 	}
 }
 

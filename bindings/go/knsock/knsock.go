@@ -49,6 +49,9 @@ const (
 	CodeAbortedByCallback Code = C.KNSOCK_RESULT_ABORTED_BY_CALLBACK
 	CodePanic             Code = C.KNSOCK_RESULT_PANIC
 	CodeInProgress        Code = C.KNSOCK_RESULT_IN_PROGRESS
+	// CodeAuth: the server failed verification (pin, CA, name), refused our token or
+	// certificate (PeerCode 12), or one side speaks TLS and the other not (PeerCode 13).
+	CodeAuth Code = C.KNSOCK_RESULT_AUTH
 )
 
 // String is the library's description of the code ("unknown result code" for unknown ones).
@@ -70,6 +73,7 @@ var (
 	ErrAbortedByCallback = &Error{Code: CodeAbortedByCallback}
 	ErrPanic             = &Error{Code: CodePanic}
 	ErrInProgress        = &Error{Code: CodeInProgress}
+	ErrAuth              = &Error{Code: CodeAuth}
 )
 
 // Error is a failure reported by knsock.

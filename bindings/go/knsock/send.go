@@ -34,6 +34,8 @@ type sendConfig struct {
 	// SendFiles only: which files the walk picks and whether the batch stops at a failure.
 	recursive, followSymlinks, stopOnError *bool
 	include, exclude                       []string
+
+	tls tlsConfig // WithTLS, WithPin, WithToken, … (tls.go)
 }
 
 // WithTimeout sets the idle timeout: a read or write that makes no progress for this long fails
@@ -209,6 +211,9 @@ func (c *sendConfig) newOptions() (*C.knsock_send_options, error) {
 	}
 	if c.showProgress != nil {
 		set(C.knsock_send_options_set_show_progress(o, C.bool(*c.showProgress)), "show progress")
+	}
+	if err == nil {
+		err = c.tls.apply(o)
 	}
 	if err != nil {
 		C.knsock_send_options_free(o)

@@ -36,6 +36,9 @@ type FileInfo struct {
 	// Path is empty in a PreValidator, the verified temporary file in a PostValidator and the
 	// stored file in Handler.
 	Path string
+	// Identity is who the sender proved to be (its token's name or its client certificate's
+	// common name); empty for an anonymous sender.
+	Identity string
 }
 
 // ServerConfig configures StartServer. Zero values mean the library's defaults.
@@ -63,6 +66,25 @@ type ServerConfig struct {
 	PostValidator func(FileInfo) error // runs on the verified temporary file before the rename
 	Handler       func(FileInfo)       // called for each stored file
 	ErrorHandler  func(error)          // called with an *Error for each failed connection or file
+
+	// Receiver limits; zero values mean the library's defaults.
+	HeaderTimeout time.Duration // a whole frame must arrive within it; default 10 s
+	MaxDecoders   int           // connections decoding zstd at once; default 16
+	HashBudget    uint64        // bytes hashed per connection to answer skip-unchanged offers; default 64 GiB
+	ModeMask      uint32        // Unix permission bits (0o7777 at most) a received file may keep; default 0o755
+	KeepFDLimit   bool          // do not raise the soft descriptor limit at start
+
+	// TLS and authentication (docs/security.md). Files are read at start; a bad combination
+	// (tokens without TLS, confinement without authentication) makes StartServer fail with
+	// ErrInvalidArgument and the reason.
+	TLSCert, TLSKey   string            // serve TLS with this certificate chain and key (PEM)
+	TLSSelfSigned     string            // or a self-signed identity kept in this directory (see TLSPin)
+	TokensFile        string            // require a token: "NAME:HASH" lines (HashToken), mode 0600
+	ClientCA          string            // accept client certificates issued by this CA (PEM)
+	ConfineIdentities bool              // each identity writes beneath Dir/<identity>
+	IdentityDirs      map[string]string // identity -> its directory beneath Dir
+	AllowPlaintext    bool              // UNSAFE: also plain knsock senders on a TLS server
+	AllowLegacy       bool              // UNSAFE: also kn-sock 0.3 uploads on a TLS server
 }
 
 // serverState is what a server's callbacks reach through their cgo.Handle.
@@ -84,6 +106,7 @@ func (ss *serverState) reportError(err *Error) {
 type Server struct {
 	host string
 	port int
+	pin  string
 
 	mu        sync.RWMutex // held for reading around C calls, for writing to free
 	ptr       *C.knsock_server
@@ -141,6 +164,9 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	}
 	set(C.knsock_server_config_set_overwrite(c, C.uint32_t(cfg.Overwrite)), "overwrite policy")
 	set(C.knsock_server_config_set_accept_compression(c, C.bool(!cfg.NoCompression)), "accept compression")
+	if err == nil {
+		err = cfg.applySecurity(c)
+	}
 
 	ss := &serverState{pre: cfg.PreValidator, post: cfg.PostValidator, handler: cfg.Handler, onError: cfg.ErrorHandler}
 	h := newHandle(ss)
@@ -172,8 +198,13 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{host: host, port: int(C.knsock_server_port(srv)), ptr: srv}, nil
+	pin := goString(C.knsock_server_tls_pin(srv))
+	return &Server{host: host, port: int(C.knsock_server_port(srv)), pin: pin, ptr: srv}, nil
 }
+
+// TLSPin is the pin of the server's TLS key, "sha256//BASE64", for senders' WithPin; empty
+// without TLS. With TLSSelfSigned it stays the same across restarts while the directory is kept.
+func (s *Server) TLSPin() string { return s.pin }
 
 // Port is the port the server listens on (the real one when 0 was configured).
 func (s *Server) Port() int { return s.port }

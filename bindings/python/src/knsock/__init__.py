@@ -8,12 +8,16 @@ Code written for kn-sock moves over by changing the import::
 `send_file` returns only once the receiver has the file verified, durable and in place; a
 refusal raises FileTransferError with the receiver's reason. Beyond kn-sock: `send_files`
 (trees over one connection, per-file results), `FileServer` (a non-blocking server), a pre-data
-`validator_before`, compression, retries, skipping unchanged files.
+`validator_before`, compression, retries, skipping unchanged files, and TLS with
+authentication (`pin=`, `token=` on sends; `tls_self_signed=`, `tokens_file=`, `confine=` on
+servers; `AuthenticationError`).
 """
 from ._ffi import Overwrite, Result, lib as _lib
 from ._send import (BatchProgress, FileResult, send_file, send_file_async, send_files)
-from ._server import FileServer, start_file_server, start_file_server_async
-from .errors import ConnectionTimeoutError, EasySocketError, FileTransferError
+from ._server import (FileServer, ReceivedFile, hash_token, start_file_server,
+                      start_file_server_async)
+from .errors import (AuthenticationError, ConnectionTimeoutError, EasySocketError,
+                     FileTransferError)
 
 __version__ = "0.1.0"
 library_version: str = _lib.knsock_version().decode()
@@ -22,5 +26,5 @@ __all__ = [
     "send_file", "send_file_async", "send_files", "start_file_server",
     "start_file_server_async", "FileServer", "FileResult", "BatchProgress",
     "FileTransferError", "ConnectionTimeoutError", "EasySocketError", "Result", "Overwrite",
-    "library_version",
+    "library_version", "AuthenticationError", "ReceivedFile", "hash_token",
 ]

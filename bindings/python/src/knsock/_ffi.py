@@ -36,6 +36,7 @@ class Result(IntEnum):
     ABORTED_BY_CALLBACK = 11
     PANIC = 12
     IN_PROGRESS = 13
+    AUTH = 14
 
 
 class Overwrite(IntEnum):
@@ -89,6 +90,16 @@ _PROTOTYPES = {
     "knsock_send_options_add_include": (c_int, [_P, c_char_p]),
     "knsock_send_options_add_exclude": (c_int, [_P, c_char_p]),
     "knsock_send_options_set_stop_on_error": (c_int, [_P, c_bool]),
+    "knsock_send_options_last_error": (_P, [_P]),
+    # send options: TLS and tokens
+    "knsock_send_options_set_tls": (c_int, [_P, c_bool]),
+    "knsock_send_options_set_ca_file": (c_int, [_P, c_char_p]),
+    "knsock_send_options_set_pin": (c_int, [_P, c_char_p]),
+    "knsock_send_options_set_server_name": (c_int, [_P, c_char_p]),
+    "knsock_send_options_set_client_cert": (c_int, [_P, c_char_p, c_char_p]),
+    "knsock_send_options_set_token": (c_int, [_P, c_char_p]),
+    "knsock_hash_token": (c_int, [c_char_p, POINTER(c_void_p), _PP]),
+    "knsock_string_free": (None, [c_void_p]),
     # sending
     "knsock_send_file": (c_int, [c_char_p, c_uint16, c_char_p, _P, _PP]),
     "knsock_send_files": (c_int, [c_char_p, c_uint16, POINTER(c_char_p), c_size_t, _P, _PP,
@@ -117,6 +128,7 @@ _PROTOTYPES = {
     "knsock_file_info_mode": (c_uint32, [_P]),
     "knsock_file_info_peer": (c_char_p, [_P]),
     "knsock_file_info_path": (c_char_p, [_P]),
+    "knsock_file_info_identity": (c_char_p, [_P]),
     # server
     "knsock_server_config_new": (_P, []),
     "knsock_server_config_free": (None, [_P]),
@@ -135,6 +147,22 @@ _PROTOTYPES = {
     "knsock_server_config_set_received_handler": (c_int, [_P, RECEIVED_CB, c_void_p]),
     "knsock_server_config_set_error_handler": (c_int, [_P, ERROR_CB, c_void_p]),
     "knsock_server_config_set_finalizer": (c_int, [_P, FINALIZER_CB, c_void_p]),
+    "knsock_server_config_last_error": (_P, [_P]),
+    # server: TLS, authentication, limits
+    "knsock_server_config_set_tls_cert": (c_int, [_P, c_char_p, c_char_p]),
+    "knsock_server_config_set_tls_self_signed": (c_int, [_P, c_char_p]),
+    "knsock_server_config_set_tokens_file": (c_int, [_P, c_char_p]),
+    "knsock_server_config_set_client_ca": (c_int, [_P, c_char_p]),
+    "knsock_server_config_set_confine_identities": (c_int, [_P, c_bool]),
+    "knsock_server_config_set_identity_dir": (c_int, [_P, c_char_p, c_char_p]),
+    "knsock_server_config_set_allow_plaintext": (c_int, [_P, c_bool]),
+    "knsock_server_config_set_allow_legacy": (c_int, [_P, c_bool]),
+    "knsock_server_config_set_header_timeout_ms": (c_int, [_P, c_uint64]),
+    "knsock_server_config_set_max_decoders": (c_int, [_P, c_uint32]),
+    "knsock_server_config_set_hash_budget": (c_int, [_P, c_uint64]),
+    "knsock_server_config_set_mode_mask": (c_int, [_P, c_uint32]),
+    "knsock_server_config_set_raise_fd_limit": (c_int, [_P, c_bool]),
+    "knsock_server_tls_pin": (c_char_p, [_P]),
     "knsock_server_start": (c_int, [_P, _PP, _PP]),
     "knsock_server_port": (c_uint16, [_P]),
     "knsock_server_stop": (c_int, [_P]),
@@ -202,7 +230,9 @@ def unregister(handle: int) -> None:
         _registry.pop(handle, None)
 
 
-def check(code: int, what: str) -> None:
-    """Raises ValueError for a setter the library refused (a bad value, a malformed glob)."""
+def check(code: int, what: str, last_error: Optional[int] = None) -> None:
+    """Raises ValueError for a setter the library refused (a bad value, a malformed glob), with
+    the detail of `last_error` (the options' or config's `_last_error()`) when given."""
     if code != Result.OK:
-        raise ValueError("%s: %s" % (what, result_str(code)))
+        detail = text(lib.knsock_error_message(last_error)) if last_error else None
+        raise ValueError("%s: %s" % (what, detail or result_str(code)))

@@ -118,7 +118,8 @@ class _Options:
                  skip_unchanged: bool = False, remote_name: Optional[str] = None,
                  recursive: bool = False, follow_symlinks: bool = False,
                  include: Iterable[str] = (), exclude: Iterable[str] = (),
-                 stop_on_error: bool = False, batch: bool = False):
+                 stop_on_error: bool = False, batch: bool = False,
+                 security: Optional[dict] = None):
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
         self.ptr = lib.knsock_send_options_new()
@@ -167,6 +168,7 @@ class _Options:
             if batch:
                 check(lib.knsock_send_options_set_batch_progress_callback(
                     p, _batch_trampoline, progress_handle), "batch progress")
+            _set_security(p, **(security or {}))
         except BaseException:
             self.close()
             raise
@@ -174,6 +176,48 @@ class _Options:
     def close(self) -> None:
         lib.knsock_send_options_free(self.ptr)
         self.ptr = None
+
+
+def _set_security(p, tls: bool = False, ca_file: Optional[PathLike] = None,
+                  pin: Optional[str] = None, server_name: Optional[str] = None,
+                  client_cert: Optional[PathLike] = None, client_key: Optional[PathLike] = None,
+                  token: Optional[str] = None) -> None:
+    """The TLS and token options on knsock_send_options `p`; each refusal raises ValueError
+    with the library's reason. Any of them but `tls` turns TLS on by itself."""
+    def check(code: int, what: str) -> None:
+        _ffi.check(code, what, lib.knsock_send_options_last_error(p))
+
+    if tls:
+        check(lib.knsock_send_options_set_tls(p, True), "tls")
+    if ca_file is not None:
+        check(lib.knsock_send_options_set_ca_file(p, _ffi.cstr(ca_file, "ca_file")), "ca_file")
+    if pin is not None:
+        check(lib.knsock_send_options_set_pin(p, _ffi.cstr(pin, "pin")), "pin")
+    if server_name is not None:
+        check(lib.knsock_send_options_set_server_name(p, _ffi.cstr(server_name, "server_name")),
+              "server_name")
+    if client_cert is not None or client_key is not None:
+        cert = None if client_cert is None else _ffi.cstr(client_cert, "client_cert")
+        key = None if client_key is None else _ffi.cstr(client_key, "client_key")
+        check(lib.knsock_send_options_set_client_cert(p, cert, key), "client_cert")
+    if token is not None:
+        check(lib.knsock_send_options_set_token(p, _ffi.cstr(token, "token")), "token")
+
+
+def _security(tls, ca_file, pin, server_name, client_cert, client_key, token) -> dict:
+    return dict(tls=tls, ca_file=ca_file, pin=pin, server_name=server_name,
+                client_cert=client_cert, client_key=client_key, token=token)
+
+
+_SECURITY_DOC = """
+    TLS and authentication, keyword-only (docs/security.md): `tls=True` encrypts with TLS 1.3;
+    `pin="sha256//..."` (FileServer.tls_pin) or `ca_file=` say how the server is verified (by
+    default: the system's trust store and the host name; `server_name=` when the certificate
+    names another host). Verification cannot be turned off. `token="NAME:SECRET"` proves who
+    the sender is; `client_cert=`/`client_key=` (PEM files) do so by certificate. Any of these
+    turns TLS on. A server that fails verification, refuses the credential, or does not speak
+    TLS raises `AuthenticationError`; a malformed pin or token raises ValueError.
+"""
 
 
 def _globs(value: Union[None, str, Iterable[str]], what: str) -> List[str]:
@@ -203,7 +247,10 @@ def send_file(host: str, port: int, filepath: PathLike, show_progress: bool = Tr
               timeout: Optional[float] = 30, *, connect_timeout: Optional[float] = None,
               legacy: bool = False, compress: bool = False, retries: int = 0,
               retry_delay: Optional[float] = None, skip_unchanged: bool = False,
-              remote_name: Optional[str] = None) -> None:
+              remote_name: Optional[str] = None, tls: bool = False,
+              ca_file: Optional[PathLike] = None, pin: Optional[str] = None,
+              server_name: Optional[str] = None, client_cert: Optional[PathLike] = None,
+              client_key: Optional[PathLike] = None, token: Optional[str] = None) -> None:
     """Send the file at `filepath` to a file server at `host:port` (kn-sock's `send_file`).
 
     Returns once the receiver has the file verified (checksum), durable (fsync) and in place
@@ -231,6 +278,7 @@ def send_file(host: str, port: int, filepath: PathLike, show_progress: bool = Tr
     data ends), `skip_unchanged` (do not send a file the receiver holds unchanged),
     `remote_name` (the name to store it under).
     """
+    security = _security(tls, ca_file, pin, server_name, client_cert, client_key, token)
     progress = _Progress(progress_callback, None)
     # Without a callback nothing calls into Python per chunk: the send runs on a library thread
     # while this thread waits in slices, where Ctrl-C can reach it. With one, the blocking call
@@ -240,7 +288,8 @@ def send_file(host: str, port: int, filepath: PathLike, show_progress: bool = Tr
         opts = _Options(show_progress=show_progress, chunk_size=chunk_size, timeout=timeout,
                         connect_timeout=connect_timeout, progress_handle=handle, legacy=legacy,
                         compress=compress, retries=retries, retry_delay=retry_delay,
-                        skip_unchanged=skip_unchanged, remote_name=remote_name)
+                        skip_unchanged=skip_unchanged, remote_name=remote_name,
+                        security=security)
         try:
             chost, cpath = _ffi.cstr(host, "host"), _ffi.cstr(filepath, "filepath")
             if handle:
@@ -293,7 +342,11 @@ def send_files(host: str, port: int, paths: Sequence[PathLike], recursive: bool 
                connect_timeout: Optional[float] = None, follow_symlinks: bool = False,
                stop_on_error: bool = False, compress: bool = False, retries: int = 0,
                retry_delay: Optional[float] = None,
-               skip_unchanged: bool = False) -> List[FileResult]:
+               skip_unchanged: bool = False, tls: bool = False,
+               ca_file: Optional[PathLike] = None, pin: Optional[str] = None,
+               server_name: Optional[str] = None, client_cert: Optional[PathLike] = None,
+               client_key: Optional[PathLike] = None,
+               token: Optional[str] = None) -> List[FileResult]:
     """Send many files, and directory trees with `recursive`, over one connection, pipelined.
 
     Returns one `FileResult` per file, in order, whether it was delivered, skipped as unchanged
@@ -319,7 +372,9 @@ def send_files(host: str, port: int, paths: Sequence[PathLike], recursive: bool 
                         compress=compress, retries=retries, retry_delay=retry_delay,
                         skip_unchanged=skip_unchanged, recursive=recursive,
                         follow_symlinks=follow_symlinks, include=include, exclude=exclude,
-                        stop_on_error=stop_on_error, batch=batch_progress_callback is not None)
+                        stop_on_error=stop_on_error, batch=batch_progress_callback is not None,
+                        security=_security(tls, ca_file, pin, server_name, client_cert,
+                                           client_key, token))
         try:
             arr = (ctypes.c_char_p * max(1, len(cpaths)))(*cpaths)
             err = ctypes.c_void_p()
@@ -383,7 +438,12 @@ async def send_file_async(host: str, port: int, filepath: PathLike, show_progres
                           connect_timeout: Optional[float] = None, legacy: bool = False,
                           compress: bool = False, retries: int = 0,
                           retry_delay: Optional[float] = None, skip_unchanged: bool = False,
-                          remote_name: Optional[str] = None) -> None:
+                          remote_name: Optional[str] = None, tls: bool = False,
+                          ca_file: Optional[PathLike] = None, pin: Optional[str] = None,
+                          server_name: Optional[str] = None,
+                          client_cert: Optional[PathLike] = None,
+                          client_key: Optional[PathLike] = None,
+                          token: Optional[str] = None) -> None:
     """`send_file` for asyncio: the transfer runs on a library thread and never blocks the loop.
 
     Same arguments, errors and guarantees as send_file. Cancelling the awaiting task cancels the
@@ -400,7 +460,9 @@ async def send_file_async(host: str, port: int, filepath: PathLike, show_progres
         opts = _Options(show_progress=show_progress, chunk_size=chunk_size, timeout=timeout,
                         connect_timeout=connect_timeout, progress_handle=handle, legacy=legacy,
                         compress=compress, retries=retries, retry_delay=retry_delay,
-                        skip_unchanged=skip_unchanged, remote_name=remote_name)
+                        skip_unchanged=skip_unchanged, remote_name=remote_name,
+                        security=_security(tls, ca_file, pin, server_name, client_cert,
+                                           client_key, token))
         try:
             err = ctypes.c_void_p()
             code = lib.knsock_send_file_async(_ffi.cstr(host, "host"), _port(port),
@@ -440,3 +502,7 @@ async def send_file_async(host: str, port: int, filepath: PathLike, show_progres
         if handle:
             _ffi.unregister(handle)
         _ffi.unregister(done_handle)
+
+
+for _f in (send_file, send_files, send_file_async):
+    _f.__doc__ = (_f.__doc__ or "").rstrip() + "\n" + _SECURITY_DOC

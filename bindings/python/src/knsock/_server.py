@@ -8,7 +8,8 @@ import sys
 import threading
 import traceback
 import weakref
-from typing import Any, Callable, Optional, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from . import _ffi
 from ._ffi import Overwrite, Result, lib
@@ -38,10 +39,23 @@ def _report(where: str) -> None:
     traceback.print_exc()
 
 
+@dataclass
+class ReceivedFile:
+    """A stored file as `handler_info` receives it: kn-sock's handler arguments and, beyond
+    them, who sent it."""
+
+    filename: str  # the name it was stored under (with confinement, beneath the identity's dir)
+    filepath: str  # where it is
+    addr: Optional[Address]  # the sender's (ip, port)
+    size: int
+    identity: Optional[str]  # the identity the sender proved (token name, certificate CN)
+
+
 class _Callbacks:
     """One server's Python callbacks, looked up by the trampolines through its handle."""
 
-    def __init__(self, handler, error_handler, validator, validator_before):
+    def __init__(self, handler, error_handler, validator, validator_before, handler_info=None):
+        self.handler_info = handler_info
         self.handler = handler
         self.error_handler = error_handler
         self.validator = validator
@@ -110,11 +124,15 @@ def _post_validator_trampoline(userdata, info, reason, reason_len):
 def _received_trampoline(userdata, info):
     try:
         cb = _ffi.lookup(userdata)
-        if cb is None or cb.handler is None:
+        if cb is None or (cb.handler is None and cb.handler_info is None):
             return
-        name, path, _, addr = _info(info)
+        name, path, size, addr = _info(info)
         try:
-            cb.handler(name, path, addr)
+            if cb.handler is not None:
+                cb.handler(name, path, addr)
+            if cb.handler_info is not None:
+                identity = _ffi.text(lib.knsock_file_info_identity(info))
+                cb.handler_info(ReceivedFile(name, path or "", addr, size, identity))
         except Exception as e:  # the file is stored: tell the error handler, as C++ does
             if cb.error_handler is None:
                 _report("handler")
@@ -147,6 +165,68 @@ def _finalizer_trampoline(userdata):
         pass
 
 
+PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
+
+def _set_security(cfg, *, tls_cert, tls_key, tls_self_signed, tokens_file, client_ca, confine,
+                  identity_dirs, allow_plaintext, allow_legacy, header_timeout, max_decoders,
+                  hash_budget, mode_mask, raise_fd_limit) -> None:
+    """FileServer's TLS, authentication and limit settings on knsock_server_config `cfg`; a
+    refused value raises ValueError with the library's reason."""
+    def c(code: int, what: str) -> None:
+        _ffi.check(code, what, lib.knsock_server_config_last_error(cfg))
+
+    if tls_cert is not None or tls_key is not None:
+        cert = None if tls_cert is None else _ffi.cstr(tls_cert, "tls_cert")
+        key = None if tls_key is None else _ffi.cstr(tls_key, "tls_key")
+        c(lib.knsock_server_config_set_tls_cert(cfg, cert, key), "tls_cert")
+    if tls_self_signed is not None:
+        c(lib.knsock_server_config_set_tls_self_signed(
+            cfg, _ffi.cstr(tls_self_signed, "tls_self_signed")), "tls_self_signed")
+    if tokens_file is not None:
+        c(lib.knsock_server_config_set_tokens_file(cfg, _ffi.cstr(tokens_file, "tokens_file")),
+          "tokens_file")
+    if client_ca is not None:
+        c(lib.knsock_server_config_set_client_ca(cfg, _ffi.cstr(client_ca, "client_ca")),
+          "client_ca")
+    c(lib.knsock_server_config_set_confine_identities(cfg, bool(confine)), "confine")
+    for identity, subdir in (identity_dirs or {}).items():
+        c(lib.knsock_server_config_set_identity_dir(cfg, _ffi.cstr(identity, "identity"),
+                                                    _ffi.cstr(subdir, "identity_dirs")),
+          "identity_dirs")
+    c(lib.knsock_server_config_set_allow_plaintext(cfg, bool(allow_plaintext)),
+      "allow_plaintext")
+    c(lib.knsock_server_config_set_allow_legacy(cfg, bool(allow_legacy)), "allow_legacy")
+    if header_timeout is not None:
+        c(lib.knsock_server_config_set_header_timeout_ms(cfg, max(0, int(header_timeout * 1000))),
+          "header_timeout")
+    if max_decoders is not None:
+        if not 0 <= max_decoders < 2 ** 32:
+            raise ValueError("max_decoders must be 0 to 4294967295")
+        c(lib.knsock_server_config_set_max_decoders(cfg, max_decoders), "max_decoders")
+    if hash_budget is not None:
+        c(lib.knsock_server_config_set_hash_budget(cfg, hash_budget), "hash_budget")
+    if mode_mask is not None:
+        if not 0 <= mode_mask < 2 ** 32:
+            raise ValueError("mode_mask must be at most 0o7777")
+        c(lib.knsock_server_config_set_mode_mask(cfg, mode_mask), "mode_mask")
+    c(lib.knsock_server_config_set_raise_fd_limit(cfg, bool(raise_fd_limit)), "raise_fd_limit")
+
+
+def hash_token(secret: str) -> str:
+    """The hash of a token's secret for a server's `tokens_file`: write the line
+    `NAME:<hash>` and chmod 600 the file. Salted PBKDF2, so two calls give different hashes."""
+    out, err = ctypes.c_void_p(), ctypes.c_void_p()
+    code = lib.knsock_hash_token(_ffi.cstr(secret, "secret"), ctypes.byref(out),
+                                 ctypes.byref(err))
+    if code != Result.OK:
+        raise take_error(code, err)
+    try:
+        return ctypes.string_at(out.value).decode()
+    finally:
+        lib.knsock_string_free(out)
+
+
 _live: "weakref.WeakSet[FileServer]" = weakref.WeakSet()
 
 
@@ -173,11 +253,21 @@ class FileServer:
                  max_connections: Optional[int] = None, idle_timeout: Optional[float] = None,
                  max_file_size: Optional[int] = None, reserve_bytes: Optional[int] = None,
                  resume_ttl: Optional[float] = None, accept_compression: bool = True,
-                 overwrite: Union[str, int] = "replace"):
+                 overwrite: Union[str, int] = "replace",
+                 handler_info: Optional[Callable[[ReceivedFile], object]] = None,
+                 tls_cert: Optional[PathLike] = None, tls_key: Optional[PathLike] = None,
+                 tls_self_signed: Optional[PathLike] = None,
+                 tokens_file: Optional[PathLike] = None, client_ca: Optional[PathLike] = None,
+                 confine: bool = False, identity_dirs: Optional[Dict[str, str]] = None,
+                 allow_plaintext: bool = False, allow_legacy: bool = False,
+                 header_timeout: Optional[float] = None, max_decoders: Optional[int] = None,
+                 hash_budget: Optional[int] = None, mode_mask: Optional[int] = None,
+                 raise_fd_limit: bool = True):
         self._ptr = None
         self._cond = threading.Condition()
         self._busy = 0
-        callbacks = _Callbacks(handler, error_handler, validator, validator_before)
+        callbacks = _Callbacks(handler, error_handler, validator, validator_before,
+                               handler_info)
         handle = _ffi.register(callbacks)
         cfg = lib.knsock_server_config_new()
         if not cfg:
@@ -220,7 +310,14 @@ class FileServer:
             if validator is not None:
                 c(lib.knsock_server_config_set_post_validator(cfg, _post_validator_trampoline,
                                                               handle), "validator")
-            if handler is not None:
+            _set_security(cfg, tls_cert=tls_cert, tls_key=tls_key,
+                          tls_self_signed=tls_self_signed, tokens_file=tokens_file,
+                          client_ca=client_ca, confine=confine, identity_dirs=identity_dirs,
+                          allow_plaintext=allow_plaintext, allow_legacy=allow_legacy,
+                          header_timeout=header_timeout, max_decoders=max_decoders,
+                          hash_budget=hash_budget, mode_mask=mode_mask,
+                          raise_fd_limit=raise_fd_limit)
+            if handler is not None or handler_info is not None:
                 c(lib.knsock_server_config_set_received_handler(cfg, _received_trampoline,
                                                                 handle), "handler")
             if error_handler is not None:
@@ -236,6 +333,8 @@ class FileServer:
             lib.knsock_server_config_free(cfg)  # runs the finalizer when no server started
         self.host = host
         self.port: int = lib.knsock_server_port(self._ptr)
+        # The pin of the server's TLS key ("sha256//..."), for senders' `pin=`; None without TLS.
+        self.tls_pin: Optional[str] = _ffi.text(lib.knsock_server_tls_pin(self._ptr))
         _live.add(self)
 
     def _enter(self):
@@ -337,7 +436,11 @@ def start_file_server(port: int, save_dir: Union[str, "os.PathLike[str]"],
             data flows; raising refuses the file the same way.
         ready: called with the FileServer once it listens (e.g. to learn the port given 0).
         options: FileServer's (`max_connections`, `idle_timeout`, `max_file_size`,
-            `reserve_bytes`, `resume_ttl`, `accept_compression`, `overwrite`).
+            `reserve_bytes`, `resume_ttl`, `accept_compression`, `overwrite`, `handler_info`,
+            and the TLS and authentication settings: `tls_self_signed`, `tls_cert`/`tls_key`,
+            `tokens_file`, `client_ca`, `confine`, `identity_dirs`, `allow_plaintext`,
+            `allow_legacy`; the limits `header_timeout`, `max_decoders`, `hash_budget`,
+            `mode_mask`, `raise_fd_limit`).
 
     Callbacks run on the server's worker threads, possibly several at once.
     """

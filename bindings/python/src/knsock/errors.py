@@ -13,7 +13,7 @@ from typing import Optional
 from ._ffi import Result, lib, text
 
 __all__ = ["EasySocketError", "FileTransferError", "ConnectionTimeoutError",
-           "LocalFileNotFoundError", "ConnectFailedError", "Result"]
+           "LocalFileNotFoundError", "ConnectFailedError", "AuthenticationError", "Result"]
 
 
 class EasySocketError(Exception):
@@ -69,6 +69,12 @@ class ConnectFailedError(FileTransferError, ConnectionError):
         return self.message
 
 
+class AuthenticationError(FileTransferError):
+    """Authentication failed (`Result.AUTH`): the server's certificate or pin did not verify,
+    the server refused our token or certificate (`peer_code` 12), or one side speaks TLS and the
+    other does not (`peer_code` 13). The message says which."""
+
+
 def error_from(code: int, err: Optional[int]) -> EasySocketError:
     """The exception for a failed call, from its code and its (borrowed) knsock_error."""
     message = text(lib.knsock_error_message(err)) if err else None
@@ -77,7 +83,8 @@ def error_from(code: int, err: Optional[int]) -> EasySocketError:
     reason = text(lib.knsock_error_peer_reason(err)) if err else None
     peer_code = lib.knsock_error_peer_code(err) if err else 0
     cls = {Result.TIMEOUT: ConnectionTimeoutError, Result.NOT_FOUND: LocalFileNotFoundError,
-           Result.CONNECT: ConnectFailedError}.get(code, FileTransferError)
+           Result.CONNECT: ConnectFailedError,
+           Result.AUTH: AuthenticationError}.get(code, FileTransferError)
     return cls(message, code, reason, peer_code)
 
 
