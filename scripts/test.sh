@@ -46,7 +46,9 @@ step "C and C++ tests under valgrind (memcheck; errors and definite/possible lea
 # The test programs only: the example round trip and packaging are shell scripts.
 cmake -S . -B build/valgrind -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKNSOCK_VALGRIND=ON >/dev/null
 cmake --build build/valgrind
-ctest --test-dir build/valgrind --output-on-failure --timeout 900 -E 'packaging|example_roundtrip'
+# The TLS tests are left out: memcheck does not follow ring's assembly AES-GCM and reports its
+# output as uninitialised (false positives in every TLS record); ASan+UBSan above covers them.
+ctest --test-dir build/valgrind --output-on-failure --timeout 900 -E 'packaging|example_roundtrip|tls|Tls'
 suites=$((suites + 1))
 
 step "Interop with kn-sock 0.3.0 (Python, from PyPI)"
