@@ -84,7 +84,8 @@ pub extern "C" fn knsock_server_stop(server: *const knsock_server) -> knsock_res
 
 /// Stops the server gracefully: no new connection is accepted and no new file admitted (its
 /// sender is refused with "receiver is shutting down"), while the files already under way
-/// finish, for at most `timeout_ms` milliseconds; what still runs then is aborted as by
+/// finish, for at most `timeout_ms` milliseconds (`UINT64_MAX`: without limit); what still runs
+/// then is aborted as by
 /// `knsock_server_stop()`. Returns `KNSOCK_RESULT_OK` when everything finished in time,
 /// `KNSOCK_RESULT_TIMEOUT` when transfers had to be aborted. Blocks the calling thread; from the
 /// server's own callbacks it only requests the shutdown and returns

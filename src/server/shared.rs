@@ -108,10 +108,13 @@ impl Shared {
     /// Waits up to `timeout` for every server thread to end; whether they did.
     pub(crate) fn wait_threads(&self, timeout: Duration) -> bool {
         let total = lock(&self.threads).len();
-        let deadline = Instant::now() + timeout;
+        // A timeout too long to add to now waits without limit.
+        let deadline = Instant::now().checked_add(timeout);
         let mut ended = lock(&self.ended.0);
         while *ended < total {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.map_or(Duration::from_secs(3600), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
             if left.is_zero() {
                 return false;
             }

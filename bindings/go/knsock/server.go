@@ -10,6 +10,7 @@ import "C"
 import (
 	"context"
 	"io/fs"
+	"math"
 	"net"
 	"strconv"
 	"sync"
@@ -263,15 +264,26 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
-// Shutdown closes the server as Close does, but gives up waiting when ctx is done: it then
-// returns ctx.Err() and the server finishes closing in the background (a callback that blocks
-// holds it up). It returns Close's error otherwise.
-//
-// The C API has no graceful drain yet: transfers in flight are aborted (their senders get an
-// error and may retry; with ResumeTTL set, the retry resumes where the data ends).
+// Shutdown stops the server gracefully: it accepts no new connection and admits no new file (its
+// sender is told the receiver is shutting down), while the files already under way finish; then
+// it closes the server as Close does. When ctx has a deadline, transfers still running then are
+// aborted. When ctx is done first, Shutdown returns ctx.Err() and the shutdown goes on in the
+// background (Close aborts it at once). It returns Close's error otherwise.
 func (s *Server) Shutdown(ctx context.Context) error {
+	timeout := uint64(math.MaxUint64) // without limit
+	if d, ok := ctx.Deadline(); ok {
+		timeout = uint64(max(time.Until(d), 0).Milliseconds())
+	}
 	done := make(chan error, 1)
-	go func() { done <- s.Close() }()
+	go func() {
+		s.mu.RLock()
+		if s.ptr != nil {
+			// Blocks until drained or the timeout; a concurrent Close ends it (its stop aborts).
+			C.knsock_server_shutdown(s.ptr, C.uint64_t(timeout))
+		}
+		s.mu.RUnlock()
+		done <- s.Close()
+	}()
 	select {
 	case err := <-done:
 		return err

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -374,4 +375,46 @@ func TestShutdown(t *testing.T) {
 		t.Fatalf("Close = %v", err)
 	}
 	assertFile(t, filepath.Join(dir, "held.bin"), data)
+}
+
+func TestShutdownLetsTheFileUnderWayFinish(t *testing.T) {
+	checkHandles(t)
+	srv, dir := startServer(t, ServerConfig{})
+	addr := srv.Addr()
+	src, data := randomFile(t, t.TempDir(), "big.bin", 8<<20)
+	paused, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	sent := make(chan error, 1)
+	go func() {
+		sent <- SendFile(context.Background(), addr, src, WithProgress(func(s, total uint64) error {
+			if s > 0 && s < total {
+				once.Do(func() { close(paused); <-release })
+			}
+			return nil
+		}))
+	}()
+	recv(t, paused, "the transfer under way")
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(context.Background()) }()
+	// The drain has begun once no new connection is accepted.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting connections during Shutdown")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	if err := recv(t, sent, "the send"); err != nil {
+		t.Fatalf("SendFile = %v (the file under way must finish)", err)
+	}
+	if err := recv(t, shut, "Shutdown"); err != nil {
+		t.Fatalf("Shutdown = %v", err)
+	}
+	assertFile(t, filepath.Join(dir, "big.bin"), data)
 }
