@@ -31,11 +31,15 @@ kill -TERM "$server"
 wait "$server" && echo "server stopped cleanly"
 
 echo "C++ example:"
-build/demo/bindings/cpp/cpp_example "$work/in/demo.bin"
+build/demo/bindings/cpp/tests/cpp_example "$work/in/demo.bin"
 if [ -f examples/go/go.mod ]; then
   command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
-  # Key Go's build cache on the library it links (see scripts/test.sh).
-  CGO_CFLAGS="-O2 -g -DKNSOCK_LIB_ID=$(sha256sum target/release/libknsock.a | cut -c1-16)"
+  # The Go binding finds knsock through pkg-config, as its users' builds do: install it first,
+  # and key Go's build cache on the library it links (see scripts/test.sh).
+  LIBDIR=lib scripts/install.sh "$work/prefix" >/dev/null
+  export PKG_CONFIG_PATH=$work/prefix/lib/pkgconfig
+  # The key holds the prefix too: the link names the library by its path.
+  CGO_CFLAGS="-O2 -g -DKNSOCK_LIB_ID=$( (sha256sum "$work/prefix/lib/libknsock.a"; echo "$work") | sha256sum | cut -c1-16)"
   export CGO_CFLAGS
   echo "Go example:"
   (cd examples/go && go run . "$work/in/demo.bin")

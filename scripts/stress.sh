@@ -52,7 +52,7 @@ if [[ -f bindings/go/go.mod ]]; then
     LIBDIR=lib scripts/install.sh "$prefix" >/dev/null
     export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
   fi
-  CGO_CFLAGS="-O2 -g -DKNSOCK_LIB_ID=$(sha256sum target/release/libknsock.a | cut -c1-16)"
+  CGO_CFLAGS="-O2 -g -DKNSOCK_LIB_ID=$( (sha256sum target/release/libknsock.a; echo "${PKG_CONFIG_PATH:-}") | sha256sum | cut -c1-16)"
   export CGO_CFLAGS
   echo "=== stress: Go (go test -race, $m rounds)"
   for i in $(seq "$m"); do

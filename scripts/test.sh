@@ -67,7 +67,9 @@ if [ -f bindings/go/go.mod ]; then
   export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
   # Go's build cache does not hash libknsock.a (a linker input pkg-config names): key the cgo
   # build on the library's content so a rebuilt library is always linked.
-  CGO_CFLAGS="-O2 -g -DKNSOCK_LIB_ID=$(sha256sum "$prefix/lib/libknsock.a" | cut -c1-16)"
+  # The key holds the prefix too: the link names the library by its path, and a cached link to
+  # an earlier, deleted prefix would fail.
+  CGO_CFLAGS="-O2 -g -DKNSOCK_LIB_ID=$( (sha256sum "$prefix/lib/libknsock.a"; echo "$prefix") | sha256sum | cut -c1-16)"
   export CGO_CFLAGS
   step "Go tests (race detector)"
   (cd bindings/go && go test -race -count=1 ./...)

@@ -81,7 +81,7 @@ cp -r "$root/bindings/go" "$work/knsock-go"
 cp -r "$here/go" "$work/go-consumer"
 export GOFLAGS=-mod=mod GOWORK=off GOPROXY=off
 # Go's cache does not hash the libraries pkg-config names: key it on their content.
-CGO_CFLAGS="-O2 -g -DKNSOCK_LIB_ID=$(cat "$libdir/libknsock.a" "$libdir/libknsock.so" | sha256sum | cut -c1-16)"
+CGO_CFLAGS="-O2 -g -DKNSOCK_LIB_ID=$( (cat "$libdir/libknsock.a" "$libdir/libknsock.so"; echo "$libdir") | sha256sum | cut -c1-16)"
 export CGO_CFLAGS
 (
   cd "$work/go-consumer"
