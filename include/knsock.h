@@ -605,14 +605,14 @@ enum knsock_result knsock_send_options_set_legacy(struct knsock_send_options *op
 /**
  * Attempts after the first when a transfer fails in a way a new connection may cure
  * (connection lost, timeout, I/O error, corruption in transit); refusals are never retried. A
- * receiver with resume enabled continues where its data ends. Default 0.
+ * receiver with resume enabled continues where its data ends. 0 to 1000; default 0.
  */
 enum knsock_result knsock_send_options_set_retries(struct knsock_send_options *options,
                                                    uint32_t retries);
 
 /**
  * Milliseconds before the first retry; the wait doubles with each retry, up to a minute.
- * Default 1000.
+ * 0 to 3600000 (an hour); default 1000.
  */
 enum knsock_result knsock_send_options_set_retry_delay_ms(struct knsock_send_options *options,
                                                           uint64_t delay_ms);

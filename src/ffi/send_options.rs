@@ -116,12 +116,14 @@ pub(crate) fn set(
     })
 }
 
-/// Checks one option with the core's own rule ([`SendOptions::validate`]), so the range of each
-/// lives in one place.
-fn checked(change: impl FnOnce(&mut SendOptions)) -> Result<(), Error> {
+/// Makes `change` to `options` if the core's own rule ([`SendOptions::validate`]) accepts it on
+/// the defaults changed only by it, so the range of each option lives in one place.
+fn set_checked(options: &mut SendOptions, change: impl Fn(&mut SendOptions)) -> Result<(), Error> {
     let mut probe = SendOptions::default();
     change(&mut probe);
-    probe.validate()
+    probe.validate()?;
+    change(options);
+    Ok(())
 }
 
 /// A new options object with the defaults: no progress bar, 256 KiB chunks, a 30 s idle
@@ -216,9 +218,7 @@ pub extern "C" fn knsock_send_options_set_chunk_size(
     chunk_size: usize,
 ) -> knsock_result {
     set(options, |o| {
-        checked(|p| p.chunk_size = chunk_size)?;
-        o.inner.chunk_size = chunk_size;
-        Ok(())
+        set_checked(&mut o.inner, |p| p.chunk_size = chunk_size)
     })
 }
 
@@ -229,11 +229,9 @@ pub extern "C" fn knsock_send_options_set_timeout_ms(
     options: *mut knsock_send_options,
     timeout_ms: u64,
 ) -> knsock_result {
+    let timeout = Duration::from_millis(timeout_ms);
     set(options, |o| {
-        let timeout = Duration::from_millis(timeout_ms);
-        checked(|p| p.timeout = timeout)?;
-        o.inner.timeout = timeout;
-        Ok(())
+        set_checked(&mut o.inner, |p| p.timeout = timeout)
     })
 }
 
@@ -243,11 +241,9 @@ pub extern "C" fn knsock_send_options_set_connect_timeout_ms(
     options: *mut knsock_send_options,
     timeout_ms: u64,
 ) -> knsock_result {
+    let timeout = Duration::from_millis(timeout_ms);
     set(options, |o| {
-        let timeout = Duration::from_millis(timeout_ms);
-        checked(|p| p.connect_timeout = timeout)?;
-        o.inner.connect_timeout = timeout;
-        Ok(())
+        set_checked(&mut o.inner, |p| p.connect_timeout = timeout)
     })
 }
 
@@ -267,28 +263,27 @@ pub extern "C" fn knsock_send_options_set_legacy(
 
 /// Attempts after the first when a transfer fails in a way a new connection may cure
 /// (connection lost, timeout, I/O error, corruption in transit); refusals are never retried. A
-/// receiver with resume enabled continues where its data ends. Default 0.
+/// receiver with resume enabled continues where its data ends. 0 to 1000; default 0.
 #[no_mangle]
 pub extern "C" fn knsock_send_options_set_retries(
     options: *mut knsock_send_options,
     retries: u32,
 ) -> knsock_result {
     set(options, |o| {
-        o.inner.retries = retries;
-        Ok(())
+        set_checked(&mut o.inner, |p| p.retries = retries)
     })
 }
 
 /// Milliseconds before the first retry; the wait doubles with each retry, up to a minute.
-/// Default 1000.
+/// 0 to 3600000 (an hour); default 1000.
 #[no_mangle]
 pub extern "C" fn knsock_send_options_set_retry_delay_ms(
     options: *mut knsock_send_options,
     delay_ms: u64,
 ) -> knsock_result {
+    let delay = Duration::from_millis(delay_ms);
     set(options, |o| {
-        o.inner.retry_delay = Duration::from_millis(delay_ms);
-        Ok(())
+        set_checked(&mut o.inner, |p| p.retry_delay = delay)
     })
 }
 

@@ -9,11 +9,14 @@ use super::server_config::{knsock_server_config, set};
 use super::types::knsock_result;
 use crate::{Error, ServerConfig};
 
-/// Checks one setting with [`ServerConfig::validate`] on a default config changed only by it.
-fn checked(change: impl FnOnce(&mut ServerConfig)) -> Result<(), Error> {
+/// Makes `change` to `config` if [`ServerConfig::validate`] accepts it on a default config
+/// changed only by it.
+fn set_checked(config: &mut ServerConfig, change: impl Fn(&mut ServerConfig)) -> Result<(), Error> {
     let mut probe = ServerConfig::new("");
     change(&mut probe);
-    probe.validate()
+    probe.validate()?;
+    change(config);
+    Ok(())
 }
 
 /// Milliseconds a whole frame (and the content of a small file sent eagerly) may take to arrive,
@@ -26,11 +29,9 @@ pub extern "C" fn knsock_server_config_set_header_timeout_ms(
 ) -> knsock_result {
     set(config, |c| {
         let t = Duration::from_millis(timeout_ms);
-        checked(|p| {
+        set_checked(&mut c.inner, |p| {
             p.header_timeout(t);
-        })?;
-        c.inner.header_timeout(t);
-        Ok(())
+        })
     })
 }
 
@@ -43,11 +44,9 @@ pub extern "C" fn knsock_server_config_set_max_decoders(
     max: u32,
 ) -> knsock_result {
     set(config, |c| {
-        checked(|p| {
+        set_checked(&mut c.inner, |p| {
             p.max_decoders(max as usize);
-        })?;
-        c.inner.max_decoders(max as usize);
-        Ok(())
+        })
     })
 }
 
@@ -60,11 +59,9 @@ pub extern "C" fn knsock_server_config_set_hash_budget(
     bytes: u64,
 ) -> knsock_result {
     set(config, |c| {
-        checked(|p| {
+        set_checked(&mut c.inner, |p| {
             p.hash_budget(bytes);
-        })?;
-        c.inner.hash_budget(bytes);
-        Ok(())
+        })
     })
 }
 
@@ -77,11 +74,9 @@ pub extern "C" fn knsock_server_config_set_mode_mask(
     mask: u32,
 ) -> knsock_result {
     set(config, |c| {
-        checked(|p| {
+        set_checked(&mut c.inner, |p| {
             p.mode_mask(mask);
-        })?;
-        c.inner.mode_mask(mask);
-        Ok(())
+        })
     })
 }
 

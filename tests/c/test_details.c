@@ -82,6 +82,14 @@ static void test_setter_detail(void) {
                  "chunk size must be 1 to 67108864");
   CHECK_RC(knsock_send_options_set_timeout_ms(o, 0), KNSOCK_RESULT_INVALID_ARGUMENT);
   CHECK_CONTAINS(knsock_error_message(knsock_send_options_last_error(o)), "above zero");
+  CHECK_RC(knsock_send_options_set_retries(o, 1001), KNSOCK_RESULT_INVALID_ARGUMENT);
+  CHECK_CONTAINS(knsock_error_message(knsock_send_options_last_error(o)),
+                 "retries must be at most 1000");
+  CHECK_RC(knsock_send_options_set_retry_delay_ms(o, 3600001), KNSOCK_RESULT_INVALID_ARGUMENT);
+  CHECK_CONTAINS(knsock_error_message(knsock_send_options_last_error(o)),
+                 "retry delay must be at most 3600 s");
+  CHECK_RC(knsock_send_options_set_retries(o, 1000), KNSOCK_RESULT_OK);
+  CHECK_RC(knsock_send_options_set_retry_delay_ms(o, 3600000), KNSOCK_RESULT_OK);
   knsock_send_options_free(o);
 
   knsock_server_config *c = knsock_server_config_new();
