@@ -10,22 +10,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use knsock::protocol::{Frame, ALGO_XXH3_128};
 use knsock::{send_file, send_files, SendOptions, Source};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kn-sock");
-
-/// Waits for `cond` with a deadline; the event must happen.
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + EVENT_TIMEOUT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 /// The receiver's hidden temporary files beneath `dir`.
 fn temporaries(dir: &Path) -> Vec<String> {

@@ -4,10 +4,12 @@
 
 mod common;
 
+use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use common::*;
+use knsock::protocol::Frame;
 use knsock::{send_file, SendOptions};
 
 fn resumable_server() -> TestServer {
@@ -41,15 +43,54 @@ fn cuts_at_10_50_and_99_percent_resume_instead_of_starting_over() {
             "{percent}%: resumed from {} after a cut at {cut}",
             report.resumed_from
         );
+        // What crossed is the content up to the cut, then the rest from where the receiver's
+        // data ended, plus a few frames: nothing was sent twice beyond the bytes in flight.
         let wire = proxy.forwarded.load(Ordering::SeqCst);
+        let resent = cut - report.resumed_from;
         assert!(
-            wire < SIZE + (1 << 20),
-            "{percent}%: {wire} bytes crossed for a {SIZE}-byte file"
+            wire >= SIZE && wire < SIZE + resent + 4096,
+            "{percent}%: {wire} bytes crossed for a {SIZE}-byte file resumed {resent} bytes early"
         );
         let got = std::fs::read(srv.path("big.bin")).unwrap();
         assert!(got == data, "{percent}%: content differs");
         assert_eq!(srv.entries(), vec!["big.bin"], "{percent}%: leftovers");
     }
+}
+
+#[test]
+fn a_reconnected_sender_takes_over_from_a_connection_still_open() {
+    // A half-open connection (the sender's side is gone, the receiver never hears of it) holds
+    // the upload. The sender's new connection ends it after a short grace and resumes from the
+    // bytes it stored, instead of waiting for the idle timeout or starting over.
+    const SIZE: usize = 4 << 20;
+    const SENT: usize = 1 << 20;
+    let srv = resumable_server();
+    let src = tempfile::tempdir().unwrap();
+    let data = random_bytes(SIZE, 7);
+    let p = write_file(src.path(), "held.bin", &data);
+    let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let mut old = RawClient::hello(srv.addr());
+    old.send(Frame::Offer(offer_of_size("held.bin", SIZE as u64)));
+    assert_eq!(old.read(), Frame::Accept { offset: 0 });
+    old.stream.write_all(&data[..SENT]).unwrap();
+    wait_for("the receiver to store the first MiB", || {
+        std::fs::read_dir(srv.dir.path()).unwrap().any(|e| {
+            let e = e.unwrap();
+            e.file_name().to_string_lossy().ends_with(".tmp")
+                && e.metadata().unwrap().len() == SENT as u64
+        })
+    });
+    let report = send_file("127.0.0.1", srv.port(), &p, &SendOptions::default()).unwrap();
+    assert_eq!((report.attempts, report.resumed_from), (1, SENT as u64));
+    assert!(std::fs::read(srv.path("held.bin")).unwrap() == data);
+    assert_eq!(srv.entries(), vec!["held.bin"]);
+    drop(old);
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! Resuming interrupted uploads: the key that finds an upload's kept data again (same file from
 //! the same host), and the claim that makes one connection at a time its uploader.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::sync::MutexGuard;
+use std::time::{Duration, Instant};
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -51,9 +53,14 @@ impl Drop for Claim<'_> {
     }
 }
 
+/// How long a new connection waits for the previous holder of the same upload to end by
+/// itself (it usually has the rest of the old connection's bytes in its buffers, and ends at
+/// their EOF) before it ends that connection, losing what had not reached its socket yet.
+const HANDOVER_GRACE: Duration = Duration::from_secs(2);
+
 /// Registers connection `conn` as the one uploading `resume`'s file. A connection that still
-/// holds it belongs to the same sender before it reconnected: it is ended, and its data kept,
-/// before this one takes over.
+/// holds it belongs to the same sender before it reconnected: it gets a short grace to store
+/// what it has received, is then ended, and its data is kept, before this one takes over.
 pub(crate) fn claim<'a>(
     shared: &'a Shared,
     conn: u64,
@@ -64,23 +71,41 @@ pub(crate) fn claim<'a>(
     };
     let mut uploads = lock(&shared.uploads);
     if let Some(&holder) = uploads.get(&r.key) {
-        shared.shutdown_conn(holder);
-        let deadline = Instant::now() + shared.config.idle_timeout;
-        while uploads.contains_key(&r.key) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Refusal(
-                    Code::Io,
-                    "the same upload is still in progress on another connection".into(),
-                ));
-            }
-            uploads = shared
-                .upload_released
-                .wait_timeout(uploads, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+        let grace = HANDOVER_GRACE.min(shared.config.idle_timeout);
+        uploads = wait_for_release(shared, uploads, r.key, Instant::now() + grace);
+        if uploads.contains_key(&r.key) {
+            shared.shutdown_conn(holder);
+            let deadline = Instant::now() + shared.config.idle_timeout;
+            uploads = wait_for_release(shared, uploads, r.key, deadline);
+        }
+        if uploads.contains_key(&r.key) {
+            return Err(Refusal(
+                Code::Io,
+                "the same upload is still in progress on another connection".into(),
+            ));
         }
     }
     uploads.insert(r.key, conn);
     Ok(Some(Claim { shared, key: r.key }))
+}
+
+/// Waits until no connection holds upload `key`, or until `deadline`.
+fn wait_for_release<'g>(
+    shared: &Shared,
+    mut uploads: MutexGuard<'g, HashMap<u64, u64>>,
+    key: u64,
+    deadline: Instant,
+) -> MutexGuard<'g, HashMap<u64, u64>> {
+    while uploads.contains_key(&key) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        uploads = shared
+            .upload_released
+            .wait_timeout(uploads, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    uploads
 }

@@ -115,6 +115,18 @@ pub fn write_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
     p
 }
 
+/// Waits for `cond` with a deadline; the event must happen.
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + EVENT_TIMEOUT;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A client that speaks the protocol by hand.
 pub struct RawClient {
     pub stream: TcpStream,
@@ -219,6 +231,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, limit: u64, count: Option<Arc<At
         if want == 0 {
             let _ = to.shutdown(Shutdown::Write); // the receiver sees the sender go
             let _ = from.shutdown(Shutdown::Both); // the sender sees the connection die
+            drain_until_closed(to);
             return;
         }
         match from.read(&mut buf[..want]) {
@@ -237,6 +250,16 @@ fn pump(mut from: TcpStream, mut to: TcpStream, limit: u64, count: Option<Arc<At
             }
         }
     }
+}
+
+/// Reads and drops what the receiver still sends until it closes its end. Closing ours first
+/// with unread bytes in our buffer would answer with a reset, and a reset makes the receiver's
+/// kernel drop the content it has not read yet: the cut would then lose bytes the proxy counted
+/// as delivered, by chance of timing.
+fn drain_until_closed(mut to: TcpStream) {
+    let _ = to.set_read_timeout(Some(Duration::from_secs(60)));
+    let mut buf = [0u8; 4096];
+    while matches!(to.read(&mut buf), Ok(n) if n > 0) {}
 }
 
 /// A loopback port that refuses connections for as long as this lives: bound, never listening.
