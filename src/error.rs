@@ -33,6 +33,9 @@ pub enum ErrorKind {
     /// Security failed: the server's certificate or pin did not verify, our token or client
     /// certificate was refused or missing, or the two ends disagree on TLS. Not retried.
     Auth,
+    /// The receiver's object store failed (unreachable, slowing down: the peer code is 15 and a
+    /// retry may succeed) or refused (access denied, no such bucket: peer code 16).
+    Store,
 }
 
 /// The inner error of an [`io::Error`] that is a failure of authentication (a TLS alert, a

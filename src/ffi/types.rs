@@ -68,6 +68,10 @@ pub enum knsock_result {
     /// our token or certificate (`knsock_error_peer_code()` 12), or one side speaks TLS and the
     /// other does not (peer code 13). `knsock_error_message()` says which.
     Auth = 14,
+    /// The receiver's object store failed: `knsock_error_peer_code()` 15 when it is unreachable
+    /// or slowing down (a retry may succeed; retries are made), 16 when it refused (access
+    /// denied, no such bucket). A server's error handler gets it for a file it could not store.
+    Store = 15,
 }
 
 /// What a server does when a received file's name exists. Passed to
@@ -98,6 +102,7 @@ impl From<ErrorKind> for knsock_result {
             ErrorKind::Cancelled => knsock_result::Cancelled,
             ErrorKind::AbortedByCallback => knsock_result::AbortedByCallback,
             ErrorKind::Auth => knsock_result::Auth,
+            ErrorKind::Store => knsock_result::Store,
         }
     }
 }

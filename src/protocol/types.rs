@@ -90,6 +90,11 @@ pub enum Code {
     Tls = 13,
     /// The receiver's old copy changed during a delta: the sender sends the file in full.
     BasisChanged = 14,
+    /// The receiver's object store failed for now (unreachable, slow down): a retry may cure it.
+    StoreUnavailable = 15,
+    /// The receiver's object store refused (access denied, no such bucket): retrying does not
+    /// help until its operator acts.
+    StoreRefused = 16,
 }
 
 impl Code {
@@ -110,6 +115,8 @@ impl Code {
             12 => Auth,
             13 => Tls,
             14 => BasisChanged,
+            15 => StoreUnavailable,
+            16 => StoreRefused,
             _ => return None,
         })
     }
@@ -124,6 +131,7 @@ impl Code {
             Code::Timeout => ErrorKind::Timeout,
             Code::Auth | Code::Tls => ErrorKind::Auth,
             Code::BasisChanged => ErrorKind::Io,
+            Code::StoreUnavailable | Code::StoreRefused => ErrorKind::Store,
             _ => ErrorKind::Rejected,
         }
     }
@@ -137,6 +145,7 @@ impl Code {
             ErrorKind::Timeout => Code::Timeout,
             ErrorKind::Rejected => Code::Validator,
             ErrorKind::Auth => Code::Auth,
+            ErrorKind::Store => Code::StoreUnavailable,
             _ => Code::Io,
         }
     }

@@ -87,11 +87,17 @@ pub(crate) fn retryable(e: &Error) -> bool {
             | ErrorKind::Io
             | ErrorKind::Protocol
             | ErrorKind::Integrity
+            | ErrorKind::Store
     ) && e.peer_reason().is_none_or(|p| {
         // The receiver's own account of a broken transfer (corruption, a cut or stalled
         // connection) may be cured by a new connection; a refusal never is.
         use protocol::Code;
-        [Code::Checksum, Code::Protocol, Code::Timeout]
+        [
+            Code::Checksum,
+            Code::Protocol,
+            Code::Timeout,
+            Code::StoreUnavailable,
+        ]
             .iter()
             .any(|c| p.code == *c as u16)
     })

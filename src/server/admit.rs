@@ -6,18 +6,18 @@ use super::config::{FileInfo, ServerConfig, Validator};
 use super::refusal::{io_refusal, Refusal};
 use super::space::{Reservation, Space};
 use crate::protocol::{self, check_name, Code, Offer, ALGO_XXH3_128};
-use crate::storage::{DigestCache, Lookup, Root, StoreError, Target, TempFile};
+use crate::storage::{DigestCache, Entry, Place, Sink, StoreError, TempFile};
 
 /// An offer's name, checked and resolved beneath the directory once.
 pub(crate) enum Resolved {
     BadName(String),
-    Found(Result<Lookup, StoreError>),
+    Found(Result<Entry, StoreError>),
 }
 
 impl Resolved {
-    pub(crate) fn new(root: &Root, offer: &Offer) -> Resolved {
+    pub(crate) fn new(sink: &Sink, offer: &Offer) -> Resolved {
         match check_name(&offer.name) {
-            Ok(parts) => Resolved::Found(root.lookup(&parts)),
+            Ok(parts) => Resolved::Found(sink.lookup(&parts)),
             Err(why) => Resolved::BadName(why),
         }
     }
@@ -80,7 +80,7 @@ pub(crate) fn admit(
     resolved: Resolved,
     policy: &Policy<'_>,
     partial: Option<&str>,
-) -> Result<(Target, TempFile, Reservation), Refusal> {
+) -> Result<(Place, TempFile, Reservation), Refusal> {
     let cfg = policy.config;
     if policy.stopping {
         return Err(Refusal(
@@ -97,24 +97,28 @@ pub(crate) fn admit(
     check_offer(offer, policy)?;
     let lookup = found?;
     lookup.check_existing(cfg.overwrite)?;
-    let free = lookup.free_bytes().map_err(io_refusal)?;
-    let device = lookup.device().map_err(io_refusal)?;
-    let space = policy
-        .space
-        .reserve(device, offer.size, free, cfg.reserve_bytes)?;
+    let space = match lookup.space().map_err(io_refusal)? {
+        Some((device, free)) => {
+            policy
+                .space
+                .reserve(device, offer.size, free, cfg.reserve_bytes)?
+        }
+        None => policy.space.nothing(),
+    };
     run_validators(&cfg.before, info)?;
-    let target = lookup.create()?;
+    let place = lookup.create()?;
     let resumed = match partial {
-        Some(p) => target
+        Some(p) => place
+            .temp_dir()
             .claim_partial(p, cfg.resume_ttl, offer.size)
             .map_err(io_refusal)?,
         None => None,
     };
     let temp = match resumed {
         Some(t) => t,
-        None => target.create_temp().map_err(io_refusal)?,
+        None => place.temp_dir().create_temp().map_err(io_refusal)?,
     };
-    Ok((target, temp, space))
+    Ok((place, temp, space))
 }
 
 /// The offer's own fields against what was negotiated and the size limit: the cheap checks.

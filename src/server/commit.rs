@@ -7,7 +7,7 @@ use super::config::{FileInfo, ServerConfig};
 use super::refusal::{io_refusal, Refusal};
 use super::space::Reservation;
 use crate::protocol::Frame;
-use crate::storage::{self, Target, TempFile};
+use crate::storage::{self, ObjectMeta, Place, TempFile};
 
 /// Most files committed together, as the protocol allows.
 pub(crate) const GROUP_MAX: usize = 256;
@@ -16,8 +16,10 @@ pub(crate) const GROUP_MAX: usize = 256;
 pub(crate) struct Pending {
     pub(crate) seq: u32,
     pub(crate) temp: TempFile,
-    pub(crate) target: Target,
+    pub(crate) place: Place,
     pub(crate) info: FileInfo,
+    /// The verified XXH3-128 of its content.
+    pub(crate) digest: [u8; 16],
     /// Its share of free space, released once it is committed or has failed.
     pub(crate) space: Reservation,
 }
@@ -36,7 +38,7 @@ pub(crate) struct Committed {
 /// A file renamed into place, waiting for its directory's fsync.
 struct Renamed {
     seq: u32,
-    target: Target,
+    place: Place,
     info: FileInfo,
 }
 
@@ -44,27 +46,37 @@ struct Renamed {
 /// durable, every file of the group is told FAILED (its rename may not survive a crash) and no
 /// handler runs.
 pub(crate) fn commit_group(group: Vec<Pending>, cfg: &ServerConfig) -> Committed {
-    let synced = storage::sync_all(group.iter().map(|p| &p.temp)).map_err(io_refusal);
+    // Content bound for an object store is made durable by the store's acknowledgement.
+    let local = group.iter().filter(|p| p.place.is_local());
+    let synced = storage::sync_all(local.map(|p| &p.temp)).map_err(io_refusal);
     let mut renamed: Vec<Renamed> = Vec::with_capacity(group.len());
     let mut failed: Vec<(u32, Refusal, FileInfo)> = Vec::new();
     for Pending {
         seq,
         temp,
-        target,
+        place,
         mut info,
+        digest,
         space: _space,
     } in group
     {
+        let meta = ObjectMeta {
+            size: info.size,
+            mtime_secs: info.mtime_secs,
+            mtime_nanos: info.mtime_nanos,
+            mode: storage::effective_mode(info.mode, cfg.mode_mask),
+            digest,
+        };
         let placed = match &synced {
             Err(r) => Err(Refusal(r.0, r.1.clone())),
             Ok(()) => run_validators(&cfg.after, &info)
-                .and_then(|()| Ok(temp.rename_into_place(&target, cfg.overwrite)?)),
+                .and_then(|()| Ok(place.publish(temp, cfg.overwrite, &meta)?)),
         };
         match placed {
             Ok(stored) => {
                 info.path = Some(stored.path);
                 info.name = stored.name;
-                renamed.push(Renamed { seq, target, info });
+                renamed.push(Renamed { seq, place, info });
             }
             Err(r) => failed.push((seq, r, info)),
         }
@@ -102,18 +114,18 @@ pub(crate) fn commit_group(group: Vec<Pending>, cfg: &ServerConfig) -> Committed
 
 /// One fsync per directory the group renamed into; the last failure, if any.
 fn sync_dirs(renamed: &[Renamed]) -> Option<Refusal> {
-    let mut done: Vec<&Target> = Vec::new();
+    let mut done: Vec<&Place> = Vec::new();
     let mut error = None;
     for r in renamed {
-        if !done.iter().any(|t| t.same_dir(&r.target)) {
-            if let Err(e) = r.target.sync_dir() {
+        if !done.iter().any(|t| t.same_dir(&r.place)) {
+            if let Err(e) = r.place.sync_dir() {
                 let text = format!(
                     "stored in place, but its directory could not be synced ({e}): it may not \
                      survive a crash"
                 );
                 error = Some(Refusal(io_refusal(e).0, text));
             }
-            done.push(&r.target);
+            done.push(&r.place);
         }
     }
     error

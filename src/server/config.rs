@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::security::Security;
 use crate::error::{Error, Result};
 use crate::protocol::Offer;
-use crate::storage::Overwrite;
+use crate::storage::{ObjectStore, Overwrite};
 
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
@@ -94,6 +94,8 @@ pub struct ServerConfig {
     pub(crate) on_error: Vec<ErrorHandler>,
     /// TLS, authentication and confinement (setters in `secure_setters.rs`).
     pub(crate) security: Security,
+    /// Where verified files go instead of `dir`, which then spools their content.
+    pub(crate) objects: Option<Arc<dyn ObjectStore>>,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -109,6 +111,7 @@ impl fmt::Debug for ServerConfig {
             .field("reserve_bytes", &self.reserve_bytes)
             .field("overwrite", &self.overwrite)
             .field("resume_ttl", &self.resume_ttl)
+            .field("objects", &self.objects)
             .finish_non_exhaustive()
     }
 }
@@ -135,6 +138,11 @@ impl ServerConfig {
                 "mode mask {:o} has bits beyond 0o7777",
                 self.mode_mask
             )));
+        }
+        if self.objects.is_some() && self.overwrite == Overwrite::Rename {
+            return Err(Error::invalid(
+                "keeping both files (overwrite: rename) is not supported with an object store",
+            ));
         }
         Ok(())
     }
@@ -163,11 +171,21 @@ impl ServerConfig {
             handlers: Vec::new(),
             on_error: Vec::new(),
             security: Security::default(),
+            objects: None,
         }
     }
 
     pub fn dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
         self.dir = dir.into();
+        self
+    }
+    /// Stores verified files in `store` (an S3 bucket, see `S3Store`) instead of the
+    /// directory, which then holds only the content on its way there (and, with a resume time,
+    /// interrupted uploads' data). A file appears in the store only whole and verified; the
+    /// sender's OK comes once the store acknowledged it. Disk-space checks do not apply; the
+    /// maximum file size does.
+    pub fn object_store(&mut self, store: Arc<dyn ObjectStore>) -> &mut Self {
+        self.objects = Some(store);
         self
     }
     pub fn host(&mut self, host: impl Into<String>) -> &mut Self {

@@ -45,7 +45,7 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
         let Admitted {
             offer,
             info,
-            target,
+            place,
             mut temp,
             mut hasher,
             space,
@@ -82,7 +82,7 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
             seq,
             offer,
             info,
-            target,
+            place,
             space,
         };
         self.finish(file, temp, done, hasher.digest128())

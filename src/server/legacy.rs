@@ -48,11 +48,11 @@ pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>, first: u8) -> Re
         flags: 0,
     };
     let mut info = FileInfo::from_offer(&offer, conn.peer);
-    let resolved = Resolved::new(&conn.shared.root, &offer);
-    let (target, temp, space) = admit(&offer, &info, resolved, &conn.policy(0), None)
+    let resolved = Resolved::new(&conn.shared.sink, &offer);
+    let (place, temp, space) = admit(&offer, &info, resolved, &conn.policy(0), None)
         .map_err(|r| r.into_error(&offer.name))?;
     conn.in_file = true;
-    let (temp, _) = conn.read_content(temp, &offer, Xxh3::new(), None)?;
+    let (temp, digest) = conn.read_content(temp, &offer, Xxh3::new(), None)?;
     conn.in_file = false;
     let mut temp = temp.map_err(|r| r.into_error(&offer.name))?;
     temp.set_metadata(
@@ -66,8 +66,9 @@ pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>, first: u8) -> Re
     conn.pending.push(Pending {
         seq: 0,
         temp,
-        target,
+        place,
         info,
+        digest: digest.to_be_bytes(),
         space,
     });
     // No one to tell: the outcome reaches the handlers or the error handler.

@@ -17,7 +17,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 use socket2::{Domain, SockRef, Socket, Type};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::storage::{self, Root};
+use crate::storage::{self, Root, Sink};
 
 mod admit;
 mod auth;
@@ -55,9 +55,13 @@ impl ServerConfig {
     }
 }
 
-/// Opens the server's directory, which must exist.
-fn open_root(config: &ServerConfig) -> Result<Root> {
-    Root::open(&config.dir).map_err(|e| {
+/// Unfinished multipart uploads older than this are aborted when a server starts on a bucket.
+const ORPHAN_UPLOAD_AGE_SECS: u64 = 24 * 3600;
+
+/// Opens the server's directory, which must exist, and the object store when files go to one
+/// (the directory then holds their content on its way there).
+fn open_sink(config: &ServerConfig) -> Result<Sink> {
+    let root = Root::open(&config.dir).map_err(|e| {
         let what = format!("server directory {}", config.dir.display());
         match e.kind() {
             std::io::ErrorKind::NotFound => {
@@ -65,6 +69,13 @@ fn open_root(config: &ServerConfig) -> Result<Root> {
             }
             _ => Error::io(what, e),
         }
+    })?;
+    Ok(match &config.objects {
+        None => Sink::Dir(root),
+        Some(store) => Sink::Objects {
+            store: Arc::clone(store),
+            spool: root,
+        },
     })
 }
 
@@ -72,9 +83,9 @@ fn open_root(config: &ServerConfig) -> Result<Root> {
 /// what the server wrote and how the connection ended. For fuzzing and tests.
 #[cfg(feature = "internals")]
 pub(crate) fn serve_in_memory(config: ServerConfig, input: &[u8]) -> Result<(Vec<u8>, Result<()>)> {
-    let root = open_root(&config)?;
+    let sink = open_sink(&config)?;
     let guard = Guard::build(&config.security)?;
-    let shared = Shared::new(config, root, None, guard)?;
+    let shared = Shared::new(config, sink, None, guard)?;
     let stream = crate::transport::MemStream::new(input.to_vec());
     let peer = SocketAddr::from(([127, 0, 0, 1], 9));
     let mut conn = conn::Connection::new(&shared, stream, peer, 0);
@@ -98,10 +109,15 @@ pub struct Server {
 impl Server {
     fn start(config: ServerConfig) -> Result<Server> {
         config.validate()?;
-        let root = open_root(&config)?;
+        let sink = open_sink(&config)?;
         let guard = Guard::build(&config.security)?;
         // Leftovers of interrupted work (a crash, an expired resume) go before anything new.
-        storage::sweep(root.path(), config.resume_ttl);
+        storage::sweep(sink.path(), config.resume_ttl);
+        if let Some(store) = sink.store() {
+            // Best effort: an upload an earlier run left unfinished is old by now; a young one
+            // may be another receiver's, sharing the bucket.
+            let _ = store.sweep(ORPHAN_UPLOAD_AGE_SECS);
+        }
         let listener = bind(&config.host, config.port)?;
         let addr = listener
             .local_addr()
@@ -110,7 +126,7 @@ impl Server {
         let (conn_tx, conn_rx) = crossbeam_channel::bounded::<(TcpStream, SocketAddr)>(0);
         let workers = config.max_connections;
         let fd_limit = limits::raise_fd_limit(config.raise_fd_limit);
-        let mut shared = Shared::new(config, root, Some(stop_tx), guard)?;
+        let mut shared = Shared::new(config, sink, Some(stop_tx), guard)?;
         shared.group_max = limits::group_max(fd_limit, workers, shared.group_max);
         let shared = Arc::new(shared);
         let mut handles = Vec::with_capacity(workers + 1);
@@ -134,7 +150,7 @@ impl Server {
     }
 
     pub fn dir(&self) -> &Path {
-        self.shared.root.path()
+        self.shared.sink.path()
     }
 
     /// The pin of the server's TLS key, `sha256//BASE64` (what senders give as their pin);
@@ -198,7 +214,7 @@ impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
             .field("addr", &self.addr)
-            .field("dir", &self.shared.root.path())
+            .field("dir", &self.shared.sink.path())
             .finish()
     }
 }

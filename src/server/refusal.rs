@@ -23,6 +23,8 @@ impl From<StoreError> for Refusal {
             StoreError::BadPath(why) => Refusal(Code::BadName, why),
             StoreError::Exists => Refusal(Code::Exists, "a file with that name exists".into()),
             StoreError::Io(e) => io_refusal(e),
+            StoreError::Object(e) if e.temporary => Refusal(Code::StoreUnavailable, e.text),
+            StoreError::Object(e) => Refusal(Code::StoreRefused, e.text),
         }
     }
 }

@@ -18,7 +18,7 @@ use super::resume::{claim, Claim, Resume};
 use super::space::Reservation;
 use crate::error::{Error, Result};
 use crate::protocol::{self, Code, Frame, Hello, Offer, ALGO_XXH3_128};
-use crate::storage::{Target, TempFile};
+use crate::storage::{Place, TempFile};
 use crate::transport::Transport;
 
 /// Serves a native connection whose first byte (the magic's) was read.
@@ -109,7 +109,7 @@ pub(super) struct Admitted<'a> {
     pub(super) info: FileInfo,
     pub(super) resume: Option<Resume>,
     pub(super) _claim: Option<Claim<'a>>,
-    pub(super) target: Target,
+    pub(super) place: Place,
     pub(super) temp: TempFile,
     pub(super) hasher: Xxh3,
     pub(super) offset: u64,
@@ -196,7 +196,7 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
         info.identity = self.identity.as_ref().map(|i| i.name.clone());
         // An eager offer's content is already on its way: no SKIP, no resume, no ACCEPT.
         let eager = self.caps & protocol::CAP_EAGER != 0 && offer.is_eager();
-        let resolved = Resolved::new(&self.conn.shared.root, &offer);
+        let resolved = Resolved::new(&self.conn.shared.sink, &offer);
         if !eager && self.unchanged(&offer, &resolved) {
             return self.answer(Frame::Skip);
         }
@@ -211,17 +211,17 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
         let partial = resume.as_ref().map(|r| r.partial.as_str());
         let policy = self.conn.policy(self.caps);
         let admitted = claim(self.conn.shared, self.conn.id, resume.as_ref()).and_then(|claim| {
-            let (target, mut temp, space) = admit(&offer, &info, resolved, &policy, partial)?;
+            let (place, mut temp, space) = admit(&offer, &info, resolved, &policy, partial)?;
             // A resumed upload: the checksum covers the data already here too.
             let mut hasher = Xxh3::new();
             let offset = temp
                 .reread(&mut hasher)
                 .and_then(|()| temp.written())
                 .map_err(io_refusal)?;
-            Ok((claim, target, temp, hasher, offset, space))
+            Ok((claim, place, temp, hasher, offset, space))
         });
         // Refused: an eager offer's content is on its way and must be drained first.
-        let (_claim, target, temp, hasher, offset, space) = match admitted {
+        let (_claim, place, temp, hasher, offset, space) = match admitted {
             Ok(t) => t,
             Err(r) if eager => return self.drop_eager(r, seq, &offer, &info),
             Err(r) => return self.reject_offer(r, &info),
@@ -239,7 +239,7 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
             info,
             resume,
             _claim,
-            target,
+            place,
             temp,
             hasher,
             offset,
@@ -329,7 +329,7 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
             offer,
             info,
             resume,
-            target,
+            place,
             temp,
             hasher,
             space,
@@ -347,7 +347,7 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
             seq,
             offer,
             info,
-            target,
+            place,
             space,
         };
         self.finish(file, temp, done, digest)
@@ -365,7 +365,7 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
             seq,
             offer,
             mut info,
-            target,
+            place,
             space,
         } = file;
         let mask = self.conn.shared.config.mode_mask;
@@ -375,8 +375,9 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
                 self.conn.pending.push(Pending {
                     seq,
                     temp,
-                    target,
+                    place,
                     info,
+                    digest: digest.to_be_bytes(),
                     space,
                 });
                 if self.conn.pending.len() >= self.conn.shared.group_max {
@@ -461,7 +462,7 @@ pub(super) struct Received {
     pub(super) seq: u32,
     pub(super) offer: Offer,
     pub(super) info: FileInfo,
-    pub(super) target: Target,
+    pub(super) place: Place,
     pub(super) space: Reservation,
 }
 

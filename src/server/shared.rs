@@ -17,14 +17,15 @@ use super::config::ServerConfig;
 use super::guard::Guard;
 use super::space::Space;
 use crate::error::{Error, Result};
-use crate::storage::{DigestCache, Root};
+use crate::storage::{DigestCache, Sink};
 
 static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) struct Shared {
     pub(crate) id: u64,
     pub(crate) config: ServerConfig,
-    pub(crate) root: Root,
+    /// Where received files go.
+    pub(crate) sink: Sink,
     pub(crate) stopping: AtomicBool,
     /// A graceful shutdown: nothing new is accepted or admitted, what runs may finish.
     pub(crate) draining: AtomicBool,
@@ -63,14 +64,14 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     pub(crate) fn new(
         config: ServerConfig,
-        root: Root,
+        sink: Sink,
         stop_tx: Option<Sender<()>>,
         guard: Guard,
     ) -> Result<Shared> {
         Ok(Shared {
             id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
             config,
-            root,
+            sink,
             stopping: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             ended: (Mutex::new(0), Condvar::new()),

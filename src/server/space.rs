@@ -49,6 +49,17 @@ impl Space {
     }
 }
 
+impl Space {
+    /// A reservation of nothing, for a file whose content takes no local room once stored.
+    pub(crate) fn nothing(&self) -> Reservation {
+        Reservation {
+            space: Arc::clone(&self.0),
+            dev: u64::MAX,
+            bytes: 0,
+        }
+    }
+}
+
 impl Drop for Reservation {
     fn drop(&mut self) {
         let mut map = self.space.lock().unwrap_or_else(|e| e.into_inner());

@@ -4,16 +4,24 @@
 mod digest_store;
 mod digests;
 mod names;
+mod object;
 mod root;
+#[cfg(feature = "s3")]
+mod s3;
+mod sink;
 mod sweep;
 mod target;
 mod types;
 
 pub use digest_store::remember;
 pub use digests::DigestCache;
-pub use root::{Lookup, Root};
+pub use object::{ObjectError, ObjectMeta, ObjectStore};
+pub use root::Root;
+#[cfg(feature = "s3")]
+pub use s3::{S3Config, S3Store};
+pub use sink::{Entry, Place, Sink};
 pub use sweep::sweep;
 #[cfg(feature = "internals")]
 pub use target::FAIL_DIR_SYNC;
-pub use target::{sync_all, Target, TempFile};
+pub use target::{effective_mode, sync_all, TempFile};
 pub use types::{Overwrite, StoreError};

@@ -40,6 +40,18 @@ impl Root {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The directory itself as a place for hidden temporary files: the spool of content on its
+    /// way to an object store.
+    pub fn spool_target(&self) -> Result<Target, StoreError> {
+        let fd = rfs::openat(&self.fd, ".", DIR_FLAGS, Mode::empty())?;
+        Ok(Target {
+            dir: Arc::new(fd),
+            dir_path: self.path.clone(),
+            rel_dir: String::new(),
+            file_name: String::new(),
+        })
+    }
     /// Resolves `components` beneath the directory without creating anything: every existing
     /// parent is opened relative to the one before, never through a symlink. Resolved once per
     /// offer; directories are created only by [`Lookup::create`], for an accepted file.

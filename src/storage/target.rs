@@ -155,6 +155,11 @@ impl TempFile {
         &mut self.file
     }
 
+    /// The open file, to read its content back.
+    pub fn file_ref(&self) -> &File {
+        &self.file
+    }
+
     /// Bytes written so far.
     pub fn written(&mut self) -> io::Result<u64> {
         self.file.stream_position()
@@ -189,10 +194,7 @@ impl TempFile {
         mtime_secs: i64,
         mtime_nanos: u32,
     ) -> io::Result<()> {
-        let mode = match mode & 0o7777 {
-            0 => 0o644,
-            m => m,
-        } & mask;
+        let mode = effective_mode(mode, mask);
         rfs::fchmod(&self.file, Mode::from_raw_mode(mode))?;
         if mtime_nanos < 1_000_000_000 {
             let t = Timespec {
@@ -269,6 +271,15 @@ impl Drop for TempFile {
             let _ = rfs::unlinkat(&*self.dir, &self.name, AtFlags::empty());
         }
     }
+}
+
+/// The permission bits a received file gets: the sender's `mode` (0 giving 0o644) within
+/// `mask`.
+pub fn effective_mode(mode: u32, mask: u32) -> u32 {
+    (match mode & 0o7777 {
+        0 => 0o644,
+        m => m,
+    }) & mask
 }
 
 /// Makes the content of every file in `temps` durable: one fsync for a single file, otherwise

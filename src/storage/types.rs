@@ -5,6 +5,8 @@ use std::io;
 
 use rustix::io::Errno;
 
+use super::object::ObjectError;
+
 /// What the receiver does when a file of the same name exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overwrite {
@@ -25,6 +27,14 @@ pub enum StoreError {
     /// The name exists and the policy is [`Overwrite::Refuse`].
     Exists,
     Io(io::Error),
+    /// The object store failed or refused.
+    Object(ObjectError),
+}
+
+impl From<ObjectError> for StoreError {
+    fn from(e: ObjectError) -> Self {
+        StoreError::Object(e)
+    }
 }
 
 impl From<Errno> for StoreError {

@@ -1,0 +1,62 @@
+//! The interface to an object store (an S3-compatible bucket): what the receiver asks of one
+//! when its files go there instead of into a local directory.
+
+use std::fmt;
+use std::fs::File;
+
+/// What travels with a stored object, so a later offer can be compared with it without reading
+/// the content back (the quick check, or the digest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    pub mtime_secs: i64,
+    pub mtime_nanos: u32,
+    /// Permission bits, as the local directory would have set them.
+    pub mode: u32,
+    /// The XXH3-128 of the content, verified before the object was written.
+    pub digest: [u8; 16],
+}
+
+/// Why the store did not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectError {
+    /// Trying again later may succeed (unreachable, slow down, a server error); otherwise the
+    /// store refused for good (access denied, no such bucket).
+    pub temporary: bool,
+    pub text: String,
+}
+
+impl fmt::Display for ObjectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// An object store. The receiver calls it from its connection threads, so it is shared and
+/// blocking. Keys are built only from names that passed every check of a local name.
+pub trait ObjectStore: Send + Sync + fmt::Debug {
+    /// The metadata of the object at `key`, or `None` when there is none (or it was not written
+    /// by knsock, so nothing is known of it).
+    fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectError>;
+
+    /// Whether any object is stored at `key`.
+    fn exists(&self, key: &str) -> Result<bool, ObjectError>;
+
+    /// Stores the verified content of `file` (read from its start) at `key` with `meta`. The
+    /// object appears complete or not at all: an upload that fails is aborted, never left
+    /// behind. Returns only once the store acknowledged it.
+    fn put(&self, key: &str, file: &File, meta: &ObjectMeta) -> Result<(), ObjectError>;
+
+    /// Removes what interrupted runs left in the store (unfinished multipart uploads older
+    /// than `age_secs`), and returns how many were removed.
+    fn sweep(&self, age_secs: u64) -> Result<usize, ObjectError>;
+
+    /// Where the objects go, for messages and logs: `s3://bucket/prefix`.
+    fn describe(&self) -> String;
+
+    /// The full key for `name`, a checked `/`-separated name.
+    fn key(&self, name: &str) -> String;
+
+    /// The object's address as the handlers are told of it: `s3://bucket/key`.
+    fn url(&self, key: &str) -> String;
+}

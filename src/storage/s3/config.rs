@@ -1,0 +1,134 @@
+//! Where an S3-compatible bucket is and how to sign for it: from options, an `s3://` URL, and
+//! the standard `AWS_*` environment variables.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// How to reach an S3-compatible bucket. Fields left `None` come from the standard environment
+/// (`AWS_ENDPOINT_URL`, `AWS_REGION` or `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) when the store is opened.
+#[derive(Clone, Default)]
+pub struct S3Config {
+    /// `http(s)://host[:port]`; default `AWS_ENDPOINT_URL`, else AWS's regional endpoint.
+    pub endpoint: Option<String>,
+    /// Default `AWS_REGION`, `AWS_DEFAULT_REGION`, else `us-east-1`.
+    pub region: Option<String>,
+    pub bucket: String,
+    /// Prepended to every received name (a `/` is added when missing).
+    pub prefix: String,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    pub session_token: Option<String>,
+    /// `endpoint/bucket/key` rather than `bucket.endpoint/key` (MinIO, SeaweedFS, most
+    /// self-hosted stores need it).
+    pub path_style: bool,
+    /// PEM file of CA certificates to trust for an `https` endpoint, instead of the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "<hidden>"))
+            .field("path_style", &self.path_style)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+impl S3Config {
+    /// `s3://bucket` or `s3://bucket/prefix`; everything else from the environment.
+    pub fn from_url(url: &str) -> Result<S3Config> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| Error::invalid(format!("{url:?} is not an s3://bucket/prefix URL")))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let config = S3Config {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            ..S3Config::default()
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    /// The bucket and prefix must be usable as they are, before anything is asked of the store.
+    pub fn check(&self) -> Result<()> {
+        let b = &self.bucket;
+        let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-".contains(c);
+        if b.len() < 3 || b.len() > 63 || !b.chars().all(ok_char) {
+            return Err(Error::invalid(format!(
+                "bucket name {b:?}: 3 to 63 characters of a-z, 0-9, '.' and '-'"
+            )));
+        }
+        if self.prefix.starts_with('/') || self.prefix.split('/').any(|p| p == "..") {
+            return Err(Error::invalid(format!(
+                "key prefix {:?} must not start with '/' or hold '..'",
+                self.prefix
+            )));
+        }
+        Ok(())
+    }
+
+    /// The options completed from the environment: what the store is opened with.
+    pub(super) fn resolved(&self) -> Result<Resolved> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let region = self
+            .region
+            .clone()
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".into());
+        let endpoint = self
+            .endpoint
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        let missing = |what: &str, var: &str| {
+            Error::invalid(format!("no S3 {what}: set it in the options or in {var}"))
+        };
+        let access_key = self
+            .access_key
+            .clone()
+            .or_else(|| env("AWS_ACCESS_KEY_ID"))
+            .ok_or_else(|| missing("access key", "AWS_ACCESS_KEY_ID"))?;
+        let secret_key = self
+            .secret_key
+            .clone()
+            .or_else(|| env("AWS_SECRET_ACCESS_KEY"))
+            .ok_or_else(|| missing("secret key", "AWS_SECRET_ACCESS_KEY"))?;
+        let mut prefix = self.prefix.clone();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Ok(Resolved {
+            endpoint,
+            region,
+            access_key,
+            secret_key,
+            session_token: self
+                .session_token
+                .clone()
+                .or_else(|| env("AWS_SESSION_TOKEN")),
+            prefix,
+        })
+    }
+}
+
+/// The options with every default filled in.
+pub(super) struct Resolved {
+    pub(super) endpoint: String,
+    pub(super) region: String,
+    pub(super) access_key: String,
+    pub(super) secret_key: String,
+    pub(super) session_token: Option<String>,
+    pub(super) prefix: String,
+}

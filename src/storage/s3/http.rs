@@ -1,0 +1,191 @@
+//! Sending a signed S3 request: blocking, with retries of what may succeed on a second try
+//! (unreachable, slow down, server errors), and the store's answers turned into clear reasons.
+
+use std::io::Read;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::storage::object::ObjectError;
+
+/// Tries per request before a temporary failure is reported; the waits between them grow
+/// fourfold from 100 ms, as the AWS SDKs' standard mode does.
+const TRIES: u32 = 3;
+
+/// What the store answered.
+pub(super) struct Reply {
+    pub(super) status: u16,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: String,
+}
+
+impl Reply {
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(super) fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// A request to send: signed URL, method, the headers that were signed, and a body.
+pub(super) struct Request<'a> {
+    pub(super) method: &'static str,
+    pub(super) url: Url,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: &'a [u8],
+    /// What the request does, for messages: "storing 'a/b.txt'".
+    pub(super) what: String,
+}
+
+/// Sends `req`, retrying temporary failures; a reply that is not 2xx (or 404 for a HEAD) is an
+/// error.
+pub(super) fn send(agent: &ureq::Agent, req: &Request<'_>) -> Result<Reply, ObjectError> {
+    let mut wait = Duration::from_millis(100);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let outcome = send_once(agent, req).and_then(|r| judge(req, r));
+        match outcome {
+            Err(e) if e.temporary && tries < TRIES => {
+                std::thread::sleep(wait);
+                wait *= 4;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn send_once(agent: &ureq::Agent, req: &Request<'_>) -> Result<Reply, ObjectError> {
+    let mut builder = ureq::http::Request::builder()
+        .method(req.method)
+        .uri(req.url.as_str());
+    for (k, v) in &req.headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    let request = builder.body(req.body).map_err(|e| ObjectError {
+        temporary: false,
+        text: format!("{}: bad request: {e}", req.what),
+    })?;
+    let mut response = agent.run(request).map_err(|e| unreachable(req, &e))?;
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let status = response.status().as_u16();
+    let mut body = String::new();
+    if req.method != "HEAD" {
+        // Error bodies and XML answers are small; a cap keeps a hostile store from filling
+        // memory.
+        let _ = response
+            .body_mut()
+            .as_reader()
+            .take(1 << 20)
+            .read_to_string(&mut body);
+    }
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// A request that got no answer at all.
+fn unreachable(req: &Request<'_>, e: &ureq::Error) -> ObjectError {
+    let host = req.url.host_str().unwrap_or("?");
+    ObjectError {
+        temporary: true,
+        text: format!(
+            "{}: the object store at {host} is unreachable ({e})",
+            req.what
+        ),
+    }
+}
+
+/// Turns an answer that is not a success into a reason, temporary or not.
+fn judge(req: &Request<'_>, reply: Reply) -> Result<Reply, ObjectError> {
+    if reply.ok() || (req.method == "HEAD" && reply.status == 404) {
+        return Ok(reply);
+    }
+    let code = tag(&reply.body, "Code").unwrap_or_default();
+    let message = tag(&reply.body, "Message").unwrap_or_default();
+    let (temporary, why) = match (reply.status, code.as_str()) {
+        (_, "NoSuchBucket") => (false, "the bucket does not exist".to_string()),
+        (403, _) | (_, "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch") => {
+            (false, "access denied by the object store".to_string())
+        }
+        (503, _) | (_, "SlowDown") => (true, "the object store asks to slow down".to_string()),
+        (500..=599, _) => (true, "the object store failed".to_string()),
+        (404, _) if req.method == "HEAD" => (false, "the bucket does not exist".to_string()),
+        _ => (false, "the object store refused the request".to_string()),
+    };
+    let detail = match (code.is_empty(), message.is_empty()) {
+        (true, _) => format!("HTTP {}", reply.status),
+        (false, true) => format!("HTTP {}, {code}", reply.status),
+        (false, false) => format!("HTTP {}, {code}: {message}", reply.status),
+    };
+    Err(ObjectError {
+        temporary,
+        text: format!("{}: {why} ({detail})", req.what),
+    })
+}
+
+/// The text of the first `<name>…</name>` in an XML answer (S3's answers are flat enough that
+/// this is all the parsing they need here), with the five standard entities decoded.
+pub(super) fn tag(xml: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let start = xml.find(&open)? + open.len();
+    let len = xml[start..].find(&close)?;
+    Some(unescape(&xml[start..start + len]))
+}
+
+/// Every `<name>…</name>` block in an XML answer, in order.
+pub(super) fn blocks<'x>(xml: &'x str, name: &str) -> Vec<&'x str> {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(s) = rest.find(&open) {
+        let after = &rest[s + open.len()..];
+        let Some(e) = after.find(&close) else { break };
+        out.push(&after[..e]);
+        rest = &after[e + close.len()..];
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// Builds the agent: bounded waits, no redirects into another host, HTTPS verified against the
+/// system's roots (or `ca_pem`).
+pub(super) fn agent(roots: Vec<ureq::tls::Certificate<'static>>) -> ureq::Agent {
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(if roots.is_empty() {
+            ureq::tls::RootCerts::WebPki
+        } else {
+            ureq::tls::RootCerts::Specific(std::sync::Arc::new(roots))
+        })
+        .build();
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_recv_response(Some(Duration::from_secs(120)))
+        .timeout_send_body(Some(Duration::from_secs(120)))
+        .max_idle_connections_per_host(16)
+        .tls_config(tls)
+        .build()
+        .into()
+}

@@ -1,0 +1,243 @@
+//! An S3-compatible bucket as the receiver's object store: requests signed by `rusty-s3`, sent
+//! by a blocking `ureq` agent shared by the connection threads.
+
+mod config;
+mod http;
+mod multipart;
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::time::Duration;
+
+use rusty_s3::{actions, Bucket, Credentials, S3Action, UrlStyle};
+use url::Url;
+
+pub use config::S3Config;
+use http::{send, Reply, Request};
+
+use super::object::{ObjectError, ObjectMeta, ObjectStore};
+use crate::error::{Error, Result};
+
+/// How long a signed request stays valid: long enough for one slow part.
+const SIGNED_FOR: Duration = Duration::from_secs(3600);
+
+/// Objects up to this size go in one PUT; larger ones in parts of this size (or more, to stay
+/// within S3's 10,000 parts).
+const PART: u64 = 16 << 20;
+
+/// Metadata header names (`x-amz-meta-` is S3's prefix for user metadata).
+const META_MTIME: &str = "x-amz-meta-knsock-mtime";
+const META_MODE: &str = "x-amz-meta-knsock-mode";
+const META_XXH3: &str = "x-amz-meta-knsock-xxh3";
+
+/// An S3-compatible bucket (and key prefix) that received files are stored in.
+pub struct S3Store {
+    bucket: Bucket,
+    credentials: Credentials,
+    prefix: String,
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl S3Store {
+    /// Opens the bucket `config` names and checks it can be reached and written to (a HEAD of
+    /// the bucket), so a wrong endpoint, key or bucket fails here rather than on the first file.
+    pub fn open(config: &S3Config) -> Result<S3Store> {
+        config.check()?;
+        let r = config.resolved()?;
+        let url = Url::parse(&r.endpoint)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .ok_or_else(|| {
+                Error::invalid(format!("S3 endpoint {:?} is not an http(s) URL", r.endpoint))
+            })?;
+        let style = if config.path_style {
+            UrlStyle::Path
+        } else {
+            UrlStyle::VirtualHost
+        };
+        let bucket = Bucket::new(url, style, config.bucket.clone(), r.region)
+            .map_err(|e| Error::invalid(format!("S3 bucket {:?}: {e}", config.bucket)))?;
+        let credentials = match r.session_token {
+            Some(t) => Credentials::new_with_token(r.access_key, r.secret_key, t),
+            None => Credentials::new(r.access_key, r.secret_key),
+        };
+        let store = S3Store {
+            bucket,
+            credentials,
+            prefix: r.prefix,
+            agent: http::agent(roots(config)?),
+        };
+        store.check_bucket()?;
+        Ok(store)
+    }
+
+    fn check_bucket(&self) -> Result<()> {
+        let url = actions::HeadBucket::new(&self.bucket, Some(&self.credentials)).sign(SIGNED_FOR);
+        let what = format!("opening {}", self.describe());
+        let reply = send(&self.agent, &self.request("HEAD", url, Vec::new(), &[], what))
+            .map_err(|e| Error::new(crate::ErrorKind::Store, e.text))?;
+        if reply.status == 404 {
+            return Err(Error::new(
+                crate::ErrorKind::Store,
+                format!("{}: the bucket does not exist", self.describe()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn request<'a>(
+        &self,
+        method: &'static str,
+        url: Url,
+        headers: Vec<(String, String)>,
+        body: &'a [u8],
+        what: String,
+    ) -> Request<'a> {
+        Request {
+            method,
+            url,
+            headers,
+            body,
+            what,
+        }
+    }
+
+    fn head_reply(&self, key: &str) -> Result<Reply, ObjectError> {
+        let url = self
+            .bucket
+            .head_object(Some(&self.credentials), key)
+            .sign(SIGNED_FOR);
+        let what = format!("looking up '{key}'");
+        send(&self.agent, &self.request("HEAD", url, Vec::new(), &[], what))
+    }
+
+    fn put_small(&self, key: &str, file: &File, meta: &ObjectMeta) -> Result<(), ObjectError> {
+        let mut body = vec![0u8; meta.size as usize];
+        file.read_exact_at(&mut body, 0)
+            .map_err(|e| local_error(key, &e))?;
+        let headers = meta_headers(meta);
+        let mut action = self.bucket.put_object(Some(&self.credentials), key);
+        for (k, v) in &headers {
+            action.headers_mut().insert(k.clone(), v.clone());
+        }
+        let url = action.sign(SIGNED_FOR);
+        let what = format!("storing '{key}'");
+        send(&self.agent, &self.request("PUT", url, headers, &body, what)).map(drop)
+    }
+}
+
+impl ObjectStore for S3Store {
+    fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectError> {
+        let reply = self.head_reply(key)?;
+        if reply.status == 404 {
+            return Ok(None);
+        }
+        Ok(parse_meta(&reply))
+    }
+
+    fn exists(&self, key: &str) -> Result<bool, ObjectError> {
+        Ok(self.head_reply(key)?.status != 404)
+    }
+
+    fn put(&self, key: &str, file: &File, meta: &ObjectMeta) -> Result<(), ObjectError> {
+        if meta.size <= PART {
+            self.put_small(key, file, meta)
+        } else {
+            multipart::put(self, key, file, meta)
+        }
+    }
+
+    fn sweep(&self, age_secs: u64) -> Result<usize, ObjectError> {
+        multipart::sweep(self, age_secs)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "s3://{}/{} at {}",
+            self.bucket.name(),
+            self.prefix,
+            self.bucket.base_url()
+        )
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket.name())
+    }
+}
+
+/// The trust roots for an `https` endpoint: the CA file if one is given, else the system's.
+fn roots(config: &S3Config) -> Result<Vec<ureq::tls::Certificate<'static>>> {
+    let ders: Vec<Vec<u8>> = match &config.ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| Error::io(path.display(), e))?;
+            let certs: Vec<Vec<u8>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c.der().to_vec()),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(Error::invalid(format!(
+                    "{}: no certificate in this PEM file",
+                    path.display()
+                )));
+            }
+            certs
+        }
+        None => rustls_native_certs::load_native_certs()
+            .certs
+            .into_iter()
+            .map(|c| c.to_vec())
+            .collect(),
+    };
+    Ok(ders
+        .iter()
+        .map(|d| ureq::tls::Certificate::from_der(d).to_owned())
+        .collect())
+}
+
+fn meta_headers(meta: &ObjectMeta) -> Vec<(String, String)> {
+    vec![
+        (
+            META_MTIME.to_string(),
+            format!("{}.{:09}", meta.mtime_secs, meta.mtime_nanos),
+        ),
+        (META_MODE.to_string(), format!("{:o}", meta.mode)),
+        (
+            META_XXH3.to_string(),
+            format!("{:032x}", u128::from_be_bytes(meta.digest)),
+        ),
+    ]
+}
+
+/// The metadata of a HEAD answer; `None` for an object knsock did not write.
+fn parse_meta(reply: &Reply) -> Option<ObjectMeta> {
+    let size = reply.header("content-length")?.parse().ok()?;
+    let (secs, nanos) = reply.header(META_MTIME)?.split_once('.')?;
+    let digest = u128::from_str_radix(reply.header(META_XXH3)?, 16).ok()?;
+    Some(ObjectMeta {
+        size,
+        mtime_secs: secs.parse().ok()?,
+        mtime_nanos: nanos.parse().ok()?,
+        mode: u32::from_str_radix(reply.header(META_MODE)?, 8).ok()?,
+        digest: digest.to_be_bytes(),
+    })
+}
+
+/// A failure to read the receiver's own spooled copy.
+fn local_error(key: &str, e: &std::io::Error) -> ObjectError {
+    ObjectError {
+        temporary: false,
+        text: format!("reading the received content of '{key}': {e}"),
+    }
+}

@@ -1,0 +1,257 @@
+//! Large objects: a multipart upload whose parts go up from several threads, completed only
+//! when every part is stored and aborted on any failure, so no half object and no orphaned
+//! upload is left; and the sweep of uploads an interrupted run left behind.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusty_s3::actions::CreateMultipartUpload;
+use rusty_s3::{Map, Method, S3Action};
+use url::Url;
+
+use super::http::{blocks, send, tag};
+use super::{local_error, meta_headers, S3Store, PART, SIGNED_FOR};
+use crate::storage::object::{ObjectError, ObjectMeta, ObjectStore};
+
+/// Parts in flight at once for one object.
+const PARALLEL: usize = 4;
+
+/// Stores `file` at `key` in parts; aborts the upload if anything fails.
+pub(super) fn put(
+    store: &S3Store,
+    key: &str,
+    file: &File,
+    meta: &ObjectMeta,
+) -> Result<(), ObjectError> {
+    let upload_id = create(store, key, meta)?;
+    let stored = upload_parts(store, key, &upload_id, file, meta.size)
+        .and_then(|etags| complete(store, key, &upload_id, &etags));
+    if stored.is_err() {
+        abort(store, key, &upload_id);
+    }
+    stored
+}
+
+fn create(store: &S3Store, key: &str, meta: &ObjectMeta) -> Result<String, ObjectError> {
+    let headers = meta_headers(meta);
+    let mut action = store
+        .bucket
+        .create_multipart_upload(Some(&store.credentials), key);
+    for (k, v) in &headers {
+        action.headers_mut().insert(k.clone(), v.clone());
+    }
+    let url = action.sign(SIGNED_FOR);
+    let what = format!("starting the upload of '{key}'");
+    let reply = send(&store.agent, &store.request("POST", url, headers, &[], what))?;
+    CreateMultipartUpload::parse_response(&reply.body)
+        .map(|r| r.upload_id().to_string())
+        .map_err(|e| ObjectError {
+            temporary: false,
+            text: format!("starting the upload of '{key}': unreadable answer ({e})"),
+        })
+}
+
+/// The part size for `size` bytes: at least `PART`, and large enough for S3's 10,000 parts.
+fn part_size(size: u64) -> u64 {
+    PART.max(size.div_ceil(10_000))
+}
+
+/// Uploads every part from `PARALLEL` threads; returns the ETags in part order.
+fn upload_parts(
+    store: &S3Store,
+    key: &str,
+    upload_id: &str,
+    file: &File,
+    size: u64,
+) -> Result<Vec<String>, ObjectError> {
+    let part = part_size(size);
+    let count = size.div_ceil(part) as usize;
+    let etags: Mutex<Vec<Option<String>>> = Mutex::new(vec![None; count]);
+    let next = Mutex::new(0usize);
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<ObjectError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..PARALLEL.min(count) {
+            s.spawn(|| loop {
+                let i = {
+                    let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
+                    let i = *n;
+                    *n += 1;
+                    i
+                };
+                if i >= count || failed.load(Ordering::SeqCst) {
+                    return;
+                }
+                let start = i as u64 * part;
+                let len = part.min(size - start);
+                match upload_part(store, key, upload_id, file, i, start, len) {
+                    Ok(etag) => etags.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(etag),
+                    Err(e) => {
+                        failed.store(true, Ordering::SeqCst);
+                        first_error
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    Ok(etags
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+fn upload_part(
+    store: &S3Store,
+    key: &str,
+    upload_id: &str,
+    file: &File,
+    index: usize,
+    start: u64,
+    len: u64,
+) -> Result<String, ObjectError> {
+    let mut body = vec![0u8; len as usize];
+    file.read_exact_at(&mut body, start)
+        .map_err(|e| local_error(key, &e))?;
+    let number = u16::try_from(index + 1).unwrap_or(u16::MAX);
+    let url = store
+        .bucket
+        .upload_part(Some(&store.credentials), key, number, upload_id)
+        .sign(SIGNED_FOR);
+    let what = format!("storing part {number} of '{key}'");
+    let reply = send(
+        &store.agent,
+        &store.request("PUT", url, Vec::new(), &body, what.clone()),
+    )?;
+    reply
+        .header("etag")
+        .map(str::to_string)
+        .ok_or_else(|| ObjectError {
+            temporary: true,
+            text: format!("{what}: the store gave no ETag"),
+        })
+}
+
+fn complete(
+    store: &S3Store,
+    key: &str,
+    upload_id: &str,
+    etags: &[String],
+) -> Result<(), ObjectError> {
+    let action = store.bucket.complete_multipart_upload(
+        Some(&store.credentials),
+        key,
+        upload_id,
+        etags.iter().map(String::as_str),
+    );
+    let url = action.sign(SIGNED_FOR);
+    let body = action.body();
+    let what = format!("completing the upload of '{key}'");
+    let reply = send(
+        &store.agent,
+        &store.request("POST", url, Vec::new(), body.as_bytes(), what.clone()),
+    )?;
+    // S3 may answer 200 and still report a failure in the body.
+    match tag(&reply.body, "Code") {
+        Some(code) if reply.body.contains("<Error>") => Err(ObjectError {
+            temporary: code == "InternalError" || code == "SlowDown",
+            text: format!("{what}: {code}"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Best effort: a failed abort leaves the upload to [`sweep`] (or the bucket's lifecycle rule).
+fn abort(store: &S3Store, key: &str, upload_id: &str) {
+    let url = store
+        .bucket
+        .abort_multipart_upload(Some(&store.credentials), key, upload_id)
+        .sign(SIGNED_FOR);
+    let what = format!("aborting the upload of '{key}'");
+    let _ = send(&store.agent, &store.request("DELETE", url, Vec::new(), &[], what));
+}
+
+/// Aborts the unfinished multipart uploads under the prefix that started more than `age_secs`
+/// ago (younger ones may belong to another receiver sharing the bucket).
+pub(super) fn sweep(store: &S3Store, age_secs: u64) -> Result<usize, ObjectError> {
+    let found = list_uploads(store)?;
+    let now = Timestamp::now();
+    let mut aborted = 0;
+    for (key, upload_id, initiated) in found {
+        let old = initiated
+            .parse::<Timestamp>()
+            .map(|t| now.duration_since(t).as_secs() >= age_secs as i64)
+            .unwrap_or(false);
+        if old {
+            abort(store, &key, &upload_id);
+            aborted += 1;
+        }
+    }
+    Ok(aborted)
+}
+
+/// The unfinished multipart uploads under the prefix: key, upload id, start time.
+pub(super) fn list_uploads(store: &S3Store) -> Result<Vec<(String, String, String)>, ObjectError> {
+    let mut action = ListUploads {
+        store,
+        query: Map::new(),
+        headers: Map::new(),
+    };
+    action.query.insert("uploads", "");
+    action.query.insert("prefix", store.prefix.clone());
+    let url = action.sign(SIGNED_FOR);
+    let what = format!("listing unfinished uploads in {}", store.describe());
+    let reply = send(&store.agent, &store.request("GET", url, Vec::new(), &[], what))?;
+    Ok(blocks(&reply.body, "Upload")
+        .into_iter()
+        .filter_map(|b| Some((tag(b, "Key")?, tag(b, "UploadId")?, tag(b, "Initiated")?)))
+        .collect())
+}
+
+/// `ListMultipartUploads`, which rusty-s3 has no action for: `GET /?uploads` on the bucket.
+struct ListUploads<'a> {
+    store: &'a S3Store,
+    query: Map<'a>,
+    headers: Map<'a>,
+}
+
+impl<'a> S3Action<'a> for ListUploads<'a> {
+    const METHOD: Method = Method::Get;
+
+    fn query_mut(&mut self) -> &mut Map<'a> {
+        &mut self.query
+    }
+
+    fn headers_mut(&mut self) -> &mut Map<'a> {
+        &mut self.headers
+    }
+
+    fn sign_with_time(&self, expires_in: Duration, time: &Timestamp) -> Url {
+        let b = &self.store.bucket;
+        let c = &self.store.credentials;
+        rusty_s3::signing::sign(
+            time,
+            Self::METHOD,
+            b.object_url(""),
+            c.key(),
+            c.secret(),
+            c.token(),
+            b.region(),
+            expires_in.as_secs(),
+            self.query.iter(),
+            self.headers.iter(),
+        )
+    }
+}

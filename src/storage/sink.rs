@@ -1,0 +1,218 @@
+//! The receiver's storage behind one interface, with two implementations: the local directory
+//! (a verified file is renamed into place) and an object store (a verified file is uploaded,
+//! its content spooled meanwhile in a local directory). The receiver's protocol code sees only
+//! [`Sink`], [`Entry`] and [`Place`].
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::object::{ObjectMeta, ObjectStore};
+use super::root::{Lookup, Root};
+use super::target::{Stored, Target, TempFile};
+use super::types::{Overwrite, StoreError};
+use super::digests::DigestCache;
+
+/// Where received files go.
+#[derive(Debug)]
+pub enum Sink {
+    /// Into this directory, the default.
+    Dir(Root),
+    /// Into an object store; content in flight (and kept for resume) waits in `spool`.
+    Objects {
+        store: Arc<dyn ObjectStore>,
+        spool: Root,
+    },
+}
+
+impl Sink {
+    /// The local directory files (or their spooled content) are written in.
+    pub fn path(&self) -> &Path {
+        match self {
+            Sink::Dir(root) | Sink::Objects { spool: root, .. } => root.path(),
+        }
+    }
+
+    /// The object store, when files go to one.
+    pub fn store(&self) -> Option<&Arc<dyn ObjectStore>> {
+        match self {
+            Sink::Dir(_) => None,
+            Sink::Objects { store, .. } => Some(store),
+        }
+    }
+
+    /// Resolves a checked name (its `/`-separated components) without creating anything.
+    pub fn lookup(&self, components: &[&str]) -> Result<Entry, StoreError> {
+        match self {
+            Sink::Dir(root) => Ok(Entry::Dir(root.lookup(components)?)),
+            Sink::Objects { store, spool } => {
+                let name = components.join("/");
+                Ok(Entry::Object {
+                    key: store.key(&name),
+                    name,
+                    store: Arc::clone(store),
+                    spool: spool.spool_target()?,
+                })
+            }
+        }
+    }
+}
+
+/// A name resolved in the sink, before anything is created for it.
+#[derive(Debug)]
+pub enum Entry {
+    Dir(Lookup),
+    Object {
+        store: Arc<dyn ObjectStore>,
+        key: String,
+        name: String,
+        spool: Target,
+    },
+}
+
+impl Entry {
+    /// Whether something stands under the name and the policy forbids replacing it.
+    pub fn check_existing(&self, policy: Overwrite) -> Result<(), StoreError> {
+        match (self, policy) {
+            (Entry::Dir(lookup), _) => lookup.check_existing(policy),
+            (Entry::Object { .. }, Overwrite::Replace) => Ok(()),
+            (Entry::Object { store, key, .. }, _) => match store.exists(key)? {
+                true => Err(StoreError::Exists),
+                false => Ok(()),
+            },
+        }
+    }
+
+    /// Whether the exact content (size and digest) is already stored under the name. A local
+    /// file is hashed unless `cache` knows it, within `budget`; an object's digest is the one
+    /// recorded, verified, when it was stored.
+    pub fn holds(&self, size: u64, digest: &[u8], cache: &DigestCache, budget: &mut u64) -> bool {
+        match self {
+            Entry::Dir(lookup) => lookup.holds(size, digest, cache, budget),
+            Entry::Object { .. } => self
+                .meta()
+                .is_some_and(|m| m.size == size && m.digest[..] == *digest),
+        }
+    }
+
+    /// The quick check: what is stored has this size and modification time.
+    pub fn quick_same(&self, size: u64, mtime: (i64, u32)) -> bool {
+        match self {
+            Entry::Dir(lookup) => lookup.quick_same(size, mtime),
+            Entry::Object { .. } => self
+                .meta()
+                .is_some_and(|m| m.size == size && (m.mtime_secs, m.mtime_nanos) == mtime),
+        }
+    }
+
+    /// The stored object's metadata; a store that cannot answer knows of no copy.
+    fn meta(&self) -> Option<ObjectMeta> {
+        match self {
+            Entry::Object { store, key, .. } => store.head(key).ok().flatten(),
+            Entry::Dir(_) => None,
+        }
+    }
+
+    /// The old local copy a delta may be built against; objects offer none.
+    pub fn existing(&self) -> Option<(File, rustix::fs::Stat)> {
+        match self {
+            Entry::Dir(lookup) => lookup.existing(),
+            Entry::Object { .. } => None,
+        }
+    }
+
+    /// The device and the free bytes the file's content will take room on; `None` for an
+    /// object store, where disk-space checks do not apply.
+    pub fn space(&self) -> io::Result<Option<(u64, u64)>> {
+        match self {
+            Entry::Dir(lookup) => Ok(Some((lookup.device()?, lookup.free_bytes()?))),
+            Entry::Object { .. } => Ok(None),
+        }
+    }
+
+    /// Gives the file its place: missing local directories are created now.
+    pub fn create(self) -> Result<Place, StoreError> {
+        match self {
+            Entry::Dir(lookup) => Ok(Place::Dir(lookup.create()?)),
+            Entry::Object {
+                store,
+                key,
+                name,
+                spool,
+            } => Ok(Place::Object {
+                store,
+                key,
+                name,
+                spool,
+            }),
+        }
+    }
+}
+
+/// An accepted file's place: where its temporary file is written, and where it goes once
+/// verified.
+#[derive(Debug)]
+pub enum Place {
+    Dir(Target),
+    Object {
+        store: Arc<dyn ObjectStore>,
+        key: String,
+        name: String,
+        spool: Target,
+    },
+}
+
+impl Place {
+    /// Where the temporary file (and kept partial data) lives.
+    pub fn temp_dir(&self) -> &Target {
+        match self {
+            Place::Dir(t) | Place::Object { spool: t, .. } => t,
+        }
+    }
+
+    /// Whether the temporary file must be made durable locally before it is published (an
+    /// object store's acknowledgement is its own durability).
+    pub fn is_local(&self) -> bool {
+        matches!(self, Place::Dir(_))
+    }
+
+    /// Publishes the verified, durable `temp` under the name: renamed into place (the
+    /// directory still needs [`Place::sync_dir`]), or uploaded with `meta`, the object appearing
+    /// whole once the store acknowledged it.
+    pub fn publish(
+        &self,
+        temp: TempFile,
+        policy: Overwrite,
+        meta: &ObjectMeta,
+    ) -> Result<Stored, StoreError> {
+        match self {
+            Place::Dir(target) => temp.rename_into_place(target, policy),
+            Place::Object {
+                store, key, name, ..
+            } => {
+                store.put(key, temp.file_ref(), meta)?;
+                Ok(Stored {
+                    name: name.clone(),
+                    path: PathBuf::from(store.url(key)),
+                })
+            }
+        }
+    }
+
+    /// Makes a rename into this place durable (nothing to do for an object).
+    pub fn sync_dir(&self) -> io::Result<()> {
+        match self {
+            Place::Dir(t) => t.sync_dir(),
+            Place::Object { .. } => Ok(()),
+        }
+    }
+
+    /// Whether one directory sync serves both places.
+    pub fn same_dir(&self, other: &Place) -> bool {
+        match (self, other) {
+            (Place::Dir(a), Place::Dir(b)) => a.same_dir(b),
+            _ => false,
+        }
+    }
+}
