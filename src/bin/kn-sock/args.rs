@@ -31,8 +31,25 @@ pub(crate) enum Command {
 pub(crate) struct ServerArgs {
     /// Port to listen on; 0 picks a free one (printed on the first line).
     pub(crate) port: u16,
-    /// Directory to store files in; it must exist.
+    /// Directory to store files in (it must exist), or s3://BUCKET/PREFIX to store them in an
+    /// S3-compatible bucket (keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
     pub(crate) dir: PathBuf,
+    /// With s3://: the store's endpoint URL (default AWS_ENDPOINT_URL, else AWS's).
+    #[arg(long, value_name = "URL")]
+    pub(crate) s3_endpoint: Option<String>,
+    /// With s3://: the region (default AWS_REGION, else us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub(crate) s3_region: Option<String>,
+    /// With s3://: path-style URLs (ENDPOINT/BUCKET/KEY), as MinIO and SeaweedFS need.
+    #[arg(long)]
+    pub(crate) s3_path_style: bool,
+    /// With s3://: trust these CA certificates (PEM) for an https endpoint.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) s3_ca: Option<PathBuf>,
+    /// With s3://: where content waits on its way to the bucket (default: knsock-spool-UID in
+    /// the system's temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) spool_dir: Option<PathBuf>,
     #[arg(long, default_value = "0.0.0.0")]
     pub(crate) host: String,
     /// Largest file accepted, in bytes.
