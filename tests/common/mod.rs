@@ -2,6 +2,9 @@
 //! of random bytes, and a raw protocol client for inputs `send_file` would never produce.
 #![allow(dead_code)]
 
+#[cfg(feature = "s3")]
+pub mod s3;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
