@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need and a fresh machine may lack: a C/C++ toolchain,
 # binutils (ld, objcopy, readelf, ar), CMake, Ninja, pkg-config, GoogleTest, the static libzstd
-# (tests/consumers links it beside libknsock.a), valgrind, Go and openssl (Debian packages), and
-# checks for Rust.
+# (tests/consumers links it beside libknsock.a), valgrind, Go (scripts/seaweedfs.sh builds the S3
+# test server with it), openssl, curl and python3 with venv (Debian packages); boto3 for the S3
+# benchmark in its own virtual environment; and checks for Rust.
 set -euo pipefail
 missing=()
 command -v cc >/dev/null || missing+=(gcc)
@@ -15,6 +16,10 @@ command -v pkg-config >/dev/null || missing+=(pkg-config)
 [ -f /usr/include/zstd.h ] || missing+=(libzstd-dev)
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || missing+=(golang-go)
 command -v python3 >/dev/null || missing+=(python3)
+# Virtual environments (here, bench/python.sh, scripts/test-python.sh) need ensurepip.
+python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+# scripts/seaweedfs.sh signs its S3 readiness probe with curl --aws-sigv4 (curl 7.75+).
+command -v curl >/dev/null || missing+=(curl)
 # tests/tls.rs checks that a standard TLS client (openssl s_client) completes a handshake.
 command -v openssl >/dev/null || missing+=(openssl)
 command -v valgrind >/dev/null || missing+=(valgrind)
@@ -24,6 +29,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
+fi
+# The S3 benchmark's client: boto3 in a virtual environment of its own under the user's cache
+# (scripts/test-python.sh recreates build/pyvenv from nothing, so it cannot live there).
+# Run the benchmark with "${KNSOCK_S3_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/knsock/s3-venv}/bin/python".
+s3venv=${KNSOCK_S3_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/knsock/s3-venv}
+if ! "$s3venv/bin/python" -c 'import boto3' 2>/dev/null; then
+  echo "installing boto3 into $s3venv" >&2
+  python3 -m venv "$s3venv"
+  "$s3venv/bin/python" -m pip install -q boto3==1.44.5
 fi
 if ! command -v cargo >/dev/null; then
   echo "cargo not found: install Rust 1.85 or newer (https://rustup.rs) and run again" >&2
