@@ -135,6 +135,12 @@ typedef enum knsock_result {
    * other does not (peer code 13). `knsock_error_message()` says which.
    */
   KNSOCK_RESULT_AUTH = 14,
+  /**
+   * The receiver's object store failed: `knsock_error_peer_code()` 15 when it is unreachable
+   * or slowing down (a retry may succeed; retries are made), 16 when it refused (access
+   * denied, no such bucket). A server's error handler gets it for a file it could not store.
+   */
+  KNSOCK_RESULT_STORE = 15,
 } knsock_result;
 
 /**
@@ -1072,6 +1078,47 @@ enum knsock_result knsock_server_config_set_allow_plaintext(struct knsock_server
  */
 enum knsock_result knsock_server_config_set_allow_legacy(struct knsock_server_config *config,
                                                          bool allow);
+
+/**
+ * Stores received files in the bucket `url` names: `s3://BUCKET` or `s3://BUCKET/PREFIX`
+ * (copied). A file appears there only whole and verified (large files as a multipart upload,
+ * completed only after the checksum and the post-data validators pass, and aborted
+ * otherwise), with its mtime, mode and XXH3 digest as object metadata, so skip-unchanged works
+ * against the bucket; the sender's OK comes once the store acknowledged it. Disk-space checks
+ * do not apply; the maximum file size does. The keep-both overwrite policy is refused at start.
+ */
+enum knsock_result knsock_server_config_set_s3(struct knsock_server_config *config,
+                                               const char *url);
+
+/**
+ * The store's endpoint, `http(s)://host[:port]` (copied), and whether it wants path-style
+ * URLs (`ENDPOINT/BUCKET/KEY`, as MinIO and SeaweedFS do) rather than `BUCKET.ENDPOINT/KEY`.
+ */
+enum knsock_result knsock_server_config_set_s3_endpoint(struct knsock_server_config *config,
+                                                        const char *endpoint,
+                                                        bool path_style);
+
+/**
+ * The region requests are signed for (copied), e.g. "us-east-1".
+ */
+enum knsock_result knsock_server_config_set_s3_region(struct knsock_server_config *config,
+                                                      const char *region);
+
+/**
+ * The keys requests are signed with (copied); `session_token` may be NULL. Prefer the
+ * environment where the process has one: keys in a program's memory outlive their use.
+ */
+enum knsock_result knsock_server_config_set_s3_credentials(struct knsock_server_config *config,
+                                                           const char *access_key,
+                                                           const char *secret_key,
+                                                           const char *session_token);
+
+/**
+ * Trusts the CA certificates of this PEM file (path copied; read at start) for an `https`
+ * endpoint, instead of the system's trust store.
+ */
+enum knsock_result knsock_server_config_set_s3_ca_file(struct knsock_server_config *config,
+                                                       const char *path);
 
 /**
  * Hashes a token's secret for a tokens file: on success `*hash` receives a new string,

@@ -43,9 +43,9 @@ pub use server::{
     ErrorHandler, FileInfo, Handler, Server, ServerConfig, Validator, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
 };
-pub use storage::{ObjectError, ObjectMeta, ObjectStore, Overwrite};
 #[cfg(feature = "s3")]
-pub use storage::{S3Config, S3Store};
+pub use storage::S3Store;
+pub use storage::{ObjectError, ObjectMeta, ObjectStore, Overwrite, S3Config};
 pub use tls::{check_pin, hash_token, split_token, ServerIdentity, TlsOptions};
 pub use walk::{collect_sources, Source, WalkOptions};
 

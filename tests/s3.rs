@@ -15,7 +15,11 @@ use knsock::protocol::{Frame, ALGO_XXH3_128};
 use knsock::{send_file, send_files, ErrorKind, SendOptions, Source};
 
 /// A server storing into `bucket` under `prefix`, spooling in its own directory.
-fn s3_server(bucket: &TestBucket, prefix: &str, tune: impl FnOnce(&mut knsock::ServerConfig)) -> TestServer {
+fn s3_server(
+    bucket: &TestBucket,
+    prefix: &str,
+    tune: impl FnOnce(&mut knsock::ServerConfig),
+) -> TestServer {
     let store = bucket.store(prefix);
     TestServer::start(move |c| {
         c.object_store(store);
@@ -61,7 +65,11 @@ fn a_multipart_file_and_a_batch_of_2000_arrive_whole_and_verified() {
         assert!(got == random_bytes(4096, i as u64), "{}", s.name);
     }
     assert!(bucket.uploads().is_empty());
-    assert_eq!(srv.entries(), Vec::<String>::new(), "the spool keeps nothing");
+    assert_eq!(
+        srv.entries(),
+        Vec::<String>::new(),
+        "the spool keeps nothing"
+    );
 }
 
 #[test]
@@ -148,7 +156,11 @@ fn skip_unchanged_and_resume_work_against_the_bucket() {
         checksum: true,
         ..SendOptions::default()
     };
-    assert!(!send_file("127.0.0.1", srv.port(), &p, &opts).unwrap().skipped);
+    assert!(
+        !send_file("127.0.0.1", srv.port(), &p, &opts)
+            .unwrap()
+            .skipped
+    );
     assert!(bucket.get("p/f.bin").unwrap() == new_data);
 }
 
@@ -188,11 +200,18 @@ fn a_missing_bucket_and_wrong_keys_fail_clearly() {
     assert_eq!(err.kind(), ErrorKind::Store);
     let reason = err.peer_reason().unwrap();
     assert_eq!(reason.code, 16);
-    assert!(reason.text.contains("bucket does not exist"), "{}", reason.text);
+    assert!(
+        reason.text.contains("bucket does not exist"),
+        "{}",
+        reason.text
+    );
     let (kind, message) = srv.next_error();
     assert_eq!(kind, ErrorKind::Store);
     assert!(message.contains("late.txt"), "{message}");
-    assert!(srv.errors.try_recv().is_err(), "a refusal of the store was retried");
+    assert!(
+        srv.errors.try_recv().is_err(),
+        "a refusal of the store was retried"
+    );
 }
 
 #[test]

@@ -107,32 +107,26 @@ fn server_command(a: ServerArgs) -> Result<(), String> {
 }
 
 /// Stores into the bucket `url` names, spooling in --spool-dir.
-#[cfg(feature = "s3")]
 fn s3_sink(cfg: &mut ServerConfig, url: &str, a: &ServerArgs) -> Result<(), String> {
     let mut s3 = knsock::S3Config::from_url(url).map_err(|e| e.to_string())?;
     s3.endpoint = a.s3_endpoint.clone();
     s3.region = a.s3_region.clone();
     s3.path_style = a.s3_path_style;
     s3.ca_file = a.s3_ca.clone();
-    let store = knsock::S3Store::open(&s3).map_err(|e| e.to_string())?;
     let spool = match &a.spool_dir {
         Some(d) => d.clone(),
         None => private_spool()?,
     };
-    cfg.dir(spool).object_store(std::sync::Arc::new(store));
+    cfg.dir(spool).s3(s3);
     Ok(())
 }
 
-#[cfg(not(feature = "s3"))]
-fn s3_sink(_: &mut ServerConfig, url: &str, _: &ServerArgs) -> Result<(), String> {
-    Err(format!("{url}: this kn-sock was built without S3 support"))
-}
-
 /// `knsock-spool-UID` in the temporary directory, made private to this user.
-#[cfg(feature = "s3")]
 fn private_spool() -> Result<std::path::PathBuf, String> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0);
     let dir = std::env::temp_dir().join(format!("knsock-spool-{uid}"));
     match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
@@ -140,8 +134,8 @@ fn private_spool() -> Result<std::path::PathBuf, String> {
         }
         _ => {}
     }
-    let meta = std::fs::symlink_metadata(&dir)
-        .map_err(|e| format!("spool {}: {e}", dir.display()))?;
+    let meta =
+        std::fs::symlink_metadata(&dir).map_err(|e| format!("spool {}: {e}", dir.display()))?;
     if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
         return Err(format!(
             "spool {} is not a private directory of this user: give --spool-dir",

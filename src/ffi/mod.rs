@@ -26,6 +26,7 @@ pub mod server;
 pub mod server_config;
 pub mod server_config_limits;
 pub mod server_config_security;
+pub mod server_config_store;
 pub mod token;
 pub mod transfer;
 pub mod types;

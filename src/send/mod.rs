@@ -98,8 +98,8 @@ pub(crate) fn retryable(e: &Error) -> bool {
             Code::Timeout,
             Code::StoreUnavailable,
         ]
-            .iter()
-            .any(|c| p.code == *c as u16)
+        .iter()
+        .any(|c| p.code == *c as u16)
     })
 }
 

@@ -96,6 +96,8 @@ pub struct ServerConfig {
     pub(crate) security: Security,
     /// Where verified files go instead of `dir`, which then spools their content.
     pub(crate) objects: Option<Arc<dyn ObjectStore>>,
+    /// An S3 bucket to open at start as the object store.
+    pub(crate) s3: Option<crate::storage::S3Config>,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -139,12 +141,16 @@ impl ServerConfig {
                 self.mode_mask
             )));
         }
-        if self.objects.is_some() && self.overwrite == Overwrite::Rename {
+        if self.has_object_store() && self.overwrite == Overwrite::Rename {
             return Err(Error::invalid(
                 "keeping both files (overwrite: rename) is not supported with an object store",
             ));
         }
         Ok(())
+    }
+
+    fn has_object_store(&self) -> bool {
+        self.s3.is_some() || self.objects.is_some()
     }
 
     /// A server that stores into `dir`, on 0.0.0.0 and an ephemeral port, with kn-sock's
@@ -172,6 +178,7 @@ impl ServerConfig {
             on_error: Vec::new(),
             security: Security::default(),
             objects: None,
+            s3: None,
         }
     }
 

@@ -36,6 +36,7 @@ mod security;
 mod session;
 mod shared;
 mod space;
+mod store_setters;
 mod throttle;
 
 pub use config::{
@@ -70,6 +71,10 @@ fn open_sink(config: &ServerConfig) -> Result<Sink> {
             _ => Error::io(what, e),
         }
     })?;
+    if let (None, Some(s3)) = (&config.objects, &config.s3) {
+        let store = open_s3(s3)?;
+        return Ok(Sink::Objects { store, spool: root });
+    }
     Ok(match &config.objects {
         None => Sink::Dir(root),
         Some(store) => Sink::Objects {
@@ -77,6 +82,16 @@ fn open_sink(config: &ServerConfig) -> Result<Sink> {
             spool: root,
         },
     })
+}
+
+#[cfg(feature = "s3")]
+fn open_s3(s3: &crate::S3Config) -> Result<Arc<dyn crate::ObjectStore>> {
+    Ok(Arc::new(crate::S3Store::open(s3)?))
+}
+
+#[cfg(not(feature = "s3"))]
+fn open_s3(_: &crate::S3Config) -> Result<Arc<dyn crate::ObjectStore>> {
+    Err(Error::invalid("this knsock was built without S3 support"))
 }
 
 /// Serves one connection whose whole input is `input`, over an in-memory stream, and returns

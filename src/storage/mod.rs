@@ -8,6 +8,7 @@ mod object;
 mod root;
 #[cfg(feature = "s3")]
 mod s3;
+mod s3_config;
 mod sink;
 mod sweep;
 mod target;
@@ -18,7 +19,8 @@ pub use digests::DigestCache;
 pub use object::{ObjectError, ObjectMeta, ObjectStore};
 pub use root::Root;
 #[cfg(feature = "s3")]
-pub use s3::{S3Config, S3Store};
+pub use s3::S3Store;
+pub use s3_config::S3Config;
 pub use sink::{Entry, Place, Sink};
 pub use sweep::sweep;
 #[cfg(feature = "internals")]

@@ -8,11 +8,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::digests::DigestCache;
 use super::object::{ObjectMeta, ObjectStore};
 use super::root::{Lookup, Root};
 use super::target::{Stored, Target, TempFile};
 use super::types::{Overwrite, StoreError};
-use super::digests::DigestCache;
 
 /// Where received files go.
 #[derive(Debug)]

@@ -1,7 +1,6 @@
 //! An S3-compatible bucket as the receiver's object store: requests signed by `rusty-s3`, sent
 //! by a blocking `ureq` agent shared by the connection threads.
 
-mod config;
 mod http;
 mod multipart;
 
@@ -12,7 +11,7 @@ use std::time::Duration;
 use rusty_s3::{actions, Bucket, Credentials, S3Action, UrlStyle};
 use url::Url;
 
-pub use config::S3Config;
+use super::s3_config::S3Config;
 use http::{send, Reply, Request};
 
 use super::object::{ObjectError, ObjectMeta, ObjectStore};
@@ -54,7 +53,10 @@ impl S3Store {
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
             .ok_or_else(|| {
-                Error::invalid(format!("S3 endpoint {:?} is not an http(s) URL", r.endpoint))
+                Error::invalid(format!(
+                    "S3 endpoint {:?} is not an http(s) URL",
+                    r.endpoint
+                ))
             })?;
         let style = if config.path_style {
             UrlStyle::Path
@@ -77,11 +79,22 @@ impl S3Store {
         Ok(store)
     }
 
+    /// The unfinished multipart uploads under the prefix, as (key, start time): what an
+    /// interrupted run may have left (and the start-up sweep aborts once a day old).
+    pub fn unfinished_uploads(&self) -> Result<Vec<(String, String)>> {
+        let found = multipart::list_uploads(self)
+            .map_err(|e| Error::new(crate::ErrorKind::Store, e.text))?;
+        Ok(found.into_iter().map(|(key, _, at)| (key, at)).collect())
+    }
+
     fn check_bucket(&self) -> Result<()> {
         let url = actions::HeadBucket::new(&self.bucket, Some(&self.credentials)).sign(SIGNED_FOR);
         let what = format!("opening {}", self.describe());
-        let reply = send(&self.agent, &self.request("HEAD", url, Vec::new(), &[], what))
-            .map_err(|e| Error::new(crate::ErrorKind::Store, e.text))?;
+        let reply = send(
+            &self.agent,
+            &self.request("HEAD", url, Vec::new(), &[], what),
+        )
+        .map_err(|e| Error::new(crate::ErrorKind::Store, e.text))?;
         if reply.status == 404 {
             return Err(Error::new(
                 crate::ErrorKind::Store,
@@ -114,7 +127,10 @@ impl S3Store {
             .head_object(Some(&self.credentials), key)
             .sign(SIGNED_FOR);
         let what = format!("looking up '{key}'");
-        send(&self.agent, &self.request("HEAD", url, Vec::new(), &[], what))
+        send(
+            &self.agent,
+            &self.request("HEAD", url, Vec::new(), &[], what),
+        )
     }
 
     fn put_small(&self, key: &str, file: &File, meta: &ObjectMeta) -> Result<(), ObjectError> {

@@ -46,7 +46,10 @@ fn create(store: &S3Store, key: &str, meta: &ObjectMeta) -> Result<String, Objec
     }
     let url = action.sign(SIGNED_FOR);
     let what = format!("starting the upload of '{key}'");
-    let reply = send(&store.agent, &store.request("POST", url, headers, &[], what))?;
+    let reply = send(
+        &store.agent,
+        &store.request("POST", url, headers, &[], what),
+    )?;
     CreateMultipartUpload::parse_response(&reply.body)
         .map(|r| r.upload_id().to_string())
         .map_err(|e| ObjectError {
@@ -180,7 +183,10 @@ fn abort(store: &S3Store, key: &str, upload_id: &str) {
         .abort_multipart_upload(Some(&store.credentials), key, upload_id)
         .sign(SIGNED_FOR);
     let what = format!("aborting the upload of '{key}'");
-    let _ = send(&store.agent, &store.request("DELETE", url, Vec::new(), &[], what));
+    let _ = send(
+        &store.agent,
+        &store.request("DELETE", url, Vec::new(), &[], what),
+    );
 }
 
 /// Aborts the unfinished multipart uploads under the prefix that started more than `age_secs`
@@ -213,7 +219,10 @@ pub(super) fn list_uploads(store: &S3Store) -> Result<Vec<(String, String, Strin
     action.query.insert("prefix", store.prefix.clone());
     let url = action.sign(SIGNED_FOR);
     let what = format!("listing unfinished uploads in {}", store.describe());
-    let reply = send(&store.agent, &store.request("GET", url, Vec::new(), &[], what))?;
+    let reply = send(
+        &store.agent,
+        &store.request("GET", url, Vec::new(), &[], what),
+    )?;
     Ok(blocks(&reply.body, "Upload")
         .into_iter()
         .filter_map(|b| Some((tag(b, "Key")?, tag(b, "UploadId")?, tag(b, "Initiated")?)))

@@ -78,7 +78,8 @@ impl S3Config {
     }
 
     /// The options completed from the environment: what the store is opened with.
-    pub(super) fn resolved(&self) -> Result<Resolved> {
+    #[cfg(feature = "s3")]
+    pub(crate) fn resolved(&self) -> Result<Resolved> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let region = self
             .region
@@ -124,11 +125,12 @@ impl S3Config {
 }
 
 /// The options with every default filled in.
-pub(super) struct Resolved {
-    pub(super) endpoint: String,
-    pub(super) region: String,
-    pub(super) access_key: String,
-    pub(super) secret_key: String,
-    pub(super) session_token: Option<String>,
-    pub(super) prefix: String,
+#[cfg(feature = "s3")]
+pub(crate) struct Resolved {
+    pub(crate) endpoint: String,
+    pub(crate) region: String,
+    pub(crate) access_key: String,
+    pub(crate) secret_key: String,
+    pub(crate) session_token: Option<String>,
+    pub(crate) prefix: String,
 }
