@@ -7,7 +7,11 @@ use super::config::{FileInfo, ServerConfig};
 use super::refusal::{io_refusal, Refusal};
 use super::space::Reservation;
 use crate::protocol::Frame;
-use crate::storage::{self, ObjectMeta, Place, TempFile};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use super::shared::lock;
+use crate::storage::{self, ObjectMeta, Place, Stored, TempFile};
 
 /// Most files committed together, as the protocol allows.
 pub(crate) const GROUP_MAX: usize = 256;
@@ -49,30 +53,27 @@ pub(crate) fn commit_group(group: Vec<Pending>, cfg: &ServerConfig) -> Committed
     // Content bound for an object store is made durable by the store's acknowledgement.
     let local = group.iter().filter(|p| p.place.is_local());
     let synced = storage::sync_all(local.map(|p| &p.temp)).map_err(io_refusal);
-    let mut renamed: Vec<Renamed> = Vec::with_capacity(group.len());
+    // Post-data validators run here, on the connection's thread, in order.
+    let checked: Vec<(Pending, Result<(), Refusal>)> = group
+        .into_iter()
+        .map(|p| {
+            let ok = match &synced {
+                Err(r) => Err(Refusal(r.0, r.1.clone())),
+                Ok(()) => run_validators(&cfg.after, &p.info),
+            };
+            (p, ok)
+        })
+        .collect();
+    let mut renamed: Vec<Renamed> = Vec::with_capacity(checked.len());
     let mut failed: Vec<(u32, Refusal, FileInfo)> = Vec::new();
-    for Pending {
+    for Published {
         seq,
-        temp,
         place,
         mut info,
-        digest,
-        space: _space,
-    } in group
+        result,
+    } in publish_all(checked, cfg)
     {
-        let meta = ObjectMeta {
-            size: info.size,
-            mtime_secs: info.mtime_secs,
-            mtime_nanos: info.mtime_nanos,
-            mode: storage::effective_mode(info.mode, cfg.mode_mask),
-            digest,
-        };
-        let placed = match &synced {
-            Err(r) => Err(Refusal(r.0, r.1.clone())),
-            Ok(()) => run_validators(&cfg.after, &info)
-                .and_then(|()| Ok(place.publish(temp, cfg.overwrite, &meta)?)),
-        };
-        match placed {
+        match result {
             Ok(stored) => {
                 info.path = Some(stored.path);
                 info.name = stored.name;
@@ -109,6 +110,74 @@ pub(crate) fn commit_group(group: Vec<Pending>, cfg: &ServerConfig) -> Committed
         verdicts: verdicts.into_iter().map(|(_, f)| f).collect(),
         stored,
         failed,
+    }
+}
+
+/// A file after its publication was tried.
+struct Published {
+    seq: u32,
+    place: Place,
+    info: FileInfo,
+    result: Result<Stored, Refusal>,
+}
+
+/// Uploads to an object store in flight at once for one connection's group.
+const PUBLISHERS: usize = 8;
+
+/// Publishes every file that passed its checks: renamed into place, or uploaded. Uploads (a
+/// round trip each) go up to `PUBLISHERS` at a time; the results keep the group's order.
+fn publish_all(checked: Vec<(Pending, Result<(), Refusal>)>, cfg: &ServerConfig) -> Vec<Published> {
+    let uploads = checked
+        .iter()
+        .filter(|(p, ok)| !p.place.is_local() && ok.is_ok())
+        .count();
+    if uploads < 2 {
+        return checked
+            .into_iter()
+            .map(|(p, ok)| publish(p, ok, cfg))
+            .collect();
+    }
+    let queue = Mutex::new(checked.into_iter().enumerate().collect::<VecDeque<_>>());
+    let done = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..PUBLISHERS.min(uploads) {
+            s.spawn(|| loop {
+                let Some((i, (p, ok))) = lock(&queue).pop_front() else {
+                    return;
+                };
+                let published = publish(p, ok, cfg);
+                lock(&done).push((i, published));
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Publishes one file whose checks gave `ok`, with its metadata.
+fn publish(p: Pending, ok: Result<(), Refusal>, cfg: &ServerConfig) -> Published {
+    let Pending {
+        seq,
+        temp,
+        place,
+        info,
+        digest,
+        space: _space,
+    } = p;
+    let meta = ObjectMeta {
+        size: info.size,
+        mtime_secs: info.mtime_secs,
+        mtime_nanos: info.mtime_nanos,
+        mode: storage::effective_mode(info.mode, cfg.mode_mask),
+        digest,
+    };
+    let result = ok.and_then(|()| Ok(place.publish(temp, cfg.overwrite, &meta)?));
+    Published {
+        seq,
+        place,
+        info,
+        result,
     }
 }
 
