@@ -10,7 +10,6 @@ use crate::protocol::Frame;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use super::shared::lock;
 use crate::storage::{self, ObjectMeta, Place, Stored, TempFile};
 
 /// Most files committed together, as the protocol allows.
@@ -142,11 +141,15 @@ fn publish_all(checked: Vec<(Pending, Result<(), Refusal>)>, cfg: &ServerConfig)
     std::thread::scope(|s| {
         for _ in 0..PUBLISHERS.min(uploads) {
             s.spawn(|| loop {
-                let Some((i, (p, ok))) = lock(&queue).pop_front() else {
+                let Some((i, (p, ok))) =
+                    queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+                else {
                     return;
                 };
                 let published = publish(p, ok, cfg);
-                lock(&done).push((i, published));
+                done.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((i, published));
             });
         }
     });
