@@ -72,7 +72,7 @@ fn open_sink(config: &ServerConfig) -> Result<Sink> {
         }
     })?;
     if let (None, Some(s3)) = (&config.objects, &config.s3) {
-        let store = open_s3(s3)?;
+        let store = open_s3(s3, root.path())?;
         return Ok(Sink::Objects { store, spool: root });
     }
     Ok(match &config.objects {
@@ -84,13 +84,15 @@ fn open_sink(config: &ServerConfig) -> Result<Sink> {
     })
 }
 
+/// Opens the bucket, noting its uploads in flight in the spool (so a restart after a crash
+/// aborts them).
 #[cfg(feature = "s3")]
-fn open_s3(s3: &crate::S3Config) -> Result<Arc<dyn crate::ObjectStore>> {
-    Ok(Arc::new(crate::S3Store::open(s3)?))
+fn open_s3(s3: &crate::S3Config, spool: &Path) -> Result<Arc<dyn crate::ObjectStore>> {
+    Ok(Arc::new(crate::S3Store::open(s3)?.with_journal(spool)))
 }
 
 #[cfg(not(feature = "s3"))]
-fn open_s3(_: &crate::S3Config) -> Result<Arc<dyn crate::ObjectStore>> {
+fn open_s3(_: &crate::S3Config, _: &Path) -> Result<Arc<dyn crate::ObjectStore>> {
     Err(Error::invalid("this knsock was built without S3 support"))
 }
 
@@ -126,13 +128,14 @@ impl Server {
         config.validate()?;
         let sink = open_sink(&config)?;
         let guard = Guard::build(&config.security)?;
-        // Leftovers of interrupted work (a crash, an expired resume) go before anything new.
-        storage::sweep(sink.path(), config.resume_ttl);
+        // Leftovers of interrupted work (a crash, an expired resume) go before anything new:
+        // in the store first (its notes of uploads in flight live in the spool), then locally.
+        // Best effort; of the uploads this receiver did not note, only day-old ones go (a
+        // young one may be another receiver's, sharing the bucket).
         if let Some(store) = sink.store() {
-            // Best effort: an upload an earlier run left unfinished is old by now; a young one
-            // may be another receiver's, sharing the bucket.
             let _ = store.sweep(ORPHAN_UPLOAD_AGE_SECS);
         }
+        storage::sweep(sink.path(), config.resume_ttl);
         let listener = bind(&config.host, config.port)?;
         let addr = listener
             .local_addr()

@@ -2,6 +2,7 @@
 //! by a blocking `ureq` agent shared by the connection threads.
 
 mod http;
+mod journal;
 mod multipart;
 
 use std::fs::File;
@@ -35,6 +36,8 @@ pub struct S3Store {
     credentials: Credentials,
     prefix: String,
     agent: ureq::Agent,
+    /// Where this receiver notes the multipart uploads it has in flight (see `journal.rs`).
+    journal: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -74,9 +77,18 @@ impl S3Store {
             credentials,
             prefix: r.prefix,
             agent: http::agent(roots(config)?),
+            journal: None,
         };
         store.check_bucket()?;
         Ok(store)
+    }
+
+    /// Notes each multipart upload in flight in `dir` (a file per upload, locked while it
+    /// runs), so a receiver that was killed aborts its own unfinished uploads when it starts
+    /// again with the same directory, whatever their age. The server gives its spool.
+    pub fn with_journal(mut self, dir: impl Into<std::path::PathBuf>) -> S3Store {
+        self.journal = Some(dir.into());
+        self
     }
 
     /// The unfinished multipart uploads under the prefix, as (key, start time): what an
@@ -170,7 +182,11 @@ impl ObjectStore for S3Store {
     }
 
     fn sweep(&self, age_secs: u64) -> Result<usize, ObjectError> {
-        multipart::sweep(self, age_secs)
+        let own = match &self.journal {
+            Some(dir) => journal::sweep(self, dir),
+            None => 0,
+        };
+        Ok(own + multipart::sweep(self, age_secs)?)
     }
 
     fn describe(&self) -> String {

@@ -14,6 +14,7 @@ use rusty_s3::{Map, Method, S3Action};
 use url::Url;
 
 use super::http::{blocks, send, tag};
+use super::journal;
 use super::{local_error, meta_headers, S3Store, PART, SIGNED_FOR};
 use crate::storage::object::{ObjectError, ObjectMeta, ObjectStore};
 
@@ -28,11 +29,23 @@ pub(super) fn put(
     meta: &ObjectMeta,
 ) -> Result<(), ObjectError> {
     let upload_id = create(store, key, meta)?;
+    // Noted before any part goes up; the note goes once the upload is completed or aborted.
+    let note = match &store.journal {
+        Some(dir) => match journal::Note::write(dir, key, &upload_id) {
+            Ok(note) => Some(note),
+            Err(e) => {
+                abort(store, key, &upload_id);
+                return Err(local_error(key, &e));
+            }
+        },
+        None => None,
+    };
     let stored = upload_parts(store, key, &upload_id, file, meta.size)
         .and_then(|etags| complete(store, key, &upload_id, &etags));
     if stored.is_err() {
         abort(store, key, &upload_id);
     }
+    drop(note);
     stored
 }
 
@@ -177,7 +190,7 @@ fn complete(
 }
 
 /// Best effort: a failed abort leaves the upload to [`sweep`] (or the bucket's lifecycle rule).
-fn abort(store: &S3Store, key: &str, upload_id: &str) {
+pub(super) fn abort(store: &S3Store, key: &str, upload_id: &str) {
     let url = store
         .bucket
         .abort_multipart_upload(Some(&store.credentials), key, upload_id)
