@@ -11,6 +11,18 @@ scripts/install-deps.sh
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 suites=0
 step() { echo; echo "=== $*"; }
+cleanup=()
+on_exit() { for c in "${cleanup[@]}"; do eval "$c" || true; done; }
+trap on_exit EXIT
+
+step "S3 engine for the S3 tests of every suite (SeaweedFS, built once into the cache)"
+# One engine for the whole run (each test makes its own bucket); the Rust tests start their
+# own when KNSOCK_S3_ENDPOINT is unset.
+weed_dir=$(mktemp -d)
+cleanup+=("scripts/seaweedfs.sh stop '$weed_dir' >/dev/null; rm -rf '$weed_dir'")
+scripts/seaweedfs.sh start "$weed_dir" >/dev/null
+KNSOCK_S3_ENDPOINT=$(cat "$weed_dir/endpoint")
+export KNSOCK_S3_ENDPOINT
 
 step "build (release: library, CLI)"
 cargo build --release --locked
@@ -62,7 +74,7 @@ suites=$((suites + 1))
 if [ -f bindings/go/go.mod ]; then
   # The binding finds knsock through pkg-config, as its users' builds do: install it first.
   prefix=$(mktemp -d)
-  trap 'rm -rf "$prefix"' EXIT
+  cleanup+=("rm -rf '$prefix'")
   LIBDIR=lib scripts/install.sh "$prefix" >/dev/null
   export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
   # Go's build cache does not hash libknsock.a (a linker input pkg-config names): key the cgo

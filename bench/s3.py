@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Object-store benchmark (issue 14): the same data sent with knsock into a local S3 engine
+(SeaweedFS `weed mini`, started by scripts/seaweedfs.sh) and into a local directory, and
+uploaded to the same engine by its own kind of client (boto3: `upload_file`, as the AWS CLI's
+`aws s3 cp` does it, and a 10-thread pool for many small files, the AWS CLI's default
+concurrency), interleaved in the same run, best and median of the rounds.
+
+Cases: one 1 GiB file; 2,000 files of 4 KiB.
+
+Usage: bench/s3.py [--rounds 3] [--out /dev/shm] [--gib 1]
+Run it with the Python that has boto3: scripts/install-deps.sh makes one in
+${KNSOCK_S3_VENV:-~/.cache/knsock/s3-venv}; bench/s3.sh does all of that.
+Needs a release build (cargo build --release).
+"""
+import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KN = os.path.join(ROOT, "target", "release", "kn-sock")
+KEY, SECRET = "knsock-test", "knsock-test-secret"
+
+
+def start_server(target, spool, env):
+    args = [KN, "run-file-server", "0", target, "--host", "127.0.0.1"]
+    if target.startswith("s3://"):
+        args += ["--s3-path-style", "--spool-dir", spool]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, env=env, text=True)
+    first = p.stdout.readline()
+    if not first.startswith("listening on 127.0.0.1:"):
+        sys.exit(f"kn-sock server did not start: {first!r}")
+    return p, int(first.strip().rsplit(":", 1)[1])
+
+
+def timed(f):
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
+def send(port, paths, recursive=False):
+    args = [KN, "send-file"] + (["-r"] if recursive else []) + ["127.0.0.1", str(port)] + paths
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    ap.add_argument("--gib", type=float, default=1.0)
+    a = ap.parse_args()
+    if not os.path.exists(KN):
+        sys.exit("build first: cargo build --release")
+    work = tempfile.mkdtemp(prefix="knsock-s3-bench-", dir=a.out)
+    weed = os.path.join(work, "weed")
+    try:
+        subprocess.run([os.path.join(ROOT, "scripts", "seaweedfs.sh"), "start", weed],
+                       check=True, stdout=subprocess.DEVNULL)
+        endpoint = open(os.path.join(weed, "endpoint")).read().strip()
+        run(a, work, endpoint)
+    finally:
+        subprocess.run([os.path.join(ROOT, "scripts", "seaweedfs.sh"), "stop", weed],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(a, work, endpoint):
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET,
+               AWS_ENDPOINT_URL=endpoint, AWS_DEFAULT_REGION="us-east-1")
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=KEY,
+                      aws_secret_access_key=SECRET, region_name="us-east-1")
+    s3.create_bucket(Bucket="bench")
+    src = os.path.join(work, "src")
+    os.makedirs(os.path.join(src, "small"))
+    big = os.path.join(src, "big.bin")
+    with open(big, "wb") as f:
+        for _ in range(int(a.gib * 1024)):
+            f.write(os.urandom(1 << 20))
+    small = sorted(os.path.join(src, "small", f"f{i:04}.txt") for i in range(2000))
+    for p in small:
+        with open(p, "wb") as f:
+            f.write(os.urandom(4096))
+    dest = os.path.join(work, "dest")
+    os.makedirs(dest)
+    spool = os.path.join(work, "spool")
+    os.makedirs(spool)
+    to_dir, dir_port = start_server(dest, None, env)
+    to_s3, s3_port = start_server("s3://bench/knsock", spool, env)
+    results = {}
+
+    def record(case, who, seconds):
+        results.setdefault((case, who), []).append(seconds)
+
+    try:
+        for r in range(a.rounds):
+            record("1 GiB", "knsock -> directory", timed(lambda: send(dir_port, [big])))
+            record("1 GiB", "knsock -> S3", timed(lambda: send(s3_port, [big])))
+            record("1 GiB", "boto3 upload_file -> S3",
+                   timed(lambda: s3.upload_file(big, "bench", f"boto3/big-{r}.bin")))
+            smalldir = os.path.join(src, "small")
+            record("2,000 x 4 KiB", "knsock -> directory",
+                   timed(lambda: send(dir_port, [smalldir], True)))
+            record("2,000 x 4 KiB", "knsock -> S3",
+                   timed(lambda: send(s3_port, [smalldir], True)))
+            record("2,000 x 4 KiB", "boto3, 10 threads -> S3",
+                   timed(lambda: pool_upload(s3, small, f"boto3-{r}")))
+            record("2,000 x 4 KiB", "boto3, one by one -> S3",
+                   timed(lambda: [s3.upload_file(p, "bench", f"boto3s-{r}/{os.path.basename(p)}")
+                                  for p in small]))
+    finally:
+        to_dir.terminate()
+        to_s3.terminate()
+    print(f"\n{a.rounds} rounds; wall seconds, best / median (SeaweedFS weed mini on 127.0.0.1)")
+    print(f"| case | sender -> destination | best | median |\n|---|---|---|---|")
+    for (case, who), times in results.items():
+        print(f"| {case} | {who} | {min(times):.2f} | {statistics.median(times):.2f} |")
+
+
+def pool_upload(s3, paths, prefix):
+    with ThreadPoolExecutor(10) as ex:
+        list(ex.map(lambda p: s3.upload_file(p, "bench", f"{prefix}/{os.path.basename(p)}"),
+                    paths))
+
+
+if __name__ == "__main__":
+    main()
