@@ -22,7 +22,12 @@ weed_dir=$(mktemp -d)
 cleanup+=("scripts/seaweedfs.sh stop '$weed_dir' >/dev/null; rm -rf '$weed_dir'")
 scripts/seaweedfs.sh start "$weed_dir" >/dev/null
 KNSOCK_S3_ENDPOINT=$(cat "$weed_dir/endpoint")
-export KNSOCK_S3_ENDPOINT
+# A bucket for the C, C++ and Go tests (each uses a key prefix of its own); the Rust tests make
+# their own buckets.
+KNSOCK_S3_BUCKET=knsock-bindings
+curl -fsS -o /dev/null -X PUT --aws-sigv4 "aws:amz:us-east-1:s3" \
+  --user knsock-test:knsock-test-secret "$KNSOCK_S3_ENDPOINT/$KNSOCK_S3_BUCKET"
+export KNSOCK_S3_ENDPOINT KNSOCK_S3_BUCKET
 
 step "build (release: library, CLI)"
 cargo build --release --locked
