@@ -20,6 +20,8 @@
 #
 # Fixed test credentials (SigV4, any region; path-style URLs http://127.0.0.1:PORT/bucket/key):
 #   access key knsock-test, secret key knsock-test-secret. Unsigned requests get 403.
+#   A read-only identity for "access denied" tests: knsock-readonly, knsock-readonly-secret.
+#   KNSOCK_WEED_WATCH_PID=PID with start: stop weed (and remove DATA_DIR) once PID has exited.
 # Signing with curl 7.88's --aws-sigv4 (boto3 needs none of this): send x-amz-content-sha256
 # yourself (curl omits it, and a PUT with -d/--data-binary then gets SignatureDoesNotMatch);
 # write a bare sub-resource as `?uploads=` (`?uploads` gets SignatureDoesNotMatch); send copy
@@ -32,6 +34,9 @@ WEED_MODULE=github.com/seaweedfs/seaweedfs
 WEED_VERSION=v0.0.0-20261109003541-7506e5f91cd6
 ACCESS_KEY=knsock-test
 SECRET_KEY=knsock-test-secret
+# A second identity that may read and list but not write: the tests' "access denied".
+READONLY_KEY=knsock-readonly
+READONLY_SECRET=knsock-readonly-secret
 REGION=us-east-1
 PROBE_BUCKET=knsock-probe
 
@@ -137,6 +142,11 @@ write_s3_config() {
       "name": "knsock-test",
       "credentials": [{ "accessKey": "$ACCESS_KEY", "secretKey": "$SECRET_KEY" }],
       "actions": ["Admin", "Read", "List", "Tagging", "Write"]
+    },
+    {
+      "name": "knsock-readonly",
+      "credentials": [{ "accessKey": "$READONLY_KEY", "secretKey": "$READONLY_SECRET" }],
+      "actions": ["Read", "List"]
     }
   ]
 }
@@ -152,6 +162,9 @@ start_once() {
   read -r master master_grpc volume volume_grpc filer filer_grpc s3port s3_grpc admin admin_grpc \
     <<< "$ports"
   endpoint=http://127.0.0.1:$s3port
+  # Every bucket is a collection that takes several volumes of its own as it grows; with the
+  # default limits (sized from free disk) a few buckets exhaust them and writes fail with
+  # "No writable volumes". Small volumes, many allowed: they take disk only as written.
   # Every port explicit (weed mini would otherwise move a busy default port silently, and we
   # must know the S3 one); all listeners on 127.0.0.1 only (-ip is also the address the
   # components dial each other on). WebDAV, Iceberg, Lance, the admin UI and its legacy port are
@@ -167,6 +180,7 @@ start_once() {
     -s3.port="$s3port" -s3.port.grpc="$s3_grpc" -s3.config="$data/s3.json" \
     -s3.port.iceberg=0 -s3.port.lance=0 -webdav=false \
     -admin.port="$admin" -admin.port.grpc="$admin_grpc" -admin.port.legacy=0 -admin.ui=false \
+    -master.volumeSizeLimitMB=64 -volume.max=400 \
     < /dev/null >> "$data/weed.log" 2>&1 &
   pid=$!
   echo "$pid" > "$data/pid"
@@ -212,6 +226,7 @@ start() {
   for attempt in 1 2 3; do
     logsize=$(stat -c %s "$data/weed.log")
     if start_once "$data" "$deadline"; then
+      watch_parent "$data"
       echo "endpoint=$endpoint"
       echo "access_key=$ACCESS_KEY"
       echo "secret_key=$SECRET_KEY"
@@ -239,6 +254,21 @@ start() {
   tail -n 40 "$data/weed.log" >&2 || true
   stop "$data" >&2 || true
   exit 1
+}
+
+# With KNSOCK_WEED_WATCH_PID set (a test process that started weed for itself), stops weed once
+# that process is gone, so no engine outlives the tests that needed it. The watcher checks
+# every second; it has nothing else to wait on.
+watch_parent() {
+  local parent=${KNSOCK_WEED_WATCH_PID:-}
+  [ -n "$parent" ] || return 0
+  (
+    trap '' HUP
+    while kill -0 "$parent" 2>/dev/null; do sleep 1; done
+    stop "$1" >/dev/null 2>&1
+    rm -rf "$1"
+  ) </dev/null >/dev/null 2>&1 &
+  disown
 }
 
 # Stops the weed started for DATA_DIR: SIGTERM (weed shuts down cleanly), then SIGKILL if it is

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::s3::TestBucket;
+use common::s3::{TestBucket, READONLY_KEY, READONLY_SECRET};
 use common::*;
 use knsock::protocol::{Frame, ALGO_XXH3_128};
 use knsock::{send_file, send_files, ErrorKind, SendOptions, Source};
@@ -41,7 +41,7 @@ fn a_multipart_file_and_a_batch_of_2000_arrive_whole_and_verified() {
     assert_eq!(received.name, "big.bin");
     assert_eq!(
         received.path.unwrap().to_str().unwrap(),
-        format!("s3://{}/backup/host1/big.bin", bucket.name)
+        bucket.url("backup/host1/big.bin")
     );
 
     let mut sources = Vec::new();
@@ -174,6 +174,7 @@ fn a_missing_bucket_and_wrong_keys_fail_clearly() {
     assert!(err.message().contains("access denied"), "{err}");
     let mut cfg = bucket.config("");
     cfg.bucket = "no-such-bucket-here".into();
+    cfg.prefix = String::new();
     let err = knsock::S3Store::open(&cfg).unwrap_err();
     assert!(err.message().contains("does not exist"), "{err}");
     let refusing = RefusingPort::new();
@@ -185,12 +186,18 @@ fn a_missing_bucket_and_wrong_keys_fail_clearly() {
     let err = knsock::S3Store::open(&cfg).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 
-    // The bucket goes away while the server runs: the sender is told, not retried, and the
-    // error handler gets the store's code.
-    let srv = s3_server(&bucket, "", |_| {});
-    bucket.delete_all();
+    // Keys that may read but not write: the server starts (the bucket answers), and each file
+    // is refused by the store. The sender is told why, not retried, and the error handler gets
+    // the store's code.
+    let mut cfg = bucket.config("");
+    cfg.access_key = Some(READONLY_KEY.into());
+    cfg.secret_key = Some(READONLY_SECRET.into());
+    let store = Arc::new(knsock::S3Store::open(&cfg).unwrap());
+    let srv = TestServer::start(move |c| {
+        c.object_store(store);
+    });
     let src = tempfile::tempdir().unwrap();
-    let p = write_file(src.path(), "late.txt", b"late");
+    let p = write_file(src.path(), "denied.txt", b"denied");
     let opts = SendOptions {
         retries: 2,
         retry_delay: Duration::from_millis(10),
@@ -200,18 +207,16 @@ fn a_missing_bucket_and_wrong_keys_fail_clearly() {
     assert_eq!(err.kind(), ErrorKind::Store);
     let reason = err.peer_reason().unwrap();
     assert_eq!(reason.code, 16);
-    assert!(
-        reason.text.contains("bucket does not exist"),
-        "{}",
-        reason.text
-    );
+    assert!(reason.text.contains("access denied"), "{}", reason.text);
     let (kind, message) = srv.next_error();
     assert_eq!(kind, ErrorKind::Store);
-    assert!(message.contains("late.txt"), "{message}");
+    assert!(message.contains("denied.txt"), "{message}");
     assert!(
         srv.errors.try_recv().is_err(),
         "a refusal of the store was retried"
     );
+    assert_eq!(bucket.keys(), Vec::<String>::new());
+    assert_eq!(srv.entries(), Vec::<String>::new());
 }
 
 #[test]

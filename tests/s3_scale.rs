@@ -25,7 +25,7 @@ impl Receiver {
     fn start(bucket: &TestBucket, prefix: &str, spool: &Path) -> Receiver {
         let mut cmd = Command::new(BIN);
         cmd.args(["run-file-server", "0"])
-            .arg(format!("s3://{}/{prefix}", bucket.name))
+            .arg(bucket.url(prefix))
             .args(["--host", "127.0.0.1"]);
         cli_env(&mut cmd, spool);
         let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();

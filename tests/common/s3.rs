@@ -11,6 +11,9 @@ use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
 pub const ACCESS_KEY: &str = "knsock-test";
 pub const SECRET_KEY: &str = "knsock-test-secret";
+/// An identity that may read and list, not write (scripts/seaweedfs.sh makes it).
+pub const READONLY_KEY: &str = "knsock-readonly";
+pub const READONLY_SECRET: &str = "knsock-readonly-secret";
 
 /// The engine of this test process.
 pub struct Weed {
@@ -54,48 +57,82 @@ pub fn weed() -> &'static Weed {
     })
 }
 
-/// A bucket of its own for one test, in the shared engine.
-pub struct TestBucket {
-    pub name: String,
+/// The bucket the tests of this process share: `KNSOCK_S3_BUCKET` when the caller made one,
+/// else `knsock-rust`, made once. (A bucket per test would exhaust the engine's volumes: each
+/// bucket is a collection with volumes of its own.)
+fn shared_bucket() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let name = std::env::var("KNSOCK_S3_BUCKET").unwrap_or_else(|_| "knsock-rust".into());
+        let b = Client::new(&name);
+        let url = b
+            .bucket
+            .create_bucket(&b.creds)
+            .sign(Duration::from_secs(60));
+        let status = b.agent.put(url.as_str()).send_empty().unwrap().status();
+        // 409: it exists already (another test process made it).
+        assert!(
+            status == 200 || status == 409,
+            "creating bucket {name}: {status}"
+        );
+        name
+    })
+}
+
+/// Signs and sends requests to one bucket of the engine.
+struct Client {
     bucket: Bucket,
     creds: Credentials,
     agent: ureq::Agent,
+}
+
+impl Client {
+    fn new(name: &str) -> Client {
+        let url = weed().endpoint.parse().unwrap();
+        Client {
+            bucket: Bucket::new(url, UrlStyle::Path, name.to_string(), "us-east-1").unwrap(),
+            creds: Credentials::new(ACCESS_KEY, SECRET_KEY),
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(60)))
+                .build()
+                .into(),
+        }
+    }
+}
+
+/// A key prefix of its own for one test, in the shared bucket: every key and upload it reports
+/// is relative to that prefix.
+pub struct TestBucket {
+    pub name: String,
+    root: String,
+    client: Client,
 }
 
 impl TestBucket {
     pub fn new(test: &str) -> TestBucket {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let name = format!("{test}-{}-{n}", std::process::id()).replace('_', "-");
-        let url = weed().endpoint.parse().unwrap();
-        let bucket = Bucket::new(url, UrlStyle::Path, name.clone(), "us-east-1").unwrap();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
-        let b = TestBucket {
+        let name = shared_bucket().to_string();
+        TestBucket {
+            root: format!("{test}-{}-{n}/", std::process::id()),
+            client: Client::new(&name),
             name,
-            bucket,
-            creds: Credentials::new(ACCESS_KEY, SECRET_KEY),
-            agent,
-        };
-        let url = b
-            .bucket
-            .create_bucket(&b.creds)
-            .sign(Duration::from_secs(60));
-        let status = b.agent.put(url.as_str()).send_empty().unwrap().status();
-        assert_eq!(status, 200, "creating bucket {}", b.name);
-        b
+        }
     }
 
-    /// The configuration a receiver uses to store into this bucket under `prefix`.
+    /// `s3://BUCKET/ROOT/prefix`, for the command line.
+    pub fn url(&self, prefix: &str) -> String {
+        format!("s3://{}/{}{prefix}", self.name, self.root)
+    }
+
+    /// The configuration a receiver uses to store into this test's keys under `prefix`.
     pub fn config(&self, prefix: &str) -> knsock::S3Config {
         knsock::S3Config {
             endpoint: Some(weed().endpoint.clone()),
             region: Some("us-east-1".into()),
             bucket: self.name.clone(),
-            prefix: prefix.into(),
+            prefix: format!("{}{prefix}", self.root),
             access_key: Some(ACCESS_KEY.into()),
             secret_key: Some(SECRET_KEY.into()),
             path_style: true,
@@ -107,19 +144,28 @@ impl TestBucket {
         Arc::new(knsock::S3Store::open(&self.config(prefix)).unwrap())
     }
 
-    /// Every key in the bucket, sorted.
+    /// Every key of this test, sorted, relative to its prefix.
     pub fn keys(&self) -> Vec<String> {
+        let c = &self.client;
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut action = self.bucket.list_objects_v2(Some(&self.creds));
+            let mut action = c.bucket.list_objects_v2(Some(&c.creds));
+            action.with_prefix(self.root.clone());
             if let Some(t) = &token {
                 action.with_continuation_token(t.clone());
             }
             let url = action.sign(Duration::from_secs(60));
-            let body = self.get_text(url.as_str());
+            let mut response = c.agent.get(url.as_str()).call().unwrap();
+            assert_eq!(response.status(), 200);
+            let body = response.body_mut().read_to_string().unwrap();
             let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&body).unwrap();
-            keys.extend(parsed.contents.into_iter().map(|c| c.key));
+            keys.extend(
+                parsed
+                    .contents
+                    .into_iter()
+                    .map(|o| o.key[self.root.len()..].to_string()),
+            );
             match parsed.next_continuation_token {
                 Some(t) => token = Some(t),
                 None => break,
@@ -129,13 +175,15 @@ impl TestBucket {
         keys
     }
 
-    /// The object's content, or `None` when there is no such object.
+    /// The content of this test's object `key`, or `None` when there is none.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let url = self
+        let c = &self.client;
+        let full = format!("{}{key}", self.root);
+        let url = c
             .bucket
-            .get_object(Some(&self.creds), key)
+            .get_object(Some(&c.creds), &full)
             .sign(Duration::from_secs(60));
-        let mut response = self.agent.get(url.as_str()).call().unwrap();
+        let mut response = c.agent.get(url.as_str()).call().unwrap();
         match response.status().as_u16() {
             404 => None,
             200 => Some(
@@ -146,36 +194,17 @@ impl TestBucket {
                     .read_to_vec()
                     .unwrap(),
             ),
-            s => panic!("GET {key}: HTTP {s}"),
+            s => panic!("GET {full}: HTTP {s}"),
         }
     }
 
-    /// Keys of the unfinished multipart uploads in the bucket.
+    /// Keys of this test's unfinished multipart uploads, relative to its prefix.
     pub fn uploads(&self) -> Vec<String> {
         let found = self.store("").unfinished_uploads().unwrap();
-        found.into_iter().map(|(key, _)| key).collect()
-    }
-
-    fn get_text(&self, url: &str) -> String {
-        let mut response = self.agent.get(url).call().unwrap();
-        assert_eq!(response.status(), 200);
-        response.body_mut().read_to_string().unwrap()
-    }
-
-    /// Removes every object and the bucket itself.
-    pub fn delete_all(&self) {
-        for key in self.keys() {
-            let url = self
-                .bucket
-                .delete_object(Some(&self.creds), &key)
-                .sign(Duration::from_secs(60));
-            self.agent.delete(url.as_str()).call().unwrap();
-        }
-        let url = self
-            .bucket
-            .delete_bucket(&self.creds)
-            .sign(Duration::from_secs(60));
-        self.agent.delete(url.as_str()).call().unwrap();
+        found
+            .into_iter()
+            .map(|(key, _)| key[self.root.len()..].to_string())
+            .collect()
     }
 }
 

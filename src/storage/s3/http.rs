@@ -1,9 +1,12 @@
 //! Sending a signed S3 request: blocking, with retries of what may succeed on a second try
 //! (unreachable, slow down, server errors), and the store's answers turned into clear reasons.
 
+use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
+use ureq::SendBody;
 use url::Url;
 
 use crate::storage::object::ObjectError;
@@ -32,12 +35,46 @@ impl Reply {
     }
 }
 
+/// What a request carries.
+#[derive(Clone, Copy)]
+pub(super) enum Body<'a> {
+    Bytes(&'a [u8]),
+    /// `len` bytes of `file` from `start`, streamed (never held in memory whole).
+    File {
+        file: &'a File,
+        start: u64,
+        len: u64,
+    },
+}
+
+/// Reads a range of a file by position, so retries and parallel parts share the descriptor.
+struct RangeReader<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for RangeReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf.len().min((self.end - self.pos) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// A request to send: signed URL, method, the headers that were signed, and a body.
 pub(super) struct Request<'a> {
     pub(super) method: &'static str,
     pub(super) url: Url,
     pub(super) headers: Vec<(String, String)>,
-    pub(super) body: &'a [u8],
+    pub(super) body: Body<'a>,
     /// What the request does, for messages: "storing 'a/b.txt'".
     pub(super) what: String,
 }
@@ -67,7 +104,25 @@ fn send_once(agent: &ureq::Agent, req: &Request<'_>) -> Result<Reply, ObjectErro
     for (k, v) in &req.headers {
         builder = builder.header(k.as_str(), v.as_str());
     }
-    let request = builder.body(req.body).map_err(|e| ObjectError {
+    // Always an explicit length: S3 refuses chunked uploads.
+    let (mut bytes, mut range);
+    let body = match req.body {
+        Body::Bytes(b) => {
+            builder = builder.header("content-length", b.len());
+            bytes = b;
+            SendBody::from_reader(&mut bytes)
+        }
+        Body::File { file, start, len } => {
+            builder = builder.header("content-length", len);
+            range = RangeReader {
+                file,
+                pos: start,
+                end: start + len,
+            };
+            SendBody::from_reader(&mut range)
+        }
+    };
+    let request = builder.body(body).map_err(|e| ObjectError {
         temporary: false,
         text: format!("{}: bad request: {e}", req.what),
     })?;

@@ -6,14 +6,13 @@ mod journal;
 mod multipart;
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
 use rusty_s3::{actions, Bucket, Credentials, S3Action, UrlStyle};
 use url::Url;
 
 use super::s3_config::S3Config;
-use http::{send, Reply, Request};
+use http::{send, Body, Reply, Request};
 
 use super::object::{ObjectError, ObjectMeta, ObjectStore};
 use crate::error::{Error, Result};
@@ -104,7 +103,7 @@ impl S3Store {
         let what = format!("opening {}", self.describe());
         let reply = send(
             &self.agent,
-            &self.request("HEAD", url, Vec::new(), &[], what),
+            &self.request("HEAD", url, Vec::new(), Body::Bytes(&[]), what),
         )
         .map_err(|e| Error::new(crate::ErrorKind::Store, e.text))?;
         if reply.status == 404 {
@@ -121,7 +120,7 @@ impl S3Store {
         method: &'static str,
         url: Url,
         headers: Vec<(String, String)>,
-        body: &'a [u8],
+        body: Body<'a>,
         what: String,
     ) -> Request<'a> {
         Request {
@@ -141,14 +140,16 @@ impl S3Store {
         let what = format!("looking up '{key}'");
         send(
             &self.agent,
-            &self.request("HEAD", url, Vec::new(), &[], what),
+            &self.request("HEAD", url, Vec::new(), Body::Bytes(&[]), what),
         )
     }
 
     fn put_small(&self, key: &str, file: &File, meta: &ObjectMeta) -> Result<(), ObjectError> {
-        let mut body = vec![0u8; meta.size as usize];
-        file.read_exact_at(&mut body, 0)
-            .map_err(|e| local_error(key, &e))?;
+        let body = Body::File {
+            file,
+            start: 0,
+            len: meta.size,
+        };
         let headers = meta_headers(meta);
         let mut action = self.bucket.put_object(Some(&self.credentials), key);
         for (k, v) in &headers {
@@ -156,7 +157,7 @@ impl S3Store {
         }
         let url = action.sign(SIGNED_FOR);
         let what = format!("storing '{key}'");
-        send(&self.agent, &self.request("PUT", url, headers, &body, what)).map(drop)
+        send(&self.agent, &self.request("PUT", url, headers, body, what)).map(drop)
     }
 }
 

@@ -3,7 +3,6 @@
 //! upload is left; and the sweep of uploads an interrupted run left behind.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -13,7 +12,7 @@ use rusty_s3::actions::CreateMultipartUpload;
 use rusty_s3::{Map, Method, S3Action};
 use url::Url;
 
-use super::http::{blocks, send, tag};
+use super::http::{blocks, send, tag, Body};
 use super::journal;
 use super::{local_error, meta_headers, S3Store, PART, SIGNED_FOR};
 use crate::storage::object::{ObjectError, ObjectMeta, ObjectStore};
@@ -61,7 +60,7 @@ fn create(store: &S3Store, key: &str, meta: &ObjectMeta) -> Result<String, Objec
     let what = format!("starting the upload of '{key}'");
     let reply = send(
         &store.agent,
-        &store.request("POST", url, headers, &[], what),
+        &store.request("POST", url, headers, Body::Bytes(&[]), what),
     )?;
     CreateMultipartUpload::parse_response(&reply.body)
         .map(|r| r.upload_id().to_string())
@@ -138,9 +137,7 @@ fn upload_part(
     start: u64,
     len: u64,
 ) -> Result<String, ObjectError> {
-    let mut body = vec![0u8; len as usize];
-    file.read_exact_at(&mut body, start)
-        .map_err(|e| local_error(key, &e))?;
+    let body = Body::File { file, start, len };
     let number = u16::try_from(index + 1).unwrap_or(u16::MAX);
     let url = store
         .bucket
@@ -149,7 +146,7 @@ fn upload_part(
     let what = format!("storing part {number} of '{key}'");
     let reply = send(
         &store.agent,
-        &store.request("PUT", url, Vec::new(), &body, what.clone()),
+        &store.request("PUT", url, Vec::new(), body, what.clone()),
     )?;
     reply
         .header("etag")
@@ -177,7 +174,13 @@ fn complete(
     let what = format!("completing the upload of '{key}'");
     let reply = send(
         &store.agent,
-        &store.request("POST", url, Vec::new(), body.as_bytes(), what.clone()),
+        &store.request(
+            "POST",
+            url,
+            Vec::new(),
+            Body::Bytes(body.as_bytes()),
+            what.clone(),
+        ),
     )?;
     // S3 may answer 200 and still report a failure in the body.
     match tag(&reply.body, "Code") {
@@ -198,7 +201,7 @@ pub(super) fn abort(store: &S3Store, key: &str, upload_id: &str) {
     let what = format!("aborting the upload of '{key}'");
     let _ = send(
         &store.agent,
-        &store.request("DELETE", url, Vec::new(), &[], what),
+        &store.request("DELETE", url, Vec::new(), Body::Bytes(&[]), what),
     );
 }
 
@@ -234,7 +237,7 @@ pub(super) fn list_uploads(store: &S3Store) -> Result<Vec<(String, String, Strin
     let what = format!("listing unfinished uploads in {}", store.describe());
     let reply = send(
         &store.agent,
-        &store.request("GET", url, Vec::new(), &[], what),
+        &store.request("GET", url, Vec::new(), Body::Bytes(&[]), what),
     )?;
     Ok(blocks(&reply.body, "Upload")
         .into_iter()
