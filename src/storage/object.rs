@@ -47,8 +47,9 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// behind. Returns only once the store acknowledged it.
     fn put(&self, key: &str, file: &File, meta: &ObjectMeta) -> Result<(), ObjectError>;
 
-    /// Removes what interrupted runs left in the store (unfinished multipart uploads older
-    /// than `age_secs`), and returns how many were removed.
+    /// Removes what interrupted runs left in the store: the unfinished uploads this store
+    /// knows an earlier run of this receiver left, and any older than `age_secs`. Returns how
+    /// many were removed.
     fn sweep(&self, age_secs: u64) -> Result<usize, ObjectError>;
 
     /// Where the objects go, for messages and logs: `s3://bucket/prefix`.
