@@ -163,7 +163,7 @@ fn publish(p: Pending, ok: Result<(), Refusal>, cfg: &ServerConfig) -> Published
     let Pending {
         seq,
         temp,
-        place,
+        mut place,
         info,
         digest,
         space: _space,
@@ -173,7 +173,7 @@ fn publish(p: Pending, ok: Result<(), Refusal>, cfg: &ServerConfig) -> Published
         mtime_secs: info.mtime_secs,
         mtime_nanos: info.mtime_nanos,
         mode: storage::effective_mode(info.mode, cfg.mode_mask),
-        digest,
+        digest: Some(digest),
     };
     let result = ok.and_then(|()| Ok(place.publish(temp, cfg.overwrite, &meta)?));
     Published {

@@ -15,7 +15,7 @@ use super::shared::Shared;
 use crate::compress;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Code, Frame, Offer};
-use crate::storage::TempFile;
+use crate::storage::{self, ObjectMeta, Place, TempFile};
 use crate::transport::{Transport, Wire};
 
 /// The content buffer's largest size.
@@ -117,12 +117,14 @@ impl<'a, S: Transport> Connection<'a, S> {
         }
     }
 
-    /// Reads exactly the offered bytes into the temporary file, hashing them. A local write
+    /// Reads exactly the offered bytes into the temporary file, hashing them; a large file
+    /// bound for an object store goes up as it arrives (`place`). A local write or store
     /// failure does not end the connection: the rest is read and dropped, and the file refused.
     /// With `partial`, an interrupted upload keeps its data under that name for a resume.
     pub(crate) fn read_content(
         &mut self,
         mut temp: TempFile,
+        place: &mut Place,
         offer: &Offer,
         mut hasher: Xxh3,
         partial: Option<&str>,
@@ -132,12 +134,21 @@ impl<'a, S: Transport> Connection<'a, S> {
             .written()
             .map_err(|e| Error::io("reading the temporary file", e))?;
         let remaining = offer.size.saturating_sub(start);
-        let mut write_err = None;
+        let meta = self.object_meta(offer);
+        let mut store_err = place
+            .begin(&temp, &meta)
+            .and_then(|()| place.progress(start))
+            .err();
+        let (mut write_err, mut written) = (None, start);
         let mut store = |b: &[u8]| {
             hasher.update(b);
             if write_err.is_none() {
                 if let Err(e) = temp.file().write_all(b) {
                     write_err = Some(e);
+                }
+                written += b.len() as u64;
+                if store_err.is_none() {
+                    store_err = place.progress(written).err();
                 }
             }
         };
@@ -160,11 +171,26 @@ impl<'a, S: Transport> Connection<'a, S> {
             }
             return Err(e);
         }
-        let temp = match write_err {
-            None => Ok(temp),
-            Some(e) => Err(io_refusal(e)),
+        let temp = match (write_err, store_err) {
+            (Some(e), _) => Err(io_refusal(e)),
+            (None, Some(e)) => Err(Refusal::from(e)),
+            (None, None) => Ok(temp),
         };
         Ok((temp, hasher.digest128()))
+    }
+
+    /// An object's metadata as the offer gives it: the digest only if the sender sent one.
+    fn object_meta(&self, offer: &Offer) -> ObjectMeta {
+        let digest = (offer.algorithm == protocol::ALGO_XXH3_128)
+            .then(|| <[u8; 16]>::try_from(offer.digest.as_slice()).ok())
+            .flatten();
+        ObjectMeta {
+            size: offer.size,
+            mtime_secs: offer.mtime_secs,
+            mtime_nanos: offer.mtime_nanos,
+            mode: storage::effective_mode(offer.mode, self.shared.config.mode_mask),
+            digest,
+        }
     }
 
     /// Reads and drops a refused file's content (at most `offer.size` bytes once decoded).
@@ -250,4 +276,25 @@ fn read_raw(
         }
     }
     Ok(())
+}
+
+/// Checks the DONE frame's digest against the content's, gives the file its metadata and
+/// records the digest on it (so a later run need not hash it).
+pub(super) fn verify(
+    mut temp: TempFile,
+    offer: &Offer,
+    done: (u8, Vec<u8>),
+    digest: u128,
+    mask: u32,
+) -> std::result::Result<TempFile, Refusal> {
+    if done.0 != protocol::ALGO_XXH3_128 || done.1 != digest.to_be_bytes() {
+        return Err(Refusal(
+            Code::Checksum,
+            format!("checksum mismatch for '{}'", offer.name),
+        ));
+    }
+    temp.set_metadata(offer.mode, mask, offer.mtime_secs, offer.mtime_nanos)
+        .map_err(io_refusal)?;
+    crate::storage::remember(temp.file(), digest.to_be_bytes());
+    Ok(temp)
 }

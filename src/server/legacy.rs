@@ -49,10 +49,10 @@ pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>, first: u8) -> Re
     };
     let mut info = FileInfo::from_offer(&offer, conn.peer);
     let resolved = Resolved::new(&conn.shared.sink, &offer);
-    let (place, temp, space) = admit(&offer, &info, resolved, &conn.policy(0), None)
+    let (mut place, temp, space) = admit(&offer, &info, resolved, &conn.policy(0), None)
         .map_err(|r| r.into_error(&offer.name))?;
     conn.in_file = true;
-    let (temp, digest) = conn.read_content(temp, &offer, Xxh3::new(), None)?;
+    let (temp, digest) = conn.read_content(temp, &mut place, &offer, Xxh3::new(), None)?;
     conn.in_file = false;
     let mut temp = temp.map_err(|r| r.into_error(&offer.name))?;
     temp.set_metadata(

@@ -12,12 +12,12 @@ use super::admit::{admit, check_offer, Resolved};
 use super::auth::{authenticate, Identity};
 use super::commit::Pending;
 use super::config::FileInfo;
-use super::conn::Connection;
+use super::conn::{verify, Connection};
 use super::refusal::{io_refusal, Refusal};
 use super::resume::{claim, Claim, Resume};
 use super::space::Reservation;
 use crate::error::{Error, Result};
-use crate::protocol::{self, Code, Frame, Hello, Offer, ALGO_XXH3_128};
+use crate::protocol::{self, Code, Frame, Hello, Offer};
 use crate::storage::{Place, TempFile};
 use crate::transport::Transport;
 
@@ -329,7 +329,7 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
             offer,
             info,
             resume,
-            place,
+            mut place,
             temp,
             hasher,
             space,
@@ -337,7 +337,9 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
         } = adm;
         let partial = resume.as_ref().map(|r| r.partial.as_str());
         self.conn.in_file = true;
-        let (temp, digest) = self.conn.read_content(temp, &offer, hasher, partial)?;
+        let (temp, digest) = self
+            .conn
+            .read_content(temp, &mut place, &offer, hasher, partial)?;
         if !eager {
             self.deadline()?;
         }
@@ -386,6 +388,8 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
                 Ok(())
             }
             Err(r) => {
+                // An upload under way is aborted before the sender hears FAILED.
+                drop(place);
                 // Verdicts go out in DONE order: the group before this file first.
                 self.conn.commit()?;
                 self.conn.refuse(failed(seq, &r), r, &info)
@@ -464,27 +468,6 @@ pub(super) struct Received {
     pub(super) info: FileInfo,
     pub(super) place: Place,
     pub(super) space: Reservation,
-}
-
-/// Checks the DONE frame's digest against the content's, gives the file its metadata and
-/// records the digest on it (so a later run need not hash it).
-fn verify(
-    mut temp: TempFile,
-    offer: &Offer,
-    done: (u8, Vec<u8>),
-    digest: u128,
-    mask: u32,
-) -> std::result::Result<TempFile, Refusal> {
-    if done.0 != ALGO_XXH3_128 || done.1 != digest.to_be_bytes() {
-        return Err(Refusal(
-            Code::Checksum,
-            format!("checksum mismatch for '{}'", offer.name),
-        ));
-    }
-    temp.set_metadata(offer.mode, mask, offer.mtime_secs, offer.mtime_nanos)
-        .map_err(io_refusal)?;
-    crate::storage::remember(temp.file(), digest.to_be_bytes());
-    Ok(temp)
 }
 
 /// The FAILED verdict of file `seq`.

@@ -13,8 +13,10 @@ pub struct ObjectMeta {
     pub mtime_nanos: u32,
     /// Permission bits, as the local directory would have set them.
     pub mode: u32,
-    /// The XXH3-128 of the content, verified before the object was written.
-    pub digest: [u8; 16],
+    /// The XXH3-128 of the content, verified before the object was completed. Known when the
+    /// object went up in one piece, or when the sender's offer carried it; a large object
+    /// streamed while it arrived has none (the quick check, size and mtime, still works).
+    pub digest: Option<[u8; 16]>,
 }
 
 /// Why the store did not do what was asked.
@@ -47,6 +49,16 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// behind. Returns only once the store acknowledged it.
     fn put(&self, key: &str, file: &File, meta: &ObjectMeta) -> Result<(), ObjectError>;
 
+    /// Starts storing an object of `meta.size` bytes while its content still arrives in `file`
+    /// (the spool), or `None` when the store would rather take it whole at the end (a small
+    /// one). Nothing appears at `key` until [`Upload::finish`].
+    fn begin(
+        &self,
+        key: &str,
+        file: &File,
+        meta: &ObjectMeta,
+    ) -> Result<Option<Box<dyn Upload>>, ObjectError>;
+
     /// Removes what interrupted runs left in the store: the unfinished uploads this store
     /// knows an earlier run of this receiver left, and any older than `age_secs`. Returns how
     /// many were removed.
@@ -60,4 +72,17 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
 
     /// The object's address as the handlers are told of it: `s3://bucket/key`.
     fn url(&self, key: &str) -> String;
+}
+
+/// An object going up while its content arrives. Dropped before [`Upload::finish`], it is
+/// aborted: nothing appears, nothing is left in the store.
+pub trait Upload: Send + fmt::Debug {
+    /// The spool now holds the first `written` bytes: what completes a part goes up. Blocks
+    /// while the store is behind by more than a few parts, so the sender is paced to the
+    /// store and little is left to do after the last byte.
+    fn progress(&mut self, written: u64) -> Result<(), ObjectError>;
+
+    /// The content is complete, verified and accepted: uploads the rest and completes the
+    /// object. Returns once the store acknowledged it.
+    fn finish(self: Box<Self>) -> Result<(), ObjectError>;
 }

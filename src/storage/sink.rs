@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::digests::DigestCache;
-use super::object::{ObjectMeta, ObjectStore};
+use super::object::{ObjectMeta, ObjectStore, Upload};
 use super::root::{Lookup, Root};
 use super::target::{Stored, Target, TempFile};
 use super::types::{Overwrite, StoreError};
@@ -92,7 +92,7 @@ impl Entry {
             Entry::Dir(lookup) => lookup.holds(size, digest, cache, budget),
             Entry::Object { .. } => self
                 .meta()
-                .is_some_and(|m| m.size == size && m.digest[..] == *digest),
+                .is_some_and(|m| m.size == size && m.digest.is_some_and(|d| d[..] == *digest)),
         }
     }
 
@@ -145,6 +145,7 @@ impl Entry {
                 key,
                 name,
                 spool,
+                upload: None,
             }),
         }
     }
@@ -160,6 +161,8 @@ pub enum Place {
         key: String,
         name: String,
         spool: Target,
+        /// A large object going up while its content arrives.
+        upload: Option<Box<dyn Upload>>,
     },
 }
 
@@ -169,6 +172,30 @@ impl Place {
         match self {
             Place::Dir(t) | Place::Object { spool: t, .. } => t,
         }
+    }
+
+    /// The content starts arriving in `temp`: a large object starts going up now (nothing
+    /// appears until [`Place::publish`]). `meta` has no digest unless the sender offered one.
+    pub fn begin(&mut self, temp: &TempFile, meta: &ObjectMeta) -> Result<(), StoreError> {
+        if let Place::Object {
+            store, key, upload, ..
+        } = self
+        {
+            *upload = store.begin(key, temp.file_ref(), meta)?;
+        }
+        Ok(())
+    }
+
+    /// The temporary file now holds `written` bytes of content (may block to pace the sender
+    /// to the store).
+    pub fn progress(&mut self, written: u64) -> Result<(), StoreError> {
+        if let Place::Object {
+            upload: Some(u), ..
+        } = self
+        {
+            u.progress(written)?;
+        }
+        Ok(())
     }
 
     /// Whether the temporary file must be made durable locally before it is published (an
@@ -181,7 +208,7 @@ impl Place {
     /// directory still needs [`Place::sync_dir`]), or uploaded with `meta`, the object appearing
     /// whole once the store acknowledged it.
     pub fn publish(
-        &self,
+        &mut self,
         temp: TempFile,
         policy: Overwrite,
         meta: &ObjectMeta,
@@ -189,9 +216,16 @@ impl Place {
         match self {
             Place::Dir(target) => temp.rename_into_place(target, policy),
             Place::Object {
-                store, key, name, ..
+                store,
+                key,
+                name,
+                upload,
+                ..
             } => {
-                store.put(key, temp.file_ref(), meta)?;
+                match upload.take() {
+                    Some(u) => u.finish()?,
+                    None => store.put(key, temp.file_ref(), meta)?,
+                }
                 Ok(Stored {
                     name: name.clone(),
                     path: PathBuf::from(store.url(key)),

@@ -4,6 +4,7 @@
 mod http;
 mod journal;
 mod multipart;
+mod stream;
 
 use std::fs::File;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use url::Url;
 use super::s3_config::S3Config;
 use http::{send, Body, Reply, Request};
 
-use super::object::{ObjectError, ObjectMeta, ObjectStore};
+use super::object::{ObjectError, ObjectMeta, ObjectStore, Upload};
 use crate::error::{Error, Result};
 
 /// How long a signed request stays valid: long enough for one slow part.
@@ -29,7 +30,9 @@ const META_MTIME: &str = "x-amz-meta-knsock-mtime";
 const META_MODE: &str = "x-amz-meta-knsock-mode";
 const META_XXH3: &str = "x-amz-meta-knsock-xxh3";
 
-/// An S3-compatible bucket (and key prefix) that received files are stored in.
+/// An S3-compatible bucket (and key prefix) that received files are stored in. Cloning it is
+/// cheap (an upload in flight holds a clone).
+#[derive(Clone)]
 pub struct S3Store {
     bucket: Bucket,
     credentials: Credentials,
@@ -176,10 +179,33 @@ impl ObjectStore for S3Store {
 
     fn put(&self, key: &str, file: &File, meta: &ObjectMeta) -> Result<(), ObjectError> {
         if meta.size <= PART {
-            self.put_small(key, file, meta)
-        } else {
-            multipart::put(self, key, file, meta)
+            return self.put_small(key, file, meta);
         }
+        match self.begin(key, file, meta)? {
+            Some(mut upload) => {
+                upload.progress(meta.size)?;
+                upload.finish()
+            }
+            None => self.put_small(key, file, meta),
+        }
+    }
+
+    fn begin(
+        &self,
+        key: &str,
+        file: &File,
+        meta: &ObjectMeta,
+    ) -> Result<Option<Box<dyn Upload>>, ObjectError> {
+        if meta.size <= PART {
+            return Ok(None);
+        }
+        let file = file.try_clone().map_err(|e| local_error(key, &e))?;
+        Ok(Some(Box::new(stream::S3Upload::start(
+            self.clone(),
+            key,
+            file,
+            meta,
+        )?)))
     }
 
     fn sweep(&self, age_secs: u64) -> Result<usize, ObjectError> {
@@ -240,30 +266,36 @@ fn roots(config: &S3Config) -> Result<Vec<ureq::tls::Certificate<'static>>> {
 }
 
 fn meta_headers(meta: &ObjectMeta) -> Vec<(String, String)> {
-    vec![
+    let mut headers = vec![
         (
             META_MTIME.to_string(),
             format!("{}.{:09}", meta.mtime_secs, meta.mtime_nanos),
         ),
         (META_MODE.to_string(), format!("{:o}", meta.mode)),
-        (
+    ];
+    if let Some(d) = meta.digest {
+        headers.push((
             META_XXH3.to_string(),
-            format!("{:032x}", u128::from_be_bytes(meta.digest)),
-        ),
-    ]
+            format!("{:032x}", u128::from_be_bytes(d)),
+        ));
+    }
+    headers
 }
 
 /// The metadata of a HEAD answer; `None` for an object knsock did not write.
 fn parse_meta(reply: &Reply) -> Option<ObjectMeta> {
     let size = reply.header("content-length")?.parse().ok()?;
     let (secs, nanos) = reply.header(META_MTIME)?.split_once('.')?;
-    let digest = u128::from_str_radix(reply.header(META_XXH3)?, 16).ok()?;
+    let digest = match reply.header(META_XXH3) {
+        Some(hex) => Some(u128::from_str_radix(hex, 16).ok()?.to_be_bytes()),
+        None => None,
+    };
     Some(ObjectMeta {
         size,
         mtime_secs: secs.parse().ok()?,
         mtime_nanos: nanos.parse().ok()?,
         mode: u32::from_str_radix(reply.header(META_MODE)?, 8).ok()?,
-        digest: digest.to_be_bytes(),
+        digest,
     })
 }
 

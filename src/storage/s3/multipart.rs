@@ -1,10 +1,7 @@
-//! Large objects: a multipart upload whose parts go up from several threads, completed only
-//! when every part is stored and aborted on any failure, so no half object and no orphaned
-//! upload is left; and the sweep of uploads an interrupted run left behind.
+//! The multipart requests (start, a part, complete, abort), and the sweep of uploads an
+//! interrupted run left behind. `stream.rs` drives them for one object.
 
 use std::fs::File;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -13,42 +10,11 @@ use rusty_s3::{Map, Method, S3Action};
 use url::Url;
 
 use super::http::{blocks, send, tag, Body};
-use super::journal;
-use super::{local_error, meta_headers, S3Store, PART, SIGNED_FOR};
+use super::{meta_headers, S3Store, PART, SIGNED_FOR};
 use crate::storage::object::{ObjectError, ObjectMeta, ObjectStore};
 
-/// Parts in flight at once for one object.
-const PARALLEL: usize = 4;
-
-/// Stores `file` at `key` in parts; aborts the upload if anything fails.
-pub(super) fn put(
-    store: &S3Store,
-    key: &str,
-    file: &File,
-    meta: &ObjectMeta,
-) -> Result<(), ObjectError> {
-    let upload_id = create(store, key, meta)?;
-    // Noted before any part goes up; the note goes once the upload is completed or aborted.
-    let note = match &store.journal {
-        Some(dir) => match journal::Note::write(dir, key, &upload_id) {
-            Ok(note) => Some(note),
-            Err(e) => {
-                abort(store, key, &upload_id);
-                return Err(local_error(key, &e));
-            }
-        },
-        None => None,
-    };
-    let stored = upload_parts(store, key, &upload_id, file, meta.size)
-        .and_then(|etags| complete(store, key, &upload_id, &etags));
-    if stored.is_err() {
-        abort(store, key, &upload_id);
-    }
-    drop(note);
-    stored
-}
-
-fn create(store: &S3Store, key: &str, meta: &ObjectMeta) -> Result<String, ObjectError> {
+/// Starts a multipart upload with `meta` as the object's metadata; returns its id.
+pub(super) fn create(store: &S3Store, key: &str, meta: &ObjectMeta) -> Result<String, ObjectError> {
     let headers = meta_headers(meta);
     let mut action = store
         .bucket
@@ -71,64 +37,12 @@ fn create(store: &S3Store, key: &str, meta: &ObjectMeta) -> Result<String, Objec
 }
 
 /// The part size for `size` bytes: at least `PART`, and large enough for S3's 10,000 parts.
-fn part_size(size: u64) -> u64 {
+pub(super) fn part_size(size: u64) -> u64 {
     PART.max(size.div_ceil(10_000))
 }
 
-/// Uploads every part from `PARALLEL` threads; returns the ETags in part order.
-fn upload_parts(
-    store: &S3Store,
-    key: &str,
-    upload_id: &str,
-    file: &File,
-    size: u64,
-) -> Result<Vec<String>, ObjectError> {
-    let part = part_size(size);
-    let count = size.div_ceil(part) as usize;
-    let etags: Mutex<Vec<Option<String>>> = Mutex::new(vec![None; count]);
-    let next = Mutex::new(0usize);
-    let failed = AtomicBool::new(false);
-    let first_error: Mutex<Option<ObjectError>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..PARALLEL.min(count) {
-            s.spawn(|| loop {
-                let i = {
-                    let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
-                    let i = *n;
-                    *n += 1;
-                    i
-                };
-                if i >= count || failed.load(Ordering::SeqCst) {
-                    return;
-                }
-                let start = i as u64 * part;
-                let len = part.min(size - start);
-                match upload_part(store, key, upload_id, file, i, start, len) {
-                    Ok(etag) => etags.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(etag),
-                    Err(e) => {
-                        failed.store(true, Ordering::SeqCst);
-                        first_error
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_or_insert(e);
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(e);
-    }
-    Ok(etags
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .flatten()
-        .collect())
-}
-
-fn upload_part(
+/// Uploads part `index` (`len` bytes of `file` from `start`); returns its ETag.
+pub(super) fn upload_part(
     store: &S3Store,
     key: &str,
     upload_id: &str,
@@ -157,7 +71,8 @@ fn upload_part(
         })
 }
 
-fn complete(
+/// Completes the upload from its parts' ETags, in order.
+pub(super) fn complete(
     store: &S3Store,
     key: &str,
     upload_id: &str,
