@@ -1,5 +1,6 @@
 //! The sending side's entry points: [`send_file`] and [`send_files`] connect, run a session,
-//! and retry with backoff what a new connection may cure.
+//! and retry with backoff what a new connection may cure; [`send_files_to_many`] does the
+//! latter for several receivers at once (`fanout.rs`).
 
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
@@ -14,11 +15,13 @@ use crate::walk::Source;
 
 mod content;
 mod delta;
+mod fanout;
 mod legacy;
 mod options;
 mod pipeline;
 mod progress;
 mod session;
+mod window;
 
 pub use options::{
     check_chunk_size, check_timeout, BatchProgress, BatchProgressFn, CancelToken, ProgressFn,
@@ -26,8 +29,13 @@ pub use options::{
     MAX_CHUNK_SIZE,
 };
 
-use content::open_source;
+pub use fanout::{
+    send_files_to_many, ManyReport, Receiver, ReceiverOutcome, FANOUT_WINDOW_BYTES,
+};
+
+use content::{open_reader, open_source, Reader};
 use options::cancelled;
+use protocol::Offer;
 
 /// Sends one file and returns once the receiver has it verified, durable and in place.
 pub fn send_file(
@@ -109,8 +117,8 @@ fn send_file_once(host: &str, port: u16, path: &Path, opts: &SendOptions) -> Res
         let sizes = [once.as_ref().map_or(0, |(_, o)| o.size)];
         // Opened again only to resend it in full after a delta whose old copy changed.
         let mut open = |_| match once.take() {
-            Some(opened) => Ok(opened),
-            None => open_source(path, opts.remote_name.as_deref()),
+            Some((file, offer)) => Ok((Box::new(file) as Reader, offer)),
+            None => open_reader(path, opts.remote_name.as_deref()),
         };
         let mut results = session::run(stream, &sizes, &mut open, opts);
         results.pop().expect("one result per file")
@@ -139,11 +147,15 @@ pub(crate) fn with_connection<T>(
         f(link)
     };
     let result = match &opts.cancel {
-        Some(c) => c.attach(&stream).and_then(|()| secure_then_f(stream)),
+        // Registered under its own id: the sends of a fan-out share one token.
+        Some(c) => c.attach(&stream).and_then(|id| {
+            let r = secure_then_f(stream);
+            c.detach(id);
+            r
+        }),
         None => secure_then_f(stream),
     };
     if let Some(c) = &opts.cancel {
-        c.detach();
         if c.is_cancelled() && matches!(&result, Err(e) if e.kind() != ErrorKind::Cancelled) {
             return Err(cancelled());
         }
@@ -215,20 +227,29 @@ pub fn send_files(
     sources: &[Source],
     opts: &SendOptions,
 ) -> Result<BatchReport> {
+    let open = |i: usize| open_reader(&sources[i].path, Some(&sources[i].name));
+    send_batch(host, port, sources, opts, &open)
+}
+
+/// [`send_files`] with the sources' content read through `open(i)` (source `i`'s reader and
+/// OFFER), and its retries: each attempt is one connection for the files still to do; a retry
+/// takes only those that failed in a way a new connection may cure.
+pub(crate) fn send_batch(
+    host: &str,
+    port: u16,
+    sources: &[Source],
+    opts: &SendOptions,
+    open: &dyn Fn(usize) -> Result<(Reader, Offer)>,
+) -> Result<BatchReport> {
     let started = Instant::now();
     let mut results: Vec<Option<Result<SendReport>>> = sources.iter().map(|_| None).collect();
-    // Each attempt is one connection for the files still to do; a retry takes only those that
-    // failed in a way a new connection may cure.
     let mut todo: Vec<usize> = (0..sources.len()).collect();
     let mut delay = opts.retry_delay;
     for attempt in 1.. {
         let sizes: Vec<u64> = todo.iter().map(|&i| sources[i].size).collect();
-        let mut open = |k: usize| {
-            let s = &sources[todo[k]];
-            open_source(&s.path, Some(&s.name))
-        };
+        let mut open_k = |k: usize| open(todo[k]);
         let outcome = with_connection(host, port, opts, |stream| {
-            Ok(session::run(stream, &sizes, &mut open, opts))
+            Ok(session::run(stream, &sizes, &mut open_k, opts))
         });
         let retry_left = attempt <= opts.retries;
         match outcome {
