@@ -106,7 +106,8 @@ fn copy_content(
     progress: &Progress<'_>,
 ) -> Result<u128> {
     let mut hasher = Xxh3::new();
-    crate::hash::hash_exact(&mut &mut *file, offset, &mut hasher).map_err(|e| source_error(&offer.name, e))?;
+    crate::hash::hash_exact(&mut &mut *file, offset, &mut hasher)
+        .map_err(|e| source_error(&offer.name, e))?;
     progress.advance(offset);
     progress.report(&offer.name, offset, offer.size)?;
     let mut buf = vec![0u8; chunk_size.min(offer.size.max(1) as usize)];
@@ -138,8 +139,8 @@ pub(crate) fn compresses(file: &mut dyn Content, offer: &Offer) -> Result<bool> 
 
 /// The XXH3-128 of the whole file, which is left positioned at its start.
 pub(crate) fn digest_of(file: &mut dyn Content, offer: &Offer) -> Result<Vec<u8>> {
-    let digest =
-        crate::hash::digest_exact(&mut &mut *file, offer.size).map_err(|e| source_error(&offer.name, e))?;
+    let digest = crate::hash::digest_exact(&mut &mut *file, offer.size)
+        .map_err(|e| source_error(&offer.name, e))?;
     rewind(file, &offer.name)?;
     Ok(digest.to_vec())
 }

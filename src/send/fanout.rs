@@ -1,5 +1,5 @@
 //! Fan-out: [`send_files_to_many`] sends the same sources to several receivers at once, one
-//! connection (and thread) per receiver, each a [`send_files`](super::send_files) with its own
+//! connection (and thread) per receiver, each a `send_files` with its own
 //! decisions and retries. Only the reading of the files is shared, through a bounded
 //! [`Window`]: each file is read once while the receivers keep up with one another.
 
@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::batch::{send_batch, BatchReport};
 use super::content::{open_source, Reader};
 use super::options::SendOptions;
 use super::window::Window;
-use super::{send_batch, BatchReport};
 use crate::error::{Error, Result};
 use crate::protocol::Offer;
 use crate::walk::Source;
@@ -50,7 +50,7 @@ impl fmt::Display for Receiver {
 }
 
 /// What happened at one receiver: its per-file outcomes, or why it could not be reached at all
-/// (the `Err` [`send_files`](super::send_files) would have returned).
+/// (the `Err` `send_files` would have returned).
 #[derive(Debug)]
 pub struct ReceiverOutcome {
     pub receiver: Receiver,
@@ -79,14 +79,14 @@ impl ManyReport {
 }
 
 /// Sends every source to every receiver, one connection per receiver, all at once; each
-/// receiver's files go as [`send_files`](super::send_files) sends them (pipelined, retried
+/// receiver's files go as `send_files` sends them (pipelined, retried
 /// with `opts.retries`, each receiver deciding for itself what to accept, skip, resume or take as
 /// a delta). Each file is read once for receivers that keep up with one another; one that falls
 /// behind reads for itself, so a slow or dead receiver never holds up the others.
 ///
 /// `Err` only for unusable arguments (no receivers, an empty host, invalid options, `legacy`);
 /// a receiver that cannot be reached has its own `Err` in the report. Callbacks in `opts` run
-/// on the receivers' threads, at the same time: [`BatchProgress::receiver`](super::BatchProgress)
+/// on the receivers' threads, at the same time: `BatchProgress::receiver`
 /// tells them apart. No progress bar is drawn.
 pub fn send_files_to_many(
     receivers: &[Receiver],
@@ -177,7 +177,10 @@ mod tests {
         assert!(err.to_string().contains("no receivers"), "{err}");
         let two = [Receiver::new("127.0.0.1", 1), Receiver::new("", 2)];
         let err = send_files_to_many(&two, &[], &opts).unwrap_err();
-        assert!(err.to_string().contains("receiver 1: host is empty"), "{err}");
+        assert!(
+            err.to_string().contains("receiver 1: host is empty"),
+            "{err}"
+        );
         let legacy = SendOptions {
             legacy: true,
             ..SendOptions::default()
