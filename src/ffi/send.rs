@@ -188,11 +188,11 @@ unsafe fn receivers_arg(
     receivers: *const knsock_receiver,
     count: usize,
 ) -> Result<Vec<Receiver>, Error> {
-    if receivers.is_null() {
-        return Err(Error::invalid("receivers is NULL"));
-    }
     if count == 0 {
         return Err(Error::invalid("no receivers (receiver_count is 0)"));
+    }
+    if receivers.is_null() {
+        return Err(Error::invalid("receivers is NULL"));
     }
     (0..count)
         .map(|i| {
