@@ -205,21 +205,20 @@ unsafe fn receivers_arg(
         .collect()
 }
 
+type MultiProgressCb = unsafe extern "C" fn(
+    *mut c_void,
+    usize,
+    *const c_char,
+    usize,
+    usize,
+    u64,
+    u64,
+    u64,
+    u64,
+) -> c_int;
+
 /// The C multi progress callback as the core's batch progress.
-fn multi_progress(
-    cb: unsafe extern "C" fn(
-        *mut c_void,
-        usize,
-        *const c_char,
-        usize,
-        usize,
-        u64,
-        u64,
-        u64,
-        u64,
-    ) -> c_int,
-    ud: UserData,
-) -> crate::BatchProgressFn {
+fn multi_progress(cb: MultiProgressCb, ud: UserData) -> crate::BatchProgressFn {
     Arc::new(move |p: &BatchProgress<'_>| {
         let name = to_cstring(p.name);
         let (i, n, fs, ft) = (p.index, p.count, p.file_sent, p.file_total);

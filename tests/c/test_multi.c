@@ -3,16 +3,6 @@
  * with the receiver's index (called from several threads), and argument checking. */
 #include "check.h"
 
-static int refuse_secret(void *userdata, const knsock_file_info *info, char *reason,
-                         size_t reason_len) {
-  (void)userdata;
-  if (strstr(knsock_file_info_name(info), "secret")) {
-    snprintf(reason, reason_len, "secrets stay home");
-    return 1;
-  }
-  return 0;
-}
-
 /* What the progress callback saw, per receiver; it runs on the receivers' threads. */
 struct multi_log {
   pthread_mutex_t mu;
