@@ -71,7 +71,8 @@ for line in open(sys.argv[1]):
 med = {k: statistics.median(v) for k, v in vals.items()}
 print("\nmedians over %d rounds:" % len(vals.get("raw_tcp MiB/s", [])))
 for k, v in sorted(med.items()):
-    print("  %-28s %10.1f   (runs: %s)" % (k, v, ", ".join("%.1f" % x for x in vals[k])))
+    d = 3 if v < 10 else 1  # CPU seconds and wall times want more than one decimal
+    print("  %-28s %10.*f   (runs: %s)" % (k, d, v, ", ".join("%.*f" % (d, x) for x in vals[k])))
 def ratio(a, b, what):
     if a in med and b in med and med[b]:
         print("  %-40s %.2fx" % (what, med[a] / med[b]))
