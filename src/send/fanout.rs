@@ -108,29 +108,30 @@ pub fn send_files_to_many(
     let started = Instant::now();
     let block = opts.chunk_size.clamp(MIN_BLOCK, MAX_BLOCK);
     let window = Window::new(block, FANOUT_WINDOW_BYTES);
-    let results: Vec<Result<BatchReport>> = thread::scope(|scope| {
-        let threads: Vec<_> = receivers
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let opts = for_receiver(opts, i);
-                let window = &window;
-                thread::Builder::new()
-                    .name(format!("knsock-fanout-{i}"))
-                    .spawn_scoped(scope, move || {
-                        let open = |k: usize| open_shared(window, k, &sources[k]);
-                        send_batch(&r.host, r.port, sources, &opts, &open)
-                    })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| match t {
-                Ok(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                Err(e) => Err(Error::io("starting a sending thread", e)),
-            })
-            .collect()
-    });
+    // Plain threads over shared copies rather than scoped ones: a scope would give the calling
+    // thread (a C caller's) a `std::thread::Thread` handle that std keeps for good.
+    let shared: Arc<[Source]> = sources.into();
+    let threads: Vec<_> = receivers
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let (opts, window) = (for_receiver(opts, i), Arc::clone(&window));
+            let (sources, r) = (Arc::clone(&shared), r.clone());
+            thread::Builder::new()
+                .name(format!("knsock-fanout-{i}"))
+                .spawn(move || {
+                    let open = |k: usize| open_shared(&window, k, &sources[k]);
+                    send_batch(&r.host, r.port, &sources, &opts, &open)
+                })
+        })
+        .collect();
+    let results: Vec<Result<BatchReport>> = threads
+        .into_iter()
+        .map(|t| match t {
+            Ok(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Err(e) => Err(Error::io("starting a sending thread", e)),
+        })
+        .collect();
     let receivers = receivers
         .iter()
         .cloned()
