@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One command for the benchmark: a 1 GiB file and 2,000 files of 4 KiB over loopback, knsock
+# One command for the benchmark: a 1 GiB file (also fanned out to three receivers at once) and
+# 2,000 files of 4 KiB over loopback, knsock
 # interleaved with the raw TCP ceiling, knsock over TLS 1.3 (with each side's CPU s/GiB) and
 # kn-sock 0.3 (Python) in the same run, medians and
 # ratios at the end. Usage: bench/run.sh [ROUNDS] [OUTDIR]   (OUTDIR default /dev/shm: network
@@ -54,6 +55,7 @@ for r in $(seq 1 "$rounds"); do
   bench small "$small" "$work" | tee -a "$results"
   bench batch "$small" "$work" | tee -a "$results"
   KNSOCK_BENCH_TLS=1 bench batch "$small" "$work" | tee -a "$results"
+  bench fanout "$big" "$work" | tee -a "$results"
   bench zstd logs "$logs" "$work" | tee -a "$results"
   bench zstd random "$work/random.bin" "$work" | tee -a "$results"
   if [ "${SKIP_PY:-0}" != 1 ]; then
@@ -69,7 +71,8 @@ for line in open(sys.argv[1]):
 med = {k: statistics.median(v) for k, v in vals.items()}
 print("\nmedians over %d rounds:" % len(vals.get("raw_tcp MiB/s", [])))
 for k, v in sorted(med.items()):
-    print("  %-28s %10.1f   (runs: %s)" % (k, v, ", ".join("%.1f" % x for x in vals[k])))
+    d = 3 if v < 10 else 1  # CPU seconds and wall times want more than one decimal
+    print("  %-28s %10.*f   (runs: %s)" % (k, d, v, ", ".join("%.*f" % (d, x) for x in vals[k])))
 def ratio(a, b, what):
     if a in med and b in med and med[b]:
         print("  %-40s %.2fx" % (what, med[a] / med[b]))
@@ -80,4 +83,7 @@ ratio("knsock files/s", "kn-sock-py files/s", "knsock / kn-sock 0.3 (2000 x 4 Ki
 ratio("knsock batch files/s", "kn-sock-py files/s", "knsock batch / kn-sock 0.3 (2000 x 4 KiB)")
 ratio("knsock tls MiB/s", "knsock MiB/s", "knsock TLS / plaintext (1 GiB; target >= 0.70)")
 ratio("knsock tls batch files/s", "knsock batch files/s", "knsock TLS / plaintext batch (2000 x 4 KiB)")
+if "ratio fanout x3/single wall" in med:
+    print("  %-40s %.2fx (median of per-round ratios; target <= 1.30)" % (
+        "fan-out to 3 / one send, wall (1 GiB)", med["ratio fanout x3/single wall"]))
 PY

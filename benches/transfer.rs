@@ -3,6 +3,8 @@
 //!   cargo bench --bench transfer -- small DIR OUTDIR    prints "knsock files/s N" (one send_file each)
 //!   cargo bench --bench transfer -- batch DIR OUTDIR    prints "knsock batch files/s N" (one send_files)
 //!   cargo bench --bench transfer -- zstd LABEL FILE OUTDIR  prints "knsock LABEL raw|zstd MiB/s N"
+//!   cargo bench --bench transfer -- fanout FILE OUTDIR  one send_file to one receiver, then
+//!       send_files_to_many to three, in the same run: wall time, the ratio, CPU s/GiB per side
 //! KNSOCK_BIN names the kn-sock binary (default: target/release/kn-sock). With KNSOCK_BENCH_TLS=1
 //! the receiver serves TLS (self-signed, verified by its pin), labels start "knsock tls", and
 //! `big` also prints each side's CPU seconds per GiB.
@@ -114,6 +116,11 @@ fn main() {
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
+    if let [m, file, outdir] = args.as_slice() {
+        if m == "fanout" {
+            return fanout(Path::new(file), Path::new(outdir));
+        }
+    }
     if let [m, label, file, outdir] = args.as_slice() {
         if m == "zstd" {
             return compression(label, Path::new(file), Path::new(outdir));
@@ -196,4 +203,55 @@ fn compression(label: &str, file: &Path, outdir: &Path) {
         let how = if compress { "zstd" } else { "raw" };
         println!("knsock {label} {how} MiB/s {mibs:.1}");
     }
+}
+
+/// The same file to one receiver (send_file), then to three at once (send_files_to_many),
+/// each receiver a `kn-sock run-file-server` process: wall seconds, their ratio (the target is
+/// at most 1.3), and CPU seconds per GiB of file on the sender and on the receivers together.
+fn fanout(file: &Path, outdir: &Path) {
+    let size = std::fs::metadata(file).unwrap().len();
+    let gib = size as f64 / (1u64 << 30) as f64;
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir_in(outdir).unwrap())
+        .collect();
+    let rxs: Vec<Receiver> = dirs.iter().map(|d| Receiver::start(d.path())).collect();
+    let rx_cpu = || -> f64 {
+        rxs.iter()
+            .map(|r| cpu_seconds(&r.child.id().to_string()))
+            .sum()
+    };
+    let measure = |send: &dyn Fn()| {
+        let (tx0, rx0, t) = (cpu_seconds("self"), rx_cpu(), Instant::now());
+        send();
+        let wall = t.elapsed().as_secs_f64();
+        (
+            wall,
+            (cpu_seconds("self") - tx0) / gib,
+            (rx_cpu() - rx0) / gib,
+        )
+    };
+    let opts = SendOptions::default();
+    let single = measure(&|| {
+        send_file("127.0.0.1", rxs[0].port, file, &opts).unwrap();
+    });
+    let receivers: Vec<_> = rxs
+        .iter()
+        .map(|r| knsock::Receiver::new("127.0.0.1", r.port))
+        .collect();
+    let source = knsock::Source {
+        path: file.to_path_buf(),
+        name: "fanout.bin".into(),
+        size,
+    };
+    let many = measure(&|| {
+        let report =
+            knsock::send_files_to_many(&receivers, std::slice::from_ref(&source), &opts).unwrap();
+        assert_eq!(report.failed_receivers(), 0, "{report:?}");
+    });
+    for (label, (wall, tx, rx)) in [("single", single), ("x3", many)] {
+        println!("knsock fanout {label} wall_s {wall:.3}");
+        println!("knsock fanout {label} sender_cpu_s_per_gib {tx:.3}");
+        println!("knsock fanout {label} receivers_cpu_s_per_gib {rx:.3}");
+    }
+    println!("ratio fanout x3/single wall {:.3}", many.0 / single.0);
 }

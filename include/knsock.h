@@ -174,8 +174,10 @@ typedef uint32_t knsock_overwrite;
 #endif // __cplusplus
 
 /**
- * Per-file outcomes of `knsock_send_files()`, in the order the files were listed. Created by
- * the library; freed by the caller with `knsock_batch_report_free()`. Strings it hands out are
+ * Per-file outcomes of `knsock_send_files()` (or of one receiver of
+ * `knsock_send_files_multi()`), in the order the files were listed. Created by the library;
+ * freed by the caller with `knsock_batch_report_free()`, except one a `knsock_multi_report`
+ * owns. Strings it hands out are
  * owned by it.
  *
  * Thread safety: read-only once returned; any thread may read it, also concurrently.
@@ -201,6 +203,16 @@ typedef struct knsock_error knsock_error;
  * it returns.
  */
 typedef struct knsock_file_info knsock_file_info;
+
+/**
+ * Outcomes of `knsock_send_files_multi()`, one entry per receiver in the order they were
+ * passed. Created by the library; freed by the caller with `knsock_multi_report_free()`. The
+ * batch reports and errors it hands out are owned by it.
+ *
+ * Thread safety: read-only once returned; any thread may read it, also concurrently.
+ * `knsock_multi_report_free()` must be the last call, with no reader left.
+ */
+typedef struct knsock_multi_report knsock_multi_report;
 
 /**
  * Options for sending, built with the setters below. Created by `knsock_send_options_new()`,
@@ -241,6 +253,33 @@ typedef struct knsock_server_config knsock_server_config;
  * `knsock_transfer_free()`, which must be the last call on it (it may be made from `on_done`).
  */
 typedef struct knsock_transfer knsock_transfer;
+
+/**
+ * One receiver of `knsock_send_files_multi()`: a host name or address (NUL-terminated, borrowed
+ * for the call) and a port.
+ */
+typedef struct knsock_receiver {
+  const char *host;
+  uint16_t port;
+} knsock_receiver;
+
+/**
+ * Progress callback of `knsock_send_files_multi()`: as `knsock_batch_progress_cb`, with the
+ * `receiver` it is about (its index in the array passed). It runs on that receiver's own
+ * thread, so calls for different receivers come at the same time from different threads: it
+ * must be thread-safe. Return `KNSOCK_CONTINUE` to go on; anything else aborts the transfer to
+ * that receiver only (its files not yet delivered fail with
+ * `KNSOCK_RESULT_ABORTED_BY_CALLBACK`); to stop them all, return it for every receiver.
+ */
+typedef int (*knsock_multi_progress_cb)(void *userdata,
+                                        size_t receiver,
+                                        const char *filename,
+                                        size_t index,
+                                        size_t count,
+                                        uint64_t file_sent,
+                                        uint64_t file_total,
+                                        uint64_t sent,
+                                        uint64_t total);
 
 /**
  * Progress callback: `filename` (borrowed for the call), bytes `sent` so far and the `total`.
@@ -501,6 +540,45 @@ const char *knsock_file_info_path_bytes(const struct knsock_file_info *info, siz
 const char *knsock_file_info_identity(const struct knsock_file_info *info);
 
 /**
+ * How many receivers the report lists (0 for NULL).
+ */
+size_t knsock_multi_report_count(const struct knsock_multi_report *report);
+
+/**
+ * How many receivers could not be reached or failed at least one file (0 for NULL).
+ */
+size_t knsock_multi_report_failed(const struct knsock_multi_report *report);
+
+/**
+ * Receiver `receiver`'s result: `KNSOCK_RESULT_OK` when it was reached (each file's outcome is
+ * in `knsock_multi_report_batch()`), else why it could not be (`KNSOCK_RESULT_CONNECT`, …);
+ * `KNSOCK_RESULT_INVALID_ARGUMENT` when out of range.
+ */
+enum knsock_result knsock_multi_report_result(const struct knsock_multi_report *report,
+                                              size_t receiver);
+
+/**
+ * Why receiver `receiver` could not be reached (owned by the report; read it with
+ * `knsock_error_message()`), or NULL when it was reached or is out of range.
+ */
+const struct knsock_error *knsock_multi_report_error(const struct knsock_multi_report *report,
+                                                     size_t receiver);
+
+/**
+ * Receiver `receiver`'s per-file outcomes, read with the `knsock_batch_report_*()` accessors
+ * (result, error, bytes, …; files in the order they were listed), or NULL when it could not be
+ * reached or is out of range. Owned by the report: never pass it to
+ * `knsock_batch_report_free()`.
+ */
+const struct knsock_batch_report *knsock_multi_report_batch(const struct knsock_multi_report *report,
+                                                            size_t receiver);
+
+/**
+ * Frees a report, with the batch reports and errors it owns. NULL is a no-op.
+ */
+void knsock_multi_report_free(struct knsock_multi_report *report);
+
+/**
  * Sends the file at `path` to `host:port` and blocks until the receiver has verified it,
  * made it durable and put it in place (then `KNSOCK_RESULT_OK`), or until it fails.
  * `options` may be NULL for the defaults. Callbacks run on the calling thread.
@@ -537,6 +615,37 @@ enum knsock_result knsock_send_files(const char *host,
                                      const struct knsock_send_options *options,
                                      struct knsock_batch_report **report,
                                      struct knsock_error **error);
+
+/**
+ * Sends `count` paths (walked as for `knsock_send_files()`) to each of `receiver_count`
+ * receivers, one connection and one thread per receiver, all at once; each receiver's files are
+ * delivered as by `knsock_send_files()` (retries, resume, skip, delta and compression decided
+ * per receiver). Each file is read once while the receivers keep up with one another, through a
+ * window of recently read data (16 MiB at most); a receiver that falls behind reads for
+ * itself, so a slow or dead receiver never holds up the others. Blocks until every receiver is
+ * done.
+ *
+ * `callback` (may be NULL) reports progress with the receiver's index, on the receivers'
+ * threads; see `knsock_multi_progress_cb`. The progress callbacks set on `options` are not
+ * called by this function, and no progress bar is drawn. `userdata` is passed back untouched.
+ *
+ * Returns `KNSOCK_RESULT_OK` when the receivers were tried, even if some could not be reached
+ * or failed files: `*report` then receives the outcomes per receiver and per file (free it with
+ * `knsock_multi_report_free()`); check `knsock_multi_report_failed()`. Fails without a report
+ * for bad arguments (`receivers` NULL, `receiver_count` 0, a receiver whose host is NULL (or
+ * empty, when there are files to send), a bad path list, a walk error, legacy options); then `*error` receives the detail when
+ * not NULL. A list that names no file gives a report of empty batches, and no receiver is
+ * contacted.
+ */
+enum knsock_result knsock_send_files_multi(const struct knsock_receiver *receivers,
+                                           size_t receiver_count,
+                                           const char *const *paths,
+                                           size_t count,
+                                           const struct knsock_send_options *options,
+                                           knsock_multi_progress_cb callback,
+                                           void *userdata,
+                                           struct knsock_multi_report **report,
+                                           struct knsock_error **error);
 
 /**
  * A new options object with the defaults: no progress bar, 256 KiB chunks, a 30 s idle

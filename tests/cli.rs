@@ -228,3 +228,72 @@ fn numeric_options_are_range_checked() {
     }
     assert!(list_tree(dir.path()).is_empty());
 }
+
+/// `--to` several times: the same files to each receiver, a line per failure on stderr, a
+/// summary per receiver on stdout, exit 1 when any receiver missed a file.
+#[test]
+fn send_file_to_several_receivers() {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = CliServer::start(a_dir.path(), &[]);
+    let b = CliServer::start(b_dir.path(), &["--allow-ext", ".bin"]);
+    let refusing = RefusingPort::new();
+    let src = tempfile::tempdir().unwrap();
+    let data = random_bytes(700_000, 3);
+    let bin = write_file(src.path(), "one.bin", &data);
+    let txt = write_file(src.path(), "two.txt", b"hello");
+    let to = |port: u16| format!("127.0.0.1:{port}");
+    let run = |receivers: &[u16]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("send-file");
+        for p in receivers {
+            cmd.args(["--to", &to(*p)]);
+        }
+        cmd.args([&bin, &txt])
+            .arg("--no-progress")
+            .output()
+            .unwrap()
+    };
+
+    let r = run(&[a.port, b.port, refusing.port]);
+    assert_eq!(r.status.code(), Some(1), "{}", text(&r.stderr));
+    let (out, err) = (text(&r.stdout), text(&r.stderr));
+    assert!(
+        out.contains(&format!("{}: 2 sent, 0 unchanged, 0 failed", to(a.port))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{}: 1 sent, 0 unchanged, 1 failed", to(b.port))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{}: not reached", to(refusing.port))),
+        "{out}"
+    );
+    let refused = format!("kn-sock: {}: {}: ", to(b.port), txt.display());
+    assert!(
+        err.contains(&refused) && err.contains("extension not allowed"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("kn-sock: {}: cannot connect", to(refusing.port))),
+        "{err}"
+    );
+    assert!(err.contains("2 of 3 receivers failed"), "{err}");
+    assert_eq!(std::fs::read(a_dir.path().join("one.bin")).unwrap(), data);
+    assert_eq!(std::fs::read(b_dir.path().join("one.bin")).unwrap(), data);
+    assert!(!b_dir.path().join("two.txt").exists());
+    assert!(a.next_line().starts_with("received one.bin"));
+
+    let r = run(&[a.port]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert!(text(&r.stdout).contains("2 sent, 0 unchanged, 0 failed"));
+    let r = Command::new(BIN)
+        .args(["send-file", "--to", "nowhere"])
+        .arg(&bin)
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    assert!(text(&r.stderr).contains("expected HOST:PORT"));
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}

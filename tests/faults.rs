@@ -6,25 +6,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 use knsock::protocol::{Frame, ALGO_XXH3_128};
 use knsock::{send_file, send_files, SendOptions, Source};
-
-const BIN: &str = env!("CARGO_BIN_EXE_kn-sock");
-
-/// The receiver's hidden temporary files beneath `dir`.
-fn temporaries(dir: &Path) -> Vec<String> {
-    list_tree(dir)
-        .into_iter()
-        .filter(|n| n.rsplit('/').next().unwrap().starts_with(".knsock-"))
-        .collect()
-}
 
 /// Sends a small file and checks it arrived: the server still serves.
 fn still_serves(port: u16, dir: &Path, name: &str) {
@@ -69,52 +58,10 @@ fn a_sender_killed_at_any_offset_leaves_nothing_behind() {
     assert_eq!(srv.entries(), vec!["after.bin"]);
 }
 
-struct CliServer {
-    child: Child,
-    port: u16,
-}
-
-impl CliServer {
-    /// `kn-sock run-file-server` on `dir`, under `ulimit -n` when `nofile` is given.
-    fn start(dir: &Path, nofile: Option<u32>) -> CliServer {
-        let limit = nofile.map_or(String::new(), |n| format!("ulimit -n {n} && "));
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "{limit}exec \"$0\" run-file-server 0 \"$1\" --host 127.0.0.1"
-            ))
-            .arg(BIN)
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        assert!(first.starts_with("listening on 127.0.0.1:"), "{first}");
-        let port = first.trim().rsplit(':').next().unwrap().parse().unwrap();
-        CliServer { child, port }
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for CliServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_server_killed_mid_upload_leaves_nothing_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = CliServer::start(dir.path(), None);
+    let server = ServerProcess::start(dir.path(), None);
     let mut c = RawClient::hello(([127, 0, 0, 1], server.port).into());
     c.send(Frame::Offer(offer_of_size("sub/big.bin", 8 << 20)));
     assert_eq!(c.read(), Frame::Accept { offset: 0 });
@@ -125,7 +72,7 @@ fn a_server_killed_mid_upload_leaves_nothing_after_a_restart() {
     server.kill9();
     drop(c);
     // Restarted at once: the dead run's temporary file goes, whatever its age.
-    let again = CliServer::start(dir.path(), None);
+    let again = ServerProcess::start(dir.path(), None);
     assert_eq!(temporaries(dir.path()), Vec::<String>::new());
     assert!(!dir.path().join("sub/big.bin").exists());
     still_serves(again.port, dir.path(), "after.bin");
@@ -172,7 +119,7 @@ fn a_disk_that_fills_mid_transfer_fails_the_file_cleanly() {
 #[test]
 fn honest_batches_never_run_out_of_descriptors_at_1024() {
     let dir = tempfile::tempdir().unwrap();
-    let server = CliServer::start(dir.path(), Some(1024));
+    let server = ServerProcess::start(dir.path(), Some(1024));
     let port = server.port;
     // Four batches of 400 files, each in a directory of its own (a descriptor each).
     let trees: Vec<(tempfile::TempDir, Vec<Source>)> = (0..4)

@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::Parser;
 #[path = "kn-sock/args.rs"]
 mod args;
+#[path = "kn-sock/fanout.rs"]
+mod fanout;
 
 use args::{seconds, seconds_up_to, Cli, Command, OverwriteArg, SendArgs, ServerArgs, DAY};
 use knsock::{
@@ -31,6 +33,8 @@ fn main() -> ExitCode {
 }
 
 fn send_command(a: SendArgs) -> Result<(), String> {
+    let (receivers, paths) = a.receivers_and_paths()?;
+    let fan_out = !a.to.is_empty();
     let timeout = seconds(a.timeout, "--timeout")?;
     let retry_delay = seconds_up_to(a.retry_delay, "--retry-delay", Duration::from_secs(3600))?;
     let (tls, token) = (tls_options(&a), token(&a)?);
@@ -57,7 +61,10 @@ fn send_command(a: SendArgs) -> Result<(), String> {
         exclude: a.exclude,
         follow_symlinks: a.follow_symlinks,
     };
-    send(&a.host, a.port, &a.paths, &walk, opts)
+    match (fan_out, receivers.as_slice()) {
+        (false, [r]) => send(&r.host, r.port, &paths, &walk, opts),
+        _ => fanout::send_to_many(&receivers, &paths, &walk, opts),
+    }
 }
 
 fn server_command(a: ServerArgs) -> Result<(), String> {
@@ -198,17 +205,7 @@ fn send(
             return Err("--remote-name needs exactly one file".into());
         }
         let report = send_file(host, port, &paths[0], &opts).map_err(|e| e.to_string())?;
-        if report.skipped {
-            println!("unchanged {}", paths[0].display());
-            return Ok(());
-        }
-        println!(
-            "sent {} as {} ({} bytes{})",
-            paths[0].display(),
-            report.stored_name,
-            report.bytes,
-            reused(&report)
-        );
+        print_delivered(&paths[0], &report);
         return Ok(());
     }
     let sources = collect_sources(paths, walk).map_err(|e| e.to_string())?;
@@ -238,14 +235,7 @@ fn send(
     let mut failed = 0;
     for (source, result) in &outcomes {
         match result {
-            Ok(r) if r.skipped => println!("unchanged {}", source.path.display()),
-            Ok(r) => println!(
-                "sent {} as {} ({} bytes{})",
-                source.path.display(),
-                r.stored_name,
-                r.bytes,
-                reused(r)
-            ),
+            Ok(r) => print_delivered(&source.path, r),
             Err(e) => {
                 failed += 1;
                 eprintln!("kn-sock: {}: {e}", source.path.display());
@@ -316,6 +306,20 @@ fn run_server(mut cfg: ServerConfig, allow_ext: Vec<String>) -> Result<(), Strin
     let _ = rx.recv();
     server.stop();
     Ok(())
+}
+
+/// "sent PATH as NAME (N bytes…)" or "unchanged PATH".
+fn print_delivered(path: &std::path::Path, r: &SendReport) {
+    match r.skipped {
+        true => println!("unchanged {}", path.display()),
+        false => println!(
+            "sent {} as {} ({} bytes{})",
+            path.display(),
+            r.stored_name,
+            r.bytes,
+            reused(r)
+        ),
+    }
 }
 
 /// ", N reused" when the receiver took part of the file from its own copy (a delta, a resume).

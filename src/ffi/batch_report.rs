@@ -9,8 +9,10 @@ use super::macros::{ffi_boundary, free_box, try_out, try_ref, Castable, Ownershi
 use super::types::knsock_result;
 use crate::{BatchReport, Error};
 
-/// Per-file outcomes of `knsock_send_files()`, in the order the files were listed. Created by
-/// the library; freed by the caller with `knsock_batch_report_free()`. Strings it hands out are
+/// Per-file outcomes of `knsock_send_files()` (or of one receiver of
+/// `knsock_send_files_multi()`), in the order the files were listed. Created by the library;
+/// freed by the caller with `knsock_batch_report_free()`, except one a `knsock_multi_report`
+/// owns. Strings it hands out are
 /// owned by it.
 ///
 /// Thread safety: read-only once returned; any thread may read it, also concurrently.
@@ -56,6 +58,11 @@ impl knsock_batch_report {
         knsock_batch_report { files }
     }
 
+    /// How many files failed.
+    pub(crate) fn failed(&self) -> usize {
+        self.files.iter().filter(|f| f.error.is_some()).count()
+    }
+
     fn entry(&self, index: usize) -> Result<&FileEntry, Error> {
         self.files
             .get(index)
@@ -72,10 +79,7 @@ pub extern "C" fn knsock_batch_report_count(report: *const knsock_batch_report) 
 /// How many of them failed (0 for NULL).
 #[no_mangle]
 pub extern "C" fn knsock_batch_report_failed(report: *const knsock_batch_report) -> usize {
-    ffi_boundary!({
-        let files = &try_ref!(report).files;
-        Ok(files.iter().filter(|f| f.error.is_some()).count())
-    })
+    ffi_boundary!({ Ok(try_ref!(report).failed()) })
 }
 
 /// File `index`'s name on the receiver, e.g. "logs/app.log"; NULL when out of range.

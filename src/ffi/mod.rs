@@ -19,6 +19,7 @@ pub mod error;
 mod error_object;
 pub mod file_info;
 pub(crate) mod macros;
+pub mod multi_report;
 pub mod send;
 pub mod send_options;
 pub mod send_options_tls;

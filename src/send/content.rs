@@ -1,5 +1,7 @@
 //! A source file's content: opening and describing it for the OFFER, the compression decision,
-//! its digest, and streaming it (raw or zstd) while hashing.
+//! its digest, and streaming it (raw or zstd) while hashing. A session reads the bytes through
+//! the [`Content`] it is given: the file itself, or for a fan-out a window shared with the other
+//! receivers' sessions (`send/window.rs`).
 
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
@@ -13,6 +15,21 @@ use super::progress::Progress;
 use crate::compress::Compressor;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, check_name, Offer, ALGO_XXH3_128};
+
+/// Where a session reads a source's bytes: any `Read + Seek` from its start, read in order
+/// within each pass (the compression sample, the digest, the content), rewound between passes.
+pub(crate) trait Content: Read + Seek {}
+
+impl<T: Read + Seek> Content for T {}
+
+/// An opened source as a session holds it.
+pub(crate) type Reader = Box<dyn Content>;
+
+/// [`open_source`] as a session reads it: the file itself.
+pub(crate) fn open_reader(path: &Path, remote_name: Option<&str>) -> Result<(Reader, Offer)> {
+    let (file, offer) = open_source(path, remote_name)?;
+    Ok((Box::new(file), offer))
+}
 
 /// Opens the local file and describes it for the OFFER.
 pub(crate) fn open_source(path: &Path, remote_name: Option<&str>) -> Result<(File, Offer)> {
@@ -62,7 +79,7 @@ pub(crate) fn open_source(path: &Path, remote_name: Option<&str>) -> Result<(Fil
 /// only hashed), raw or compressed as `offer.encoding` says, in reads of `chunk_size`, and
 /// returns the XXH3-128 of the whole original content.
 pub(crate) fn stream_content(
-    file: &mut File,
+    file: &mut dyn Content,
     out: &mut impl Write,
     offer: &Offer,
     offset: u64,
@@ -81,7 +98,7 @@ pub(crate) fn stream_content(
 
 /// The content, written as it is to `out`.
 fn copy_content(
-    file: &mut File,
+    file: &mut dyn Content,
     out: &mut impl Write,
     offer: &Offer,
     offset: u64,
@@ -89,7 +106,8 @@ fn copy_content(
     progress: &Progress<'_>,
 ) -> Result<u128> {
     let mut hasher = Xxh3::new();
-    crate::hash::hash_exact(file, offset, &mut hasher).map_err(|e| source_error(&offer.name, e))?;
+    crate::hash::hash_exact(&mut &mut *file, offset, &mut hasher)
+        .map_err(|e| source_error(&offer.name, e))?;
     progress.advance(offset);
     progress.report(&offer.name, offset, offer.size)?;
     let mut buf = vec![0u8; chunk_size.min(offer.size.max(1) as usize)];
@@ -109,7 +127,7 @@ fn copy_content(
 
 /// Whether the start of the file compresses well enough to send it compressed; the file is
 /// left positioned at its start.
-pub(crate) fn compresses(file: &mut File, offer: &Offer) -> Result<bool> {
+pub(crate) fn compresses(file: &mut dyn Content, offer: &Offer) -> Result<bool> {
     let mut sample = vec![0u8; crate::compress::SAMPLE.min(offer.size as usize)];
     let n = read_some(file, &mut sample, &offer.name).or_else(|e| match sample.is_empty() {
         true => Ok(0),
@@ -120,21 +138,21 @@ pub(crate) fn compresses(file: &mut File, offer: &Offer) -> Result<bool> {
 }
 
 /// The XXH3-128 of the whole file, which is left positioned at its start.
-pub(crate) fn digest_of(file: &mut File, offer: &Offer) -> Result<Vec<u8>> {
-    let digest =
-        crate::hash::digest_exact(file, offer.size).map_err(|e| source_error(&offer.name, e))?;
+pub(crate) fn digest_of(file: &mut dyn Content, offer: &Offer) -> Result<Vec<u8>> {
+    let digest = crate::hash::digest_exact(&mut &mut *file, offer.size)
+        .map_err(|e| source_error(&offer.name, e))?;
     rewind(file, &offer.name)?;
     Ok(digest.to_vec())
 }
 
-fn rewind(file: &mut File, name: &str) -> Result<()> {
+fn rewind(file: &mut dyn Content, name: &str) -> Result<()> {
     file.seek(io::SeekFrom::Start(0))
         .map(|_| ())
         .map_err(|e| Error::io(format!("reading {name}"), e))
 }
 
 /// One read of the source; the end of the file before its announced size is an error.
-fn read_some(file: &mut File, buf: &mut [u8], name: &str) -> Result<usize> {
+fn read_some(file: &mut dyn Content, buf: &mut [u8], name: &str) -> Result<usize> {
     loop {
         return match file.read(buf) {
             Ok(0) => Err(shrank(name)),

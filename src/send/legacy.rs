@@ -1,12 +1,11 @@
 //! Sending with kn-sock 0.3's protocol, to reach an existing kn-sock 0.3 server: `name\n`,
 //! `size\n`, the raw bytes, then wait for the server to close.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Instant;
 
-use super::content::stream_content;
+use super::content::{stream_content, Content};
 use super::options::{SendOptions, SendReport};
 use super::progress::{Bar, Progress};
 use crate::error::{Error, Result};
@@ -16,7 +15,7 @@ use crate::transport::NoSigpipe;
 /// Uploads one file; success means every byte was written and the server then closed the
 /// connection, as kn-sock does once it has them all (that protocol has no acknowledgement).
 pub(crate) fn send_legacy(
-    file: &mut File,
+    file: &mut dyn Content,
     stream: &TcpStream,
     offer: Offer,
     opts: &SendOptions,

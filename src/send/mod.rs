@@ -1,24 +1,24 @@
 //! The sending side's entry points: [`send_file`] and [`send_files`] connect, run a session,
-//! and retry with backoff what a new connection may cure.
+//! and retry with backoff what a new connection may cure; [`send_files_to_many`] does the
+//! latter for several receivers at once (`fanout.rs`).
 
-use std::io;
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::protocol;
-use crate::tls::{self, TlsStream};
+use crate::error::Result;
 use crate::transport::Link;
 use crate::walk::Source;
 
+mod batch;
+mod connect;
 mod content;
 mod delta;
+mod fanout;
 mod legacy;
 mod options;
 mod pipeline;
 mod progress;
 mod session;
+mod window;
 
 pub use options::{
     check_chunk_size, check_timeout, BatchProgress, BatchProgressFn, CancelToken, ProgressFn,
@@ -26,8 +26,13 @@ pub use options::{
     MAX_CHUNK_SIZE,
 };
 
-use content::open_source;
-use options::cancelled;
+pub use fanout::{send_files_to_many, ManyReport, Receiver, ReceiverOutcome, FANOUT_WINDOW_BYTES};
+
+pub use batch::{BatchReport, FileOutcome};
+
+use batch::send_batch;
+use connect::{retrying, with_connection};
+use content::{open_reader, open_source, Reader};
 
 /// Sends one file and returns once the receiver has it verified, durable and in place.
 pub fn send_file(
@@ -45,64 +50,6 @@ pub fn send_file(
     })
 }
 
-/// Runs `attempt(n)` for n = 1, 2, … while it fails in a retryable way and retries are left,
-/// with [`backoff`] between attempts.
-pub(crate) fn retrying<T>(
-    opts: &SendOptions,
-    mut attempt: impl FnMut(u32) -> Result<T>,
-) -> Result<T> {
-    let mut delay = opts.retry_delay;
-    for n in 1.. {
-        match attempt(n) {
-            Err(e) if n <= opts.retries && retryable(&e) => backoff(opts, &mut delay)?,
-            other => return other,
-        }
-    }
-    unreachable!("the loop returns")
-}
-
-/// Waits `delay` (cut short by cancellation, then `Err(Cancelled)`) and doubles it, up to a
-/// minute.
-pub(crate) fn backoff(opts: &SendOptions, delay: &mut Duration) -> Result<()> {
-    let slept = match &opts.cancel {
-        Some(c) => c.sleep(*delay),
-        None => {
-            std::thread::sleep(*delay);
-            true
-        }
-    };
-    *delay = (*delay * 2).min(Duration::from_secs(60));
-    match slept {
-        true => Ok(()),
-        false => Err(cancelled()),
-    }
-}
-
-/// Whether a new connection may cure the failure.
-pub(crate) fn retryable(e: &Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::Connect
-            | ErrorKind::Timeout
-            | ErrorKind::Io
-            | ErrorKind::Protocol
-            | ErrorKind::Integrity
-            | ErrorKind::Store
-    ) && e.peer_reason().is_none_or(|p| {
-        // The receiver's own account of a broken transfer (corruption, a cut or stalled
-        // connection) may be cured by a new connection; a refusal never is.
-        use protocol::Code;
-        [
-            Code::Checksum,
-            Code::Protocol,
-            Code::Timeout,
-            Code::StoreUnavailable,
-        ]
-        .iter()
-        .any(|c| p.code == *c as u16)
-    })
-}
-
 fn send_file_once(host: &str, port: u16, path: &Path, opts: &SendOptions) -> Result<SendReport> {
     // Open first: a missing file is reported as such, without a connection.
     let (file, offer) = open_source(path, opts.remote_name.as_deref())?;
@@ -115,101 +62,12 @@ fn send_file_once(host: &str, port: u16, path: &Path, opts: &SendOptions) -> Res
         let sizes = [once.as_ref().map_or(0, |(_, o)| o.size)];
         // Opened again only to resend it in full after a delta whose old copy changed.
         let mut open = |_| match once.take() {
-            Some(opened) => Ok(opened),
-            None => open_source(path, opts.remote_name.as_deref()),
+            Some((file, offer)) => Ok((Box::new(file) as Reader, offer)),
+            None => open_reader(path, opts.remote_name.as_deref()),
         };
         let mut results = session::run(stream, &sizes, &mut open, opts);
         results.pop().expect("one result per file")
     })
-}
-
-/// Connects (and registers the cancel token, which shuts the TCP socket down under TLS too),
-/// secures the connection when `opts.tls` asks, runs `f` on it, and reports a failure caused by
-/// cancellation as [`ErrorKind::Cancelled`].
-pub(crate) fn with_connection<T>(
-    host: &str,
-    port: u16,
-    opts: &SendOptions,
-    f: impl FnOnce(Link<TlsStream>) -> Result<T>,
-) -> Result<T> {
-    opts.validate()?;
-    if host.is_empty() {
-        return Err(Error::invalid("host is empty"));
-    }
-    let stream = connect(host, port, opts)?;
-    let secure_then_f = |stream: TcpStream| {
-        let link = match &opts.tls {
-            None => Link::Plain(stream),
-            Some(tls) => Link::Secure(tls::connect(stream, host, tls)?),
-        };
-        f(link)
-    };
-    let result = match &opts.cancel {
-        Some(c) => c.attach(&stream).and_then(|()| secure_then_f(stream)),
-        None => secure_then_f(stream),
-    };
-    if let Some(c) = &opts.cancel {
-        c.detach();
-        if c.is_cancelled() && matches!(&result, Err(e) if e.kind() != ErrorKind::Cancelled) {
-            return Err(cancelled());
-        }
-    }
-    result
-}
-
-/// Connects to the first address of `host` that answers, within the connect timeout.
-fn connect(host: &str, port: u16, opts: &SendOptions) -> Result<TcpStream> {
-    let addrs: Vec<_> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| Error::new(ErrorKind::Connect, format!("cannot resolve {host}: {e}")))?
-        .collect();
-    let mut last = None;
-    for addr in &addrs {
-        match TcpStream::connect_timeout(addr, opts.connect_timeout) {
-            Ok(s) => {
-                s.set_nodelay(true)
-                    .and_then(|_| s.set_read_timeout(Some(opts.timeout)))
-                    .and_then(|_| s.set_write_timeout(Some(opts.timeout)))
-                    .map_err(|e| Error::io("configuring the socket", e))?;
-                return Ok(s);
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    let e = last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"));
-    let mut err = Error::io(format!("cannot connect to {host}:{port}"), e);
-    if err.kind() != ErrorKind::Timeout {
-        err = Error::new(ErrorKind::Connect, err.message());
-    }
-    Err(err)
-}
-
-/// What happened to one file of a batch.
-#[derive(Debug)]
-pub struct FileOutcome {
-    pub source: Source,
-    pub result: Result<SendReport>,
-}
-
-/// The outcome of [`send_files`]: one entry per source, in order.
-#[derive(Debug)]
-pub struct BatchReport {
-    pub files: Vec<FileOutcome>,
-    pub elapsed: std::time::Duration,
-}
-
-impl BatchReport {
-    pub fn delivered(&self) -> usize {
-        self.files.iter().filter(|f| f.result.is_ok()).count()
-    }
-
-    pub fn failed(&self) -> usize {
-        self.files.len() - self.delivered()
-    }
-
-    pub fn first_error(&self) -> Option<&Error> {
-        self.files.iter().find_map(|f| f.result.as_ref().err())
-    }
 }
 
 /// Sends every source over one connection, pipelined, and returns each file's outcome. A file
@@ -221,62 +79,6 @@ pub fn send_files(
     sources: &[Source],
     opts: &SendOptions,
 ) -> Result<BatchReport> {
-    let started = Instant::now();
-    let mut results: Vec<Option<Result<SendReport>>> = sources.iter().map(|_| None).collect();
-    // Each attempt is one connection for the files still to do; a retry takes only those that
-    // failed in a way a new connection may cure.
-    let mut todo: Vec<usize> = (0..sources.len()).collect();
-    let mut delay = opts.retry_delay;
-    for attempt in 1.. {
-        let sizes: Vec<u64> = todo.iter().map(|&i| sources[i].size).collect();
-        let mut open = |k: usize| {
-            let s = &sources[todo[k]];
-            open_source(&s.path, Some(&s.name))
-        };
-        let outcome = with_connection(host, port, opts, |stream| {
-            Ok(session::run(stream, &sizes, &mut open, opts))
-        });
-        let retry_left = attempt <= opts.retries;
-        match outcome {
-            Err(e) if retry_left && retryable(&e) => {}
-            Err(e) if attempt == 1 => return Err(e),
-            Err(e) => {
-                for &i in &todo {
-                    results[i] = Some(Err(e.duplicate()));
-                }
-                break;
-            }
-            Ok(round) => {
-                for (&i, r) in todo.iter().zip(round) {
-                    results[i] = Some(r.map(|r| SendReport {
-                        attempts: attempt,
-                        ..r
-                    }));
-                }
-                todo.retain(|&i| matches!(&results[i], Some(Err(e)) if retryable(e)));
-            }
-        }
-        if todo.is_empty() || !retry_left {
-            break;
-        }
-        if let Err(e) = backoff(opts, &mut delay) {
-            for &i in &todo {
-                results[i] = Some(Err(e.duplicate()));
-            }
-            break;
-        }
-    }
-    let files = sources
-        .iter()
-        .cloned()
-        .zip(results)
-        .map(|(source, result)| FileOutcome {
-            source,
-            result: result.unwrap_or_else(|| Err(Error::new(ErrorKind::Io, "not attempted"))),
-        })
-        .collect();
-    Ok(BatchReport {
-        files,
-        elapsed: started.elapsed(),
-    })
+    let open = |i: usize| open_reader(&sources[i].path, Some(&sources[i].name));
+    send_batch(host, port, sources, opts, &open)
 }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,9 @@ pub struct BatchProgress<'a> {
     /// every file was sent or skipped.
     pub sent: u64,
     pub total: u64,
+    /// Which receiver this is about: its place in the list given to
+    /// [`send_files_to_many`](crate::send_files_to_many); 0 for the other sends.
+    pub receiver: usize,
 }
 
 /// Called where [`ProgressFn`] is, and once for each file skipped as unchanged, with the whole
@@ -180,14 +183,18 @@ impl SendOptions {
 }
 
 /// Lets another thread cancel a transfer: the transfer ends with [`ErrorKind::Cancelled`], its
-/// connection is shut down, and the receiver keeps no file.
+/// connection is shut down, and the receiver keeps no file. One token may serve several
+/// connections at once (the receivers of [`send_files_to_many`](crate::send_files_to_many)):
+/// cancelling shuts down each of them.
 #[derive(Clone, Default)]
 pub struct CancelToken(Arc<CancelInner>);
 
 #[derive(Default)]
 struct CancelInner {
     cancelled: AtomicBool,
-    stream: Mutex<Option<TcpStream>>,
+    /// The connections in use, by the id `attach` gave them.
+    streams: Mutex<Vec<(u64, TcpStream)>>,
+    next_id: AtomicU64,
     wake: Condvar,
 }
 
@@ -198,8 +205,8 @@ impl CancelToken {
 
     pub fn cancel(&self) {
         self.0.cancelled.store(true, Ordering::SeqCst);
-        let stream = self.0.stream.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = stream.as_ref() {
+        let streams = self.lock_streams();
+        for (_, s) in streams.iter() {
             let _ = s.shutdown(Shutdown::Both);
         }
         self.0.wake.notify_all();
@@ -208,7 +215,7 @@ impl CancelToken {
     /// Waits `d` unless cancelled first; `false` when cancelled.
     pub(crate) fn sleep(&self, d: Duration) -> bool {
         let deadline = Instant::now() + d;
-        let mut guard = self.0.stream.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.lock_streams();
         while !self.is_cancelled() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -228,21 +235,25 @@ impl CancelToken {
         self.0.cancelled.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn attach(&self, stream: &TcpStream) -> Result<()> {
+    /// Registers a connection to shut down on cancel; returns its id for [`detach`](Self::detach).
+    pub(crate) fn attach(&self, stream: &TcpStream) -> Result<u64> {
         let clone = stream
             .try_clone()
             .map_err(|e| Error::io("cloning the socket", e))?;
-        *self.0.stream.lock().unwrap_or_else(|e| e.into_inner()) = Some(clone);
-        self.check()
+        let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock_streams().push((id, clone));
+        // Checked after registering: a cancel from now on shuts the connection down.
+        self.check().inspect_err(|_| self.detach(id))?;
+        Ok(id)
     }
 
-    /// Lets go of the connection once the transfer is over.
-    pub(crate) fn detach(&self) {
-        self.0
-            .stream
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+    /// Lets go of connection `id` once its transfer is over.
+    pub(crate) fn detach(&self, id: u64) {
+        self.lock_streams().retain(|(i, _)| *i != id);
+    }
+
+    fn lock_streams(&self) -> std::sync::MutexGuard<'_, Vec<(u64, TcpStream)>> {
+        self.0.streams.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn check(&self) -> Result<()> {

@@ -4,11 +4,10 @@
 //! old copy changed during its delta is offered again in full.
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use super::content::stream_content;
+use super::content::{stream_content, Reader};
 use super::options::{SendOptions, SendReport};
 use super::progress::{Bar, Overall, Place, Progress};
 use super::session::{unexpected, Open, Outstanding, Results, Session};
@@ -20,7 +19,7 @@ use crate::transport::Transport;
 pub(super) struct Waiting {
     pub(super) index: usize,
     pub(super) seq: u32,
-    pub(super) file: File,
+    pub(super) file: Reader,
     pub(super) offer: Offer,
     pub(super) place: Place,
     pub(super) answer: Option<Answer>,
@@ -120,7 +119,7 @@ impl<S: Transport> Session<S> {
     /// for its answer.
     fn offer_one(
         &mut self,
-        w: (usize, u32, File, Offer, Place),
+        w: (usize, u32, Reader, Offer, Place),
         opts: &SendOptions,
         bar: Option<&Bar>,
         pipe: &mut Pipe<'_>,
@@ -192,7 +191,7 @@ impl<S: Transport> Session<S> {
         let started = Instant::now();
         let mut out = Counting(&mut self.wire, 0);
         let chunk = opts.chunk_size;
-        let digest = stream_content(&mut w.file, &mut out, &w.offer, offset, chunk, &progress)?;
+        let digest = stream_content(&mut *w.file, &mut out, &w.offer, offset, chunk, &progress)?;
         let sent = out.1;
         self.done(digest)?;
         self.outstanding.push_back(Outstanding {

@@ -25,6 +25,7 @@ impl Place {
             // A file that grew since it was listed must not push the batch past its total.
             sent: (self.before + file_sent).min(self.total),
             total: self.total,
+            receiver: 0,
         }
     }
 }

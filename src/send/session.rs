@@ -2,19 +2,18 @@
 //! its content and DONE, pipelined, while the verdicts of earlier files are read as they come.
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use super::content::{compresses, digest_of, stream_content};
+use super::content::{compresses, digest_of, stream_content, Reader};
 use super::options::{cancelled, SendOptions, SendReport};
 use super::progress::{Bar, Overall, Progress};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Frame, Hello, Offer, ALGO_XXH3_128};
 use crate::transport::{Transport, Wire};
 
-/// Opens file `i` of the list: the file and its OFFER.
-pub(crate) type Open<'a> = dyn FnMut(usize) -> Result<(File, Offer)> + 'a;
+/// Opens file `i` of the list: the reader of its content and its OFFER.
+pub(crate) type Open<'a> = dyn FnMut(usize) -> Result<(Reader, Offer)> + 'a;
 
 /// Each file's result so far, by its place in the list.
 pub(super) type Results = [Option<Result<SendReport>>];
@@ -143,7 +142,7 @@ impl<S: Transport> Session<S> {
             }
             let started = Instant::now();
             let digest = stream_content(
-                &mut file,
+                &mut *file,
                 &mut self.wire,
                 &offer,
                 offset,
@@ -226,17 +225,17 @@ impl<S: Transport> Session<S> {
     /// its encoding decided.
     pub(super) fn prepare(
         &self,
-        opened: Result<(File, Offer)>,
+        opened: Result<(Reader, Offer)>,
         opts: &SendOptions,
-    ) -> Result<(File, Offer)> {
+    ) -> Result<(Reader, Offer)> {
         let (mut file, mut offer) = opened?;
         let quick = self.caps & protocol::CAP_PIPELINE != 0 && !opts.checksum;
         match (opts.skip_unchanged, quick) {
             (true, true) => offer.flags |= protocol::FLAG_QUICK,
-            (true, false) => offer.digest = digest_of(&mut file, &offer)?,
+            (true, false) => offer.digest = digest_of(&mut *file, &offer)?,
             (false, _) => {}
         }
-        if self.caps & protocol::CAP_ZSTD != 0 && compresses(&mut file, &offer)? {
+        if self.caps & protocol::CAP_ZSTD != 0 && compresses(&mut *file, &offer)? {
             offer.encoding = protocol::ENCODING_ZSTD;
         }
         Ok((file, offer))

@@ -168,4 +168,15 @@ static inline int event_wait(struct event *e, int seconds) {
   return set;
 }
 
+/* A pre-validator refusing every file whose name holds "secret", with a reason. */
+static inline int refuse_secret(void *userdata, const knsock_file_info *info, char *reason,
+                                size_t reason_len) {
+  (void)userdata;
+  if (strstr(knsock_file_info_name(info), "secret")) {
+    snprintf(reason, reason_len, "secrets stay home");
+    return 1;
+  }
+  return 0;
+}
+
 #endif

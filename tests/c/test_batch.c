@@ -2,16 +2,6 @@
  * outcomes with the receiver's reasons, and argument checking. */
 #include "check.h"
 
-static int refuse_secret(void *userdata, const knsock_file_info *info, char *reason,
-                         size_t reason_len) {
-  (void)userdata;
-  if (strstr(knsock_file_info_name(info), "secret")) {
-    snprintf(reason, reason_len, "secrets stay home");
-    return 1;
-  }
-  return 0;
-}
-
 /* What the batch progress callback saw. */
 struct batch_log {
   int calls, went_back, wrong_count;

@@ -5,9 +5,10 @@
 #[cfg(feature = "s3")]
 pub mod s3;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,9 @@ use std::time::Duration;
 use crossbeam_channel::{unbounded, Receiver};
 use knsock::protocol::{self, Frame, Hello, Offer, ALGO_XXH3_128};
 use knsock::{Error, ErrorKind, FileInfo, Server, ServerConfig};
+
+/// The `kn-sock` binary of this build.
+pub const BIN: &str = env!("CARGO_BIN_EXE_kn-sock");
 
 /// Upper bound for waiting on an event that must happen; never a delay that hopes.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -332,5 +336,56 @@ impl Drop for SmallFs {
             .arg("-l")
             .arg(self.dir.path())
             .status();
+    }
+}
+
+/// The receiver's hidden temporary files beneath `dir`.
+pub fn temporaries(dir: &Path) -> Vec<String> {
+    list_tree(dir)
+        .into_iter()
+        .filter(|n| n.rsplit('/').next().unwrap().starts_with(".knsock-"))
+        .collect()
+}
+
+/// A `kn-sock run-file-server` child process on 127.0.0.1, killed when dropped.
+pub struct ServerProcess {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl ServerProcess {
+    /// `kn-sock run-file-server` on `dir`, under `ulimit -n` when `nofile` is given.
+    pub fn start(dir: &Path, nofile: Option<u32>) -> ServerProcess {
+        let limit = nofile.map_or(String::new(), |n| format!("ulimit -n {n} && "));
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{limit}exec \"$0\" run-file-server 0 \"$1\" --host 127.0.0.1"
+            ))
+            .arg(BIN)
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.starts_with("listening on 127.0.0.1:"), "{first}");
+        let port = first.trim().rsplit(':').next().unwrap().parse().unwrap();
+        ServerProcess { child, port }
+    }
+
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

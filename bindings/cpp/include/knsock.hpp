@@ -118,6 +118,11 @@ struct BatchProgress {
 /// Called with the batch's progress; return false to abort.
 using BatchProgressFn = std::function<bool(const BatchProgress &)>;
 
+/// Called by send_files_multi() with a receiver's index and its batch's progress, on that
+/// receiver's own thread: calls for different receivers come at the same time, so it must be
+/// thread-safe. Return false to abort the transfer to that receiver only.
+using MultiProgressFn = std::function<bool(std::size_t receiver, const BatchProgress &)>;
+
 /// How to send; zero values mean the library's defaults.
 struct SendOptions {
   bool show_progress = false;
@@ -160,6 +165,7 @@ namespace detail {
 struct ProgressState {
   ProgressFn fn;
   BatchProgressFn batch;
+  MultiProgressFn multi;
   std::mutex mu;
   std::string thrown;  // non-empty when a callback threw
 
@@ -202,6 +208,14 @@ inline int batch_trampoline(void *userdata, const char *name, std::size_t index,
   auto *st = static_cast<ProgressState *>(userdata);
   const BatchProgress p{name ? name : "", index, count, file_sent, file_total, sent, total};
   return guarded(st, [&] { return st->batch(p); });
+}
+
+inline int multi_trampoline(void *userdata, std::size_t receiver, const char *name,
+                            std::size_t index, std::size_t count, uint64_t file_sent,
+                            uint64_t file_total, uint64_t sent, uint64_t total) noexcept {
+  auto *st = static_cast<ProgressState *>(userdata);
+  const BatchProgress p{name ? name : "", index, count, file_sent, file_total, sent, total};
+  return guarded(st, [&] { return st->multi(receiver, p); });
 }
 
 using Options = std::unique_ptr<knsock_send_options, OptionsDeleter>;
@@ -349,6 +363,42 @@ struct FileOutcome {
   Result result;              // ok() when delivered (or skipped)
 };
 
+namespace detail {
+
+/// Each file's outcome in a batch report (which keeps its ownership).
+inline std::vector<FileOutcome> file_outcomes(const knsock_batch_report *raw,
+                                              ProgressState &progress) {
+  std::vector<FileOutcome> out;
+  for (std::size_t i = 0, n = knsock_batch_report_count(raw); i < n; ++i) {
+    FileOutcome f;
+    f.path = str(knsock_batch_report_path(raw, i));
+    f.name = str(knsock_batch_report_name(raw, i));
+    f.bytes = knsock_batch_report_bytes(raw, i);
+    f.skipped = knsock_batch_report_skipped(raw, i);
+    f.bytes_sent = knsock_batch_report_bytes_sent(raw, i);
+    f.bytes_reused = knsock_batch_report_bytes_reused(raw, i);
+    knsock_result code = knsock_batch_report_result(raw, i);
+    if (code != KNSOCK_RESULT_OK) {
+      f.result = result_of(code, knsock_batch_report_error(raw, i));
+      blame_callback(f.result, progress);
+    }
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+/// The paths as C strings, checked for NUL bytes (`*r` keeps the first failure).
+inline std::vector<const char *> c_paths(const std::vector<std::string> &paths, Result *r) {
+  std::vector<const char *> cpaths;
+  for (const auto &p : paths) {
+    if (*r) *r = check_c_string(p, "path");
+    cpaths.push_back(p.c_str());
+  }
+  return cpaths;
+}
+
+}  // namespace detail
+
 /// Sends files and directories (with options.recursive) over one connection, pipelined; never
 /// throws. Returns ok when the batch ran, even if some files failed: `*outcomes` then has one
 /// entry per file, in order. Fails (and leaves `*outcomes` empty) when nothing could be
@@ -363,11 +413,7 @@ inline Result try_send_files(const std::string &host, uint16_t port,
     detail::ProgressState progress;
     detail::Options opts;
     Result r = detail::check_send(host, std::string(), options, &progress, &opts);
-    std::vector<const char *> cpaths;
-    for (const auto &p : paths) {
-      if (r) r = detail::check_c_string(p, "path");
-      cpaths.push_back(p.c_str());
-    }
+    std::vector<const char *> cpaths = detail::c_paths(paths, &r);
     if (!r) return r;
     knsock_batch_report *raw = nullptr;
     knsock_error *err = nullptr;
@@ -380,22 +426,7 @@ inline Result try_send_files(const std::string &host, uint16_t port,
     }
     std::unique_ptr<knsock_batch_report, void (*)(knsock_batch_report *)> report(
         raw, knsock_batch_report_free);
-    std::vector<FileOutcome> out;
-    for (std::size_t i = 0, n = knsock_batch_report_count(raw); i < n; ++i) {
-      FileOutcome f;
-      f.path = detail::str(knsock_batch_report_path(raw, i));
-      f.name = detail::str(knsock_batch_report_name(raw, i));
-      f.bytes = knsock_batch_report_bytes(raw, i);
-      f.skipped = knsock_batch_report_skipped(raw, i);
-      f.bytes_sent = knsock_batch_report_bytes_sent(raw, i);
-      f.bytes_reused = knsock_batch_report_bytes_reused(raw, i);
-      knsock_result code = knsock_batch_report_result(raw, i);
-      if (code != KNSOCK_RESULT_OK) {
-        f.result = detail::result_of(code, knsock_batch_report_error(raw, i));
-        detail::blame_callback(f.result, progress);
-      }
-      out.push_back(std::move(f));
-    }
+    std::vector<FileOutcome> out = detail::file_outcomes(raw, progress);
     if (outcomes) *outcomes = std::move(out);
     return Result{};
 #if KNSOCK_HPP_EXCEPTIONS
@@ -413,6 +444,87 @@ inline Result try_send_files(const std::string &host, uint16_t port,
                                            const SendOptions &options = {}) {
   std::vector<FileOutcome> out;
   Result r = try_send_files(host, port, paths, options, &out);
+  if (!r) throw Error(std::move(r));
+  return out;
+}
+#endif
+
+/// One receiver of send_files_multi().
+struct Receiver {
+  std::string host;
+  uint16_t port = 0;
+};
+
+/// What happened at one receiver in send_files_multi().
+struct ReceiverOutcome {
+  Receiver receiver;
+  Result result;                   // ok() when it was reached; else why not (no files then)
+  std::vector<FileOutcome> files;  // each file's outcome at this receiver, in order
+};
+
+/// Sends the same files and directories to several receivers at once, one connection and one
+/// thread per receiver, each as send_files() would (knsock_send_files_multi(): each file is read
+/// once while the receivers keep up, and a slow one never holds up the others); never throws.
+/// `progress` (may be empty) runs on the receivers' threads; options.progress and
+/// options.batch_progress are not called. Returns ok when the receivers were tried, even if
+/// some could not be reached or failed files: `*outcomes` then has one entry per receiver, in
+/// order. Fails (and leaves `*outcomes` empty) for bad arguments: no receivers, an empty host,
+/// a bad path, a walk error.
+inline Result try_send_files_multi(const std::vector<Receiver> &receivers,
+                                   const std::vector<std::string> &paths,
+                                   const SendOptions &options, MultiProgressFn progress,
+                                   std::vector<ReceiverOutcome> *outcomes) noexcept {
+#if KNSOCK_HPP_EXCEPTIONS
+  try {
+#endif
+    if (outcomes) outcomes->clear();
+    detail::ProgressState state;
+    state.multi = std::move(progress);
+    detail::Options opts;
+    Result r = detail::make_options(options, nullptr, &opts);
+    std::vector<knsock_receiver> crecv;
+    for (const auto &rc : receivers) {
+      if (r) r = detail::check_c_string(rc.host, "host");
+      crecv.push_back(knsock_receiver{rc.host.c_str(), rc.port});
+    }
+    std::vector<const char *> cpaths = detail::c_paths(paths, &r);
+    if (!r) return r;
+    knsock_multi_report *raw = nullptr;
+    knsock_error *err = nullptr;
+    knsock_result rc = knsock_send_files_multi(
+        crecv.data(), crecv.size(), cpaths.data(), cpaths.size(), opts.get(),
+        state.multi ? detail::multi_trampoline : nullptr, &state, &raw, &err);
+    if (rc != KNSOCK_RESULT_OK) return detail::take_result(rc, err);
+    std::unique_ptr<knsock_multi_report, void (*)(knsock_multi_report *)> report(
+        raw, knsock_multi_report_free);
+    std::vector<ReceiverOutcome> out;
+    for (std::size_t i = 0; i < receivers.size(); ++i) {
+      ReceiverOutcome o;
+      o.receiver = receivers[i];
+      knsock_result code = knsock_multi_report_result(raw, i);
+      if (code != KNSOCK_RESULT_OK)
+        o.result = detail::result_of(code, knsock_multi_report_error(raw, i));
+      else
+        o.files = detail::file_outcomes(knsock_multi_report_batch(raw, i), state);
+      out.push_back(std::move(o));
+    }
+    if (outcomes) *outcomes = std::move(out);
+    return Result{};
+#if KNSOCK_HPP_EXCEPTIONS
+  } catch (const std::exception &e) {
+    return Result{KNSOCK_RESULT_PANIC, e.what(), {}, 0};
+  }
+#endif
+}
+
+#if KNSOCK_HPP_EXCEPTIONS
+/// send_files_multi(); throws knsock::Error only for bad arguments. Unreachable receivers and
+/// per-file failures are in the outcomes.
+[[nodiscard]] inline std::vector<ReceiverOutcome> send_files_multi(
+    const std::vector<Receiver> &receivers, const std::vector<std::string> &paths,
+    const SendOptions &options = {}, MultiProgressFn progress = {}) {
+  std::vector<ReceiverOutcome> out;
+  Result r = try_send_files_multi(receivers, paths, options, std::move(progress), &out);
   if (!r) throw Error(std::move(r));
   return out;
 }

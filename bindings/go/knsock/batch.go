@@ -54,12 +54,48 @@ func SendFiles(ctx context.Context, addr string, paths []string, opts ...SendOpt
 	if err != nil {
 		return nil, err
 	}
+	if err := noNUL(host, "host"); err != nil {
+		return nil, err
+	}
+	b, err := newBatch(ctx, paths, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer b.free()
+	if b.st.progress != nil || b.st.batch != nil || b.st.ctx != nil {
+		h := newHandle(b.st)
+		// knsock_send_files returns only once no callback can run any more.
+		defer deleteHandle(h)
+		b.st.setCallbacks(b.copts, C.knsock_go_userdata(C.uintptr_t(h)))
+	}
+	chost := C.CString(host)
+	defer C.free(unsafe.Pointer(chost))
+
+	var rep *C.knsock_batch_report
+	var cerr *C.knsock_error
+	code := C.knsock_send_files(chost, C.uint16_t(port), b.paths(), C.size_t(len(b.cpaths)), b.copts, &rep, &cerr)
+	if code != C.KNSOCK_RESULT_OK {
+		e := takeError(code, cerr)
+		b.st.explain(e)
+		return nil, e
+	}
+	defer C.knsock_batch_report_free(rep)
+	return b.st.fileResults(rep), nil
+}
+
+// batch is what SendFiles and SendFilesMulti prepare: the C options, the paths as C strings and
+// the callbacks' state.
+type batch struct {
+	copts  *C.knsock_send_options
+	cpaths []*C.char
+	st     *sendState
+}
+
+// newBatch applies opts and copies paths for C; free releases both.
+func newBatch(ctx context.Context, paths []string, opts []SendOption) (*batch, error) {
 	var cfg sendConfig
 	for _, o := range opts {
 		o(&cfg)
-	}
-	if err := noNUL(host, "host"); err != nil {
-		return nil, err
 	}
 	for _, p := range paths {
 		if err := noNUL(p, "path"); err != nil {
@@ -70,49 +106,39 @@ func SendFiles(ctx context.Context, addr string, paths []string, opts ...SendOpt
 	if err != nil {
 		return nil, err
 	}
-	defer C.knsock_send_options_free(copts)
 	if err := cfg.setBatchOptions(copts); err != nil {
+		C.knsock_send_options_free(copts)
 		return nil, err
 	}
-
-	st := &sendState{progress: cfg.progress, batch: cfg.batchProgress}
+	b := &batch{copts: copts, st: &sendState{progress: cfg.progress, batch: cfg.batchProgress}}
 	if ctx.Done() != nil {
-		st.ctx = ctx
+		b.st.ctx = ctx
 	}
-	if st.progress != nil || st.batch != nil || st.ctx != nil {
-		h := newHandle(st)
-		// knsock_send_files returns only once no callback can run any more.
-		defer deleteHandle(h)
-		st.setCallbacks(copts, C.knsock_go_userdata(C.uintptr_t(h)))
-	}
-
-	chost := C.CString(host)
-	defer C.free(unsafe.Pointer(chost))
 	// A Go slice of C strings: Go memory without Go pointers, which C only reads during the call.
-	cpaths := make([]*C.char, len(paths))
+	b.cpaths = make([]*C.char, len(paths))
 	for i, p := range paths {
-		cpaths[i] = C.CString(p)
+		b.cpaths[i] = C.CString(p)
 	}
-	defer func() {
-		for _, p := range cpaths {
-			C.free(unsafe.Pointer(p))
-		}
-	}()
-	var pp **C.char
-	if len(cpaths) > 0 {
-		pp = &cpaths[0]
-	}
+	return b, nil
+}
 
-	var rep *C.knsock_batch_report
-	var cerr *C.knsock_error
-	code := C.knsock_send_files(chost, C.uint16_t(port), pp, C.size_t(len(cpaths)), copts, &rep, &cerr)
-	if code != C.KNSOCK_RESULT_OK {
-		e := takeError(code, cerr)
-		st.explain(e)
-		return nil, e
+// paths is the C array of the paths (NULL when there are none).
+func (b *batch) paths() **C.char {
+	if len(b.cpaths) == 0 {
+		return nil
 	}
-	defer C.knsock_batch_report_free(rep)
+	return &b.cpaths[0]
+}
 
+func (b *batch) free() {
+	for _, p := range b.cpaths {
+		C.free(unsafe.Pointer(p))
+	}
+	C.knsock_send_options_free(b.copts)
+}
+
+// fileResults copies each file's outcome out of a batch report (which keeps its ownership).
+func (st *sendState) fileResults(rep *C.knsock_batch_report) []FileResult {
 	n := int(C.knsock_batch_report_count(rep))
 	results := make([]FileResult, n)
 	for i := range results {
@@ -131,5 +157,5 @@ func SendFiles(ctx context.Context, addr string, paths []string, opts ...SendOpt
 			r.Err = e
 		}
 	}
-	return results, nil
+	return results
 }

@@ -35,13 +35,14 @@ func knsockGoProgress(h C.uintptr_t, sent, total C.uint64_t) C.int {
 }
 
 //export knsockGoBatchProgress
-func knsockGoBatchProgress(h C.uintptr_t, name *C.char, index, count C.size_t,
+func knsockGoBatchProgress(h C.uintptr_t, receiver C.size_t, name *C.char, index, count C.size_t,
 	fileSent, fileTotal, sent, total C.uint64_t) C.int {
 	st := cgo.Handle(h).Value().(*sendState)
 	var f func() error
 	if st.batch != nil { // else installed only to check the context
 		p := BatchProgress{Name: goString(name), Index: int(index), Count: int(count),
-			FileSent: uint64(fileSent), FileTotal: uint64(fileTotal), Sent: uint64(sent), Total: uint64(total)}
+			FileSent: uint64(fileSent), FileTotal: uint64(fileTotal), Sent: uint64(sent), Total: uint64(total),
+			Receiver: int(receiver)}
 		f = func() error { return st.batch(p) }
 	}
 	return goOn(st.callback("batch progress callback", f))

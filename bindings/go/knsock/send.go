@@ -106,12 +106,15 @@ type BatchProgress struct {
 	// whole whether they were sent, skipped or failed) and the list's size. Sent == Total at
 	// the last call when every file was sent or skipped.
 	Sent, Total uint64
+	// Receiver is the receiver's index in the addresses given to SendFilesMulti (0 otherwise).
+	Receiver int
 }
 
 // WithBatchProgress sets a callback with the whole list's progress: called where the per-file
 // progress callback is (after it, when both are set) and once for each file skipped as
 // unchanged. SendFile calls it too, as for a list of one (Index 0, Count 1); neither calls it
-// for WithLegacy sends. It runs on the thread doing the transfer. Returning a non-nil error (or
+// for WithLegacy sends. It runs on the thread doing the transfer (SendFilesMulti: on each
+// receiver's thread, concurrently; see there). Returning a non-nil error (or
 // panicking) aborts like WithProgress: the files not yet delivered fail with
 // ErrAbortedByCallback wrapping that error. A file refused before its content was sent gets no
 // call, but a small file (up to 64 KiB) in a batch is sent right after its offer, so a refused

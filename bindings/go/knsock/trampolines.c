@@ -13,8 +13,15 @@ int knsock_go_progress_tramp(void *userdata, const char *filename, uint64_t sent
 int knsock_go_batch_progress_tramp(void *userdata, const char *filename, size_t index, size_t count,
                                    uint64_t file_sent, uint64_t file_total, uint64_t sent,
                                    uint64_t total) {
-  return knsockGoBatchProgress((uintptr_t)userdata, (char *)filename, index, count, file_sent,
+  return knsockGoBatchProgress((uintptr_t)userdata, 0, (char *)filename, index, count, file_sent,
                                file_total, sent, total);
+}
+
+int knsock_go_multi_progress_tramp(void *userdata, size_t receiver, const char *filename,
+                                   size_t index, size_t count, uint64_t file_sent,
+                                   uint64_t file_total, uint64_t sent, uint64_t total) {
+  return knsockGoBatchProgress((uintptr_t)userdata, receiver, (char *)filename, index, count,
+                               file_sent, file_total, sent, total);
 }
 
 void knsock_go_done_tramp(void *userdata, enum knsock_result code, const struct knsock_error *error) {

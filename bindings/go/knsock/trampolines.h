@@ -14,6 +14,9 @@ int knsock_go_progress_tramp(void *userdata, const char *filename, uint64_t sent
 int knsock_go_batch_progress_tramp(void *userdata, const char *filename, size_t index, size_t count,
                                    uint64_t file_sent, uint64_t file_total, uint64_t sent,
                                    uint64_t total);
+int knsock_go_multi_progress_tramp(void *userdata, size_t receiver, const char *filename,
+                                   size_t index, size_t count, uint64_t file_sent,
+                                   uint64_t file_total, uint64_t sent, uint64_t total);
 void knsock_go_done_tramp(void *userdata, enum knsock_result code, const struct knsock_error *error);
 int knsock_go_pre_validator_tramp(void *userdata, const struct knsock_file_info *info, char *reason,
                                   size_t reason_len);

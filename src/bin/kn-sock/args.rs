@@ -1,10 +1,12 @@
 //! The command line of `kn-sock`: its subcommands, their options with defaults and ranges, and
 //! the parsers for seconds and octal modes.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use knsock::Receiver;
 
 #[derive(Parser)]
 #[command(name = "kn-sock", version, about = "Reliable file transfer over TCP")]
@@ -18,7 +20,8 @@ pub(crate) enum Command {
     /// Receive files into DIR until interrupted (Ctrl-C or SIGTERM stop it gracefully).
     RunFileServer(ServerArgs),
     /// Send files (and, with -r, directories) over one connection; each counts as delivered
-    /// only once the receiver has it verified and in place.
+    /// only once the receiver has it verified and in place. With --to (repeatable), to several
+    /// receivers at once.
     SendFile(SendArgs),
     /// Read a token's secret from stdin and print the tokens-file line for NAME.
     HashToken {
@@ -124,10 +127,13 @@ pub(crate) struct ServerArgs {
 
 #[derive(clap::Args)]
 pub(crate) struct SendArgs {
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    #[arg(required = true, value_name = "PATH")]
-    pub(crate) paths: Vec<PathBuf>,
+    /// HOST PORT PATH...: the receiver, then what to send. With --to, only PATH...
+    #[arg(required = true, value_name = "HOST PORT PATH")]
+    pub(crate) operands: Vec<OsString>,
+    /// A receiver as HOST:PORT ([ADDR]:PORT for IPv6). Repeat it to send the same files to
+    /// several receivers at once (each file read once); the operands are then only paths.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) to: Vec<String>,
     /// Send directories with everything beneath them.
     #[arg(short, long)]
     pub(crate) recursive: bool,
@@ -209,6 +215,50 @@ pub(crate) enum OverwriteArg {
     Replace,
     Refuse,
     Rename,
+}
+
+impl SendArgs {
+    /// The receivers (from --to, else the HOST PORT operands) and the paths to send.
+    pub(crate) fn receivers_and_paths(&self) -> Result<(Vec<Receiver>, Vec<PathBuf>), String> {
+        if !self.to.is_empty() {
+            let receivers = self
+                .to
+                .iter()
+                .map(|t| receiver(t))
+                .collect::<Result<_, _>>()?;
+            return Ok((receivers, self.operands.iter().map(PathBuf::from).collect()));
+        }
+        let [host, port, paths @ ..] = self.operands.as_slice() else {
+            return Err("send-file needs HOST PORT PATH... (or --to HOST:PORT PATH...)".into());
+        };
+        if paths.is_empty() {
+            return Err("send-file needs a PATH after HOST PORT".into());
+        }
+        let host = host.to_str().ok_or("HOST is not UTF-8")?;
+        let port = port
+            .to_str()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| format!("invalid port {port:?}: a number from 0 to 65535"))?;
+        Ok((
+            vec![Receiver::new(host, port)],
+            paths.iter().map(PathBuf::from).collect(),
+        ))
+    }
+}
+
+/// `HOST:PORT` or `[ADDR]:PORT`.
+fn receiver(s: &str) -> Result<Receiver, String> {
+    let bad = || format!("--to {s:?}: expected HOST:PORT");
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port = port.parse().map_err(|_| bad())?;
+    match host.is_empty() {
+        true => Err(bad()),
+        false => Ok(Receiver::new(host, port)),
+    }
 }
 
 /// A number of seconds above 0 and at most a day (a timeout).
