@@ -12,7 +12,7 @@ Run it with the Python that has boto3: scripts/install-deps.sh makes one in
 ${KNSOCK_S3_VENV:-~/.cache/knsock/s3-venv}; bench/s3.sh does all of that.
 Needs a release build (cargo build --release).
 """
-import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, os, shutil, statistics, subprocess, sys, tempfile, threading, time
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
@@ -30,6 +30,8 @@ def start_server(target, spool, env):
     first = p.stdout.readline()
     if not first.startswith("listening on 127.0.0.1:"):
         sys.exit(f"kn-sock server did not start: {first!r}")
+    # It prints a line per file: drain them, or a full pipe stops the server.
+    threading.Thread(target=lambda: [None for _ in p.stdout], daemon=True).start()
     return p, int(first.strip().rsplit(":", 1)[1])
 
 

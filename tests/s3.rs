@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::s3::{TestBucket, READONLY_KEY, READONLY_SECRET};
+use common::s3::{Forwarder, TestBucket, READONLY_KEY, READONLY_SECRET};
 use common::*;
 use knsock::protocol::{Frame, ALGO_XXH3_128};
 use knsock::{send_file, send_files, ErrorKind, SendOptions, Source};
@@ -241,6 +241,38 @@ fn a_missing_bucket_and_wrong_keys_fail_clearly() {
         "a refusal of the store was retried"
     );
     assert_eq!(bucket.keys(), Vec::<String>::new());
+    assert_eq!(srv.entries(), Vec::<String>::new());
+}
+
+#[test]
+fn a_store_that_becomes_unreachable_fails_files_with_a_code_the_sender_retries() {
+    let bucket = TestBucket::new("unreachable");
+    let forwarder = Forwarder::start();
+    let mut cfg = bucket.config("");
+    cfg.endpoint = Some(forwarder.endpoint.clone());
+    let store = Arc::new(knsock::S3Store::open(&cfg).unwrap());
+    let srv = TestServer::start(move |c| {
+        c.object_store(store);
+    });
+    forwarder.cut();
+    let src = tempfile::tempdir().unwrap();
+    let p = write_file(src.path(), "late.txt", b"late");
+    let opts = SendOptions {
+        retries: 2,
+        retry_delay: Duration::from_millis(10),
+        ..SendOptions::default()
+    };
+    let err = send_file("127.0.0.1", srv.port(), &p, &opts).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Store);
+    let reason = err.peer_reason().unwrap();
+    assert_eq!(reason.code, 15);
+    assert!(reason.text.contains("unreachable"), "{}", reason.text);
+    // Retried: the receiver saw each of the three attempts fail.
+    for _ in 0..3 {
+        let (kind, message) = srv.next_error();
+        assert_eq!(kind, ErrorKind::Store);
+        assert!(message.contains("late.txt"), "{message}");
+    }
     assert_eq!(srv.entries(), Vec::<String>::new());
 }
 

@@ -217,3 +217,82 @@ pub fn cli_env(cmd: &mut Command, spool: &Path) {
         .arg("--spool-dir")
         .arg(spool);
 }
+
+/// A TCP forwarder to the engine that can be cut off: then nothing gets through and new
+/// connections are refused, as when a store becomes unreachable.
+pub struct Forwarder {
+    pub endpoint: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    conns: Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    addr: std::net::SocketAddr,
+    refusing: std::sync::Mutex<Option<socket2::Socket>>,
+}
+
+impl Forwarder {
+    pub fn start() -> Forwarder {
+        use std::net::{TcpListener, TcpStream};
+        let target: std::net::SocketAddr = weed()
+            .endpoint
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns: Arc<std::sync::Mutex<Vec<TcpStream>>> = Arc::default();
+        let (s, c) = (Arc::clone(&stop), Arc::clone(&conns));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if s.load(std::sync::atomic::Ordering::SeqCst) {
+                    return; // the listener goes with this thread
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                let mut held = c.lock().unwrap();
+                held.push(client.try_clone().unwrap());
+                held.push(server.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Forwarder {
+            endpoint: format!("http://{addr}"),
+            stop,
+            conns,
+            addr,
+            refusing: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Cuts every connection and refuses new ones from now on.
+    pub fn cut(&self) {
+        use socket2::{Domain, Socket, Type};
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop so it ends and its listener closes.
+        let _ = std::net::TcpStream::connect(self.addr);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        // Hold the port, bound and never listening, until the test ends: connections to it
+        // are refused.
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let deadline = std::time::Instant::now() + super::EVENT_TIMEOUT;
+        while socket.bind(&self.addr.into()).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the forwarder's port stays taken"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        *self.refusing.lock().unwrap() = Some(socket);
+    }
+}
