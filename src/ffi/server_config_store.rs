@@ -19,9 +19,11 @@ use crate::{Error, Result};
 /// Stores received files in the bucket `url` names: `s3://BUCKET` or `s3://BUCKET/PREFIX`
 /// (copied). A file appears there only whole and verified (large files as a multipart upload,
 /// completed only after the checksum and the post-data validators pass, and aborted
-/// otherwise), with its mtime, mode and XXH3 digest as object metadata, so skip-unchanged works
-/// against the bucket; the sender's OK comes once the store acknowledged it. Disk-space checks
-/// do not apply; the maximum file size does. The keep-both overwrite policy is refused at start.
+/// otherwise), with its mtime and mode as object metadata, and its XXH3 digest (for a file
+/// above 16 MiB only when its sender offered it: skip-unchanged with checksums), so
+/// skip-unchanged works against the bucket; the sender's OK comes once the store acknowledged
+/// it. Disk-space checks do not apply; the maximum file size does. The keep-both overwrite
+/// policy is refused at start.
 /// Called again, it starts over: what the other `knsock_server_config_set_s3_*()` set is dropped.
 #[no_mangle]
 pub extern "C" fn knsock_server_config_set_s3(
