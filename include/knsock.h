@@ -1192,9 +1192,12 @@ enum knsock_result knsock_server_config_set_allow_legacy(struct knsock_server_co
  * Stores received files in the bucket `url` names: `s3://BUCKET` or `s3://BUCKET/PREFIX`
  * (copied). A file appears there only whole and verified (large files as a multipart upload,
  * completed only after the checksum and the post-data validators pass, and aborted
- * otherwise), with its mtime, mode and XXH3 digest as object metadata, so skip-unchanged works
- * against the bucket; the sender's OK comes once the store acknowledged it. Disk-space checks
- * do not apply; the maximum file size does. The keep-both overwrite policy is refused at start.
+ * otherwise), with its mtime and mode as object metadata, and its XXH3 digest (for a file
+ * above 16 MiB only when its sender offered it: skip-unchanged with checksums), so
+ * skip-unchanged works against the bucket; the sender's OK comes once the store acknowledged
+ * it. Disk-space checks do not apply; the maximum file size does. The keep-both overwrite
+ * policy is refused at start.
+ * Called again, it starts over: what the other `knsock_server_config_set_s3_*()` set is dropped.
  */
 enum knsock_result knsock_server_config_set_s3(struct knsock_server_config *config,
                                                const char *url);
@@ -1202,20 +1205,30 @@ enum knsock_result knsock_server_config_set_s3(struct knsock_server_config *conf
 /**
  * The store's endpoint, `http(s)://host[:port]` (copied), and whether it wants path-style
  * URLs (`ENDPOINT/BUCKET/KEY`, as MinIO and SeaweedFS do) rather than `BUCKET.ENDPOINT/KEY`.
+ * Default: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, else AWS's regional endpoint;
+ * virtual-hosted URLs.
+ * Call it after `knsock_server_config_set_s3()`: before, it fails with
+ * `KNSOCK_RESULT_INVALID_ARGUMENT`.
  */
 enum knsock_result knsock_server_config_set_s3_endpoint(struct knsock_server_config *config,
                                                         const char *endpoint,
                                                         bool path_style);
 
 /**
- * The region requests are signed for (copied), e.g. "us-east-1".
+ * The region requests are signed for (copied), e.g. "us-east-1". Default: `AWS_REGION`,
+ * `AWS_DEFAULT_REGION`, else `us-east-1`.
+ * Call it after `knsock_server_config_set_s3()`: before, it fails with
+ * `KNSOCK_RESULT_INVALID_ARGUMENT`.
  */
 enum knsock_result knsock_server_config_set_s3_region(struct knsock_server_config *config,
                                                       const char *region);
 
 /**
  * The keys requests are signed with (copied); `session_token` may be NULL. Prefer the
- * environment where the process has one: keys in a program's memory outlive their use.
+ * environment where the process has one (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+ * `AWS_SESSION_TOKEN`, read at start): keys in a program's memory outlive their use.
+ * Call it after `knsock_server_config_set_s3()`: before, it fails with
+ * `KNSOCK_RESULT_INVALID_ARGUMENT`.
  */
 enum knsock_result knsock_server_config_set_s3_credentials(struct knsock_server_config *config,
                                                            const char *access_key,
@@ -1225,6 +1238,8 @@ enum knsock_result knsock_server_config_set_s3_credentials(struct knsock_server_
 /**
  * Trusts the CA certificates of this PEM file (path copied; read at start) for an `https`
  * endpoint, instead of the system's trust store.
+ * Call it after `knsock_server_config_set_s3()`: before, it fails with
+ * `KNSOCK_RESULT_INVALID_ARGUMENT`.
  */
 enum knsock_result knsock_server_config_set_s3_ca_file(struct knsock_server_config *config,
                                                        const char *path);

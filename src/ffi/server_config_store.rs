@@ -19,9 +19,12 @@ use crate::{Error, Result};
 /// Stores received files in the bucket `url` names: `s3://BUCKET` or `s3://BUCKET/PREFIX`
 /// (copied). A file appears there only whole and verified (large files as a multipart upload,
 /// completed only after the checksum and the post-data validators pass, and aborted
-/// otherwise), with its mtime, mode and XXH3 digest as object metadata, so skip-unchanged works
-/// against the bucket; the sender's OK comes once the store acknowledged it. Disk-space checks
-/// do not apply; the maximum file size does. The keep-both overwrite policy is refused at start.
+/// otherwise), with its mtime and mode as object metadata, and its XXH3 digest (for a file
+/// above 16 MiB only when its sender offered it: skip-unchanged with checksums), so
+/// skip-unchanged works against the bucket; the sender's OK comes once the store acknowledged
+/// it. Disk-space checks do not apply; the maximum file size does. The keep-both overwrite
+/// policy is refused at start.
+/// Called again, it starts over: what the other `knsock_server_config_set_s3_*()` set is dropped.
 #[no_mangle]
 pub extern "C" fn knsock_server_config_set_s3(
     config: *mut knsock_server_config,
@@ -36,6 +39,10 @@ pub extern "C" fn knsock_server_config_set_s3(
 
 /// The store's endpoint, `http(s)://host[:port]` (copied), and whether it wants path-style
 /// URLs (`ENDPOINT/BUCKET/KEY`, as MinIO and SeaweedFS do) rather than `BUCKET.ENDPOINT/KEY`.
+/// Default: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, else AWS's regional endpoint;
+/// virtual-hosted URLs.
+/// Call it after `knsock_server_config_set_s3()`: before, it fails with
+/// `KNSOCK_RESULT_INVALID_ARGUMENT`.
 #[no_mangle]
 pub extern "C" fn knsock_server_config_set_s3_endpoint(
     config: *mut knsock_server_config,
@@ -52,7 +59,10 @@ pub extern "C" fn knsock_server_config_set_s3_endpoint(
     })
 }
 
-/// The region requests are signed for (copied), e.g. "us-east-1".
+/// The region requests are signed for (copied), e.g. "us-east-1". Default: `AWS_REGION`,
+/// `AWS_DEFAULT_REGION`, else `us-east-1`.
+/// Call it after `knsock_server_config_set_s3()`: before, it fails with
+/// `KNSOCK_RESULT_INVALID_ARGUMENT`.
 #[no_mangle]
 pub extern "C" fn knsock_server_config_set_s3_region(
     config: *mut knsock_server_config,
@@ -66,7 +76,10 @@ pub extern "C" fn knsock_server_config_set_s3_region(
 }
 
 /// The keys requests are signed with (copied); `session_token` may be NULL. Prefer the
-/// environment where the process has one: keys in a program's memory outlive their use.
+/// environment where the process has one (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`, read at start): keys in a program's memory outlive their use.
+/// Call it after `knsock_server_config_set_s3()`: before, it fails with
+/// `KNSOCK_RESULT_INVALID_ARGUMENT`.
 #[no_mangle]
 pub extern "C" fn knsock_server_config_set_s3_credentials(
     config: *mut knsock_server_config,
@@ -96,6 +109,8 @@ pub extern "C" fn knsock_server_config_set_s3_credentials(
 
 /// Trusts the CA certificates of this PEM file (path copied; read at start) for an `https`
 /// endpoint, instead of the system's trust store.
+/// Call it after `knsock_server_config_set_s3()`: before, it fails with
+/// `KNSOCK_RESULT_INVALID_ARGUMENT`.
 #[no_mangle]
 pub extern "C" fn knsock_server_config_set_s3_ca_file(
     config: *mut knsock_server_config,

@@ -623,6 +623,17 @@ struct ServerConfig {
   std::vector<std::pair<std::string, std::string>> identity_dirs;  // identity -> subdirectory
   bool allow_plaintext = false;  // UNSAFE: also plain knsock senders on a TLS server
   bool allow_legacy = false;     // UNSAFE: also kn-sock 0.3 uploads on a TLS server
+  // An S3-compatible bucket to store files in instead of `dir`, which then only spools their
+  // content; FileInfo::path in on_received is then "s3://BUCKET/KEY". The bucket is opened
+  // (one HEAD request) when the server starts: an unreachable store or refused keys fail the
+  // start with KNSOCK_RESULT_STORE. The others need `s3`; empty ones come from the standard
+  // AWS_* environment at start. Overwrite::Rename is refused with a bucket.
+  std::string s3;                 // "s3://BUCKET" or "s3://BUCKET/PREFIX"
+  std::string s3_endpoint;        // "http(s)://host[:port]"; default: AWS's
+  bool s3_path_style = false;     // with s3_endpoint: ENDPOINT/BUCKET/KEY (MinIO, SeaweedFS)
+  std::string s3_region;          // signed for; default "us-east-1"
+  std::string s3_access_key, s3_secret_key, s3_session_token;  // the token is optional
+  std::string s3_ca_file;         // trust these CAs (PEM) for an https endpoint
 };
 
 namespace detail {
@@ -765,6 +776,9 @@ class [[nodiscard]] Server {
     for (const std::string *s : {&cfg.tls_cert, &cfg.tls_key, &cfg.tls_self_signed,
                                  &cfg.tokens_file, &cfg.client_ca})
       if (bad) bad = detail::check_c_string(*s, "TLS setting");
+    for (const std::string *s : {&cfg.s3, &cfg.s3_endpoint, &cfg.s3_region, &cfg.s3_access_key,
+                                 &cfg.s3_secret_key, &cfg.s3_session_token, &cfg.s3_ca_file})
+      if (bad) bad = detail::check_c_string(*s, "S3 setting");
     for (const auto &[id, sub] : cfg.identity_dirs) {
       if (bad) bad = detail::check_c_string(id, "identity");
       if (bad) bad = detail::check_c_string(sub, "identity directory");
@@ -812,6 +826,17 @@ class [[nodiscard]] Server {
       step(knsock_server_config_set_identity_dir(p, id.c_str(), sub.c_str()));
     step(knsock_server_config_set_allow_plaintext(p, cfg.allow_plaintext));
     step(knsock_server_config_set_allow_legacy(p, cfg.allow_legacy));
+    // Set only when given (the C adjusters refuse to run before knsock_server_config_set_s3).
+    auto opt = [](const std::string &v) { return v.empty() ? nullptr : v.c_str(); };
+    if (!cfg.s3.empty()) step(knsock_server_config_set_s3(p, cfg.s3.c_str()));
+    if (!cfg.s3_endpoint.empty())
+      step(knsock_server_config_set_s3_endpoint(p, cfg.s3_endpoint.c_str(), cfg.s3_path_style));
+    if (!cfg.s3_region.empty()) step(knsock_server_config_set_s3_region(p, cfg.s3_region.c_str()));
+    if (opt(cfg.s3_access_key) || opt(cfg.s3_secret_key) || opt(cfg.s3_session_token))
+      step(knsock_server_config_set_s3_credentials(p, opt(cfg.s3_access_key),
+                                                   opt(cfg.s3_secret_key),
+                                                   opt(cfg.s3_session_token)));
+    if (!cfg.s3_ca_file.empty()) step(knsock_server_config_set_s3_ca_file(p, cfg.s3_ca_file.c_str()));
     if (rc != KNSOCK_RESULT_OK)
       return Result{rc,
                     "invalid server setting: " +

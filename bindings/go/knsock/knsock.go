@@ -52,6 +52,10 @@ const (
 	// CodeAuth: the server failed verification (pin, CA, name), refused our token or
 	// certificate (PeerCode 12), or one side speaks TLS and the other not (PeerCode 13).
 	CodeAuth Code = C.KNSOCK_RESULT_AUTH
+	// CodeStore: the receiver's object store failed: unreachable or slowing down (PeerCode 15;
+	// retries are made), or it refused (PeerCode 16: access denied, no such bucket). A server
+	// whose bucket cannot be opened fails to start with it.
+	CodeStore Code = C.KNSOCK_RESULT_STORE
 )
 
 // String is the library's description of the code ("unknown result code" for unknown ones).
@@ -74,6 +78,7 @@ var (
 	ErrPanic             = &Error{Code: CodePanic}
 	ErrInProgress        = &Error{Code: CodeInProgress}
 	ErrAuth              = &Error{Code: CodeAuth}
+	ErrStore             = &Error{Code: CodeStore}
 )
 
 // Error is a failure reported by knsock.

@@ -86,6 +86,20 @@ type ServerConfig struct {
 	IdentityDirs      map[string]string // identity -> its directory beneath Dir
 	AllowPlaintext    bool              // UNSAFE: also plain knsock senders on a TLS server
 	AllowLegacy       bool              // UNSAFE: also kn-sock 0.3 uploads on a TLS server
+
+	// S3 stores received files in an S3-compatible bucket, "s3://BUCKET" or "s3://BUCKET/PREFIX",
+	// instead of Dir, which then only spools their content; FileInfo.Path in Handler is then
+	// "s3://BUCKET/KEY". The bucket is opened (one HEAD request) at start: an unreachable store or
+	// refused keys make StartServer fail with ErrStore. The other S3 fields need S3 (without it
+	// they fail with ErrInvalidArgument); empty ones come from the standard AWS_* environment.
+	// OverwriteRename is refused with a bucket.
+	S3                       string
+	S3Endpoint               string // "http(s)://host[:port]"; default AWS's
+	S3PathStyle              bool   // with S3Endpoint: ENDPOINT/BUCKET/KEY URLs (MinIO, SeaweedFS)
+	S3Region                 string // signed for; default "us-east-1"
+	S3AccessKey, S3SecretKey string
+	S3SessionToken           string // optional, with the keys
+	S3CAFile                 string // trust these CAs (PEM) for an https endpoint
 }
 
 // serverState is what a server's callbacks reach through their cgo.Handle.
@@ -167,6 +181,9 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	set(C.knsock_server_config_set_accept_compression(c, C.bool(!cfg.NoCompression)), "accept compression")
 	if err == nil {
 		err = cfg.applySecurity(c)
+	}
+	if err == nil {
+		err = cfg.applyS3(c)
 	}
 
 	ss := &serverState{pre: cfg.PreValidator, post: cfg.PostValidator, handler: cfg.Handler, onError: cfg.ErrorHandler}

@@ -130,36 +130,59 @@ func (t *tlsConfig) apply(o *C.knsock_send_options) error {
 	return nil
 }
 
-// applySecurity sets a ServerConfig's TLS, authentication and limit settings on c.
-func (cfg *ServerConfig) applySecurity(c *C.knsock_server_config) error {
-	fail := func(code C.enum_knsock_result, what string) error {
-		if code == C.KNSOCK_RESULT_OK {
+// configSetter calls the setters of one C server config; each failure carries the setting's
+// name and the config's detail.
+type configSetter struct{ c *C.knsock_server_config }
+
+// step is one setting applied to a C server config.
+type step func() error
+
+func (s configSetter) fail(code C.enum_knsock_result, what string) error {
+	if code == C.KNSOCK_RESULT_OK {
+		return nil
+	}
+	e := errorFrom(C.int(code), C.knsock_server_config_last_error(s.c))
+	e.Message = what + ": " + e.Message
+	return e
+}
+
+// cstr is s as a new C string (the caller frees it), refused when it holds a NUL byte.
+func cstr(s, what string) (*C.char, error) {
+	if err := noNUL(s, what); err != nil {
+		return nil, err
+	}
+	return C.CString(s), nil
+}
+
+// str is the step that passes v to f, or nothing when v is empty.
+func (s configSetter) str(v, what string, f func(*C.knsock_server_config, *C.char) C.enum_knsock_result) step {
+	return func() error {
+		if v == "" {
 			return nil
 		}
-		e := errorFrom(C.int(code), C.knsock_server_config_last_error(c))
-		e.Message = what + ": " + e.Message
-		return e
-	}
-	cstr := func(s, what string) (*C.char, error) {
-		if err := noNUL(s, what); err != nil {
-			return nil, err
+		cs, err := cstr(v, what)
+		if err != nil {
+			return err
 		}
-		return C.CString(s), nil
+		defer C.free(unsafe.Pointer(cs))
+		return s.fail(f(s.c, cs), what)
 	}
-	type step func() error
-	path := func(v, what string, f func(*C.knsock_server_config, *C.char) C.enum_knsock_result) step {
-		return func() error {
-			if v == "" {
-				return nil
-			}
-			cs, err := cstr(v, what)
-			if err != nil {
-				return err
-			}
-			defer C.free(unsafe.Pointer(cs))
-			return fail(f(c, cs), what)
+}
+
+// run applies the steps in order and stops at the first failure.
+func run(steps []step) error {
+	for _, st := range steps {
+		if err := st(); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// applySecurity sets a ServerConfig's TLS, authentication and limit settings on c.
+func (cfg *ServerConfig) applySecurity(c *C.knsock_server_config) error {
+	set := configSetter{c}
+	fail, path := set.fail, set.str
 	steps := []step{
 		func() error {
 			if cfg.TLSCert == "" && cfg.TLSKey == "" {
@@ -249,12 +272,7 @@ func (cfg *ServerConfig) applySecurity(c *C.knsock_server_config) error {
 			return fail(C.knsock_server_config_set_raise_fd_limit(c, C.bool(!cfg.KeepFDLimit)), "raise fd limit")
 		},
 	}
-	for _, s := range steps {
-		if err := s(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return run(steps)
 }
 
 // HashToken hashes a token's secret for a server's tokens file (ServerConfig.TokensFile): write
