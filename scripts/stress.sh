@@ -17,6 +17,12 @@ logs=target/stress
 mkdir -p "$logs"
 started=$SECONDS
 
+cleanup=()
+on_exit() { for c in "${cleanup[@]}"; do eval "$c" || true; done; }
+trap on_exit EXIT
+# The C, C++ and Go S3 tests need an engine: the caller's (scripts/test.sh), else one of ours.
+source scripts/s3-env.sh
+
 # Runs "$@" with its output in $logs/$name.log; on failure prints the log's tail and stops.
 run_logged() {
   local name=$1
@@ -48,7 +54,7 @@ if [[ -f bindings/go/go.mod ]]; then
   # found already), and the cgo build is keyed on the library's content.
   if ! pkg-config --exists knsock-static 2>/dev/null; then
     prefix=$(mktemp -d)
-    trap 'rm -rf "$prefix"' EXIT
+    cleanup+=("rm -rf '$prefix'")
     LIBDIR=lib scripts/install.sh "$prefix" >/dev/null
     export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
   fi

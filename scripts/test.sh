@@ -16,18 +16,7 @@ on_exit() { for c in "${cleanup[@]}"; do eval "$c" || true; done; }
 trap on_exit EXIT
 
 step "S3 engine for the S3 tests of every suite (SeaweedFS, built once into the cache)"
-# One engine for the whole run (each test makes its own bucket); the Rust tests start their
-# own when KNSOCK_S3_ENDPOINT is unset.
-weed_dir=$(mktemp -d)
-cleanup+=("scripts/seaweedfs.sh stop '$weed_dir' >/dev/null; rm -rf '$weed_dir'")
-scripts/seaweedfs.sh start "$weed_dir" >/dev/null
-KNSOCK_S3_ENDPOINT=$(cat "$weed_dir/endpoint")
-# A bucket for the C, C++ and Go tests (each uses a key prefix of its own); the Rust tests make
-# their own buckets.
-KNSOCK_S3_BUCKET=knsock-bindings
-curl -fsS -o /dev/null -X PUT --aws-sigv4 "aws:amz:us-east-1:s3" \
-  --user knsock-test:knsock-test-secret "$KNSOCK_S3_ENDPOINT/$KNSOCK_S3_BUCKET"
-export KNSOCK_S3_ENDPOINT KNSOCK_S3_BUCKET
+source scripts/s3-env.sh
 
 step "build (release: library, CLI)"
 cargo build --release --locked
