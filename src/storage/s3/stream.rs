@@ -15,9 +15,9 @@ use super::{local_error, S3Store};
 use crate::storage::object::{ObjectError, ObjectMeta, Upload};
 
 /// Threads sending parts of one object.
-const SENDERS: usize = 4;
+const SENDERS: usize = 8;
 /// Parts waiting for a sender before `progress` blocks.
-const QUEUED: usize = 2;
+const QUEUED: usize = 4;
 
 /// A part to send: its index, first byte and length.
 type Part = (usize, u64, u64);
