@@ -46,7 +46,9 @@ pub use server::{
 };
 #[cfg(feature = "s3")]
 pub use storage::S3Store;
-pub use storage::{ObjectError, ObjectMeta, ObjectStore, Overwrite, S3Config};
+pub use storage::{
+    ObjectError, ObjectErrorKind, ObjectMeta, ObjectStore, Overwrite, S3Config, Upload,
+};
 pub use tls::{check_pin, hash_token, split_token, ServerIdentity, TlsOptions};
 pub use walk::{collect_sources, Source, WalkOptions};
 

@@ -277,6 +277,33 @@ fn a_store_that_becomes_unreachable_fails_files_with_a_code_the_sender_retries()
 }
 
 #[test]
+fn the_refuse_policy_keeps_an_object_another_writer_stored_first() {
+    // The validator plays another receiver sharing the bucket: it stores the object after
+    // this one found the name free, before this one uploads (or completes) it.
+    let bucket = Arc::new(TestBucket::new("refuse"));
+    let b = Arc::clone(&bucket);
+    let srv = s3_server(&bucket, "", move |c| {
+        c.overwrite(knsock::Overwrite::Refuse)
+            .validate_after(move |f| {
+                b.put(&f.name, b"the other writer's");
+                Ok(())
+            });
+    });
+    let src = tempfile::tempdir().unwrap();
+    for (name, size) in [("small.bin", 1000usize), ("large.bin", 20 << 20)] {
+        let p = write_file(src.path(), name, &random_bytes(size, 5));
+        let err = send_file("127.0.0.1", srv.port(), &p, &SendOptions::default()).unwrap_err();
+        let reason = err.peer_reason().unwrap();
+        assert_eq!(reason.code, 2, "{name}: {}", reason.text);
+        assert_eq!(bucket.get(name).unwrap(), b"the other writer's", "{name}");
+        // Found at admission the second time: refused before any data.
+        let err = send_file("127.0.0.1", srv.port(), &p, &SendOptions::default()).unwrap_err();
+        assert_eq!(err.peer_reason().unwrap().code, 2);
+    }
+    assert!(bucket.uploads().is_empty());
+}
+
+#[test]
 fn keep_both_is_refused_with_an_object_store() {
     let bucket = TestBucket::new("rename");
     let spool = tempfile::tempdir().unwrap();

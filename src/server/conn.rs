@@ -136,7 +136,7 @@ impl<'a, S: Transport> Connection<'a, S> {
         let remaining = offer.size.saturating_sub(start);
         let meta = self.object_meta(offer);
         let mut store_err = place
-            .begin(&temp, &meta)
+            .begin(&temp, &meta, self.shared.config.overwrite)
             .and_then(|()| place.progress(start))
             .err();
         let (mut write_err, mut written) = (None, start);

@@ -3,7 +3,7 @@
 
 use crate::error::Error;
 use crate::protocol::Code;
-use crate::storage::StoreError;
+use crate::storage::{ObjectErrorKind, StoreError};
 
 /// A refusal of one file: the wire code and the text the sender sees.
 pub(crate) struct Refusal(pub(crate) Code, pub(crate) String);
@@ -23,8 +23,11 @@ impl From<StoreError> for Refusal {
             StoreError::BadPath(why) => Refusal(Code::BadName, why),
             StoreError::Exists => Refusal(Code::Exists, "a file with that name exists".into()),
             StoreError::Io(e) => io_refusal(e),
-            StoreError::Object(e) if e.temporary => Refusal(Code::StoreUnavailable, e.text),
-            StoreError::Object(e) => Refusal(Code::StoreRefused, e.text),
+            StoreError::Object(e) => match e.kind {
+                ObjectErrorKind::Temporary => Refusal(Code::StoreUnavailable, e.text),
+                ObjectErrorKind::Refused => Refusal(Code::StoreRefused, e.text),
+                ObjectErrorKind::Exists => Refusal(Code::Exists, e.text),
+            },
         }
     }
 }

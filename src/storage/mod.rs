@@ -16,7 +16,7 @@ mod types;
 
 pub use digest_store::remember;
 pub use digests::DigestCache;
-pub use object::{ObjectError, ObjectMeta, ObjectStore};
+pub use object::{ObjectError, ObjectErrorKind, ObjectMeta, ObjectStore, Upload};
 pub use root::Root;
 #[cfg(feature = "s3")]
 pub use s3::S3Store;

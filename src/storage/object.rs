@@ -22,10 +22,39 @@ pub struct ObjectMeta {
 /// Why the store did not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectError {
-    /// Trying again later may succeed (unreachable, slow down, a server error); otherwise the
-    /// store refused for good (access denied, no such bucket).
-    pub temporary: bool,
+    pub kind: ObjectErrorKind,
     pub text: String,
+}
+
+/// What kind of failure an [`ObjectError`] is: what the sender is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectErrorKind {
+    /// Trying again later may succeed: unreachable, slow down, a server error.
+    Temporary,
+    /// The store refused for good: access denied, no such bucket.
+    Refused,
+    /// An object was stored under the key meanwhile, and the policy forbids replacing it.
+    Exists,
+}
+
+impl ObjectError {
+    pub fn temporary(text: impl Into<String>) -> ObjectError {
+        ObjectError {
+            kind: ObjectErrorKind::Temporary,
+            text: text.into(),
+        }
+    }
+
+    pub fn refused(text: impl Into<String>) -> ObjectError {
+        ObjectError {
+            kind: ObjectErrorKind::Refused,
+            text: text.into(),
+        }
+    }
+
+    pub fn is_temporary(&self) -> bool {
+        self.kind == ObjectErrorKind::Temporary
+    }
 }
 
 impl fmt::Display for ObjectError {
@@ -46,17 +75,26 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
 
     /// Stores the verified content of `file` (read from its start) at `key` with `meta`. The
     /// object appears complete or not at all: an upload that fails is aborted, never left
-    /// behind. Returns only once the store acknowledged it.
-    fn put(&self, key: &str, file: &File, meta: &ObjectMeta) -> Result<(), ObjectError>;
+    /// behind. Returns only once the store acknowledged it. With `if_absent`, an object stored
+    /// at `key` meanwhile is kept and this fails with [`ObjectErrorKind::Exists`] (a
+    /// conditional write, so two receivers sharing the bucket cannot both win).
+    fn put(
+        &self,
+        key: &str,
+        file: &File,
+        meta: &ObjectMeta,
+        if_absent: bool,
+    ) -> Result<(), ObjectError>;
 
     /// Starts storing an object of `meta.size` bytes while its content still arrives in `file`
     /// (the spool), or `None` when the store would rather take it whole at the end (a small
-    /// one). Nothing appears at `key` until [`Upload::finish`].
+    /// one). Nothing appears at `key` until [`Upload::finish`]; `if_absent` as for `put`.
     fn begin(
         &self,
         key: &str,
         file: &File,
         meta: &ObjectMeta,
+        if_absent: bool,
     ) -> Result<Option<Box<dyn Upload>>, ObjectError>;
 
     /// Removes what interrupted runs left in the store: the unfinished uploads this store

@@ -176,12 +176,18 @@ impl Place {
 
     /// The content starts arriving in `temp`: a large object starts going up now (nothing
     /// appears until [`Place::publish`]). `meta` has no digest unless the sender offered one.
-    pub fn begin(&mut self, temp: &TempFile, meta: &ObjectMeta) -> Result<(), StoreError> {
+    pub fn begin(
+        &mut self,
+        temp: &TempFile,
+        meta: &ObjectMeta,
+        policy: Overwrite,
+    ) -> Result<(), StoreError> {
         if let Place::Object {
             store, key, upload, ..
         } = self
         {
-            *upload = store.begin(key, temp.file_ref(), meta)?;
+            let if_absent = policy == Overwrite::Refuse;
+            *upload = store.begin(key, temp.file_ref(), meta, if_absent)?;
         }
         Ok(())
     }
@@ -224,7 +230,7 @@ impl Place {
             } => {
                 match upload.take() {
                     Some(u) => u.finish()?,
-                    None => store.put(key, temp.file_ref(), meta)?,
+                    None => store.put(key, temp.file_ref(), meta, policy == Overwrite::Refuse)?,
                 }
                 Ok(Stored {
                     name: name.clone(),

@@ -198,6 +198,17 @@ impl TestBucket {
         }
     }
 
+    /// Stores `data` as this test's object `key`, as another writer would.
+    pub fn put(&self, key: &str, data: &[u8]) {
+        let c = &self.client;
+        let url = c
+            .bucket
+            .put_object(Some(&c.creds), &format!("{}{key}", self.root))
+            .sign(Duration::from_secs(60));
+        let status = c.agent.put(url.as_str()).send(data).unwrap().status();
+        assert_eq!(status, 200, "PUT {key}");
+    }
+
     /// Keys of this test's unfinished multipart uploads, relative to its prefix.
     pub fn uploads(&self) -> Vec<String> {
         let found = self.store("").unfinished_uploads().unwrap();
@@ -283,8 +294,9 @@ impl Forwarder {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }
         // Hold the port, bound and never listening, until the test ends: connections to it
-        // are refused.
+        // are refused. (The cut connections still hold the port as theirs: reuse it.)
         let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket.set_reuse_address(true).unwrap();
         let deadline = std::time::Instant::now() + super::EVENT_TIMEOUT;
         while socket.bind(&self.addr.into()).is_err() {
             assert!(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ureq::SendBody;
 use url::Url;
 
-use crate::storage::object::ObjectError;
+use crate::storage::object::{ObjectError, ObjectErrorKind};
 
 /// Tries per request before a temporary failure is reported; the waits between them grow
 /// fourfold from 100 ms, as the AWS SDKs' standard mode does.
@@ -88,7 +88,7 @@ pub(super) fn send(agent: &ureq::Agent, req: &Request<'_>) -> Result<Reply, Obje
         tries += 1;
         let outcome = send_once(agent, req).and_then(|r| judge(req, r));
         match outcome {
-            Err(e) if e.temporary && tries < TRIES => {
+            Err(e) if e.is_temporary() && tries < TRIES => {
                 std::thread::sleep(wait);
                 wait *= 4;
             }
@@ -123,7 +123,7 @@ fn send_once(agent: &ureq::Agent, req: &Request<'_>) -> Result<Reply, ObjectErro
         }
     };
     let request = builder.body(body).map_err(|e| ObjectError {
-        temporary: false,
+        kind: ObjectErrorKind::Refused,
         text: format!("{}: bad request: {e}", req.what),
     })?;
     let mut response = agent.run(request).map_err(|e| unreachable(req, &e))?;
@@ -154,7 +154,7 @@ fn send_once(agent: &ureq::Agent, req: &Request<'_>) -> Result<Reply, ObjectErro
 fn unreachable(req: &Request<'_>, e: &ureq::Error) -> ObjectError {
     let host = req.url.host_str().unwrap_or("?");
     ObjectError {
-        temporary: true,
+        kind: ObjectErrorKind::Temporary,
         text: format!(
             "{}: the object store at {host} is unreachable ({e})",
             req.what
@@ -169,15 +169,18 @@ fn judge(req: &Request<'_>, reply: Reply) -> Result<Reply, ObjectError> {
     }
     let code = tag(&reply.body, "Code").unwrap_or_default();
     let message = tag(&reply.body, "Message").unwrap_or_default();
-    let (temporary, why) = match (reply.status, code.as_str()) {
-        (_, "NoSuchBucket") => (false, "the bucket does not exist".to_string()),
+    use ObjectErrorKind::{Exists, Refused, Temporary};
+    let (kind, why) = match (reply.status, code.as_str()) {
+        (_, "NoSuchBucket") => (Refused, "the bucket does not exist"),
         (403, _) | (_, "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch") => {
-            (false, "access denied by the object store".to_string())
+            (Refused, "access denied by the object store")
         }
-        (503, _) | (_, "SlowDown") => (true, "the object store asks to slow down".to_string()),
-        (500..=599, _) => (true, "the object store failed".to_string()),
-        (404, _) if req.method == "HEAD" => (false, "the bucket does not exist".to_string()),
-        _ => (false, "the object store refused the request".to_string()),
+        // A conditional write (If-None-Match: *) found an object there.
+        (412, _) | (_, "PreconditionFailed") => (Exists, "an object with that name exists"),
+        (503, _) | (_, "SlowDown") => (Temporary, "the object store asks to slow down"),
+        (500..=599, _) => (Temporary, "the object store failed"),
+        (404, _) if req.method == "HEAD" => (Refused, "the bucket does not exist"),
+        _ => (Refused, "the object store refused the request"),
     };
     let detail = match (code.is_empty(), message.is_empty()) {
         (true, _) => format!("HTTP {}", reply.status),
@@ -185,7 +188,7 @@ fn judge(req: &Request<'_>, reply: Reply) -> Result<Reply, ObjectError> {
         (false, false) => format!("HTTP {}, {code}: {message}", reply.status),
     };
     Err(ObjectError {
-        temporary,
+        kind,
         text: format!("{}: {why} ({detail})", req.what),
     })
 }

@@ -15,7 +15,7 @@ use url::Url;
 use super::s3_config::S3Config;
 use http::{send, Body, Reply, Request};
 
-use super::object::{ObjectError, ObjectMeta, ObjectStore, Upload};
+use super::object::{ObjectError, ObjectErrorKind, ObjectMeta, ObjectStore, Upload};
 use crate::error::{Error, Result};
 
 /// How long a signed request stays valid: long enough for one slow part.
@@ -147,13 +147,20 @@ impl S3Store {
         )
     }
 
-    fn put_small(&self, key: &str, file: &File, meta: &ObjectMeta) -> Result<(), ObjectError> {
+    fn put_small(
+        &self,
+        key: &str,
+        file: &File,
+        meta: &ObjectMeta,
+        if_absent: bool,
+    ) -> Result<(), ObjectError> {
         let body = Body::File {
             file,
             start: 0,
             len: meta.size,
         };
-        let headers = meta_headers(meta);
+        let mut headers = meta_headers(meta);
+        headers.extend(condition(if_absent));
         let mut action = self.bucket.put_object(Some(&self.credentials), key);
         for (k, v) in &headers {
             action.headers_mut().insert(k.clone(), v.clone());
@@ -177,16 +184,19 @@ impl ObjectStore for S3Store {
         Ok(self.head_reply(key)?.status != 404)
     }
 
-    fn put(&self, key: &str, file: &File, meta: &ObjectMeta) -> Result<(), ObjectError> {
-        if meta.size <= PART {
-            return self.put_small(key, file, meta);
-        }
-        match self.begin(key, file, meta)? {
+    fn put(
+        &self,
+        key: &str,
+        file: &File,
+        meta: &ObjectMeta,
+        if_absent: bool,
+    ) -> Result<(), ObjectError> {
+        match self.begin(key, file, meta, if_absent)? {
             Some(mut upload) => {
                 upload.progress(meta.size)?;
                 upload.finish()
             }
-            None => self.put_small(key, file, meta),
+            None => self.put_small(key, file, meta, if_absent),
         }
     }
 
@@ -195,6 +205,7 @@ impl ObjectStore for S3Store {
         key: &str,
         file: &File,
         meta: &ObjectMeta,
+        if_absent: bool,
     ) -> Result<Option<Box<dyn Upload>>, ObjectError> {
         if meta.size <= PART {
             return Ok(None);
@@ -205,6 +216,7 @@ impl ObjectStore for S3Store {
             key,
             file,
             meta,
+            if_absent,
         )?)))
     }
 
@@ -265,6 +277,11 @@ fn roots(config: &S3Config) -> Result<Vec<ureq::tls::Certificate<'static>>> {
         .collect())
 }
 
+/// The header of a conditional write that keeps an object already there (S3 answers 412).
+fn condition(if_absent: bool) -> Option<(String, String)> {
+    if_absent.then(|| ("if-none-match".to_string(), "*".to_string()))
+}
+
 fn meta_headers(meta: &ObjectMeta) -> Vec<(String, String)> {
     let mut headers = vec![
         (
@@ -302,7 +319,7 @@ fn parse_meta(reply: &Reply) -> Option<ObjectMeta> {
 /// A failure to read the receiver's own spooled copy.
 fn local_error(key: &str, e: &std::io::Error) -> ObjectError {
     ObjectError {
-        temporary: false,
+        kind: ObjectErrorKind::Refused,
         text: format!("reading the received content of '{key}': {e}"),
     }
 }

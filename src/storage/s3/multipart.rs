@@ -10,8 +10,8 @@ use rusty_s3::{Map, Method, S3Action};
 use url::Url;
 
 use super::http::{blocks, send, tag, Body};
-use super::{meta_headers, S3Store, PART, SIGNED_FOR};
-use crate::storage::object::{ObjectError, ObjectMeta, ObjectStore};
+use super::{condition, meta_headers, S3Store, PART, SIGNED_FOR};
+use crate::storage::object::{ObjectError, ObjectErrorKind, ObjectMeta, ObjectStore};
 
 /// Starts a multipart upload with `meta` as the object's metadata; returns its id.
 pub(super) fn create(store: &S3Store, key: &str, meta: &ObjectMeta) -> Result<String, ObjectError> {
@@ -31,7 +31,7 @@ pub(super) fn create(store: &S3Store, key: &str, meta: &ObjectMeta) -> Result<St
     CreateMultipartUpload::parse_response(&reply.body)
         .map(|r| r.upload_id().to_string())
         .map_err(|e| ObjectError {
-            temporary: false,
+            kind: ObjectErrorKind::Refused,
             text: format!("starting the upload of '{key}': unreadable answer ({e})"),
         })
 }
@@ -66,7 +66,7 @@ pub(super) fn upload_part(
         .header("etag")
         .map(str::to_string)
         .ok_or_else(|| ObjectError {
-            temporary: true,
+            kind: ObjectErrorKind::Temporary,
             text: format!("{what}: the store gave no ETag"),
         })
 }
@@ -77,13 +77,18 @@ pub(super) fn complete(
     key: &str,
     upload_id: &str,
     etags: &[String],
+    if_absent: bool,
 ) -> Result<(), ObjectError> {
-    let action = store.bucket.complete_multipart_upload(
+    let mut action = store.bucket.complete_multipart_upload(
         Some(&store.credentials),
         key,
         upload_id,
         etags.iter().map(String::as_str),
     );
+    let headers: Vec<(String, String)> = condition(if_absent).into_iter().collect();
+    for (k, v) in &headers {
+        action.headers_mut().insert(k.clone(), v.clone());
+    }
     let url = action.sign(SIGNED_FOR);
     let body = action.body();
     let what = format!("completing the upload of '{key}'");
@@ -92,7 +97,7 @@ pub(super) fn complete(
         &store.request(
             "POST",
             url,
-            Vec::new(),
+            headers,
             Body::Bytes(body.as_bytes()),
             what.clone(),
         ),
@@ -100,7 +105,11 @@ pub(super) fn complete(
     // S3 may answer 200 and still report a failure in the body.
     match tag(&reply.body, "Code") {
         Some(code) if reply.body.contains("<Error>") => Err(ObjectError {
-            temporary: code == "InternalError" || code == "SlowDown",
+            kind: match code.as_str() {
+                "InternalError" | "SlowDown" => ObjectErrorKind::Temporary,
+                "PreconditionFailed" => ObjectErrorKind::Exists,
+                _ => ObjectErrorKind::Refused,
+            },
             text: format!("{what}: {code}"),
         }),
         _ => Ok(()),

@@ -12,7 +12,7 @@ use crossbeam_channel::{bounded, Sender};
 use super::journal::Note;
 use super::multipart::{abort, complete, create, part_size, upload_part};
 use super::{local_error, S3Store};
-use crate::storage::object::{ObjectError, ObjectMeta, Upload};
+use crate::storage::object::{ObjectError, ObjectErrorKind, ObjectMeta, Upload};
 
 /// Threads sending parts of one object.
 const SENDERS: usize = 8;
@@ -41,6 +41,8 @@ pub(super) struct S3Upload {
     senders: Vec<JoinHandle<()>>,
     outcome: Arc<Mutex<Outcome>>,
     _note: Option<Note>,
+    /// Complete only if no object is at the key by then.
+    if_absent: bool,
     done: bool,
 }
 
@@ -58,6 +60,7 @@ impl S3Upload {
         key: &str,
         file: File,
         meta: &ObjectMeta,
+        if_absent: bool,
     ) -> Result<S3Upload, ObjectError> {
         let upload_id = create(&store, key, meta)?;
         let note = match &store.journal {
@@ -110,6 +113,7 @@ impl S3Upload {
             senders,
             outcome,
             _note: note,
+            if_absent,
             done: false,
         })
     }
@@ -164,10 +168,16 @@ impl Upload for S3Upload {
             .into_iter()
             .collect::<Option<_>>()
             .ok_or_else(|| ObjectError {
-                temporary: true,
+                kind: ObjectErrorKind::Temporary,
                 text: format!("storing '{}': a part went missing", self.key),
             })?;
-        complete(&self.store, &self.key, &self.upload_id, &etags)?;
+        complete(
+            &self.store,
+            &self.key,
+            &self.upload_id,
+            &etags,
+            self.if_absent,
+        )?;
         self.done = true;
         Ok(())
     }
@@ -178,7 +188,7 @@ impl Drop for S3Upload {
         if !self.done {
             // Parts still queued are skipped once a failure is recorded.
             lock(&self.outcome).failed.get_or_insert(ObjectError {
-                temporary: false,
+                kind: ObjectErrorKind::Refused,
                 text: "abandoned".into(),
             });
             self.stop_senders();
