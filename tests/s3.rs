@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,39 @@ fn s3_server(
         c.object_store(store);
         tune(c);
     })
+}
+
+/// A server storing into the bucket `cfg` names.
+fn s3_server_with(cfg: &knsock::S3Config) -> TestServer {
+    let store = Arc::new(knsock::S3Store::open(cfg).unwrap());
+    TestServer::start(move |c| {
+        c.object_store(store);
+    })
+}
+
+/// Sends a small file `name` with two retries allowed, through a proxy that counts the
+/// attempts; it must fail with the store's `code` and a reason holding `text`, after
+/// `attempts` connections, and the error handler must hear of each with `Store`.
+fn send_failing_with(srv: &TestServer, name: &str, code: u16, text: &str, attempts: u64) {
+    let src = tempfile::tempdir().unwrap();
+    let p = write_file(src.path(), name, b"content");
+    let opts = SendOptions {
+        retries: 2,
+        retry_delay: Duration::from_millis(10),
+        ..SendOptions::default()
+    };
+    let proxy = CutProxy::start(srv.addr(), u64::MAX);
+    let err = send_file("127.0.0.1", proxy.addr.port(), &p, &opts).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Store);
+    let reason = err.peer_reason().unwrap();
+    assert_eq!(reason.code, code);
+    assert!(reason.text.contains(text), "{}", reason.text);
+    assert_eq!(proxy.connections.load(Ordering::SeqCst), attempts);
+    for _ in 0..attempts {
+        let (kind, message) = srv.next_error();
+        assert_eq!(kind, ErrorKind::Store);
+        assert!(message.contains(name), "{message}");
+    }
 }
 
 #[test]
@@ -217,29 +251,9 @@ fn a_missing_bucket_and_wrong_keys_fail_clearly() {
     let mut cfg = bucket.config("");
     cfg.access_key = Some(READONLY_KEY.into());
     cfg.secret_key = Some(READONLY_SECRET.into());
-    let store = Arc::new(knsock::S3Store::open(&cfg).unwrap());
-    let srv = TestServer::start(move |c| {
-        c.object_store(store);
-    });
-    let src = tempfile::tempdir().unwrap();
-    let p = write_file(src.path(), "denied.txt", b"denied");
-    let opts = SendOptions {
-        retries: 2,
-        retry_delay: Duration::from_millis(10),
-        ..SendOptions::default()
-    };
-    let err = send_file("127.0.0.1", srv.port(), &p, &opts).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Store);
-    let reason = err.peer_reason().unwrap();
-    assert_eq!(reason.code, 16);
-    assert!(reason.text.contains("access denied"), "{}", reason.text);
-    let (kind, message) = srv.next_error();
-    assert_eq!(kind, ErrorKind::Store);
-    assert!(message.contains("denied.txt"), "{message}");
-    assert!(
-        srv.errors.try_recv().is_err(),
-        "a refusal of the store was retried"
-    );
+    let srv = s3_server_with(&cfg);
+    // Not retried: one attempt.
+    send_failing_with(&srv, "denied.txt", 16, "access denied", 1);
     assert_eq!(bucket.keys(), Vec::<String>::new());
     assert_eq!(srv.entries(), Vec::<String>::new());
 }
@@ -250,29 +264,10 @@ fn a_store_that_becomes_unreachable_fails_files_with_a_code_the_sender_retries()
     let forwarder = Forwarder::start();
     let mut cfg = bucket.config("");
     cfg.endpoint = Some(forwarder.endpoint.clone());
-    let store = Arc::new(knsock::S3Store::open(&cfg).unwrap());
-    let srv = TestServer::start(move |c| {
-        c.object_store(store);
-    });
+    let srv = s3_server_with(&cfg);
     forwarder.cut();
-    let src = tempfile::tempdir().unwrap();
-    let p = write_file(src.path(), "late.txt", b"late");
-    let opts = SendOptions {
-        retries: 2,
-        retry_delay: Duration::from_millis(10),
-        ..SendOptions::default()
-    };
-    let err = send_file("127.0.0.1", srv.port(), &p, &opts).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Store);
-    let reason = err.peer_reason().unwrap();
-    assert_eq!(reason.code, 15);
-    assert!(reason.text.contains("unreachable"), "{}", reason.text);
-    // Retried: the receiver saw each of the three attempts fail.
-    for _ in 0..3 {
-        let (kind, message) = srv.next_error();
-        assert_eq!(kind, ErrorKind::Store);
-        assert!(message.contains("late.txt"), "{message}");
-    }
+    // Retried: three attempts.
+    send_failing_with(&srv, "late.txt", 15, "unreachable", 3);
     assert_eq!(srv.entries(), Vec::<String>::new());
 }
 

@@ -205,6 +205,8 @@ pub struct CutProxy {
     pub addr: SocketAddr,
     /// Bytes forwarded from senders to the receiver.
     pub forwarded: Arc<AtomicU64>,
+    /// Connections accepted (a sender's attempts).
+    pub connections: Arc<AtomicU64>,
 }
 
 impl CutProxy {
@@ -212,10 +214,12 @@ impl CutProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let forwarded = Arc::new(AtomicU64::new(0));
-        let fwd = Arc::clone(&forwarded);
+        let connections = Arc::new(AtomicU64::new(0));
+        let (fwd, count) = (Arc::clone(&forwarded), Arc::clone(&connections));
         std::thread::spawn(move || {
             for (i, client) in listener.incoming().take(4).enumerate() {
                 let client = client.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
                 let server = TcpStream::connect(target).unwrap();
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 std::thread::spawn(move || pump(s2, c2, u64::MAX, None));
@@ -224,7 +228,11 @@ impl CutProxy {
                 std::thread::spawn(move || pump(client, server, limit, Some(fwd)));
             }
         });
-        CutProxy { addr, forwarded }
+        CutProxy {
+            addr,
+            forwarded,
+            connections,
+        }
     }
 }
 
