@@ -221,6 +221,16 @@ fn skip_unchanged_and_resume_work_against_the_bucket() {
             .skipped
     );
     assert!(bucket.get("p/f.bin").unwrap() == new_data);
+    // Beyond what S3 stores (5 TiB), with no limit of the server's own: refused before any
+    // data.
+    let mut c = RawClient::hello(srv.addr());
+    match c.offer("enormous.bin", 6 << 40) {
+        Frame::Reject { code, text } => {
+            assert_eq!(code, 4);
+            assert!(text.contains("object store's limit"), "{text}");
+        }
+        other => panic!("expected REJECT, got {other:?}"),
+    }
 }
 
 #[test]

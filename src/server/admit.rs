@@ -96,6 +96,15 @@ pub(crate) fn admit(
     };
     check_offer(offer, policy)?;
     let lookup = found?;
+    if let Some(max) = lookup.max_size().filter(|m| offer.size > *m) {
+        return Err(Refusal(
+            Code::TooLarge,
+            format!(
+                "file of {} bytes exceeds the object store's limit of {max} bytes",
+                offer.size
+            ),
+        ));
+    }
     lookup.check_existing(cfg.overwrite)?;
     let space = match lookup.space().map_err(io_refusal)? {
         Some((device, free)) => {

@@ -105,6 +105,12 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// Where the objects go, for messages and logs: `s3://bucket/prefix`.
     fn describe(&self) -> String;
 
+    /// The largest object the store takes, if it has a limit: larger offers are refused
+    /// before any data.
+    fn max_object_size(&self) -> Option<u64> {
+        None
+    }
+
     /// The full key for `name`, a checked `/`-separated name.
     fn key(&self, name: &str) -> String;
 

@@ -114,6 +114,14 @@ impl Entry {
         }
     }
 
+    /// The largest file the place can take, when it has a limit of its own.
+    pub fn max_size(&self) -> Option<u64> {
+        match self {
+            Entry::Dir(_) => None,
+            Entry::Object { store, .. } => store.max_object_size(),
+        }
+    }
+
     /// The old local copy a delta may be built against; objects offer none.
     pub fn existing(&self) -> Option<(File, rustix::fs::Stat)> {
         match self {

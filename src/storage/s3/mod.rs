@@ -228,6 +228,11 @@ impl ObjectStore for S3Store {
         Ok(own + multipart::sweep(self, age_secs)?)
     }
 
+    /// S3's limit: 5 TiB (10,000 parts of at most 5 GiB).
+    fn max_object_size(&self) -> Option<u64> {
+        Some(5 << 40)
+    }
+
     fn describe(&self) -> String {
         format!(
             "s3://{}/{} at {}",

@@ -81,11 +81,12 @@ impl S3Upload {
         }));
         let (tx, rx) = bounded::<Part>(QUEUED);
         let file = Arc::new(file);
-        let senders = (0..SENDERS.min(count))
+        let spawned: std::io::Result<Vec<JoinHandle<()>>> = (0..SENDERS.min(count))
             .map(|_| {
                 let (rx, file, outcome) = (rx.clone(), Arc::clone(&file), Arc::clone(&outcome));
                 let (store, key, id) = (store.clone(), key.to_string(), upload_id.clone());
-                std::thread::spawn(move || {
+                let thread = std::thread::Builder::new().name("knsock-s3-part".into());
+                thread.spawn(move || {
                     for (i, start, len) in rx {
                         if lock(&outcome).failed.is_some() {
                             continue; // drain: the upload is failing
@@ -102,6 +103,17 @@ impl S3Upload {
                 })
             })
             .collect();
+        let senders = match spawned {
+            Ok(s) => s,
+            Err(e) => {
+                // The threads that started end with the queue; the upload goes.
+                drop(tx);
+                abort(&store, key, &upload_id);
+                return Err(ObjectError::temporary(format!(
+                    "storing '{key}': cannot start a thread ({e})"
+                )));
+            }
+        };
         Ok(S3Upload {
             store,
             key: key.to_string(),
