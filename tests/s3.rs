@@ -221,9 +221,18 @@ fn skip_unchanged_and_resume_work_against_the_bucket() {
             .skipped
     );
     assert!(bucket.get("p/f.bin").unwrap() == new_data);
+    // A name valid on a disk whose key would be too long for S3 (1,024 bytes): refused.
+    let long = vec!["d".repeat(250); 5].join("/");
+    let mut c = RawClient::hello(srv.addr());
+    match c.offer(&long, 10) {
+        Frame::Reject { code, text } => {
+            assert_eq!(code, 5);
+            assert!(text.contains("too long for the object store"), "{text}");
+        }
+        other => panic!("expected REJECT, got {other:?}"),
+    }
     // Beyond what S3 stores (5 TiB), with no limit of the server's own: refused before any
     // data.
-    let mut c = RawClient::hello(srv.addr());
     match c.offer("enormous.bin", 6 << 40) {
         Frame::Reject { code, text } => {
             assert_eq!(code, 4);

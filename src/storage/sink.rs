@@ -14,6 +14,9 @@ use super::root::{Lookup, Root};
 use super::target::{Stored, Target, TempFile};
 use super::types::{Overwrite, StoreError};
 
+/// The longest object key S3 (and the stores that follow it) accepts, in bytes.
+const MAX_KEY: usize = 1024;
+
 /// Where received files go.
 #[derive(Debug)]
 pub enum Sink {
@@ -48,8 +51,16 @@ impl Sink {
             Sink::Dir(root) => Ok(Entry::Dir(root.lookup(components)?)),
             Sink::Objects { store, spool } => {
                 let name = components.join("/");
+                let key = store.key(&name);
+                if key.len() > MAX_KEY {
+                    return Err(StoreError::BadPath(format!(
+                        "name too long for the object store: its key would be {} bytes, at \
+                         most {MAX_KEY}",
+                        key.len()
+                    )));
+                }
                 Ok(Entry::Object {
-                    key: store.key(&name),
+                    key,
                     name,
                     store: Arc::clone(store),
                     spool: spool.spool_target()?,
