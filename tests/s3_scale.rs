@@ -64,9 +64,22 @@ fn a_receiver_killed_mid_upload_leaves_no_object_and_its_restart_aborts_the_uplo
     assert!(sender.join().unwrap().is_err(), "the sender was told OK");
     assert_eq!(bucket.keys(), Vec::<String>::new());
     assert_eq!(bucket.uploads(), vec!["k/big.bin"]);
+    // The note of another bucket's receiver that shares the spool, dead too: not this one's
+    // to abort or remove.
+    let foreign = spool.path().join(".knsock-upload-00000000000000ff");
+    std::fs::write(
+        &foreign,
+        "s3://elsewhere/x at http://127.0.0.1:1/
+x/y
+id
+",
+    )
+    .unwrap();
     // Started again on the same spool, it aborts the upload it had noted, and takes the file.
     let receiver = Receiver::start(&bucket, "k", spool.path());
     assert_eq!(bucket.uploads(), Vec::<String>::new());
+    assert!(foreign.exists(), "another store's note was removed");
+    std::fs::remove_file(&foreign).unwrap();
     assert_eq!(bucket.keys(), Vec::<String>::new());
     let p = src.path().join("big.bin");
     send_file("127.0.0.1", receiver.port, &p, &SendOptions::default()).unwrap();

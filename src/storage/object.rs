@@ -4,6 +4,11 @@
 use std::fmt;
 use std::fs::File;
 
+/// What an object store's note of an upload in flight is named after, in the spool. The
+/// spool's own sweep leaves these to the store (`storage/s3/journal.rs`), which knows whose
+/// each one is.
+pub(crate) const UPLOAD_NOTE_PREFIX: &str = ".knsock-upload-";
+
 /// What travels with a stored object, so a later offer can be compared with it without reading
 /// the content back (the quick check, or the digest).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rustix::fs::{flock, FlockOperation, OFlags};
 
+use super::object::UPLOAD_NOTE_PREFIX;
 use crate::protocol::{MAX_COMPONENTS, TEMP_PREFIX};
 
 /// Removes beneath `root` the temporary files no live process holds and the partial uploads
@@ -33,7 +34,8 @@ fn walk(dir: &Path, depth: usize, partial_age: Duration) -> usize {
             removed += walk(&e.path(), depth + 1, partial_age);
             continue;
         }
-        if !ft.is_file() || !name.starts_with(TEMP_PREFIX) {
+        // Notes of uploads in flight belong to the object store's own sweep.
+        if !ft.is_file() || !name.starts_with(TEMP_PREFIX) || name.starts_with(UPLOAD_NOTE_PREFIX) {
             continue;
         }
         let stale = match name.starts_with(&format!("{TEMP_PREFIX}partial-")) {

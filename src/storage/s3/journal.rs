@@ -13,10 +13,9 @@ use rustix::fs::{flock, FlockOperation};
 
 use super::multipart::abort;
 use super::S3Store;
+use crate::storage::object::ObjectStore;
 
-/// What a note's name starts with (the spool's start-up sweep removes `.knsock-` files no one
-/// holds, so this sweep runs before it).
-const NOTE_PREFIX: &str = ".knsock-upload-";
+use crate::storage::object::UPLOAD_NOTE_PREFIX as NOTE_PREFIX;
 
 /// A note of one upload in flight; dropped, it is removed.
 pub(super) struct Note {
@@ -25,7 +24,9 @@ pub(super) struct Note {
 }
 
 impl Note {
-    pub(super) fn write(dir: &Path, key: &str, upload_id: &str) -> io::Result<Note> {
+    /// Notes the upload `upload_id` of `key` in the store described as `store` (its bucket,
+    /// prefix and endpoint: spools may be shared by receivers of different buckets).
+    pub(super) fn write(dir: &Path, store: &str, key: &str, upload_id: &str) -> io::Result<Note> {
         let id = xxhash_rust::xxh3::xxh3_64(upload_id.as_bytes());
         let path = dir.join(format!("{NOTE_PREFIX}{id:016x}"));
         let mut file = File::options()
@@ -34,7 +35,7 @@ impl Note {
             .mode(0o600)
             .open(&path)?;
         flock(&file, FlockOperation::LockExclusive)?;
-        file.write_all(format!("{key}\n{upload_id}\n").as_bytes())?;
+        file.write_all(format!("{store}\n{key}\n{upload_id}\n").as_bytes())?;
         Ok(Note { path, _file: file })
     }
 }
@@ -45,7 +46,8 @@ impl Drop for Note {
     }
 }
 
-/// Aborts the uploads of the unlocked notes in `dir` and removes the notes; returns how many.
+/// Aborts the uploads of this store's unlocked notes in `dir` and removes the notes; returns
+/// how many. Notes of other stores are left to their receivers.
 pub(super) fn sweep(store: &S3Store, dir: &Path) -> usize {
     let Ok(entries) = fs::read_dir(dir) else {
         return 0;
@@ -63,10 +65,16 @@ pub(super) fn sweep(store: &S3Store, dir: &Path) -> usize {
             continue; // a live receiver's upload
         }
         let text = fs::read_to_string(e.path()).unwrap_or_default();
-        if let Some((key, upload_id)) = text.lines().next().zip(text.lines().nth(1)) {
-            abort(store, key, upload_id);
-            aborted += 1;
+        let mut lines = text.lines();
+        let (Some(owner), Some(key), Some(upload_id)) = (lines.next(), lines.next(), lines.next())
+        else {
+            continue;
+        };
+        if owner != store.describe() {
+            continue;
         }
+        abort(store, key, upload_id);
+        aborted += 1;
         let _ = fs::remove_file(e.path());
     }
     aborted

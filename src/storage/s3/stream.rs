@@ -12,7 +12,7 @@ use crossbeam_channel::{bounded, Sender};
 use super::journal::Note;
 use super::multipart::{abort, complete, create, part_size, upload_part};
 use super::{local_error, S3Store};
-use crate::storage::object::{ObjectError, ObjectErrorKind, ObjectMeta, Upload};
+use crate::storage::object::{ObjectError, ObjectErrorKind, ObjectMeta, ObjectStore, Upload};
 
 /// Threads sending parts of one object.
 const SENDERS: usize = 8;
@@ -64,7 +64,7 @@ impl S3Upload {
     ) -> Result<S3Upload, ObjectError> {
         let upload_id = create(&store, key, meta)?;
         let note = match &store.journal {
-            Some(dir) => match Note::write(dir, key, &upload_id) {
+            Some(dir) => match Note::write(dir, &store.describe(), key, &upload_id) {
                 Ok(n) => Some(n),
                 Err(e) => {
                     abort(&store, key, &upload_id);
