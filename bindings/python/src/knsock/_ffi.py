@@ -37,6 +37,7 @@ class Result(IntEnum):
     PANIC = 12
     IN_PROGRESS = 13
     AUTH = 14
+    STORE = 15
 
 
 class Overwrite(IntEnum):
