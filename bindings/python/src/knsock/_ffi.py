@@ -163,6 +163,12 @@ _PROTOTYPES = {
     "knsock_server_config_set_hash_budget": (c_int, [_P, c_uint64]),
     "knsock_server_config_set_mode_mask": (c_int, [_P, c_uint32]),
     "knsock_server_config_set_raise_fd_limit": (c_int, [_P, c_bool]),
+    # server: S3 storage
+    "knsock_server_config_set_s3": (c_int, [_P, c_char_p]),
+    "knsock_server_config_set_s3_endpoint": (c_int, [_P, c_char_p, c_bool]),
+    "knsock_server_config_set_s3_region": (c_int, [_P, c_char_p]),
+    "knsock_server_config_set_s3_credentials": (c_int, [_P, c_char_p, c_char_p, c_char_p]),
+    "knsock_server_config_set_s3_ca_file": (c_int, [_P, c_char_p]),
     "knsock_server_tls_pin": (c_char_p, [_P]),
     "knsock_server_start": (c_int, [_P, _PP, _PP]),
     "knsock_server_port": (c_uint16, [_P]),
