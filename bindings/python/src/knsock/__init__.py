@@ -10,14 +10,16 @@ refusal raises FileTransferError with the receiver's reason. Beyond kn-sock: `se
 (trees over one connection, per-file results), `FileServer` (a non-blocking server), a pre-data
 `validator_before`, compression, retries, skipping unchanged files, and TLS with
 authentication (`pin=`, `token=` on sends; `tls_self_signed=`, `tokens_file=`, `confine=` on
-servers; `AuthenticationError`).
+servers; `AuthenticationError`), fan-out (`send_files_to_many`: the same files to several
+receivers at once) and S3 storage on servers (`s3="s3://BUCKET/PREFIX"`; `StoreError`).
 """
 from ._ffi import Overwrite, Result, lib as _lib
-from ._send import (BatchProgress, FileResult, send_file, send_file_async, send_files)
+from ._send import (BatchProgress, FileResult, ReceiverResult, send_file, send_file_async,
+                    send_files, send_files_to_many)
 from ._server import (FileServer, ReceivedFile, hash_token, start_file_server,
                       start_file_server_async)
 from .errors import (AuthenticationError, ConnectionTimeoutError, EasySocketError,
-                     FileTransferError)
+                     FileTransferError, StoreError)
 
 __version__ = "0.1.0"
 library_version: str = _lib.knsock_version().decode()
@@ -27,4 +29,5 @@ __all__ = [
     "start_file_server_async", "FileServer", "FileResult", "BatchProgress",
     "FileTransferError", "ConnectionTimeoutError", "EasySocketError", "Result", "Overwrite",
     "library_version", "AuthenticationError", "ReceivedFile", "hash_token",
+    "send_files_to_many", "ReceiverResult", "StoreError",
 ]

@@ -37,6 +37,7 @@ class Result(IntEnum):
     PANIC = 12
     IN_PROGRESS = 13
     AUTH = 14
+    STORE = 15
 
 
 class Overwrite(IntEnum):
@@ -56,6 +57,16 @@ RECEIVED_CB = CFUNCTYPE(None, c_void_p, c_void_p)
 ERROR_CB = CFUNCTYPE(None, c_void_p, c_int, c_char_p, c_char_p)
 FINALIZER_CB = CFUNCTYPE(None, c_void_p)
 DONE_CB = CFUNCTYPE(None, c_void_p, c_int, c_void_p)
+MULTI_PROGRESS_CB = CFUNCTYPE(c_int, c_void_p, c_size_t, c_char_p, c_size_t, c_size_t, c_uint64,
+                              c_uint64, c_uint64, c_uint64)
+
+
+class Receiver(ctypes.Structure):
+    """`knsock_receiver`: one receiver of knsock_send_files_multi (the host borrowed for the
+    call)."""
+
+    _fields_ = [("host", c_char_p), ("port", c_uint16)]
+
 
 _P = c_void_p  # every knsock handle is opaque
 _PP = POINTER(c_void_p)
@@ -106,6 +117,8 @@ _PROTOTYPES = {
                                   _PP]),
     "knsock_send_file_async": (c_int, [c_char_p, c_uint16, c_char_p, _P, DONE_CB, c_void_p, _PP,
                                        _PP]),
+    "knsock_send_files_multi": (c_int, [POINTER(Receiver), c_size_t, POINTER(c_char_p),
+                                        c_size_t, _P, MULTI_PROGRESS_CB, c_void_p, _PP, _PP]),
     "knsock_transfer_wait": (c_int, [_P, c_int64]),
     "knsock_transfer_error": (_P, [_P]),
     "knsock_transfer_cancel": (c_int, [_P]),
@@ -121,6 +134,12 @@ _PROTOTYPES = {
     "knsock_batch_report_result": (c_int, [_P, c_size_t]),
     "knsock_batch_report_error": (_P, [_P, c_size_t]),
     "knsock_batch_report_free": (None, [_P]),
+    # fan-out report
+    "knsock_multi_report_count": (c_size_t, [_P]),
+    "knsock_multi_report_result": (c_int, [_P, c_size_t]),
+    "knsock_multi_report_error": (_P, [_P, c_size_t]),
+    "knsock_multi_report_batch": (_P, [_P, c_size_t]),
+    "knsock_multi_report_free": (None, [_P]),
     # file info
     "knsock_file_info_name": (c_char_p, [_P]),
     "knsock_file_info_size": (c_uint64, [_P]),
@@ -162,6 +181,12 @@ _PROTOTYPES = {
     "knsock_server_config_set_hash_budget": (c_int, [_P, c_uint64]),
     "knsock_server_config_set_mode_mask": (c_int, [_P, c_uint32]),
     "knsock_server_config_set_raise_fd_limit": (c_int, [_P, c_bool]),
+    # server: S3 storage
+    "knsock_server_config_set_s3": (c_int, [_P, c_char_p]),
+    "knsock_server_config_set_s3_endpoint": (c_int, [_P, c_char_p, c_bool]),
+    "knsock_server_config_set_s3_region": (c_int, [_P, c_char_p]),
+    "knsock_server_config_set_s3_credentials": (c_int, [_P, c_char_p, c_char_p, c_char_p]),
+    "knsock_server_config_set_s3_ca_file": (c_int, [_P, c_char_p]),
     "knsock_server_tls_pin": (c_char_p, [_P]),
     "knsock_server_start": (c_int, [_P, _PP, _PP]),
     "knsock_server_port": (c_uint16, [_P]),

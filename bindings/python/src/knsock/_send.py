@@ -1,11 +1,13 @@
-"""Sending: send_file, send_files and send_file_async over knsock_send_file*."""
+"""Sending: send_file, send_files, send_files_to_many and send_file_async over
+knsock_send_file*."""
 import asyncio
+import contextlib
 import ctypes
 import os
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterable, List, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import _ffi
 from ._ffi import ABORT, KNSOCK_CONTINUE, Result, lib
@@ -33,6 +35,7 @@ class BatchProgress:
     file_total: int
     sent: int  # the list's bytes dealt with so far (earlier files count whole)
     total: int
+    receiver: int = 0  # send_files_to_many: the receiver's index in its list (0 otherwise)
 
 
 @dataclass
@@ -48,6 +51,23 @@ class FileResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+Address = Tuple[str, int]
+
+
+@dataclass
+class ReceiverResult:
+    """One receiver's outcome in send_files_to_many()."""
+
+    receiver: Address  # (host, port)
+    error: Optional[EasySocketError]  # why it could not be reached at all; None when it was
+    files: List[FileResult]  # each file's outcome there, in order (empty when not reached)
+
+    @property
+    def ok(self) -> bool:
+        """Reached, and every file delivered or skipped."""
+        return self.error is None and all(f.ok for f in self.files)
 
 
 class _Progress:
@@ -82,17 +102,28 @@ def _progress_trampoline(userdata, filename, sent, total):
         return ABORT
 
 
-@_ffi.BATCH_PROGRESS_CB
-def _batch_trampoline(userdata, filename, index, count, file_sent, file_total, sent, total):
+def _batch_progress(userdata, filename, *counts) -> int:
+    """A batch progress report from C, passed to the registered `_Progress` as BatchProgress."""
     try:
         st = _ffi.lookup(userdata)
         if st is None or st.batch is None:
             return KNSOCK_CONTINUE
-        p = BatchProgress(_ffi.text(filename) or "", index, count, file_sent, file_total, sent,
-                          total)
+        p = BatchProgress(_ffi.text(filename) or "", *counts)
         return st.run(lambda: st.batch(p))
-    except BaseException:
+    except BaseException:  # never unwind into C
         return ABORT
+
+
+@_ffi.BATCH_PROGRESS_CB
+def _batch_trampoline(userdata, filename, index, count, file_sent, file_total, sent, total):
+    return _batch_progress(userdata, filename, index, count, file_sent, file_total, sent, total)
+
+
+@_ffi.MULTI_PROGRESS_CB
+def _multi_trampoline(userdata, receiver, filename, index, count, file_sent, file_total, sent,
+                      total):
+    return _batch_progress(userdata, filename, index, count, file_sent, file_total, sent, total,
+                           receiver)
 
 
 def _stderr_is_terminal() -> bool:
@@ -176,6 +207,24 @@ class _Options:
     def close(self) -> None:
         lib.knsock_send_options_free(self.ptr)
         self.ptr = None
+
+
+@contextlib.contextmanager
+def _prepared(progress: "_Progress", with_callbacks: bool,
+              **options: Any) -> Iterator[Tuple["_Options", int]]:
+    """For one blocking send: `progress` registered when it has callbacks (its handle, else 0)
+    and the `_Options` built around that handle; both released when the send has returned, so
+    once no callback can run any more."""
+    handle = _ffi.register(progress) if with_callbacks else 0
+    try:
+        opts = _Options(progress_handle=handle, **options)
+        try:
+            yield opts, handle
+        finally:
+            opts.close()
+    finally:
+        if handle:
+            _ffi.unregister(handle)
 
 
 def _set_security(p, tls: bool = False, ca_file: Optional[PathLike] = None,
@@ -283,27 +332,17 @@ def send_file(host: str, port: int, filepath: PathLike, show_progress: bool = Tr
     # Without a callback nothing calls into Python per chunk: the send runs on a library thread
     # while this thread waits in slices, where Ctrl-C can reach it. With one, the blocking call
     # runs it on this thread, as kn-sock did, and Ctrl-C arrives inside it (and aborts).
-    handle = _ffi.register(progress) if progress_callback is not None else 0
-    try:
-        opts = _Options(show_progress=show_progress, chunk_size=chunk_size, timeout=timeout,
-                        connect_timeout=connect_timeout, progress_handle=handle, legacy=legacy,
-                        compress=compress, retries=retries, retry_delay=retry_delay,
-                        skip_unchanged=skip_unchanged, remote_name=remote_name,
-                        security=security)
-        try:
-            chost, cpath = _ffi.cstr(host, "host"), _ffi.cstr(filepath, "filepath")
-            if handle:
-                err = ctypes.c_void_p()
-                code = lib.knsock_send_file(chost, _port(port), cpath, opts.ptr,
-                                            ctypes.byref(err))
-            else:
-                _send_interruptible(chost, _port(port), cpath, opts)
-                return
-        finally:
-            opts.close()
-    finally:
-        if handle:
-            _ffi.unregister(handle)
+    with _prepared(progress, progress_callback is not None, show_progress=show_progress,
+                   chunk_size=chunk_size, timeout=timeout, connect_timeout=connect_timeout,
+                   legacy=legacy, compress=compress, retries=retries, retry_delay=retry_delay,
+                   skip_unchanged=skip_unchanged, remote_name=remote_name,
+                   security=security) as (opts, handle):
+        chost, cpath = _ffi.cstr(host, "host"), _ffi.cstr(filepath, "filepath")
+        if not handle:
+            _send_interruptible(chost, _port(port), cpath, opts)
+            return
+        err = ctypes.c_void_p()
+        code = lib.knsock_send_file(chost, _port(port), cpath, opts.ptr, ctypes.byref(err))
     if code != Result.OK:
         _raise_for(code, err, progress)
     if progress.raised is not None:  # raised during the final call, after the last byte
@@ -359,48 +398,149 @@ def send_files(host: str, port: int, paths: Sequence[PathLike], recursive: bool 
     A callback that raises aborts the batch and the exception reaches the caller. The other
     arguments are send_file's.
     """
-    if isinstance(paths, (str, bytes, os.PathLike)):
-        paths = [paths]
-    cpaths = [_ffi.cstr(p, "path") for p in paths]
+    cpaths, count = _cpaths(paths)
     progress = _Progress(progress_callback, batch_progress_callback)
     with_callbacks = progress_callback is not None or batch_progress_callback is not None
-    handle = _ffi.register(progress) if with_callbacks else 0
-    report = ctypes.c_void_p()
-    try:
-        opts = _Options(show_progress=show_progress, chunk_size=chunk_size, timeout=timeout,
-                        connect_timeout=connect_timeout, progress_handle=handle,
-                        compress=compress, retries=retries, retry_delay=retry_delay,
-                        skip_unchanged=skip_unchanged, recursive=recursive,
-                        follow_symlinks=follow_symlinks, include=include, exclude=exclude,
-                        stop_on_error=stop_on_error, batch=batch_progress_callback is not None,
-                        security=_security(tls, ca_file, pin, server_name, client_cert,
-                                           client_key, token))
-        try:
-            arr = (ctypes.c_char_p * max(1, len(cpaths)))(*cpaths)
-            err = ctypes.c_void_p()
-            code = lib.knsock_send_files(_ffi.cstr(host, "host"), _port(port), arr, len(cpaths),
-                                         opts.ptr, ctypes.byref(report), ctypes.byref(err))
-        finally:
-            opts.close()
-    finally:
-        if handle:
-            _ffi.unregister(handle)
+    report, err = ctypes.c_void_p(), ctypes.c_void_p()
+    with _prepared(progress, with_callbacks, show_progress=show_progress,
+                   chunk_size=chunk_size, timeout=timeout, connect_timeout=connect_timeout,
+                   compress=compress, retries=retries, retry_delay=retry_delay,
+                   skip_unchanged=skip_unchanged, recursive=recursive,
+                   follow_symlinks=follow_symlinks, include=include, exclude=exclude,
+                   stop_on_error=stop_on_error, batch=batch_progress_callback is not None,
+                   security=_security(tls, ca_file, pin, server_name, client_cert, client_key,
+                                      token)) as (opts, _):
+        code = lib.knsock_send_files(_ffi.cstr(host, "host"), _port(port), cpaths, count,
+                                     opts.ptr, ctypes.byref(report), ctypes.byref(err))
     if code != Result.OK:
         _raise_for(code, err, progress)
     try:
-        results = []
-        r = report.value
-        for i in range(lib.knsock_batch_report_count(r)):
-            rc = lib.knsock_batch_report_result(r, i)
-            results.append(FileResult(
-                path=_ffi.text(lib.knsock_batch_report_path(r, i)) or "",
-                name=_ffi.text(lib.knsock_batch_report_name(r, i)) or "",
-                bytes=lib.knsock_batch_report_bytes(r, i),
-                skipped=bool(lib.knsock_batch_report_skipped(r, i)),
-                error=None if rc == Result.OK else error_from(
-                    rc, lib.knsock_batch_report_error(r, i))))
+        results = _file_results(report.value)
     finally:
         lib.knsock_batch_report_free(report)
+    if progress.raised is not None:
+        raise progress.raised
+    return results
+
+
+def _cpaths(paths: Union[PathLike, Sequence[PathLike]]) -> Tuple["ctypes.Array", int]:
+    """The paths (or one path) as the C array of strings the batch sends take, and its length."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]
+    raw = [_ffi.cstr(p, "path") for p in paths]
+    return (ctypes.c_char_p * max(1, len(raw)))(*raw), len(raw)
+
+
+def _file_results(report) -> List[FileResult]:
+    """The per-file outcomes of a knsock_batch_report (borrowed: the caller frees it)."""
+    results = []
+    for i in range(lib.knsock_batch_report_count(report)):
+        rc = lib.knsock_batch_report_result(report, i)
+        results.append(FileResult(
+            path=_ffi.text(lib.knsock_batch_report_path(report, i)) or "",
+            name=_ffi.text(lib.knsock_batch_report_name(report, i)) or "",
+            bytes=lib.knsock_batch_report_bytes(report, i),
+            skipped=bool(lib.knsock_batch_report_skipped(report, i)),
+            error=None if rc == Result.OK else error_from(
+                rc, lib.knsock_batch_report_error(report, i))))
+    return results
+
+
+def _receiver(receiver: Union[str, Address]) -> Address:
+    """A receiver given as "host:port" ("[v6]:port" for IPv6) or (host, port), checked."""
+    if isinstance(receiver, str):
+        host, sep, port = receiver.rpartition(":")
+        bracketed = host.startswith("[") and host.endswith("]")
+        if not sep or not host or (":" in host and not bracketed):
+            raise ValueError("receiver %r: expected \"host:port\" (\"[v6]:port\" for IPv6)"
+                             % receiver)
+        host = host[1:-1] if bracketed else host
+        try:
+            return host, _port(int(port))
+        except ValueError:
+            raise ValueError("receiver %r: the port must be 1 to 65535" % receiver) from None
+    try:
+        host, port = receiver
+    except (TypeError, ValueError):
+        raise ValueError("receiver %r: expected (host, port) or \"host:port\"" % (receiver,)
+                         ) from None
+    if not isinstance(host, str) or not host:
+        raise ValueError("receiver %r: the host must be a non-empty str" % (receiver,))
+    return host, _port(port)
+
+
+def send_files_to_many(receivers: Sequence[Union[str, Address]],
+                       paths: Sequence[PathLike], recursive: bool = False,
+                       include: Union[None, str, Iterable[str]] = None,
+                       exclude: Union[None, str, Iterable[str]] = None, *,
+                       batch_progress_callback: Optional[Callable[[BatchProgress], object]] = None,
+                       chunk_size: int = 4096, timeout: Optional[float] = 30,
+                       connect_timeout: Optional[float] = None, follow_symlinks: bool = False,
+                       stop_on_error: bool = False, compress: bool = False, retries: int = 0,
+                       retry_delay: Optional[float] = None, skip_unchanged: bool = False,
+                       tls: bool = False, ca_file: Optional[PathLike] = None,
+                       pin: Optional[str] = None, server_name: Optional[str] = None,
+                       client_cert: Optional[PathLike] = None,
+                       client_key: Optional[PathLike] = None,
+                       token: Optional[str] = None) -> List[ReceiverResult]:
+    """Send the same files to every receiver at once (fan-out): one connection and one thread
+    per receiver, each delivered as send_files would (each receiver decides for itself what to
+    accept, skip, resume or take compressed). Each file is read once while the receivers keep
+    up with one another; a slow or dead receiver never holds up the others.
+
+    `receivers` are "host:port" strings ("[v6]:port" for IPv6) or (host, port) tuples. Returns
+    one `ReceiverResult` per receiver, in order: `error` when it could not be reached at all,
+    else `files`, one `FileResult` per file as send_files returns them. Raises only for bad
+    arguments (ValueError: no receivers, a malformed receiver) or when nothing could be
+    attempted (a missing path, a walk error).
+
+    `batch_progress_callback(BatchProgress)` reports each receiver's progress with
+    `BatchProgress.receiver` set to its index in `receivers`; it runs on the receivers' threads,
+    several at once, so it must be thread-safe. Raising in it aborts every receiver at its next
+    step, and the exception reaches the caller. No progress bar is drawn. The other arguments
+    are send_files'.
+    """
+    if isinstance(receivers, str):
+        raise ValueError("receivers must be a list of \"host:port\" or (host, port), not %r"
+                         % (receivers,))
+    parsed = [_receiver(r) for r in receivers]
+    if not parsed:
+        raise ValueError("receivers is empty: name at least one \"host:port\"")
+    hosts = [_ffi.cstr(host, "host") for host, _ in parsed]
+    carray = (_ffi.Receiver * len(parsed))(*(_ffi.Receiver(h, port)
+                                             for h, (_, port) in zip(hosts, parsed)))
+    cpaths, count = _cpaths(paths)
+    progress = _Progress(None, batch_progress_callback)
+    report, err = ctypes.c_void_p(), ctypes.c_void_p()
+    # The options' own callbacks are not called by the fan-out: progress comes through the
+    # multi callback, with the receiver's index.
+    with _prepared(progress, batch_progress_callback is not None, show_progress=False,
+                   chunk_size=chunk_size, timeout=timeout, connect_timeout=connect_timeout,
+                   compress=compress, retries=retries, retry_delay=retry_delay,
+                   skip_unchanged=skip_unchanged, recursive=recursive,
+                   follow_symlinks=follow_symlinks, include=include, exclude=exclude,
+                   stop_on_error=stop_on_error,
+                   security=_security(tls, ca_file, pin, server_name, client_cert, client_key,
+                                      token)) as (opts, handle):
+        code = lib.knsock_send_files_multi(
+            carray, len(parsed), cpaths, count, opts.ptr,
+            _multi_trampoline if handle else _ffi.MULTI_PROGRESS_CB(), handle,
+            ctypes.byref(report), ctypes.byref(err))
+    if code != Result.OK:
+        _raise_for(code, err, progress)
+    r = report.value
+    try:
+        results = []
+        for i, receiver in enumerate(parsed):
+            rc = lib.knsock_multi_report_result(r, i)
+            if rc != Result.OK:  # the error is the report's: copied, not freed
+                results.append(ReceiverResult(receiver, error_from(
+                    rc, lib.knsock_multi_report_error(r, i)), []))
+            else:
+                results.append(ReceiverResult(receiver, None,
+                                              _file_results(lib.knsock_multi_report_batch(r, i))))
+    finally:
+        lib.knsock_multi_report_free(report)
     if progress.raised is not None:
         raise progress.raised
     return results
@@ -504,5 +644,5 @@ async def send_file_async(host: str, port: int, filepath: PathLike, show_progres
         _ffi.unregister(done_handle)
 
 
-for _f in (send_file, send_files, send_file_async):
+for _f in (send_file, send_files, send_files_to_many, send_file_async):
     _f.__doc__ = (_f.__doc__ or "").rstrip() + "\n" + _SECURITY_DOC

@@ -9,7 +9,7 @@ import threading
 import traceback
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 from . import _ffi
 from ._ffi import Overwrite, Result, lib
@@ -213,6 +213,37 @@ def _set_security(cfg, *, tls_cert, tls_key, tls_self_signed, tokens_file, clien
     c(lib.knsock_server_config_set_raise_fd_limit(cfg, bool(raise_fd_limit)), "raise_fd_limit")
 
 
+def _set_s3(cfg, *, s3, s3_endpoint, s3_path_style, s3_region, s3_credentials,
+            s3_ca_file) -> None:
+    """FileServer's S3 settings on knsock_server_config `cfg`, only those given: the adjusters
+    refuse to run before knsock_server_config_set_s3, so one without `s3` raises ValueError with
+    the library's reason. Left unset, they come from the AWS_* environment at start."""
+    def c(code: int, what: str) -> None:
+        _ffi.check(code, what, lib.knsock_server_config_last_error(cfg))
+
+    if s3 is not None:
+        c(lib.knsock_server_config_set_s3(cfg, _ffi.cstr(s3, "s3")), "s3")
+    if s3_endpoint is not None:
+        c(lib.knsock_server_config_set_s3_endpoint(cfg, _ffi.cstr(s3_endpoint, "s3_endpoint"),
+                                                   bool(s3_path_style)), "s3_endpoint")
+    elif s3_path_style:
+        raise ValueError("s3_path_style: needs s3_endpoint (path-style URLs are built on it)")
+    if s3_region is not None:
+        c(lib.knsock_server_config_set_s3_region(cfg, _ffi.cstr(s3_region, "s3_region")),
+          "s3_region")
+    if s3_credentials is not None:
+        if isinstance(s3_credentials, (str, bytes)) or len(s3_credentials) not in (2, 3):
+            raise ValueError("s3_credentials must be (access_key, secret_key) or "
+                             "(access_key, secret_key, session_token)")
+        key, secret, token = (tuple(s3_credentials) + (None,))[:3]
+        c(lib.knsock_server_config_set_s3_credentials(
+            cfg, _ffi.cstr(key, "s3_credentials"), _ffi.cstr(secret, "s3_credentials"),
+            None if token is None else _ffi.cstr(token, "s3_credentials")), "s3_credentials")
+    if s3_ca_file is not None:
+        c(lib.knsock_server_config_set_s3_ca_file(cfg, _ffi.cstr(s3_ca_file, "s3_ca_file")),
+          "s3_ca_file")
+
+
 def hash_token(secret: str) -> str:
     """The hash of a token's secret for a server's `tokens_file`: write the line
     `NAME:<hash>` and chmod 600 the file. Salted PBKDF2, so two calls give different hashes."""
@@ -243,6 +274,14 @@ class FileServer:
     Use it as a context manager, or call `stop()` / `close()`; `port` is the real port (useful
     with port 0). The callbacks are start_file_server's; they run on the server's worker
     threads, possibly several at once, so they must be thread-safe.
+
+    With `s3="s3://BUCKET/PREFIX"` received files are stored in that bucket (docs/storage.md)
+    and `save_dir` only spools their content on its way there; a handler's `filepath` is then
+    "s3://BUCKET/PREFIX/NAME". `s3_endpoint` ("http(s)://host[:port]") with `s3_path_style`
+    (MinIO, SeaweedFS), `s3_region`, `s3_credentials` ((key, secret) or (key, secret, token))
+    and `s3_ca_file` (PEM, for an https endpoint) need `s3`; left out, they come from the
+    AWS_* environment. The bucket is opened at start: an unreachable store or refused keys
+    raise `StoreError`, and a file the store fails later reaches the error handler as one.
     """
 
     def __init__(self, port: int, save_dir: Union[str, "os.PathLike[str]"],
@@ -262,7 +301,11 @@ class FileServer:
                  allow_plaintext: bool = False, allow_legacy: bool = False,
                  header_timeout: Optional[float] = None, max_decoders: Optional[int] = None,
                  hash_budget: Optional[int] = None, mode_mask: Optional[int] = None,
-                 raise_fd_limit: bool = True):
+                 raise_fd_limit: bool = True, s3: Optional[str] = None,
+                 s3_endpoint: Optional[str] = None, s3_path_style: bool = False,
+                 s3_region: Optional[str] = None,
+                 s3_credentials: Optional[Sequence[str]] = None,
+                 s3_ca_file: Optional[PathLike] = None):
         self._ptr = None
         self._cond = threading.Condition()
         self._busy = 0
@@ -317,6 +360,8 @@ class FileServer:
                           header_timeout=header_timeout, max_decoders=max_decoders,
                           hash_budget=hash_budget, mode_mask=mode_mask,
                           raise_fd_limit=raise_fd_limit)
+            _set_s3(cfg, s3=s3, s3_endpoint=s3_endpoint, s3_path_style=s3_path_style,
+                    s3_region=s3_region, s3_credentials=s3_credentials, s3_ca_file=s3_ca_file)
             if handler is not None or handler_info is not None:
                 c(lib.knsock_server_config_set_received_handler(cfg, _received_trampoline,
                                                                 handle), "handler")
@@ -440,7 +485,9 @@ def start_file_server(port: int, save_dir: Union[str, "os.PathLike[str]"],
             and the TLS and authentication settings: `tls_self_signed`, `tls_cert`/`tls_key`,
             `tokens_file`, `client_ca`, `confine`, `identity_dirs`, `allow_plaintext`,
             `allow_legacy`; the limits `header_timeout`, `max_decoders`, `hash_budget`,
-            `mode_mask`, `raise_fd_limit`).
+            `mode_mask`, `raise_fd_limit`; S3 storage, where `save_dir` is then the spool:
+            `s3`, `s3_endpoint`, `s3_path_style`, `s3_region`, `s3_credentials`,
+            `s3_ca_file`).
 
     Callbacks run on the server's worker threads, possibly several at once.
     """

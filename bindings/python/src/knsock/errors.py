@@ -13,7 +13,8 @@ from typing import Optional
 from ._ffi import Result, lib, text
 
 __all__ = ["EasySocketError", "FileTransferError", "ConnectionTimeoutError",
-           "LocalFileNotFoundError", "ConnectFailedError", "AuthenticationError", "Result"]
+           "LocalFileNotFoundError", "ConnectFailedError", "AuthenticationError", "StoreError",
+           "Result"]
 
 
 class EasySocketError(Exception):
@@ -75,6 +76,13 @@ class AuthenticationError(FileTransferError):
     other does not (`peer_code` 13). The message says which."""
 
 
+class StoreError(FileTransferError):
+    """The receiver's object store failed (`Result.STORE`): a server whose bucket is unreachable
+    or refuses its keys fails to start with it, and its error handler gets it for a file it could
+    not store. A sender whose file the store failed gets `peer_code` 15 (unreachable or slowing
+    down: retries may succeed) or 16 (refused: access denied, no such bucket)."""
+
+
 def error_from(code: int, err: Optional[int]) -> EasySocketError:
     """The exception for a failed call, from its code and its (borrowed) knsock_error."""
     message = text(lib.knsock_error_message(err)) if err else None
@@ -84,7 +92,7 @@ def error_from(code: int, err: Optional[int]) -> EasySocketError:
     peer_code = lib.knsock_error_peer_code(err) if err else 0
     cls = {Result.TIMEOUT: ConnectionTimeoutError, Result.NOT_FOUND: LocalFileNotFoundError,
            Result.CONNECT: ConnectFailedError,
-           Result.AUTH: AuthenticationError}.get(code, FileTransferError)
+           Result.AUTH: AuthenticationError, Result.STORE: StoreError}.get(code, FileTransferError)
     return cls(message, code, reason, peer_code)
 
 
