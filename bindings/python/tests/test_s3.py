@@ -28,8 +28,10 @@ def s3_settings(tag):
 
 
 def skipped(port, path):
-    """Sends `path` with skip-unchanged; whether the receiver skipped it."""
-    result, = knsock.send_files("127.0.0.1", port, [str(path)], skip_unchanged=True)
+    """Sends `path` with skip-unchanged comparing digests (the object's recorded one); whether
+    the receiver skipped it."""
+    result, = knsock.send_files("127.0.0.1", port, [str(path)], skip_unchanged=True,
+                                checksum=True)
     assert result.ok, result.error
     return result.skipped
 
@@ -47,7 +49,7 @@ def test_round_trip_into_the_bucket(tmp_path):
         assert (filename, filepath) == ("report.bin", settings["s3"] + "/report.bin")
         assert not (spool / "report.bin").exists()  # the bucket has it, not the spool
 
-        # The object carries the file's size and mtime: the same file is skipped, ...
+        # The object carries the verified digest: the same file is skipped, ...
         assert skipped(server.port, src / "report.bin")
         # ... another one is stored again, and then skipped.
         make_file(src / "report.bin", 200_000, 2)

@@ -211,6 +211,26 @@ def test_send_files_tree_with_globs_and_results(server, dirs):
     assert all(r.ok and r.skipped for r in again)
 
 
+def test_checksum_compares_content_not_size_and_time(server, dirs):
+    src, out = dirs
+    path = src / "same.bin"
+    path.write_bytes(b"a" * 5000)
+    port = server().port
+    knsock.send_file("127.0.0.1", port, str(path), show_progress=False)
+    # New content, same size and modification time: the quick check takes it as unchanged,
+    # the digest comparison does not.
+    stat = path.stat()
+    path.write_bytes(b"b" * 5000)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    quick, = knsock.send_files("127.0.0.1", port, [str(path)], skip_unchanged=True)
+    assert quick.ok and quick.skipped
+    assert (out / "same.bin").read_bytes() == b"a" * 5000
+    digest, = knsock.send_files("127.0.0.1", port, [str(path)], skip_unchanged=True,
+                                checksum=True)
+    assert digest.ok and not digest.skipped
+    assert (out / "same.bin").read_bytes() == b"b" * 5000
+
+
 def test_send_files_per_file_failure(server, dirs):
     src, out = dirs
     make_file(src / "ok.txt", 10)

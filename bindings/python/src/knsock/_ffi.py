@@ -95,6 +95,7 @@ _PROTOTYPES = {
     "knsock_send_options_set_retry_delay_ms": (c_int, [_P, c_uint64]),
     "knsock_send_options_set_compress": (c_int, [_P, c_bool]),
     "knsock_send_options_set_skip_unchanged": (c_int, [_P, c_bool]),
+    "knsock_send_options_set_checksum": (c_int, [_P, c_bool]),
     "knsock_send_options_set_remote_name": (c_int, [_P, c_char_p]),
     "knsock_send_options_set_recursive": (c_int, [_P, c_bool]),
     "knsock_send_options_set_follow_symlinks": (c_int, [_P, c_bool]),

@@ -146,7 +146,8 @@ class _Options:
     def __init__(self, *, show_progress: bool, chunk_size: int, timeout: Optional[float],
                  connect_timeout: Optional[float], progress_handle: int, legacy: bool = False,
                  compress: bool = False, retries: int = 0, retry_delay: Optional[float] = None,
-                 skip_unchanged: bool = False, remote_name: Optional[str] = None,
+                 skip_unchanged: bool = False,
+                 checksum: bool = False, remote_name: Optional[str] = None,
                  recursive: bool = False, follow_symlinks: bool = False,
                  include: Iterable[str] = (), exclude: Iterable[str] = (),
                  stop_on_error: bool = False, batch: bool = False,
@@ -180,6 +181,7 @@ class _Options:
                     p, _ms(retry_delay, "retry_delay")), "retry_delay")
             check(lib.knsock_send_options_set_skip_unchanged(p, skip_unchanged),
                   "skip_unchanged")
+            check(lib.knsock_send_options_set_checksum(p, checksum), "checksum")
             if remote_name is not None:
                 check(lib.knsock_send_options_set_remote_name(
                     p, _ffi.cstr(remote_name, "remote_name")), "remote_name")
@@ -296,6 +298,7 @@ def send_file(host: str, port: int, filepath: PathLike, show_progress: bool = Tr
               timeout: Optional[float] = 30, *, connect_timeout: Optional[float] = None,
               legacy: bool = False, compress: bool = False, retries: int = 0,
               retry_delay: Optional[float] = None, skip_unchanged: bool = False,
+              checksum: bool = False,
               remote_name: Optional[str] = None, tls: bool = False,
               ca_file: Optional[PathLike] = None, pin: Optional[str] = None,
               server_name: Optional[str] = None, client_cert: Optional[PathLike] = None,
@@ -324,8 +327,9 @@ def send_file(host: str, port: int, filepath: PathLike, show_progress: bool = Tr
     Keyword-only, beyond kn-sock: `connect_timeout` (seconds, default `timeout`), `legacy` (speak
     kn-sock 0.3's protocol to reach a kn-sock 0.3 server), `compress` (zstd where it pays),
     `retries` and `retry_delay` (seconds, doubling; a resuming receiver continues where its
-    data ends), `skip_unchanged` (do not send a file the receiver holds unchanged),
-    `remote_name` (the name to store it under).
+    data ends), `skip_unchanged` (do not send a file the receiver holds unchanged: by default
+    the same size and modification time, rsync's quick check; with `checksum` the same content
+    digest), `remote_name` (the name to store it under).
     """
     security = _security(tls, ca_file, pin, server_name, client_cert, client_key, token)
     progress = _Progress(progress_callback, None)
@@ -335,7 +339,7 @@ def send_file(host: str, port: int, filepath: PathLike, show_progress: bool = Tr
     with _prepared(progress, progress_callback is not None, show_progress=show_progress,
                    chunk_size=chunk_size, timeout=timeout, connect_timeout=connect_timeout,
                    legacy=legacy, compress=compress, retries=retries, retry_delay=retry_delay,
-                   skip_unchanged=skip_unchanged, remote_name=remote_name,
+                   skip_unchanged=skip_unchanged, checksum=checksum, remote_name=remote_name,
                    security=security) as (opts, handle):
         chost, cpath = _ffi.cstr(host, "host"), _ffi.cstr(filepath, "filepath")
         if not handle:
@@ -381,7 +385,7 @@ def send_files(host: str, port: int, paths: Sequence[PathLike], recursive: bool 
                connect_timeout: Optional[float] = None, follow_symlinks: bool = False,
                stop_on_error: bool = False, compress: bool = False, retries: int = 0,
                retry_delay: Optional[float] = None,
-               skip_unchanged: bool = False, tls: bool = False,
+               skip_unchanged: bool = False, checksum: bool = False, tls: bool = False,
                ca_file: Optional[PathLike] = None, pin: Optional[str] = None,
                server_name: Optional[str] = None, client_cert: Optional[PathLike] = None,
                client_key: Optional[PathLike] = None,
@@ -405,7 +409,7 @@ def send_files(host: str, port: int, paths: Sequence[PathLike], recursive: bool 
     with _prepared(progress, with_callbacks, show_progress=show_progress,
                    chunk_size=chunk_size, timeout=timeout, connect_timeout=connect_timeout,
                    compress=compress, retries=retries, retry_delay=retry_delay,
-                   skip_unchanged=skip_unchanged, recursive=recursive,
+                   skip_unchanged=skip_unchanged, checksum=checksum, recursive=recursive,
                    follow_symlinks=follow_symlinks, include=include, exclude=exclude,
                    stop_on_error=stop_on_error, batch=batch_progress_callback is not None,
                    security=_security(tls, ca_file, pin, server_name, client_cert, client_key,
@@ -478,6 +482,7 @@ def send_files_to_many(receivers: Sequence[Union[str, Address]],
                        connect_timeout: Optional[float] = None, follow_symlinks: bool = False,
                        stop_on_error: bool = False, compress: bool = False, retries: int = 0,
                        retry_delay: Optional[float] = None, skip_unchanged: bool = False,
+                       checksum: bool = False,
                        tls: bool = False, ca_file: Optional[PathLike] = None,
                        pin: Optional[str] = None, server_name: Optional[str] = None,
                        client_cert: Optional[PathLike] = None,
@@ -517,7 +522,7 @@ def send_files_to_many(receivers: Sequence[Union[str, Address]],
     with _prepared(progress, batch_progress_callback is not None, show_progress=False,
                    chunk_size=chunk_size, timeout=timeout, connect_timeout=connect_timeout,
                    compress=compress, retries=retries, retry_delay=retry_delay,
-                   skip_unchanged=skip_unchanged, recursive=recursive,
+                   skip_unchanged=skip_unchanged, checksum=checksum, recursive=recursive,
                    follow_symlinks=follow_symlinks, include=include, exclude=exclude,
                    stop_on_error=stop_on_error,
                    security=_security(tls, ca_file, pin, server_name, client_cert, client_key,
@@ -578,6 +583,7 @@ async def send_file_async(host: str, port: int, filepath: PathLike, show_progres
                           connect_timeout: Optional[float] = None, legacy: bool = False,
                           compress: bool = False, retries: int = 0,
                           retry_delay: Optional[float] = None, skip_unchanged: bool = False,
+                          checksum: bool = False,
                           remote_name: Optional[str] = None, tls: bool = False,
                           ca_file: Optional[PathLike] = None, pin: Optional[str] = None,
                           server_name: Optional[str] = None,
@@ -600,7 +606,7 @@ async def send_file_async(host: str, port: int, filepath: PathLike, show_progres
         opts = _Options(show_progress=show_progress, chunk_size=chunk_size, timeout=timeout,
                         connect_timeout=connect_timeout, progress_handle=handle, legacy=legacy,
                         compress=compress, retries=retries, retry_delay=retry_delay,
-                        skip_unchanged=skip_unchanged, remote_name=remote_name,
+                        skip_unchanged=skip_unchanged, checksum=checksum, remote_name=remote_name,
                         security=_security(tls, ca_file, pin, server_name, client_cert,
                                            client_key, token))
         try:
