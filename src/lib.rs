@@ -14,6 +14,7 @@ mod hash;
 mod send;
 mod server;
 mod storage;
+mod sync;
 mod tls;
 mod transport;
 mod walk;

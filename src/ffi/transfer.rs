@@ -17,6 +17,7 @@ use super::macros::{
 };
 use super::send_options::knsock_send_options;
 use super::types::knsock_result;
+use crate::sync::lock;
 use crate::{CancelToken, Error, SendOptions};
 
 /// Completion callback of an async send: `code` is the result; `error` is NULL on success and
@@ -132,7 +133,7 @@ fn run(
         // SAFETY: registered by the caller with `ud`; `err_ptr` lives in `err` through the call.
         unsafe { cb(ud.ptr(), code, err_ptr) };
     }
-    *state.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some((code, err));
+    *lock(&state.outcome) = Some((code, err));
     state.finished.notify_all();
 }
 
@@ -191,7 +192,7 @@ pub extern "C" fn knsock_transfer_wait(
         let state = &try_ref!(transfer).state;
         let deadline =
             (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
-        let mut outcome = state.outcome.lock().unwrap_or_else(|e| e.into_inner());
+        let mut outcome = lock(&state.outcome);
         loop {
             if let Some((code, _)) = outcome.as_ref() {
                 return Ok(*code);
@@ -220,7 +221,7 @@ pub extern "C" fn knsock_transfer_wait(
 pub extern "C" fn knsock_transfer_error(transfer: *const knsock_transfer) -> *const knsock_error {
     ffi_boundary!({
         let state = &try_ref!(transfer).state;
-        let outcome = state.outcome.lock().unwrap_or_else(|e| e.into_inner());
+        let outcome = lock(&state.outcome);
         Ok(match outcome.as_ref() {
             Some((_, Some(e))) => &**e as *const knsock_error,
             _ => ptr::null(),

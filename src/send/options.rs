@@ -8,6 +8,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::sync::lock;
 use crate::tls::{split_token, TlsOptions};
 
 pub const DEFAULT_CHUNK_SIZE: usize = 256 * 1024;
@@ -253,7 +254,7 @@ impl CancelToken {
     }
 
     fn lock_streams(&self) -> std::sync::MutexGuard<'_, Vec<(u64, TcpStream)>> {
-        self.0.streams.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.0.streams)
     }
 
     pub(crate) fn check(&self) -> Result<()> {

@@ -8,7 +8,9 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
+
+use crate::sync::lock;
 
 /// A block: which source (its place in the list) and which block of it.
 type Key = (usize, u64);
@@ -69,15 +71,11 @@ impl Window {
         self.read_bytes.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Block `k` of source `key`: from the window, or read from `file` (`size` bytes long) and
     /// kept. Shorter than a block at the end of the file, or where the file shrank.
     fn get(&self, key: usize, k: u64, file: &File, size: u64) -> io::Result<Arc<Vec<u8>>> {
         let id = (key, k);
-        let mut st = self.lock();
+        let mut st = lock(&self.state);
         loop {
             match st.blocks.get(&id) {
                 Some(Slot::Ready(b)) => return Ok(Arc::clone(b)),
@@ -92,7 +90,7 @@ impl Window {
         let start = k * self.block as u64;
         let len = (size.saturating_sub(start)).min(self.block as u64) as usize;
         let read = read_block(file, start, len);
-        let mut st = self.lock();
+        let mut st = lock(&self.state);
         let result = match read {
             Ok(data) => {
                 self.read_bytes
@@ -227,7 +225,7 @@ mod tests {
         }
         assert!(got.iter().all(|g| *g == data));
         assert_eq!(w.bytes_read(), data.len() as u64);
-        assert!(w.lock().bytes <= 4 * BLOCK);
+        assert!(lock(&w.state).bytes <= 4 * BLOCK);
     }
 
     #[test]
@@ -237,12 +235,12 @@ mod tests {
         let (mut fast, mut slow) = (reader(&w, &f, data.len()), reader(&w, &f, data.len()));
         let (mut a, mut b) = (Vec::new(), Vec::new());
         while step(&mut fast, BLOCK, &mut a) {
-            assert!(w.lock().bytes <= 3 * BLOCK);
+            assert!(lock(&w.state).bytes <= 3 * BLOCK);
         }
         assert_eq!(w.bytes_read(), data.len() as u64);
         // The fast reader never waited; the slow one finds only the last 3 blocks.
         while step(&mut slow, 700, &mut b) {
-            assert!(w.lock().bytes <= 3 * BLOCK);
+            assert!(lock(&w.state).bytes <= 3 * BLOCK);
         }
         assert_eq!((a == data, b == data), (true, true));
         assert_eq!(w.bytes_read(), 2 * data.len() as u64);

@@ -2,15 +2,16 @@
 //! validators, the renames, one fsync per directory, and the verdicts, returned rather than
 //! written.
 
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
 use super::admit::run_validators;
 use super::config::{FileInfo, ServerConfig};
 use super::refusal::{io_refusal, Refusal};
 use super::space::Reservation;
 use crate::protocol::Frame;
-use std::collections::VecDeque;
-use std::sync::Mutex;
-
 use crate::storage::{self, ObjectMeta, Place, Stored, TempFile};
+use crate::sync::lock;
 
 /// Most files committed together, as the protocol allows.
 pub(crate) const GROUP_MAX: usize = 256;
@@ -141,15 +142,11 @@ fn publish_all(checked: Vec<(Pending, Result<(), Refusal>)>, cfg: &ServerConfig)
     std::thread::scope(|s| {
         for _ in 0..PUBLISHERS.min(uploads) {
             s.spawn(|| loop {
-                let Some((i, (p, ok))) =
-                    queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
-                else {
+                let Some((i, (p, ok))) = lock(&queue).pop_front() else {
                     return;
                 };
                 let published = publish(p, ok, cfg);
-                done.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((i, published));
+                lock(&done).push((i, published));
             });
         }
     });

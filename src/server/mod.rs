@@ -18,6 +18,7 @@ use socket2::{Domain, SockRef, Socket, Type};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::{self, Root, Sink};
+use crate::sync::lock;
 
 mod admit;
 mod auth;
@@ -45,7 +46,7 @@ pub use config::{
 };
 
 use guard::Guard;
-use shared::{lock, Shared};
+use shared::Shared;
 
 const BACKLOG: i32 = 1024;
 

@@ -6,7 +6,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use super::guard::Guard;
 use super::space::Space;
 use crate::error::{Error, Result};
 use crate::storage::{DigestCache, Sink};
+use crate::sync::lock;
 
 static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -53,12 +54,6 @@ pub(crate) struct Shared {
     pub(crate) digests: DigestCache,
     /// TLS, tokens and the failure throttle.
     pub(crate) guard: Guard,
-}
-
-/// Locks `m`, going on after a panic elsewhere (the data stays consistent: every critical
-/// section is a single insert or remove).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {

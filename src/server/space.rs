@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::refusal::Refusal;
 use crate::protocol::Code;
+use crate::sync::lock;
 
 /// Bytes reserved per file system (by device number).
 #[derive(Default)]
@@ -28,7 +29,7 @@ impl Space {
         free: u64,
         keep: u64,
     ) -> Result<Reservation, Refusal> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = lock(&self.0);
         let promised = map.get(&dev).copied().unwrap_or(0);
         let needed = size.saturating_add(keep).saturating_add(promised);
         if needed > free {
@@ -47,9 +48,7 @@ impl Space {
             bytes: size,
         })
     }
-}
 
-impl Space {
     /// A reservation of nothing, for a file whose content takes no local room once stored.
     pub(crate) fn nothing(&self) -> Reservation {
         Reservation {
@@ -62,7 +61,7 @@ impl Space {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        let mut map = self.space.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = lock(&self.space);
         if let Some(n) = map.get_mut(&self.dev) {
             *n = n.saturating_sub(self.bytes);
             if *n == 0 {

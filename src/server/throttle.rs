@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::sync::lock;
+
 const MAX_ADDRESSES: usize = 4096;
 /// An address that has not failed for this long starts again from zero.
 const FORGET_AFTER: Duration = Duration::from_secs(120);
@@ -23,7 +25,7 @@ impl Throttle {
     /// the first time, then 250 ms doubling up to 8 s.
     pub(crate) fn failed(&self, ip: IpAddr) -> Duration {
         let now = Instant::now();
-        let mut table = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let mut table = lock(&self.failures);
         if table.len() >= MAX_ADDRESSES && !table.contains_key(&ip) {
             table.retain(|_, (_, last)| now.duration_since(*last) < FORGET_AFTER);
             if table.len() >= MAX_ADDRESSES {

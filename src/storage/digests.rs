@@ -7,6 +7,8 @@ use std::sync::Mutex;
 
 use rustix::fs::Stat;
 
+use crate::sync::lock;
+
 /// How many digests are remembered; the oldest go first.
 const CAPACITY: usize = 4096;
 
@@ -42,11 +44,11 @@ struct Inner {
 
 impl DigestCache {
     pub fn get(&self, key: &Key) -> Option<[u8; 16]> {
-        self.lock().map.get(key).copied()
+        lock(&self.0).map.get(key).copied()
     }
 
     pub fn put(&self, key: Key, digest: [u8; 16]) {
-        let mut inner = self.lock();
+        let mut inner = lock(&self.0);
         if inner.map.insert(key, digest).is_none() {
             inner.order.push_back(key);
         }
@@ -55,9 +57,5 @@ impl DigestCache {
                 inner.map.remove(&old);
             }
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -13,6 +13,7 @@ use super::journal::Note;
 use super::multipart::{abort, complete, create, part_size, upload_part};
 use super::{local_error, S3Store};
 use crate::storage::object::{ObjectError, ObjectErrorKind, ObjectMeta, ObjectStore, Upload};
+use crate::sync::lock;
 
 /// Threads sending parts of one object.
 const SENDERS: usize = 8;
@@ -207,8 +208,4 @@ impl Drop for S3Upload {
             abort(&self.store, &self.key, &self.upload_id);
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
