@@ -20,7 +20,8 @@ use super::types::{Overwrite, StoreError};
 /// The server's directory, held open so every name is resolved relative to it.
 #[derive(Debug)]
 pub struct Root {
-    fd: OwnedFd,
+    /// Shared with the spool's `Target` when the directory spools for an object store.
+    fd: Arc<OwnedFd>,
     path: PathBuf,
 }
 
@@ -32,7 +33,7 @@ impl Root {
             Mode::empty(),
         )?;
         Ok(Root {
-            fd,
+            fd: Arc::new(fd),
             path: path.to_path_buf(),
         })
     }
@@ -42,15 +43,14 @@ impl Root {
     }
 
     /// The directory itself as a place for hidden temporary files: the spool of content on its
-    /// way to an object store.
-    pub fn spool_target(&self) -> Result<Target, StoreError> {
-        let fd = rfs::openat(&self.fd, ".", DIR_FLAGS, Mode::empty())?;
-        Ok(Target {
-            dir: Arc::new(fd),
+    /// way to an object store. It shares the directory's handle.
+    pub fn spool_target(&self) -> Target {
+        Target {
+            dir: Arc::clone(&self.fd),
             dir_path: self.path.clone(),
             rel_dir: String::new(),
             file_name: String::new(),
-        })
+        }
     }
     /// Resolves `components` beneath the directory without creating anything: every existing
     /// parent is opened relative to the one before, never through a symlink. Resolved once per
@@ -59,7 +59,7 @@ impl Root {
         let (file_name, dirs) = components
             .split_last()
             .ok_or_else(|| StoreError::BadPath("empty name".into()))?;
-        let mut parent = rfs::openat(&self.fd, ".", DIR_FLAGS, Mode::empty())?;
+        let mut parent = rfs::openat(&*self.fd, ".", DIR_FLAGS, Mode::empty())?;
         let mut found = 0;
         for (i, dir) in dirs.iter().enumerate() {
             match rfs::openat(&parent, *dir, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty()) {

@@ -59,14 +59,31 @@ impl Sink {
                         key.len()
                     )));
                 }
-                Ok(Entry::Object {
+                Ok(Entry::Object(Object {
                     key,
                     name,
                     store: Arc::clone(store),
-                    spool: spool.spool_target()?,
-                })
+                    spool: spool.spool_target(),
+                }))
             }
         }
+    }
+}
+
+/// A name resolved to an object: the store, the object's key, the received name, and the
+/// spool its content waits in.
+#[derive(Debug)]
+pub struct Object {
+    store: Arc<dyn ObjectStore>,
+    key: String,
+    name: String,
+    spool: Target,
+}
+
+impl Object {
+    /// The stored object's metadata; a store that cannot answer knows of no copy.
+    fn meta(&self) -> Option<ObjectMeta> {
+        self.store.head(&self.key).ok().flatten()
     }
 }
 
@@ -74,12 +91,7 @@ impl Sink {
 #[derive(Debug)]
 pub enum Entry {
     Dir(Lookup),
-    Object {
-        store: Arc<dyn ObjectStore>,
-        key: String,
-        name: String,
-        spool: Target,
-    },
+    Object(Object),
 }
 
 impl Entry {
@@ -87,8 +99,8 @@ impl Entry {
     pub fn check_existing(&self, policy: Overwrite) -> Result<(), StoreError> {
         match (self, policy) {
             (Entry::Dir(lookup), _) => lookup.check_existing(policy),
-            (Entry::Object { .. }, Overwrite::Replace) => Ok(()),
-            (Entry::Object { store, key, .. }, _) => match store.exists(key)? {
+            (Entry::Object(_), Overwrite::Replace) => Ok(()),
+            (Entry::Object(o), _) => match o.store.exists(&o.key)? {
                 true => Err(StoreError::Exists),
                 false => Ok(()),
             },
@@ -101,7 +113,7 @@ impl Entry {
     pub fn holds(&self, size: u64, digest: &[u8], cache: &DigestCache, budget: &mut u64) -> bool {
         match self {
             Entry::Dir(lookup) => lookup.holds(size, digest, cache, budget),
-            Entry::Object { .. } => self
+            Entry::Object(o) => o
                 .meta()
                 .is_some_and(|m| m.size == size && m.digest.is_some_and(|d| d[..] == *digest)),
         }
@@ -111,17 +123,9 @@ impl Entry {
     pub fn quick_same(&self, size: u64, mtime: (i64, u32)) -> bool {
         match self {
             Entry::Dir(lookup) => lookup.quick_same(size, mtime),
-            Entry::Object { .. } => self
+            Entry::Object(o) => o
                 .meta()
                 .is_some_and(|m| m.size == size && (m.mtime_secs, m.mtime_nanos) == mtime),
-        }
-    }
-
-    /// The stored object's metadata; a store that cannot answer knows of no copy.
-    fn meta(&self) -> Option<ObjectMeta> {
-        match self {
-            Entry::Object { store, key, .. } => store.head(key).ok().flatten(),
-            Entry::Dir(_) => None,
         }
     }
 
@@ -129,7 +133,7 @@ impl Entry {
     pub fn max_size(&self) -> Option<u64> {
         match self {
             Entry::Dir(_) => None,
-            Entry::Object { store, .. } => store.max_object_size(),
+            Entry::Object(o) => o.store.max_object_size(),
         }
     }
 
@@ -137,7 +141,7 @@ impl Entry {
     pub fn existing(&self) -> Option<(File, rustix::fs::Stat)> {
         match self {
             Entry::Dir(lookup) => lookup.existing(),
-            Entry::Object { .. } => None,
+            Entry::Object(_) => None,
         }
     }
 
@@ -146,7 +150,7 @@ impl Entry {
     pub fn space(&self) -> io::Result<Option<(u64, u64)>> {
         match self {
             Entry::Dir(lookup) => Ok(Some((lookup.device()?, lookup.free_bytes()?))),
-            Entry::Object { .. } => Ok(None),
+            Entry::Object(_) => Ok(None),
         }
     }
 
@@ -154,18 +158,7 @@ impl Entry {
     pub fn create(self) -> Result<Place, StoreError> {
         match self {
             Entry::Dir(lookup) => Ok(Place::Dir(lookup.create()?)),
-            Entry::Object {
-                store,
-                key,
-                name,
-                spool,
-            } => Ok(Place::Object {
-                store,
-                key,
-                name,
-                spool,
-                upload: None,
-            }),
+            Entry::Object(o) => Ok(Place::Object(o, None)),
         }
     }
 }
@@ -175,21 +168,15 @@ impl Entry {
 #[derive(Debug)]
 pub enum Place {
     Dir(Target),
-    Object {
-        store: Arc<dyn ObjectStore>,
-        key: String,
-        name: String,
-        spool: Target,
-        /// A large object going up while its content arrives.
-        upload: Option<Box<dyn Upload>>,
-    },
+    /// With the upload of a large object going up while its content arrives.
+    Object(Object, Option<Box<dyn Upload>>),
 }
 
 impl Place {
     /// Where the temporary file (and kept partial data) lives.
     pub fn temp_dir(&self) -> &Target {
         match self {
-            Place::Dir(t) | Place::Object { spool: t, .. } => t,
+            Place::Dir(t) | Place::Object(Object { spool: t, .. }, _) => t,
         }
     }
 
@@ -201,12 +188,9 @@ impl Place {
         meta: &ObjectMeta,
         policy: Overwrite,
     ) -> Result<(), StoreError> {
-        if let Place::Object {
-            store, key, upload, ..
-        } = self
-        {
+        if let Place::Object(o, upload) = self {
             let if_absent = policy == Overwrite::Refuse;
-            *upload = store.begin(key, temp.file_ref(), meta, if_absent)?;
+            *upload = o.store.begin(&o.key, temp.file_ref(), meta, if_absent)?;
         }
         Ok(())
     }
@@ -214,10 +198,7 @@ impl Place {
     /// The temporary file now holds `written` bytes of content (may block to pace the sender
     /// to the store).
     pub fn progress(&mut self, written: u64) -> Result<(), StoreError> {
-        if let Place::Object {
-            upload: Some(u), ..
-        } = self
-        {
+        if let Place::Object(_, Some(u)) = self {
             u.progress(written)?;
         }
         Ok(())
@@ -240,20 +221,17 @@ impl Place {
     ) -> Result<Stored, StoreError> {
         match self {
             Place::Dir(target) => temp.rename_into_place(target, policy),
-            Place::Object {
-                store,
-                key,
-                name,
-                upload,
-                ..
-            } => {
+            Place::Object(o, upload) => {
                 match upload.take() {
                     Some(u) => u.finish()?,
-                    None => store.put(key, temp.file_ref(), meta, policy == Overwrite::Refuse)?,
+                    None => {
+                        let if_absent = policy == Overwrite::Refuse;
+                        o.store.put(&o.key, temp.file_ref(), meta, if_absent)?
+                    }
                 }
                 Ok(Stored {
-                    name: name.clone(),
-                    path: PathBuf::from(store.url(key)),
+                    name: o.name.clone(),
+                    path: PathBuf::from(o.store.url(&o.key)),
                 })
             }
         }
@@ -263,7 +241,7 @@ impl Place {
     pub fn sync_dir(&self) -> io::Result<()> {
         match self {
             Place::Dir(t) => t.sync_dir(),
-            Place::Object { .. } => Ok(()),
+            Place::Object(..) => Ok(()),
         }
     }
 
