@@ -162,10 +162,7 @@ impl S3Store {
         let mut headers = meta_headers(meta);
         headers.extend(condition(if_absent));
         let mut action = self.bucket.put_object(Some(&self.credentials), key);
-        for (k, v) in &headers {
-            action.headers_mut().insert(k.clone(), v.clone());
-        }
-        let url = action.sign(SIGNED_FOR);
+        let url = sign_with(&mut action, &headers);
         let what = format!("storing '{key}'");
         send(&self.agent, &self.request("PUT", url, headers, body, what)).map(drop)
     }
@@ -280,6 +277,14 @@ fn roots(config: &S3Config) -> Result<Vec<ureq::tls::Certificate<'static>>> {
         .iter()
         .map(|d| ureq::tls::Certificate::from_der(d).to_owned())
         .collect())
+}
+
+/// Signs `action` with `headers` among the signed ones (they must then be sent as they are).
+fn sign_with<'a>(action: &mut impl S3Action<'a>, headers: &[(String, String)]) -> Url {
+    for (k, v) in headers {
+        action.headers_mut().insert(k.clone(), v.clone());
+    }
+    action.sign(SIGNED_FOR)
 }
 
 /// The header of a conditional write that keeps an object already there (S3 answers 412).

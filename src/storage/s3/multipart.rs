@@ -10,7 +10,7 @@ use rusty_s3::{Map, Method, S3Action};
 use url::Url;
 
 use super::http::{blocks, send, tag, Body};
-use super::{condition, meta_headers, S3Store, PART, SIGNED_FOR};
+use super::{condition, meta_headers, sign_with, S3Store, PART, SIGNED_FOR};
 use crate::storage::object::{ObjectError, ObjectErrorKind, ObjectMeta, ObjectStore};
 
 /// Starts a multipart upload with `meta` as the object's metadata; returns its id.
@@ -19,10 +19,7 @@ pub(super) fn create(store: &S3Store, key: &str, meta: &ObjectMeta) -> Result<St
     let mut action = store
         .bucket
         .create_multipart_upload(Some(&store.credentials), key);
-    for (k, v) in &headers {
-        action.headers_mut().insert(k.clone(), v.clone());
-    }
-    let url = action.sign(SIGNED_FOR);
+    let url = sign_with(&mut action, &headers);
     let what = format!("starting the upload of '{key}'");
     let reply = send(
         &store.agent,
@@ -86,10 +83,7 @@ pub(super) fn complete(
         etags.iter().map(String::as_str),
     );
     let headers: Vec<(String, String)> = condition(if_absent).into_iter().collect();
-    for (k, v) in &headers {
-        action.headers_mut().insert(k.clone(), v.clone());
-    }
-    let url = action.sign(SIGNED_FOR);
+    let url = sign_with(&mut action, &headers);
     let body = action.body();
     let what = format!("completing the upload of '{key}'");
     let reply = send(
