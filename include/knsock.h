@@ -633,9 +633,9 @@ enum knsock_result knsock_send_files(const char *host,
  * or failed files: `*report` then receives the outcomes per receiver and per file (free it with
  * `knsock_multi_report_free()`); check `knsock_multi_report_failed()`. Fails without a report
  * for bad arguments (`receivers` NULL, `receiver_count` 0, a receiver whose host is NULL (or
- * empty, when there are files to send), a bad path list, a walk error, legacy options); then `*error` receives the detail when
- * not NULL. A list that names no file gives a report of empty batches, and no receiver is
- * contacted.
+ * empty, when there are files to send), a bad path list, a walk error, legacy options); then
+ * `*error` receives the detail when not NULL. A list that names no file gives a report of
+ * empty batches, and no receiver is contacted.
  */
 enum knsock_result knsock_send_files_multi(const struct knsock_receiver *receivers,
                                            size_t receiver_count,

@@ -145,9 +145,9 @@ pub type knsock_multi_progress_cb = Option<
 /// or failed files: `*report` then receives the outcomes per receiver and per file (free it with
 /// `knsock_multi_report_free()`); check `knsock_multi_report_failed()`. Fails without a report
 /// for bad arguments (`receivers` NULL, `receiver_count` 0, a receiver whose host is NULL (or
-/// empty, when there are files to send), a bad path list, a walk error, legacy options); then `*error` receives the detail when
-/// not NULL. A list that names no file gives a report of empty batches, and no receiver is
-/// contacted.
+/// empty, when there are files to send), a bad path list, a walk error, legacy options); then
+/// `*error` receives the detail when not NULL. A list that names no file gives a report of
+/// empty batches, and no receiver is contacted.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)] // the C signature: arrays with their lengths, a callback
 pub extern "C" fn knsock_send_files_multi(
