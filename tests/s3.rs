@@ -21,18 +21,18 @@ fn s3_server(
     prefix: &str,
     tune: impl FnOnce(&mut knsock::ServerConfig),
 ) -> TestServer {
-    let store = bucket.store(prefix);
-    TestServer::start(move |c| {
-        c.object_store(store);
-        tune(c);
-    })
+    s3_server_with(&bucket.config(prefix), tune)
 }
 
-/// A server storing into the bucket `cfg` names.
-fn s3_server_with(cfg: &knsock::S3Config) -> TestServer {
+/// A server storing into the bucket `cfg` names, spooling in its own directory.
+fn s3_server_with(
+    cfg: &knsock::S3Config,
+    tune: impl FnOnce(&mut knsock::ServerConfig),
+) -> TestServer {
     let store = Arc::new(knsock::S3Store::open(cfg).unwrap());
     TestServer::start(move |c| {
         c.object_store(store);
+        tune(c);
     })
 }
 
@@ -270,7 +270,7 @@ fn a_missing_bucket_and_wrong_keys_fail_clearly() {
     let mut cfg = bucket.config("");
     cfg.access_key = Some(READONLY_KEY.into());
     cfg.secret_key = Some(READONLY_SECRET.into());
-    let srv = s3_server_with(&cfg);
+    let srv = s3_server_with(&cfg, |_| {});
     // Not retried: one attempt.
     send_failing_with(&srv, "denied.txt", 16, "access denied", 1);
     assert_eq!(bucket.keys(), Vec::<String>::new());
@@ -283,7 +283,7 @@ fn a_store_that_becomes_unreachable_fails_files_with_a_code_the_sender_retries()
     let forwarder = Forwarder::start();
     let mut cfg = bucket.config("");
     cfg.endpoint = Some(forwarder.endpoint.clone());
-    let srv = s3_server_with(&cfg);
+    let srv = s3_server_with(&cfg, |_| {});
     forwarder.cut();
     // Retried: three attempts.
     send_failing_with(&srv, "late.txt", 15, "unreachable", 3);

@@ -5,45 +5,21 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use common::s3::{cli_env, TestBucket};
 use common::*;
 use knsock::{send_file, send_files, SendOptions, Source};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kn-sock");
-
 /// `kn-sock run-file-server 0 s3://BUCKET/PREFIX` in a process of its own, killed when dropped.
-struct Receiver {
-    child: Child,
-    port: u16,
-}
-
-impl Receiver {
-    fn start(bucket: &TestBucket, prefix: &str, spool: &Path) -> Receiver {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["run-file-server", "0"])
-            .arg(bucket.url(prefix))
-            .args(["--host", "127.0.0.1"]);
-        cli_env(&mut cmd, spool);
-        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        assert!(first.starts_with("listening on 127.0.0.1:"), "{first:?}");
-        let port = first.trim().rsplit(':').next().unwrap().parse().unwrap();
-        Receiver { child, port }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_receiver(bucket: &TestBucket, prefix: &str, spool: &Path) -> ServerProcess {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run-file-server", "0"])
+        .arg(bucket.url(prefix))
+        .args(["--host", "127.0.0.1"]);
+    cli_env(&mut cmd, spool);
+    ServerProcess::spawn(cmd)
 }
 
 #[test]
@@ -53,14 +29,13 @@ fn a_receiver_killed_mid_upload_leaves_no_object_and_its_restart_aborts_the_uplo
     let src = tempfile::tempdir().unwrap();
     let data = random_bytes(160 << 20, 9);
     let p = write_file(src.path(), "big.bin", &data);
-    let mut receiver = Receiver::start(&bucket, "k", spool.path());
+    let receiver = start_receiver(&bucket, "k", spool.path());
     let port = receiver.port;
     let sender =
         std::thread::spawn(move || send_file("127.0.0.1", port, &p, &SendOptions::default()));
     // The content has arrived and its multipart upload is under way: kill the receiver then.
     wait_for("the upload to start", || !bucket.uploads().is_empty());
-    receiver.child.kill().unwrap();
-    receiver.child.wait().unwrap();
+    receiver.kill9();
     assert!(sender.join().unwrap().is_err(), "the sender was told OK");
     assert_eq!(bucket.keys(), Vec::<String>::new());
     assert_eq!(bucket.uploads(), vec!["k/big.bin"]);
@@ -76,7 +51,7 @@ id
     )
     .unwrap();
     // Started again on the same spool, it aborts the upload it had noted, and takes the file.
-    let receiver = Receiver::start(&bucket, "k", spool.path());
+    let receiver = start_receiver(&bucket, "k", spool.path());
     assert_eq!(bucket.uploads(), Vec::<String>::new());
     assert!(foreign.exists(), "another store's note was removed");
     std::fs::remove_file(&foreign).unwrap();
@@ -91,8 +66,8 @@ id
 fn two_receivers_on_one_bucket_store_every_file_of_four_senders_exactly_once() {
     let bucket = TestBucket::new("two-receivers");
     let (spool_a, spool_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = Receiver::start(&bucket, "shared", spool_a.path());
-    let b = Receiver::start(&bucket, "shared", spool_b.path());
+    let a = start_receiver(&bucket, "shared", spool_a.path());
+    let b = start_receiver(&bucket, "shared", spool_b.path());
     let src = tempfile::tempdir().unwrap();
     let sources: Vec<Source> = (0..400u64)
         .map(|i| {

@@ -365,17 +365,20 @@ impl ServerProcess {
     /// `kn-sock run-file-server` on `dir`, under `ulimit -n` when `nofile` is given.
     pub fn start(dir: &Path, nofile: Option<u32>) -> ServerProcess {
         let limit = nofile.map_or(String::new(), |n| format!("ulimit -n {n} && "));
-        let mut child = Command::new("sh")
-            .arg("-c")
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
             .arg(format!(
                 "{limit}exec \"$0\" run-file-server 0 \"$1\" --host 127.0.0.1"
             ))
             .arg(BIN)
             .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::null());
+        ServerProcess::spawn(cmd)
+    }
+
+    /// Runs `cmd`, a `kn-sock run-file-server` on port 0, and reads the port it prints first.
+    pub fn spawn(mut cmd: Command) -> ServerProcess {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
         let mut first = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut first)
