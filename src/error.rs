@@ -61,6 +61,10 @@ pub struct PeerReason {
 
 /// An error of the knsock API: a kind, a one-line message for people, and, for refusals, the
 /// receiver's own reason.
+///
+/// The message and the peer's reason are always safe to print: whatever came from the network
+/// (names, reasons) is escaped by [`crate::printable`] when the error is made, so a log line
+/// built from an error cannot be forged.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct Error {
@@ -77,7 +81,7 @@ impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
-            message: message.into(),
+            message: safe(message.into()),
             peer: None,
             source: None,
         }
@@ -104,7 +108,7 @@ impl Error {
         };
         Error {
             kind,
-            message,
+            message: safe(message),
             peer: None,
             source: Some(source),
         }
@@ -113,7 +117,7 @@ impl Error {
     /// The receiver's refusal with its wire code, of the kind that code maps to
     /// (`protocol::peer_error` maps it).
     pub(crate) fn from_peer(kind: ErrorKind, code: u16, text: impl Into<String>) -> Self {
-        let text = text.into();
+        let text = safe(text.into());
         Error {
             kind,
             message: format!("rejected by receiver: {text}"),
@@ -147,8 +151,16 @@ impl Error {
 
     /// Prefixes the message with what was being done, keeping kind and peer reason.
     pub fn context(mut self, context: impl fmt::Display) -> Self {
-        self.message = format!("{context}: {}", self.message);
+        self.message = safe(format!("{context}: {}", self.message));
         self
+    }
+}
+
+/// `text` made safe to print, without a copy when it already is.
+fn safe(text: String) -> String {
+    match crate::text::printable(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(escaped) => escaped,
     }
 }
 

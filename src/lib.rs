@@ -15,6 +15,7 @@ mod send;
 mod server;
 mod storage;
 mod sync;
+mod text;
 mod tls;
 mod transport;
 mod walk;
@@ -50,6 +51,7 @@ pub use storage::S3Store;
 pub use storage::{
     ObjectError, ObjectErrorKind, ObjectMeta, ObjectStore, Overwrite, S3Config, Upload,
 };
+pub use text::{printable, printable_bytes};
 pub use tls::{check_pin, hash_token, split_token, ServerIdentity, TlsOptions};
 pub use walk::{collect_sources, Source, WalkOptions};
 

@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("kn-sock: {message}");
+            eprintln!("kn-sock: {}", knsock::printable(&message));
             ExitCode::FAILURE
         }
     }
@@ -238,7 +238,7 @@ fn send(
             Ok(r) => print_delivered(&source.path, r),
             Err(e) => {
                 failed += 1;
-                eprintln!("kn-sock: {}: {e}", source.path.display());
+                eprintln!("kn-sock: {}: {e}", shown(&source.path));
             }
         }
     }
@@ -277,7 +277,9 @@ fn run_server(mut cfg: ServerConfig, allow_ext: Vec<String>) -> Result<(), Strin
         let _ = writeln!(
             out,
             "received {} ({} bytes) from {}",
-            info.name, info.size, info.peer
+            knsock::printable(&info.name),
+            info.size,
+            info.peer
         )
         .and_then(|_| out.flush());
     });
@@ -311,15 +313,22 @@ fn run_server(mut cfg: ServerConfig, allow_ext: Vec<String>) -> Result<(), Strin
 /// "sent PATH as NAME (N bytes…)" or "unchanged PATH".
 fn print_delivered(path: &std::path::Path, r: &SendReport) {
     match r.skipped {
-        true => println!("unchanged {}", path.display()),
+        true => println!("unchanged {}", shown(path)),
         false => println!(
             "sent {} as {} ({} bytes{})",
-            path.display(),
-            r.stored_name,
+            shown(path),
+            knsock::printable(&r.stored_name),
             r.bytes,
             reused(r)
         ),
     }
+}
+
+/// A local path as it is printed: escaped like everything from the network (a file name may hold
+/// a newline or a terminal escape too).
+fn shown(path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    knsock::printable_bytes(path.as_os_str().as_bytes()).into_owned()
 }
 
 /// ", N reused" when the receiver took part of the file from its own copy (a delta, a resume).

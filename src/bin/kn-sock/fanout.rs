@@ -41,7 +41,7 @@ pub(crate) fn send_to_many(
             .count();
         for f in &batch.files {
             if let Err(e) = &f.result {
-                eprintln!("kn-sock: {r}: {}: {e}", f.source.path.display());
+                eprintln!("kn-sock: {r}: {}: {e}", crate::shown(&f.source.path));
             }
         }
         println!(
