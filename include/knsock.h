@@ -69,6 +69,12 @@
 #define KNSOCK_CONTINUE 0
 
 /**
+ * The highest value of `knsock_result` this header knows: codes run from 0 to it without a
+ * gap. A library newer than the header may return higher ones; treat them as errors.
+ */
+#define KNSOCK_RESULT_LAST 15
+
+/**
  * The outcome of every fallible call. Values are fixed forever; new ones may be added, so treat
  * an unknown value as an error.
  */
@@ -984,7 +990,8 @@ enum knsock_result knsock_server_config_set_max_connections(struct knsock_server
                                                             uint32_t max);
 
 /**
- * Milliseconds a connection may make no progress before it is dropped (above 0; default 30000).
+ * Milliseconds a connection may make no progress before it is dropped, 1 to 86400000 (a day);
+ * default 30000.
  */
 enum knsock_result knsock_server_config_set_idle_timeout_ms(struct knsock_server_config *config,
                                                             uint64_t timeout_ms);
@@ -1004,8 +1011,8 @@ enum knsock_result knsock_server_config_set_reserve_bytes(struct knsock_server_c
 
 /**
  * Milliseconds to keep the data of an interrupted upload so the sender's retry resumes where
- * it ends (keyed by name, size, modification time and sender host). Expired data is removed
- * when a server starts on the directory.
+ * it ends (keyed by name, size, modification time and sender host), at most 365 days
+ * (31536000000). Expired data is removed when a server starts on the directory.
  *
  * What an aborted upload leaves behind: with 0 (the default) nothing; the data received so
  * far is deleted at once. Above 0, the received prefix of an interrupted upload (connection

@@ -72,22 +72,5 @@ pub extern "C" fn knsock_result_str(code: c_int) -> *const c_char {
 }
 
 fn result_text(code: c_int) -> &'static CStr {
-    match code {
-        0 => c"success",
-        1 => c"invalid argument",
-        2 => c"not found",
-        3 => c"connection failed",
-        4 => c"timed out",
-        5 => c"rejected by the receiver",
-        6 => c"protocol error",
-        7 => c"integrity check failed",
-        8 => c"no space on the receiver",
-        9 => c"input/output error",
-        10 => c"cancelled",
-        11 => c"aborted by callback",
-        12 => c"internal error (panic caught)",
-        13 => c"still in progress",
-        14 => c"authentication failed",
-        _ => c"unknown result code",
-    }
+    knsock_result::from_code(code).map_or(c"unknown result code", knsock_result::text)
 }

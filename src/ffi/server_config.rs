@@ -140,6 +140,22 @@ pub(crate) fn set(
     })
 }
 
+/// Runs a setter whose value the core's own rule ([`ServerConfig::validate`]) checks: the change
+/// is tried on a default config first, so a value the start would refuse is refused here, with
+/// the start's own message, and the range lives in one place.
+pub(crate) fn set_limit(
+    config: *mut knsock_server_config,
+    change: impl Fn(&mut ServerConfig),
+) -> knsock_result {
+    set(config, |c| {
+        let mut probe = ServerConfig::new("");
+        change(&mut probe);
+        probe.validate()?;
+        change(&mut c.inner);
+        Ok(())
+    })
+}
+
 /// Why the last setter call on `config` failed (e.g. "max connections must be 1 to 4096"), or
 /// NULL when it succeeded, when no setter ran yet, or when `config` is NULL. Kept per config
 /// (no thread-local state). Owned by the config: valid until the next setter call on it or
@@ -199,27 +215,20 @@ pub extern "C" fn knsock_server_config_set_max_connections(
     config: *mut knsock_server_config,
     max: u32,
 ) -> knsock_result {
-    set(config, |c| {
-        if max == 0 || max > 4096 {
-            return Err(Error::invalid("max connections must be 1 to 4096"));
-        }
-        c.inner.max_connections(max as usize);
-        Ok(())
+    set_limit(config, |c| {
+        c.max_connections(max as usize);
     })
 }
 
-/// Milliseconds a connection may make no progress before it is dropped (above 0; default 30000).
+/// Milliseconds a connection may make no progress before it is dropped, 1 to 86400000 (a day);
+/// default 30000.
 #[no_mangle]
 pub extern "C" fn knsock_server_config_set_idle_timeout_ms(
     config: *mut knsock_server_config,
     timeout_ms: u64,
 ) -> knsock_result {
-    set(config, |c| {
-        if timeout_ms == 0 {
-            return Err(Error::invalid("idle timeout must be above zero"));
-        }
-        c.inner.idle_timeout(Duration::from_millis(timeout_ms));
-        Ok(())
+    set_limit(config, |c| {
+        c.idle_timeout(Duration::from_millis(timeout_ms));
     })
 }
 
@@ -249,8 +258,8 @@ pub extern "C" fn knsock_server_config_set_reserve_bytes(
 }
 
 /// Milliseconds to keep the data of an interrupted upload so the sender's retry resumes where
-/// it ends (keyed by name, size, modification time and sender host). Expired data is removed
-/// when a server starts on the directory.
+/// it ends (keyed by name, size, modification time and sender host), at most 365 days
+/// (31536000000). Expired data is removed when a server starts on the directory.
 ///
 /// What an aborted upload leaves behind: with 0 (the default) nothing; the data received so
 /// far is deleted at once. Above 0, the received prefix of an interrupted upload (connection
@@ -263,9 +272,8 @@ pub extern "C" fn knsock_server_config_set_resume_ttl_ms(
     config: *mut knsock_server_config,
     ttl_ms: u64,
 ) -> knsock_result {
-    set(config, |c| {
-        c.inner.resume_ttl(Duration::from_millis(ttl_ms));
-        Ok(())
+    set_limit(config, |c| {
+        c.resume_ttl(Duration::from_millis(ttl_ms));
     })
 }
 

@@ -1,23 +1,12 @@
 //! The receiver's resource limits on `knsock_server_config` (issue 9): header timeout, zstd
 //! decoders, the hashing budget of digest offers, the mode mask, the descriptor limit. Each range
-//! is checked by the core's own rule ([`ServerConfig::validate`]) on a probe copy, so it lives
-//! in one place.
+//! is checked by the core's own rule (`ServerConfig::validate`) on a probe copy, so it lives in
+//! one place.
 
 use std::time::Duration;
 
-use super::server_config::{knsock_server_config, set};
+use super::server_config::{knsock_server_config, set, set_limit};
 use super::types::knsock_result;
-use crate::{Error, ServerConfig};
-
-/// Makes `change` to `config` if [`ServerConfig::validate`] accepts it on a default config
-/// changed only by it.
-fn set_checked(config: &mut ServerConfig, change: impl Fn(&mut ServerConfig)) -> Result<(), Error> {
-    let mut probe = ServerConfig::new("");
-    change(&mut probe);
-    probe.validate()?;
-    change(config);
-    Ok(())
-}
 
 /// Milliseconds a whole frame (and the content of a small file sent eagerly) may take to arrive,
 /// 1 to 86400000 (a day); a peer that drips bytes is cut off after it, whatever the idle timeout.
@@ -27,11 +16,9 @@ pub extern "C" fn knsock_server_config_set_header_timeout_ms(
     config: *mut knsock_server_config,
     timeout_ms: u64,
 ) -> knsock_result {
-    set(config, |c| {
+    set_limit(config, |p| {
         let t = Duration::from_millis(timeout_ms);
-        set_checked(&mut c.inner, |p| {
-            p.header_timeout(t);
-        })
+        p.header_timeout(t);
     })
 }
 
@@ -43,10 +30,8 @@ pub extern "C" fn knsock_server_config_set_max_decoders(
     config: *mut knsock_server_config,
     max: u32,
 ) -> knsock_result {
-    set(config, |c| {
-        set_checked(&mut c.inner, |p| {
-            p.max_decoders(max as usize);
-        })
+    set_limit(config, |p| {
+        p.max_decoders(max as usize);
     })
 }
 
@@ -58,10 +43,8 @@ pub extern "C" fn knsock_server_config_set_hash_budget(
     config: *mut knsock_server_config,
     bytes: u64,
 ) -> knsock_result {
-    set(config, |c| {
-        set_checked(&mut c.inner, |p| {
-            p.hash_budget(bytes);
-        })
+    set_limit(config, |p| {
+        p.hash_budget(bytes);
     })
 }
 
@@ -73,10 +56,8 @@ pub extern "C" fn knsock_server_config_set_mode_mask(
     config: *mut knsock_server_config,
     mask: u32,
 ) -> knsock_result {
-    set(config, |c| {
-        set_checked(&mut c.inner, |p| {
-            p.mode_mask(mask);
-        })
+    set_limit(config, |p| {
+        p.mode_mask(mask);
     })
 }
 

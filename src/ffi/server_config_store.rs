@@ -52,6 +52,7 @@ pub extern "C" fn knsock_server_config_set_s3_endpoint(
     set(config, |c| {
         // SAFETY: the header's contract: a string argument is NULL or NUL-terminated.
         let endpoint = unsafe { arg_str(endpoint, "S3 endpoint") }?.to_string();
+        crate::S3Config::check_endpoint(&endpoint)?;
         s3_adjust(c, |s| {
             s.endpoint = Some(endpoint);
             s.path_style = path_style;
@@ -70,7 +71,7 @@ pub extern "C" fn knsock_server_config_set_s3_region(
 ) -> knsock_result {
     set(config, |c| {
         // SAFETY: the header's contract: a string argument is NULL or NUL-terminated.
-        let region = unsafe { arg_str(region, "S3 region") }?.to_string();
+        let region = non_empty(unsafe { arg_str(region, "S3 region") }?, "S3 region")?;
         s3_adjust(c, |s| s.region = Some(region))
     })
 }
@@ -91,8 +92,8 @@ pub extern "C" fn knsock_server_config_set_s3_credentials(
         // SAFETY: the header's contract: string arguments are NULL or NUL-terminated.
         let (access, secret, token) = unsafe {
             (
-                arg_str(access_key, "S3 access key")?.to_string(),
-                arg_str(secret_key, "S3 secret key")?.to_string(),
+                non_empty(arg_str(access_key, "S3 access key")?, "S3 access key")?,
+                non_empty(arg_str(secret_key, "S3 secret key")?, "S3 secret key")?,
                 match session_token.is_null() {
                     true => None,
                     false => Some(arg_str(session_token, "S3 session token")?.to_string()),
@@ -121,6 +122,14 @@ pub extern "C" fn knsock_server_config_set_s3_ca_file(
         let path = unsafe { arg_path(path, "S3 CA file") }?;
         s3_adjust(c, |s| s.ca_file = Some(path))
     })
+}
+
+/// A setting that must not be empty (the start would fail on it, or sign with nothing).
+fn non_empty(value: &str, what: &str) -> Result<String> {
+    match value.is_empty() {
+        true => Err(Error::invalid(format!("{what} is empty"))),
+        false => Ok(value.to_string()),
+    }
 }
 
 fn s3_url(c: &mut knsock_server_config, url: &str) -> Result<()> {

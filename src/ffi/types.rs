@@ -74,6 +74,101 @@ pub enum knsock_result {
     Store = 15,
 }
 
+/// The highest value of `knsock_result` this header knows: codes run from 0 to it without a
+/// gap. A library newer than the header may return higher ones; treat them as errors.
+pub const KNSOCK_RESULT_LAST: c_int = 15;
+
+impl knsock_result {
+    /// Every code, in order: `ALL[c]` is code `c`. The test below checks that the array and
+    /// [`KNSOCK_RESULT_LAST`] follow the enum, whose [`knsock_result::text`] match the compiler
+    /// keeps exhaustive.
+    pub(crate) const ALL: [knsock_result; KNSOCK_RESULT_LAST as usize + 1] = {
+        use knsock_result::*;
+        [
+            Ok,
+            InvalidArgument,
+            NotFound,
+            Connect,
+            Timeout,
+            Rejected,
+            Protocol,
+            Integrity,
+            NoSpace,
+            Io,
+            Cancelled,
+            AbortedByCallback,
+            Panic,
+            InProgress,
+            Auth,
+            Store,
+        ]
+    };
+
+    /// The code whose value is `code`, if this library has one.
+    pub(crate) fn from_code(code: c_int) -> Option<knsock_result> {
+        usize::try_from(code)
+            .ok()
+            .and_then(|i| Self::ALL.get(i).copied())
+    }
+
+    /// The static text `knsock_result_str()` gives for this code.
+    pub(crate) fn text(self) -> &'static std::ffi::CStr {
+        use knsock_result::*;
+        match self {
+            Ok => c"success",
+            InvalidArgument => c"invalid argument",
+            NotFound => c"not found",
+            Connect => c"connection failed",
+            Timeout => c"timed out",
+            Rejected => c"rejected by the receiver",
+            Protocol => c"protocol error",
+            Integrity => c"integrity check failed",
+            NoSpace => c"no space on the receiver",
+            Io => c"input/output error",
+            Cancelled => c"cancelled",
+            AbortedByCallback => c"aborted by callback",
+            Panic => c"internal error (panic caught)",
+            InProgress => c"still in progress",
+            Auth => c"authentication failed",
+            Store => c"the receiver's object store failed",
+        }
+    }
+
+    /// The last code, found from the enum itself: a variant added after `Store` must be named
+    /// here (the match is exhaustive), and the test then sees `ALL` and `KNSOCK_RESULT_LAST`
+    /// lag behind it.
+    #[cfg(test)]
+    fn successor(self) -> Option<knsock_result> {
+        use knsock_result::*;
+        match self {
+            Store => None,
+            Ok | InvalidArgument | NotFound | Connect | Timeout | Rejected | Protocol
+            | Integrity | NoSpace | Io | Cancelled | AbortedByCallback | Panic | InProgress
+            | Auth => Self::from_code(self as c_int + 1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_result_code_has_its_text_and_the_table_follows_the_enum() {
+        for (i, code) in knsock_result::ALL.iter().enumerate() {
+            assert_eq!(*code as usize, i, "ALL[{i}] is {code:?}");
+            assert_eq!(knsock_result::from_code(i as c_int), Some(*code));
+        }
+        let mut last = knsock_result::Ok;
+        while let Some(next) = last.successor() {
+            last = next;
+        }
+        assert_eq!(last as c_int, KNSOCK_RESULT_LAST);
+        assert_eq!(knsock_result::from_code(KNSOCK_RESULT_LAST + 1), None);
+        assert_eq!(knsock_result::from_code(-1), None);
+    }
+}
+
 /// What a server does when a received file's name exists. Passed to
 /// `knsock_server_config_set_overwrite()` as a `uint32_t`.
 #[repr(u32)]

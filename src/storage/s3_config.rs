@@ -77,6 +77,20 @@ impl S3Config {
         Ok(())
     }
 
+    /// An endpoint must be `http(s)://HOST[:PORT]` with a host; checked when it is set and
+    /// again when the store opens (an endpoint from the environment is checked only then).
+    pub fn check_endpoint(endpoint: &str) -> Result<()> {
+        let rest = endpoint
+            .strip_prefix("https://")
+            .or_else(|| endpoint.strip_prefix("http://"));
+        match rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or("")) {
+            Some(host) if !host.is_empty() && !host.starts_with(':') => Ok(()),
+            _ => Err(Error::invalid(format!(
+                "S3 endpoint {endpoint:?} is not an http(s) URL"
+            ))),
+        }
+    }
+
     /// The options completed from the environment: what the store is opened with.
     #[cfg(feature = "s3")]
     pub(crate) fn resolved(&self) -> Result<Resolved> {
@@ -133,4 +147,31 @@ pub(crate) struct Resolved {
     pub(crate) secret_key: String,
     pub(crate) session_token: Option<String>,
     pub(crate) prefix: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::S3Config;
+
+    #[test]
+    fn endpoints_must_be_http_urls_with_a_host() {
+        for good in [
+            "http://127.0.0.1:8333",
+            "https://s3.example.com",
+            "http://[::1]:9000/",
+        ] {
+            assert!(S3Config::check_endpoint(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "127.0.0.1:8333",
+            "ftp://h",
+            "http://",
+            "https://:80",
+            "http:///x",
+        ] {
+            let e = S3Config::check_endpoint(bad).unwrap_err();
+            assert!(e.message().contains("is not an http(s) URL"), "{bad}: {e}");
+        }
+    }
 }

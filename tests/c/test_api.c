@@ -98,8 +98,12 @@ static void test_version_and_codes(void) {
   CHECK(strcmp(knsock_result_str(KNSOCK_RESULT_REJECTED), "rejected by the receiver") == 0);
   CHECK(strcmp(knsock_result_str(-1), "unknown result code") == 0);
   CHECK(strcmp(knsock_result_str(9999), "unknown result code") == 0);
-  for (int c = 0; c <= KNSOCK_RESULT_AUTH; c++)
+  /* Every code up to the last the header knows has its own text; the next is unknown. */
+  for (int c = 0; c <= KNSOCK_RESULT_LAST; c++)
     CHECK(strcmp(knsock_result_str(c), "unknown result code") != 0);
+  CHECK(KNSOCK_RESULT_LAST >= KNSOCK_RESULT_STORE);
+  CHECK(strcmp(knsock_result_str(KNSOCK_RESULT_STORE), "the receiver's object store failed") == 0);
+  CHECK(strcmp(knsock_result_str(KNSOCK_RESULT_LAST + 1), "unknown result code") == 0);
 }
 
 static void test_null_arguments(void) {
@@ -189,6 +193,40 @@ static void test_null_arguments(void) {
   knsock_transfer_free(NULL);
 }
 
+/* A setter call refused with KNSOCK_RESULT_INVALID_ARGUMENT and `message` in its detail. */
+#define CHECK_REFUSED(c, call, message)                                                  \
+  do {                                                                                   \
+    CHECK_RC(call, KNSOCK_RESULT_INVALID_ARGUMENT);                                      \
+    const knsock_error *e_ = knsock_server_config_last_error(c);                        \
+    CHECK(e_ != NULL);                                                                   \
+    if (e_) CHECK_CONTAINS(knsock_error_message(e_), message);                           \
+  } while (0)
+
+/* Each server-config setter refuses, at set time and with the start's own message, every value
+ * the start would refuse. */
+static void test_values_the_start_would_refuse(knsock_server_config *c) {
+  CHECK_REFUSED(c, knsock_server_config_set_idle_timeout_ms(c, UINT64_MAX),
+                "idle timeout must be above 0 and at most 86400 s");
+  CHECK_REFUSED(c, knsock_server_config_set_idle_timeout_ms(c, 86400001), "at most 86400 s");
+  CHECK_REFUSED(c, knsock_server_config_set_header_timeout_ms(c, UINT64_MAX),
+                "header timeout must be");
+  CHECK_REFUSED(c, knsock_server_config_set_header_timeout_ms(c, 0), "header timeout must be");
+  CHECK_REFUSED(c, knsock_server_config_set_resume_ttl_ms(c, UINT64_MAX),
+                "resume time must be at most");
+  CHECK_REFUSED(c, knsock_server_config_set_max_connections(c, 4097),
+                "max connections must be 1 to");
+  CHECK_REFUSED(c, knsock_server_config_set_max_connections(c, UINT32_MAX),
+                "max connections must be 1 to");
+  CHECK_REFUSED(c, knsock_server_config_set_mode_mask(c, 010000), "beyond 0o7777");
+  /* The largest accepted values are accepted, and a success clears the detail. */
+  CHECK_RC(knsock_server_config_set_idle_timeout_ms(c, 86400000), KNSOCK_RESULT_OK);
+  CHECK(knsock_server_config_last_error(c) == NULL);
+  CHECK_RC(knsock_server_config_set_resume_ttl_ms(c, 365ull * 86400000), KNSOCK_RESULT_OK);
+  CHECK_RC(knsock_server_config_set_max_connections(c, 4096), KNSOCK_RESULT_OK);
+  CHECK_RC(knsock_server_config_set_idle_timeout_ms(c, 30000), KNSOCK_RESULT_OK);
+  CHECK_RC(knsock_server_config_set_resume_ttl_ms(c, 0), KNSOCK_RESULT_OK);
+}
+
 static void test_bad_values(void) {
   knsock_send_options *o = knsock_send_options_new();
   CHECK(o != NULL);
@@ -215,6 +253,7 @@ static void test_bad_values(void) {
   CHECK_RC(knsock_server_config_set_overwrite(c, KNSOCK_OVERWRITE_RENAME), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_server_config_set_max_connections(c, 0), KNSOCK_RESULT_INVALID_ARGUMENT);
   CHECK_RC(knsock_server_config_set_idle_timeout_ms(c, 0), KNSOCK_RESULT_INVALID_ARGUMENT);
+  test_values_the_start_would_refuse(c);
   CHECK_RC(knsock_server_config_set_directory(c, NULL), KNSOCK_RESULT_INVALID_ARGUMENT);
   CHECK_RC(knsock_server_config_set_directory(c, ""), KNSOCK_RESULT_INVALID_ARGUMENT);
   CHECK_RC(knsock_server_config_set_host(c, NULL), KNSOCK_RESULT_INVALID_ARGUMENT);

@@ -143,6 +143,22 @@ static void test_refusals(const char *root, const char *endpoint, const char *bu
   CHECK_CONTAINS(knsock_error_message(knsock_server_config_last_error(c)),
                  "is not an s3://bucket/prefix URL");
   CHECK_RC(knsock_server_config_set_s3(NULL, url), KNSOCK_RESULT_INVALID_ARGUMENT);
+  /* Values the start would refuse are refused when set. */
+  CHECK_RC(knsock_server_config_set_s3(c, url), KNSOCK_RESULT_OK);
+  const char *not_urls[] = {"", "127.0.0.1:8333", "ftp://host", "http://", "https://:80"};
+  for (size_t i = 0; i < sizeof not_urls / sizeof not_urls[0]; i++) {
+    CHECK_RC(knsock_server_config_set_s3_endpoint(c, not_urls[i], true),
+             KNSOCK_RESULT_INVALID_ARGUMENT);
+    CHECK_CONTAINS(knsock_error_message(knsock_server_config_last_error(c)),
+                   "is not an http(s) URL");
+  }
+  CHECK_RC(knsock_server_config_set_s3_region(c, ""), KNSOCK_RESULT_INVALID_ARGUMENT);
+  CHECK_CONTAINS(knsock_error_message(knsock_server_config_last_error(c)), "S3 region is empty");
+  CHECK_RC(knsock_server_config_set_s3_credentials(c, "", SECRET_KEY, NULL),
+           KNSOCK_RESULT_INVALID_ARGUMENT);
+  CHECK_CONTAINS(knsock_error_message(knsock_server_config_last_error(c)),
+                 "S3 access key is empty");
+  CHECK_RC(knsock_server_config_set_s3_endpoint(c, endpoint, true), KNSOCK_RESULT_OK);
   knsock_server_config_free(c);
 
   /* Nothing listens at the endpoint: start fails, the store unreachable. */
