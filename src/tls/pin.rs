@@ -41,8 +41,8 @@ impl ServerCertVerifier for PinVerifier {
         match pin_of(end_entity) {
             // Both are public; a plain comparison leaks nothing.
             Some(p) if p == self.pin => Ok(ServerCertVerified::assertion()),
-            Some(p) => Err(Error::InvalidCertificate(CertificateError::Other(
-                rustls::OtherError(Arc::new(PinMismatch(p))),
+            Some(_) => Err(Error::InvalidCertificate(CertificateError::Other(
+                rustls::OtherError(Arc::new(PinMismatch)),
             ))),
             None => Err(Error::InvalidCertificate(CertificateError::BadEncoding)),
         }
@@ -80,16 +80,19 @@ impl ServerCertVerifier for PinVerifier {
     }
 }
 
-/// The server's key is not the pinned one.
+/// The server's key is not the pinned one. The message does not show the key this server
+/// presented: a pin copied from the error would pin whoever is in the middle (curl shows
+/// nothing either; docs/security.md). It says where the right pin comes from instead.
 #[derive(Debug)]
-struct PinMismatch(String);
+struct PinMismatch;
 
 impl std::fmt::Display for PinMismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the server's key does not match the pin (its pin is {})",
-            self.0
+        f.write_str(
+            "the server's key does not match the pin: this may be another server, or its key \
+             changed. Get its pin from the server itself, never from this connection: \
+             `kn-sock run-file-server` prints it at start as its `tls pin sha256//…` line \
+             (knsock_server_tls_pin() in the library); see docs/security.md",
         )
     }
 }
