@@ -122,8 +122,9 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
     }
 
     /// Reads COPY and LITERAL frames up to DONE (returned), writing the new version into
-    /// `temp` and hashing it. A delta that refers past the signature or builds more than the
-    /// offered size is a protocol error.
+    /// `temp` and hashing it, one chunk at a time: the memory a delta takes does not grow with
+    /// the file. A delta that refers past the signature, or builds more or fewer than the
+    /// offered size, is a protocol error.
     fn apply(
         &mut self,
         basis: &File,
@@ -132,13 +133,26 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
         temp: &mut TempFile,
         hasher: &mut Xxh3,
     ) -> Result<(Built, (u8, Vec<u8>))> {
-        let mut built = Built::Ok;
-        let mut written = 0u64;
+        let mut out = Builder {
+            built: Built::Ok,
+            written: 0,
+            size: offer.size,
+            temp,
+            hasher,
+        };
         let mut buf = Vec::new();
         loop {
-            let piece: Vec<u8> = match Frame::read_from(&mut self.conn.wire)? {
+            match Frame::read_from(&mut self.conn.wire)? {
                 None => return Err(Error::protocol("sender closed the connection in a delta")),
-                Some(Frame::Done { algorithm, digest }) => return Ok((built, (algorithm, digest))),
+                Some(Frame::Done { algorithm, digest }) => {
+                    if out.written != offer.size {
+                        return Err(Error::protocol(format!(
+                            "delta built {} of the {} bytes offered",
+                            out.written, offer.size
+                        )));
+                    }
+                    return Ok((out.built, (algorithm, digest)));
+                }
                 Some(Frame::Copy { index, count }) => {
                     let (i, n) = (index as usize, count as usize);
                     if n == 0 || i.checked_add(n).is_none_or(|end| end > sig.len()) {
@@ -147,37 +161,53 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
                             sig.len()
                         )));
                     }
-                    buf.clear();
                     for c in &sig[i..i + n] {
                         if !read_chunk(basis, c, &mut buf) {
-                            built = Built::BasisChanged;
+                            out.built = Built::BasisChanged;
                         }
+                        out.add(&buf)?;
                     }
-                    std::mem::take(&mut buf)
                 }
-                Some(Frame::Literal(data)) => literal(data, offer)?,
+                Some(Frame::Literal(data)) => out.add(&literal(data, offer)?)?,
                 Some(f) => return Err(Error::protocol(format!("unexpected {f:?} in a delta"))),
-            };
-            written += piece.len() as u64;
-            if written > offer.size {
-                return Err(Error::protocol(format!(
-                    "delta builds more than the {} bytes offered",
-                    offer.size
-                )));
             }
-            hasher.update(&piece);
-            if let (Built::Ok, Err(e)) = (&built, temp.file().write_all(&piece)) {
-                built = Built::Failed(io_refusal(e));
-            }
-            buf = piece;
         }
     }
 }
-/// Appends chunk `c` of the old copy to `buf`; false when it no longer reads back as signed.
+
+/// The new version as a delta builds it: its bytes written to the temporary file and hashed as
+/// they come, never more than the offered size.
+struct Builder<'t> {
+    built: Built,
+    written: u64,
+    size: u64,
+    temp: &'t mut TempFile,
+    hasher: &'t mut Xxh3,
+}
+
+impl Builder<'_> {
+    /// Appends `piece` (a chunk of the old copy or literal data) to the new version.
+    fn add(&mut self, piece: &[u8]) -> Result<()> {
+        self.written += piece.len() as u64;
+        if self.written > self.size {
+            return Err(Error::protocol(format!(
+                "delta builds more than the {} bytes offered",
+                self.size
+            )));
+        }
+        self.hasher.update(piece);
+        if let (Built::Ok, Err(e)) = (&self.built, self.temp.file().write_all(piece)) {
+            self.built = Built::Failed(io_refusal(e));
+        }
+        Ok(())
+    }
+}
+
+/// Reads chunk `c` of the old copy into `buf` (which is reused: it never holds more than one
+/// chunk); false when it no longer reads back as signed.
 fn read_chunk(basis: &File, c: &Chunk, buf: &mut Vec<u8>) -> bool {
-    let start = buf.len();
-    buf.resize(start + c.len as usize, 0);
-    basis.read_exact_at(&mut buf[start..], c.offset).is_ok() && chunk_hash(&buf[start..]) == c.hash
+    buf.resize(c.len as usize, 0);
+    basis.read_exact_at(buf, c.offset).is_ok() && chunk_hash(buf) == c.hash
 }
 
 /// A LITERAL frame's new bytes, decompressed when the file's encoding is zstd.
