@@ -250,6 +250,7 @@ fn delta_client(srv: &TestServer, name: &str, data: &[u8]) -> (RawClient, usize)
         mode: 0o644,
         algorithm: ALGO_XXH3_128,
         name: name.into(),
+        raw_name: None,
         digest: Vec::new(),
         encoding: 0,
         flags: 0,

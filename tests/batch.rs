@@ -460,6 +460,7 @@ fn offer_of(name: &str, data: &[u8]) -> knsock::protocol::Offer {
         mode: 0o644,
         algorithm: knsock::protocol::ALGO_XXH3_128,
         name: name.to_string(),
+        raw_name: None,
         digest: Vec::new(),
         encoding: 0,
         flags: 0,

@@ -106,6 +106,7 @@ fn zstd_offer(name: &str, size: u64) -> Frame {
         mode: 0o644,
         algorithm: 1,
         name: name.into(),
+        raw_name: None,
         digest: Vec::new(),
         encoding: ENCODING_ZSTD,
         flags: 0,

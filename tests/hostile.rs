@@ -270,6 +270,7 @@ fn pipelined_offers_get_their_verdicts_by_seq() {
             mode: 0o600,
             algorithm: 1,
             name: name.clone(),
+            raw_name: None,
             digest: Vec::new(),
             encoding: 0,
             flags: 0,

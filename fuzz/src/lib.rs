@@ -199,8 +199,28 @@ pub fn session(data: &[u8]) {
 /// What [`serve`] saw: the files stored and the frames the server wrote (native sessions).
 #[derive(Debug)]
 pub struct Served {
+    /// The files beneath the directory afterwards, [`BASIS`] left out.
     pub stored: BTreeSet<String>,
     pub replies: Vec<Frame>,
+    /// What [`BASIS`] held afterwards, if it was still there.
+    pub basis: Option<Vec<u8>>,
+}
+
+/// A file every session finds in its directory, so that an offer of the same name can be
+/// answered BASIS and a delta (docs/protocol.md section 3.2) built against it.
+pub const BASIS: &str = "basis.bin";
+
+/// [`BASIS`]'s content: 128 KiB of fixed bytes (above the 64 KiB an old copy needs).
+pub fn basis_content() -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..128 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
 }
 
 /// Files larger than this are refused, so one small compressed input cannot fill the disk.
@@ -211,6 +231,7 @@ pub fn serve(data: &[u8]) -> Served {
     let sandbox = Sandbox::new();
     let dir = sandbox.0.join("srv");
     fs::create_dir(&dir).unwrap();
+    fs::write(dir.join(BASIS), basis_content()).unwrap();
     let received = Arc::new(Mutex::new(BTreeSet::new()));
     let mut config = ServerConfig::new(&dir);
     let seen = received.clone();
@@ -236,7 +257,7 @@ pub fn serve(data: &[u8]) -> Served {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(beside, ["srv"], "the server wrote beside its directory");
-    let stored = tree(&dir);
+    let mut stored = tree(&dir);
     for name in received.lock().unwrap().iter() {
         assert!(stored.contains(name), "{name:?} was reported received");
     }
@@ -244,7 +265,13 @@ pub fn serve(data: &[u8]) -> Served {
         true => check_replies(&wrote, &stored),
         false => Vec::new(),
     };
-    Served { stored, replies }
+    stored.remove(BASIS);
+    let basis = fs::read(dir.join(BASIS)).ok();
+    Served {
+        stored,
+        replies,
+        basis,
+    }
 }
 
 /// The regular files beneath `dir`, by relative name, after checking that nothing else is there.

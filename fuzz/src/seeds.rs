@@ -2,9 +2,10 @@
 //! valid frames of every type, hellos and replies, zstd block streams, names, kn-sock 0.3
 //! uploads and whole native sessions. `KNSOCK_FUZZ_BLESS=1 cargo test` writes them.
 
+use knsock::protocol::delta::chunks;
 use knsock::protocol::{
-    encode_hello_reply, Frame, Hello, Offer, ALGO_XXH3_128, CAP_EAGER, CAP_ZSTD, ENCODING_RAW,
-    ENCODING_ZSTD,
+    encode_hello_reply, Frame, Hello, Offer, ALGO_XXH3_128, CAP_DELTA, CAP_EAGER, CAP_PIPELINE,
+    CAP_ZSTD, ENCODING_RAW, ENCODING_ZSTD, FLAG_DEFER, FLAG_NO_DELTA,
 };
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -83,7 +84,69 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         session(CAP_ZSTD, &[("z.txt", &text, true)]),
     ));
     all.push(("session", "legacy-upload", b"notes.txt\n5\nhello".to_vec()));
+    all.extend(hostile_sessions());
     all
+}
+
+/// Sessions that reproduce defects fixed in issue 18: a delta that builds fewer bytes than
+/// offered, flags bytes without capability bit 2, a name that is not UTF-8.
+fn hostile_sessions() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let basis = crate::basis_content();
+    let first = chunks(&basis[..], basis.len() as u64)
+        .next()
+        .unwrap()
+        .unwrap();
+    let short = |copy: &[u8]| {
+        let mut out = hello(CAP_PIPELINE | CAP_DELTA);
+        let o = offer(crate::BASIS, 1 << 20, Vec::new(), ENCODING_RAW);
+        let mut frames = vec![Frame::Offer(o), Frame::Delta { seq: 0 }];
+        if !copy.is_empty() {
+            frames.push(Frame::Copy { index: 0, count: 1 });
+        }
+        frames.push(Frame::Done {
+            algorithm: ALGO_XXH3_128,
+            digest: xxh3_128(copy).to_be_bytes().to_vec(),
+        });
+        frames.push(Frame::Bye);
+        out.extend_from_slice(&encode(&frames));
+        out
+    };
+    let flagged = |caps: u32, flags: u8| {
+        let mut out = hello(caps);
+        let mut o = offer("flagged.txt", 5, Vec::new(), ENCODING_RAW);
+        o.flags = flags;
+        Frame::Offer(o).encode(&mut out);
+        out.extend_from_slice(b"hello");
+        out.extend_from_slice(&encode(&[done(b"hello"), Frame::Bye]));
+        out
+    };
+    let mut not_utf8 = hello(CAP_EAGER);
+    let mut bad = offer("", 3, Vec::new(), ENCODING_RAW);
+    bad.raw_name = Some(b"bad\xff.txt".to_vec());
+    Frame::Offer(bad).encode(&mut not_utf8);
+    not_utf8.extend_from_slice(b"abc");
+    done(b"abc").encode(&mut not_utf8);
+    Frame::Offer(offer("good.txt", 2, Vec::new(), ENCODING_RAW)).encode(&mut not_utf8);
+    not_utf8.extend_from_slice(b"ok");
+    not_utf8.extend_from_slice(&encode(&[done(b"ok"), Frame::Bye]));
+    vec![
+        ("session", "delta-short", short(&first)),
+        ("session", "delta-empty", short(&[])),
+        ("session", "flags-without-bit2", flagged(0, FLAG_NO_DELTA)),
+        (
+            "session",
+            "defer-without-bit2",
+            flagged(CAP_EAGER, FLAG_DEFER),
+        ),
+        ("session", "name-not-utf8", not_utf8),
+    ]
+}
+
+fn done(content: &[u8]) -> Frame {
+    Frame::Done {
+        algorithm: ALGO_XXH3_128,
+        digest: xxh3_128(content).to_be_bytes().to_vec(),
+    }
 }
 
 fn frames() -> [(&'static str, Frame); 9] {
@@ -142,6 +205,7 @@ fn offer(name: &str, size: u64, digest: Vec<u8>, encoding: u8) -> Offer {
         mode: 0o644,
         algorithm: ALGO_XXH3_128,
         name: name.into(),
+        raw_name: None,
         digest,
         encoding,
         flags: 0,

@@ -66,3 +66,49 @@ fn session_seeds_store_files() {
     let served = knsock_fuzz::serve(&fs::read(root.join("seed-legacy-upload")).unwrap());
     assert_eq!(served.stored.iter().collect::<Vec<_>>(), ["notes.txt"]);
 }
+
+/// The inputs of issue 18 are refused as docs/protocol.md says, and lose nothing else.
+#[test]
+fn hostile_session_seeds_are_refused() {
+    use knsock::protocol::{Code, Frame};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/session");
+    let serve = |name: &str| knsock_fuzz::serve(&fs::read(root.join(name)).unwrap());
+    let error_code = |replies: &[Frame]| match replies.last() {
+        Some(Frame::Error { code, text }) => (*code, text.clone()),
+        other => panic!("no ERROR last: {other:?} in {replies:?}"),
+    };
+    // A delta that builds fewer bytes than offered (one chunk, then none): ERROR 9, the old
+    // copy untouched.
+    for seed in ["seed-delta-short", "seed-delta-empty"] {
+        let served = serve(seed);
+        assert!(
+            matches!(served.replies[0], Frame::Basis { .. }),
+            "{:?}",
+            served.replies
+        );
+        let (code, text) = error_code(&served.replies);
+        assert_eq!(code, Code::Protocol as u16, "{text}");
+        assert!(text.contains("of the 1048576 bytes offered"), "{text}");
+        assert_eq!(served.basis, Some(knsock_fuzz::basis_content()), "{seed}");
+        assert!(served.stored.is_empty(), "{:?}", served.stored);
+    }
+    // A flags byte without capability bit 2: ERROR 9, nothing accepted or stored.
+    for seed in ["seed-flags-without-bit2", "seed-defer-without-bit2"] {
+        let served = serve(seed);
+        assert_eq!(served.replies.len(), 1, "{seed}: {:?}", served.replies);
+        let (code, text) = error_code(&served.replies);
+        assert_eq!(code, Code::Protocol as u16, "{text}");
+        assert!(text.contains("needs capability bit 2"), "{text}");
+        assert!(served.stored.is_empty(), "{:?}", served.stored);
+    }
+    // A name that is not UTF-8: FAILED 5 for that file, the next one stored.
+    let served = serve("seed-name-not-utf8");
+    assert_eq!(served.stored.iter().collect::<Vec<_>>(), ["good.txt"]);
+    match &served.replies[..] {
+        [Frame::Failed { seq: 0, code, text }, Frame::Ok { seq: 1, .. }] => {
+            assert_eq!(*code, Code::BadName as u16);
+            assert!(text.contains("name is not UTF-8"), "{text}");
+        }
+        r => panic!("{r:?}"),
+    }
+}

@@ -121,7 +121,10 @@ impl Frame {
                 out.extend_from_slice(&o.mtime_nanos.to_be_bytes());
                 out.extend_from_slice(&o.mode.to_be_bytes());
                 out.push(o.algorithm);
-                put_str16(out, truncate_text(&o.name, MAX_NAME));
+                match &o.raw_name {
+                    Some(raw) => put_bytes16(out, &raw[..raw.len().min(MAX_NAME)]),
+                    None => put_str16(out, truncate_text(&o.name, MAX_NAME)),
+                }
                 out.push(o.digest.len() as u8);
                 out.extend_from_slice(&o.digest);
                 out.push(o.encoding);
@@ -202,24 +205,7 @@ impl Frame {
             .map_err(|e| Error::io("reading a frame", eof_is_protocol(e)))?;
         let mut p = Cursor(&payload);
         let frame = match head[0] {
-            ty::OFFER => Frame::Offer(Offer {
-                size: p.u64()?,
-                mtime_secs: p.u64()? as i64,
-                mtime_nanos: p.u32()?,
-                mode: p.u32()?,
-                algorithm: p.u8()?,
-                name: p.str16(MAX_NAME, "name")?,
-                digest: p.digest()?,
-                encoding: p.u8()?,
-                flags: match p.0.is_empty() {
-                    true => 0,
-                    // Present only when not 0: one encoding per OFFER.
-                    false => match p.u8()? {
-                        0 => return Err(Error::protocol("OFFER flags byte present but 0")),
-                        f => f,
-                    },
-                },
-            }),
+            ty::OFFER => Frame::Offer(p.offer()?),
             ty::ACCEPT => Frame::Accept { offset: p.u64()? },
             ty::REJECT => Frame::Reject {
                 code: p.u16()?,
@@ -266,8 +252,12 @@ impl Frame {
 }
 
 fn put_str16(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
+    put_bytes16(out, s.as_bytes());
+}
+
+fn put_bytes16(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u16).to_be_bytes());
+    out.extend_from_slice(b);
 }
 
 pub(super) struct Cursor<'a>(pub(super) &'a [u8]);
@@ -301,14 +291,47 @@ impl<'a> Cursor<'a> {
         Ok(self.take(n)?.to_vec())
     }
     fn str16(&mut self, max: usize, what: &str) -> Result<String> {
+        String::from_utf8(self.bytes16(max, what)?.to_vec())
+            .map_err(|_| Error::protocol(format!("{what} is not UTF-8")))
+    }
+    fn bytes16(&mut self, max: usize, what: &str) -> Result<&'a [u8]> {
         let n = self.u16()? as usize;
         if n > max {
             return Err(Error::protocol(format!(
                 "{what} of {n} bytes exceeds {max}"
             )));
         }
-        String::from_utf8(self.take(n)?.to_vec())
-            .map_err(|_| Error::protocol(format!("{what} is not UTF-8")))
+        self.take(n)
+    }
+    /// An OFFER's payload. A name that is not UTF-8 is no protocol error: the receiver refuses
+    /// the offer with code 5 and the connection goes on (docs/protocol.md section 4).
+    fn offer(&mut self) -> Result<Offer> {
+        let (size, mtime_secs, mtime_nanos) = (self.u64()?, self.u64()? as i64, self.u32()?);
+        let (mode, algorithm) = (self.u32()?, self.u8()?);
+        let raw = self.bytes16(MAX_NAME, "name")?;
+        let (name, raw_name) = match std::str::from_utf8(raw) {
+            Ok(name) => (name.to_string(), None),
+            Err(_) => (crate::printable_bytes(raw).into_owned(), Some(raw.to_vec())),
+        };
+        Ok(Offer {
+            size,
+            mtime_secs,
+            mtime_nanos,
+            mode,
+            algorithm,
+            name,
+            raw_name,
+            digest: self.digest()?,
+            encoding: self.u8()?,
+            flags: match self.0.is_empty() {
+                true => 0,
+                // Present only when not 0: one encoding per OFFER.
+                false => match self.u8()? {
+                    0 => return Err(Error::protocol("OFFER flags byte present but 0")),
+                    f => f,
+                },
+            },
+        })
     }
 }
 
@@ -361,6 +384,7 @@ mod tests {
             mode: 0o644,
             algorithm: ALGO_XXH3_128,
             name: "dir/ünïcode.txt".into(),
+            raw_name: None,
             digest: vec![7; 16],
             encoding: ENCODING_ZSTD,
             flags: 3,
@@ -414,6 +438,7 @@ mod tests {
             mode: 0o644,
             algorithm: ALGO_XXH3_128,
             name: "a".into(),
+            raw_name: None,
             digest: Vec::new(),
             encoding: 0,
             flags: 0,
@@ -424,6 +449,31 @@ mod tests {
         buf[4] += 1; // the payload length now counts the extra byte
         let e = Frame::read_from(&mut &buf[..]).unwrap_err();
         assert!(e.message().contains("flags byte present but 0"), "{e}");
+    }
+
+    #[test]
+    fn a_name_that_is_not_utf8_decodes_with_its_bytes_kept() {
+        let offer = Offer {
+            size: 5,
+            mtime_secs: 0,
+            mtime_nanos: 0,
+            mode: 0o644,
+            algorithm: ALGO_XXH3_128,
+            name: String::new(),
+            raw_name: Some(b"caf\xe9\n".to_vec()),
+            digest: Vec::new(),
+            encoding: 0,
+            flags: 0,
+        };
+        let mut buf = Vec::new();
+        Frame::Offer(offer.clone()).encode(&mut buf);
+        match Frame::read_from(&mut &buf[..]).unwrap() {
+            Some(Frame::Offer(o)) => {
+                assert_eq!(o.raw_name, offer.raw_name);
+                assert_eq!(o.name, "caf\\xe9\\n");
+            }
+            f => panic!("{f:?}"),
+        }
     }
 
     #[test]

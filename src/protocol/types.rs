@@ -167,6 +167,10 @@ pub struct Offer {
     pub mode: u32,
     pub algorithm: u8,
     pub name: String,
+    /// The name's bytes as they came when they are not UTF-8 (docs/protocol.md section 4):
+    /// `name` then holds them escaped for messages, and the receiver refuses the offer with
+    /// code 5. A sender never sets it; encoding sends these bytes instead of `name`.
+    pub raw_name: Option<Vec<u8>>,
     /// The content's digest when the sender asks to skip an identical file; empty otherwise.
     pub digest: Vec<u8>,
     /// [`ENCODING_RAW`], or [`ENCODING_ZSTD`] when both sides have [`CAP_ZSTD`].

@@ -68,6 +68,7 @@ pub(crate) fn open_source(path: &Path, remote_name: Option<&str>) -> Result<(Fil
         mode: meta.permissions().mode() & 0o7777,
         algorithm: ALGO_XXH3_128,
         name,
+        raw_name: None,
         digest: Vec::new(),
         encoding: protocol::ENCODING_RAW,
         flags: 0,

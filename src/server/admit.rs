@@ -16,6 +16,9 @@ pub(crate) enum Resolved {
 
 impl Resolved {
     pub(crate) fn new(sink: &Sink, offer: &Offer) -> Resolved {
+        if offer.raw_name.is_some() {
+            return Resolved::BadName("name is not UTF-8".into());
+        }
         match check_name(&offer.name) {
             Ok(parts) => Resolved::Found(sink.lookup(&parts)),
             Err(why) => Resolved::BadName(why),

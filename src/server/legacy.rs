@@ -43,6 +43,7 @@ pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>, first: u8) -> Re
         mode: 0,
         algorithm: ALGO_XXH3_128,
         name,
+        raw_name: None,
         digest: Vec::new(),
         encoding: protocol::ENCODING_RAW,
         flags: 0,

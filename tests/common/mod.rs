@@ -168,17 +168,15 @@ impl RawClient {
     }
 
     pub fn offer(&mut self, name: &str, size: u64) -> Frame {
-        self.send(Frame::Offer(Offer {
-            size,
+        self.offer_frame(Offer {
             mtime_secs: 0,
-            mtime_nanos: 0,
-            mode: 0o644,
-            algorithm: ALGO_XXH3_128,
-            name: name.to_string(),
-            digest: Vec::new(),
-            encoding: 0,
-            flags: 0,
-        }));
+            ..offer_of_size(name, size)
+        })
+    }
+
+    /// Sends `offer` and reads the answer.
+    pub fn offer_frame(&mut self, offer: Offer) -> Frame {
+        self.send(Frame::Offer(offer));
         self.read()
     }
 
@@ -309,6 +307,7 @@ pub fn offer_of_size(name: &str, size: u64) -> Offer {
         mode: 0o644,
         algorithm: ALGO_XXH3_128,
         name: name.into(),
+        raw_name: None,
         digest: Vec::new(),
         encoding: 0,
         flags: 0,
