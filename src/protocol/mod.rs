@@ -2,6 +2,7 @@
 //! constants, codes, OFFER and name rules (`types`), the frames (`frame`) and the hello
 //! (`hello`).
 
+mod cursor;
 pub mod delta;
 mod frame;
 mod frame_delta;
