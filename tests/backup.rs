@@ -284,10 +284,13 @@ fn a_corrupt_delta_is_refused_and_nothing_replaced() {
         Frame::Error { code, .. } => assert_eq!(code, protocol::Code::Protocol as u16),
         f => panic!("{f:?}"),
     }
-    // Well formed but wrong: the whole-file checksum refuses it.
+    // Well formed, exactly the offered size, but wrong: the whole-file checksum refuses it.
     let (mut c, _) = delta_client(&srv, "f", &new);
-    c.send(Frame::Copy { index: 0, count: 1 });
-    c.send(Frame::Literal(vec![0; 1000]));
+    let mut wrong = new.clone();
+    wrong[1000] ^= 1;
+    for piece in wrong.chunks(protocol::delta::LITERAL_BLOCK) {
+        c.send(Frame::Literal(piece.to_vec()));
+    }
     c.send(Frame::Done {
         algorithm: ALGO_XXH3_128,
         digest: digest(&new),
