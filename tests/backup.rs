@@ -240,31 +240,14 @@ fn an_old_copy_changed_during_the_delta_falls_back_to_a_full_send() {
 /// A raw client that offers `name` (of `data`) with pipelining and delta, asks for the
 /// signature and reads it; returns the client and the signature's chunk count.
 fn delta_client(srv: &TestServer, name: &str, data: &[u8]) -> (RawClient, usize) {
-    let caps = protocol::CAP_PIPELINE | protocol::CAP_DELTA;
-    let (mut c, both) = RawClient::hello_with(srv.addr(), caps);
-    assert_eq!(both, caps);
-    c.send(Frame::Offer(Offer {
-        size: data.len() as u64,
-        mtime_secs: 0,
-        mtime_nanos: 0,
-        mode: 0o644,
-        algorithm: ALGO_XXH3_128,
-        name: name.into(),
-        raw_name: None,
-        digest: Vec::new(),
-        encoding: 0,
-        flags: 0,
-    }));
-    assert!(matches!(c.read(), Frame::Basis { .. }));
-    c.send(Frame::Delta { seq: 0 });
-    let mut chunks = 0;
-    loop {
-        match c.read() {
-            Frame::Sig(v) if v.is_empty() => return (c, chunks),
-            Frame::Sig(v) => chunks += v.len(),
-            f => panic!("{f:?}"),
-        }
-    }
+    let (c, lens) = common::delta_client(
+        srv.addr(),
+        Offer {
+            mtime_secs: 0,
+            ..offer_of_size(name, data.len() as u64)
+        },
+    );
+    (c, lens.len())
 }
 
 #[test]

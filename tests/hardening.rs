@@ -68,25 +68,6 @@ fn a_delta_of_an_unchanged_256_mib_file_keeps_the_receivers_memory_flat() {
     assert_eq!(stored.len(), SIZE as u64);
 }
 
-/// Offers `name` (of `size` bytes) with pipelining and delta, asks for the signature and reads
-/// it; returns the client and the signature's chunk lengths.
-fn delta_client(srv: &TestServer, name: &str, size: u64) -> (RawClient, Vec<u32>) {
-    let caps = protocol::CAP_PIPELINE | protocol::CAP_DELTA;
-    let (mut c, both) = RawClient::hello_with(srv.addr(), caps);
-    assert_eq!(both, caps);
-    c.send(Frame::Offer(offer_of_size(name, size)));
-    assert!(matches!(c.read(), Frame::Basis { .. }));
-    c.send(Frame::Delta { seq: 0 });
-    let mut lens = Vec::new();
-    loop {
-        match c.read() {
-            Frame::Sig(v) if v.is_empty() => return (c, lens),
-            Frame::Sig(v) => lens.extend(v.iter().map(|(len, _)| *len)),
-            f => panic!("{f:?}"),
-        }
-    }
-}
-
 /// Reads the ERROR a receiver ends the connection with; returns its code and text.
 fn read_error(c: &mut RawClient) -> (u16, String) {
     match c.read() {
@@ -102,7 +83,7 @@ fn a_delta_that_builds_fewer_bytes_than_offered_is_refused_and_nothing_replaced(
     std::fs::write(srv.path("f"), &old).unwrap();
 
     // Every chunk but the last, with the digest of what that builds.
-    let (mut c, lens) = delta_client(&srv, "f", old.len() as u64);
+    let (mut c, lens) = delta_client(srv.addr(), offer_of_size("f", old.len() as u64));
     assert!(lens.len() > 2);
     let built: usize = lens[..lens.len() - 1].iter().map(|l| *l as usize).sum();
     c.send(Frame::Copy {
@@ -121,7 +102,7 @@ fn a_delta_that_builds_fewer_bytes_than_offered_is_refused_and_nothing_replaced(
     );
 
     // An empty delta: DONE at once, with the digest of nothing.
-    let (mut c, _) = delta_client(&srv, "f", old.len() as u64);
+    let (mut c, _) = delta_client(srv.addr(), offer_of_size("f", old.len() as u64));
     c.send(Frame::Done {
         algorithm: ALGO_XXH3_128,
         digest: digest(b""),
@@ -153,13 +134,7 @@ fn an_offer_without_capability_bit_2_has_no_flags_byte() {
     let mut offer = offer_of_size("eager.txt", 5);
     offer.flags = protocol::FLAG_DEFER;
     let mut out = Vec::new();
-    Frame::Offer(offer).encode(&mut out);
-    out.extend_from_slice(b"hello");
-    Frame::Done {
-        algorithm: ALGO_XXH3_128,
-        digest: digest(b"hello"),
-    }
-    .encode(&mut out);
+    eager_bytes(offer, b"hello", &mut out);
     c.stream.write_all(&out).unwrap();
     let (code, text) = read_error(&mut c);
     assert_eq!(code, Code::Protocol as u16, "{text}");
@@ -203,18 +178,8 @@ fn a_name_that_is_not_utf8_is_rejected_and_the_connection_goes_on() {
     // Eager: the content is read and dropped, FAILED 5, then the next file is stored.
     let (mut c, _) = RawClient::hello_with(srv.addr(), protocol::CAP_EAGER);
     let mut out = Vec::new();
-    for (offer, content) in [
-        (offer_not_utf8(b"\xc3\x28.log", 3), &b"abc"[..]),
-        (offer_of_size("after.log", 2), &b"hi"[..]),
-    ] {
-        Frame::Offer(offer).encode(&mut out);
-        out.extend_from_slice(content);
-        Frame::Done {
-            algorithm: ALGO_XXH3_128,
-            digest: digest(content),
-        }
-        .encode(&mut out);
-    }
+    eager_bytes(offer_not_utf8(b"\xc3\x28.log", 3), b"abc", &mut out);
+    eager_bytes(offer_of_size("after.log", 2), b"hi", &mut out);
     c.stream.write_all(&out).unwrap();
     match c.read() {
         Frame::Failed { seq: 0, code, text } => {
@@ -298,24 +263,22 @@ fn names_from_the_network_are_escaped_in_every_line_the_cli_prints() {
     // The sender's side: the name the receiver stored under, and a local path.
     let src = tempfile::tempdir().unwrap();
     let p = write_file(src.path(), "two\u{2066}.txt", b"22");
-    let out = Command::new(BIN)
-        .args(["send-file", "127.0.0.1", &srv.port.to_string()])
-        .arg(&p)
-        .arg("--no-progress")
-        .output()
-        .unwrap();
+    let send = |path: &std::path::Path| {
+        Command::new(BIN)
+            .args(["send-file", "127.0.0.1", &srv.port.to_string()])
+            .arg(path)
+            .arg("--no-progress")
+            .output()
+            .unwrap()
+    };
+    let out = send(&p);
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(stdout.contains(r"as two\u{2066}.txt (2 bytes)"), "{stdout}");
     assert!(!stdout.contains('\u{2066}'), "{stdout}");
     let bad = write_file(src.path(), "line\nbreak", b"3");
-    let out = Command::new(BIN)
-        .args(["send-file", "127.0.0.1", &srv.port.to_string()])
-        .arg(&bad)
-        .arg("--no-progress")
-        .output()
-        .unwrap();
+    let out = send(&bad);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

@@ -22,13 +22,7 @@ fn offer_of(name: &str, data: &[u8]) -> Offer {
 /// Sends one file eagerly: OFFER, content and DONE in one write.
 fn send_eager(c: &mut RawClient, name: &str, data: &[u8]) {
     let mut out = Vec::new();
-    Frame::Offer(offer_of(name, data)).encode(&mut out);
-    out.extend_from_slice(data);
-    Frame::Done {
-        algorithm: ALGO_XXH3_128,
-        digest: digest(data),
-    }
-    .encode(&mut out);
+    eager_bytes(offer_of(name, data), data, &mut out);
     c.stream.write_all(&out).unwrap();
 }
 

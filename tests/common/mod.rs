@@ -399,3 +399,33 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Appends one eager file to `out`: its OFFER, the content and DONE, as a sender writes them in
+/// one go.
+pub fn eager_bytes(offer: Offer, data: &[u8], out: &mut Vec<u8>) {
+    Frame::Offer(offer).encode(out);
+    out.extend_from_slice(data);
+    Frame::Done {
+        algorithm: ALGO_XXH3_128,
+        digest: digest(data),
+    }
+    .encode(out);
+}
+
+/// A raw client that offers `offer` with pipelining and delta, is answered BASIS, asks for the
+/// signature and reads it; returns the client and the signature's chunk lengths.
+pub fn delta_client(addr: SocketAddr, offer: Offer) -> (RawClient, Vec<u32>) {
+    let caps = protocol::CAP_PIPELINE | protocol::CAP_DELTA;
+    let (mut c, both) = RawClient::hello_with(addr, caps);
+    assert_eq!(both, caps);
+    assert!(matches!(c.offer_frame(offer), Frame::Basis { .. }));
+    c.send(Frame::Delta { seq: 0 });
+    let mut lens = Vec::new();
+    loop {
+        match c.read() {
+            Frame::Sig(v) if v.is_empty() => return (c, lens),
+            Frame::Sig(v) => lens.extend(v.iter().map(|(len, _)| *len)),
+            f => panic!("{f:?}"),
+        }
+    }
+}
