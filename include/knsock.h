@@ -30,6 +30,12 @@
 
 
 /**
+ * Slots of `knsock_stats`'s by-code arrays: index `c` counts the refusal code `c`
+ * (docs/protocol.md section 5, 1 to 16); index 0 counts codes this library does not know.
+ */
+#define KNSOCK_STATS_CODES 17
+
+/**
  * `KNSOCK_VERSION_MAJOR.MINOR.PATCH` of the header; `knsock_version()` gives the library's.
  */
 #define KNSOCK_VERSION_MAJOR 0
@@ -228,8 +234,8 @@ typedef struct knsock_send_options knsock_send_options;
 /**
  * A running server. Created by `knsock_server_start()`; freed with `knsock_server_free()`.
  *
- * Thread safety: `knsock_server_port()`, `knsock_server_stop()` and `knsock_server_wait()` may
- * be called from any thread, also at once; `knsock_server_free()` must be the last call, with
+ * Thread safety: `knsock_server_port()`, `knsock_server_stats()`, `knsock_server_stop()` and
+ * `knsock_server_wait()` may be called from any thread, also at once; `knsock_server_free()` must be the last call, with
  * no other call on the server running and not from its own callbacks.
  */
 typedef struct knsock_server knsock_server;
@@ -356,6 +362,98 @@ typedef void (*knsock_error_cb)(void *userdata,
  * Releases userdata once no callback can run any more.
  */
 typedef void (*knsock_finalizer_cb)(void *userdata);
+
+/**
+ * What a server has done since it started (totals that only grow) and the use of its bounded
+ * resources now. Nothing in it names a file or a sender.
+ *
+ * Versioned by its size: set `size` to `sizeof(knsock_stats)` before the call. A library
+ * fills only the first `size` bytes (a program built against an older, shorter struct gets
+ * the fields it knows), and fields are only ever added at the end. On return `size` holds the
+ * bytes filled: less than the caller's when the library is older than the caller's header.
+ */
+typedef struct knsock_stats {
+  /**
+   * Set by the caller: `sizeof(knsock_stats)` as it knows it. (Every field is 64 bits wide,
+   * so the struct has no padding on any platform.)
+   */
+  uint64_t size;
+  /**
+   * Connections being served now.
+   */
+  uint64_t connections_open;
+  /**
+   * Connections accepted since the start (port probes included).
+   */
+  uint64_t connections_accepted;
+  /**
+   * Files stored (the sender told OK).
+   */
+  uint64_t files_received;
+  /**
+   * Offers answered SKIP: the receiver already had the file.
+   */
+  uint64_t files_skipped;
+  /**
+   * Offers refused before their data (REJECT), by code.
+   */
+  uint64_t files_rejected[KNSOCK_STATS_CODES];
+  /**
+   * Files whose content came but that were not stored (FAILED), by code.
+   */
+  uint64_t files_failed[KNSOCK_STATS_CODES];
+  /**
+   * Bytes read from senders, frames included (after TLS decryption).
+   */
+  uint64_t bytes_received;
+  /**
+   * Bytes of the files stored.
+   */
+  uint64_t bytes_stored;
+  /**
+   * Bytes that deltas took from the receiver's old copies.
+   */
+  uint64_t bytes_reused;
+  /**
+   * Accepted offers that resumed an interrupted upload.
+   */
+  uint64_t resumes;
+  /**
+   * Senders refused for their credentials.
+   */
+  uint64_t auth_failures;
+  /**
+   * TLS handshakes completed.
+   */
+  uint64_t tls_handshakes;
+  /**
+   * Requests made to the object store (each try), and those that failed.
+   */
+  uint64_t store_requests;
+  uint64_t store_failures;
+  /**
+   * The most connections served at once (`knsock_server_config_set_max_connections()`).
+   */
+  uint64_t connections_max;
+  /**
+   * zstd decoders in use now, and the most at once.
+   */
+  uint64_t decoders_in_use;
+  uint64_t decoders_max;
+  /**
+   * Files admitted and not yet stored or failed.
+   */
+  uint64_t files_in_flight;
+  /**
+   * Disk bytes promised to files in flight.
+   */
+  uint64_t space_reserved;
+  /**
+   * Descriptors the process has open now (0 where it cannot tell), and its limit.
+   */
+  uint64_t descriptors_open;
+  uint64_t descriptors_limit;
+} knsock_stats;
 
 /**
  * Completion callback of an async send: `code` is the result; `error` is NULL on success and
@@ -1243,6 +1341,15 @@ enum knsock_result knsock_server_config_set_s3_credentials(struct knsock_server_
  */
 enum knsock_result knsock_server_config_set_s3_ca_file(struct knsock_server_config *config,
                                                        const char *path);
+
+/**
+ * Fills `*stats` with the server's statistics: at most `stats->size` bytes, which the caller
+ * sets first (see `knsock_stats`). Fails with `KNSOCK_RESULT_INVALID_ARGUMENT` when `server`
+ * or `stats` is NULL or `stats->size` is smaller than the `size` field itself; nothing is
+ * written then. Any thread, at any time while the server exists, also from its callbacks.
+ */
+enum knsock_result knsock_server_stats(const struct knsock_server *server,
+                                       struct knsock_stats *stats);
 
 /**
  * Hashes a token's secret for a tokens file: on success `*hash` receives a new string,

@@ -54,7 +54,7 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
         self.before_content(&offer, false)?;
         let sig = self.send_signature(&basis, st.st_size as u64)?;
         self.conn.in_file = true;
-        let (mut built, done) = self.apply(&basis, &sig, &offer, &mut temp, &mut hasher)?;
+        let (mut built, done, copied) = self.apply(&basis, &sig, &offer, &mut temp, &mut hasher)?;
         self.conn.in_file = false;
         let now = rustix::fs::fstat(&basis).ok();
         let same = now.is_some_and(|n| {
@@ -62,6 +62,9 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
         });
         if matches!(built, Built::Ok) && !same {
             built = Built::BasisChanged;
+        }
+        if matches!(built, Built::Ok) {
+            self.conn.shared.stats.delta_reused(copied);
         }
         let temp = match built {
             Built::Ok => Ok(temp),
@@ -121,9 +124,9 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
         Ok(sig)
     }
 
-    /// Reads COPY and LITERAL frames up to DONE (returned), writing the new version into
-    /// `temp` and hashing it. A delta that refers past the signature or builds more than the
-    /// offered size is a protocol error.
+    /// Reads COPY and LITERAL frames up to DONE (returned, with the bytes copied from the old
+    /// copy), writing the new version into `temp` and hashing it. A delta that refers past the
+    /// signature or builds more than the offered size is a protocol error.
     fn apply(
         &mut self,
         basis: &File,
@@ -131,14 +134,16 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
         offer: &protocol::Offer,
         temp: &mut TempFile,
         hasher: &mut Xxh3,
-    ) -> Result<(Built, (u8, Vec<u8>))> {
+    ) -> Result<(Built, (u8, Vec<u8>), u64)> {
         let mut built = Built::Ok;
-        let mut written = 0u64;
+        let (mut written, mut copied) = (0u64, 0u64);
         let mut buf = Vec::new();
         loop {
             let piece: Vec<u8> = match Frame::read_from(&mut self.conn.wire)? {
                 None => return Err(Error::protocol("sender closed the connection in a delta")),
-                Some(Frame::Done { algorithm, digest }) => return Ok((built, (algorithm, digest))),
+                Some(Frame::Done { algorithm, digest }) => {
+                    return Ok((built, (algorithm, digest), copied))
+                }
                 Some(Frame::Copy { index, count }) => {
                     let (i, n) = (index as usize, count as usize);
                     if n == 0 || i.checked_add(n).is_none_or(|end| end > sig.len()) {
@@ -153,6 +158,7 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
                             built = Built::BasisChanged;
                         }
                     }
+                    copied += buf.len() as u64;
                     std::mem::take(&mut buf)
                 }
                 Some(Frame::Literal(data)) => literal(data, offer)?,
