@@ -29,7 +29,7 @@ impl Histograms {
         Histograms {
             // 1 KiB to 64 GiB, ×4 a bucket.
             size: Histogram::new(exponential_buckets(1024.0, 4.0, 14)),
-            // 1 ms to about 4.5 hours, ×4 a bucket.
+            // 1 ms to about 70 minutes, ×4 a bucket.
             duration: Histogram::new(exponential_buckets(0.001, 4.0, 12)),
         }
     }
