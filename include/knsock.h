@@ -364,30 +364,23 @@ typedef void (*knsock_error_cb)(void *userdata,
 typedef void (*knsock_finalizer_cb)(void *userdata);
 
 /**
- * What a server has done since it started (totals that only grow) and the use of its bounded
- * resources now. Nothing in it names a file or a sender.
+ * A snapshot of a server's counters (totals since it started) and of its bounded resources
+ * (in use now, with their limits). Counters only grow; nothing here names a file or a sender.
  *
- * Versioned by its size: set `size` to `sizeof(knsock_stats)` before the call. A library
- * fills only the first `size` bytes (a program built against an older, shorter struct gets
- * the fields it knows), and fields are only ever added at the end. On return `size` holds the
- * bytes filled: less than the caller's when the library is older than the caller's header.
+ * Its layout is also the C ABI's (`knsock_stats_values`, inside the size-versioned
+ * `knsock_stats`): fields are only ever added at the end, and all are 64 bits wide.
  */
-typedef struct knsock_stats {
-  /**
-   * Set by the caller: `sizeof(knsock_stats)` as it knows it. (Every field is 64 bits wide,
-   * so the struct has no padding on any platform.)
-   */
-  uint64_t size;
+typedef struct knsock_stats_values {
   /**
    * Connections being served now.
    */
   uint64_t connections_open;
   /**
-   * Connections accepted since the start (port probes included).
+   * Connections accepted since the start (a port probe included).
    */
   uint64_t connections_accepted;
   /**
-   * Files stored (the sender told OK).
+   * Files stored (renamed into place or uploaded, the sender told OK).
    */
   uint64_t files_received;
   /**
@@ -395,31 +388,32 @@ typedef struct knsock_stats {
    */
   uint64_t files_skipped;
   /**
-   * Offers refused before their data (REJECT), by code.
+   * Offers refused before their data (REJECT), by refusal code: slot `c` counts code `c`
+   * (1 to 16), slot 0 codes this build does not know.
    */
-  uint64_t files_rejected[KNSOCK_STATS_CODES];
+  uint64_t files_rejected[17];
   /**
-   * Files whose content came but that were not stored (FAILED), by code.
+   * Files whose content came but that were not stored (FAILED), by refusal code, as above.
    */
-  uint64_t files_failed[KNSOCK_STATS_CODES];
+  uint64_t files_failed[17];
   /**
    * Bytes read from senders, frames included (after TLS decryption).
    */
   uint64_t bytes_received;
   /**
-   * Bytes of the files stored.
+   * Bytes of the files stored (their full sizes).
    */
   uint64_t bytes_stored;
   /**
-   * Bytes that deltas took from the receiver's old copies.
+   * Bytes of stored files that a delta took from the receiver's old copies.
    */
   uint64_t bytes_reused;
   /**
-   * Accepted offers that resumed an interrupted upload.
+   * Accepted offers that resumed an interrupted upload's kept data.
    */
   uint64_t resumes;
   /**
-   * Senders refused for their credentials.
+   * Senders refused for their credentials (token, client certificate, none given).
    */
   uint64_t auth_failures;
   /**
@@ -427,21 +421,27 @@ typedef struct knsock_stats {
    */
   uint64_t tls_handshakes;
   /**
-   * Requests made to the object store (each try), and those that failed.
+   * Requests made to the object store (each attempt of a retried request counts).
    */
   uint64_t store_requests;
+  /**
+   * Of those, the ones that failed.
+   */
   uint64_t store_failures;
   /**
-   * The most connections served at once (`knsock_server_config_set_max_connections()`).
+   * The most connections served at once.
    */
   uint64_t connections_max;
   /**
-   * zstd decoders in use now, and the most at once.
+   * zstd decoders in use now (each may hold an 8 MiB window).
    */
   uint64_t decoders_in_use;
+  /**
+   * The most decoders in use at once.
+   */
   uint64_t decoders_max;
   /**
-   * Files admitted and not yet stored or failed.
+   * Files admitted and not yet stored or failed (each holds a temporary file).
    */
   uint64_t files_in_flight;
   /**
@@ -449,10 +449,31 @@ typedef struct knsock_stats {
    */
   uint64_t space_reserved;
   /**
-   * Descriptors the process has open now (0 where it cannot tell), and its limit.
+   * Descriptors this process has open now (0 where it cannot tell).
    */
   uint64_t descriptors_open;
+  /**
+   * The process's limit on open descriptors, as in force when the server started.
+   */
   uint64_t descriptors_limit;
+} knsock_stats_values;
+
+/**
+ * A server's statistics, versioned by its size: set `size` to `sizeof(knsock_stats)` before
+ * the call. A library fills only the first `size` bytes (a program built against an older,
+ * shorter struct gets the fields it knows), and fields are only ever added at the end of
+ * `values`. On return `size` holds the bytes filled: less than the caller's when the library is
+ * older than the caller's header. Every field is 64 bits wide: no padding on any platform.
+ */
+typedef struct knsock_stats {
+  /**
+   * Set by the caller: `sizeof(knsock_stats)` as it knows it.
+   */
+  uint64_t size;
+  /**
+   * What the server has done and holds now.
+   */
+  struct knsock_stats_values values;
 } knsock_stats;
 
 /**

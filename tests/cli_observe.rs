@@ -118,16 +118,32 @@ fn files(dir: &Path, tag: &str, n: usize, m: usize) -> Vec<std::path::PathBuf> {
     paths
 }
 
+/// A temporary directory with `recv` (the server's) and `src` (the files sent) in it.
+fn dirs() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (recv, src) = (tmp.path().join("recv"), tmp.path().join("src"));
+    std::fs::create_dir_all(&recv).unwrap();
+    std::fs::create_dir_all(&src).unwrap();
+    (tmp, recv, src)
+}
+
+/// `kn-sock send-file 127.0.0.1 PORT OPTIONS... PATHS...`.
+fn send_cli(port: u16, options: &[&str], paths: &[std::path::PathBuf]) -> std::process::Output {
+    Command::new(BIN)
+        .args(["send-file", "127.0.0.1", &port.to_string()])
+        .args(options)
+        .args(paths)
+        .output()
+        .unwrap()
+}
+
 fn metric(m: &HashMap<String, f64>, name: &str) -> u64 {
     *m.get(name).unwrap_or_else(|| panic!("no {name} in {m:?}")) as u64
 }
 
 #[test]
 fn metrics_count_what_was_sent_refused_and_skipped() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (recv, src) = (tmp.path().join("recv"), tmp.path().join("src"));
-    std::fs::create_dir_all(&recv).unwrap();
-    std::fs::create_dir_all(&src).unwrap();
+    let (_tmp, recv, src) = dirs();
     let server = JsonServer::start(&recv, &["--metrics", "127.0.0.1:0", "--allow-ext", ".bin"]);
     let addr = server
         .metrics
@@ -183,16 +199,7 @@ fn metrics_count_what_was_sent_refused_and_skipped() {
     // Second batch, through the CLI: the same files again (4 skipped, 2 refused) and 1 new.
     let mut second = first.clone();
     second.extend(files(&src, "b", 1, 0));
-    let out = Command::new(BIN)
-        .args([
-            "send-file",
-            "127.0.0.1",
-            &server.port.to_string(),
-            "--skip-unchanged",
-        ])
-        .args(&second)
-        .output()
-        .unwrap();
+    let out = send_cli(server.port, &["--skip-unchanged"], &second);
     assert!(!out.status.success()); // the refused files fail the batch
     let m = scrape(&addr);
     assert_eq!(metric(&m, "knsock_files_received_total"), 5);
@@ -228,25 +235,12 @@ const SERVER_FIELDS: [&str; 9] = [
 
 #[test]
 fn json_logs_parse_line_by_line_on_both_sides() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (recv, src) = (tmp.path().join("recv"), tmp.path().join("src"));
-    std::fs::create_dir_all(&recv).unwrap();
-    std::fs::create_dir_all(&src).unwrap();
+    let (_tmp, recv, src) = dirs();
     let server = JsonServer::start(&recv, &["--allow-ext", ".bin"]);
     let mut paths = files(&src, "f", 2, 1);
     // A name with a bidi override: escaped in both logs, so nothing is shown reordered.
     paths.push(write_file(&src, "\u{202e}nib.bin", b"x"));
-    let out = Command::new(BIN)
-        .args([
-            "send-file",
-            "127.0.0.1",
-            &server.port.to_string(),
-            "--log-format",
-            "json",
-        ])
-        .args(&paths)
-        .output()
-        .unwrap();
+    let out = send_cli(server.port, &["--log-format", "json"], &paths);
     assert!(!out.status.success());
     let sender: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()

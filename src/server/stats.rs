@@ -9,9 +9,14 @@ use crate::protocol::Code;
 /// Slots of the by-code arrays: index `c` counts wire code `c` (docs/protocol.md section 5,
 /// 1 to 16); index 0 counts codes this build does not know.
 pub const STATS_CODES: usize = 17;
+const _: () = assert!(std::mem::size_of::<ServerStats>() == 8 * (19 + 2 * STATS_CODES));
 
 /// A snapshot of a server's counters (totals since it started) and of its bounded resources
 /// (in use now, with their limits). Counters only grow; nothing here names a file or a sender.
+///
+/// Its layout is also the C ABI's (`knsock_stats_values`, inside the size-versioned
+/// `knsock_stats`): fields are only ever added at the end, and all are 64 bits wide.
+#[repr(C)]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerStats {
@@ -23,10 +28,11 @@ pub struct ServerStats {
     pub files_received: u64,
     /// Offers answered SKIP: the receiver already had the file.
     pub files_skipped: u64,
-    /// Offers refused before their data (REJECT), by wire code; see [`STATS_CODES`].
-    pub files_rejected: [u64; STATS_CODES],
-    /// Files whose content came but that were not stored (FAILED), by wire code.
-    pub files_failed: [u64; STATS_CODES],
+    /// Offers refused before their data (REJECT), by refusal code: slot `c` counts code `c`
+    /// (1 to 16), slot 0 codes this build does not know.
+    pub files_rejected: [u64; 17],
+    /// Files whose content came but that were not stored (FAILED), by refusal code, as above.
+    pub files_failed: [u64; 17],
     /// Bytes read from senders, frames included (after TLS decryption).
     pub bytes_received: u64,
     /// Bytes of the files stored (their full sizes).

@@ -64,30 +64,31 @@ func (s *Server) Stats() ServerStats {
 	if s.ptr == nil || C.knsock_server_stats(s.ptr, &c) != C.KNSOCK_RESULT_OK {
 		return ServerStats{}
 	}
+	v := &c.values
 	st := ServerStats{
-		ConnectionsOpen:     uint64(c.connections_open),
-		ConnectionsAccepted: uint64(c.connections_accepted),
-		FilesReceived:       uint64(c.files_received),
-		FilesSkipped:        uint64(c.files_skipped),
-		BytesReceived:       uint64(c.bytes_received),
-		BytesStored:         uint64(c.bytes_stored),
-		BytesReused:         uint64(c.bytes_reused),
-		Resumes:             uint64(c.resumes),
-		AuthFailures:        uint64(c.auth_failures),
-		TLSHandshakes:       uint64(c.tls_handshakes),
-		StoreRequests:       uint64(c.store_requests),
-		StoreFailures:       uint64(c.store_failures),
-		ConnectionsMax:      uint64(c.connections_max),
-		DecodersInUse:       uint64(c.decoders_in_use),
-		DecodersMax:         uint64(c.decoders_max),
-		FilesInFlight:       uint64(c.files_in_flight),
-		SpaceReserved:       uint64(c.space_reserved),
-		DescriptorsOpen:     uint64(c.descriptors_open),
-		DescriptorsLimit:    uint64(c.descriptors_limit),
+		ConnectionsOpen:     uint64(v.connections_open),
+		ConnectionsAccepted: uint64(v.connections_accepted),
+		FilesReceived:       uint64(v.files_received),
+		FilesSkipped:        uint64(v.files_skipped),
+		BytesReceived:       uint64(v.bytes_received),
+		BytesStored:         uint64(v.bytes_stored),
+		BytesReused:         uint64(v.bytes_reused),
+		Resumes:             uint64(v.resumes),
+		AuthFailures:        uint64(v.auth_failures),
+		TLSHandshakes:       uint64(v.tls_handshakes),
+		StoreRequests:       uint64(v.store_requests),
+		StoreFailures:       uint64(v.store_failures),
+		ConnectionsMax:      uint64(v.connections_max),
+		DecodersInUse:       uint64(v.decoders_in_use),
+		DecodersMax:         uint64(v.decoders_max),
+		FilesInFlight:       uint64(v.files_in_flight),
+		SpaceReserved:       uint64(v.space_reserved),
+		DescriptorsOpen:     uint64(v.descriptors_open),
+		DescriptorsLimit:    uint64(v.descriptors_limit),
 	}
 	for i := range st.FilesRejected {
-		st.FilesRejected[i] = uint64(c.files_rejected[i])
-		st.FilesFailed[i] = uint64(c.files_failed[i])
+		st.FilesRejected[i] = uint64(v.files_rejected[i])
+		st.FilesFailed[i] = uint64(v.files_failed[i])
 	}
 	return st
 }

@@ -1,5 +1,5 @@
 """A server's statistics: `knsock_server_stats` through a `knsock_stats` struct whose `size`
-field says how much of it this binding knows, as a `ServerStats` value."""
+field says how much of it this binding knows, its `knsock_stats_values` as a `ServerStats`."""
 import ctypes
 from ctypes import c_uint64
 from dataclasses import dataclass, fields
@@ -18,11 +18,19 @@ _MORE = ("bytes_received", "bytes_stored", "bytes_reused", "resumes", "auth_fail
          "descriptors_open", "descriptors_limit")
 
 
-class _Stats(ctypes.Structure):
-    _fields_ = ([("size", c_uint64)] + [(n, c_uint64) for n in _COUNTS]
+class _Values(ctypes.Structure):
+    """`knsock_stats_values`."""
+
+    _fields_ = ([(n, c_uint64) for n in _COUNTS]
                 + [("files_rejected", c_uint64 * STATS_CODES),
                    ("files_failed", c_uint64 * STATS_CODES)]
                 + [(n, c_uint64) for n in _MORE])
+
+
+class _Stats(ctypes.Structure):
+    """`knsock_stats`: the size this binding knows, then the values."""
+
+    _fields_ = [("size", c_uint64), ("values", _Values)]
 
 
 lib.knsock_server_stats.restype = ctypes.c_int
@@ -73,7 +81,8 @@ def server_stats(ptr) -> ServerStats:
     raw.size = ctypes.sizeof(_Stats)
     if lib.knsock_server_stats(ptr, ctypes.byref(raw)) != Result.OK:
         return ServerStats()
-    values = {f.name: getattr(raw, f.name) for f in fields(ServerStats)}
-    values["files_rejected"] = tuple(raw.files_rejected)
-    values["files_failed"] = tuple(raw.files_failed)
+    v = raw.values
+    values = {f.name: getattr(v, f.name) for f in fields(ServerStats)}
+    values["files_rejected"] = tuple(v.files_rejected)
+    values["files_failed"] = tuple(v.files_failed)
     return ServerStats(**values)
