@@ -3,6 +3,8 @@
 //! `--log-format json` parsed on both sides.
 
 mod common;
+#[path = "common/pki.rs"]
+mod pki;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -14,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use knsock::{collect_sources, send_files, SendOptions, WalkOptions};
+use knsock::{collect_sources, send_file, send_files, ErrorKind, SendOptions, WalkOptions};
+use pki::{tokens_file, with_token};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kn-sock");
@@ -26,6 +29,7 @@ struct JsonServer {
     events: mpsc::Receiver<Value>,
     port: u16,
     metrics: Option<String>,
+    pin: Option<String>,
 }
 
 impl JsonServer {
@@ -56,12 +60,14 @@ impl JsonServer {
             events,
             port: 0,
             metrics: None,
+            pin: None,
         };
         let start = s.next();
         assert_eq!(start["event"], "start", "{start}");
         let addr = start["address"].as_str().unwrap();
         s.port = addr.rsplit(':').next().unwrap().parse().unwrap();
         s.metrics = start["metrics"].as_str().map(str::to_string);
+        s.pin = start["tls_pin"].as_str().map(str::to_string);
         s
     }
 
@@ -305,4 +311,54 @@ fn json_logs_parse_line_by_line_on_both_sides() {
     let not_stored =
         stop["files_rejected"].as_u64().unwrap() + stop["files_failed"].as_u64().unwrap();
     assert_eq!((stop["files_received"].as_u64(), not_stored), (Some(3), 1));
+}
+
+#[test]
+fn json_logs_tell_authentication_failures_and_connection_errors() {
+    let (tmp, recv, src) = dirs();
+    let tokens = tokens_file(tmp.path(), &[("alice", "alice-secret")]);
+    let state = tmp.path().join("state");
+    let server = JsonServer::start(
+        &recv,
+        &[
+            "--tls-self-signed",
+            state.to_str().unwrap(),
+            "--tokens",
+            tokens.to_str().unwrap(),
+            "--allow-plaintext",
+        ],
+    );
+    let pin = server.pin.clone().expect("the start event has the pin");
+    let a = write_file(&src, "a.txt", b"hello");
+    let opts = with_token(&pin, "alice:wrong");
+    let e = send_file("127.0.0.1", server.port, &a, &opts).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Auth);
+    let auth = server.next();
+    assert_eq!(
+        (&auth["event"], &auth["kind"]),
+        (&"auth_failed".into(), &"auth".into())
+    );
+    assert!(
+        auth["reason"].as_str().unwrap().contains("wrong token"),
+        "{auth}"
+    );
+    assert!(
+        auth["peer"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{auth}"
+    );
+
+    // A peer that is not knsock: its connection ends in a protocol error.
+    let mut junk = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    junk.write_all(b"\x89NOTKNSOCK-AT-ALL-JUNK").unwrap();
+    let err = server.next();
+    assert_eq!(
+        (&err["event"], &err["kind"]),
+        (&"error".into(), &"protocol".into())
+    );
+    for f in SERVER_FIELDS {
+        assert!(err.get(f).is_some(), "{f} missing in {err}");
+    }
+    drop(junk);
+    let rest = server.terminate();
+    assert_eq!(rest.last().unwrap()["event"], "stop");
 }
