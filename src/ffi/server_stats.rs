@@ -46,7 +46,7 @@ pub extern "C" fn knsock_server_stats(
             return Err(Error::invalid("stats output pointer is NULL"));
         }
         // SAFETY: the contract above: `stats` points to at least `size` writable bytes, of
-        // which the first `size_t` is the caller's `size`.
+        // which the first 8 (a `uint64_t`) are the caller's `size`.
         let known = unsafe { ptr::read_unaligned(stats.cast::<u64>()) };
         if known < size_of::<u64>() as u64 {
             return Err(Error::invalid(format!(
