@@ -88,6 +88,14 @@ impl JsonServer {
     }
 }
 
+impl Drop for JsonServer {
+    /// A test that failed before `terminate` leaves no server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// GET /metrics: each sample line as name (with labels) → value.
 fn scrape(addr: &str) -> HashMap<String, f64> {
     let (status, body) = http_get(addr, "/metrics");
