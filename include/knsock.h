@@ -30,6 +30,12 @@
 
 
 /**
+ * Slots of `knsock_stats`'s by-code arrays: index `c` counts the refusal code `c`
+ * (docs/protocol.md section 5, 1 to 16); index 0 counts codes this library does not know.
+ */
+#define KNSOCK_STATS_CODES 17
+
+/**
  * `KNSOCK_VERSION_MAJOR.MINOR.PATCH` of the header; `knsock_version()` gives the library's.
  */
 #define KNSOCK_VERSION_MAJOR 0
@@ -234,8 +240,8 @@ typedef struct knsock_send_options knsock_send_options;
 /**
  * A running server. Created by `knsock_server_start()`; freed with `knsock_server_free()`.
  *
- * Thread safety: `knsock_server_port()`, `knsock_server_stop()` and `knsock_server_wait()` may
- * be called from any thread, also at once; `knsock_server_free()` must be the last call, with
+ * Thread safety: `knsock_server_port()`, `knsock_server_stats()`, `knsock_server_stop()` and
+ * `knsock_server_wait()` may be called from any thread, also at once; `knsock_server_free()` must be the last call, with
  * no other call on the server running and not from its own callbacks.
  */
 typedef struct knsock_server knsock_server;
@@ -362,6 +368,119 @@ typedef void (*knsock_error_cb)(void *userdata,
  * Releases userdata once no callback can run any more.
  */
 typedef void (*knsock_finalizer_cb)(void *userdata);
+
+/**
+ * A snapshot of a server's counters (totals since it started) and of its bounded resources
+ * (in use now, with their limits). Counters only grow; nothing here names a file or a sender.
+ *
+ * Its layout is also the C ABI's (`knsock_stats_values`, inside the size-versioned
+ * `knsock_stats`): fields are only ever added at the end, and all are 64 bits wide.
+ */
+typedef struct knsock_stats_values {
+  /**
+   * Connections being served now.
+   */
+  uint64_t connections_open;
+  /**
+   * Connections accepted since the start (a port probe included).
+   */
+  uint64_t connections_accepted;
+  /**
+   * Files stored (renamed into place or uploaded, the sender told OK).
+   */
+  uint64_t files_received;
+  /**
+   * Offers answered SKIP: the receiver already had the file.
+   */
+  uint64_t files_skipped;
+  /**
+   * Offers refused before their data (REJECT), by refusal code: slot `c` counts code `c`
+   * (1 to 16), slot 0 codes this build does not know.
+   */
+  uint64_t files_rejected[17];
+  /**
+   * Files whose content came but that were not stored (FAILED), by refusal code, as above.
+   */
+  uint64_t files_failed[17];
+  /**
+   * Bytes read from senders, frames included (after TLS decryption).
+   */
+  uint64_t bytes_received;
+  /**
+   * Bytes of the files stored (their full sizes).
+   */
+  uint64_t bytes_stored;
+  /**
+   * Bytes of stored files that a delta took from the receiver's old copies.
+   */
+  uint64_t bytes_reused;
+  /**
+   * Accepted offers that resumed an interrupted upload's kept data.
+   */
+  uint64_t resumes;
+  /**
+   * Senders refused for their credentials (token, client certificate, none given).
+   */
+  uint64_t auth_failures;
+  /**
+   * TLS handshakes completed.
+   */
+  uint64_t tls_handshakes;
+  /**
+   * Requests made to the object store (each attempt of a retried request counts).
+   */
+  uint64_t store_requests;
+  /**
+   * Of those, the ones that failed.
+   */
+  uint64_t store_failures;
+  /**
+   * The most connections served at once.
+   */
+  uint64_t connections_max;
+  /**
+   * zstd decoders in use now (each may hold an 8 MiB window).
+   */
+  uint64_t decoders_in_use;
+  /**
+   * The most decoders in use at once.
+   */
+  uint64_t decoders_max;
+  /**
+   * Files admitted and not yet stored or failed (each holds a temporary file).
+   */
+  uint64_t files_in_flight;
+  /**
+   * Disk bytes promised to files in flight.
+   */
+  uint64_t space_reserved;
+  /**
+   * Descriptors this process has open now (0 where it cannot tell).
+   */
+  uint64_t descriptors_open;
+  /**
+   * The process's limit on open descriptors, as in force when the server started.
+   */
+  uint64_t descriptors_limit;
+} knsock_stats_values;
+
+/**
+ * A server's statistics, versioned by its size: set `size` to `sizeof(knsock_stats)` before
+ * the call. A library fills only the first `size` bytes (a program built against an older,
+ * shorter struct gets the fields it knows), and fields are only ever added at the end of
+ * `values`. On return `size` holds the bytes filled: less than the caller's when the library is
+ * older than the caller's header. Every field is 64 bits wide: no padding on any platform.
+ */
+typedef struct knsock_stats {
+  /**
+   * Set by the caller: `sizeof(knsock_stats)` as it knows it.
+   */
+  uint64_t size;
+  /**
+   * What the server has done and holds now.
+   */
+  struct knsock_stats_values values;
+} knsock_stats;
 
 /**
  * Completion callback of an async send: `code` is the result; `error` is NULL on success and
@@ -1250,6 +1369,15 @@ enum knsock_result knsock_server_config_set_s3_credentials(struct knsock_server_
  */
 enum knsock_result knsock_server_config_set_s3_ca_file(struct knsock_server_config *config,
                                                        const char *path);
+
+/**
+ * Fills `*stats` with the server's statistics: at most `stats->size` bytes, which the caller
+ * sets first (see `knsock_stats`). Fails with `KNSOCK_RESULT_INVALID_ARGUMENT` when `server`
+ * or `stats` is NULL or `stats->size` is smaller than the `size` field itself; nothing is
+ * written then. Any thread, at any time while the server exists, also from its callbacks.
+ */
+enum knsock_result knsock_server_stats(const struct knsock_server *server,
+                                       struct knsock_stats *stats);
 
 /**
  * Hashes a token's secret for a tokens file: on success `*hash` receives a new string,

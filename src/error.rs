@@ -126,6 +126,15 @@ impl Error {
         }
     }
 
+    /// The same error with the reason a receiver gave its sender (a refusal's code and text).
+    pub(crate) fn with_reason(mut self, code: u16, text: impl Into<String>) -> Self {
+        self.peer = Some(PeerReason {
+            code,
+            text: safe(text.into()),
+        });
+        self
+    }
+
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
@@ -134,7 +143,8 @@ impl Error {
         &self.message
     }
 
-    /// The receiver's reason when it refused the file, if it did.
+    /// The receiver's reason when it refused the file, if it did (for a receiver's own error
+    /// handler: the code and text it told the sender).
     pub fn peer_reason(&self) -> Option<&PeerReason> {
         self.peer.as_ref()
     }

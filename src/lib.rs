@@ -43,8 +43,8 @@ pub use send::{
     DEFAULT_TIMEOUT, FANOUT_WINDOW_BYTES, MAX_CHUNK_SIZE,
 };
 pub use server::{
-    ErrorHandler, FileInfo, Handler, Server, ServerConfig, Validator, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS,
+    ErrorHandler, FileInfo, Handler, RefusalHandler, Refused, Server, ServerConfig, ServerStats,
+    Validator, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, STATS_CODES,
 };
 #[cfg(feature = "s3")]
 pub use storage::S3Store;

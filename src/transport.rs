@@ -185,6 +185,8 @@ pub(crate) struct Wire<S: Transport> {
     deadline: Option<Instant>,
     /// The read timeout last given to the stream while a deadline runs.
     applied: Option<Duration>,
+    /// Bytes read from the stream since [`Wire::take_read`] last asked.
+    read: u64,
 }
 
 impl<S: Transport> Wire<S> {
@@ -205,7 +207,13 @@ impl<S: Transport> Wire<S> {
             idle,
             deadline: None,
             applied: None,
+            read: 0,
         }
+    }
+
+    /// Bytes read from the stream since the last call (for the server's statistics).
+    pub(crate) fn take_read(&mut self) -> u64 {
+        std::mem::take(&mut self.read)
     }
 
     /// Whether the peer's next bytes are already here, so reading will not block.
@@ -227,7 +235,10 @@ impl<S: Transport> Wire<S> {
             }
             match self.stream.read(&mut self.rbuf[self.rend..]) {
                 Ok(0) | Err(_) => return false,
-                Ok(got) => self.rend += got,
+                Ok(got) => {
+                    self.rend += got;
+                    self.read += got as u64;
+                }
             }
         }
         true
@@ -264,8 +275,14 @@ impl<S: Transport> Wire<S> {
         &self.stream
     }
 
-    /// One read from the stream, cut short by the deadline.
+    /// One read from the stream, cut short by the deadline, counted.
     fn read_stream(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.read_deadline(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+
+    fn read_deadline(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let Some(deadline) = self.deadline else {
             return self.stream.read(buf);
         };

@@ -89,6 +89,8 @@ fn a_reconnected_sender_takes_over_from_a_connection_still_open() {
     let report = send_file("127.0.0.1", srv.port(), &p, &SendOptions::default()).unwrap();
     assert_eq!((report.attempts, report.resumed_from), (1, SENT as u64));
     assert!(std::fs::read(srv.path("held.bin")).unwrap() == data);
+    let stats = srv.server.stats();
+    assert_eq!((stats.resumes, stats.files_received), (1, 1));
     assert_eq!(srv.entries(), vec!["held.bin"]);
     drop(old);
 }

@@ -288,6 +288,14 @@ fn a_store_that_becomes_unreachable_fails_files_with_a_code_the_sender_retries()
     // Retried: three attempts.
     send_failing_with(&srv, "late.txt", 15, "unreachable", 3);
     assert_eq!(srv.entries(), Vec::<String>::new());
+    // The statistics count the store's requests (the bucket check at open among them) and
+    // failures, and the three files refused with code 15.
+    let s = srv.server.stats();
+    assert!(
+        s.store_failures >= 3 && s.store_requests > s.store_failures,
+        "{s:?}"
+    );
+    assert_eq!(s.files_rejected[15] + s.files_failed[15], 3);
 }
 
 #[test]

@@ -1,20 +1,29 @@
 //! `kn-sock`: the command-line tool, with kn-sock's command names, on knsock's Rust API.
 
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 #[path = "kn-sock/args.rs"]
 mod args;
+#[path = "kn-sock/events.rs"]
+mod events;
 #[path = "kn-sock/fanout.rs"]
 mod fanout;
+#[path = "kn-sock/http.rs"]
+mod http;
+#[path = "kn-sock/metrics.rs"]
+mod metrics;
 
 use args::{seconds, seconds_up_to, Cli, Command, OverwriteArg, SendArgs, ServerArgs, DAY};
+use events::{LogFormat, SendLog};
 use knsock::{
     collect_sources, send_file, send_files, Overwrite, SendOptions, SendReport, ServerConfig,
-    Source, TlsOptions, WalkOptions,
+    TlsOptions, WalkOptions,
 };
 
 fn main() -> ExitCode {
@@ -62,8 +71,8 @@ fn send_command(a: SendArgs) -> Result<(), String> {
         follow_symlinks: a.follow_symlinks,
     };
     match (fan_out, receivers.as_slice()) {
-        (false, [r]) => send(&r.host, r.port, &paths, &walk, opts),
-        _ => fanout::send_to_many(&receivers, &paths, &walk, opts),
+        (false, [r]) => send(&r.host, r.port, &paths, &walk, opts, a.log_format),
+        _ => fanout::send_to_many(&receivers, &paths, &walk, opts, a.log_format),
     }
 }
 
@@ -110,7 +119,9 @@ fn server_command(a: ServerArgs) -> Result<(), String> {
     if a.allow_plaintext || a.allow_legacy {
         eprintln!("kn-sock: warning: --allow-plaintext/--allow-legacy let unencrypted, unauthenticated senders in");
     }
-    run_server(cfg, a.allow_ext)
+    let metrics = a.metrics.as_deref().map(metrics::address).transpose()?;
+    allow_extensions(&mut cfg, a.allow_ext);
+    run_server(cfg, metrics, a.log_format)
 }
 
 /// Stores into the bucket `url` names, spooling in --spool-dir.
@@ -192,54 +203,38 @@ fn hash_token_command(name: &str) -> Result<(), String> {
 
 /// One plain file: `send_file` (its own name or --remote-name). Otherwise the walk, then one
 /// connection for everything (one per file for kn-sock 0.3, which takes one file per connection).
+/// Each outcome is printed (or logged as JSON) after the transfer.
 fn send(
     host: &str,
     port: u16,
     paths: &[PathBuf],
     walk: &WalkOptions,
     opts: SendOptions,
+    log: LogFormat,
 ) -> Result<(), String> {
+    let started = Instant::now();
     let single = paths.len() == 1 && !paths[0].is_dir();
-    if single || opts.remote_name.is_some() {
-        if !single {
-            return Err("--remote-name needs exactly one file".into());
-        }
-        let report = send_file(host, port, &paths[0], &opts).map_err(|e| e.to_string())?;
-        print_delivered(&paths[0], &report);
-        return Ok(());
+    if !single && opts.remote_name.is_some() {
+        return Err("--remote-name needs exactly one file".into());
     }
-    let sources = collect_sources(paths, walk).map_err(|e| e.to_string())?;
-    if sources.is_empty() {
-        return Err("no files to send".into());
-    }
-    let outcomes: Vec<(Source, knsock::Result<SendReport>)> = if opts.legacy {
-        sources
-            .into_iter()
-            .map(|s| {
-                let o = SendOptions {
-                    remote_name: Some(s.name.clone()),
-                    ..opts.clone()
-                };
-                let r = send_file(host, port, &s.path, &o);
-                (s, r)
-            })
-            .collect()
-    } else {
-        send_files(host, port, &sources, &opts)
-            .map_err(|e| e.to_string())?
-            .files
-            .into_iter()
-            .map(|f| (f.source, f.result))
-            .collect()
+    let outcomes = match single {
+        true => vec![(paths[0].clone(), send_file(host, port, &paths[0], &opts))],
+        false => send_walked(host, port, paths, walk, &opts)?,
     };
-    let mut failed = 0;
-    for (source, result) in &outcomes {
+    let failed = outcomes.iter().filter(|(_, r)| r.is_err()).count();
+    if log == LogFormat::Json {
+        let mut l = SendLog::default();
+        let receiver = knsock::Receiver::new(host, port).to_string();
+        outcomes.iter().for_each(|(p, r)| l.file(&receiver, p, r));
+        l.summary(started.elapsed());
+    }
+    if let (true, [(_, Err(e))]) = (single, outcomes.as_slice()) {
+        return Err(e.to_string());
+    }
+    for (path, result) in outcomes.iter().filter(|_| log == LogFormat::Text) {
         match result {
-            Ok(r) => print_delivered(&source.path, r),
-            Err(e) => {
-                failed += 1;
-                eprintln!("kn-sock: {}: {e}", shown(&source.path));
-            }
+            Ok(r) => print_delivered(path, r),
+            Err(e) => eprintln!("kn-sock: {}: {e}", shown(path)),
         }
     }
     match failed {
@@ -248,30 +243,77 @@ fn send(
     }
 }
 
-fn run_server(mut cfg: ServerConfig, allow_ext: Vec<String>) -> Result<(), String> {
-    if !allow_ext.is_empty() {
-        let allowed: Vec<String> = allow_ext
-            .iter()
-            .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
-            .collect();
-        cfg.validate_before(move |info| {
-            let ext = info
-                .name
-                .rsplit('/')
-                .next()
-                .and_then(|base| base.rsplit_once('.'))
-                .map(|(_, ext)| ext.to_ascii_lowercase());
-            match ext {
-                Some(e) if allowed.contains(&e) => Ok(()),
-                _ => Err(format!(
-                    "extension not allowed: {} (allowed: .{})",
-                    info.name,
-                    allowed.join(", .")
-                )),
-            }
-        });
+/// The walk's files over one connection (kn-sock 0.3: one each), with each one's outcome.
+fn send_walked(
+    host: &str,
+    port: u16,
+    paths: &[PathBuf],
+    walk: &WalkOptions,
+    opts: &SendOptions,
+) -> Result<Vec<(PathBuf, knsock::Result<SendReport>)>, String> {
+    let sources = collect_sources(paths, walk).map_err(|e| e.to_string())?;
+    if sources.is_empty() {
+        return Err("no files to send".into());
     }
-    // A server whose stdout or stderr was closed keeps serving: write errors are ignored.
+    if opts.legacy {
+        let one = |s: knsock::Source| {
+            let o = SendOptions {
+                remote_name: Some(s.name.clone()),
+                ..opts.clone()
+            };
+            let r = send_file(host, port, &s.path, &o);
+            (s.path, r)
+        };
+        return Ok(sources.into_iter().map(one).collect());
+    }
+    Ok(send_files(host, port, &sources, opts)
+        .map_err(|e| e.to_string())?
+        .files
+        .into_iter()
+        .map(|f| (f.source.path, f.result))
+        .collect())
+}
+
+/// Refuses, before any data, names whose extension is not in `allow_ext` (when it is not empty).
+fn allow_extensions(cfg: &mut ServerConfig, allow_ext: Vec<String>) {
+    if allow_ext.is_empty() {
+        return;
+    }
+    let allowed: Vec<String> = allow_ext
+        .iter()
+        .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
+        .collect();
+    cfg.validate_before(move |info| {
+        let ext = info
+            .name
+            .rsplit('/')
+            .next()
+            .and_then(|base| base.rsplit_once('.'))
+            .map(|(_, ext)| ext.to_ascii_lowercase());
+        match ext {
+            Some(e) if allowed.contains(&e) => Ok(()),
+            _ => Err(format!(
+                "extension not allowed: {} (allowed: .{})",
+                info.name,
+                allowed.join(", .")
+            )),
+        }
+    });
+}
+
+/// The handlers that tell what the server does: lines for people or JSON events, and the
+/// metrics' histograms when there are metrics. A server whose stdout or stderr was closed keeps
+/// serving: write errors are ignored.
+fn report_events(cfg: &mut ServerConfig, log: LogFormat, histograms: Option<metrics::Histograms>) {
+    if let Some(h) = histograms {
+        cfg.on_received(move |info| h.observe(info.size, info.offered_at.elapsed()));
+    }
+    if log == LogFormat::Json {
+        cfg.on_received(events::received)
+            .on_refused(events::refused)
+            .on_error(events::error);
+        return;
+    }
     cfg.on_received(|info| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
@@ -290,24 +332,51 @@ fn run_server(mut cfg: ServerConfig, allow_ext: Vec<String>) -> Result<(), Strin
             None => writeln!(err, "kn-sock: {e}"),
         };
     });
-    let server = cfg.start().map_err(|e| e.to_string())?;
+}
+
+fn run_server(
+    mut cfg: ServerConfig,
+    metrics_at: Option<SocketAddr>,
+    log: LogFormat,
+) -> Result<(), String> {
+    let histograms = metrics_at.map(|_| metrics::Histograms::new());
+    report_events(&mut cfg, log, histograms.clone());
+    let server = Arc::new(cfg.start().map_err(|e| e.to_string())?);
+    let metrics_addr = match (metrics_at, histograms) {
+        (Some(at), Some(h)) => Some(metrics::serve(at, Arc::clone(&server), h)?),
+        _ => None,
+    };
     let (tx, rx) = crossbeam_channel::bounded(1);
     ctrlc::set_handler(move || {
         let _ = tx.try_send(());
     })
     .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+    match log {
+        LogFormat::Json => events::start(server.local_addr(), metrics_addr, server.tls_pin()),
+        LogFormat::Text => print_started(&server, metrics_addr)?,
+    }
+    let _ = rx.recv();
+    server.stop();
+    if log == LogFormat::Json {
+        events::stop(&server.stats());
+    }
+    Ok(())
+}
+
+/// "listening on ADDR", then the TLS pin and the metrics address when there are.
+fn print_started(server: &knsock::Server, metrics: Option<SocketAddr>) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {}", server.local_addr())
         .and_then(|_| match server.tls_pin() {
             Some(pin) => writeln!(out, "tls pin {pin}"),
             None => Ok(()),
         })
+        .and_then(|_| match metrics {
+            Some(m) => writeln!(out, "metrics on http://{m}/metrics"),
+            None => Ok(()),
+        })
         .and_then(|_| out.flush())
-        .map_err(|e| format!("cannot write to stdout: {e}"))?;
-    drop(out);
-    let _ = rx.recv();
-    server.stop();
-    Ok(())
+        .map_err(|e| format!("cannot write to stdout: {e}"))
 }
 
 /// "sent PATH as NAME (N bytes…)" or "unchanged PATH".

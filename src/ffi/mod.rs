@@ -28,6 +28,7 @@ pub mod server_config;
 pub mod server_config_limits;
 pub mod server_config_security;
 pub mod server_config_store;
+pub mod server_stats;
 pub mod token;
 pub mod transfer;
 pub mod types;

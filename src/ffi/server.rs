@@ -12,8 +12,8 @@ use crate::Server;
 
 /// A running server. Created by `knsock_server_start()`; freed with `knsock_server_free()`.
 ///
-/// Thread safety: `knsock_server_port()`, `knsock_server_stop()` and `knsock_server_wait()` may
-/// be called from any thread, also at once; `knsock_server_free()` must be the last call, with
+/// Thread safety: `knsock_server_port()`, `knsock_server_stats()`, `knsock_server_stop()` and
+/// `knsock_server_wait()` may be called from any thread, also at once; `knsock_server_free()` must be the last call, with
 /// no other call on the server running and not from its own callbacks.
 pub struct knsock_server {
     server: Server,
@@ -23,6 +23,13 @@ pub struct knsock_server {
 
 impl Castable for knsock_server {
     type Ownership = OwnershipBox;
+}
+
+impl knsock_server {
+    /// The Rust server, for the other modules of its C type (`server_stats.rs`).
+    pub(super) fn server(&self) -> &Server {
+        &self.server
+    }
 }
 
 /// Binds and starts a server from `config` (which is copied, and may be freed at once), and

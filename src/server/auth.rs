@@ -87,6 +87,7 @@ fn decide<S: Transport>(
 /// sent (at most 1 MiB) so the answer is not lost to a reset, and returns the error to report.
 fn refuse<S: Transport>(conn: &mut Connection<'_, S>, why: String) -> Error {
     let shared = conn.shared;
+    shared.stats.auth_failed();
     pause(shared.guard.throttle.failed(conn.peer.ip()), || {
         shared.is_stopping()
     });

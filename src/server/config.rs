@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::security::Security;
 use crate::error::{Error, Result};
@@ -46,6 +46,21 @@ pub struct FileInfo {
     /// The identity the sender proved (token name or client certificate common name); `None`
     /// for an anonymous sender.
     pub identity: Option<String>,
+    /// When its offer arrived (a kn-sock 0.3 upload: its header): in a received handler,
+    /// `offered_at.elapsed()` is how long the transfer took.
+    pub offered_at: Instant,
+}
+
+/// A file the receiver did not store, as its sender was told: the wire code (docs/protocol.md
+/// section 5) and the text.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub code: u16,
+    /// Safe to print (escaped like every error message).
+    pub reason: String,
+    /// `false`: refused on its offer (REJECT, no content read); `true`: its content came but
+    /// was not stored (FAILED).
+    pub after_data: bool,
 }
 
 /// Returns `Err(reason)` to refuse a file; the reason reaches the sender.
@@ -60,6 +75,7 @@ impl FileInfo {
             peer,
             path: None,
             identity: None,
+            offered_at: Instant::now(),
         }
     }
 }
@@ -69,6 +85,8 @@ pub type Validator = Arc<dyn Fn(&FileInfo) -> std::result::Result<(), String> + 
 pub type Handler = Arc<dyn Fn(&FileInfo) + Send + Sync>;
 /// Called for every connection or file that failed, with the peer when there is one.
 pub type ErrorHandler = Arc<dyn Fn(&Error, Option<SocketAddr>) + Send + Sync>;
+/// Called for every file refused or failed, with what its sender was told.
+pub type RefusalHandler = Arc<dyn Fn(&FileInfo, &Refused) + Send + Sync>;
 
 /// Everything a server is started from. Setters return `&mut Self` so they chain.
 #[derive(Clone)]
@@ -92,6 +110,7 @@ pub struct ServerConfig {
     pub(crate) after: Vec<Validator>,
     pub(crate) handlers: Vec<Handler>,
     pub(crate) on_error: Vec<ErrorHandler>,
+    pub(crate) on_refused: Vec<RefusalHandler>,
     /// TLS, authentication and confinement (setters in `secure_setters.rs`).
     pub(crate) security: Security,
     /// Where verified files go instead of `dir`, which then spools their content.
@@ -176,6 +195,7 @@ impl ServerConfig {
             after: Vec::new(),
             handlers: Vec::new(),
             on_error: Vec::new(),
+            on_refused: Vec::new(),
             security: Security::default(),
             objects: None,
             s3: None,
@@ -302,6 +322,17 @@ impl ServerConfig {
         f: impl Fn(&Error, Option<SocketAddr>) + Send + Sync + 'static,
     ) -> &mut Self {
         self.on_error.push(Arc::new(f));
+        self
+    }
+    /// Adds a handler called for every file not stored, with its code and reason, on the
+    /// connection's worker thread (the error handlers hear of it too, as an error whose
+    /// `peer_reason` is the same code and text). For logs that need the file's size, identity
+    /// or duration.
+    pub fn on_refused(
+        &mut self,
+        f: impl Fn(&FileInfo, &Refused) + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.on_refused.push(Arc::new(f));
         self
     }
 }

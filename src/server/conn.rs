@@ -222,13 +222,19 @@ impl<'a, S: Transport> Connection<'a, S> {
         for f in &done.verdicts {
             f.encode(&mut out);
         }
+        // Counted before the sender hears, so its OK is never ahead of the statistics.
+        let stats = &self.shared.stats;
+        stats.wire_bytes(self.wire.take_read());
+        done.failed
+            .iter()
+            .for_each(|(r, _)| stats.file_refused(r.0, true));
+        done.stored.iter().for_each(|i| stats.file_received(i.size));
         let sent = match self.legacy {
             true => Ok(()),
             false => self.send(&out),
         };
         for (r, info) in done.failed {
-            self.shared
-                .report(&r.into_error(&info.name), Some(self.peer));
+            self.shared.report_refusal(r, &info, true);
         }
         for info in &done.stored {
             for h in &self.shared.config.handlers {
@@ -240,10 +246,18 @@ impl<'a, S: Transport> Connection<'a, S> {
 
     /// Sends a refusal (REJECT for an offer, FAILED for content) and reports it.
     pub(crate) fn refuse(&mut self, frame: Frame, r: Refusal, info: &FileInfo) -> Result<()> {
+        let after_data = matches!(frame, Frame::Failed { .. });
+        self.shared.stats.file_refused(r.0, after_data);
         self.send_frame(frame)?;
-        self.shared
-            .report(&r.into_error(&info.name), Some(self.peer));
+        self.shared.report_refusal(r, info, after_data);
         Ok(())
+    }
+}
+
+impl<S: Transport> Drop for Connection<'_, S> {
+    /// The bytes read since the last commit count too.
+    fn drop(&mut self) {
+        self.shared.stats.wire_bytes(self.wire.take_read());
     }
 }
 

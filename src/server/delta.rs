@@ -54,7 +54,7 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
         self.before_content(&offer, false)?;
         let sig = self.send_signature(&basis, st.st_size as u64)?;
         self.conn.in_file = true;
-        let (mut built, done) = self.apply(&basis, &sig, &offer, &mut temp, &mut hasher)?;
+        let (mut built, done, copied) = self.apply(&basis, &sig, &offer, &mut temp, &mut hasher)?;
         self.conn.in_file = false;
         let now = rustix::fs::fstat(&basis).ok();
         let same = now.is_some_and(|n| {
@@ -62,6 +62,9 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
         });
         if matches!(built, Built::Ok) && !same {
             built = Built::BasisChanged;
+        }
+        if matches!(built, Built::Ok) {
+            self.conn.shared.stats.delta_reused(copied);
         }
         let temp = match built {
             Built::Ok => Ok(temp),
@@ -121,10 +124,10 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
         Ok(sig)
     }
 
-    /// Reads COPY and LITERAL frames up to DONE (returned), writing the new version into
-    /// `temp` and hashing it, one chunk at a time: the memory a delta takes does not grow with
-    /// the file. A delta that refers past the signature, or builds more or fewer than the
-    /// offered size, is a protocol error.
+    /// Reads COPY and LITERAL frames up to DONE (returned, with the bytes copied from the old
+    /// copy), writing the new version into `temp` and hashing it, one chunk at a time: the
+    /// memory a delta takes does not grow with the file. A delta that refers past the
+    /// signature, or builds more or fewer than the offered size, is a protocol error.
     fn apply(
         &mut self,
         basis: &File,
@@ -132,10 +135,11 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
         offer: &protocol::Offer,
         temp: &mut TempFile,
         hasher: &mut Xxh3,
-    ) -> Result<(Built, (u8, Vec<u8>))> {
+    ) -> Result<(Built, (u8, Vec<u8>), u64)> {
         let mut out = Builder {
             built: Built::Ok,
             written: 0,
+            copied: 0,
             size: offer.size,
             temp,
             hasher,
@@ -151,7 +155,7 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
                             out.written, offer.size
                         )));
                     }
-                    return Ok((out.built, (algorithm, digest)));
+                    return Ok((out.built, (algorithm, digest), out.copied));
                 }
                 Some(Frame::Copy { index, count }) => {
                     let (i, n) = (index as usize, count as usize);
@@ -166,6 +170,7 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
                             out.built = Built::BasisChanged;
                         }
                         out.add(&buf)?;
+                        out.copied += buf.len() as u64;
                     }
                 }
                 Some(Frame::Literal(data)) => out.add(&literal(data, offer)?)?,
@@ -180,6 +185,8 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
 struct Builder<'t> {
     built: Built,
     written: u64,
+    /// Of `written`, the bytes taken from the old copy.
+    copied: u64,
     size: u64,
     temp: &'t mut TempFile,
     hasher: &'t mut Xxh3,

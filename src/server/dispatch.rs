@@ -47,9 +47,13 @@ pub(crate) fn serve_stream(
     match (first[0], &guard.tls) {
         (TLS_HANDSHAKE, Some(tls)) => {
             match tls.accept(stream, &peer.to_string(), deadline, cfg.idle_timeout) {
-                Ok(s) => run(Connection::new(shared, s, peer, id)),
+                Ok(s) => {
+                    shared.stats.tls_handshake();
+                    run(Connection::new(shared, s, peer, id))
+                }
                 Err(refused) => {
                     if refused.credential {
+                        shared.stats.auth_failed();
                         pause(guard.throttle.failed(peer.ip()), || shared.is_stopping());
                     }
                     (Err(refused.error), false)

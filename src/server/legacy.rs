@@ -50,19 +50,32 @@ pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>, first: u8) -> Re
     };
     let mut info = FileInfo::from_offer(&offer, conn.peer);
     let resolved = Resolved::new(&conn.shared.sink, &offer);
-    let (mut place, temp, space) = admit(&offer, &info, resolved, &conn.policy(0), None)
-        .map_err(|r| r.into_error(&offer.name))?;
+    let (mut place, temp, space) = match admit(&offer, &info, resolved, &conn.policy(0), None) {
+        Ok(t) => t,
+        Err(r) => {
+            // Nothing to tell a kn-sock 0.3 sender: the connection closes unread.
+            conn.shared.stats.file_refused(r.0, false);
+            conn.shared.report_refusal(r, &info, false);
+            return Ok(());
+        }
+    };
     conn.in_file = true;
     let (temp, digest) = conn.read_content(temp, &mut place, &offer, Xxh3::new(), None)?;
     conn.in_file = false;
-    let mut temp = temp.map_err(|r| r.into_error(&offer.name))?;
-    temp.set_metadata(
-        offer.mode,
-        conn.shared.config.mode_mask,
-        offer.mtime_secs,
-        offer.mtime_nanos,
-    )
-    .map_err(|e| io_refusal(e).into_error(&offer.name))?;
+    let mask = conn.shared.config.mode_mask;
+    let temp = temp.and_then(|mut t| {
+        t.set_metadata(offer.mode, mask, offer.mtime_secs, offer.mtime_nanos)
+            .map_err(io_refusal)?;
+        Ok(t)
+    });
+    let temp = match temp {
+        Ok(t) => t,
+        Err(r) => {
+            conn.shared.stats.file_refused(r.0, true);
+            conn.shared.report_refusal(r, &info, true);
+            return Ok(());
+        }
+    };
     info.path = Some(temp.path().to_path_buf());
     conn.pending.push(Pending {
         seq: 0,

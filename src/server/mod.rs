@@ -37,13 +37,15 @@ mod security;
 mod session;
 mod shared;
 mod space;
+mod stats;
 mod store_setters;
 mod throttle;
 
 pub use config::{
-    ErrorHandler, FileInfo, Handler, ServerConfig, Validator, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS,
+    ErrorHandler, FileInfo, Handler, RefusalHandler, Refused, ServerConfig, Validator,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
 };
+pub use stats::{ServerStats, STATS_CODES};
 
 use guard::Guard;
 use shared::Shared;
@@ -147,6 +149,7 @@ impl Server {
         let fd_limit = limits::raise_fd_limit(config.raise_fd_limit);
         let mut shared = Shared::new(config, sink, Some(stop_tx), guard)?;
         shared.group_max = limits::group_max(fd_limit, workers, shared.group_max);
+        shared.fd_limit = fd_limit;
         let shared = Arc::new(shared);
         let mut handles = Vec::with_capacity(workers + 1);
         for i in 0..workers {
@@ -220,6 +223,24 @@ impl Server {
 
     pub fn is_stopping(&self) -> bool {
         self.shared.stopping.load(Ordering::SeqCst)
+    }
+
+    /// What the server has done since it started, and the use of its bounded resources now.
+    /// Cheap enough to call every second; any thread, also from the server's own callbacks.
+    pub fn stats(&self) -> ServerStats {
+        let sh = &self.shared;
+        let mut s = sh.stats.counters();
+        s.connections_max = sh.config.max_connections as u64;
+        s.decoders_in_use = sh.decoders.load(Ordering::Relaxed) as u64;
+        s.decoders_max = sh.config.max_decoders as u64;
+        s.files_in_flight = sh.space.files();
+        s.space_reserved = sh.space.reserved();
+        s.descriptors_open = stats::open_descriptors();
+        s.descriptors_limit = sh.fd_limit;
+        if let Some(store) = sh.sink.store() {
+            (s.store_requests, s.store_failures) = store.requests();
+        }
+        s
     }
 }
 
@@ -364,10 +385,12 @@ impl Shared {
                     continue; // the connection closes as `stream` drops
                 }
             };
+            self.stats.connection_opened();
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 dispatch::serve_stream(self, stream, peer, id)
             }));
             lock(&self.conns).retain(|(i, _)| *i != id);
+            self.stats.connection_closed();
             match outcome {
                 Ok((Err(e), in_file)) => self.report_end(e, in_file, peer),
                 Ok((Ok(()), _)) => {}

@@ -13,7 +13,7 @@ impl Refusal {
     pub(crate) fn into_error(self, name: &str) -> Error {
         let Refusal(code, text) = self;
         let kind = code.kind();
-        Error::new(kind, format!("refused '{name}': {text}"))
+        Error::new(kind, format!("refused '{name}': {text}")).with_reason(code as u16, text)
     }
 }
 

@@ -205,6 +205,7 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
         let eager = self.caps & protocol::CAP_EAGER != 0 && offer.is_eager();
         let resolved = Resolved::new(&self.conn.shared.sink, &offer);
         if !eager && self.unchanged(&offer, &resolved) {
+            self.conn.shared.stats.file_skipped();
             return self.answer(Frame::Skip);
         }
         let basis = match self.caps & protocol::CAP_DELTA != 0 && !eager {
@@ -233,6 +234,9 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
             Err(r) if eager => return self.drop_eager(r, seq, &offer, &info),
             Err(r) => return self.reject_offer(r, &info),
         };
+        if offset > 0 {
+            self.conn.shared.stats.resumed();
+        }
         let basis = basis.filter(|_| offset == 0);
         let answer = match &basis {
             Some((_, st)) => Frame::Basis {

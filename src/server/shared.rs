@@ -1,5 +1,5 @@
 //! What every connection of one server shares: the config, the directory, the stop flag, the
-//! registry of open connections, the resume claims, and error reporting.
+//! registry of open connections, the resume claims, error reporting, and the counters.
 
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use super::commit::GROUP_MAX;
-use super::config::ServerConfig;
+use super::config::{FileInfo, Refused, ServerConfig};
 use super::guard::Guard;
+use super::refusal::Refusal;
 use super::space::Space;
+use super::stats::Stats;
 use crate::error::{Error, Result};
 use crate::storage::{DigestCache, Sink};
 use crate::sync::lock;
@@ -54,6 +56,10 @@ pub(crate) struct Shared {
     pub(crate) digests: DigestCache,
     /// TLS, tokens and the failure throttle.
     pub(crate) guard: Guard,
+    /// What the server has done, for `Server::stats`.
+    pub(crate) stats: Stats,
+    /// The descriptor limit in force since the start (0: not raised or read, in-memory tests).
+    pub(crate) fd_limit: u64,
 }
 
 impl Shared {
@@ -83,6 +89,8 @@ impl Shared {
             decoders: AtomicUsize::new(0),
             digests: DigestCache::default(),
             guard,
+            stats: Stats::default(),
+            fd_limit: 0,
         })
     }
 
@@ -129,6 +137,20 @@ impl Shared {
         for h in &self.config.on_error {
             let _ = catch_unwind(AssertUnwindSafe(|| h(err, peer)));
         }
+    }
+
+    /// Reports a file not stored (counted already): to the refusal handlers with its info, then
+    /// to the error handlers. `after_data`: FAILED (its content came), else REJECT.
+    pub(crate) fn report_refusal(&self, r: Refusal, info: &FileInfo, after_data: bool) {
+        let refused = Refused {
+            code: r.0 as u16,
+            reason: crate::printable(&r.1).into_owned(),
+            after_data,
+        };
+        for h in &self.config.on_refused {
+            let _ = catch_unwind(AssertUnwindSafe(|| h(info, &refused)));
+        }
+        self.report(&r.into_error(&info.name), Some(info.peer));
     }
 
     /// Ends connection `id` (its peer is gone or superseded): its reads fail at once.

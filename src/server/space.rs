@@ -3,19 +3,22 @@
 //! fails.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::refusal::Refusal;
 use crate::protocol::Code;
 use crate::sync::lock;
 
-/// Bytes reserved per file system (by device number).
+/// Bytes reserved per file system (by device number), and how many reservations (files in
+/// flight) there are.
 #[derive(Default)]
-pub(crate) struct Space(Arc<Mutex<HashMap<u64, u64>>>);
+pub(crate) struct Space(Arc<Mutex<HashMap<u64, u64>>>, Arc<AtomicU64>);
 
 /// A reservation of `bytes` on device `dev`; dropped, it is released.
 pub(crate) struct Reservation {
     space: Arc<Mutex<HashMap<u64, u64>>>,
+    files: Arc<AtomicU64>,
     dev: u64,
     bytes: u64,
 }
@@ -42,25 +45,38 @@ impl Space {
             ));
         }
         *map.entry(dev).or_insert(0) += size;
-        Ok(Reservation {
-            space: Arc::clone(&self.0),
-            dev,
-            bytes: size,
-        })
+        Ok(self.reservation(dev, size))
     }
 
     /// A reservation of nothing, for a file whose content takes no local room once stored.
     pub(crate) fn nothing(&self) -> Reservation {
+        self.reservation(u64::MAX, 0)
+    }
+
+    fn reservation(&self, dev: u64, bytes: u64) -> Reservation {
+        self.1.fetch_add(1, Ordering::Relaxed);
         Reservation {
             space: Arc::clone(&self.0),
-            dev: u64::MAX,
-            bytes: 0,
+            files: Arc::clone(&self.1),
+            dev,
+            bytes,
         }
+    }
+
+    /// Bytes promised now, on every file system.
+    pub(crate) fn reserved(&self) -> u64 {
+        lock(&self.0).values().sum()
+    }
+
+    /// Files holding a reservation now (admitted, not yet committed or failed).
+    pub(crate) fn files(&self) -> u64 {
+        self.1.load(Ordering::Relaxed)
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
+        self.files.fetch_sub(1, Ordering::Relaxed);
         let mut map = lock(&self.space);
         if let Some(n) = map.get_mut(&self.dev) {
             *n = n.saturating_sub(self.bytes);

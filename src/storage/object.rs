@@ -121,6 +121,12 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
 
     /// The object's address as the handlers are told of it: `s3://bucket/key`.
     fn url(&self, key: &str) -> String;
+
+    /// Requests made to the store so far, and how many of them failed, for the server's
+    /// statistics (`Server::stats`). A store that does not count says (0, 0).
+    fn requests(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }
 
 /// An object going up while its content arrives. Dropped before [`Upload::finish`], it is

@@ -715,6 +715,11 @@ inline void delete_callbacks(void *ud) noexcept { delete static_cast<ServerCallb
 
 }  // namespace detail
 
+/// A server's statistics: counters since it started and the use of its bounded resources now
+/// (knsock_stats_values in the C header; `files_rejected[code]` and `files_failed[code]` by
+/// refusal code, KNSOCK_STATS_CODES slots).
+using ServerStats = knsock_stats_values;
+
 /// A running server (kn-sock's start_file_server_async). Move-only; destroying it stops it
 /// (transfers in flight are aborted cleanly) and frees it.
 class [[nodiscard]] Server {
@@ -757,6 +762,15 @@ class [[nodiscard]] Server {
   /// Stops it and waits for its workers; safe from its own callbacks (then it only asks).
   void stop() noexcept {
     if (handle_) knsock_server_stop(handle_.get());
+  }
+
+  /// What it has done and holds now (knsock_server_stats); all zero when empty. Any thread,
+  /// also from its own callbacks.
+  ServerStats stats() const noexcept {
+    knsock_stats s{};
+    s.size = sizeof s;
+    if (!handle_ || knsock_server_stats(handle_.get(), &s) != KNSOCK_RESULT_OK) return ServerStats{};
+    return s.values;
   }
 
   /// The pin of its TLS key ("sha256//BASE64"), for senders' SendOptions::pin; empty without TLS.

@@ -162,4 +162,26 @@ TEST(Server, WaitReturnsWhenStoppedFromACallback) {
   EXPECT_TRUE(std::filesystem::exists(dst / "last.bin"));
 }
 
+TEST(Server, StatsCountStoredAndRefusedFiles) {
+  TempDir src("src"), dst("dst");
+  test::random_file(src / "ok.bin", 8, 12);
+  test::random_file(src / "big.bin", 100, 13);
+  auto cfg = test::local_config(dst);
+  cfg.max_file_size = 10;
+  knsock::Server server(cfg);
+  knsock::send_file("127.0.0.1", server.port(), src / "ok.bin");
+  EXPECT_EQ(knsock::try_send_file("127.0.0.1", server.port(), src / "big.bin").code,
+            KNSOCK_RESULT_REJECTED);
+  knsock::ServerStats s = server.stats();
+  EXPECT_EQ(s.files_received, 1u);
+  EXPECT_EQ(s.bytes_stored, 8u);
+  EXPECT_EQ(s.connections_accepted, 2u);
+  // Code 4: larger than the maximum (refused on its offer, or after it if sent eagerly).
+  EXPECT_EQ(s.files_rejected[4] + s.files_failed[4], 1u);
+  server.stop();
+  EXPECT_EQ(server.stats().files_received, 1u);  // still readable once stopped
+  knsock::Server empty;
+  EXPECT_EQ(empty.stats().files_received, 0u);
+}
+
 }  // namespace

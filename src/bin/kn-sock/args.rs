@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use knsock::Receiver;
 
+use crate::events::LogFormat;
+
 #[derive(Parser)]
 #[command(name = "kn-sock", version, about = "Reliable file transfer over TCP")]
 pub(crate) struct Cli {
@@ -123,6 +125,14 @@ pub(crate) struct ServerArgs {
     /// UNSAFE: also accept kn-sock 0.3 uploads (unencrypted, unauthenticated).
     #[arg(long)]
     pub(crate) allow_legacy: bool,
+    /// Serve Prometheus metrics on GET /metrics at HOST:PORT (a bare PORT: on 127.0.0.1).
+    /// No file name or identity appears in them.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: Option<String>,
+    /// How events are written: text (received files on stdout, errors on stderr) or json (one
+    /// object per line on stdout; fields in docs/operations.md).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
 }
 
 #[derive(clap::Args)]
@@ -208,6 +218,10 @@ pub(crate) struct SendArgs {
     /// The private key of --cert (PEM).
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub(crate) key: Option<PathBuf>,
+    /// How outcomes are written: text, or json (one object per file, then a summary, on stdout;
+    /// fields in docs/operations.md).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -1,9 +1,12 @@
 //! `kn-sock send-file --to HOST:PORT --to …`: the same files to several receivers at once, a
-//! line per failure and a summary per receiver.
+//! line per failure and a summary per receiver (or, with `--log-format json`, an event per file
+//! and receiver and one summary).
 
 use std::path::PathBuf;
 
 use knsock::{collect_sources, send_files_to_many, Receiver, SendOptions, WalkOptions};
+
+use crate::events::{LogFormat, SendLog};
 
 /// Sends `paths` (walked as `walk` says) to every receiver; `Err` when any receiver was not
 /// reached or failed a file.
@@ -12,6 +15,7 @@ pub(crate) fn send_to_many(
     paths: &[PathBuf],
     walk: &WalkOptions,
     mut opts: SendOptions,
+    log: LogFormat,
 ) -> Result<(), String> {
     let mut sources = collect_sources(paths, walk).map_err(|e| e.to_string())?;
     if sources.is_empty() {
@@ -23,8 +27,23 @@ pub(crate) fn send_to_many(
             _ => return Err("--remote-name needs exactly one file".into()),
         }
     }
+    let started = std::time::Instant::now();
     let report = send_files_to_many(receivers, &sources, &opts).map_err(|e| e.to_string())?;
-    for outcome in &report.receivers {
+    if log == LogFormat::Json {
+        let mut l = SendLog::default();
+        for outcome in &report.receivers {
+            let r = outcome.receiver.to_string();
+            match &outcome.result {
+                Ok(b) => b
+                    .files
+                    .iter()
+                    .for_each(|f| l.file(&r, &f.source.path, &f.result)),
+                Err(e) => l.unreached(&r, e),
+            }
+        }
+        l.summary(started.elapsed());
+    }
+    for outcome in report.receivers.iter().filter(|_| log == LogFormat::Text) {
         let r = &outcome.receiver;
         let batch = match &outcome.result {
             Ok(b) => b,

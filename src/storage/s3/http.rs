@@ -4,6 +4,8 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::SendBody;
@@ -79,14 +81,34 @@ pub(super) struct Request<'a> {
     pub(super) what: String,
 }
 
+/// The HTTP agent of a store and its counts of requests and failures, shared by its clones.
+#[derive(Clone)]
+pub(super) struct Agent {
+    agent: ureq::Agent,
+    requests: Arc<AtomicU64>,
+    failures: Arc<AtomicU64>,
+}
+
+impl Agent {
+    /// Requests sent so far (each try), and the tries that failed.
+    pub(super) fn counts(&self) -> (u64, u64) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        (get(&self.requests), get(&self.failures))
+    }
+}
+
 /// Sends `req`, retrying temporary failures; a reply that is not 2xx (or 404 for a HEAD) is an
 /// error.
-pub(super) fn send(agent: &ureq::Agent, req: &Request<'_>) -> Result<Reply, ObjectError> {
+pub(super) fn send(agent: &Agent, req: &Request<'_>) -> Result<Reply, ObjectError> {
     let mut wait = Duration::from_millis(100);
     let mut tries = 0;
     loop {
         tries += 1;
-        let outcome = send_once(agent, req).and_then(|r| judge(req, r));
+        agent.requests.fetch_add(1, Ordering::Relaxed);
+        let outcome = send_once(&agent.agent, req).and_then(|r| judge(req, r));
+        if outcome.is_err() {
+            agent.failures.fetch_add(1, Ordering::Relaxed);
+        }
         match outcome {
             Err(e) if e.is_temporary() && tries < TRIES => {
                 std::thread::sleep(wait);
@@ -228,7 +250,7 @@ fn unescape(s: &str) -> String {
 
 /// Builds the agent: bounded waits, no redirects into another host, HTTPS verified against the
 /// system's roots (or `ca_pem`).
-pub(super) fn agent(roots: Vec<ureq::tls::Certificate<'static>>) -> ureq::Agent {
+pub(super) fn agent(roots: Vec<ureq::tls::Certificate<'static>>) -> Agent {
     let tls = ureq::tls::TlsConfig::builder()
         .root_certs(if roots.is_empty() {
             ureq::tls::RootCerts::WebPki
@@ -236,7 +258,7 @@ pub(super) fn agent(roots: Vec<ureq::tls::Certificate<'static>>) -> ureq::Agent 
             ureq::tls::RootCerts::Specific(std::sync::Arc::new(roots))
         })
         .build();
-    ureq::Agent::config_builder()
+    let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
         .timeout_connect(Some(Duration::from_secs(10)))
@@ -245,5 +267,10 @@ pub(super) fn agent(roots: Vec<ureq::tls::Certificate<'static>>) -> ureq::Agent 
         .max_idle_connections_per_host(16)
         .tls_config(tls)
         .build()
-        .into()
+        .into();
+    Agent {
+        agent,
+        requests: Arc::default(),
+        failures: Arc::default(),
+    }
 }

@@ -37,7 +37,7 @@ pub struct S3Store {
     bucket: Bucket,
     credentials: Credentials,
     prefix: String,
-    agent: ureq::Agent,
+    agent: http::Agent,
     /// Where this receiver notes the multipart uploads it has in flight (see `journal.rs`).
     journal: Option<std::path::PathBuf>,
 }
@@ -245,6 +245,10 @@ impl ObjectStore for S3Store {
 
     fn url(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket.name())
+    }
+
+    fn requests(&self) -> (u64, u64) {
+        self.agent.counts()
     }
 }
 

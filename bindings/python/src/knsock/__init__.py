@@ -11,13 +11,15 @@ refusal raises FileTransferError with the receiver's reason. Beyond kn-sock: `se
 `validator_before`, compression, retries, skipping unchanged files, and TLS with
 authentication (`pin=`, `token=` on sends; `tls_self_signed=`, `tokens_file=`, `confine=` on
 servers; `AuthenticationError`), fan-out (`send_files_to_many`: the same files to several
-receivers at once) and S3 storage on servers (`s3="s3://BUCKET/PREFIX"`; `StoreError`).
+receivers at once), S3 storage on servers (`s3="s3://BUCKET/PREFIX"`; `StoreError`) and
+`FileServer.stats()` (a `ServerStats` of counters and resources in use).
 """
 from ._ffi import Overwrite, Result, lib as _lib
 from ._send import (BatchProgress, FileResult, ReceiverResult, send_file, send_file_async,
                     send_files, send_files_to_many)
 from ._server import (FileServer, ReceivedFile, hash_token, start_file_server,
                       start_file_server_async)
+from ._stats import STATS_CODES, ServerStats
 from .errors import (AuthenticationError, ConnectionTimeoutError, EasySocketError,
                      FileTransferError, StoreError)
 
@@ -29,5 +31,5 @@ __all__ = [
     "start_file_server_async", "FileServer", "FileResult", "BatchProgress",
     "FileTransferError", "ConnectionTimeoutError", "EasySocketError", "Result", "Overwrite",
     "library_version", "AuthenticationError", "ReceivedFile", "hash_token",
-    "send_files_to_many", "ReceiverResult", "StoreError",
+    "send_files_to_many", "ReceiverResult", "StoreError", "ServerStats", "STATS_CODES",
 ]

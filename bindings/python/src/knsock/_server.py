@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 from . import _ffi
 from ._ffi import Overwrite, Result, lib
+from ._stats import ServerStats, server_stats
 from .errors import error_from, take_error
 
 Address = Tuple[str, int]
@@ -431,6 +432,17 @@ class FileServer:
                 self._cond.wait()
         lib.knsock_server_free(ptr)
         _live.discard(self)
+
+    def stats(self) -> ServerStats:
+        """What the server has done since it started and the use of its resources now (all
+        zero once closed). Safe from any thread and from a callback."""
+        ptr = self._enter()
+        if not ptr:
+            return ServerStats()
+        try:
+            return server_stats(ptr)
+        finally:
+            self._leave()
 
     @property
     def running(self) -> bool:
