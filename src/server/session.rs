@@ -185,13 +185,7 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
     /// answered with REJECT or FAILED and the connection stays usable. With pipelined
     /// decisions a non-eager file's content waits for its DATA or DELTA frame.
     fn receive_file(&mut self, mut offer: Offer) -> Result<()> {
-        // The flags byte exists only with bit 2 (section 3.1): without it an OFFER has one
-        // encoding, and a byte after the encoding is one too many.
-        if offer.flags != 0 && !self.pipelined() {
-            return Err(Error::protocol(
-                "OFFER carries a flags byte, which needs capability bit 2 (pipelined decisions)",
-            ));
-        }
+        self.one_encoding(&offer)?;
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         // A confined identity's names resolve beneath its directory; the name rules then apply
@@ -265,6 +259,17 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
             self.conn.send_frame(answer)?;
         }
         self.content(adm, eager)
+    }
+
+    /// The flags byte exists only with bit 2 (section 3.1): without it an OFFER has one
+    /// encoding, and a byte after the encoding is one too many.
+    fn one_encoding(&self, offer: &Offer) -> Result<()> {
+        match offer.flags != 0 && !self.pipelined() {
+            true => Err(Error::protocol(
+                "OFFER carries a flags byte, which needs capability bit 2 (pipelined decisions)",
+            )),
+            false => Ok(()),
+        }
     }
 
     /// Whether pipelined decisions were negotiated.
