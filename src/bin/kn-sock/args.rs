@@ -169,9 +169,10 @@ pub(crate) struct SendArgs {
     /// Seconds before the first retry; doubles with each retry.
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub(crate) retry_delay: f64,
-    /// Show a progress bar on stderr (default when stderr is a terminal).
+    /// Show a progress bar on stderr, even when it is not a terminal (by default only on one).
     #[arg(long, overrides_with = "no_progress")]
     pub(crate) show_progress: bool,
+    /// Never show the progress bar (the last of --show-progress and --no-progress wins).
     #[arg(long)]
     pub(crate) no_progress: bool,
     /// Seconds without progress before giving up.
