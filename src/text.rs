@@ -90,7 +90,10 @@ mod tests {
     #[test]
     fn control_characters_and_bidi_are_escaped() {
         let cases = [
-            ("x\nreceived alice/FORGED (1 bytes)", "x\\nreceived alice/FORGED (1 bytes)"),
+            (
+                "x\nreceived alice/FORGED (1 bytes)",
+                "x\\nreceived alice/FORGED (1 bytes)",
+            ),
             ("a\rb", "a\\rb"),
             ("\x1b[2Jclear", "\\x1b[2Jclear"),
             ("del\x7f", "del\\x7f"),

@@ -39,15 +39,16 @@ impl CliServer {
 
     /// Sends SIGTERM (what Ctrl-C and service managers send) and waits for the exit.
     pub fn terminate(mut self) -> ExitStatus {
-        self.signal_term();
-        self.child.wait().unwrap()
+        self.terminate_and_wait()
     }
 
-    pub fn signal_term(&self) {
+    /// [`CliServer::terminate`] keeping the handle (its directory, its drop).
+    pub fn terminate_and_wait(&mut self) -> ExitStatus {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
+        self.child.wait().unwrap()
     }
 }
 
