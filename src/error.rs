@@ -126,6 +126,18 @@ impl Error {
         }
     }
 
+    /// The reason the receiver gave (an ERROR frame) for ending the connection under a failure
+    /// of ours (a write it broke off), keeping that failure's kind.
+    pub(crate) fn peer_ended(kind: ErrorKind, code: u16, text: impl Into<String>) -> Self {
+        let text = safe(text.into());
+        Error {
+            kind,
+            message: format!("the receiver ended the connection: {text}"),
+            peer: Some(PeerReason { code, text }),
+            source: None,
+        }
+    }
+
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }

@@ -389,7 +389,9 @@ impl<S: Transport> Session<S> {
         }
         loop {
             let frame = match Frame::read_from(&mut self.wire) {
-                Ok(Some(Frame::Error { code, text })) => return protocol::peer_error(code, text),
+                Ok(Some(Frame::Error { code, text })) => {
+                    return Error::peer_ended(e.kind(), code, text)
+                }
                 Ok(Some(f)) => f,
                 _ => return e,
             };
