@@ -89,7 +89,7 @@ fn failures_exit_1_with_a_one_line_reason() {
     assert!(text(&r.stderr).contains("exceeds the limit of 100 bytes"));
 
     let r = send(1, &[big.to_str().unwrap(), "--timeout", "0"]);
-    assert_eq!(r.status.code(), Some(1));
+    assert_eq!(r.status.code(), Some(2));
     assert!(text(&r.stderr).contains("--timeout must be a positive number"));
     assert!(list_tree(out.path()).is_empty());
     assert!(srv.terminate().success());
@@ -241,7 +241,7 @@ fn send_file_to_several_receivers() {
         .arg(&bin)
         .output()
         .unwrap();
-    assert_eq!(r.status.code(), Some(1));
+    assert_eq!(r.status.code(), Some(2), "a wrong command line");
     assert!(text(&r.stderr).contains("expected HOST:PORT"));
     assert!(a.terminate().success());
     assert!(b.terminate().success());

@@ -9,7 +9,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 use knsock::Receiver;
 
 #[derive(Parser)]
-#[command(name = "kn-sock", version, about = "Reliable file transfer over TCP")]
+#[command(
+    name = "kn-sock",
+    version,
+    about = "Reliable file transfer over TCP",
+    after_help = "Exit status: 0 when everything was done, 1 when something failed (a file, a \
+                  connection, the server), 2 when the command line is wrong."
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -34,8 +40,9 @@ pub(crate) enum Command {
 pub(crate) struct ServerArgs {
     /// Port to listen on; 0 picks a free one (printed on the first line).
     pub(crate) port: u16,
-    /// Directory to store files in (it must exist), or s3://BUCKET/PREFIX to store them in an
-    /// S3-compatible bucket (keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+    /// Directory to store files in (created when only its last component is missing), or
+    /// s3://BUCKET/PREFIX to store them in an S3-compatible bucket (keys from AWS_ACCESS_KEY_ID
+    /// and AWS_SECRET_ACCESS_KEY).
     pub(crate) dir: PathBuf,
     /// With s3://: the store's endpoint URL (default AWS_ENDPOINT_URL, else AWS's).
     #[arg(long, value_name = "URL")]
@@ -239,7 +246,8 @@ impl SendArgs {
         let port = port
             .to_str()
             .and_then(|p| p.parse().ok())
-            .ok_or_else(|| format!("invalid port {port:?}: a number from 0 to 65535"))?;
+            .ok_or_else(|| format!("invalid port {port:?}: a number from 1 to 65535"))?;
+        destination(port)?;
         Ok((
             vec![Receiver::new(host, port)],
             paths.iter().map(PathBuf::from).collect(),
@@ -256,9 +264,18 @@ fn receiver(s: &str) -> Result<Receiver, String> {
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
     let port = port.parse().map_err(|_| bad())?;
+    destination(port)?;
     match host.is_empty() {
         true => Err(bad()),
         false => Ok(Receiver::new(host, port)),
+    }
+}
+
+/// Port 0 asks the system for any free port when listening; it names no receiver.
+fn destination(port: u16) -> Result<(), String> {
+    match port {
+        0 => Err("port 0 is not a destination: give the port the receiver listens on".into()),
+        _ => Ok(()),
     }
 }
 

@@ -3,33 +3,39 @@
 
 use std::path::PathBuf;
 
-use knsock::{collect_sources, send_files_to_many, Receiver, SendOptions, WalkOptions};
+use knsock::{send_files_to_many, Receiver, SendOptions, WalkOptions};
+
+use crate::words::explain;
+use crate::{usage, Fail};
 
 /// Sends `paths` (walked as `walk` says) to every receiver; `Err` when any receiver was not
-/// reached or failed a file.
+/// reached or failed a file, or a path could not be sent.
 pub(crate) fn send_to_many(
     receivers: &[Receiver],
     paths: &[PathBuf],
     walk: &WalkOptions,
     mut opts: SendOptions,
-) -> Result<(), String> {
-    let mut sources = collect_sources(paths, walk).map_err(|e| e.to_string())?;
-    if sources.is_empty() {
-        return Err("no files to send".into());
-    }
+) -> Result<(), Fail> {
+    let (mut sources, missed) = crate::send::sources(paths, walk)?;
     if let Some(name) = opts.remote_name.take() {
         match sources.as_mut_slice() {
-            [one] if !paths[0].is_dir() => one.name = name,
-            _ => return Err("--remote-name needs exactly one file".into()),
+            [one] if paths.len() == 1 && !paths[0].is_dir() => one.name = name,
+            _ => return Err(usage("--remote-name needs exactly one file")),
         }
     }
-    let report = send_files_to_many(receivers, &sources, &opts).map_err(|e| e.to_string())?;
+    if sources.is_empty() {
+        return match missed {
+            0 => Err("no files to send".into()),
+            m => Err(format!("{m} of {} paths could not be sent", paths.len()).into()),
+        };
+    }
+    let report = send_files_to_many(receivers, &sources, &opts).map_err(explain)?;
     for outcome in &report.receivers {
         let r = &outcome.receiver;
         let batch = match &outcome.result {
             Ok(b) => b,
             Err(e) => {
-                eprintln!("kn-sock: {r}: {e}");
+                eprintln!("kn-sock: {r}: {}", explain(e.duplicate()));
                 println!("{r}: not reached");
                 continue;
             }
@@ -41,6 +47,7 @@ pub(crate) fn send_to_many(
             .count();
         for f in &batch.files {
             if let Err(e) = &f.result {
+                let e = explain(e.duplicate());
                 eprintln!("kn-sock: {r}: {}: {e}", crate::shown(&f.source.path));
             }
         }
@@ -50,8 +57,9 @@ pub(crate) fn send_to_many(
             batch.failed()
         );
     }
-    match report.failed_receivers() {
-        0 => Ok(()),
-        n => Err(format!("{n} of {} receivers failed", receivers.len())),
+    match (report.failed_receivers(), missed) {
+        (0, 0) => Ok(()),
+        (0, m) => Err(format!("{m} of {} paths could not be sent", paths.len()).into()),
+        (n, _) => Err(format!("{n} of {} receivers failed", receivers.len()).into()),
     }
 }
