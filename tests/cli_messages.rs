@@ -136,6 +136,9 @@ fn usage_errors_share_one_style_and_exit_2() {
         assert!(err.starts_with(want), "{args:?}: {err}");
         assert!(!err.contains("error:"), "{args:?}: {err}");
     }
+    let bare = run(&[]);
+    assert_eq!(bare.status.code(), Some(2));
+    assert!(text(&bare.stderr).contains("Usage: kn-sock <COMMAND>"));
     let help = run(&["--help"]);
     assert!(help.status.success());
     assert!(text(&help.stdout).contains("Exit status: 0 when"));
