@@ -135,6 +135,15 @@ impl Error {
         self
     }
 
+    /// The reason the receiver gave (an ERROR frame) for ending the connection under a failure
+    /// of ours (a write it broke off), keeping that failure's kind.
+    pub(crate) fn peer_ended(kind: ErrorKind, code: u16, text: impl Into<String>) -> Self {
+        let mut e = Self::from_peer(kind, code, text);
+        let reason = e.peer.as_ref().map_or("", |p| p.text.as_str());
+        e.message = format!("the receiver ended the connection: {reason}");
+        e
+    }
+
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }

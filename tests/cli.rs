@@ -2,61 +2,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::Command;
 
+use common::cli::*;
 use common::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_kn-sock");
-
-struct CliServer {
-    child: Child,
-    lines: std::io::Lines<BufReader<ChildStdout>>,
-    port: u16,
-}
-
-impl CliServer {
-    fn start(dir: &std::path::Path, extra: &[&str]) -> CliServer {
-        let mut child = Command::new(BIN)
-            .args(["run-file-server", "0"])
-            .arg(dir)
-            .args(["--host", "127.0.0.1"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        assert!(first.starts_with("listening on 127.0.0.1:"), "{first}");
-        let port = first.rsplit(':').next().unwrap().parse().unwrap();
-        CliServer { child, lines, port }
-    }
-
-    fn next_line(&mut self) -> String {
-        self.lines.next().unwrap().unwrap()
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-fn send(port: u16, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(["send-file", "127.0.0.1", &port.to_string()])
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 #[test]
 fn send_one_file_and_a_tree_then_stop_with_sigterm() {
@@ -140,7 +89,7 @@ fn failures_exit_1_with_a_one_line_reason() {
     assert!(text(&r.stderr).contains("exceeds the limit of 100 bytes"));
 
     let r = send(1, &[big.to_str().unwrap(), "--timeout", "0"]);
-    assert_eq!(r.status.code(), Some(1));
+    assert_eq!(r.status.code(), Some(2));
     assert!(text(&r.stderr).contains("--timeout must be a positive number"));
     assert!(list_tree(out.path()).is_empty());
     assert!(srv.terminate().success());
@@ -292,7 +241,7 @@ fn send_file_to_several_receivers() {
         .arg(&bin)
         .output()
         .unwrap();
-    assert_eq!(r.status.code(), Some(1));
+    assert_eq!(r.status.code(), Some(2), "a wrong command line");
     assert!(text(&r.stderr).contains("expected HOST:PORT"));
     assert!(a.terminate().success());
     assert!(b.terminate().success());

@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
+use common::cli::CliServer;
 use common::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_kn-sock");
 
 #[test]
 fn self_signed_server_pin_token_and_send() {
@@ -33,21 +32,18 @@ fn self_signed_server_pin_token_and_send() {
     std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
     let dir = work.path().join("recv");
     std::fs::create_dir(&dir).unwrap();
-    let mut server = Command::new(BIN)
-        .args(["run-file-server", "0"])
-        .arg(&dir)
-        .args(["--host", "127.0.0.1", "--tls-self-signed"])
-        .arg(work.path().join("state"))
-        .arg("--tokens")
-        .arg(&tokens)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let port = first.rsplit(':').next().unwrap().to_string();
-    let second = lines.next().unwrap().unwrap();
+    let state = work.path().join("state");
+    let mut server = CliServer::start(
+        &dir,
+        &[
+            "--tls-self-signed",
+            state.to_str().unwrap(),
+            "--tokens",
+            tokens.to_str().unwrap(),
+        ],
+    );
+    let port = server.port.to_string();
+    let second = server.next_line();
     let pin = second.strip_prefix("tls pin ").expect(&second).to_string();
     let src = tempfile::tempdir().unwrap();
     let p = write_file(src.path(), "note.txt", b"secure");
@@ -73,6 +69,5 @@ fn self_signed_server_pin_token_and_send() {
         String::from_utf8_lossy(&ok.stderr)
     );
     assert_eq!(std::fs::read(dir.join("note.txt")).unwrap(), b"secure");
-    let _ = server.kill();
-    let _ = server.wait();
+    assert!(server.terminate().success());
 }

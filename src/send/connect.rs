@@ -56,13 +56,15 @@ pub(crate) fn retryable(e: &Error) -> bool {
             | ErrorKind::Store
     ) && e.peer_reason().is_none_or(|p| {
         // The receiver's own account of a broken transfer (corruption, a cut or stalled
-        // connection) may be cured by a new connection; a refusal never is.
+        // connection, a receiver stopping, which may be started again) may be cured by a new
+        // connection; a refusal never is.
         use protocol::Code;
         [
             Code::Checksum,
             Code::Protocol,
             Code::Timeout,
             Code::StoreUnavailable,
+            Code::ShuttingDown,
         ]
         .iter()
         .any(|c| p.code == *c as u16)

@@ -36,7 +36,7 @@ pub(crate) fn open_source(path: &Path, remote_name: Option<&str>) -> Result<(Fil
     let file = File::open(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::new(
             ErrorKind::NotFound,
-            format!("{}: no such file", path.display()),
+            format!("{}: no such file or directory", path.display()),
         ),
         _ => Error::io(path.display(), e),
     })?;

@@ -105,17 +105,28 @@ impl<'a> Progress<'a> {
 }
 
 /// One progress bar on stderr for the whole transfer (all files), the current file as its
-/// message. Without the `progress-bar` feature it draws nothing.
+/// message. It is drawn whenever it is asked for, even when stderr is not a terminal (the caller
+/// decides: kn-sock asks for it on a terminal, or when `--show-progress` forces it). Finished or
+/// dropped, it ends its line, so what is printed next starts on a line of its own. Without the
+/// `progress-bar` feature it draws nothing.
 pub(crate) struct Bar {
     #[cfg(feature = "progress-bar")]
     bar: indicatif::ProgressBar,
+    #[cfg(feature = "progress-bar")]
+    finished: std::sync::atomic::AtomicBool,
 }
 
 impl Bar {
     #[cfg(feature = "progress-bar")]
     pub(crate) fn new(total_bytes: u64, files: usize) -> Bar {
         use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-        let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
+        use std::io::IsTerminal;
+        // indicatif hides a bar whose stderr is not a terminal: drawn anyway through `Forced`.
+        let target = match std::io::stderr().is_terminal() {
+            true => ProgressDrawTarget::stderr(),
+            false => ProgressDrawTarget::term_like_with_hz(Box::new(Forced), 4),
+        };
+        let bar = ProgressBar::with_draw_target(Some(total_bytes), target);
         let template = match files {
             1 => "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
             _ => "[{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
@@ -125,7 +136,10 @@ impl Bar {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        Bar { bar }
+        Bar {
+            bar,
+            finished: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     #[cfg(not(feature = "progress-bar"))]
@@ -143,8 +157,77 @@ impl Bar {
         self.bar.set_message(_name.to_string());
     }
 
+    /// Draws the bar a last time and ends its line (indicatif leaves the cursor after it).
     pub(crate) fn finish(&self) {
         #[cfg(feature = "progress-bar")]
-        self.bar.finish();
+        if !self
+            .finished
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            use std::io::Write;
+            self.bar.finish();
+            if !self.bar.is_hidden() {
+                let _ = std::io::stderr().write_all(b"\n");
+            }
+        }
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// stderr as a terminal for indicatif when it is not one (a pipe, a file): the bar is redrawn
+/// in place with a carriage return and an erase to the end of the line.
+#[cfg(feature = "progress-bar")]
+#[derive(Debug)]
+struct Forced;
+
+#[cfg(feature = "progress-bar")]
+impl Forced {
+    fn put(&self, s: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        std::io::stderr().write_all(s.as_bytes())
+    }
+
+    fn moved(&self, n: usize, code: char) -> std::io::Result<()> {
+        match n {
+            0 => Ok(()),
+            n => self.put(&format!("\x1b[{n}{code}")),
+        }
+    }
+}
+
+#[cfg(feature = "progress-bar")]
+impl indicatif::TermLike for Forced {
+    fn width(&self) -> u16 {
+        80
+    }
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.moved(n, 'A')
+    }
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.moved(n, 'B')
+    }
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.moved(n, 'C')
+    }
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.moved(n, 'D')
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.put(&format!("{s}\n"))
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.put(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.put("\r\x1b[K")
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        use std::io::Write;
+        std::io::stderr().flush()
     }
 }

@@ -12,6 +12,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Frame, Hello, Offer, ALGO_XXH3_128};
 use crate::transport::{Transport, Wire};
 
+/// How long a sender whose write failed waits for the receiver's reason (already sent, or on
+/// its way) before it reports the failed write itself.
+const REASON_WAIT: Duration = Duration::from_secs(2);
+
 /// Opens file `i` of the list: the reader of its content and its OFFER.
 pub(crate) type Open<'a> = dyn FnMut(usize) -> Result<(Reader, Offer)> + 'a;
 
@@ -49,7 +53,10 @@ pub(crate) fn run<S: Transport>(
             let _ = Frame::Bye.write_to(&mut session.wire);
             let _ = session.wire.finish();
         }
-        Err(e) => fill(&mut results, || e.duplicate()),
+        Err(e) => {
+            let e = session.peer_reason(e, &mut results);
+            fill(&mut results, || e.duplicate())
+        }
     }
     results
         .into_iter()
@@ -357,6 +364,41 @@ impl<S: Transport> Session<S> {
             }
         }
         Ok(())
+    }
+
+    /// After a write the receiver broke off (a broken pipe, a reset): its own reason when it
+    /// sent one before it closed, an ERROR frame still to be read (verdicts before it are
+    /// settled); `e` when there is none. The read ends at the end of what the receiver sent, or
+    /// after [`REASON_WAIT`].
+    fn peer_reason(&mut self, e: Error, results: &mut Results) -> Error {
+        use std::error::Error as _;
+        let broken = e
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .is_some_and(|s| {
+                use std::io::ErrorKind as K;
+                matches!(s.kind(), K::BrokenPipe | K::ConnectionReset)
+            });
+        if !broken
+            || self
+                .wire
+                .set_deadline(Some(Instant::now() + REASON_WAIT))
+                .is_err()
+        {
+            return e;
+        }
+        loop {
+            let frame = match Frame::read_from(&mut self.wire) {
+                Ok(Some(Frame::Error { code, text })) => {
+                    return Error::peer_ended(e.kind(), code, text)
+                }
+                Ok(Some(f)) => f,
+                _ => return e,
+            };
+            if self.settle(frame, results).is_err() {
+                return e;
+            }
+        }
     }
 
     pub(super) fn next_frame(&mut self) -> Result<Frame> {

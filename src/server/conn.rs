@@ -23,6 +23,8 @@ const BUFFER_SIZE: usize = 256 * 1024;
 /// The read buffer: room for the largest frame (65,541 bytes) and an eager file's content with
 /// its DONE, so either can be checked as complete before a verdict is held for it.
 const READ_BUFFER: usize = 160 * 1024;
+/// The reason a sender is given when the server stops under it (code 8).
+pub(crate) const STOPPING: &str = "server stopping";
 
 pub(crate) struct Connection<'a, S: Transport> {
     pub(crate) shared: &'a Shared,
@@ -70,12 +72,19 @@ impl<'a, S: Transport> Connection<'a, S> {
     }
 
     /// Tells the peer why the connection ends (an ERROR frame with the code for the error's
-    /// kind), unless it is a kn-sock 0.3 peer, which cannot read one.
+    /// kind, or code 8 when the server is stopping, whatever the error it caused), unless it is
+    /// a kn-sock 0.3 peer, which cannot read one.
     pub(crate) fn fail(&mut self, e: Error) -> Error {
         if !self.legacy {
-            let frame = Frame::Error {
-                code: Code::for_kind(e.kind()) as u16,
-                text: e.message().to_string(),
+            let frame = match self.shared.is_stopping() {
+                true => Frame::Error {
+                    code: Code::ShuttingDown as u16,
+                    text: STOPPING.to_string(),
+                },
+                false => Frame::Error {
+                    code: Code::for_kind(e.kind()) as u16,
+                    text: e.message().to_string(),
+                },
             };
             let _ = frame
                 .write_to(&mut self.wire)
@@ -140,7 +149,12 @@ impl<'a, S: Transport> Connection<'a, S> {
             .and_then(|()| place.progress(start))
             .err();
         let (mut write_err, mut written) = (None, start);
-        let mut store = |b: &[u8]| {
+        let shared = self.shared;
+        // A stopping server reads no further: the sender is told why as the connection ends.
+        let mut store = |b: &[u8]| -> Result<()> {
+            if shared.is_stopping() {
+                return Err(Error::new(ErrorKind::Cancelled, STOPPING));
+            }
             hasher.update(b);
             if write_err.is_none() {
                 if let Err(e) = temp.file().write_all(b) {
@@ -151,14 +165,12 @@ impl<'a, S: Transport> Connection<'a, S> {
                     store_err = place.progress(written).err();
                 }
             }
+            Ok(())
         };
         let received = match offer.encoding {
             protocol::ENCODING_ZSTD => {
-                compress::decode_blocks(&mut self.wire, remaining, &mut self.buf, |b| {
-                    store(b);
-                    Ok(())
-                })
-                .map_err(|e| e.context(format!("receiving '{}'", offer.name)))
+                compress::decode_blocks(&mut self.wire, remaining, &mut self.buf, &mut store)
+                    .map_err(|e| e.context(format!("receiving '{}'", offer.name)))
             }
             _ => read_raw(&mut self.wire, &mut self.buf, remaining, offer, &mut store),
         };
@@ -205,7 +217,7 @@ impl<'a, S: Transport> Connection<'a, S> {
                 &mut self.buf,
                 offer.size,
                 offer,
-                &mut |_| {},
+                &mut |_| Ok(()),
             ),
         }
     }
@@ -267,7 +279,7 @@ fn read_raw(
     buf: &mut [u8],
     len: u64,
     offer: &Offer,
-    store: &mut dyn FnMut(&[u8]),
+    store: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
     let mut remaining = len;
     while remaining > 0 {
@@ -282,7 +294,7 @@ fn read_raw(
                 )))
             }
             Ok(n) => {
-                store(&buf[..n]);
+                store(&buf[..n])?;
                 remaining -= n as u64;
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

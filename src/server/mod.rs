@@ -51,6 +51,9 @@ use guard::Guard;
 use shared::Shared;
 
 const BACKLOG: i32 = 1024;
+/// How long a stopping server waits for its connections to tell their senders why before it
+/// cuts them.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
 impl ServerConfig {
     /// Binds, starts the workers, and returns at once.
@@ -187,6 +190,11 @@ impl Server {
     pub fn stop(&self) {
         self.shared.request_stop();
         if !self.shared.on_own_thread() {
+            // Each connection stops reading and tells its sender why; one still stuck (writing
+            // to a sender that does not read) is cut after a moment.
+            if !self.shared.wait_threads(STOP_GRACE) {
+                self.shared.cut_all();
+            }
             self.shared.join_all();
         }
     }
@@ -304,6 +312,15 @@ impl Shared {
         }
         self.wake.signal();
         lock(&self.stop_tx).take();
+        // Reads end (at once when nothing is buffered); writes still work, so each connection
+        // can send its peer the reason (`Connection::fail`) before it closes.
+        for (_, s) in lock(&self.conns).iter() {
+            let _ = s.shutdown(Shutdown::Read);
+        }
+    }
+
+    /// Ends every connection still open, writes too.
+    fn cut_all(&self) {
         for (_, s) in lock(&self.conns).iter() {
             let _ = s.shutdown(Shutdown::Both);
         }

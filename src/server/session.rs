@@ -12,11 +12,11 @@ use super::admit::{admit, check_offer, Resolved};
 use super::auth::{authenticate, Identity};
 use super::commit::Pending;
 use super::config::FileInfo;
-use super::conn::{verify, Connection};
+use super::conn::{verify, Connection, STOPPING};
 use super::refusal::{io_refusal, Refusal};
 use super::resume::{claim, Claim, Resume};
 use super::space::Reservation;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Code, Frame, Hello, Offer};
 use crate::storage::{Place, TempFile};
 use crate::transport::Transport;
@@ -132,6 +132,9 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
             self.conn.in_file = !self.waiting.is_empty();
             let frame = match Frame::read_from(&mut self.conn.wire) {
                 Ok(Some(f)) => f,
+                Ok(None) if self.conn.shared.is_stopping() => {
+                    return Err(self.abort(Error::new(ErrorKind::Cancelled, STOPPING)))
+                }
                 Ok(None) if self.waiting.is_empty() => return self.conn.commit(),
                 Ok(None) => {
                     let n = self.waiting.len();

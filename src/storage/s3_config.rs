@@ -22,7 +22,8 @@ pub struct S3Config {
     pub secret_key: Option<String>,
     pub session_token: Option<String>,
     /// `endpoint/bucket/key` rather than `bucket.endpoint/key` (MinIO, SeaweedFS, most
-    /// self-hosted stores need it).
+    /// self-hosted stores need it). Used whatever this says when the endpoint's host is an IP
+    /// address or `localhost`, as the AWS SDKs do: no bucket can be a subdomain of those.
     pub path_style: bool,
     /// PEM file of CA certificates to trust for an `https` endpoint, instead of the system's.
     pub ca_file: Option<PathBuf>,
@@ -149,6 +150,16 @@ pub(crate) struct Resolved {
     pub(crate) prefix: String,
 }
 
+/// Whether an endpoint host (as a URL gives it: IPv6 in brackets) can only be reached with
+/// path-style URLs: an IP address or `localhost`.
+#[cfg(feature = "s3")]
+pub(crate) fn needs_path_style(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || bare.parse::<std::net::IpAddr>().is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::S3Config;
@@ -172,6 +183,29 @@ mod tests {
         ] {
             let e = S3Config::check_endpoint(bad).unwrap_err();
             assert!(e.message().contains("is not an http(s) URL"), "{bad}: {e}");
+        }
+    }
+
+    #[cfg(feature = "s3")]
+    #[test]
+    fn ip_addresses_and_localhost_take_path_style() {
+        for host in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "[::1]",
+            "localhost",
+            "LOCALHOST",
+            "s3.localhost",
+        ] {
+            assert!(super::needs_path_style(host), "{host}");
+        }
+        for host in [
+            "s3.amazonaws.com",
+            "minio.example",
+            "localhost.example",
+            "1.2.3.4.nip.io",
+        ] {
+            assert!(!super::needs_path_style(host), "{host}");
         }
     }
 }

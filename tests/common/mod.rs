@@ -2,6 +2,7 @@
 //! of random bytes, and a raw protocol client for inputs `send_file` would never produce.
 #![allow(dead_code)]
 
+pub mod cli;
 #[cfg(feature = "s3")]
 pub mod s3;
 

@@ -11,7 +11,13 @@ use knsock::Receiver;
 use crate::events::LogFormat;
 
 #[derive(Parser)]
-#[command(name = "kn-sock", version, about = "Reliable file transfer over TCP")]
+#[command(
+    name = "kn-sock",
+    version,
+    about = "Reliable file transfer over TCP",
+    after_help = "Exit status: 0 when everything was done, 1 when something failed (a file, a \
+                  connection, the server), 2 when the command line is wrong."
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -36,8 +42,9 @@ pub(crate) enum Command {
 pub(crate) struct ServerArgs {
     /// Port to listen on; 0 picks a free one (printed on the first line).
     pub(crate) port: u16,
-    /// Directory to store files in (it must exist), or s3://BUCKET/PREFIX to store them in an
-    /// S3-compatible bucket (keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+    /// Directory to store files in (created when only its last component is missing), or
+    /// s3://BUCKET/PREFIX to store them in an S3-compatible bucket (keys from AWS_ACCESS_KEY_ID
+    /// and AWS_SECRET_ACCESS_KEY).
     pub(crate) dir: PathBuf,
     /// With s3://: the store's endpoint URL (default AWS_ENDPOINT_URL, else AWS's).
     #[arg(long, value_name = "URL")]
@@ -179,9 +186,10 @@ pub(crate) struct SendArgs {
     /// Seconds before the first retry; doubles with each retry.
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub(crate) retry_delay: f64,
-    /// Show a progress bar on stderr (default when stderr is a terminal).
+    /// Show a progress bar on stderr, even when it is not a terminal (by default only on one).
     #[arg(long, overrides_with = "no_progress")]
     pub(crate) show_progress: bool,
+    /// Never show the progress bar (the last of --show-progress and --no-progress wins).
     #[arg(long)]
     pub(crate) no_progress: bool,
     /// Seconds without progress before giving up.
@@ -252,7 +260,8 @@ impl SendArgs {
         let port = port
             .to_str()
             .and_then(|p| p.parse().ok())
-            .ok_or_else(|| format!("invalid port {port:?}: a number from 0 to 65535"))?;
+            .ok_or_else(|| format!("invalid port {port:?}: a number from 1 to 65535"))?;
+        destination(port)?;
         Ok((
             vec![Receiver::new(host, port)],
             paths.iter().map(PathBuf::from).collect(),
@@ -269,9 +278,18 @@ fn receiver(s: &str) -> Result<Receiver, String> {
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
     let port = port.parse().map_err(|_| bad())?;
+    destination(port)?;
     match host.is_empty() {
         true => Err(bad()),
         false => Ok(Receiver::new(host, port)),
+    }
+}
+
+/// Port 0 asks the system for any free port when listening; it names no receiver.
+fn destination(port: u16) -> Result<(), String> {
+    match port {
+        0 => Err("port 0 is not a destination: give the port the receiver listens on".into()),
+        _ => Ok(()),
     }
 }
 

@@ -4,51 +4,71 @@
 
 use std::path::PathBuf;
 
-use knsock::{collect_sources, send_files_to_many, Receiver, SendOptions, WalkOptions};
+use knsock::{send_files_to_many, ManyReport, Receiver, SendOptions, WalkOptions};
 
 use crate::events::{LogFormat, SendLog};
+use crate::words::explain;
+use crate::{usage, Fail};
 
 /// Sends `paths` (walked as `walk` says) to every receiver; `Err` when any receiver was not
-/// reached or failed a file.
+/// reached or failed a file, or a path could not be sent.
 pub(crate) fn send_to_many(
     receivers: &[Receiver],
     paths: &[PathBuf],
     walk: &WalkOptions,
     mut opts: SendOptions,
     log: LogFormat,
-) -> Result<(), String> {
-    let mut sources = collect_sources(paths, walk).map_err(|e| e.to_string())?;
-    if sources.is_empty() {
-        return Err("no files to send".into());
-    }
+) -> Result<(), Fail> {
+    let (mut sources, missed) = crate::send::sources(paths, walk)?;
     if let Some(name) = opts.remote_name.take() {
         match sources.as_mut_slice() {
-            [one] if !paths[0].is_dir() => one.name = name,
-            _ => return Err("--remote-name needs exactly one file".into()),
+            [one] if paths.len() == 1 && !paths[0].is_dir() => one.name = name,
+            _ => return Err(usage("--remote-name needs exactly one file")),
         }
+    }
+    if sources.is_empty() {
+        return match missed {
+            0 => Err("no files to send".into()),
+            m => Err(format!("{m} of {} paths could not be sent", paths.len()).into()),
+        };
     }
     let started = std::time::Instant::now();
-    let report = send_files_to_many(receivers, &sources, &opts).map_err(|e| e.to_string())?;
-    if log == LogFormat::Json {
-        let mut l = SendLog::default();
-        for outcome in &report.receivers {
-            let r = outcome.receiver.to_string();
-            match &outcome.result {
-                Ok(b) => b
-                    .files
-                    .iter()
-                    .for_each(|f| l.file(&r, &f.source.path, &f.result)),
-                Err(e) => l.unreached(&r, e),
-            }
-        }
-        l.summary(started.elapsed());
+    let report = send_files_to_many(receivers, &sources, &opts).map_err(explain)?;
+    match log {
+        LogFormat::Json => log_json(&report, started.elapsed()),
+        LogFormat::Text => print_text(&report),
     }
-    for outcome in report.receivers.iter().filter(|_| log == LogFormat::Text) {
+    match (report.failed_receivers(), missed) {
+        (0, 0) => Ok(()),
+        (0, m) => Err(format!("{m} of {} paths could not be sent", paths.len()).into()),
+        (n, _) => Err(format!("{n} of {} receivers failed", receivers.len()).into()),
+    }
+}
+
+/// An event per file and receiver, then the summary.
+fn log_json(report: &ManyReport, took: std::time::Duration) {
+    let mut l = SendLog::default();
+    for outcome in &report.receivers {
+        let r = outcome.receiver.to_string();
+        match &outcome.result {
+            Ok(b) => b
+                .files
+                .iter()
+                .for_each(|f| l.file(&r, &f.source.path, &f.result)),
+            Err(e) => l.unreached(&r, e),
+        }
+    }
+    l.summary(took);
+}
+
+/// A line per failure on stderr and a summary line per receiver on stdout.
+fn print_text(report: &ManyReport) {
+    for outcome in &report.receivers {
         let r = &outcome.receiver;
         let batch = match &outcome.result {
             Ok(b) => b,
             Err(e) => {
-                eprintln!("kn-sock: {r}: {e}");
+                eprintln!("kn-sock: {r}: {}", explain(e.duplicate()));
                 println!("{r}: not reached");
                 continue;
             }
@@ -60,6 +80,7 @@ pub(crate) fn send_to_many(
             .count();
         for f in &batch.files {
             if let Err(e) = &f.result {
+                let e = explain(e.duplicate());
                 eprintln!("kn-sock: {r}: {}: {e}", crate::shown(&f.source.path));
             }
         }
@@ -68,9 +89,5 @@ pub(crate) fn send_to_many(
             batch.delivered() - unchanged,
             batch.failed()
         );
-    }
-    match report.failed_receivers() {
-        0 => Ok(()),
-        n => Err(format!("{n} of {} receivers failed", receivers.len())),
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use rusty_s3::{actions, Bucket, Credentials, S3Action, UrlStyle};
 use url::Url;
 
-use super::s3_config::S3Config;
+use super::s3_config::{needs_path_style, S3Config};
 use http::{send, Body, Reply, Request};
 
 use super::object::{ObjectError, ObjectErrorKind, ObjectMeta, ObjectStore, Upload};
@@ -63,13 +63,21 @@ impl S3Store {
                     r.endpoint
                 ))
             })?;
-        let style = if config.path_style {
-            UrlStyle::Path
-        } else {
-            UrlStyle::VirtualHost
+        let path_style = config.path_style || needs_path_style(url.host_str().unwrap_or(""));
+        let style = match path_style {
+            true => UrlStyle::Path,
+            false => UrlStyle::VirtualHost,
         };
-        let bucket = Bucket::new(url, style, config.bucket.clone(), r.region)
-            .map_err(|e| Error::invalid(format!("S3 bucket {:?}: {e}", config.bucket)))?;
+        let bucket = Bucket::new(url, style, config.bucket.clone(), r.region).map_err(|e| {
+            let hint = match path_style {
+                true => "",
+                false => " (set path_style)",
+            };
+            Error::invalid(format!(
+                "S3 bucket {:?} at {}: {e}: the endpoint cannot take the bucket in its host name{hint}",
+                config.bucket, r.endpoint
+            ))
+        })?;
         let credentials = match r.session_token {
             Some(t) => Credentials::new_with_token(r.access_key, r.secret_key, t),
             None => Credentials::new(r.access_key, r.secret_key),
