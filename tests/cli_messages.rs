@@ -143,8 +143,13 @@ fn usage_errors_share_one_style_and_exit_2() {
     assert!(help.status.success());
     assert!(text(&help.stdout).contains("Exit status: 0 when"));
     let help = text(&run(&["send-file", "--help"]).stdout);
-    let line = help.lines().find(|l| l.contains("--no-progress")).unwrap();
-    assert!(line.contains("Never show the progress bar"), "{line}");
+    // Its text follows the flag, on the same line or (clap's long help) the next.
+    let at = help.find("--no-progress").unwrap();
+    let text_after: String = help[at..].lines().take(2).collect();
+    assert!(
+        text_after.contains("Never show the progress bar"),
+        "{text_after}"
+    );
 }
 
 /// A single refused file is named, as each file of a batch is.
