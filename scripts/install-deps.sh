@@ -2,8 +2,8 @@
 # Installs what the build and the tests need and a fresh machine may lack: a C/C++ toolchain,
 # binutils (ld, objcopy, readelf, ar), CMake, Ninja, pkg-config, GoogleTest, the static libzstd
 # (tests/consumers links it beside libknsock.a), valgrind, Go (scripts/seaweedfs.sh builds the S3
-# test server with it), openssl, curl and python3 with venv (Debian packages); boto3 for the S3
-# benchmark in its own virtual environment; and checks for Rust.
+# test server with it), openssl, curl and python3 with venv (Debian packages); and checks for
+# Rust. (The S3 benchmark's boto3 is bench/s3.sh's business.)
 set -euo pipefail
 missing=()
 command -v cc >/dev/null || missing+=(gcc)
@@ -30,16 +30,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
 fi
-# The S3 benchmark's client: boto3 in a virtual environment of its own under the user's cache
-# (scripts/test-python.sh recreates build/pyvenv from nothing, so it cannot live there).
-# Run the benchmark with "${KNSOCK_S3_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/knsock/s3-venv}/bin/python".
-s3venv=${KNSOCK_S3_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/knsock/s3-venv}
-if ! "$s3venv/bin/python" -c 'import boto3' 2>/dev/null; then
-  echo "installing boto3 into $s3venv" >&2
-  python3 -m venv "$s3venv"
-  "$s3venv/bin/python" -m pip install -q boto3==1.44.5
-fi
+# Rust: at least Cargo.toml's rust-version.
+rust_version=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$(dirname "$0")/../Cargo.toml")
 if ! command -v cargo >/dev/null; then
-  echo "cargo not found: install Rust 1.85 or newer (https://rustup.rs) and run again" >&2
+  echo "cargo not found: install Rust $rust_version or newer (https://rustup.rs) and run again" >&2
+  exit 1
+fi
+have=$(rustc --version | cut -d' ' -f2)
+if ! printf '%s\n%s\n' "$rust_version" "${have%%-*}" | sort -V -C; then
+  echo "rustc $have is older than Cargo.toml's rust-version $rust_version: rustup update" >&2
   exit 1
 fi
