@@ -14,7 +14,7 @@ done
 command -v go >/dev/null || [ ! -x /usr/local/go/bin/go ] || export PATH=$PATH:/usr/local/go/bin
 
 echo "building (cargo build --release, then the C and C++ examples)"
-cargo build --release --locked --quiet
+cargo build --release --locked
 # Release: the C++ example reads both 256 MiB copies byte by byte to compare them (32 s unoptimized).
 cmake -S . -B build/demo -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build/demo --target send_file cpp_example >/dev/null
