@@ -10,6 +10,8 @@ if ! "$venv/bin/python" -c 'import kn_sock.file_transfer, pytest' 2>/dev/null; t
   "$venv/bin/pip" install -q --no-deps kn-sock==0.3.0
   "$venv/bin/pip" install -q tqdm requests pytest
 fi
-# No .pytest_cache left in the tree (as scripts/test-python.sh).
+# No .pytest_cache left in the tree, no pytest-of-$USER in $TMPDIR (as scripts/test-python.sh).
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 KNSOCK_BIN=$PWD/target/release/kn-sock "$venv/bin/python" -m pytest -q -p no:cacheprovider \
-  tests/interop "$@"
+  --basetemp "$tmp/pytest" tests/interop "$@"
