@@ -4,7 +4,7 @@
 # into ${KNSOCK_S3_VENV:-~/.cache/knsock/s3-venv} the first time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh s3 python
 # The S3 client to compare with, boto3, in a virtual environment of its own under the user's
 # cache (scripts/test-python.sh recreates build/pyvenv from nothing, so it cannot live there).
 venv=${KNSOCK_S3_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/knsock/s3-venv}

@@ -28,11 +28,12 @@ declare -A about=(
   [fuzz]="every fuzz target, 100,000 inputs from seed 1 (libFuzzer, scripts/fuzz.sh ci)"
   [stress]="short stress: CTest 3 times, Rust and Go once more (scripts/stress.sh 3 1)"
 )
-# What a suite needs before it starts: the release build, the S3 engine.
+# What a suite needs before it starts: the release build, the S3 engine, and the packages of
+# scripts/install-deps.sh (c, valgrind, go, zstd, python; s3 too).
 declare -A needs=(
-  [rust]="s3" [ctest]="release s3" [asan]="release s3" [consumers]="release"
-  [valgrind]="release s3" [interop]="release" [python]="release s3" [go]="release s3"
-  [stress]="release s3"
+  [rust]="s3" [ctest]="release s3 c" [asan]="release s3 c" [consumers]="release c go zstd"
+  [valgrind]="release s3 c valgrind" [interop]="release python" [python]="release s3 python"
+  [go]="release s3 go" [stress]="release s3 c go"
 )
 
 list() { for s in "${suites[@]}"; do printf '  %-12s %s\n' "$s" "${about[$s]}"; done; }
@@ -64,7 +65,9 @@ timings=()
 # Times one setup step or suite: "$1 took N s" for the summary, then runs the rest.
 timed() { local name=$1 t0=$SECONDS; shift; "$@"; timings+=("$(printf '%-24s %5d s' "$name" $((SECONDS - t0)))"); }
 
-timed "install-deps" scripts/install-deps.sh
+packages=()
+for w in s3 c valgrind go zstd python; do wants "$w" && packages+=("$w"); done
+timed "install-deps" scripts/install-deps.sh base "${packages[@]}"
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 export KNSOCK_REQUIRE_S3=1
 
