@@ -62,7 +62,7 @@ trap on_exit EXIT
 run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/knsock-test.XXXXXX")
 cleanup+=("rm -rf '$run_tmp'")
 timings=()
-# Times one setup step or suite: "$1 took N s" for the summary, then runs the rest.
+# Runs one setup step (the arguments after the first) and notes its wall time under name $1.
 timed() { local name=$1 t0=$SECONDS; shift; "$@"; timings+=("$(printf '%-24s %5d s' "$name" $((SECONDS - t0)))"); }
 
 packages=()
