@@ -8,8 +8,8 @@ concurrency), interleaved in the same run, best and median of the rounds.
 Cases: one 1 GiB file; 2,000 files of 4 KiB.
 
 Usage: bench/s3.py [--rounds 3] [--out /dev/shm] [--gib 1]
-Run it with the Python that has boto3: scripts/install-deps.sh makes one in
-${KNSOCK_S3_VENV:-~/.cache/knsock/s3-venv}; bench/s3.sh does all of that.
+Run it with the Python that has boto3: bench/s3.sh makes one in
+${KNSOCK_S3_VENV:-~/.cache/knsock/s3-venv} and runs this with it.
 Needs a release build (cargo build --release).
 """
 import argparse, os, shutil, statistics, subprocess, sys, tempfile, threading, time

@@ -1,14 +1,28 @@
 #!/usr/bin/env bash
-# Builds everything and runs a real transfer end to end: a kn-sock server on loopback, a 256 MiB
-# file sent with the progress bar, the bytes compared, then the C example sender, then a clean
+# The demo: builds the library, the CLI and the C and C++ examples (release), then runs a real
+# transfer end to end: a kn-sock server on loopback, a 256 MiB file sent with the progress bar
+# (drawn when stderr is a terminal), the bytes compared, then the C example sender, then a clean
 # stop with SIGTERM; then the C++ and Go examples (each runs its own server) on the same file.
+# It installs nothing: scripts/install-deps.sh does, once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+started=$SECONDS
+for tool in cargo cmake ninja c++ cmp; do
+  command -v "$tool" >/dev/null ||
+    { echo "demo.sh: $tool not found: run scripts/install-deps.sh once" >&2; exit 1; }
+done
+command -v go >/dev/null || [ ! -x /usr/local/go/bin/go ] || export PATH=$PATH:/usr/local/go/bin
+
+echo "building (cargo build --release, then the C and C++ examples)"
 cargo build --release --locked
-cmake -S . -B build/demo -G Ninja >/dev/null && cmake --build build/demo --target send_file file_server cpp_example
+# Release: the C++ example reads both 256 MiB copies byte by byte to compare them (32 s unoptimized).
+cmake -S . -B build/demo -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/demo --target send_file cpp_example >/dev/null
+echo "built in $((SECONDS - started)) s"
+
 work=$(mktemp -d)
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+server=
+trap '[ -z "$server" ] || kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/in" "$work/out"
 head -c $((256 << 20)) /dev/urandom > "$work/in/demo.bin"
 
@@ -18,7 +32,13 @@ read -r -t 10 line <&"${SERVER[0]}"
 echo "server: $line"
 port=${line##*:}
 
-target/release/kn-sock send-file 127.0.0.1 "$port" "$work/in/demo.bin" --show-progress
+if [ -t 2 ]; then
+  progress=--show-progress
+else
+  progress=--no-progress
+  echo "(no progress bar: stderr is not a terminal; run scripts/demo.sh on one to see it)"
+fi
+target/release/kn-sock send-file 127.0.0.1 "$port" "$work/in/demo.bin" "$progress"
 read -r -t 10 line <&"${SERVER[0]}" && echo "server: $line"
 cmp "$work/in/demo.bin" "$work/out/demo.bin" && echo "demo.bin: 256 MiB identical on both sides"
 
@@ -29,18 +49,16 @@ cmp "$work/in/from-c.bin" "$work/out/from-c.bin" && echo "from-c.bin: identical 
 
 kill -TERM "$server"
 wait "$server" && echo "server stopped cleanly"
+server=
 
 echo "C++ example:"
 build/demo/bindings/cpp/tests/cpp_example "$work/in/demo.bin"
-if [ -f examples/go/go.mod ]; then
-  command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
-  # The Go binding finds knsock through pkg-config, as its users' builds do: install it first,
-  # and key Go's build cache on the library it links (see scripts/test.sh).
-  LIBDIR=lib scripts/install.sh "$work/prefix" >/dev/null
-  export PKG_CONFIG_PATH=$work/prefix/lib/pkgconfig
-  # The key holds the prefix too: the link names the library by its path.
-  CGO_CFLAGS="-O2 -g -DKNSOCK_LIB_ID=$( (sha256sum "$work/prefix/lib/libknsock.a"; echo "$work") | sha256sum | cut -c1-16)"
-  export CGO_CFLAGS
+if command -v go >/dev/null; then
+  # The Go binding finds knsock through pkg-config, as its users' builds do.
+  source scripts/go-env.sh
   echo "Go example:"
   (cd examples/go && go run . "$work/in/demo.bin")
+else
+  echo "Go example skipped: go not found (scripts/install-deps.sh installs it)"
 fi
+echo "demo: done in $((SECONDS - started)) s"

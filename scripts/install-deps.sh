@@ -1,28 +1,49 @@
 #!/usr/bin/env bash
-# Installs what the build and the tests need and a fresh machine may lack: a C/C++ toolchain,
-# binutils (ld, objcopy, readelf, ar), CMake, Ninja, pkg-config, GoogleTest, the static libzstd
-# (tests/consumers links it beside libknsock.a), valgrind, Go (scripts/seaweedfs.sh builds the S3
-# test server with it), openssl, curl and python3 with venv (Debian packages); boto3 for the S3
-# benchmark in its own virtual environment; and checks for Rust.
+# Installs what the build and the tests need and a fresh machine may lack (Debian packages), and
+# checks for Rust. (The S3 benchmark's boto3 is bench/s3.sh's business.)
+#
+#   scripts/install-deps.sh [WHAT...]     no argument: everything
+#
+# Always a C compiler (Rust's C dependencies: ring, zstd) and openssl (tests/tls.rs checks that
+# `openssl s_client` completes a handshake; the C TLS tests make certificates with it). WHAT:
+#   base      only those
+#   c         g++, binutils (ld, objcopy, readelf, ar), CMake, Ninja, GoogleTest: the CTest suites
+#   valgrind  valgrind
+#   go        Go, pkg-config and binutils (the binding finds an install through pkg-config)
+#   zstd      the static libzstd (tests/consumers links it beside libknsock.a)
+#   python    python3 with venv
+#   s3        Go, python3 and curl: scripts/seaweedfs.sh builds the S3 engine with Go, picks its
+#             ports with python3 and signs its readiness probe with curl --aws-sigv4 (7.75+)
+# scripts/test.sh passes what its suites need.
 set -euo pipefail
+want=" ${*:-c valgrind go zstd python s3} "
+for w in $want; do
+  [[ " base c valgrind go zstd python s3 " == *" $w "* ]] ||
+    { echo "install-deps.sh: unknown '$w' (base c valgrind go zstd python s3)" >&2; exit 2; }
+done
+wants() { local w; for w in "$@"; do [[ $want == *" $w "* ]] && return 0; done; return 1; }
 missing=()
 command -v cc >/dev/null || missing+=(gcc)
-command -v c++ >/dev/null || missing+=(g++)
-command -v objcopy >/dev/null && command -v readelf >/dev/null || missing+=(binutils)
-command -v cmake >/dev/null || missing+=(cmake)
-command -v ninja >/dev/null || missing+=(ninja-build)
-command -v pkg-config >/dev/null || missing+=(pkg-config)
-[ -f /usr/include/gtest/gtest.h ] || missing+=(libgtest-dev)
-[ -f /usr/include/zstd.h ] || missing+=(libzstd-dev)
-command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || missing+=(golang-go)
-command -v python3 >/dev/null || missing+=(python3)
-# Virtual environments (here, bench/python.sh, scripts/test-python.sh) need ensurepip.
-python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
-# scripts/seaweedfs.sh signs its S3 readiness probe with curl --aws-sigv4 (curl 7.75+).
-command -v curl >/dev/null || missing+=(curl)
-# tests/tls.rs checks that a standard TLS client (openssl s_client) completes a handshake.
 command -v openssl >/dev/null || missing+=(openssl)
-command -v valgrind >/dev/null || missing+=(valgrind)
+if wants c; then
+  command -v c++ >/dev/null || missing+=(g++)
+  command -v cmake >/dev/null || missing+=(cmake)
+  command -v ninja >/dev/null || missing+=(ninja-build)
+  [ -f /usr/include/gtest/gtest.h ] || missing+=(libgtest-dev)
+fi
+if wants c go; then
+  command -v objcopy >/dev/null && command -v readelf >/dev/null || missing+=(binutils)
+fi
+if wants go; then command -v pkg-config >/dev/null || missing+=(pkg-config); fi
+if wants go s3; then
+  command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || missing+=(golang-go)
+fi
+if wants zstd; then [ -f /usr/include/zstd.h ] || missing+=(libzstd-dev); fi
+if wants python s3; then command -v python3 >/dev/null || missing+=(python3); fi
+# Virtual environments (scripts/interop.sh, scripts/test-python.sh, bench/) need ensurepip.
+if wants python; then python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv); fi
+if wants s3; then command -v curl >/dev/null || missing+=(curl); fi
+if wants valgrind; then command -v valgrind >/dev/null || missing+=(valgrind); fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   sudo=""
@@ -30,16 +51,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
 fi
-# The S3 benchmark's client: boto3 in a virtual environment of its own under the user's cache
-# (scripts/test-python.sh recreates build/pyvenv from nothing, so it cannot live there).
-# Run the benchmark with "${KNSOCK_S3_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/knsock/s3-venv}/bin/python".
-s3venv=${KNSOCK_S3_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/knsock/s3-venv}
-if ! "$s3venv/bin/python" -c 'import boto3' 2>/dev/null; then
-  echo "installing boto3 into $s3venv" >&2
-  python3 -m venv "$s3venv"
-  "$s3venv/bin/python" -m pip install -q boto3==1.44.5
-fi
+# Rust: at least Cargo.toml's rust-version.
+rust_version=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$(dirname "$0")/../Cargo.toml")
 if ! command -v cargo >/dev/null; then
-  echo "cargo not found: install Rust 1.85 or newer (https://rustup.rs) and run again" >&2
+  echo "cargo not found: install Rust $rust_version or newer (https://rustup.rs) and run again" >&2
+  exit 1
+fi
+have=$(rustc --version | cut -d' ' -f2)
+if ! printf '%s\n%s\n' "$rust_version" "${have%%-*}" | sort -V -C; then
+  echo "rustc $have is older than Cargo.toml's rust-version $rust_version: rustup update" >&2
   exit 1
 fi

@@ -39,10 +39,27 @@ major=${version%%.*}; rest=${version#*.}; minor=${rest%%.*}
 soname_ver=$([ "$major" = 0 ] && echo "0.$minor" || echo "$major")
 
 # What a static link needs besides libknsock.a, exactly as rustc reports it. The answer depends
-# on the dependencies and the toolchain, not on the profile; cargo replays it when fresh.
-native=$(cd "$root" && cargo rustc --quiet --locked --release --lib --crate-type staticlib \
-  --target-dir "$root/target/native-static-libs" -- --print native-static-libs 2>&1 |
-  sed -n 's/^note: native-static-libs: //p' | tail -1)
+# on the dependencies and the toolchain, not on the profile. Quick: an empty static library over
+# the build's own libknsock.rlib has the same dependency graph, so rustc lists the same libraries
+# without compiling anything. Otherwise (no rlib, or one from another rustc) cargo builds the
+# library as a staticlib once more in a target directory of its own, and replays it when fresh.
+native_probe() {
+  local tmp rc=0
+  [ -f "$build/libknsock.rlib" ] || return 0
+  tmp=$(mktemp -d)
+  echo 'extern crate knsock;' > "$tmp/probe.rs"
+  rustc --edition 2021 --crate-type staticlib --crate-name knsock_native_probe \
+    -L "dependency=$build/deps" --extern "knsock=$build/libknsock.rlib" \
+    --print native-static-libs -o "$tmp/libprobe.a" "$tmp/probe.rs" 2>&1 || rc=$?
+  rm -rf "$tmp"
+  return "$rc"
+}
+native=$(native_probe 2>/dev/null | sed -n 's/^note: native-static-libs: //p' | tail -1) || native=
+if [ -z "$native" ]; then
+  native=$(cd "$root" && cargo rustc --quiet --locked --release --lib --crate-type staticlib \
+    --target-dir "$root/target/native-static-libs" -- --print native-static-libs 2>&1 |
+    sed -n 's/^note: native-static-libs: //p' | tail -1)
+fi
 if [ -z "$native" ]; then
   echo "install.sh: rustc did not report the native static libraries" >&2
   exit 1

@@ -10,4 +10,8 @@ if ! "$venv/bin/python" -c 'import kn_sock.file_transfer, pytest' 2>/dev/null; t
   "$venv/bin/pip" install -q --no-deps kn-sock==0.3.0
   "$venv/bin/pip" install -q tqdm requests pytest
 fi
-KNSOCK_BIN=$PWD/target/release/kn-sock "$venv/bin/python" -m pytest -q tests/interop "$@"
+# No .pytest_cache left in the tree, no pytest-of-$USER in $TMPDIR (as scripts/test-python.sh).
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+KNSOCK_BIN=$PWD/target/release/kn-sock "$venv/bin/python" -m pytest -q -p no:cacheprovider \
+  --basetemp "$tmp/pytest" tests/interop "$@"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/test.sh and scripts/stress.sh: unless KNSOCK_S3_ENDPOINT is set already,
 # starts one S3 engine (SeaweedFS, scripts/seaweedfs.sh, built once into the cache) for every
 # suite of the run, makes the bucket the C, C++ and Go tests use, exports KNSOCK_S3_ENDPOINT and

@@ -8,7 +8,7 @@
 #                                         succeeds, print endpoint=, access_key=, secret_key=,
 #                                         region=, pid=, log= lines. DATA_DIR keeps: endpoint,
 #                                         pid, ports, env (AWS_* exports to source), s3.json,
-#                                         weed.log, and weed/ (the data)
+#                                         weed.log, glog's weed.* logs, and weed/ (the data)
 #   scripts/seaweedfs.sh stop DATA_DIR    stop it (SIGTERM, then SIGKILL after a deadline)
 #
 # Environment:
@@ -171,8 +171,9 @@ start_once() {
   # off: not needed, and each is one more fixed port that two instances would fight over.
   # Telemetry off: no traffic to the outside. AWS_* are cleared so a caller's credentials never
   # become a second admin identity (weed reads them as a fallback).
+  # -logdir: glog's files (weed.INFO, weed.*.log.*) go with the data, not into $TMPDIR.
   env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN \
-    "$weed_bin" mini \
+    "$weed_bin" -logdir="$data" mini \
     -dir="$data/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -master.port="$master" -master.port.grpc="$master_grpc" -master.telemetry=false \
     -volume.port="$volume" -volume.port.grpc="$volume_grpc" \

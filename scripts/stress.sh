@@ -12,7 +12,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-50} m=${2:-10}
-command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 logs=target/stress
 mkdir -p "$logs"
 started=$SECONDS
@@ -50,16 +49,7 @@ for i in $(seq "$m"); do
 done
 
 if [[ -f bindings/go/go.mod ]]; then
-  # As scripts/test.sh: the binding finds knsock through pkg-config (install it when it is not
-  # found already), and the cgo build is keyed on the library's content.
-  if ! pkg-config --exists knsock-static 2>/dev/null; then
-    prefix=$(mktemp -d)
-    cleanup+=("rm -rf '$prefix'")
-    LIBDIR=lib scripts/install.sh "$prefix" >/dev/null
-    export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
-  fi
-  CGO_CFLAGS="-O2 -g -DKNSOCK_LIB_ID=$( (sha256sum target/release/libknsock.a; echo "${PKG_CONFIG_PATH:-}") | sha256sum | cut -c1-16)"
-  export CGO_CFLAGS
+  source scripts/go-env.sh
   echo "=== stress: Go (go test -race, $m rounds)"
   for i in $(seq "$m"); do
     run_logged "go-test-$i" bash -c 'cd bindings/go && go test -race -count=1 ./...'

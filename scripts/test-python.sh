@@ -13,6 +13,9 @@ py=$venv/bin/python
 "$py" -m pip install -q --no-deps kn-sock==0.3.0
 "$py" -m pip install -q tqdm requests pytest
 "$py" -m pip install -q ./bindings/python
+# pytest's temporary directories in one of ours, removed after (not $TMPDIR/pytest-of-$USER).
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 # The installed package, not the source tree: run from a directory where `knsock` is not local.
-"$py" -m pytest -p no:cacheprovider \
+"$py" -m pytest -p no:cacheprovider --basetemp "$tmp/pytest" \
   --rootdir bindings/python bindings/python/tests "$@"

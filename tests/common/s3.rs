@@ -18,7 +18,6 @@ pub const READONLY_SECRET: &str = "knsock-readonly-secret";
 /// The engine of this test process.
 pub struct Weed {
     pub endpoint: String,
-    _data: tempfile::TempDir,
 }
 
 fn repo() -> PathBuf {
@@ -30,17 +29,16 @@ fn repo() -> PathBuf {
 pub fn weed() -> &'static Weed {
     static WEED: OnceLock<Weed> = OnceLock::new();
     WEED.get_or_init(|| {
-        let data = tempfile::tempdir().unwrap();
         // An engine the caller runs already (scripts/test.sh starts one for every suite).
         if let Ok(endpoint) = std::env::var("KNSOCK_S3_ENDPOINT") {
-            return Weed {
-                endpoint,
-                _data: data,
-            };
+            return Weed { endpoint };
         }
+        // A static is never dropped, so a TempDir here would never remove its directory: the
+        // script's watcher removes it with the engine once this process has exited.
+        let data = tempfile::tempdir().unwrap().keep();
         let out = Command::new(repo().join("scripts/seaweedfs.sh"))
             .arg("start")
-            .arg(data.path())
+            .arg(&data)
             .env("KNSOCK_WEED_WATCH_PID", std::process::id().to_string())
             .output()
             .expect("running scripts/seaweedfs.sh");
@@ -49,10 +47,9 @@ pub fn weed() -> &'static Weed {
             "scripts/seaweedfs.sh start failed (run scripts/install-deps.sh once):\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let endpoint = std::fs::read_to_string(data.path().join("endpoint")).unwrap();
+        let endpoint = std::fs::read_to_string(data.join("endpoint")).unwrap();
         Weed {
             endpoint: endpoint.trim().to_string(),
-            _data: data,
         }
     })
 }
