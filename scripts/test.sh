@@ -25,6 +25,10 @@ step "Rust tests"
 cargo test --locked
 suites=$((suites + 1))
 
+step "Crates: API docs without warnings, cargo publish --dry-run (scripts/crates.sh)"
+scripts/crates.sh
+suites=$((suites + 1))
+
 step "Fuzz corpus replayed through every target (fuzz/, no libFuzzer)"
 # fuzz/ is its own workspace; its lock follows the root's (not --locked: a dependency the root
 # gains is resolved here too).
