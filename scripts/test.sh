@@ -14,9 +14,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-suites=(rust fuzz-corpus ctest asan consumers valgrind interop python go fuzz stress)
+suites=(rust crates fuzz-corpus ctest asan consumers valgrind interop python go fuzz stress)
 declare -A about=(
   [rust]="Rust: unit, integration and CLI tests, header drift (cargo test)"
+  [crates]="the crates as published: API docs without warnings, cargo publish --dry-run (scripts/crates.sh)"
   [fuzz-corpus]="the committed fuzz corpus replayed through every target (fuzz/, no libFuzzer)"
   [ctest]="C and C++ tests and examples through CTest"
   [asan]="the CTest suite under AddressSanitizer + UndefinedBehaviorSanitizer"
@@ -81,7 +82,9 @@ if wants s3; then
   timed "setup: S3 engine" s3_env
 fi
 
-suite_rust() { cargo test --locked; }
+suite_rust() { cargo test --workspace --locked; }
+
+suite_crates() { scripts/crates.sh; }
 
 suite_fuzz_corpus() {
   # fuzz/ is its own workspace; its lock follows the root's (not --locked: a dependency the root

@@ -55,7 +55,9 @@ impl std::error::Error for AuthFailure {}
 /// and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerReason {
+    /// The wire code: 1 validator, 2 exists, 3 no space, … 16 store refused.
     pub code: u16,
+    /// The receiver's text, escaped for printing.
     pub text: String,
 }
 
@@ -75,9 +77,16 @@ pub struct Error {
     source: Option<io::Error>,
 }
 
+/// `Result` with knsock's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// An error of `kind` with `message` (escaped for printing if it needs to be).
+    ///
+    /// ```
+    /// let e = knsock::Error::new(knsock::ErrorKind::NotFound, "a.txt: no such file or directory");
+    /// assert_eq!(e.to_string(), "a.txt: no such file or directory");
+    /// ```
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
@@ -87,10 +96,12 @@ impl Error {
         }
     }
 
+    /// An [`ErrorKind::InvalidArgument`] error.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidArgument, message)
     }
 
+    /// An [`ErrorKind::Protocol`] error.
     pub fn protocol(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Protocol, message)
     }
@@ -144,10 +155,12 @@ impl Error {
         e
     }
 
+    /// What went wrong, coarsely (what to decide a retry on).
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
+    /// The one-line message, safe to print (also what `Display` shows).
     pub fn message(&self) -> &str {
         &self.message
     }

@@ -7,6 +7,12 @@
 //!
 //! The core modules are safe Rust and know nothing of C; `ffi` (feature `capi`) is the C ABI
 //! over them.
+//!
+//! Features: `tls` (TLS 1.3, tokens, client certificates) and `progress-bar` are on by default,
+//! as is `capi` (the C ABI of the static and shared libraries; it needs no dependency). `s3`
+//! stores received files in an S3-compatible bucket (`S3Store`). The command-line tool is
+//! the `kn-sock` package (`cli/` in the repository), not part of this crate.
+#![warn(missing_docs)]
 
 mod compress;
 mod error;

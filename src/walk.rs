@@ -12,8 +12,11 @@ use crate::error::{Error, ErrorKind, Result};
 /// One file to send: where it is here, the name it gets on the receiver, its size when listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
+    /// The file here.
     pub path: PathBuf,
+    /// Its name on the receiver, `/`-separated.
     pub name: String,
+    /// Its size when it was listed (for progress; what is sent is what is read).
     pub size: u64,
 }
 

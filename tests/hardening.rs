@@ -1,11 +1,10 @@
 //! Issue 18: a delta's memory does not grow with the file, a delta builds exactly the offered
-//! size, an OFFER has one encoding without capability bit 2, a name that is not UTF-8 costs only
-//! its own file, and nothing from the network reaches the CLI's output unescaped.
+//! size, an OFFER has one encoding without capability bit 2, and a name that is not UTF-8 costs
+//! only its own file. (What the CLI prints is escaped: cli/tests/cli_escaping.rs.)
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 
 use common::*;
 use knsock::protocol::{self, Code, Frame, Offer, ALGO_XXH3_128};
@@ -190,97 +189,4 @@ fn a_name_that_is_not_utf8_is_rejected_and_the_connection_goes_on() {
     }
     assert!(matches!(c.read(), Frame::Ok { seq: 1, .. }));
     assert_eq!(srv.entries(), ["after.log", "good.txt"]);
-}
-
-/// A `kn-sock run-file-server` whose stdout and stderr are read line by line.
-struct Printing {
-    child: std::process::Child,
-    port: u16,
-    out: std::io::Lines<BufReader<std::process::ChildStdout>>,
-    err: std::io::Lines<BufReader<std::process::ChildStderr>>,
-}
-
-impl Printing {
-    fn start(dir: &std::path::Path) -> Printing {
-        let mut child = Command::new(BIN)
-            .args(["run-file-server", "0"])
-            .arg(dir)
-            .args(["--host", "127.0.0.1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-        let err = BufReader::new(child.stderr.take().unwrap()).lines();
-        let first = out.next().unwrap().unwrap();
-        let port = first.rsplit(':').next().unwrap().parse().unwrap();
-        Printing {
-            child,
-            port,
-            out,
-            err,
-        }
-    }
-}
-
-impl Drop for Printing {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[test]
-fn names_from_the_network_are_escaped_in_every_line_the_cli_prints() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut srv = Printing::start(dir.path());
-    let addr = ([127, 0, 0, 1], srv.port).into();
-    // A refused name that would forge a "received" line, and terminal escapes.
-    let forged = "x\nreceived alice/FORGED (1 bytes) from 6.6.6.6:1\r\x1b[2K";
-    let mut c = RawClient::hello(addr);
-    assert!(matches!(c.offer(forged, 1), Frame::Reject { .. }));
-    let line = srv.err.next().unwrap().unwrap();
-    assert!(
-        line.contains(r"refused 'x\nreceived alice/FORGED (1 bytes) from 6.6.6.6:1\r\x1b[2K'"),
-        "{line}"
-    );
-    // A name the rules accept, with a right-to-left override: stored as sent, printed escaped.
-    let spoof = "invoice\u{202e}fdp.exe";
-    assert!(matches!(c.offer(spoof, 2), Frame::Accept { .. }));
-    c.stream.write_all(b"ok").unwrap();
-    c.send(Frame::Done {
-        algorithm: ALGO_XXH3_128,
-        digest: digest(b"ok"),
-    });
-    assert!(matches!(c.read(), Frame::Ok { .. }));
-    let line = srv.out.next().unwrap().unwrap();
-    assert!(
-        line.starts_with(r"received invoice\u{202e}fdp.exe (2 bytes) from 127.0.0.1:"),
-        "{line}"
-    );
-    assert_eq!(std::fs::read(dir.path().join(spoof)).unwrap(), b"ok");
-
-    // The sender's side: the name the receiver stored under, and a local path.
-    let src = tempfile::tempdir().unwrap();
-    let p = write_file(src.path(), "two\u{2066}.txt", b"22");
-    let send = |path: &std::path::Path| {
-        Command::new(BIN)
-            .args(["send-file", "127.0.0.1", &srv.port.to_string()])
-            .arg(path)
-            .arg("--no-progress")
-            .output()
-            .unwrap()
-    };
-    let out = send(&p);
-    assert!(out.status.success(), "{out:?}");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.lines().count(), 1, "{stdout}");
-    assert!(stdout.contains(r"as two\u{2066}.txt (2 bytes)"), "{stdout}");
-    assert!(!stdout.contains('\u{2066}'), "{stdout}");
-    let bad = write_file(src.path(), "line\nbreak", b"3");
-    let out = send(&bad);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains(r"line\nbreak"), "{stderr}");
 }

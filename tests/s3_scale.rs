@@ -6,20 +6,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::s3::{cli_env, TestBucket};
+use common::s3::{store_env, TestBucket};
 use common::*;
 use knsock::{send_file, send_files, SendOptions, Source};
 
-/// `kn-sock run-file-server 0 s3://BUCKET/PREFIX` in a process of its own, killed when dropped.
+/// A receiver storing into `s3://BUCKET/PREFIX`, in a process of its own, killed when dropped.
 fn start_receiver(bucket: &TestBucket, prefix: &str, spool: &Path) -> ServerProcess {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["run-file-server", "0"])
-        .arg(bucket.url(prefix))
-        .args(["--host", "127.0.0.1"]);
-    cli_env(&mut cmd, spool);
-    ServerProcess::spawn(cmd)
+    ServerProcess::start_s3(&bucket.url(prefix), spool, store_env)
 }
 
 #[test]

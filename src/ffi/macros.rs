@@ -113,7 +113,7 @@ macro_rules! ffi_boundary {
 }
 pub(crate) use ffi_boundary;
 
-/// `&T` from a handle argument; NULL is `KNSOCK_RESULT_INVALID_ARGUMENT` ("<name> is NULL").
+/// `&T` from a handle argument; NULL is `KNSOCK_RESULT_INVALID_ARGUMENT` (`"NAME is NULL"`).
 macro_rules! try_ref {
     ($p:ident) => {
         // SAFETY: the header's contract: a handle argument is NULL or a live object of its type

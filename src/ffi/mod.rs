@@ -1,6 +1,6 @@
 //! The C ABI: the only place with `extern "C"` and `unsafe`; result codes and the version live
 //! here, each C type in its own module. Every export's body runs in `ffi_boundary!`
-//! ([`macros`]), so no panic unwinds into C and every NULL handle is an error code.
+//! (`macros.rs`), so no panic unwinds into C and every NULL handle is an error code.
 //!
 //! Exports are safe `extern "C" fn`s taking raw pointers, as in rustls-ffi and hyper: the
 //! pointer contract is the C caller's and is stated once in the header's conventions; inside,

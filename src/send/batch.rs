@@ -14,26 +14,33 @@ use crate::walk::Source;
 /// What happened to one file of a batch.
 #[derive(Debug)]
 pub struct FileOutcome {
+    /// The file as it was listed.
     pub source: Source,
+    /// Its report once delivered (or skipped as unchanged), or why not.
     pub result: Result<SendReport>,
 }
 
-/// The outcome of [`send_files`]: one entry per source, in order.
+/// The outcome of [`send_files`](crate::send_files): one entry per source, in order.
 #[derive(Debug)]
 pub struct BatchReport {
+    /// One outcome per source, in the order given.
     pub files: Vec<FileOutcome>,
+    /// The whole batch, retries included.
     pub elapsed: std::time::Duration,
 }
 
 impl BatchReport {
+    /// Files delivered or skipped as unchanged.
     pub fn delivered(&self) -> usize {
         self.files.iter().filter(|f| f.result.is_ok()).count()
     }
 
+    /// Files that did not reach the receiver.
     pub fn failed(&self) -> usize {
         self.files.len() - self.delivered()
     }
 
+    /// The error of the first file that failed, in list order.
     pub fn first_error(&self) -> Option<&Error> {
         self.files.iter().find_map(|f| f.result.as_ref().err())
     }

@@ -26,11 +26,19 @@ const MAX_BLOCK: usize = 2 << 20;
 /// One receiver of a fan-out.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Receiver {
+    /// A name or an address (IPv6 without brackets).
     pub host: String,
+    /// The port it listens on.
     pub port: u16,
 }
 
 impl Receiver {
+    /// The receiver at `host`:`port`.
+    ///
+    /// ```
+    /// let r = knsock::Receiver::new("::1", 9000);
+    /// assert_eq!(r.to_string(), "[::1]:9000");
+    /// ```
     pub fn new(host: impl Into<String>, port: u16) -> Receiver {
         Receiver {
             host: host.into(),
@@ -53,7 +61,9 @@ impl fmt::Display for Receiver {
 /// (the `Err` `send_files` would have returned).
 #[derive(Debug)]
 pub struct ReceiverOutcome {
+    /// The receiver, as given.
     pub receiver: Receiver,
+    /// Its files' outcomes, or why it was not reached.
     pub result: Result<BatchReport>,
 }
 
@@ -67,7 +77,9 @@ impl ReceiverOutcome {
 /// The outcome of [`send_files_to_many`]: one entry per receiver, in the order given.
 #[derive(Debug)]
 pub struct ManyReport {
+    /// One outcome per receiver, in the order given.
     pub receivers: Vec<ReceiverOutcome>,
+    /// The whole fan-out, until the last receiver was done.
     pub elapsed: Duration,
 }
 

@@ -11,9 +11,13 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::sync::lock;
 use crate::tls::{split_token, TlsOptions};
 
+/// [`SendOptions::chunk_size`] by default: 256 KiB.
 pub const DEFAULT_CHUNK_SIZE: usize = 256 * 1024;
+/// The largest [`SendOptions::chunk_size`]: 64 MiB.
 pub const MAX_CHUNK_SIZE: usize = 64 * 1024 * 1024;
+/// [`SendOptions::timeout`] by default: 30 s without progress.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// [`SendOptions::connect_timeout`] by default: 10 s.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest idle or connect timeout.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -31,16 +35,19 @@ pub type ProgressFn = Arc<dyn Fn(&str, u64, u64) -> bool + Send + Sync>;
 pub struct BatchProgress<'a> {
     /// The file being sent, as the receiver will name it.
     pub name: &'a str,
-    /// Its place in the list (from 0), and how many files the list has.
+    /// Its place in the list (from 0).
     pub index: usize,
+    /// How many files the list has.
     pub count: usize,
-    /// Bytes of this file sent so far, and its size.
+    /// Bytes of this file sent so far.
     pub file_sent: u64,
+    /// This file's size.
     pub file_total: u64,
     /// Bytes of the whole list dealt with so far (earlier files count whole whether they were
     /// sent, skipped or failed), and the list's size. `sent == total` at the last call when
     /// every file was sent or skipped.
     pub sent: u64,
+    /// The whole list's size in bytes.
     pub total: u64,
     /// Which receiver this is about: its place in the list given to
     /// [`send_files_to_many`](crate::send_files_to_many); 0 for the other sends.
@@ -59,12 +66,14 @@ pub struct SendOptions {
     pub chunk_size: usize,
     /// Idle timeout: how long a read or write may make no progress.
     pub timeout: Duration,
+    /// How long connecting (and the TLS handshake) may take.
     pub connect_timeout: Duration,
-    /// Draw a progress bar on stderr.
+    /// Draw a progress bar on stderr, even when it is not a terminal (the caller decides).
     pub show_progress: bool,
     /// The name to store the file under on the receiver (may contain `/`); default: the file's
     /// base name.
     pub remote_name: Option<String>,
+    /// Called with each file's progress (see [`ProgressFn`]).
     pub progress: Option<ProgressFn>,
     /// Progress of the whole list of files (also for a single file, as a list of one); not
     /// called for kn-sock 0.3 (`legacy`) sends.
@@ -200,10 +209,13 @@ struct CancelInner {
 }
 
 impl CancelToken {
+    /// A token not cancelled yet.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Cancels every transfer using this token (from any thread): their connections are shut
+    /// down, so even a blocked read or write returns at once.
     pub fn cancel(&self) {
         self.0.cancelled.store(true, Ordering::SeqCst);
         let streams = self.lock_streams();
@@ -232,6 +244,7 @@ impl CancelToken {
         false
     }
 
+    /// Whether [`CancelToken::cancel`] was called.
     pub fn is_cancelled(&self) -> bool {
         self.0.cancelled.load(Ordering::SeqCst)
     }
@@ -271,7 +284,9 @@ pub struct SendReport {
     /// The name the receiver stored the file under (differs from the offered one under a
     /// keep-both policy).
     pub stored_name: String,
+    /// The file's size.
     pub bytes: u64,
+    /// From the first connection attempt to the receiver's verdict.
     pub elapsed: Duration,
     /// Where the content started in the attempt that succeeded: above 0 when the receiver
     /// still had the data of an interrupted attempt.
@@ -298,7 +313,7 @@ pub fn check_chunk_size(bytes: usize) -> Result<()> {
     Ok(())
 }
 
-/// A timeout's range: above zero, at most [`MAX_TIMEOUT`].
+/// A timeout's range: above zero, at most a day.
 pub fn check_timeout(t: Duration) -> Result<()> {
     if t.is_zero() {
         return Err(Error::invalid("timeouts must be above zero"));

@@ -12,7 +12,9 @@ use crate::error::{Error, Result};
 use crate::protocol::Offer;
 use crate::storage::{ObjectStore, Overwrite};
 
+/// How long a connection may make no progress, by default.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once, by default.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 /// How long a whole frame (and a small file's eagerly sent content) may take to arrive.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,10 +37,15 @@ pub const MAX_RESUME_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 pub struct FileInfo {
     /// The relative name, `/`-separated. In the received handler: the name it was stored under.
     pub name: String,
+    /// The size the sender offered (the content is checked to have exactly this many bytes).
     pub size: u64,
+    /// The sender's modification time: seconds since the Unix epoch…
     pub mtime_secs: i64,
+    /// …and nanoseconds.
     pub mtime_nanos: u32,
+    /// The sender's permission bits (the stored file gets them under the mode mask).
     pub mode: u32,
+    /// The sender's address.
     pub peer: SocketAddr,
     /// `None` before the data; the verified temporary file for a post-data validator; the saved
     /// file for the received handler.
@@ -55,6 +62,7 @@ pub struct FileInfo {
 /// section 5) and the text.
 #[derive(Debug, Clone)]
 pub struct Refused {
+    /// The refusal's wire code (docs/protocol.md section 5), as in REJECT or FAILED.
     pub code: u16,
     /// Safe to print (escaped like every error message).
     pub reason: String,
@@ -80,6 +88,7 @@ impl FileInfo {
     }
 }
 
+/// Accepts a file (`Ok`) or refuses it with a reason the sender is told.
 pub type Validator = Arc<dyn Fn(&FileInfo) -> std::result::Result<(), String> + Send + Sync>;
 /// Called once per file stored, after the sender was told.
 pub type Handler = Arc<dyn Fn(&FileInfo) + Send + Sync>;
@@ -202,6 +211,7 @@ impl ServerConfig {
         }
     }
 
+    /// The directory received files go to (it must exist).
     pub fn dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
         self.dir = dir.into();
         self
@@ -215,11 +225,12 @@ impl ServerConfig {
         self.objects = Some(store);
         self
     }
+    /// The address to listen on (default `0.0.0.0`).
     pub fn host(&mut self, host: impl Into<String>) -> &mut Self {
         self.host = host.into();
         self
     }
-    /// 0 picks an ephemeral port; [`Server::local_addr`] tells which.
+    /// 0 picks an ephemeral port; [`Server::local_addr`](crate::Server::local_addr) tells which.
     pub fn port(&mut self, port: u16) -> &mut Self {
         self.port = port;
         self
@@ -269,6 +280,7 @@ impl ServerConfig {
         self.mode_mask = mask;
         self
     }
+    /// The largest file accepted (`None`: no limit).
     pub fn max_file_size(&mut self, bytes: Option<u64>) -> &mut Self {
         self.max_file_size = bytes;
         self
@@ -278,6 +290,7 @@ impl ServerConfig {
         self.reserve_bytes = bytes;
         self
     }
+    /// What to do when a file of the same name exists.
     pub fn overwrite(&mut self, policy: Overwrite) -> &mut Self {
         self.overwrite = policy;
         self
@@ -313,10 +326,12 @@ impl ServerConfig {
         self.after.push(Arc::new(f));
         self
     }
+    /// Adds a handler called once per file stored, after the sender was told (see [`Handler`]).
     pub fn on_received(&mut self, f: impl Fn(&FileInfo) + Send + Sync + 'static) -> &mut Self {
         self.handlers.push(Arc::new(f));
         self
     }
+    /// Adds a handler called for every connection or file that failed (see [`ErrorHandler`]).
     pub fn on_error(
         &mut self,
         f: impl Fn(&Error, Option<SocketAddr>) + Send + Sync + 'static,

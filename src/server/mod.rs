@@ -174,6 +174,7 @@ impl Server {
         self.addr
     }
 
+    /// The directory it stores into (with an object store: its spool).
     pub fn dir(&self) -> &Path {
         self.shared.sink.path()
     }
@@ -229,6 +230,7 @@ impl Server {
         Ok(())
     }
 
+    /// Whether [`Server::stop`] was called (or the server is stopping for another reason).
     pub fn is_stopping(&self) -> bool {
         self.shared.stopping.load(Ordering::SeqCst)
     }

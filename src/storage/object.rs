@@ -13,8 +13,11 @@ pub(crate) const UPLOAD_NOTE_PREFIX: &str = ".knsock-upload-";
 /// the content back (the quick check, or the digest).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
+    /// The content's size.
     pub size: u64,
+    /// The sender's modification time: seconds since the Unix epoch…
     pub mtime_secs: i64,
+    /// …and nanoseconds.
     pub mtime_nanos: u32,
     /// Permission bits, as the local directory would have set them.
     pub mode: u32,
@@ -27,7 +30,9 @@ pub struct ObjectMeta {
 /// Why the store did not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectError {
+    /// Whether it may pass, or what the sender is told.
     pub kind: ObjectErrorKind,
+    /// The store's own account, for people.
     pub text: String,
 }
 
@@ -43,6 +48,7 @@ pub enum ObjectErrorKind {
 }
 
 impl ObjectError {
+    /// A failure that may pass ([`ObjectErrorKind::Temporary`]).
     pub fn temporary(text: impl Into<String>) -> ObjectError {
         ObjectError {
             kind: ObjectErrorKind::Temporary,
@@ -50,6 +56,7 @@ impl ObjectError {
         }
     }
 
+    /// A refusal for good ([`ObjectErrorKind::Refused`]).
     pub fn refused(text: impl Into<String>) -> ObjectError {
         ObjectError {
             kind: ObjectErrorKind::Refused,
@@ -57,6 +64,7 @@ impl ObjectError {
         }
     }
 
+    /// Whether trying again later may succeed.
     pub fn is_temporary(&self) -> bool {
         self.kind == ObjectErrorKind::Temporary
     }

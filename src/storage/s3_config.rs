@@ -15,11 +15,15 @@ pub struct S3Config {
     pub endpoint: Option<String>,
     /// Default `AWS_REGION`, `AWS_DEFAULT_REGION`, else `us-east-1`.
     pub region: Option<String>,
+    /// The bucket's name (3 to 63 of `a-z`, `0-9`, `.`, `-`).
     pub bucket: String,
     /// Prepended to every received name (a `/` is added when missing).
     pub prefix: String,
+    /// Default `AWS_ACCESS_KEY_ID`.
     pub access_key: Option<String>,
+    /// Default `AWS_SECRET_ACCESS_KEY`.
     pub secret_key: Option<String>,
+    /// Default `AWS_SESSION_TOKEN` (temporary credentials only).
     pub session_token: Option<String>,
     /// `endpoint/bucket/key` rather than `bucket.endpoint/key` (MinIO, SeaweedFS, most
     /// self-hosted stores need it). Used whatever this says when the endpoint's host is an IP

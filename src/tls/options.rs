@@ -21,6 +21,7 @@ pub struct TlsOptions {
     /// A client certificate chain and its key (PEM), for servers that authenticate senders
     /// by certificate.
     pub client_cert: Option<PathBuf>,
+    /// The private key of `client_cert` (PEM).
     pub client_key: Option<PathBuf>,
 }
 
@@ -92,7 +93,15 @@ pub fn check_identity_name(name: &str) -> std::result::Result<(), String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerIdentity {
     /// A certificate chain and its private key, PEM files.
-    Pem { cert: PathBuf, key: PathBuf },
+    Pem {
+        /// The certificate chain, leaf first.
+        cert: PathBuf,
+        /// Its private key.
+        key: PathBuf,
+    },
     /// Generated on first start and kept (mode 0600) in this directory, reused afterwards.
-    SelfSigned { state_dir: PathBuf },
+    SelfSigned {
+        /// Where the key and certificate are kept.
+        state_dir: PathBuf,
+    },
 }

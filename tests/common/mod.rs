@@ -2,14 +2,19 @@
 //! of random bytes, and a raw protocol client for inputs `send_file` would never produce.
 #![allow(dead_code)]
 
-pub mod cli;
+mod files;
+mod process;
 #[cfg(feature = "s3")]
 pub mod s3;
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[allow(unused_imports)]
+pub use files::*;
+#[allow(unused_imports)]
+pub use process::ServerProcess;
+
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +22,6 @@ use std::time::Duration;
 use crossbeam_channel::{unbounded, Receiver};
 use knsock::protocol::{self, Frame, Hello, Offer, ALGO_XXH3_128};
 use knsock::{Error, ErrorKind, FileInfo, Server, ServerConfig};
-
-/// The `kn-sock` binary of this build.
-pub const BIN: &str = env!("CARGO_BIN_EXE_kn-sock");
 
 /// Upper bound for waiting on an event that must happen; never a delay that hopes.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -84,43 +86,6 @@ impl TestServer {
     pub fn entries(&self) -> Vec<String> {
         list_tree(self.dir.path())
     }
-}
-
-pub fn list_tree(root: &Path) -> Vec<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            let p = e.path();
-            out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
-            if e.file_type().unwrap().is_dir() {
-                walk(root, &p, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, root, &mut out);
-    out.sort();
-    out
-}
-
-/// Deterministic pseudo-random bytes (xorshift), fast enough for 100 MiB in a test.
-pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-pub fn write_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, data).unwrap();
-    p
 }
 
 /// Waits for `cond` with a deadline; the event must happen.
@@ -276,29 +241,6 @@ fn drain_until_closed(mut to: TcpStream) {
     while matches!(to.read(&mut buf), Ok(n) if n > 0) {}
 }
 
-/// A loopback port that refuses connections for as long as this lives: bound, never listening.
-/// (A port merely closed again could be picked as a connection's own source port, and a
-/// connect to it would then reach itself.)
-pub struct RefusingPort {
-    _socket: socket2::Socket,
-    pub port: u16,
-}
-
-impl RefusingPort {
-    pub fn new() -> RefusingPort {
-        use socket2::{Domain, Socket, Type};
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-        socket
-            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-            .unwrap();
-        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
-        RefusingPort {
-            _socket: socket,
-            port,
-        }
-    }
-}
-
 /// An OFFER of `size` bytes named `name`, mode 0644, no digest, raw content.
 pub fn offer_of_size(name: &str, size: u64) -> Offer {
     Offer {
@@ -353,52 +295,6 @@ pub fn temporaries(dir: &Path) -> Vec<String> {
         .into_iter()
         .filter(|n| n.rsplit('/').next().unwrap().starts_with(".knsock-"))
         .collect()
-}
-
-/// A `kn-sock run-file-server` child process on 127.0.0.1, killed when dropped.
-pub struct ServerProcess {
-    pub child: Child,
-    pub port: u16,
-}
-
-impl ServerProcess {
-    /// `kn-sock run-file-server` on `dir`, under `ulimit -n` when `nofile` is given.
-    pub fn start(dir: &Path, nofile: Option<u32>) -> ServerProcess {
-        let limit = nofile.map_or(String::new(), |n| format!("ulimit -n {n} && "));
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(format!(
-                "{limit}exec \"$0\" run-file-server 0 \"$1\" --host 127.0.0.1"
-            ))
-            .arg(BIN)
-            .arg(dir)
-            .stderr(Stdio::null());
-        ServerProcess::spawn(cmd)
-    }
-
-    /// Runs `cmd`, a `kn-sock run-file-server` on port 0, and reads the port it prints first.
-    pub fn spawn(mut cmd: Command) -> ServerProcess {
-        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        assert!(first.starts_with("listening on 127.0.0.1:"), "{first}");
-        let port = first.trim().rsplit(':').next().unwrap().parse().unwrap();
-        ServerProcess { child, port }
-    }
-
-    pub fn kill9(mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Appends one eager file to `out`: its OFFER, the content and DONE, as a sender writes them in

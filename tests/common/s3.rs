@@ -2,7 +2,7 @@
 //! 127.0.0.1 by `scripts/seaweedfs.sh` (which builds it once into a cache) and stopped when the
 //! process ends; a fresh bucket per test; and a small client to look inside it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -216,14 +216,11 @@ impl TestBucket {
     }
 }
 
-/// The environment a `kn-sock run-file-server ... s3://` child needs.
-pub fn cli_env(cmd: &mut Command, spool: &Path) {
+/// The environment a receiver process storing in the test engine needs.
+pub fn store_env(cmd: &mut Command) {
     cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_ENDPOINT_URL", &weed().endpoint)
-        .arg("--s3-path-style")
-        .arg("--spool-dir")
-        .arg(spool);
+        .env("AWS_ENDPOINT_URL", &weed().endpoint);
 }
 
 /// A TCP forwarder to the engine that can be cut off: then nothing gets through and new

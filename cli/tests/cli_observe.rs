@@ -3,7 +3,7 @@
 //! `--log-format json` parsed on both sides.
 
 mod common;
-#[path = "common/pki.rs"]
+#[path = "../../tests/common/pki.rs"]
 mod pki;
 
 use std::collections::HashMap;
@@ -20,7 +20,6 @@ use knsock::{collect_sources, send_file, send_files, ErrorKind, SendOptions, Wal
 use pki::{tokens_file, with_token};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kn-sock");
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A JSON-logging server process; its stdout lines arrive on a channel, each parsed.

@@ -123,7 +123,7 @@ pub(crate) struct ServerArgs {
     /// Accept client certificates issued by this CA (PEM); the identity is the subject CN.
     #[arg(long, value_name = "FILE")]
     pub(crate) client_ca: Option<PathBuf>,
-    /// Confine each identity to DIR/<identity>.
+    /// Confine each identity to DIR/IDENTITY.
     #[arg(long)]
     pub(crate) confine: bool,
     /// UNSAFE: also accept plain (unencrypted, unauthenticated) knsock senders.
@@ -147,9 +147,14 @@ pub(crate) struct SendArgs {
     /// HOST PORT PATH...: the receiver, then what to send. With --to, only PATH...
     #[arg(required = true, value_name = "HOST PORT PATH")]
     pub(crate) operands: Vec<OsString>,
-    /// A receiver as HOST:PORT ([ADDR]:PORT for IPv6). Repeat it to send the same files to
-    /// several receivers at once (each file read once); the operands are then only paths.
-    #[arg(long, value_name = "HOST:PORT")]
+    // In `help`, not a doc comment: rustdoc would take "[ADDR]" for a link.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        help = "A receiver as HOST:PORT ([ADDR]:PORT for IPv6). Repeat it to send the same files \
+                to several receivers at once (each file read once); the operands are then only \
+                paths."
+    )]
     pub(crate) to: Vec<String>,
     /// Send directories with everything beneath them.
     #[arg(short, long)]

@@ -1,24 +1,18 @@
-//! `kn-sock`: the command-line tool, with kn-sock's command names, on knsock's Rust API.
+//! `kn-sock`: the command-line tool, with kn-sock's command names, on knsock's Rust API: the
+//! exit codes, and clap's errors in the tool's own style.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-#[path = "kn-sock/args.rs"]
+
 mod args;
-#[path = "kn-sock/events.rs"]
 mod events;
-#[path = "kn-sock/fanout.rs"]
 mod fanout;
-#[path = "kn-sock/http.rs"]
 mod http;
-#[path = "kn-sock/metrics.rs"]
 mod metrics;
-#[path = "kn-sock/send.rs"]
 mod send;
-#[path = "kn-sock/server.rs"]
 mod server;
-#[path = "kn-sock/words.rs"]
 mod words;
 
 use args::{Cli, Command};

@@ -17,15 +17,18 @@ pub struct CliServer {
 impl CliServer {
     /// Starts it on `dir` with `extra` options and reads the port from its first line.
     pub fn start(dir: &Path, extra: &[&str]) -> CliServer {
-        let mut child = Command::new(BIN)
-            .args(["run-file-server", "0"])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run-file-server", "0"])
             .arg(dir)
             .args(["--host", "127.0.0.1"])
             .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::null());
+        CliServer::spawn(cmd)
+    }
+
+    /// Runs `cmd`, a `kn-sock run-file-server` on port 0, and reads the port it prints first.
+    pub fn spawn(mut cmd: Command) -> CliServer {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().unwrap().unwrap();
         assert!(first.starts_with("listening on 127.0.0.1:"), "{first}");

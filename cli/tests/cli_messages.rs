@@ -204,9 +204,9 @@ fn the_server_creates_its_last_directory_component() {
         .arg(&incoming)
         .args(["--host", "127.0.0.1"])
         .stderr(Stdio::piped());
-    let mut srv = ServerProcess::spawn(c);
+    let mut srv = CliServer::spawn(c);
     assert!(incoming.is_dir());
-    srv.child.kill().unwrap();
+    assert!(srv.terminate_and_wait().success());
     let mut said = String::new();
     let mut stderr = srv.child.stderr.take().unwrap();
     std::io::Read::read_to_string(&mut stderr, &mut said).unwrap();
