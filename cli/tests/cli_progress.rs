@@ -24,6 +24,9 @@ fn show_progress_forces_the_bar_and_ends_its_line() {
         "no finished bar: {err:?}"
     );
     assert!(err.ends_with('\n'), "the bar's line is not ended: {err:?}");
+    // Not a terminal: redrawn after a carriage return, without cursor or erase sequences that a
+    // log file would keep as garbage.
+    assert!(!err.contains('\x1b'), "escape sequences in a pipe: {err:?}");
     assert!(srv.next_line().starts_with("received bar.bin"));
 
     for quiet in [&[f][..], &[f, "--show-progress", "--no-progress"][..]] {

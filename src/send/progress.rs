@@ -180,7 +180,9 @@ impl Drop for Bar {
 }
 
 /// stderr as a terminal for indicatif when it is not one (a pipe, a file): the bar is redrawn
-/// in place with a carriage return and an erase to the end of the line.
+/// after a carriage return, as tqdm does, and no cursor movement or erase sequence is written
+/// (a log file would keep them as garbage). A redraw shorter than the last is padded by
+/// indicatif itself.
 #[cfg(feature = "progress-bar")]
 #[derive(Debug)]
 struct Forced;
@@ -191,13 +193,6 @@ impl Forced {
         use std::io::Write;
         std::io::stderr().write_all(s.as_bytes())
     }
-
-    fn moved(&self, n: usize, code: char) -> std::io::Result<()> {
-        match n {
-            0 => Ok(()),
-            n => self.put(&format!("\x1b[{n}{code}")),
-        }
-    }
 }
 
 #[cfg(feature = "progress-bar")]
@@ -205,17 +200,17 @@ impl indicatif::TermLike for Forced {
     fn width(&self) -> u16 {
         80
     }
-    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
-        self.moved(n, 'A')
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
     }
-    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
-        self.moved(n, 'B')
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
     }
-    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
-        self.moved(n, 'C')
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
     }
-    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
-        self.moved(n, 'D')
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
     }
     fn write_line(&self, s: &str) -> std::io::Result<()> {
         self.put(&format!("{s}\n"))
@@ -224,7 +219,7 @@ impl indicatif::TermLike for Forced {
         self.put(s)
     }
     fn clear_line(&self) -> std::io::Result<()> {
-        self.put("\r\x1b[K")
+        self.put("\r")
     }
     fn flush(&self) -> std::io::Result<()> {
         use std::io::Write;
