@@ -27,19 +27,9 @@ impl Peer {
     }
 
     fn offer(&mut self, name: &str, size: u64) -> Frame {
-        let offer = Offer {
-            size,
-            mtime_secs: 0,
-            mtime_nanos: 0,
-            mode: 0o644,
-            algorithm: ALGO_XXH3_128,
-            name: name.into(),
-            raw_name: None,
-            digest: Vec::new(),
-            encoding: 0,
-            flags: 0,
-        };
-        Frame::Offer(offer).write_to(&mut self.0).unwrap();
+        Frame::Offer(Offer::new(name, size))
+            .write_to(&mut self.0)
+            .unwrap();
         self.read()
     }
 

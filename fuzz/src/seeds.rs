@@ -199,16 +199,11 @@ fn frames() -> [(&'static str, Frame); 9] {
 
 fn offer(name: &str, size: u64, digest: Vec<u8>, encoding: u8) -> Offer {
     Offer {
-        size,
         mtime_secs: 1_764_000_000,
         mtime_nanos: 5,
-        mode: 0o644,
-        algorithm: ALGO_XXH3_128,
-        name: name.into(),
-        raw_name: None,
         digest,
         encoding,
-        flags: 0,
+        ..Offer::new(name, size)
     }
 }
 

@@ -353,26 +353,10 @@ mod tests {
         });
     }
 
-    /// A 5-byte raw OFFER of `name`, without a digest or flags.
-    fn small_offer(name: &str) -> Offer {
-        Offer {
-            size: 5,
-            mtime_secs: 0,
-            mtime_nanos: 0,
-            mode: 0o644,
-            algorithm: ALGO_XXH3_128,
-            name: name.into(),
-            raw_name: None,
-            digest: Vec::new(),
-            encoding: 0,
-            flags: 0,
-        }
-    }
-
     #[test]
     fn an_offer_has_one_encoding_an_explicit_zero_flags_byte_is_refused() {
         let mut buf = Vec::new();
-        Frame::Offer(small_offer("a")).encode(&mut buf);
+        Frame::Offer(Offer::new("a", 5)).encode(&mut buf);
         buf.push(0);
         buf[4] += 1; // the payload length now counts the extra byte
         let e = Frame::read_from(&mut &buf[..]).unwrap_err();
@@ -383,7 +367,7 @@ mod tests {
     fn a_name_that_is_not_utf8_decodes_with_its_bytes_kept() {
         let offer = Offer {
             raw_name: Some(b"caf\xe9\n".to_vec()),
-            ..small_offer("")
+            ..Offer::new("", 5)
         };
         let mut buf = Vec::new();
         Frame::Offer(offer.clone()).encode(&mut buf);

@@ -181,6 +181,23 @@ pub struct Offer {
 }
 
 impl Offer {
+    /// An offer of `size` raw bytes named `name`: mode 0644, modification time 0, XXH3-128, no
+    /// digest, no flags. The fields are public: change what differs.
+    pub fn new(name: impl Into<String>, size: u64) -> Offer {
+        Offer {
+            size,
+            mtime_secs: 0,
+            mtime_nanos: 0,
+            mode: 0o644,
+            algorithm: ALGO_XXH3_128,
+            name: name.into(),
+            raw_name: None,
+            digest: Vec::new(),
+            encoding: ENCODING_RAW,
+            flags: 0,
+        }
+    }
+
     /// Whether this offer's content follows it at once when [`CAP_EAGER`] was negotiated: a file
     /// of at most [`EAGER_MAX`] bytes offered without a digest (an offer with a digest may be
     /// answered SKIP, so its content waits for ACCEPT), nor one asking for the quick check or

@@ -244,16 +244,8 @@ fn drain_until_closed(mut to: TcpStream) {
 /// An OFFER of `size` bytes named `name`, mode 0644, no digest, raw content.
 pub fn offer_of_size(name: &str, size: u64) -> Offer {
     Offer {
-        size,
         mtime_secs: 1_700_000_000,
-        mtime_nanos: 0,
-        mode: 0o644,
-        algorithm: ALGO_XXH3_128,
-        name: name.into(),
-        raw_name: None,
-        digest: Vec::new(),
-        encoding: 0,
-        flags: 0,
+        ..Offer::new(name, size)
     }
 }
 

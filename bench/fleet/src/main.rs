@@ -139,16 +139,8 @@ async fn sender(addr: SocketAddr, i: u64, size: u64, over: Duration) -> Result<(
     }
     let data = content(i, size);
     let offer = Offer {
-        size,
         mtime_secs: 1_764_000_000,
-        mtime_nanos: 0,
-        mode: 0o644,
-        algorithm: ALGO_XXH3_128,
-        name: name(i),
-        raw_name: None,
-        digest: Vec::new(),
-        encoding: 0,
-        flags: 0,
+        ..Offer::new(name(i), size)
     };
     write_frame(&mut s, Frame::Offer(offer))
         .await
