@@ -229,6 +229,8 @@ fn the_server_creates_its_last_directory_component() {
 fn an_s3_endpoint_by_ip_address_uses_path_style() {
     let refusing = RefusingPort::new();
     let endpoint = format!("http://127.0.0.1:{}", refusing.port);
+    // A spool of its own: the default one, knsock-spool-UID, would outlive the test.
+    let spool = tempfile::tempdir().unwrap();
     let r = Command::new(BIN)
         .args([
             "run-file-server",
@@ -237,6 +239,8 @@ fn an_s3_endpoint_by_ip_address_uses_path_style() {
             "--s3-endpoint",
             &endpoint,
         ])
+        .arg("--spool-dir")
+        .arg(spool.path())
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .output()
