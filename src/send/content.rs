@@ -14,7 +14,7 @@ use xxhash_rust::xxh3::Xxh3;
 use super::progress::Progress;
 use crate::compress::Compressor;
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::{self, check_name, Offer, ALGO_XXH3_128};
+use crate::protocol::{self, check_name, Offer};
 
 /// Where a session reads a source's bytes: any `Read + Seek` from its start, read in order
 /// within each pass (the compression sample, the digest, the content), rewound between passes.
@@ -62,16 +62,10 @@ pub(crate) fn open_source(path: &Path, remote_name: Option<&str>) -> Result<(Fil
         Err(_) => (0, 0),
     };
     let offer = Offer {
-        size: meta.len(),
         mtime_secs,
         mtime_nanos,
         mode: meta.permissions().mode() & 0o7777,
-        algorithm: ALGO_XXH3_128,
-        name,
-        raw_name: None,
-        digest: Vec::new(),
-        encoding: protocol::ENCODING_RAW,
-        flags: 0,
+        ..Offer::new(name, meta.len())
     };
     Ok((file, offer))
 }

@@ -12,7 +12,7 @@ use super::config::FileInfo;
 use super::conn::Connection;
 use super::refusal::io_refusal;
 use crate::error::{Error, Result};
-use crate::protocol::{self, Offer, ALGO_XXH3_128, MAX_NAME};
+use crate::protocol::{Offer, MAX_NAME};
 use crate::transport::Transport;
 
 /// Receives one kn-sock 0.3 upload whose first byte was `first`. Every protection of the native
@@ -37,16 +37,10 @@ pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>, first: u8) -> Re
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let offer = Offer {
-        size,
         mtime_secs: now.as_secs() as i64,
         mtime_nanos: now.subsec_nanos(),
         mode: 0,
-        algorithm: ALGO_XXH3_128,
-        name,
-        raw_name: None,
-        digest: Vec::new(),
-        encoding: protocol::ENCODING_RAW,
-        flags: 0,
+        ..Offer::new(name, size)
     };
     let mut info = FileInfo::from_offer(&offer, conn.peer);
     let resolved = Resolved::new(&conn.shared.sink, &offer);
