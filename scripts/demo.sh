@@ -3,14 +3,12 @@
 # transfer end to end: a kn-sock server on loopback, a 256 MiB file sent with the progress bar
 # (drawn when stderr is a terminal), the bytes compared, then the C example sender, then a clean
 # stop with SIGTERM; then the C++ and Go examples (each runs its own server) on the same file.
-# It installs nothing: scripts/install-deps.sh does, once.
+# It installs only what it needs and lacks (the C/C++ toolchain and Go, from Debian's packages:
+# nothing at all on a machine that has them), never the tests' extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
-for tool in cargo cmake ninja c++ cmp; do
-  command -v "$tool" >/dev/null ||
-    { echo "demo.sh: $tool not found: run scripts/install-deps.sh once" >&2; exit 1; }
-done
+scripts/install-deps.sh c go
 command -v go >/dev/null || [ ! -x /usr/local/go/bin/go ] || export PATH=$PATH:/usr/local/go/bin
 
 echo "building (cargo build --release, then the C and C++ examples)"
