@@ -83,6 +83,9 @@ ratio("knsock files/s", "kn-sock-py files/s", "knsock / kn-sock 0.3 (2000 x 4 Ki
 ratio("knsock batch files/s", "kn-sock-py files/s", "knsock batch / kn-sock 0.3 (2000 x 4 KiB)")
 ratio("knsock tls MiB/s", "knsock MiB/s", "knsock TLS / plaintext (1 GiB; target >= 0.70)")
 ratio("knsock tls batch files/s", "knsock batch files/s", "knsock TLS / plaintext batch (2000 x 4 KiB)")
+for side in ("sender", "receiver"):
+    ratio("knsock tls %s_cpu_s_per_gib" % side, "knsock %s_cpu_s_per_gib" % side,
+          "TLS / plaintext %s CPU s/GiB (target <= 1.30)" % side)
 if "ratio fanout x3/single wall" in med:
     print("  %-40s %.2fx (median of per-round ratios; target <= 1.30)" % (
         "fan-out to 3 / one send, wall (1 GiB)", med["ratio fanout x3/single wall"]))

@@ -120,3 +120,44 @@ pub(crate) struct Refused {
     pub(crate) error: Error,
     pub(crate) credential: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::TlsOptions;
+    use std::time::{Duration, Instant};
+
+    /// A knsock sender and receiver agree on AES-128-GCM, the cheapest suite (docs/security.md).
+    #[test]
+    fn knsock_peers_use_aes_128_gcm() {
+        let state = tempfile::tempdir().unwrap();
+        let identity = ServerIdentity::SelfSigned {
+            state_dir: state.path().to_path_buf(),
+        };
+        let server = ServerTls::load(&identity, None, false).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepting = std::thread::spawn(move || {
+            let (sock, _) = listener.accept().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let stream = server.accept(sock, "peer", deadline, Duration::from_secs(10));
+            stream
+                .ok()
+                .and_then(|s| s.connection().negotiated_cipher_suite())
+        });
+        let opts = TlsOptions {
+            pin: Some(
+                ServerTls::load(&identity, None, false)
+                    .unwrap()
+                    .pin()
+                    .to_string(),
+            ),
+            ..Default::default()
+        };
+        let sock = TcpStream::connect(addr).unwrap();
+        let client = crate::tls::connect(sock, "localhost", &opts).unwrap();
+        let suite = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256;
+        assert_eq!(client.connection().negotiated_cipher_suite(), Some(suite));
+        assert_eq!(accepting.join().unwrap(), Some(suite));
+    }
+}

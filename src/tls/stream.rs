@@ -1,4 +1,4 @@
-//! A rustls connection over a TCP socket as a [`Transport`]: reads buffered 64 KiB at a time,
+//! A rustls connection over a TCP socket as a [`Transport`]: reads buffered 256 KiB at a time,
 //! `input_ready` that counts plaintext already decrypted, and `finish` with close_notify.
 
 use std::io::{self, Read, Write};
@@ -9,8 +9,10 @@ use rustls::Connection;
 use crate::error::AuthFailure;
 use crate::transport::{readable, NoSigpipe, Transport};
 
-/// Socket bytes read at once, then handed to rustls record by record.
-const RAW_SIZE: usize = 64 * 1024;
+/// Socket bytes read at once, then handed to rustls record by record: as much as the receiver
+/// asks for content at once (`server/conn.rs`), so one read can return that much plaintext.
+/// Measured against 64 KiB: 3–4% more throughput over TLS (docs/security.md).
+const RAW_SIZE: usize = 256 * 1024;
 
 pub(crate) struct TlsStream {
     conn: Connection,
@@ -21,6 +23,8 @@ pub(crate) struct TlsStream {
     end: usize,
     /// The identity a client certificate proved (server side, with a client CA).
     pub(crate) peer_identity: Option<String>,
+    /// An error met after a read had plaintext to return: the next read returns it.
+    failed: Option<io::Error>,
 }
 
 impl TlsStream {
@@ -32,6 +36,7 @@ impl TlsStream {
             start: 0,
             end: 0,
             peer_identity: None,
+            failed: None,
         }
     }
 
@@ -96,6 +101,15 @@ impl TlsStream {
         Ok(!eof)
     }
 
+    /// `e` now when nothing was read, else the `n` bytes now and `e` at the next read.
+    fn fail_after(&mut self, n: usize, e: io::Error) -> io::Result<usize> {
+        if n == 0 {
+            return Err(e);
+        }
+        self.failed = Some(e);
+        Ok(n)
+    }
+
     fn process(&mut self) -> io::Result<()> {
         if let Err(e) = self.conn.process_new_packets() {
             // Tell the peer why (rustls queued an alert), then fail.
@@ -132,16 +146,30 @@ pub(crate) fn describe(e: &rustls::Error) -> String {
 }
 
 impl Read for TlsStream {
+    /// Fills `buf` with as much plaintext as the socket bytes already read hold (rustls keeps
+    /// one record's at a time), so a large read is not cut into 16 KiB records; waits for the
+    /// socket only while nothing was read.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        let mut n = 0;
         loop {
-            match self.conn.reader().read(buf) {
-                Ok(n) => return Ok(n),
+            match self.conn.reader().read(&mut buf[n..]) {
+                Ok(0) if n < buf.len() => return Ok(n),
+                Ok(got) => n += got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
+                Err(e) => return self.fail_after(n, e),
             }
-            if !self.feed()? {
+            if n == buf.len() || (n > 0 && self.start == self.end) {
+                return Ok(n);
+            }
+            match self.feed() {
+                Ok(true) => {}
                 // The socket ended: rustls now reports a clean close or a truncation.
-                return self.conn.reader().read(buf);
+                Ok(false) if n == 0 => return self.conn.reader().read(buf),
+                Ok(false) => return Ok(n),
+                Err(e) => return self.fail_after(n, e),
             }
         }
     }
@@ -166,7 +194,7 @@ impl Transport for TlsStream {
     /// without blocking.
     fn input_ready(&mut self) -> bool {
         loop {
-            if !self.conn.wants_read() {
+            if self.failed.is_some() || !self.conn.wants_read() {
                 return true;
             }
             if self.start == self.end && !readable(&self.sock) {
@@ -200,5 +228,83 @@ impl Transport for TlsStream {
 
     fn peer_identity(&self) -> Option<String> {
         self.peer_identity.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::{ServerIdentity, ServerTls, TlsOptions};
+    use std::time::{Duration, Instant};
+
+    /// A sender's and a receiver's stream over loopback, the handshake done.
+    fn pair() -> (TlsStream, TlsStream) {
+        let state = tempfile::tempdir().unwrap();
+        let identity = ServerIdentity::SelfSigned {
+            state_dir: state.path().to_path_buf(),
+        };
+        let server = ServerTls::load(&identity, None, false).unwrap();
+        let opts = TlsOptions {
+            pin: Some(server.pin().to_string()),
+            ..Default::default()
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepting = std::thread::spawn(move || {
+            let (sock, _) = listener.accept().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let accepted = server.accept(sock, "peer", deadline, Duration::from_secs(10));
+            accepted.ok().unwrap()
+        });
+        let sock = TcpStream::connect(addr).unwrap();
+        let client = crate::tls::connect(sock, "localhost", &opts).unwrap();
+        (client, accepting.join().unwrap())
+    }
+
+    /// Waits until `n` bytes are on the socket, unread.
+    fn arrived(s: &TlsStream, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut peek = vec![0u8; n];
+        while s.sock.peek(&mut peek).unwrap() < n {
+            assert!(Instant::now() < deadline, "the bytes did not arrive");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_read_takes_the_plaintext_of_every_record_already_here() {
+        let (mut tx, mut rx) = pair();
+        let data: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        tx.write_all(&data).unwrap();
+        tx.finish().unwrap();
+        arrived(&rx, data.len());
+        let mut buf = vec![0u8; 256 * 1024];
+        let n = rx.read(&mut buf).unwrap();
+        assert!(n > 16 * 1024, "one read gave {n} bytes");
+        let mut got = buf[..n].to_vec();
+        loop {
+            match rx.read(&mut buf).unwrap() {
+                0 => break,
+                n => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        assert!(got == data);
+    }
+
+    #[test]
+    fn a_damaged_record_fails_the_read_after_the_plaintext_before_it() {
+        let (mut tx, mut rx) = pair();
+        let mut wire = Vec::new();
+        tx.conn.writer().write_all(&[1u8; 20_000]).unwrap();
+        while tx.conn.wants_write() {
+            tx.conn.write_tls(&mut wire).unwrap();
+        }
+        *wire.last_mut().unwrap() ^= 1;
+        tx.sock.write_all(&wire).unwrap();
+        arrived(&rx, wire.len());
+        let mut buf = vec![0u8; 64 * 1024];
+        assert_eq!(rx.read(&mut buf).unwrap(), 16 * 1024);
+        let e = rx.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
     }
 }
