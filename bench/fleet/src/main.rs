@@ -191,9 +191,17 @@ fn probes(a: &Args, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(Vec<f64>,
             }
             let t = Instant::now();
             let out = std::process::Command::new(&bin)
-                .args(["send-file", &addr.ip().to_string(), &addr.port().to_string()])
+                .args([
+                    "send-file",
+                    &addr.ip().to_string(),
+                    &addr.port().to_string(),
+                ])
                 .arg(&file)
-                .args(["--remote-name", &format!("probe/p{k:02}.bin"), "--no-progress"])
+                .args([
+                    "--remote-name",
+                    &format!("probe/p{k:02}.bin"),
+                    "--no-progress",
+                ])
                 .output()
                 .unwrap();
             times.push(t.elapsed().as_secs_f64());
