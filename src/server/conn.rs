@@ -76,15 +76,13 @@ impl<'a, S: Transport> Connection<'a, S> {
     /// a kn-sock 0.3 peer, which cannot read one.
     pub(crate) fn fail(&mut self, e: Error) -> Error {
         if !self.legacy {
-            let frame = match self.shared.is_stopping() {
-                true => Frame::Error {
-                    code: Code::ShuttingDown as u16,
-                    text: STOPPING.to_string(),
-                },
-                false => Frame::Error {
-                    code: Code::for_kind(e.kind()) as u16,
-                    text: e.message().to_string(),
-                },
+            let (code, text) = match self.shared.is_stopping() {
+                true => (Code::ShuttingDown, STOPPING),
+                false => (Code::for_kind(e.kind()), e.message()),
+            };
+            let frame = Frame::Error {
+                code: code as u16,
+                text: text.to_string(),
             };
             let _ = frame
                 .write_to(&mut self.wire)
