@@ -10,7 +10,7 @@ use super::admit::{admit, Resolved};
 use super::commit::Pending;
 use super::config::FileInfo;
 use super::conn::Connection;
-use super::refusal::io_refusal;
+use super::refusal::{io_refusal, Refusal};
 use crate::error::{Error, Result};
 use crate::protocol::{Offer, MAX_NAME};
 use crate::transport::Transport;
@@ -47,9 +47,7 @@ pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>, first: u8) -> Re
     let (mut place, temp, space) = match admit(&offer, &info, resolved, &conn.policy(0), None) {
         Ok(t) => t,
         Err(r) => {
-            // Nothing to tell a kn-sock 0.3 sender: the connection closes unread.
-            conn.shared.stats.file_refused(r.0, false);
-            conn.shared.report_refusal(r, &info, false);
+            unstored(conn, r, &info, false);
             return Ok(());
         }
     };
@@ -65,8 +63,7 @@ pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>, first: u8) -> Re
     let temp = match temp {
         Ok(t) => t,
         Err(r) => {
-            conn.shared.stats.file_refused(r.0, true);
-            conn.shared.report_refusal(r, &info, true);
+            unstored(conn, r, &info, true);
             return Ok(());
         }
     };
@@ -108,4 +105,11 @@ fn line<S: Transport>(
     let text = String::from_utf8(line)
         .map_err(|_| Error::protocol(format!("kn-sock upload: {what} is not UTF-8")))?;
     Ok(text.trim().to_string())
+}
+
+/// Counts and reports a refused upload. Nothing is told a kn-sock 0.3 sender: the connection
+/// closes unread (`after_data`: its content had come).
+fn unstored<S: Transport>(conn: &Connection<'_, S>, r: Refusal, info: &FileInfo, after_data: bool) {
+    conn.shared.stats.file_refused(r.0, after_data);
+    conn.shared.report_refusal(r, info, after_data);
 }
