@@ -54,15 +54,14 @@ impl S3Store {
     pub fn open(config: &S3Config) -> Result<S3Store> {
         config.check()?;
         let r = config.resolved()?;
-        let url = Url::parse(&r.endpoint)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "S3 endpoint {:?} is not an http(s) URL",
-                    r.endpoint
-                ))
-            })?;
+        // The setters' own check (scheme and host), then what only a URL parser can tell.
+        S3Config::check_endpoint(&r.endpoint)?;
+        let url = Url::parse(&r.endpoint).map_err(|e| {
+            Error::invalid(format!(
+                "S3 endpoint {:?} is not an http(s) URL: {e}",
+                r.endpoint
+            ))
+        })?;
         let path_style = config.path_style || needs_path_style(url.host_str().unwrap_or(""));
         let style = match path_style {
             true => UrlStyle::Path,
