@@ -112,8 +112,6 @@ impl<'a> Progress<'a> {
 pub(crate) struct Bar {
     #[cfg(feature = "progress-bar")]
     bar: indicatif::ProgressBar,
-    #[cfg(feature = "progress-bar")]
-    finished: std::sync::atomic::AtomicBool,
 }
 
 impl Bar {
@@ -136,10 +134,7 @@ impl Bar {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        Bar {
-            bar,
-            finished: std::sync::atomic::AtomicBool::new(false),
-        }
+        Bar { bar }
     }
 
     #[cfg(not(feature = "progress-bar"))]
@@ -160,10 +155,7 @@ impl Bar {
     /// Draws the bar a last time and ends its line (indicatif leaves the cursor after it).
     pub(crate) fn finish(&self) {
         #[cfg(feature = "progress-bar")]
-        if !self
-            .finished
-            .swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
+        if !self.bar.is_finished() {
             use std::io::Write;
             self.bar.finish();
             if !self.bar.is_hidden() {
