@@ -271,6 +271,15 @@ mod tests {
         }
     }
 
+    /// A knsock sender and receiver agree on AES-128-GCM, the cheapest suite (docs/security.md).
+    #[test]
+    fn knsock_peers_use_aes_128_gcm() {
+        let (client, server) = pair();
+        let suite = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256;
+        assert_eq!(client.connection().negotiated_cipher_suite(), Some(suite));
+        assert_eq!(server.connection().negotiated_cipher_suite(), Some(suite));
+    }
+
     #[test]
     fn a_read_takes_the_plaintext_of_every_record_already_here() {
         let (mut tx, mut rx) = pair();
