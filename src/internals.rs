@@ -18,3 +18,18 @@ pub fn serve_bytes(config: &ServerConfig, input: &[u8]) -> Result<(Vec<u8>, Resu
 pub fn fail_dir_sync(on: bool) {
     crate::storage::FAIL_DIR_SYNC.store(on, std::sync::atomic::Ordering::SeqCst);
 }
+
+/// Deterministic pseudo-random bytes (xorshift64), fast enough for 100 MiB: the test data of the
+/// tests, the fuzz seeds and the benchmarks, one generator for all of them.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}

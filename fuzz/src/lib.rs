@@ -212,15 +212,7 @@ pub const BASIS: &str = "basis.bin";
 
 /// [`BASIS`]'s content: 128 KiB of fixed bytes (above the 64 KiB an old copy needs).
 pub fn basis_content() -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    (0..128 * 1024)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    knsock::internals::random_bytes(128 * 1024, 1)
 }
 
 /// Files larger than this are refused, so one small compressed input cannot fill the disk.

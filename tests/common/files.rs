@@ -1,5 +1,5 @@
-//! Test helpers that need nothing but std (and socket2): the files below a directory, files of
-//! random bytes, a port that refuses. Shared by the library's tests and the CLI's (cli/tests).
+//! Test helpers that need nothing but std, socket2 and the library's test hooks: the files
+//! below a directory, files of random bytes, a port that refuses. Shared by the library's tests and the CLI's (cli/tests).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,19 +22,10 @@ pub fn list_tree(root: &Path) -> Vec<String> {
     out
 }
 
-/// Deterministic pseudo-random bytes (xorshift), fast enough for 100 MiB in a test.
-pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+/// Deterministic pseudo-random bytes, from the library's test hooks (one generator for the
+/// tests, the fuzz seeds and the benchmarks).
+#[allow(unused_imports)] // not every test binary sends random data
+pub use knsock::internals::random_bytes;
 
 pub fn write_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
     let p = dir.join(name);

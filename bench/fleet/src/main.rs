@@ -74,15 +74,7 @@ fn args() -> Result<Args, String> {
 
 /// Sender `i`'s content: deterministic, different for every sender.
 fn content(i: u64, size: u64) -> Vec<u8> {
-    let mut x = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    knsock::internals::random_bytes(size as usize, i + 1)
 }
 
 fn name(i: u64) -> String {
