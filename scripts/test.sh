@@ -88,8 +88,11 @@ suite_crates() { scripts/crates.sh; }
 
 suite_fuzz_corpus() {
   # fuzz/ is its own workspace; its lock follows the root's (not --locked: a dependency the root
-  # gains is resolved here too). It shares target/debug with the Rust tests: same features.
-  (cd fuzz && CARGO_TARGET_DIR=../target cargo test)
+  # gains is resolved here too). It builds knsock with other features than the Rust tests do,
+  # and a library with a C crate type has no hash in its file name (target/debug/deps/
+  # libknsock.rlib): sharing target/debug, each build would overwrite the other's library and a
+  # later `cargo test` could link the wrong one. So it has a target directory of its own.
+  (cd fuzz && CARGO_TARGET_DIR=../target/fuzz-corpus cargo test)
 }
 
 # Configures and builds the CTest tree DIR (CMake options after the first three arguments), then
