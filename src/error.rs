@@ -147,12 +147,12 @@ impl Error {
     }
 
     /// The reason the receiver gave (an ERROR frame) for ending the connection under a failure
-    /// of ours (a write it broke off), keeping that failure's kind.
-    pub(crate) fn peer_ended(kind: ErrorKind, code: u16, text: impl Into<String>) -> Self {
-        let mut e = Self::from_peer(kind, code, text);
-        let reason = e.peer.as_ref().map_or("", |p| p.text.as_str());
-        e.message = format!("the receiver ended the connection: {reason}");
-        e
+    /// of ours (a write it broke off), in the message. The error keeps that failure's kind and
+    /// carries no peer reason: the receiver explains a lost connection, it does not refuse a
+    /// file, so a retry is decided as for any lost connection (a receiver that saw the cut as
+    /// its own read error says code 7, which as a refusal would stop the retries).
+    pub(crate) fn peer_ended(kind: ErrorKind, text: &str) -> Self {
+        Self::new(kind, format!("the receiver ended the connection: {text}"))
     }
 
     /// What went wrong, coarsely (what to decide a retry on).

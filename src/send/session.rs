@@ -389,9 +389,7 @@ impl<S: Transport> Session<S> {
         }
         loop {
             let frame = match Frame::read_from(&mut self.wire) {
-                Ok(Some(Frame::Error { code, text })) => {
-                    return Error::peer_ended(e.kind(), code, text)
-                }
+                Ok(Some(Frame::Error { text, .. })) => return Error::peer_ended(e.kind(), &text),
                 Ok(Some(f)) => f,
                 _ => return e,
             };
