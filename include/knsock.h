@@ -462,6 +462,11 @@ typedef struct knsock_stats_values {
    * The process's limit on open descriptors, as in force when the server started.
    */
   uint64_t descriptors_limit;
+  /**
+   * Connections refused because the server was at its connection cap (answered ERROR 17,
+   * "receiver busy", or closed unanswered when too many were being answered at once).
+   */
+  uint64_t connections_busy;
 } knsock_stats_values;
 
 /**

@@ -2,7 +2,7 @@
 //! of `u32 len` + bytes, ended by a zero length, and the receiver decodes it with bounded memory
 //! into exactly the announced number of bytes.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use zstd::stream::raw::{DParameter, Decoder, InBuffer, Operation, OutBuffer};
 
@@ -75,79 +75,128 @@ impl<W: Write> Write for Compressor<W> {
     }
 }
 
+/// Decodes a file's compressed blocks one at a time, as they arrive: the receiver's event loop
+/// feeds it whole blocks, [`decode_blocks`] reads them from a stream. The decoded total must be
+/// exactly `expected`: more is a decompression bomb, less a truncated stream; both are protocol
+/// errors.
+pub struct BlockDecoder {
+    decoder: Decoder<'static>,
+    produced: u64,
+    expected: u64,
+}
+
+impl BlockDecoder {
+    /// A decoder for content announced as `expected` bytes.
+    pub fn new(expected: u64) -> Result<BlockDecoder> {
+        let mut decoder = Decoder::new().map_err(|e| Error::io("starting zstd", e))?;
+        decoder
+            .set_parameter(DParameter::WindowLogMax(WINDOW_LOG_MAX))
+            .map_err(|e| Error::io("starting zstd", e))?;
+        Ok(BlockDecoder {
+            decoder,
+            produced: 0,
+            expected,
+        })
+    }
+
+    /// The length a block header announces: `None` for the empty block that ends the content.
+    pub fn block_len(header: [u8; 4]) -> Result<Option<usize>> {
+        match u32::from_be_bytes(header) as usize {
+            0 => Ok(None),
+            len if len > MAX_BLOCK => Err(Error::protocol(format!(
+                "compressed block of {len} bytes exceeds {MAX_BLOCK}"
+            ))),
+            len => Ok(Some(len)),
+        }
+    }
+
+    /// Decodes one block, handing `sink` the decoded bytes through `out` (the caller's buffer).
+    pub fn feed(
+        &mut self,
+        block: &[u8],
+        out: &mut [u8],
+        sink: &mut (impl FnMut(&[u8]) -> Result<()> + ?Sized),
+    ) -> Result<()> {
+        let mut inb = InBuffer::around(block);
+        while inb.pos() < block.len() {
+            self.run(&mut inb, out, sink)?;
+        }
+        Ok(())
+    }
+
+    /// After the empty block: whatever the decoder still holds, then the size check.
+    pub fn finish(
+        mut self,
+        out: &mut [u8],
+        sink: &mut (impl FnMut(&[u8]) -> Result<()> + ?Sized),
+    ) -> Result<()> {
+        loop {
+            let (n, more) = self.run(&mut InBuffer::around(&[]), out, sink)?;
+            if n == 0 || more == 0 {
+                break;
+            }
+        }
+        if self.produced != self.expected {
+            return Err(Error::protocol(format!(
+                "compressed content decodes to {} bytes, {} were announced",
+                self.produced, self.expected
+            )));
+        }
+        Ok(())
+    }
+
+    /// One step of the decoder: the bytes it produced and what it says is left.
+    fn run(
+        &mut self,
+        inb: &mut InBuffer<'_>,
+        out: &mut [u8],
+        sink: &mut (impl FnMut(&[u8]) -> Result<()> + ?Sized),
+    ) -> Result<(usize, usize)> {
+        let mut outb = OutBuffer::around(out);
+        let more = self
+            .decoder
+            .run(inb, &mut outb)
+            .map_err(|e| Error::protocol(format!("corrupt compressed content: {e}")))?;
+        let n = outb.pos();
+        self.produced += n as u64;
+        if self.produced > self.expected {
+            return Err(Error::protocol(format!(
+                "compressed content decodes to more than the announced {} bytes",
+                self.expected
+            )));
+        }
+        sink(&outb.as_slice()[..n])?;
+        Ok((n, more))
+    }
+}
+
 /// Reads blocks from `input` and decodes them, handing `sink` the decoded bytes through `out`
-/// (the caller's buffer), until the empty block. The decoded total must be exactly `expected`:
-/// more is a decompression bomb, less a truncated stream; both are protocol errors.
+/// (the caller's buffer), until the empty block ([`BlockDecoder`] has the rules). For the fuzz
+/// targets and tests; the receiver feeds its blocks as they arrive.
+#[cfg(any(test, feature = "internals"))]
 pub fn decode_blocks(
-    input: &mut impl Read,
+    input: &mut impl io::Read,
     expected: u64,
     out: &mut [u8],
     mut sink: impl FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
-    let mut decoder = Decoder::new().map_err(|e| Error::io("starting zstd", e))?;
-    decoder
-        .set_parameter(DParameter::WindowLogMax(WINDOW_LOG_MAX))
-        .map_err(|e| Error::io("starting zstd", e))?;
+    let mut decoder = BlockDecoder::new(expected)?;
     let mut block = Vec::new();
-    let mut produced = 0u64;
     loop {
-        let mut len = [0u8; 4];
+        let mut header = [0u8; 4];
         input
-            .read_exact(&mut len)
+            .read_exact(&mut header)
             .map_err(|e| Error::io("reading compressed content", e))?;
-        let len = u32::from_be_bytes(len) as usize;
-        if len == 0 {
+        let Some(len) = BlockDecoder::block_len(header)? else {
             break;
-        }
-        if len > MAX_BLOCK {
-            return Err(Error::protocol(format!(
-                "compressed block of {len} bytes exceeds {MAX_BLOCK}"
-            )));
-        }
+        };
         block.resize(len, 0);
         input
             .read_exact(&mut block)
             .map_err(|e| Error::io("reading compressed content", e))?;
-        let mut inb = InBuffer::around(&block);
-        while inb.pos() < block.len() {
-            let mut outb = OutBuffer::around(&mut *out);
-            decoder
-                .run(&mut inb, &mut outb)
-                .map_err(|e| Error::protocol(format!("corrupt compressed content: {e}")))?;
-            let n = outb.pos();
-            produced += n as u64;
-            if produced > expected {
-                return Err(Error::protocol(format!(
-                    "compressed content decodes to more than the announced {expected} bytes"
-                )));
-            }
-            sink(&out[..n])?;
-        }
+        decoder.feed(&block, out, &mut sink)?;
     }
-    // Whatever the decoder still holds.
-    loop {
-        let mut outb = OutBuffer::around(&mut *out);
-        let more = decoder
-            .run(&mut InBuffer::around(&[]), &mut outb)
-            .map_err(|e| Error::protocol(format!("corrupt compressed content: {e}")))?;
-        let n = outb.pos();
-        produced += n as u64;
-        if produced > expected {
-            return Err(Error::protocol(format!(
-                "compressed content decodes to more than the announced {expected} bytes"
-            )));
-        }
-        sink(&out[..n])?;
-        if n == 0 || more == 0 {
-            break;
-        }
-    }
-    if produced != expected {
-        return Err(Error::protocol(format!(
-            "compressed content decodes to {produced} bytes, {expected} were announced"
-        )));
-    }
-    Ok(())
+    decoder.finish(out, &mut sink)
 }
 
 #[cfg(test)]

@@ -24,16 +24,6 @@ pub(crate) trait Transport: Read + Write + Send {
     /// Writes some of `buf`, like `Write::write`, but a peer that is gone gives `EPIPE`, never
     /// `SIGPIPE`, which would kill a C host program that has not ignored it.
     fn send(&mut self, buf: &[u8]) -> io::Result<usize>;
-
-    /// Whether the stream is TLS (so a token may be sent or accepted on it).
-    fn is_tls(&self) -> bool {
-        false
-    }
-
-    /// The identity the peer proved with a client certificate, if any.
-    fn peer_identity(&self) -> Option<String> {
-        None
-    }
 }
 
 impl Transport for TcpStream {
@@ -157,17 +147,6 @@ impl<T: Transport> Transport for Link<T> {
             Link::Secure(s) => s.send(buf),
         }
     }
-
-    fn is_tls(&self) -> bool {
-        matches!(self, Link::Secure(s) if s.is_tls())
-    }
-
-    fn peer_identity(&self) -> Option<String> {
-        match self {
-            Link::Plain(_) => None,
-            Link::Secure(s) => s.peer_identity(),
-        }
-    }
 }
 
 /// A transport with a read buffer and a write buffer. Large reads and writes (content chunks)
@@ -211,42 +190,9 @@ impl<S: Transport> Wire<S> {
         }
     }
 
-    /// Bytes read from the stream since the last call (for the server's statistics).
-    pub(crate) fn take_read(&mut self) -> u64 {
-        std::mem::take(&mut self.read)
-    }
-
     /// Whether the peer's next bytes are already here, so reading will not block.
     pub(crate) fn input_ready(&mut self) -> bool {
         self.rpos < self.rend || self.stream.input_ready()
-    }
-
-    /// Whether at least `n` bytes can be read without waiting: those buffered, plus what the
-    /// transport has ready (read in now). `n` above the buffer's capacity is never ready.
-    pub(crate) fn ready(&mut self, n: usize) -> bool {
-        while self.rend - self.rpos < n {
-            if n > self.rbuf.len() || !self.stream.input_ready() {
-                return false;
-            }
-            if self.rend == self.rbuf.len() {
-                self.rbuf.copy_within(self.rpos..self.rend, 0);
-                self.rend -= self.rpos;
-                self.rpos = 0;
-            }
-            match self.stream.read(&mut self.rbuf[self.rend..]) {
-                Ok(0) | Err(_) => return false,
-                Ok(got) => {
-                    self.rend += got;
-                    self.read += got as u64;
-                }
-            }
-        }
-        true
-    }
-
-    /// The bytes read in but not consumed yet.
-    pub(crate) fn buffered(&self) -> &[u8] {
-        &self.rbuf[self.rpos..self.rend]
     }
 
     /// Reads from now on must complete by `deadline` (`None`: only the idle timeout applies).
@@ -257,11 +203,6 @@ impl<S: Transport> Wire<S> {
             self.stream.set_read_timeout(self.idle)?;
         }
         Ok(())
-    }
-
-    /// The transport under the buffers.
-    pub(crate) fn transport(&self) -> &S {
-        &self.stream
     }
 
     /// Flushes, then ends our direction of the stream.
@@ -403,59 +344,4 @@ fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
-}
-
-/// A stream whose input is given whole and whose output is kept, for fuzzing and tests.
-#[cfg(feature = "internals")]
-pub(crate) struct MemStream {
-    input: io::Cursor<Vec<u8>>,
-    pub(crate) output: Vec<u8>,
-}
-
-#[cfg(feature = "internals")]
-impl MemStream {
-    pub(crate) fn new(input: Vec<u8>) -> MemStream {
-        MemStream {
-            input: io::Cursor::new(input),
-            output: Vec::new(),
-        }
-    }
-}
-
-#[cfg(feature = "internals")]
-impl Read for MemStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.input.read(buf)
-    }
-}
-
-#[cfg(feature = "internals")]
-impl Write for MemStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.output.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-#[cfg(feature = "internals")]
-impl Transport for MemStream {
-    fn input_ready(&mut self) -> bool {
-        self.input.position() < self.input.get_ref().len() as u64
-    }
-
-    fn finish(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn set_read_timeout(&mut self, _: Option<Duration>) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write(buf)
-    }
 }

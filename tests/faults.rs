@@ -182,8 +182,11 @@ fn two_hundred_senders_at_once_all_arrive() {
     std::thread::scope(|s| {
         for (p, _) in &files {
             s.spawn(move || {
+                // Over the cap a sender is told "busy" and retries.
                 let opts = SendOptions {
                     timeout: Duration::from_secs(60),
+                    retries: 30,
+                    retry_delay: Duration::from_millis(10),
                     ..SendOptions::default()
                 };
                 send_file("127.0.0.1", port, p, &opts).unwrap();

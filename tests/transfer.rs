@@ -367,7 +367,7 @@ fn connection_refused_and_missing_file() {
 #[test]
 fn fifty_concurrent_senders_all_arrive_intact() {
     let srv = Arc::new(TestServer::start(|c| {
-        c.max_connections(16); // the rest wait in the backlog
+        c.max_connections(16); // the rest are told "busy" and retry
     }));
     let src = Arc::new(tempfile::tempdir().unwrap());
     let threads: Vec<_> = (0..50)
@@ -377,7 +377,12 @@ fn fifty_concurrent_senders_all_arrive_intact() {
                 let data = random_bytes(50_000 + i * 1013, i as u64);
                 let name = format!("c{i:02}.bin");
                 let p = write_file(src.path(), &name, &data);
-                send_file("127.0.0.1", srv.port(), &p, &opts()).unwrap();
+                let retrying = SendOptions {
+                    retries: 30,
+                    retry_delay: Duration::from_millis(10),
+                    ..opts()
+                };
+                send_file("127.0.0.1", srv.port(), &p, &retrying).unwrap();
                 (name, data)
             })
         })

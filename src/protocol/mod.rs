@@ -9,7 +9,8 @@ mod frame_delta;
 mod hello;
 mod types;
 
-pub use frame::{read_exact_or_eof, Frame};
+pub(crate) use frame::eof_is_protocol;
+pub use frame::Frame;
 pub use frame_delta::SIG_PER_FRAME;
 pub use hello::{encode_hello_reply, read_hello_reply, Hello};
 pub use types::*;

@@ -95,6 +95,8 @@ pub enum Code {
     /// The receiver's object store refused (access denied, no such bucket): retrying does not
     /// help until its operator acts.
     StoreRefused = 16,
+    /// The receiver is at its connection cap: retry later.
+    Busy = 17,
 }
 
 impl Code {
@@ -117,6 +119,7 @@ impl Code {
             14 => BasisChanged,
             15 => StoreUnavailable,
             16 => StoreRefused,
+            17 => Busy,
             _ => return None,
         })
     }
@@ -132,6 +135,7 @@ impl Code {
             Code::Auth | Code::Tls => ErrorKind::Auth,
             Code::BasisChanged => ErrorKind::Io,
             Code::StoreUnavailable | Code::StoreRefused => ErrorKind::Store,
+            Code::Busy => ErrorKind::Io,
             _ => ErrorKind::Rejected,
         }
     }

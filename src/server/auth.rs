@@ -2,13 +2,12 @@
 //! identity its client certificate proved, checked against what the server requires; a failure
 //! is slowed down per address and answered with ERROR code 12 (docs/protocol.md section 1.2).
 
-use std::io::{BufRead, Read};
-
 use super::conn::Connection;
+use super::runtime::blocking;
 use super::throttle::pause;
+use super::wire::Stream;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{Code, Frame};
-use crate::transport::Transport;
 
 /// An authenticated sender: its name, and the directory it is confined to, if any.
 #[derive(Debug, Clone)]
@@ -19,42 +18,47 @@ pub(crate) struct Identity {
 
 /// Reads an AUTH frame if one follows the hello and decides who the sender is. `Ok(None)`: an
 /// anonymous sender this server lets in. `Err`: refused, the sender told, the connection over.
-pub(crate) fn authenticate<S: Transport>(conn: &mut Connection<'_, S>) -> Result<Option<Identity>> {
+pub(crate) async fn authenticate<S: Stream>(
+    conn: &mut Connection<'_, S>,
+) -> Result<Option<Identity>> {
     let transport = conn.wire.transport();
     if !transport.is_tls() {
         return Ok(None);
     }
     let from_cert = transport.peer_identity();
-    let next = match conn.wire.fill_buf() {
-        Ok(b) => b.first().copied(),
+    let next = match conn.wire.ensure(1).await {
+        Ok(true) => conn.wire.buffered().first().copied(),
+        Ok(false) => None,
         Err(e) => return Err(Error::io("reading from the sender", e)),
     };
     let token = match next {
-        Some(Frame::AUTH_TYPE) => match Frame::read_from(&mut conn.wire) {
+        Some(Frame::AUTH_TYPE) => match conn.wire.read_frame().await {
             Ok(Some(Frame::Auth { name, secret })) => Some((name, secret.0)),
             Ok(_) => None,
-            Err(e) => return Err(conn.fail(e)),
+            Err(e) => return Err(conn.fail(e).await),
         },
         _ => None,
     };
     let sent_token = token.is_some();
-    match decide(conn, token, from_cert) {
+    // A token is checked with PBKDF2, which takes a while on purpose: off the event loop.
+    match blocking(|| decide(conn, token, from_cert)) {
         Ok(None) => Ok(None),
         Ok(Some(name)) => {
             if sent_token {
                 conn.send_frame(Frame::AuthOk {
                     identity: name.clone(),
-                })?;
+                })
+                .await?;
             }
             let dir = conn.shared.guard.security.dir_of(&name);
             Ok(Some(Identity { name, dir }))
         }
-        Err(why) => Err(refuse(conn, why)),
+        Err(why) => Err(refuse(conn, why).await),
     }
 }
 
 /// The identity the credentials prove, `None` for an anonymous sender let in, or why not.
-fn decide<S: Transport>(
+fn decide<S: Stream>(
     conn: &Connection<'_, S>,
     token: Option<(String, String)>,
     from_cert: Option<String>,
@@ -85,21 +89,24 @@ fn decide<S: Transport>(
 
 /// Slows the address down, tells the sender why (ERROR code 12), reads what it had already
 /// sent (at most 1 MiB) so the answer is not lost to a reset, and returns the error to report.
-fn refuse<S: Transport>(conn: &mut Connection<'_, S>, why: String) -> Error {
+async fn refuse<S: Stream>(conn: &mut Connection<'_, S>, why: String) -> Error {
     let shared = conn.shared;
     shared.stats.auth_failed();
     pause(shared.guard.throttle.failed(conn.peer.ip()), || {
         shared.is_stopping()
-    });
-    let _ = conn.send_frame(Frame::Error {
-        code: Code::Auth as u16,
-        text: format!("authentication failed: {why}"),
-    });
-    let _ = conn.wire.finish();
-    let mut sink = [0u8; 16 * 1024];
+    })
+    .await;
+    let _ = conn
+        .send_frame(Frame::Error {
+            code: Code::Auth as u16,
+            text: format!("authentication failed: {why}"),
+        })
+        .await;
+    let _ = conn.wire.finish().await;
+    let mut sink = vec![0u8; 16 * 1024];
     let mut budget = 1 << 20;
     while budget > 0 && !shared.is_stopping() {
-        match conn.wire.read(&mut sink) {
+        match conn.wire.read_some(&mut sink).await {
             Ok(0) | Err(_) => break,
             Ok(n) => budget -= n.min(budget),
         }

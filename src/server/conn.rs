@@ -1,9 +1,10 @@
 //! One connection being served, whatever its protocol: the buffered wire, reading a file's
 //! content into its temporary file, and committing verified files with their verdicts.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -11,28 +12,27 @@ use super::admit::Policy;
 use super::commit::{commit_group, Pending};
 use super::config::FileInfo;
 use super::refusal::{io_refusal, Refusal};
+use super::runtime::blocking;
 use super::shared::Shared;
-use crate::compress;
+use super::wire::{Cancel, Stream, Wire};
+use crate::compress::BlockDecoder;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Code, Frame, Offer};
 use crate::storage::{self, ObjectMeta, Place, TempFile};
-use crate::transport::{Transport, Wire};
 
 /// The content buffer's largest size.
 const BUFFER_SIZE: usize = 256 * 1024;
-/// The read buffer: room for the largest frame (65,541 bytes) and an eager file's content with
-/// its DONE, so either can be checked as complete before a verdict is held for it.
-const READ_BUFFER: usize = 160 * 1024;
 /// The reason a sender is given when the server stops under it (code 8).
 pub(crate) const STOPPING: &str = "server stopping";
 
-pub(crate) struct Connection<'a, S: Transport> {
+pub(crate) struct Connection<'a, S: Stream> {
     pub(crate) shared: &'a Shared,
     /// This connection's id in the server's registry.
     pub(crate) id: u64,
     pub(crate) wire: Wire<S>,
     pub(crate) peer: SocketAddr,
-    /// Content buffer, sized to the largest file of this connection up to [`BUFFER_SIZE`].
+    /// Content buffer, sized to the file being received up to [`BUFFER_SIZE`], and given back
+    /// once its content is in.
     buf: Vec<u8>,
     /// A file's content is flowing: an error now loses that file.
     pub(crate) in_file: bool,
@@ -42,17 +42,18 @@ pub(crate) struct Connection<'a, S: Transport> {
     pub(crate) legacy: bool,
 }
 
-impl<'a, S: Transport> Connection<'a, S> {
-    pub(crate) fn new(shared: &'a Shared, stream: S, peer: SocketAddr, id: u64) -> Self {
+impl<'a, S: Stream> Connection<'a, S> {
+    pub(crate) fn new(
+        shared: &'a Shared,
+        stream: S,
+        peer: SocketAddr,
+        id: u64,
+        cancel: Arc<Cancel>,
+    ) -> Self {
         Connection {
             shared,
             id,
-            wire: Wire::new(
-                stream,
-                READ_BUFFER,
-                16 * 1024,
-                Some(shared.config.idle_timeout),
-            ),
+            wire: Wire::new(stream, shared.config.idle_timeout, cancel),
             peer,
             buf: Vec::new(),
             in_file: false,
@@ -74,7 +75,7 @@ impl<'a, S: Transport> Connection<'a, S> {
     /// Tells the peer why the connection ends (an ERROR frame with the code for the error's
     /// kind, or code 8 when the server is stopping, whatever the error it caused), unless it is
     /// a kn-sock 0.3 peer, which cannot read one.
-    pub(crate) fn fail(&mut self, e: Error) -> Error {
+    pub(crate) async fn fail(&mut self, e: Error) -> Error {
         if !self.legacy {
             let (code, text) = match self.shared.is_stopping() {
                 true => (Code::ShuttingDown, STOPPING),
@@ -84,43 +85,52 @@ impl<'a, S: Transport> Connection<'a, S> {
                 code: code as u16,
                 text: text.to_string(),
             };
-            let _ = frame
-                .write_to(&mut self.wire)
-                .and_then(|()| self.wire.flush());
+            self.queue_frame(frame);
+            let _ = self.wire.flush().await;
         }
         e
     }
 
     /// Writes `bytes` and flushes them.
-    pub(crate) fn send(&mut self, bytes: &[u8]) -> Result<()> {
-        self.wire
-            .write_all(bytes)
-            .and_then(|()| self.wire.flush())
-            .map_err(|e| Error::io("writing to the sender", e))
+    pub(crate) async fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        self.wire.queue(bytes);
+        self.flush().await
     }
 
     /// Writes a frame without flushing it: it goes out with the next flush.
-    pub(crate) fn queue_frame(&mut self, f: Frame) -> Result<()> {
-        f.write_to(&mut self.wire)
-            .map_err(|e| Error::io("writing to the sender", e))
-    }
-
-    pub(crate) fn flush(&mut self) -> Result<()> {
-        self.wire
-            .flush()
-            .map_err(|e| Error::io("writing to the sender", e))
-    }
-
-    pub(crate) fn send_frame(&mut self, f: Frame) -> Result<()> {
+    pub(crate) fn queue_frame(&mut self, f: Frame) {
         let mut out = Vec::with_capacity(64);
         f.encode(&mut out);
-        self.send(&out)
+        self.wire.queue(&out);
     }
 
-    fn grow_buffer(&mut self, size: u64) {
+    pub(crate) async fn flush(&mut self) -> Result<()> {
+        self.wire
+            .flush()
+            .await
+            .map_err(|e| Error::io("writing to the sender", e))
+    }
+
+    pub(crate) async fn send_frame(&mut self, f: Frame) -> Result<()> {
+        self.queue_frame(f);
+        self.flush().await
+    }
+
+    /// The content buffer, at least big enough for a file of `size` bytes (up to its limit).
+    fn take_buffer(&mut self, size: u64) -> Vec<u8> {
         let want = BUFFER_SIZE.min(size.max(1) as usize);
-        if self.buf.len() < want {
-            self.buf.resize(want, 0);
+        let mut buf = std::mem::take(&mut self.buf);
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
+        buf
+    }
+
+    /// Gives the content buffer back; one larger than a frame is freed (an idle connection
+    /// holds little).
+    fn return_buffer(&mut self, buf: Vec<u8>) {
+        if buf.len() <= 64 * 1024 {
+            self.buf = buf;
         }
     }
 
@@ -128,7 +138,7 @@ impl<'a, S: Transport> Connection<'a, S> {
     /// bound for an object store goes up as it arrives (`place`). A local write or store
     /// failure does not end the connection: the rest is read and dropped, and the file refused.
     /// With `partial`, an interrupted upload keeps its data under that name for a resume.
-    pub(crate) fn read_content(
+    pub(crate) async fn read_content(
         &mut self,
         mut temp: TempFile,
         place: &mut Place,
@@ -136,16 +146,22 @@ impl<'a, S: Transport> Connection<'a, S> {
         mut hasher: Xxh3,
         partial: Option<&str>,
     ) -> Result<(std::result::Result<TempFile, Refusal>, u128)> {
-        self.grow_buffer(offer.size);
+        let mut buf = self.take_buffer(offer.size);
         let start = temp
             .written()
             .map_err(|e| Error::io("reading the temporary file", e))?;
         let remaining = offer.size.saturating_sub(start);
         let meta = self.object_meta(offer);
-        let mut store_err = place
-            .begin(&temp, &meta, self.shared.config.overwrite)
-            .and_then(|()| place.progress(start))
-            .err();
+        let overwrite = self.shared.config.overwrite;
+        let mut store_err = match place.is_local() {
+            true => None,
+            false => blocking(|| {
+                place
+                    .begin(&temp, &meta, overwrite)
+                    .and_then(|()| place.progress(start))
+                    .err()
+            }),
+        };
         let (mut write_err, mut written) = (None, start);
         let shared = self.shared;
         // A stopping server reads no further: the sender is told why as the connection ends.
@@ -159,19 +175,22 @@ impl<'a, S: Transport> Connection<'a, S> {
                     write_err = Some(e);
                 }
                 written += b.len() as u64;
-                if store_err.is_none() {
-                    store_err = place.progress(written).err();
+                // An upload to an object store may block to pace the sender to the store.
+                if store_err.is_none() && !place.is_local() {
+                    store_err = blocking(|| place.progress(written)).err();
                 }
             }
             Ok(())
         };
         let received = match offer.encoding {
             protocol::ENCODING_ZSTD => {
-                compress::decode_blocks(&mut self.wire, remaining, &mut self.buf, &mut store)
+                decode_blocks(&mut self.wire, remaining, &mut buf, &mut store)
+                    .await
                     .map_err(|e| e.context(format!("receiving '{}'", offer.name)))
             }
-            _ => read_raw(&mut self.wire, &mut self.buf, remaining, offer, &mut store),
+            _ => read_raw(&mut self.wire, &mut buf, remaining, offer, &mut store).await,
         };
+        self.return_buffer(buf);
         if let Err(e) = received {
             // A lost connection keeps its data for a resume; corrupt compressed content does not.
             let corrupt =
@@ -204,30 +223,27 @@ impl<'a, S: Transport> Connection<'a, S> {
     }
 
     /// Reads and drops a refused file's content (at most `offer.size` bytes once decoded).
-    pub(crate) fn drop_content(&mut self, offer: &Offer) -> Result<()> {
-        self.grow_buffer(16 * 1024);
-        match offer.encoding {
+    pub(crate) async fn drop_content(&mut self, offer: &Offer) -> Result<()> {
+        let mut buf = self.take_buffer(16 * 1024);
+        let mut nothing = |_: &[u8]| Ok(());
+        let dropped = match offer.encoding {
             protocol::ENCODING_ZSTD => {
-                compress::decode_blocks(&mut self.wire, offer.size, &mut self.buf, |_| Ok(()))
+                decode_blocks(&mut self.wire, offer.size, &mut buf, &mut nothing).await
             }
-            _ => read_raw(
-                &mut self.wire,
-                &mut self.buf,
-                offer.size,
-                offer,
-                &mut |_| Ok(()),
-            ),
-        }
+            _ => read_raw(&mut self.wire, &mut buf, offer.size, offer, &mut nothing).await,
+        };
+        self.return_buffer(buf);
+        dropped
     }
 
     /// Commits the pending group, then sends the verdicts (not to a kn-sock 0.3 peer, which
     /// gets none) and tells the handlers.
-    pub(crate) fn commit(&mut self) -> Result<()> {
+    pub(crate) async fn commit(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let group = std::mem::take(&mut self.pending);
-        let done = commit_group(group, &self.shared.config);
+        let done = blocking(|| commit_group(group, &self.shared.config));
         let mut out = Vec::with_capacity(64 * done.verdicts.len());
         for f in &done.verdicts {
             f.encode(&mut out);
@@ -241,30 +257,33 @@ impl<'a, S: Transport> Connection<'a, S> {
         done.stored.iter().for_each(|i| stats.file_received(i.size));
         let sent = match self.legacy {
             true => Ok(()),
-            false => self.send(&out),
+            false => self.send(&out).await,
         };
-        for (r, info) in done.failed {
-            self.shared.report_refusal(r, &info, true);
-        }
-        for info in &done.stored {
-            for h in &self.shared.config.handlers {
-                let _ = catch_unwind(AssertUnwindSafe(|| h(info)));
+        let shared = self.shared;
+        blocking(|| {
+            for (r, info) in done.failed {
+                shared.report_refusal(r, &info, true);
             }
-        }
+            for info in &done.stored {
+                for h in &shared.config.handlers {
+                    let _ = catch_unwind(AssertUnwindSafe(|| h(info)));
+                }
+            }
+        });
         sent
     }
 
     /// Sends a refusal (REJECT for an offer, FAILED for content) and reports it.
-    pub(crate) fn refuse(&mut self, frame: Frame, r: Refusal, info: &FileInfo) -> Result<()> {
+    pub(crate) async fn refuse(&mut self, frame: Frame, r: Refusal, info: &FileInfo) -> Result<()> {
         let after_data = matches!(frame, Frame::Failed { .. });
         self.shared.stats.file_refused(r.0, after_data);
-        self.send_frame(frame)?;
-        self.shared.report_refusal(r, info, after_data);
+        self.send_frame(frame).await?;
+        blocking(|| self.shared.report_refusal(r, info, after_data));
         Ok(())
     }
 }
 
-impl<S: Transport> Drop for Connection<'_, S> {
+impl<S: Stream> Drop for Connection<'_, S> {
     /// The bytes read since the last commit count too.
     fn drop(&mut self) {
         self.shared.stats.wire_bytes(self.wire.take_read());
@@ -272,17 +291,17 @@ impl<S: Transport> Drop for Connection<'_, S> {
 }
 
 /// Reads exactly `len` raw content bytes of `offer`, handing each piece to `store`.
-fn read_raw(
-    r: &mut impl Read,
+async fn read_raw<S: Stream>(
+    r: &mut Wire<S>,
     buf: &mut [u8],
     len: u64,
     offer: &Offer,
-    store: &mut dyn FnMut(&[u8]) -> Result<()>,
+    store: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
 ) -> Result<()> {
     let mut remaining = len;
     while remaining > 0 {
         let want = buf.len().min(remaining as usize);
-        match r.read(&mut buf[..want]) {
+        match r.read_some(&mut buf[..want]).await {
             Ok(0) => {
                 return Err(Error::protocol(format!(
                     "sender closed the connection after {} of {} bytes of '{}'",
@@ -300,6 +319,29 @@ fn read_raw(
         }
     }
     Ok(())
+}
+
+/// Reads a file's compressed blocks as they come and decodes each (`compress::BlockDecoder`).
+async fn decode_blocks<S: Stream>(
+    r: &mut Wire<S>,
+    expected: u64,
+    out: &mut [u8],
+    sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
+) -> Result<()> {
+    let io = |e| Error::io("reading compressed content", e);
+    let mut decoder = BlockDecoder::new(expected)?;
+    let mut block = Vec::new();
+    loop {
+        let mut header = [0u8; 4];
+        r.read_exact(&mut header).await.map_err(io)?;
+        let Some(len) = BlockDecoder::block_len(header)? else {
+            break;
+        };
+        block.resize(len, 0);
+        r.read_exact(&mut block).await.map_err(io)?;
+        decoder.feed(&block, out, &mut *sink)?;
+    }
+    decoder.finish(out, &mut *sink)
 }
 
 /// Checks the DONE frame's digest against the content's, gives the file its metadata and

@@ -11,12 +11,13 @@ use std::os::unix::fs::FileExt;
 use xxhash_rust::xxh3::Xxh3;
 
 use super::refusal::{io_refusal, Refusal};
+use super::runtime::blocking;
 use super::session::{failed, Admitted, Received, Session};
+use super::wire::Stream;
 use crate::error::{Error, Result};
 use crate::protocol::delta::{chunk_hash, chunks, LITERAL_DECODED_MAX};
 use crate::protocol::{self, Code, Frame, SIG_PER_FRAME};
 use crate::storage::TempFile;
-use crate::transport::Transport;
 
 /// One chunk of the old copy.
 struct Chunk {
@@ -33,9 +34,9 @@ enum Built {
     Failed(Refusal),
 }
 
-impl<'a, S: Transport> Session<'_, 'a, S> {
+impl<'a, S: Stream> Session<'_, 'a, S> {
     /// DELTA: sends the signature of the old copy of file `seq`, then reads its delta and DONE.
-    pub(super) fn receive_delta(&mut self, seq: u32) -> Result<()> {
+    pub(super) async fn receive_delta(&mut self, seq: u32) -> Result<()> {
         let adm = self.next_waiting(seq)?;
         let Some((basis, st)) = adm.basis else {
             return Err(Error::protocol(format!(
@@ -51,10 +52,12 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
             space,
             ..
         } = adm;
-        self.before_content(&offer, false)?;
-        let sig = self.send_signature(&basis, st.st_size as u64)?;
+        self.before_content(&offer, false).await?;
+        let sig = self.send_signature(&basis, st.st_size as u64).await?;
         self.conn.in_file = true;
-        let (mut built, done, copied) = self.apply(&basis, &sig, &offer, &mut temp, &mut hasher)?;
+        let (mut built, done, copied) = self
+            .apply(&basis, &sig, &offer, &mut temp, &mut hasher)
+            .await?;
         self.conn.in_file = false;
         let now = rustix::fs::fstat(&basis).ok();
         let same = now.is_some_and(|n| {
@@ -76,9 +79,9 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
         };
         if let Err(r) = &temp {
             if r.0 == Code::BasisChanged {
-                self.conn.commit()?;
+                self.conn.commit().await?;
                 let r = Refusal(r.0, r.1.clone());
-                return self.conn.refuse(failed(seq, &r), r, &info);
+                return self.conn.refuse(failed(seq, &r), r, &info).await;
             }
         }
         let file = Received {
@@ -88,39 +91,24 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
             place,
             space,
         };
-        self.finish(file, temp, done, hasher.digest128())
+        self.finish(file, temp, done, hasher.digest128()).await
     }
 
     /// Cuts the old copy into chunks and sends their lengths and hashes in SIG frames, then
     /// the empty SIG that ends them. A read error ends the signature early: the sender then
     /// sends more literal data.
-    fn send_signature(&mut self, basis: &File, size: u64) -> Result<Vec<Chunk>> {
-        let mut sig = Vec::new();
-        let mut frame = Vec::with_capacity(SIG_PER_FRAME);
-        let mut offset = 0u64;
-        for data in chunks(basis, size) {
-            let Ok(data) = data else { break };
-            let c = Chunk {
-                offset,
-                len: data.len() as u32,
-                hash: chunk_hash(&data),
-            };
-            offset += data.len() as u64;
-            frame.push((c.len, c.hash));
-            sig.push(c);
-            if frame.len() == SIG_PER_FRAME {
-                self.conn
-                    .queue_frame(Frame::Sig(std::mem::take(&mut frame)))?;
-            }
-            if sig.len() >= protocol::delta::MAX_SIG_CHUNKS {
-                break;
+    async fn send_signature(&mut self, basis: &File, size: u64) -> Result<Vec<Chunk>> {
+        // Reading and hashing the whole old copy: off the event loop.
+        let sig = blocking(|| signature(basis, size));
+        for (i, frame) in sig.chunks(SIG_PER_FRAME).enumerate() {
+            let entries = frame.iter().map(|c| (c.len, c.hash)).collect();
+            self.conn.queue_frame(Frame::Sig(entries));
+            if i % 16 == 15 {
+                self.conn.flush().await?;
             }
         }
-        if !frame.is_empty() {
-            self.conn.queue_frame(Frame::Sig(frame))?;
-        }
-        self.conn.queue_frame(Frame::Sig(Vec::new()))?;
-        self.conn.flush()?;
+        self.conn.queue_frame(Frame::Sig(Vec::new()));
+        self.conn.flush().await?;
         Ok(sig)
     }
 
@@ -128,7 +116,7 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
     /// copy), writing the new version into `temp` and hashing it, one chunk at a time: the
     /// memory a delta takes does not grow with the file. A delta that refers past the
     /// signature, or builds more or fewer than the offered size, is a protocol error.
-    fn apply(
+    async fn apply(
         &mut self,
         basis: &File,
         sig: &[Chunk],
@@ -146,7 +134,7 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
         };
         let mut buf = Vec::new();
         loop {
-            match Frame::read_from(&mut self.conn.wire)? {
+            match self.conn.wire.read_frame().await? {
                 None => return Err(Error::protocol("sender closed the connection in a delta")),
                 Some(Frame::Done { algorithm, digest }) => {
                     if out.written != offer.size {
@@ -178,6 +166,26 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
             }
         }
     }
+}
+
+/// The old copy's chunks, at most `MAX_SIG_CHUNKS`. A read error ends the signature early: the
+/// sender then sends more literal data.
+fn signature(basis: &File, size: u64) -> Vec<Chunk> {
+    let mut sig = Vec::new();
+    let mut offset = 0u64;
+    for data in chunks(basis, size) {
+        let Ok(data) = data else { break };
+        sig.push(Chunk {
+            offset,
+            len: data.len() as u32,
+            hash: chunk_hash(&data),
+        });
+        offset += data.len() as u64;
+        if sig.len() >= protocol::delta::MAX_SIG_CHUNKS {
+            break;
+        }
+    }
+    sig
 }
 
 /// The new version as a delta builds it: its bytes written to the temporary file and hashed as

@@ -2,37 +2,47 @@
 //! inside), 0x89 the plain native protocol, anything else a kn-sock 0.3 upload; what this
 //! server's security refuses is refused here, with a reason the sender can read when it can.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use super::conn::Connection;
 use super::legacy;
 use super::session;
 use super::shared::Shared;
+use super::streams::{Secured, Tcp};
 use super::throttle::pause;
+use super::wire::{Cancel, Stream};
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::{self, read_exact_or_eof, Code, Frame, MAGIC};
-use crate::transport::Transport;
+use crate::protocol::{self, Code, Frame, MAGIC};
 
 /// The first byte of a TLS record carrying a handshake (the ClientHello).
 const TLS_HANDSHAKE: u8 = 0x16;
 
 /// Serves the connection; also says whether it failed inside a file.
-pub(crate) fn serve_stream(
+pub(crate) async fn serve_stream(
     shared: &Shared,
     stream: TcpStream,
     peer: SocketAddr,
     id: u64,
+    cancel: Arc<Cancel>,
 ) -> (Result<()>, bool) {
     // The first byte, like every header, must come within the header timeout.
     let cfg = &shared.config;
     let deadline = Instant::now() + cfg.header_timeout;
     let mut first = [0u8; 1];
-    let peeked = stream
-        .set_read_timeout(Some(cfg.header_timeout.min(cfg.idle_timeout)))
-        .and_then(|()| stream.peek(&mut first))
-        .and_then(|n| stream.set_read_timeout(Some(cfg.idle_timeout)).map(|()| n));
+    let wait = cfg.header_timeout.min(cfg.idle_timeout);
+    let peeked = tokio::select! {
+        r = tokio::time::timeout(wait, stream.peek(&mut first)) => match r {
+            Ok(r) => r,
+            Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        },
+        () = cancel.stopped() => Ok(0),
+    };
     match peeked {
         Ok(0) => return (Ok(()), false), // connected and closed: a port probe
         Ok(_) => {}
@@ -44,25 +54,29 @@ pub(crate) fn serve_stream(
         }
     }
     let guard = &shared.guard;
+    let stream = Tcp(stream);
     match (first[0], &guard.tls) {
         (TLS_HANDSHAKE, Some(tls)) => {
-            match tls.accept(stream, &peer.to_string(), deadline, cfg.idle_timeout) {
+            match Secured::accept(tls, stream, &peer.to_string(), deadline).await {
                 Ok(s) => {
                     shared.stats.tls_handshake();
-                    run(Connection::new(shared, s, peer, id))
+                    run(Connection::new(shared, s, peer, id, cancel)).await
                 }
                 Err(refused) => {
                     if refused.credential {
                         shared.stats.auth_failed();
-                        pause(guard.throttle.failed(peer.ip()), || shared.is_stopping());
+                        pause(guard.throttle.failed(peer.ip()), || shared.is_stopping()).await;
                     }
                     (Err(refused.error), false)
                 }
             }
         }
-        (TLS_HANDSHAKE, None) => (refuse(stream, "this server does not speak TLS"), false),
+        (TLS_HANDSHAKE, None) => (
+            refuse_tls(stream, "this server does not speak TLS").await,
+            false,
+        ),
         (b, _) if b == MAGIC[0] && guard.refuses_plain() => {
-            (refuse(stream, "this server requires TLS"), false)
+            (refuse_tls(stream, "this server requires TLS").await, false)
         }
         (b, _) if b != MAGIC[0] && guard.refuses_legacy() => {
             // kn-sock 0.3 has no way to hear a reason: the connection is closed unread.
@@ -72,54 +86,65 @@ pub(crate) fn serve_stream(
             );
             (Err(e), false)
         }
-        _ => run(Connection::new(shared, stream, peer, id)),
+        _ => run(Connection::new(shared, stream, peer, id, cancel)).await,
     }
 }
 
-fn run<S: Transport>(mut conn: Connection<'_, S>) -> (Result<()>, bool) {
-    let result = serve(&mut conn);
+async fn run<S: Stream>(mut conn: Connection<'_, S>) -> (Result<()>, bool) {
+    let result = serve(&mut conn).await;
     (result, conn.in_file)
 }
 
 /// Serves one connection by the protocol its first byte announces.
-pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>) -> Result<()> {
-    let mut first = [0u8; 1];
-    if !read_exact_or_eof(&mut conn.wire, &mut first)? {
-        return Ok(()); // connected and closed: a port probe
-    }
-    match first[0] == MAGIC[0] {
-        true => session::serve(conn),
-        false if conn.wire.transport().is_tls() => Err(conn.fail(Error::protocol(
-            "only the knsock protocol is accepted inside TLS",
-        ))),
-        false => legacy::serve(conn, first[0]),
+pub(crate) async fn serve<S: Stream>(conn: &mut Connection<'_, S>) -> Result<()> {
+    let first = match conn.wire.ensure(1).await {
+        Ok(false) => return Ok(()), // connected and closed: a port probe
+        Ok(true) => conn.wire.buffered()[0],
+        Err(e) => return Err(Error::io("reading from the sender", e)),
+    };
+    conn.wire.consume(1);
+    match first == MAGIC[0] {
+        true => session::serve(conn).await,
+        false if conn.wire.transport().is_tls() => {
+            let e = Error::protocol("only the knsock protocol is accepted inside TLS");
+            Err(conn.fail(e).await)
+        }
+        false => legacy::serve(conn, first).await,
     }
 }
 
-/// Answers a sender this server will not serve with a refused hello reply and an ERROR frame
-/// (code 13), then reads what it had sent (a little, briefly) so the answer is not lost to a
-/// reset, and closes.
-fn refuse(mut stream: TcpStream, text: &str) -> Result<()> {
-    let mut out = Vec::with_capacity(64);
-    protocol::encode_hello_reply(0, 0, &mut out);
-    Frame::Error {
-        code: Code::Tls as u16,
-        text: text.to_string(),
-    }
-    .encode(&mut out);
-    let _ = crate::transport::NoSigpipe(&stream).write_all(&out);
-    let _ = stream.shutdown(Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut sink = [0u8; 4096];
-    let mut budget = 64 * 1024;
-    while budget > 0 {
-        match stream.read(&mut sink) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => budget -= n.min(budget),
-        }
-    }
+/// Refuses a sender whose TLS does not match this server's (code 13).
+async fn refuse_tls(stream: Tcp, text: &str) -> Result<()> {
+    refuse(stream, Code::Tls, text).await;
     Err(Error::new(
         ErrorKind::Auth,
         format!("connection refused: {text}"),
     ))
+}
+
+/// Answers a sender this server will not serve with a refused hello reply and an ERROR frame
+/// (`code`: 13 for TLS, 17 when busy), then reads what it had sent (a little, briefly) so the
+/// answer is not lost to a reset, and closes.
+pub(crate) async fn refuse(mut stream: Tcp, code: Code, text: &str) {
+    let mut out = Vec::with_capacity(64);
+    protocol::encode_hello_reply(0, 0, &mut out);
+    Frame::Error {
+        code: code as u16,
+        text: text.to_string(),
+    }
+    .encode(&mut out);
+    let linger = Duration::from_secs(2);
+    let _ = tokio::time::timeout(linger, async {
+        let _ = stream.write_all(&out).await;
+        let _ = stream.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let mut budget = 64 * 1024;
+        while budget > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => budget -= n.min(budget),
+            }
+        }
+    })
+    .await;
 }

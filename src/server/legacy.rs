@@ -1,7 +1,6 @@
 //! kn-sock 0.3 uploads, told apart from the native protocol by their first byte: `name\n`,
 //! `size\n`, exactly `size` raw bytes, then the sender closes.
 
-use std::io::{BufRead, Read};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use xxhash_rust::xxh3::Xxh3;
@@ -11,23 +10,23 @@ use super::commit::Pending;
 use super::config::FileInfo;
 use super::conn::Connection;
 use super::refusal::{io_refusal, Refusal};
+use super::runtime::blocking;
+use super::wire::Stream;
 use crate::error::{Error, Result};
 use crate::protocol::{Offer, MAX_NAME};
-use crate::transport::Transport;
 
 /// Receives one kn-sock 0.3 upload whose first byte was `first`. Every protection of the native
 /// protocol applies (names, limits, validators, temporary file, fsync, rename); that protocol
 /// has no checksum and no answer, so the upload counts when exactly `size` bytes arrived, and a
 /// refusal or a short upload can only be reported to the error handler.
-pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>, first: u8) -> Result<()> {
+pub(crate) async fn serve<S: Stream>(conn: &mut Connection<'_, S>, first: u8) -> Result<()> {
     conn.legacy = true;
     // The header comes within the header timeout; the content only under the idle one.
     let deadline = Instant::now() + conn.shared.config.header_timeout;
-    let timeouts = |e| Error::io("setting a read timeout", e);
-    conn.wire.set_deadline(Some(deadline)).map_err(timeouts)?;
-    let name = line(conn, vec![first], MAX_NAME, "name")?;
-    let size_text = line(conn, Vec::new(), 24, "size")?;
-    conn.wire.set_deadline(None).map_err(timeouts)?;
+    conn.wire.set_deadline(Some(deadline));
+    let name = line(conn, vec![first], MAX_NAME, "name").await?;
+    let size_text = line(conn, Vec::new(), 24, "size").await?;
+    conn.wire.set_deadline(None);
     let size = size_text.parse::<u64>().map_err(|_| {
         Error::protocol(format!(
             "kn-sock upload of '{name}': size {size_text:?} is not a number"
@@ -43,8 +42,11 @@ pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>, first: u8) -> Re
         ..Offer::new(name, size)
     };
     let mut info = FileInfo::from_offer(&offer, conn.peer);
-    let resolved = Resolved::new(&conn.shared.sink, &offer);
-    let (mut place, temp, space) = match admit(&offer, &info, resolved, &conn.policy(0), None) {
+    let admitted = blocking(|| {
+        let resolved = Resolved::new(&conn.shared.sink, &offer);
+        admit(&offer, &info, resolved, &conn.policy(0), None)
+    });
+    let (mut place, temp, space) = match admitted {
         Ok(t) => t,
         Err(r) => {
             unstored(conn, r, &info, false);
@@ -52,7 +54,9 @@ pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>, first: u8) -> Re
         }
     };
     conn.in_file = true;
-    let (temp, digest) = conn.read_content(temp, &mut place, &offer, Xxh3::new(), None)?;
+    let (temp, digest) = conn
+        .read_content(temp, &mut place, &offer, Xxh3::new(), None)
+        .await?;
     conn.in_file = false;
     let mask = conn.shared.config.mode_mask;
     let temp = temp.and_then(|mut t| {
@@ -77,24 +81,36 @@ pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>, first: u8) -> Re
         space,
     });
     // No one to tell: the outcome reaches the handlers or the error handler.
-    let _ = conn.commit();
+    let _ = conn.commit().await;
     Ok(())
 }
 
 /// One `\n`-terminated line of a kn-sock 0.3 header (its first bytes already in `line`),
 /// whitespace-trimmed as kn-sock does, at most `max` bytes.
-fn line<S: Transport>(
+async fn line<S: Stream>(
     conn: &mut Connection<'_, S>,
     mut line: Vec<u8>,
     max: usize,
     what: &str,
 ) -> Result<String> {
-    if line.last() != Some(&b'\n') {
-        let limit = (max + 2 - line.len()) as u64;
-        (&mut conn.wire)
-            .take(limit)
-            .read_until(b'\n', &mut line)
+    let limit = max + 2;
+    while line.last() != Some(&b'\n') && line.len() < limit {
+        let wire = &mut conn.wire;
+        let more = wire
+            .ensure(1)
+            .await
             .map_err(|e| Error::io(format!("reading a kn-sock {what} line"), e))?;
+        if !more {
+            break;
+        }
+        let have = wire.buffered();
+        let room = (limit - line.len()).min(have.len());
+        let n = have[..room]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(room, |i| i + 1);
+        line.extend_from_slice(&have[..n]);
+        wire.consume(n);
     }
     if line.pop() != Some(b'\n') {
         return Err(Error::protocol(match line.len() > max {
@@ -109,7 +125,7 @@ fn line<S: Transport>(
 
 /// Counts and reports a refused upload. Nothing is told a kn-sock 0.3 sender: the connection
 /// closes unread (`after_data`: its content had come).
-fn unstored<S: Transport>(conn: &Connection<'_, S>, r: Refusal, info: &FileInfo, after_data: bool) {
+fn unstored<S: Stream>(conn: &Connection<'_, S>, r: Refusal, info: &FileInfo, after_data: bool) {
     conn.shared.stats.file_refused(r.0, after_data);
-    conn.shared.report_refusal(r, info, after_data);
+    blocking(|| conn.shared.report_refusal(r, info, after_data));
 }

@@ -1,22 +1,21 @@
-//! The receiving side: a listener, a bounded pool of workers fed through a channel, and the
-//! server's lifecycle (start, stop, wait). Each connection is served by `session` (knsock) or
-//! `legacy` (kn-sock 0.3), told apart by its first byte.
+//! The receiving side: a listener and every connection on one event loop (`runtime`), and the
+//! server's lifecycle (start, stop, wait). Each connection is a task served by `session`
+//! (knsock) or `legacy` (kn-sock 0.3), told apart by its first byte.
 
 use std::cell::Cell;
 use std::fmt;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crossbeam_channel::{select, Receiver, Sender};
-use rustix::event::{poll, PollFd, PollFlags};
 use socket2::{Domain, SockRef, Socket, Type};
+use tokio::net::TcpStream;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::protocol;
 use crate::storage::{self, Root, Sink};
 use crate::sync::lock;
 
@@ -32,6 +31,7 @@ mod legacy;
 mod limits;
 mod refusal;
 mod resume;
+mod runtime;
 mod secure_setters;
 mod security;
 mod session;
@@ -39,7 +39,9 @@ mod shared;
 mod space;
 mod stats;
 mod store_setters;
+mod streams;
 mod throttle;
+mod wire;
 
 pub use config::{
     ErrorHandler, FileInfo, Handler, RefusalHandler, Refused, ServerConfig, Validator,
@@ -48,12 +50,16 @@ pub use config::{
 pub use stats::{ServerStats, STATS_CODES};
 
 use guard::Guard;
+use runtime::{blocking, CatchUnwind};
 use shared::Shared;
+use wire::Cancel;
 
 const BACKLOG: i32 = 1024;
 /// How long a stopping server waits for its connections to tell their senders why before it
 /// cuts them.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+/// Connections over the cap answered "busy" at once; beyond, they are closed unanswered.
+const BUSY_ANSWERS: usize = 64;
 
 impl ServerConfig {
     /// Binds, starts the workers, and returns at once.
@@ -108,12 +114,19 @@ fn open_s3(_: &crate::S3Config, _: &Path) -> Result<Arc<dyn crate::ObjectStore>>
 pub(crate) fn serve_in_memory(config: ServerConfig, input: &[u8]) -> Result<(Vec<u8>, Result<()>)> {
     let sink = open_sink(&config)?;
     let guard = Guard::build(&config.security)?;
-    let shared = Shared::new(config, sink, None, guard)?;
-    let stream = crate::transport::MemStream::new(input.to_vec());
+    let shared = Shared::new(config, sink, guard)?;
+    let stream = streams::MemStream::new(input.to_vec());
     let peer = SocketAddr::from(([127, 0, 0, 1], 9));
-    let mut conn = conn::Connection::new(&shared, stream, peer, 0);
-    let ended = dispatch::serve(&mut conn);
-    let _ = conn.commit();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting a runtime", e))?;
+    let mut conn = conn::Connection::new(&shared, stream, peer, 0, Arc::default());
+    let ended = runtime.block_on(async {
+        let ended = dispatch::serve(&mut conn).await;
+        let _ = conn.commit().await;
+        ended
+    });
     Ok((conn.wire.get_ref().output.clone(), ended))
 }
 
@@ -146,26 +159,32 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("reading the bound address", e))?;
-        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
-        let (conn_tx, conn_rx) = crossbeam_channel::bounded::<(TcpStream, SocketAddr)>(0);
-        let workers = config.max_connections;
         let fd_limit = limits::raise_fd_limit(config.raise_fd_limit);
-        let mut shared = Shared::new(config, sink, Some(stop_tx), guard)?;
-        shared.group_max = limits::group_max(fd_limit, workers, shared.group_max);
+        let connections = config.max_connections;
+        let mut shared = Shared::new(config, sink, guard)?;
+        shared.group_max = limits::group_max(fd_limit, connections, shared.group_max);
         shared.fd_limit = fd_limit;
         let shared = Arc::new(shared);
-        let mut handles = Vec::with_capacity(workers + 1);
-        for i in 0..workers {
-            let (sh, rx) = (Arc::clone(&shared), conn_rx.clone());
-            handles.push(spawn(&shared, format!("knsock-worker-{i}"), move || {
-                sh.worker(rx)
-            })?);
-        }
+        let id = shared.id;
+        let runtime = runtime::build(0, move || SERVER_OF_THREAD.with(|c| c.set(id)))?;
+        let listener = {
+            let _in_runtime = runtime.enter();
+            listener
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(listener))
+                .map_err(|e| Error::io("registering the listener", e))?
+        };
         let sh = Arc::clone(&shared);
-        handles.push(spawn(&shared, "knsock-accept".into(), move || {
-            sh.accept_loop(listener, conn_tx, stop_rx)
-        })?);
-        *lock(&shared.threads) = handles;
+        let handle = spawn(&shared, "knsock-accept".into(), move || {
+            runtime.block_on(async {
+                sh.accept_loop(listener).await;
+                sh.wait_connections().await;
+            });
+            // Whatever is left (a connection stuck writing to a sender that does not read) is
+            // dropped with the runtime; a callback still running is waited for.
+            drop(runtime);
+        })?;
+        *lock(&shared.threads) = vec![handle];
         Ok(Server { shared, addr })
     }
 
@@ -192,10 +211,7 @@ impl Server {
         self.shared.request_stop();
         if !self.shared.on_own_thread() {
             // Each connection stops reading and tells its sender why; one still stuck (writing
-            // to a sender that does not read) is cut after a moment.
-            if !self.shared.wait_threads(STOP_GRACE) {
-                self.shared.cut_all();
-            }
+            // to a sender that does not read) is cut after a moment (`wait_connections`).
             self.shared.join_all();
         }
     }
@@ -208,8 +224,7 @@ impl Server {
     pub fn shutdown(&self, timeout: Duration) -> bool {
         let sh = &self.shared;
         sh.draining.store(true, Ordering::SeqCst);
-        sh.wake.signal();
-        lock(&sh.stop_tx).take();
+        sh.wake.notify_waiters();
         if sh.on_own_thread() {
             return false;
         }
@@ -312,19 +327,61 @@ impl Shared {
         if self.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
-        self.wake.signal();
-        lock(&self.stop_tx).take();
+        self.wake.notify_waiters();
         // Reads end (at once when nothing is buffered); writes still work, so each connection
         // can send its peer the reason (`Connection::fail`) before it closes.
-        for (_, s) in lock(&self.conns).iter() {
-            let _ = s.shutdown(Shutdown::Read);
+        for c in lock(&self.conns).values() {
+            c.stop();
         }
     }
 
-    /// Ends every connection still open, writes too.
-    fn cut_all(&self) {
-        for (_, s) in lock(&self.conns).iter() {
-            let _ = s.shutdown(Shutdown::Both);
+    /// Completes once the server stops or drains.
+    async fn stop_requested(&self) {
+        loop {
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.refuses_new() {
+                return;
+            }
+            woken.await;
+        }
+    }
+
+    /// After the accept loop: waits for the connections to end. Draining, they may take as
+    /// long as they need until a stop; stopping, they have [`STOP_GRACE`] to tell their
+    /// senders why, then the rest are cut.
+    async fn wait_connections(&self) {
+        let grace = loop {
+            let ended = self.conn_ended.notified();
+            let woken = self.wake.notified();
+            tokio::pin!(ended, woken);
+            ended.as_mut().enable();
+            woken.as_mut().enable();
+            if lock(&self.conns).is_empty() {
+                return;
+            }
+            if self.is_stopping() {
+                break tokio::time::Instant::now() + STOP_GRACE;
+            }
+            tokio::select! {
+                () = ended => {}
+                () = woken => {}
+            }
+        };
+        loop {
+            let ended = self.conn_ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if lock(&self.conns).is_empty() {
+                return;
+            }
+            if tokio::time::timeout_at(grace, ended).await.is_err() {
+                break;
+            }
+        }
+        for c in lock(&self.conns).values() {
+            c.cut();
         }
     }
 
@@ -345,83 +402,75 @@ impl Shared {
         cv.notify_all();
     }
 
-    fn accept_loop(
-        &self,
-        listener: TcpListener,
-        tx: Sender<(TcpStream, SocketAddr)>,
-        stop_rx: Receiver<()>,
-    ) {
+    async fn accept_loop(self: &Arc<Self>, listener: tokio::net::TcpListener) {
         loop {
-            let mut fds = [
-                PollFd::new(&listener, PollFlags::IN),
-                PollFd::new(self.wake.fd(), PollFlags::IN),
-            ];
-            if let Err(e) = poll(&mut fds, None) {
-                if e == rustix::io::Errno::INTR {
-                    continue;
-                }
-                self.report(&Error::io("waiting for connections", e.into()), None);
-                return;
-            }
-            if self.stopping.load(Ordering::SeqCst)
-                || self.draining.load(Ordering::SeqCst)
-                || !fds[1].revents().is_empty()
-            {
-                return;
-            }
-            match listener.accept() {
-                Ok(conn) => select! {
-                    send(tx, conn) -> _ => {},
-                    recv(stop_rx) -> _ => return,
-                },
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                () = self.stop_requested() => return,
+            };
+            match accepted {
+                Ok((stream, peer)) => self.open(stream, peer),
                 Err(e) => {
-                    self.report(&Error::io("accepting a connection", e), None);
-                    // Out of descriptors or memory: give the workers a moment to free some,
-                    // rather than spin on a listener that stays readable.
-                    let mut fds = [PollFd::new(self.wake.fd(), PollFlags::IN)];
-                    let _ = poll(
-                        &mut fds,
-                        Some(&rustix::fs::Timespec {
-                            tv_sec: 0,
-                            tv_nsec: 50_000_000,
-                        }),
-                    );
+                    blocking(|| self.report(&Error::io("accepting a connection", e), None));
+                    // Out of descriptors or memory: give the connections a moment to free
+                    // some, rather than spin on a listener that stays readable.
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                        () = self.stop_requested() => return,
+                    }
                 }
             }
         }
     }
 
-    /// Serves connections until the server stops. Whatever one connection does (an error, a
-    /// panic, no descriptor left to register it), only that connection ends: the worker goes on,
-    /// so the pool stays at full strength.
-    fn worker(&self, rx: Receiver<(TcpStream, SocketAddr)>) {
-        while let Ok((stream, peer)) = rx.recv() {
-            let id = match self.register(&stream) {
-                Ok(Some(id)) => id,
-                Ok(None) => return, // stopping
-                Err(e) => {
-                    self.report(&e, Some(peer));
-                    continue; // the connection closes as `stream` drops
-                }
-            };
-            self.stats.connection_opened();
-            let outcome = catch_unwind(AssertUnwindSafe(|| {
-                dispatch::serve_stream(self, stream, peer, id)
-            }));
-            lock(&self.conns).retain(|(i, _)| *i != id);
-            self.stats.connection_closed();
-            match outcome {
-                Ok((Err(e), in_file)) => self.report_end(e, in_file, peer),
+    /// Serves a new connection as a task of its own, or refuses it when the server is at its
+    /// connection cap. Whatever one connection does (an error, a panic), only that connection
+    /// ends.
+    fn open(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let _ = SockRef::from(&stream).set_keepalive(true);
+        let Some((id, cancel)) = self.register() else {
+            return self.refuse_busy(stream);
+        };
+        self.stats.connection_opened();
+        let sh = Arc::clone(self);
+        tokio::spawn(async move {
+            let serve = dispatch::serve_stream(&sh, stream, peer, id, cancel);
+            let outcome = CatchUnwind(Box::pin(serve)).await;
+            lock(&sh.conns).remove(&id);
+            sh.stats.connection_closed();
+            sh.conn_ended.notify_waiters();
+            blocking(|| match outcome {
+                Ok((Err(e), in_file)) => sh.report_end(e, in_file, peer),
                 Ok((Ok(()), _)) => {}
-                Err(_) => self.report(
+                Err(_) => sh.report(
                     &Error::new(
                         ErrorKind::Io,
-                        "internal error: a connection's worker panicked",
+                        "internal error: a connection's task panicked",
                     ),
                     Some(peer),
                 ),
-            }
+            });
+        });
+    }
+
+    /// Answers a connection over the cap with ERROR 17 ("receiver busy"), so its sender knows
+    /// to retry later; at most [`BUSY_ANSWERS`] at once, the rest are closed unanswered.
+    fn refuse_busy(self: &Arc<Self>, stream: TcpStream) {
+        self.stats.connection_busy();
+        if self.busy.fetch_add(1, Ordering::SeqCst) >= BUSY_ANSWERS {
+            self.busy.fetch_sub(1, Ordering::SeqCst);
+            return;
         }
+        let sh = Arc::clone(self);
+        let text = format!(
+            "receiver busy: {} connections, the most it serves; retry later",
+            self.config.max_connections
+        );
+        tokio::spawn(async move {
+            dispatch::refuse(streams::Tcp(stream), protocol::Code::Busy, &text).await;
+            sh.busy.fetch_sub(1, Ordering::SeqCst);
+        });
     }
 
     /// Reports how a connection ended in error: while stopping, only a transfer it cut short.
@@ -436,21 +485,18 @@ impl Shared {
         }
     }
 
-    /// Configures the accepted socket and records it so `stop` can shut it down.
-    fn register(&self, stream: &TcpStream) -> Result<Option<u64>> {
-        let t = Some(self.config.idle_timeout);
-        let _ = stream.set_nodelay(true);
-        let _ = stream.set_read_timeout(t).and(stream.set_write_timeout(t));
-        let _ = SockRef::from(stream).set_keepalive(true);
-        let clone = stream
-            .try_clone()
-            .map_err(|e| Error::io("registering a connection", e))?;
-        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+    /// Records a new connection so `stop` can end it; `None` at the connection cap.
+    fn register(&self) -> Option<(u64, Arc<Cancel>)> {
         let mut conns = lock(&self.conns);
-        if self.stopping.load(Ordering::SeqCst) {
-            return Ok(None);
+        if conns.len() >= self.config.max_connections {
+            return None;
         }
-        conns.push((id, clone));
-        Ok(Some(id))
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let cancel = Arc::new(Cancel::default());
+        if self.is_stopping() {
+            cancel.stop();
+        }
+        conns.insert(id, Arc::clone(&cancel));
+        Some((id, cancel))
     }
 }

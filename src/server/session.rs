@@ -15,25 +15,24 @@ use super::config::FileInfo;
 use super::conn::{verify, Connection, STOPPING};
 use super::refusal::{io_refusal, Refusal};
 use super::resume::{claim, Claim, Resume};
+use super::runtime::blocking;
 use super::space::Reservation;
+use super::wire::{Stream, Wire};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Code, Frame, Hello, Offer};
 use crate::storage::{Place, TempFile};
-use crate::transport::Transport;
 
 /// Serves a native connection whose first byte (the magic's) was read.
-pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>) -> Result<()> {
+pub(crate) async fn serve<S: Stream>(conn: &mut Connection<'_, S>) -> Result<()> {
     // A decoder is taken for the connection's life when zstd is granted (the memory bound).
     let shared = conn.shared;
     let deadline = Instant::now() + shared.config.header_timeout;
-    conn.wire
-        .set_deadline(Some(deadline))
-        .map_err(|e| Error::io("setting a read timeout", e))?;
-    let hello = Hello::read_after_first_byte(&mut conn.wire)?;
+    conn.wire.set_deadline(Some(deadline));
+    let hello = read_hello(&mut conn.wire).await?;
     let wants_zstd = hello.caps & protocol::CAP_ZSTD != 0 && shared.config.compression;
     let decoder = wants_zstd.then(|| shared.decoder_slot()).flatten();
-    let caps = answer_hello(conn, &hello, decoder.is_some())?;
-    let identity = authenticate(conn)?;
+    let caps = answer_hello(conn, &hello, decoder.is_some()).await?;
+    let identity = authenticate(conn).await?;
     let mut session = Session {
         conn,
         caps,
@@ -42,14 +41,39 @@ pub(crate) fn serve<S: Transport>(conn: &mut Connection<'_, S>) -> Result<()> {
         identity,
         waiting: VecDeque::new(),
     };
-    let result = session.run();
+    let result = session.run().await;
     session.release_waiting();
     result
 }
 
+/// Reads a hello whose first magic byte was read: decoded once whole.
+async fn read_hello<S: Stream>(wire: &mut Wire<S>) -> Result<Hello> {
+    let io = |e| Error::io("reading the hello", e);
+    let eof = || {
+        io(protocol::eof_is_protocol(
+            std::io::ErrorKind::UnexpectedEof.into(),
+        ))
+    };
+    if !wire.ensure(13).await.map_err(io)? {
+        return Err(eof());
+    }
+    let b = wire.buffered();
+    // An extension over the limit is refused by the decoder, before it is waited for.
+    let whole = match u16::from_be_bytes([b[11], b[12]]) {
+        len if len > protocol::MAX_EXT => 13,
+        len => 13 + len as usize,
+    };
+    if !wire.ensure(whole).await.map_err(io)? {
+        return Err(eof());
+    }
+    let hello = Hello::read_after_first_byte(&mut &wire.buffered()[..whole]);
+    wire.consume(whole);
+    hello
+}
+
 /// Answers the hello: the version and the capabilities both sides have (zstd only with a
 /// decoder for it).
-fn answer_hello<S: Transport>(
+async fn answer_hello<S: Stream>(
     conn: &mut Connection<'_, S>,
     hello: &Hello,
     zstd: bool,
@@ -69,7 +93,7 @@ fn answer_hello<S: Transport>(
             text: text.clone(),
         }
         .encode(&mut out);
-        let _ = conn.send(&out);
+        let _ = conn.send(&out).await;
         return Err(Error::protocol(text));
     };
     let mut ours = protocol::CAP_EAGER | protocol::CAP_PIPELINE | protocol::CAP_DELTA;
@@ -81,14 +105,14 @@ fn answer_hello<S: Transport>(
         caps &= !protocol::CAP_DELTA;
     }
     protocol::encode_hello_reply(version, caps, &mut out);
-    conn.send(&out)?;
+    conn.send(&out).await?;
     Ok(caps)
 }
 
 /// A DONE frame's size with an XXH3-128 digest.
 const DONE_LEN: usize = 5 + 2 + 16;
 
-pub(super) struct Session<'c, 'a, S: Transport> {
+pub(super) struct Session<'c, 'a, S: Stream> {
     pub(super) conn: &'c mut Connection<'a, S>,
     /// Capabilities both sides have.
     pub(super) caps: u32,
@@ -118,43 +142,45 @@ pub(super) struct Admitted<'a> {
     pub(super) basis: Option<(File, rustix::fs::Stat)>,
 }
 
-impl<'a, S: Transport> Session<'_, 'a, S> {
-    fn run(&mut self) -> Result<()> {
+impl<'a, S: Stream> Session<'_, 'a, S> {
+    async fn run(&mut self) -> Result<()> {
         loop {
             // A verdict is held only while the next frame is already here in full: whatever the
             // peer does next, verified files are committed without waiting for it.
             if !self.frame_ready() {
-                self.conn.commit()?;
-                self.conn.flush()?;
+                self.conn.commit().await?;
+                self.conn.flush().await?;
             }
-            self.deadline()?;
+            self.deadline();
             // An accepted file waiting for its content is in flight: cut short, it is lost.
             self.conn.in_file = !self.waiting.is_empty();
-            let frame = match Frame::read_from(&mut self.conn.wire) {
+            let frame = match self.conn.wire.read_frame().await {
                 Ok(Some(f)) => f,
                 Ok(None) if self.conn.shared.is_stopping() => {
-                    return Err(self.abort(Error::new(ErrorKind::Cancelled, STOPPING)))
+                    return Err(self.abort(Error::new(ErrorKind::Cancelled, STOPPING)).await)
                 }
-                Ok(None) if self.waiting.is_empty() => return self.conn.commit(),
+                Ok(None) if self.waiting.is_empty() => return self.conn.commit().await,
                 Ok(None) => {
                     let n = self.waiting.len();
                     let e = format!("sender closed the connection with {n} accepted files unsent");
-                    return Err(self.abort(Error::protocol(e)));
+                    return Err(self.abort(Error::protocol(e)).await);
                 }
-                Err(e) => return Err(self.abort(e)),
+                Err(e) => return Err(self.abort(e).await),
             };
             let step = match frame {
-                Frame::Offer(offer) => self.receive_file(offer),
-                Frame::Data { seq } if self.pipelined() => self.data(seq),
+                Frame::Offer(offer) => self.receive_file(offer).await,
+                Frame::Data { seq } if self.pipelined() => self.data(seq).await,
                 Frame::Delta { seq } if self.caps & protocol::CAP_DELTA != 0 => {
-                    self.receive_delta(seq)
+                    self.receive_delta(seq).await
                 }
-                Frame::Bye => return self.conn.commit(),
+                Frame::Bye => return self.conn.commit().await,
                 f => Err(Error::protocol(format!(
                     "unexpected frame from sender: {f:?}"
                 ))),
             };
-            step.map_err(|e| self.abort(e))?;
+            if let Err(e) = step {
+                return Err(self.abort(e).await);
+            }
         }
     }
 
@@ -169,25 +195,22 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
     }
 
     /// A frame (and an eager file's content) must arrive whole within the header timeout.
-    fn deadline(&mut self) -> Result<()> {
+    fn deadline(&mut self) {
         let at = Instant::now() + self.conn.shared.config.header_timeout;
-        self.conn
-            .wire
-            .set_deadline(Some(at))
-            .map_err(|e| Error::io("setting a read timeout", e))
+        self.conn.wire.set_deadline(Some(at));
     }
 
     /// Ends the connection on `e`: the verified files are committed first (their verdicts go
     /// out while the peer still listens), then the peer is told why.
-    fn abort(&mut self, e: Error) -> Error {
+    async fn abort(&mut self, e: Error) -> Error {
         let _ = self.conn.commit();
-        self.conn.fail(e)
+        self.conn.fail(e).await
     }
 
     /// Receives one file. `Err` only when the connection cannot go on; a refused file is
     /// answered with REJECT or FAILED and the connection stays usable. With pipelined
     /// decisions a non-eager file's content waits for its DATA or DELTA frame.
-    fn receive_file(&mut self, mut offer: Offer) -> Result<()> {
+    async fn receive_file(&mut self, mut offer: Offer) -> Result<()> {
         self.one_encoding(&offer)?;
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
@@ -200,36 +223,20 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
         info.identity = self.identity.as_ref().map(|i| i.name.clone());
         // An eager offer's content is already on its way: no SKIP, no resume, no ACCEPT.
         let eager = self.caps & protocol::CAP_EAGER != 0 && offer.is_eager();
-        let resolved = Resolved::new(&self.conn.shared.sink, &offer);
-        if !eager && self.unchanged(&offer, &resolved) {
-            self.conn.shared.stats.file_skipped();
-            return self.answer(Frame::Skip);
-        }
-        let basis = match self.caps & protocol::CAP_DELTA != 0 && !eager {
-            true => resolved.basis(&offer),
-            false => None,
+        // The decision reads the disk and may run validators: off the event loop.
+        let (decision, basis, resume) = blocking(|| self.decide(&offer, &info, eager));
+        let admitted = match decision {
+            Decision::Skip => {
+                self.conn.shared.stats.file_skipped();
+                return self.answer(Frame::Skip).await;
+            }
+            Decision::Admit(a) => a,
         };
-        let resume = match eager {
-            true => None,
-            false => self.resume_for(&offer),
-        };
-        let partial = resume.as_ref().map(|r| r.partial.as_str());
-        let policy = self.conn.policy(self.caps);
-        let admitted = claim(self.conn.shared, self.conn.id, resume.as_ref()).and_then(|claim| {
-            let (place, mut temp, space) = admit(&offer, &info, resolved, &policy, partial)?;
-            // A resumed upload: the checksum covers the data already here too.
-            let mut hasher = Xxh3::new();
-            let offset = temp
-                .reread(&mut hasher)
-                .and_then(|()| temp.written())
-                .map_err(io_refusal)?;
-            Ok((claim, place, temp, hasher, offset, space))
-        });
         // Refused: an eager offer's content is on its way and must be drained first.
         let (_claim, place, temp, hasher, offset, space) = match admitted {
             Ok(t) => t,
-            Err(r) if eager => return self.drop_eager(r, seq, &offer, &info),
-            Err(r) => return self.reject_offer(r, &info),
+            Err(r) if eager => return self.drop_eager(r, seq, &offer, &info).await,
+            Err(r) => return self.reject_offer(r, &info).await,
         };
         if offset > 0 {
             self.conn.shared.stats.resumed();
@@ -255,13 +262,54 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
             basis,
         };
         if !eager && self.pipelined() {
-            return self.wait_for_content(answer, adm);
+            return self.wait_for_content(answer, adm).await;
         }
-        self.before_content(&adm.offer, eager)?;
+        self.before_content(&adm.offer, eager).await?;
         if !eager {
-            self.conn.send_frame(answer)?;
+            self.conn.send_frame(answer).await?;
         }
-        self.content(adm, eager)
+        self.content(adm, eager).await
+    }
+
+    /// SKIP, or the admission of the offer (refused, or its place and temporary file), with the
+    /// old copy a delta may use and the resume identity. Reads the disk, may hash a stored file,
+    /// runs the pre-data validators, may wait for another connection's claim: it runs on the
+    /// blocking pool.
+    fn decide(
+        &mut self,
+        offer: &Offer,
+        info: &FileInfo,
+        eager: bool,
+    ) -> (
+        Decision<'a>,
+        Option<(File, rustix::fs::Stat)>,
+        Option<Resume>,
+    ) {
+        let resolved = Resolved::new(&self.conn.shared.sink, offer);
+        if !eager && self.unchanged(offer, &resolved) {
+            return (Decision::Skip, None, None);
+        }
+        let basis = match self.caps & protocol::CAP_DELTA != 0 && !eager {
+            true => resolved.basis(offer),
+            false => None,
+        };
+        let resume = match eager {
+            true => None,
+            false => self.resume_for(offer),
+        };
+        let partial = resume.as_ref().map(|r| r.partial.as_str());
+        let policy = self.conn.policy(self.caps);
+        let admitted = claim(self.conn.shared, self.conn.id, resume.as_ref()).and_then(|claim| {
+            let (place, mut temp, space) = admit(offer, info, resolved, &policy, partial)?;
+            // A resumed upload: the checksum covers the data already here too.
+            let mut hasher = Xxh3::new();
+            let offset = temp
+                .reread(&mut hasher)
+                .and_then(|()| temp.written())
+                .map_err(io_refusal)?;
+            Ok((claim, place, temp, hasher, offset, space))
+        });
+        (Decision::Admit(admitted), basis, resume)
     }
 
     /// The flags byte exists only with bit 2 (section 3.1): without it an OFFER has one
@@ -295,22 +343,25 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
     }
 
     /// An answer to an OFFER: written at once, sent with what follows before the next wait.
-    fn answer(&mut self, f: Frame) -> Result<()> {
+    async fn answer(&mut self, f: Frame) -> Result<()> {
         match self.pipelined() {
-            true => self.conn.queue_frame(f),
-            false => self.conn.send_frame(f),
+            true => {
+                self.conn.queue_frame(f);
+                Ok(())
+            }
+            false => self.conn.send_frame(f).await,
         }
     }
 
     /// Answers a pipelined offer and keeps the file until its DATA or DELTA frame.
-    fn wait_for_content(&mut self, answer: Frame, adm: Admitted<'a>) -> Result<()> {
+    async fn wait_for_content(&mut self, answer: Frame, adm: Admitted<'a>) -> Result<()> {
         if self.waiting.len() >= protocol::PIPELINE_WINDOW {
             return Err(Error::protocol(format!(
                 "more than {} accepted files wait for their content",
                 protocol::PIPELINE_WINDOW
             )));
         }
-        self.answer(answer)?;
+        self.answer(answer).await?;
         self.waiting.push_back(adm);
         Ok(())
     }
@@ -326,10 +377,10 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
     }
 
     /// DATA: the content of the next accepted file follows.
-    fn data(&mut self, seq: u32) -> Result<()> {
+    async fn data(&mut self, seq: u32) -> Result<()> {
         let adm = self.next_waiting(seq)?;
-        self.before_content(&adm.offer, false)?;
-        self.content(adm, false)
+        self.before_content(&adm.offer, false).await?;
+        self.content(adm, false).await
     }
 
     /// Keeps the data of resumed files that never got their content, for a later resume.
@@ -342,7 +393,7 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
     }
 
     /// A file's content and DONE, then its verification.
-    fn content(&mut self, adm: Admitted<'a>, eager: bool) -> Result<()> {
+    async fn content(&mut self, adm: Admitted<'a>, eager: bool) -> Result<()> {
         let Admitted {
             seq,
             offer,
@@ -358,11 +409,12 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
         self.conn.in_file = true;
         let (temp, digest) = self
             .conn
-            .read_content(temp, &mut place, &offer, hasher, partial)?;
+            .read_content(temp, &mut place, &offer, hasher, partial)
+            .await?;
         if !eager {
-            self.deadline()?;
+            self.deadline();
         }
-        let done = self.read_done()?;
+        let done = self.read_done().await?;
         self.conn.in_file = false;
         let file = Received {
             seq,
@@ -371,11 +423,11 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
             place,
             space,
         };
-        self.finish(file, temp, done, digest)
+        self.finish(file, temp, done, digest).await
     }
 
     /// Verifies a received file and joins it to the pending group, or answers FAILED.
-    pub(super) fn finish(
+    pub(super) async fn finish(
         &mut self,
         file: Received,
         temp: std::result::Result<TempFile, Refusal>,
@@ -402,16 +454,16 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
                     space,
                 });
                 if self.conn.pending.len() >= self.conn.shared.group_max {
-                    self.conn.commit()?;
+                    self.conn.commit().await?;
                 }
                 Ok(())
             }
             Err(r) => {
                 // An upload under way is aborted before the sender hears FAILED.
-                drop(place);
+                blocking(|| drop(place));
                 // Verdicts go out in DONE order: the group before this file first.
-                self.conn.commit()?;
-                self.conn.refuse(failed(seq, &r), r, &info)
+                self.conn.commit().await?;
+                self.conn.refuse(failed(seq, &r), r, &info).await
             }
         }
     }
@@ -419,21 +471,18 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
     /// Before a file's content: earlier verified files are committed unless the whole content
     /// (and its DONE) is already here, so no verdict waits on the peer. An eager file's content
     /// stays under the header deadline; a large file's content only under the idle timeout.
-    pub(super) fn before_content(&mut self, offer: &Offer, eager: bool) -> Result<()> {
+    pub(super) async fn before_content(&mut self, offer: &Offer, eager: bool) -> Result<()> {
         let whole = offer.encoding == protocol::ENCODING_RAW
             && self.conn.wire.ready(offer.size as usize + DONE_LEN);
         let may_hold = eager && whole;
         if !self.conn.pending.is_empty() && !may_hold {
-            self.conn.commit()?;
+            self.conn.commit().await?;
         }
         if !may_hold {
-            self.conn.flush()?;
+            self.conn.flush().await?;
         }
         if !eager {
-            self.conn
-                .wire
-                .set_deadline(None)
-                .map_err(|e| Error::io("setting a read timeout", e))?;
+            self.conn.wire.set_deadline(None);
         }
         Ok(())
     }
@@ -451,8 +500,8 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
     }
 
     /// The DONE frame that ends a file's content.
-    pub(super) fn read_done(&mut self) -> Result<(u8, Vec<u8>)> {
-        match Frame::read_from(&mut self.conn.wire)? {
+    pub(super) async fn read_done(&mut self) -> Result<(u8, Vec<u8>)> {
+        match self.conn.wire.read_frame().await? {
             Some(Frame::Done { algorithm, digest }) => Ok((algorithm, digest)),
             other => Err(Error::protocol(format!(
                 "expected DONE after the content, got {other:?}"
@@ -462,23 +511,38 @@ impl<'a, S: Transport> Session<'_, 'a, S> {
 
     /// Refuses an eager offer: its content and DONE are read and dropped (at most
     /// `EAGER_MAX` bytes once decoded), then the verdict FAILED goes out in its turn.
-    fn drop_eager(&mut self, r: Refusal, seq: u32, offer: &Offer, info: &FileInfo) -> Result<()> {
+    async fn drop_eager(
+        &mut self,
+        r: Refusal,
+        seq: u32,
+        offer: &Offer,
+        info: &FileInfo,
+    ) -> Result<()> {
         self.conn.in_file = true;
-        self.conn.drop_content(offer)?;
-        self.read_done()?;
+        self.conn.drop_content(offer).await?;
+        self.read_done().await?;
         self.conn.in_file = false;
-        self.conn.commit()?;
-        self.conn.refuse(failed(seq, &r), r, info)
+        self.conn.commit().await?;
+        self.conn.refuse(failed(seq, &r), r, info).await
     }
 
-    fn reject_offer(&mut self, r: Refusal, info: &FileInfo) -> Result<()> {
+    async fn reject_offer(&mut self, r: Refusal, info: &FileInfo) -> Result<()> {
         let frame = Frame::Reject {
             code: r.0 as u16,
             text: r.1.clone(),
         };
-        self.conn.refuse(frame, r, info)
+        self.conn.refuse(frame, r, info).await
     }
 }
+
+/// What an offer gets: SKIP, or its admission (refused, or what receiving it takes).
+enum Decision<'a> {
+    Skip,
+    Admit(std::result::Result<AdmittedParts<'a>, Refusal>),
+}
+
+/// An admitted offer's claim, place, temporary file, running hash, resume offset and space.
+type AdmittedParts<'a> = (Option<Claim<'a>>, Place, TempFile, Xxh3, u64, Reservation);
 
 /// A file whose content has come, before its verification.
 pub(super) struct Received {

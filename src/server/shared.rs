@@ -2,15 +2,14 @@
 //! registry of open connections, the resume claims, error reporting, and the counters.
 
 use std::collections::HashMap;
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::OwnedFd;
+use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use tokio::sync::Notify;
 
 use super::commit::GROUP_MAX;
 use super::config::{FileInfo, Refused, ServerConfig};
@@ -18,6 +17,7 @@ use super::guard::Guard;
 use super::refusal::Refusal;
 use super::space::Space;
 use super::stats::Stats;
+use super::wire::Cancel;
 use crate::error::{Error, Result};
 use crate::storage::{DigestCache, Sink};
 use crate::sync::lock;
@@ -34,12 +34,15 @@ pub(crate) struct Shared {
     pub(crate) draining: AtomicBool,
     /// Server threads that have ended, and a signal for each.
     pub(crate) ended: (Mutex<usize>, Condvar),
-    /// Wakes the accept loop when stopping.
-    pub(crate) wake: Wake,
-    pub(crate) stop_tx: Mutex<Option<Sender<()>>>,
-    /// Open connections (a clone of each socket), so stopping can shut them down.
-    pub(crate) conns: Mutex<Vec<(u64, TcpStream)>>,
+    /// Wakes the accept loop when stopping or draining.
+    pub(crate) wake: Notify,
+    /// Signalled whenever a connection ends.
+    pub(crate) conn_ended: Notify,
+    /// Open connections, so stopping can end them.
+    pub(crate) conns: Mutex<HashMap<u64, Arc<Cancel>>>,
     pub(crate) next_conn: AtomicU64,
+    /// Connections over the cap being answered "busy" now.
+    pub(crate) busy: AtomicUsize,
     /// Resumable uploads in progress: resume key → connection id.
     pub(crate) uploads: Mutex<HashMap<u64, u64>>,
     pub(crate) upload_released: Condvar,
@@ -63,12 +66,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(
-        config: ServerConfig,
-        sink: Sink,
-        stop_tx: Option<Sender<()>>,
-        guard: Guard,
-    ) -> Result<Shared> {
+    pub(crate) fn new(config: ServerConfig, sink: Sink, guard: Guard) -> Result<Shared> {
         Ok(Shared {
             id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
             config,
@@ -76,10 +74,11 @@ impl Shared {
             stopping: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             ended: (Mutex::new(0), Condvar::new()),
-            wake: Wake::new()?,
-            stop_tx: Mutex::new(stop_tx),
-            conns: Mutex::new(Vec::new()),
+            wake: Notify::new(),
+            conn_ended: Notify::new(),
+            conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
+            busy: AtomicUsize::new(0),
             uploads: Mutex::new(HashMap::new()),
             upload_released: Condvar::new(),
             threads: Mutex::new(Vec::new()),
@@ -153,10 +152,10 @@ impl Shared {
         self.report(&r.into_error(&info.name), Some(info.peer));
     }
 
-    /// Ends connection `id` (its peer is gone or superseded): its reads fail at once.
+    /// Ends connection `id` (its peer is gone or superseded): its reads end at once.
     pub(crate) fn shutdown_conn(&self, id: u64) {
-        if let Some((_, s)) = lock(&self.conns).iter().find(|(i, _)| *i == id) {
-            let _ = s.shutdown(Shutdown::Both);
+        if let Some(c) = lock(&self.conns).get(&id) {
+            c.cut();
         }
     }
 }
@@ -180,31 +179,5 @@ impl Shared {
 impl Drop for DecoderSlot<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// A self-pipe that wakes the accept loop. Both ends live as long as the server, so a signal
-/// never meets a closed pipe (`EPIPE`, and a `SIGPIPE` that would kill a C host), and the
-/// write end never blocks.
-pub(crate) struct Wake {
-    rx: OwnedFd,
-    tx: OwnedFd,
-}
-
-impl Wake {
-    fn new() -> Result<Wake> {
-        use rustix::pipe::{pipe_with, PipeFlags};
-        let (rx, tx) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)
-            .map_err(|e| Error::io("creating a wake pipe", e.into()))?;
-        Ok(Wake { rx, tx })
-    }
-
-    pub(crate) fn signal(&self) {
-        let _ = rustix::io::write(&self.tx, &[1]);
-    }
-
-    /// The end the accept loop polls.
-    pub(crate) fn fd(&self) -> &OwnedFd {
-        &self.rx
     }
 }

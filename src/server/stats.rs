@@ -9,7 +9,7 @@ use crate::protocol::Code;
 /// Slots of the by-code arrays: index `c` counts wire code `c` (docs/protocol.md section 5,
 /// 1 to 16); index 0 counts codes this build does not know.
 pub const STATS_CODES: usize = 17;
-const _: () = assert!(std::mem::size_of::<ServerStats>() == 8 * (19 + 2 * STATS_CODES));
+const _: () = assert!(std::mem::size_of::<ServerStats>() == 8 * (20 + 2 * STATS_CODES));
 
 /// A snapshot of a server's counters (totals since it started) and of its bounded resources
 /// (in use now, with their limits). Counters only grow; nothing here names a file or a sender.
@@ -63,6 +63,9 @@ pub struct ServerStats {
     pub descriptors_open: u64,
     /// The process's limit on open descriptors, as in force when the server started.
     pub descriptors_limit: u64,
+    /// Connections refused because the server was at its connection cap (answered ERROR 17,
+    /// "receiver busy", or closed unanswered when too many were being answered at once).
+    pub connections_busy: u64,
 }
 
 impl ServerStats {
@@ -93,6 +96,7 @@ pub(crate) struct Stats {
     resumes: AtomicU64,
     auth_failures: AtomicU64,
     tls_handshakes: AtomicU64,
+    busy: AtomicU64,
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -103,6 +107,10 @@ impl Stats {
     pub(crate) fn connection_opened(&self) {
         add(&self.accepted, 1);
         add(&self.open, 1);
+    }
+
+    pub(crate) fn connection_busy(&self) {
+        add(&self.busy, 1);
     }
 
     pub(crate) fn connection_closed(&self) {
@@ -165,6 +173,7 @@ impl Stats {
             bytes_reused: get(&self.reused),
             resumes: get(&self.resumes),
             auth_failures: get(&self.auth_failures),
+            connections_busy: get(&self.busy),
             tls_handshakes: get(&self.tls_handshakes),
             ..ServerStats::default()
         }

@@ -59,14 +59,14 @@ impl Throttle {
 }
 
 /// Waits `d`, in short steps, unless `stopping()` turns true first.
-pub(crate) fn pause(d: Duration, stopping: impl Fn() -> bool) {
+pub(crate) async fn pause(d: Duration, stopping: impl Fn() -> bool) {
     let until = Instant::now() + d;
     while !stopping() {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return;
         }
-        std::thread::sleep(left.min(Duration::from_millis(50)));
+        tokio::time::sleep(left.min(Duration::from_millis(50))).await;
     }
 }
 

@@ -25,7 +25,7 @@ mod token;
 #[cfg(feature = "tls")]
 pub(crate) use client::connect;
 #[cfg(feature = "tls")]
-pub(crate) use server::ServerTls;
+pub(crate) use server::{Refused, ServerTls};
 #[cfg(feature = "tls")]
 pub(crate) use stream::TlsStream;
 #[cfg(feature = "tls")]
@@ -38,4 +38,4 @@ mod off;
 #[cfg(not(feature = "tls"))]
 pub use off::hash_token;
 #[cfg(not(feature = "tls"))]
-pub(crate) use off::{connect, ServerTls, TlsStream, Tokens};
+pub(crate) use off::{connect, Refused, ServerTls, TlsStream, Tokens};

@@ -64,15 +64,6 @@ impl ServerTls {
     pub(crate) fn pin(&self) -> &str {
         match *self {}
     }
-    pub(crate) fn accept(
-        &self,
-        _: TcpStream,
-        _: &str,
-        _: std::time::Instant,
-        _: std::time::Duration,
-    ) -> Result<TlsStream, Refused> {
-        match *self {}
-    }
 }
 
 pub(crate) enum Tokens {}

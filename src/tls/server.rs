@@ -1,19 +1,17 @@
 //! The receiver's side of TLS: the server config from its identity (PEM files or self-signed),
 //! an optional client CA for sender certificates, and the handshake at accept.
 
-use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
-use rustls::{RootCertStore, ServerConfig, ServerConnection};
+use rustls::{RootCertStore, ServerConfig};
 
 use super::client::{handshake_error, load_certs, load_key, provider};
 use super::der::subject_common_name;
 use super::options::{check_identity_name, ServerIdentity};
 use super::pin::pin_of;
 use super::self_signed;
-use super::stream::TlsStream;
 use crate::error::{Error, ErrorKind, Result};
 
 /// A server's TLS, ready to accept: its config and the pin of its key.
@@ -70,48 +68,78 @@ impl ServerTls {
         })
     }
 
+    /// The rustls configuration (for tests that drive a server connection by hand).
+    #[cfg(test)]
+    pub(crate) fn rustls_config(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.config)
+    }
+
     /// The pin of the server's key, `sha256//BASE64`.
     pub(crate) fn pin(&self) -> &str {
         &self.pin
     }
 
-    /// Completes the handshake on an accepted socket. The identity a client certificate proves
-    /// is its subject's common name, which must be usable as a directory name.
-    /// The server side of a handshake on `sock`, which must complete by `deadline`; `idle` is
-    /// the read timeout the socket has afterwards.
-    pub(crate) fn accept(
+    /// The server side of a handshake on an accepted socket, on the event loop; it must
+    /// complete by `deadline` (a peer dripping it is cut off). The identity a client
+    /// certificate proves is its subject's common name, which must be usable as a directory
+    /// name.
+    pub(crate) async fn accept<S>(
         &self,
-        sock: TcpStream,
+        sock: S,
         peer: &str,
         deadline: std::time::Instant,
-        idle: std::time::Duration,
-    ) -> Result<TlsStream, Refused> {
+    ) -> Result<Accepted<S>, Refused>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
         let refused = |error, credential| Refused { error, credential };
-        let conn = ServerConnection::new(Arc::clone(&self.config))
-            .map_err(|e| refused(Error::new(ErrorKind::Auth, e.to_string()), false))?;
-        let mut stream = TlsStream::new(conn, sock);
-        stream.handshake_by(deadline, idle).map_err(|e| {
-            let credential = matches!(
-                e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
-                Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
-            );
-            refused(handshake_error(e, peer), credential)
-        })?;
-        if let Some(cert) = stream
-            .connection()
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&self.config));
+        let handshake = acceptor.accept(sock);
+        let stream = match tokio::time::timeout_at(deadline.into(), handshake).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                let credential = matches!(
+                    e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+                    Some(
+                        rustls::Error::InvalidCertificate(_)
+                            | rustls::Error::NoCertificatesPresented
+                    )
+                );
+                return Err(refused(handshake_error(e, peer), credential));
+            }
+            Err(_) => {
+                let e = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the TLS handshake did not complete in time",
+                );
+                return Err(refused(handshake_error(e, peer), false));
+            }
+        };
+        let identity = match stream
+            .get_ref()
+            .1
             .peer_certificates()
             .and_then(|c| c.first())
         {
-            let name = subject_common_name(cert)
-                .ok_or_else(|| "client certificate has no single common name".to_string())
-                .and_then(|n| check_identity_name(&n).map(|()| n));
-            match name {
-                Ok(n) => stream.peer_identity = Some(n),
-                Err(why) => return Err(refused(Error::new(ErrorKind::Auth, why), true)),
+            None => None,
+            Some(cert) => {
+                let name = subject_common_name(cert)
+                    .ok_or_else(|| "client certificate has no single common name".to_string())
+                    .and_then(|n| check_identity_name(&n).map(|()| n));
+                match name {
+                    Ok(n) => Some(n),
+                    Err(why) => return Err(refused(Error::new(ErrorKind::Auth, why), true)),
+                }
             }
-        }
-        Ok(stream)
+        };
+        Ok(Accepted { stream, identity })
     }
+}
+
+/// A sender's connection after the handshake, and the identity its certificate proved.
+pub(crate) struct Accepted<S> {
+    pub(crate) stream: tokio_rustls::server::TlsStream<S>,
+    pub(crate) identity: Option<String>,
 }
 
 /// A connection refused during the handshake; `credential` when the sender's certificate was

@@ -21,8 +21,6 @@ pub(crate) struct TlsStream {
     /// `raw[start..end]` is read from the socket but not yet given to rustls.
     start: usize,
     end: usize,
-    /// The identity a client certificate proved (server side, with a client CA).
-    pub(crate) peer_identity: Option<String>,
     /// An error met after a read had plaintext to return: the next read returns it.
     failed: Option<io::Error>,
 }
@@ -35,11 +33,11 @@ impl TlsStream {
             raw: vec![0; RAW_SIZE],
             start: 0,
             end: 0,
-            peer_identity: None,
             failed: None,
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn connection(&self) -> &Connection {
         &self.conn
     }
@@ -49,28 +47,6 @@ impl TlsStream {
         while self.conn.is_handshaking() {
             self.conn.complete_io(&mut NoSigpipe(&self.sock))?;
         }
-        self.write_pending()
-    }
-
-    /// The handshake, which must complete by `deadline` (a peer dripping it is cut off); the
-    /// socket's read timeout is `idle` again afterwards.
-    pub(crate) fn handshake_by(
-        &mut self,
-        deadline: std::time::Instant,
-        idle: std::time::Duration,
-    ) -> io::Result<()> {
-        while self.conn.is_handshaking() {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the TLS handshake did not complete in time",
-                ));
-            }
-            self.sock.set_read_timeout(Some(left.min(idle)))?;
-            self.conn.complete_io(&mut NoSigpipe(&self.sock))?;
-        }
-        self.sock.set_read_timeout(Some(idle))?;
         self.write_pending()
     }
 
@@ -221,14 +197,6 @@ impl Transport for TlsStream {
     fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
         io::Write::write(self, buf)
     }
-
-    fn is_tls(&self) -> bool {
-        true
-    }
-
-    fn peer_identity(&self) -> Option<String> {
-        self.peer_identity.clone()
-    }
 }
 
 #[cfg(test)]
@@ -252,9 +220,10 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let accepting = std::thread::spawn(move || {
             let (sock, _) = listener.accept().unwrap();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            let accepted = server.accept(sock, "peer", deadline, Duration::from_secs(10));
-            accepted.ok().unwrap()
+            let conn = rustls::ServerConnection::new(server.rustls_config()).unwrap();
+            let mut stream = TlsStream::new(conn, sock);
+            stream.handshake().unwrap();
+            stream
         });
         let sock = TcpStream::connect(addr).unwrap();
         let client = crate::tls::connect(sock, "localhost", &opts).unwrap();

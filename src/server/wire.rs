@@ -1,0 +1,361 @@
+//! The receiver's side of a connection on the event loop: [`Wire`], a buffered duplex stream
+//! over any [`Stream`] (TCP, TLS, or memory in tests) whose reads wait for readiness, never
+//! block a thread, end at the connection's deadline or idle timeout, and end at once (as an end
+//! of stream) when the server stops or the connection is cut. Its read buffer exists only while
+//! there are bytes in it: an idle connection holds none.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::protocol::{eof_is_protocol, Frame, MAX_FRAME};
+
+/// A connected byte stream a receiving session runs over.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Whether the stream is TLS (so a token may be accepted on it).
+    fn is_tls(&self) -> bool {
+        false
+    }
+
+    /// The identity the peer proved with a client certificate, if any.
+    fn peer_identity(&self) -> Option<String> {
+        None
+    }
+}
+
+/// How one connection is ended from outside: `stop` ends its reads (it can still tell its peer
+/// why), `cut` its writes too.
+#[derive(Default)]
+pub(crate) struct Cancel {
+    stopped: AtomicBool,
+    cut: AtomicBool,
+    notify: Notify,
+}
+
+impl Cancel {
+    /// Ends the connection's reads: buffered bytes are still read, then the stream ends.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Ends reads and writes: the peer gets nothing more.
+    pub(crate) fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        self.stop();
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    fn is_cut(&self) -> bool {
+        self.cut.load(Ordering::SeqCst)
+    }
+
+    /// Completes once [`Cancel::stop`] was called.
+    pub(crate) async fn stopped(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_stopped() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// The read buffer's size when bytes first arrive; it grows to what a frame or an eager file
+/// needs, up to [`READ_MAX`].
+const READ_MIN: usize = 16 * 1024;
+/// The read buffer's largest size: room for the largest frame (65,541 bytes) and an eager
+/// file's content with its DONE, so either can be checked as complete before a verdict is held.
+pub(crate) const READ_MAX: usize = 160 * 1024;
+/// Frames and small writes are gathered up to this before they go out.
+const WRITE_GATHER: usize = 16 * 1024;
+
+pub(crate) struct Wire<S: Stream> {
+    stream: S,
+    /// Bytes read in: `rbuf[rpos..rend]` are not consumed yet. Empty (no allocation) while
+    /// nothing is buffered and the connection waits.
+    rbuf: Vec<u8>,
+    rpos: usize,
+    rend: usize,
+    out: Vec<u8>,
+    idle: Duration,
+    deadline: Option<Instant>,
+    /// Bytes read from the stream since [`Wire::take_read`] last asked.
+    read: u64,
+    cancel: Arc<Cancel>,
+}
+
+impl<S: Stream> Wire<S> {
+    pub(crate) fn new(stream: S, idle: Duration, cancel: Arc<Cancel>) -> Self {
+        Wire {
+            stream,
+            rbuf: Vec::new(),
+            rpos: 0,
+            rend: 0,
+            out: Vec::new(),
+            idle,
+            deadline: None,
+            read: 0,
+            cancel,
+        }
+    }
+
+    /// Bytes read from the stream since the last call (for the server's statistics).
+    pub(crate) fn take_read(&mut self) -> u64 {
+        std::mem::take(&mut self.read)
+    }
+
+    /// The stream under the buffers.
+    pub(crate) fn transport(&self) -> &S {
+        &self.stream
+    }
+
+    #[cfg(feature = "internals")]
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// Reads from now on must complete by `deadline` (`None`: only the idle timeout applies).
+    pub(crate) fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
+        self.deadline = deadline.map(Instant::from_std);
+    }
+
+    /// The bytes read in but not consumed yet.
+    pub(crate) fn buffered(&self) -> &[u8] {
+        &self.rbuf[self.rpos..self.rend]
+    }
+
+    /// Consumes `n` buffered bytes; the buffer goes back to the allocator once empty.
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.rpos = (self.rpos + n).min(self.rend);
+        if self.rpos == self.rend {
+            self.rpos = 0;
+            self.rend = 0;
+            // A waiting connection holds no buffer.
+            self.rbuf = Vec::new();
+        }
+    }
+
+    /// Room for `n` bytes from `rpos`: the unread bytes move to the front when needed.
+    fn make_room(&mut self, n: usize) {
+        if self.rpos > 0 && self.rbuf.len() - self.rpos < n {
+            self.rbuf.copy_within(self.rpos..self.rend, 0);
+            self.rend -= self.rpos;
+            self.rpos = 0;
+        }
+        if self.rbuf.len() < n {
+            self.rbuf.resize(n.clamp(READ_MIN, READ_MAX.max(n)), 0);
+        }
+    }
+
+    /// Whether at least `n` bytes can be read without waiting: those buffered, plus what the
+    /// stream has ready (read in now). `n` above [`READ_MAX`] is never ready.
+    pub(crate) fn ready(&mut self, n: usize) -> bool {
+        if n > READ_MAX {
+            return false;
+        }
+        while self.rend - self.rpos < n {
+            if self.cancel.is_stopped() {
+                return false;
+            }
+            self.make_room(n);
+            let mut cx = Context::from_waker(Waker::noop());
+            let mut rb = ReadBuf::new(&mut self.rbuf[self.rend..]);
+            match Pin::new(&mut self.stream).poll_read(&mut cx, &mut rb) {
+                Poll::Ready(Ok(())) if !rb.filled().is_empty() => {
+                    let got = rb.filled().len();
+                    self.rend += got;
+                    self.read += got as u64;
+                }
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// One read from the stream into `buf`, waiting at most until the deadline and the idle
+    /// timeout; `Ok(0)` at the end of the stream or once the connection was stopped.
+    async fn read_stream(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.is_stopped() {
+            return Ok(0);
+        }
+        let idle_end = Instant::now() + self.idle;
+        let (until, by_deadline) = match self.deadline {
+            Some(d) if d <= idle_end => (d, true),
+            _ => (idle_end, false),
+        };
+        let read = ReadSome {
+            stream: &mut self.stream,
+            buf,
+        };
+        let n = tokio::select! {
+            r = tokio::time::timeout_at(until, read) => match r {
+                Ok(r) => r?,
+                Err(_) if by_deadline => return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the peer did not send a whole message in time",
+                )),
+                Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+            },
+            () = self.cancel.stopped() => 0,
+        };
+        self.read += n as u64;
+        Ok(n)
+    }
+
+    /// Reads more bytes into the buffer, which has room for `want` unread bytes; 0 at the end.
+    async fn fill(&mut self, want: usize) -> io::Result<usize> {
+        self.make_room(want);
+        let mut buf = std::mem::take(&mut self.rbuf);
+        let got = self.read_stream(&mut buf[self.rend..]).await;
+        self.rbuf = buf;
+        let n = got?;
+        self.rend += n;
+        Ok(n)
+    }
+
+    /// Waits until `n` bytes are buffered; `false` when the stream ends first (with none at all
+    /// buffered when `clean`, else an error).
+    pub(crate) async fn ensure(&mut self, n: usize) -> io::Result<bool> {
+        while self.rend - self.rpos < n {
+            if self.fill(n).await? == 0 {
+                if self.rend == self.rpos {
+                    return Ok(false);
+                }
+                return Err(eof_is_protocol(io::ErrorKind::UnexpectedEof.into()));
+            }
+        }
+        Ok(true)
+    }
+
+    /// Fills `buf` exactly; the end of the stream first is an error.
+    pub(crate) async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.read_some(&mut buf[done..]).await? {
+                0 => return Err(eof_is_protocol(io::ErrorKind::UnexpectedEof.into())),
+                n => done += n,
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads some bytes into `buf` (a large read goes straight from the stream); 0 at the end.
+    pub(crate) async fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.rpos == self.rend {
+            if buf.len() >= READ_MIN {
+                return self.read_stream(buf).await;
+            }
+            if self.fill(READ_MIN).await? == 0 {
+                return Ok(0);
+            }
+        }
+        let have = self.buffered();
+        let n = have.len().min(buf.len());
+        buf[..n].copy_from_slice(&have[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+
+    /// Reads one frame. `Ok(None)` is a clean end of stream before the frame's first byte.
+    /// The frame is decoded only once whole (never more than [`MAX_FRAME`] bytes are taken).
+    pub(crate) async fn read_frame(&mut self) -> Result<Option<Frame>> {
+        let io = |e| Error::io("reading a frame", e);
+        if !self.ensure(5).await.map_err(io)? {
+            return Ok(None);
+        }
+        let b = self.buffered();
+        let len = u32::from_be_bytes([b[1], b[2], b[3], b[4]]);
+        if len > MAX_FRAME {
+            return Err(Error::protocol(format!(
+                "frame of {len} bytes exceeds the {MAX_FRAME}-byte limit"
+            )));
+        }
+        let whole = 5 + len as usize;
+        if !self.ensure(whole).await.map_err(io)? {
+            return Err(io(eof_is_protocol(io::ErrorKind::UnexpectedEof.into())));
+        }
+        let frame = Frame::read_from(&mut &self.buffered()[..whole]);
+        self.consume(whole);
+        frame
+    }
+
+    /// Appends `bytes` to what goes out with the next flush.
+    pub(crate) fn queue(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Sends what was queued. A cut connection writes nothing more.
+    pub(crate) async fn flush(&mut self) -> io::Result<()> {
+        if self.cancel.is_cut() {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        if !self.out.is_empty() {
+            let out = std::mem::take(&mut self.out);
+            let sent = self.write_all(&out).await;
+            self.out = out;
+            self.out.clear();
+            if self.out.capacity() > WRITE_GATHER {
+                self.out = Vec::new();
+            }
+            sent?;
+        }
+        self.stream.flush().await
+    }
+
+    /// Writes `bytes` whole, within the idle timeout.
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match tokio::time::timeout(self.idle, self.stream.write_all(bytes)).await {
+            Ok(r) => r,
+            Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+
+    /// Flushes, then ends our direction of the stream (TLS: close_notify first).
+    pub(crate) async fn finish(&mut self) -> io::Result<()> {
+        self.flush().await?;
+        self.stream.shutdown().await
+    }
+}
+
+/// One `poll_read` as a future: the bytes it read, 0 at the end of the stream.
+struct ReadSome<'a, S> {
+    stream: &'a mut S,
+    buf: &'a mut [u8],
+}
+
+impl<S: AsyncRead + Unpin> Future for ReadSome<'_, S> {
+    type Output = io::Result<usize>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut rb = ReadBuf::new(this.buf);
+        match Pin::new(&mut *this.stream).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
