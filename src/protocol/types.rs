@@ -95,6 +95,9 @@ pub enum Code {
     /// The receiver's object store refused (access denied, no such bucket): retrying does not
     /// help until its operator acts.
     StoreRefused = 16,
+    /// The receiver is at its connection cap (after a refused hello, or ending a connection):
+    /// the sender retries later, with backoff, as after a lost connection.
+    Busy = 17,
 }
 
 impl Code {
@@ -117,6 +120,7 @@ impl Code {
             14 => BasisChanged,
             15 => StoreUnavailable,
             16 => StoreRefused,
+            17 => Busy,
             _ => return None,
         })
     }
@@ -132,6 +136,7 @@ impl Code {
             Code::Auth | Code::Tls => ErrorKind::Auth,
             Code::BasisChanged => ErrorKind::Io,
             Code::StoreUnavailable | Code::StoreRefused => ErrorKind::Store,
+            Code::Busy => ErrorKind::Busy,
             _ => ErrorKind::Rejected,
         }
     }
