@@ -78,7 +78,7 @@
  * The highest value of `knsock_result` this header knows: codes run from 0 to it without a
  * gap. A library newer than the header may return higher ones; treat them as errors.
  */
-#define KNSOCK_RESULT_LAST 15
+#define KNSOCK_RESULT_LAST 16
 
 /**
  * The outcome of every fallible call. Values are fixed forever; new ones may be added, so treat
@@ -153,6 +153,11 @@ typedef enum knsock_result {
    * denied, no such bucket). A server's error handler gets it for a file it could not store.
    */
   KNSOCK_RESULT_STORE = 15,
+  /**
+   * The receiver is at its connection cap (`knsock_error_peer_code()` 17): retry later.
+   * Retried with backoff when the options allow retries.
+   */
+  KNSOCK_RESULT_BUSY = 16,
 } knsock_result;
 
 /**

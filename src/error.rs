@@ -36,6 +36,9 @@ pub enum ErrorKind {
     /// The receiver's object store failed (unreachable, slowing down: the peer code is 15 and a
     /// retry may succeed) or refused (access denied, no such bucket: peer code 16).
     Store,
+    /// The receiver is at its connection cap: retry later. Retried with backoff when retries
+    /// are allowed. [`Error::peer_reason`] has its code (17) and text.
+    Busy,
 }
 
 /// The inner error of an [`io::Error`] that is a failure of authentication (a TLS alert, a
@@ -55,7 +58,7 @@ impl std::error::Error for AuthFailure {}
 /// and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerReason {
-    /// The wire code: 1 validator, 2 exists, 3 no space, … 16 store refused.
+    /// The wire code: 1 validator, 2 exists, 3 no space, … 16 store refused, 17 busy.
     pub code: u16,
     /// The receiver's text, escaped for printing.
     pub text: String,
@@ -126,12 +129,17 @@ impl Error {
     }
 
     /// The receiver's refusal with its wire code, of the kind that code maps to
-    /// (`protocol::peer_error` maps it).
+    /// (`protocol::peer_error` maps it). A busy receiver did not refuse the file: it asks for
+    /// a later try, and the message says so.
     pub(crate) fn from_peer(kind: ErrorKind, code: u16, text: impl Into<String>) -> Self {
         let text = safe(text.into());
+        let message = match kind {
+            ErrorKind::Busy => format!("receiver busy, retry later: {text}"),
+            _ => format!("rejected by receiver: {text}"),
+        };
         Error {
             kind,
-            message: format!("rejected by receiver: {text}"),
+            message,
             peer: Some(PeerReason { code, text }),
             source: None,
         }

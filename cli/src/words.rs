@@ -5,7 +5,7 @@
 const FLAGS: &[(&str, &str)] = &[("(set path_style)", "(give --s3-path-style)")];
 
 /// `e`'s message with the library's setting names replaced by kn-sock's flags, and a hint where
-/// the usual cause is known.
+/// the usual cause is known (or, for a busy receiver, the flag that retries it).
 pub(crate) fn explain(e: knsock::Error) -> String {
     let mut text = e.message().to_string();
     for (setting, flag) in FLAGS {
@@ -16,6 +16,9 @@ pub(crate) fn explain(e: knsock::Error) -> String {
             ": the server's certificate is not from a CA this machine trusts; for a self-signed \
              server give --pin with the pin it prints (`tls pin sha256//...`), or --ca FILE",
         );
+    }
+    if e.kind() == knsock::ErrorKind::Busy {
+        text.push_str(" (--retries N retries a busy receiver with backoff)");
     }
     text
 }
@@ -33,5 +36,10 @@ mod tests {
             "invalid peer certificate: UnknownIssuer",
         );
         assert!(explain(e).contains("give --pin"));
+        let e = knsock::Error::new(knsock::ErrorKind::Busy, "receiver busy, retry later: full");
+        assert_eq!(
+            explain(e),
+            "receiver busy, retry later: full (--retries N retries a busy receiver with backoff)"
+        );
     }
 }

@@ -250,3 +250,35 @@ fn an_s3_endpoint_by_ip_address_uses_path_style() {
     assert!(!err.contains("invalid IPv4"), "{err}");
     assert!(err.contains(&format!("{endpoint}/bucket/")), "{err}");
 }
+
+/// A receiver at its connection cap: the sender says it is busy with the receiver's own text and
+/// how to retry, exits 1 as for any failure, and `--retries` retries it with backoff.
+#[test]
+fn a_busy_receiver_is_named_busy_and_retried_with_retries() {
+    let busy = BusyReceiver::start(BusyAt::Hello);
+    let src = tempfile::tempdir().unwrap();
+    let a = write_file(src.path(), "a.txt", b"a");
+    let r = send(busy.port(), &[a.to_str().unwrap()]);
+    let err = text(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    let said = format!(
+        "kn-sock: {}: receiver busy, retry later: {BUSY_TEXT} (--retries N retries a busy \
+         receiver with backoff)\n",
+        a.display()
+    );
+    assert_eq!(err, said);
+    assert_eq!(busy.attempts(), 1);
+
+    let r = send(
+        busy.port(),
+        &[
+            a.to_str().unwrap(),
+            "--retries",
+            "2",
+            "--retry-delay",
+            "0.01",
+        ],
+    );
+    assert_eq!(r.status.code(), Some(1), "{}", text(&r.stderr));
+    assert_eq!(busy.attempts(), 4, "one more attempt, then two retries");
+}

@@ -72,11 +72,14 @@ pub enum knsock_result {
     /// or slowing down (a retry may succeed; retries are made), 16 when it refused (access
     /// denied, no such bucket). A server's error handler gets it for a file it could not store.
     Store = 15,
+    /// The receiver is at its connection cap (`knsock_error_peer_code()` 17): retry later.
+    /// Retried with backoff when the options allow retries.
+    Busy = 16,
 }
 
 /// The highest value of `knsock_result` this header knows: codes run from 0 to it without a
 /// gap. A library newer than the header may return higher ones; treat them as errors.
-pub const KNSOCK_RESULT_LAST: c_int = 15;
+pub const KNSOCK_RESULT_LAST: c_int = 16;
 
 impl knsock_result {
     /// Every code, in order: `ALL[c]` is code `c`. The test below checks that the array and
@@ -101,6 +104,7 @@ impl knsock_result {
             InProgress,
             Auth,
             Store,
+            Busy,
         ]
     };
 
@@ -131,20 +135,21 @@ impl knsock_result {
             InProgress => c"still in progress",
             Auth => c"authentication failed",
             Store => c"the receiver's object store failed",
+            Busy => c"the receiver is busy: retry later",
         }
     }
 
-    /// The last code, found from the enum itself: a variant added after `Store` must be named
+    /// The last code, found from the enum itself: a variant added after `Busy` must be named
     /// here (the match is exhaustive), and the test then sees `ALL` and `KNSOCK_RESULT_LAST`
     /// lag behind it.
     #[cfg(test)]
     fn successor(self) -> Option<knsock_result> {
         use knsock_result::*;
         match self {
-            Store => None,
+            Busy => None,
             Ok | InvalidArgument | NotFound | Connect | Timeout | Rejected | Protocol
             | Integrity | NoSpace | Io | Cancelled | AbortedByCallback | Panic | InProgress
-            | Auth => Self::from_code(self as c_int + 1),
+            | Auth | Store => Self::from_code(self as c_int + 1),
         }
     }
 }
@@ -198,6 +203,7 @@ impl From<ErrorKind> for knsock_result {
             ErrorKind::AbortedByCallback => knsock_result::AbortedByCallback,
             ErrorKind::Auth => knsock_result::Auth,
             ErrorKind::Store => knsock_result::Store,
+            ErrorKind::Busy => knsock_result::Busy,
         }
     }
 }

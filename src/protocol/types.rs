@@ -95,7 +95,8 @@ pub enum Code {
     /// The receiver's object store refused (access denied, no such bucket): retrying does not
     /// help until its operator acts.
     StoreRefused = 16,
-    /// The receiver is at its connection cap: retry later.
+    /// The receiver is at its connection cap (after a refused hello, or ending a connection):
+    /// the sender retries later, with backoff, as after a lost connection.
     Busy = 17,
 }
 
@@ -135,7 +136,7 @@ impl Code {
             Code::Auth | Code::Tls => ErrorKind::Auth,
             Code::BasisChanged => ErrorKind::Io,
             Code::StoreUnavailable | Code::StoreRefused => ErrorKind::Store,
-            Code::Busy => ErrorKind::Io,
+            Code::Busy => ErrorKind::Busy,
             _ => ErrorKind::Rejected,
         }
     }

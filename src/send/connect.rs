@@ -54,10 +54,11 @@ pub(crate) fn retryable(e: &Error) -> bool {
             | ErrorKind::Protocol
             | ErrorKind::Integrity
             | ErrorKind::Store
+            | ErrorKind::Busy
     ) && e.peer_reason().is_none_or(|p| {
         // The receiver's own account of a broken transfer (corruption, a cut or stalled
-        // connection, a receiver stopping, which may be started again) may be cured by a new
-        // connection; a refusal never is.
+        // connection, a receiver stopping, which may be started again, a receiver at its
+        // connection cap) may be cured by a new connection; a refusal never is.
         use protocol::Code;
         [
             Code::Checksum,
@@ -65,6 +66,7 @@ pub(crate) fn retryable(e: &Error) -> bool {
             Code::Timeout,
             Code::StoreUnavailable,
             Code::ShuttingDown,
+            Code::Busy,
         ]
         .iter()
         .any(|c| p.code == *c as u16)
@@ -134,4 +136,23 @@ fn connect(host: &str, port: u16, opts: &SendOptions) -> Result<TcpStream> {
         err = Error::new(ErrorKind::Connect, err.message());
     }
     Err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_receiver_is_retried_and_its_text_escaped() {
+        let busy = protocol::peer_error(protocol::Code::Busy as u16, "full\x1b[2J; retry later");
+        assert_eq!(busy.kind(), ErrorKind::Busy);
+        assert!(busy
+            .message()
+            .starts_with("receiver busy, retry later: full"));
+        assert!(!busy.message().contains('\x1b'), "{busy}");
+        assert_eq!(busy.peer_reason().map(|p| p.code), Some(17));
+        assert!(retryable(&busy));
+        let refused = protocol::peer_error(protocol::Code::Exists as u16, "exists");
+        assert!(!retryable(&refused), "a refusal is not retried");
+    }
 }

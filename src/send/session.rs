@@ -368,8 +368,8 @@ impl<S: Transport> Session<S> {
 
     /// After a write the receiver broke off (a broken pipe, a reset): its own reason when it
     /// sent one before it closed, an ERROR frame still to be read (verdicts before it are
-    /// settled); `e` when there is none. The read ends at the end of what the receiver sent, or
-    /// after [`REASON_WAIT`].
+    /// settled), or its busy refusal (code 17) as such; `e` when there is none. The read ends at
+    /// the end of what the receiver sent, or after [`REASON_WAIT`].
     fn peer_reason(&mut self, e: Error, results: &mut Results) -> Error {
         use std::error::Error as _;
         let broken = e
@@ -389,6 +389,10 @@ impl<S: Transport> Session<S> {
         }
         loop {
             let frame = match Frame::read_from(&mut self.wire) {
+                // A busy receiver asks for a later try whatever broke our write.
+                Ok(Some(Frame::Error { code, text })) if code == protocol::Code::Busy as u16 => {
+                    return protocol::peer_error(code, text)
+                }
                 Ok(Some(Frame::Error { text, .. })) => return Error::peer_ended(e.kind(), &text),
                 Ok(Some(f)) => f,
                 _ => return e,

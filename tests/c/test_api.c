@@ -99,10 +99,13 @@ static void test_version_and_codes(void) {
   CHECK(strcmp(knsock_result_str(-1), "unknown result code") == 0);
   CHECK(strcmp(knsock_result_str(9999), "unknown result code") == 0);
   /* Every code up to the last the header knows has its own text; the next is unknown. */
-  for (int c = 0; c <= KNSOCK_RESULT_LAST; c++)
+  for (int c = 0; c <= KNSOCK_RESULT_LAST; c++) {
     CHECK(strcmp(knsock_result_str(c), "unknown result code") != 0);
-  CHECK(KNSOCK_RESULT_LAST >= KNSOCK_RESULT_STORE);
+    for (int d = 0; d < c; d++) CHECK(strcmp(knsock_result_str(c), knsock_result_str(d)) != 0);
+  }
+  CHECK(KNSOCK_RESULT_LAST >= KNSOCK_RESULT_BUSY);
   CHECK(strcmp(knsock_result_str(KNSOCK_RESULT_STORE), "the receiver's object store failed") == 0);
+  CHECK(strcmp(knsock_result_str(KNSOCK_RESULT_BUSY), "the receiver is busy: retry later") == 0);
   CHECK(strcmp(knsock_result_str(KNSOCK_RESULT_LAST + 1), "unknown result code") == 0);
 }
 

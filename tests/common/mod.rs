@@ -2,11 +2,14 @@
 //! of random bytes, and a raw protocol client for inputs `send_file` would never produce.
 #![allow(dead_code)]
 
+mod busy;
 mod files;
 mod process;
 #[cfg(feature = "s3")]
 pub mod s3;
 
+#[allow(unused_imports)]
+pub use busy::*;
 #[allow(unused_imports)]
 pub use files::*;
 #[allow(unused_imports)]

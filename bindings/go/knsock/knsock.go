@@ -56,6 +56,9 @@ const (
 	// retries are made), or it refused (PeerCode 16: access denied, no such bucket). A server
 	// whose bucket cannot be opened fails to start with it.
 	CodeStore Code = C.KNSOCK_RESULT_STORE
+	// CodeBusy: the receiver is at its connection cap (PeerCode 17): retry later. Retried with
+	// backoff when WithRetries allows.
+	CodeBusy Code = C.KNSOCK_RESULT_BUSY
 )
 
 // String is the library's description of the code ("unknown result code" for unknown ones).
@@ -79,6 +82,7 @@ var (
 	ErrInProgress        = &Error{Code: CodeInProgress}
 	ErrAuth              = &Error{Code: CodeAuth}
 	ErrStore             = &Error{Code: CodeStore}
+	ErrBusy              = &Error{Code: CodeBusy}
 )
 
 // Error is a failure reported by knsock.

@@ -258,6 +258,10 @@ func TestErrorType(t *testing.T) {
 	if CodeTimeout.String() == Code(999).String() {
 		t.Errorf("CodeTimeout has no description: %q", CodeTimeout.String())
 	}
+	if busy := (&Error{Code: CodeBusy}); !errors.Is(busy, ErrBusy) || errors.Is(busy, ErrConnect) ||
+		CodeBusy.String() != "the receiver is busy: retry later" {
+		t.Errorf("CodeBusy: errors.Is(ErrBusy) %v, String() %q", errors.Is(busy, ErrBusy), CodeBusy.String())
+	}
 	if Version() == "" {
 		t.Errorf("empty version")
 	}

@@ -113,6 +113,50 @@ def test_connection_refused(dirs):
     assert isinstance(info.value, ConnectionError)
 
 
+BUSY_TEXT = "receiver busy: 10000 connections, the most it serves; retry later"
+
+
+def busy_receiver(listener, attempts):
+    """Answers each connection as a receiver at its cap: hello reply version 0, ERROR 17, close."""
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return  # the test closed the listener
+        with conn, conn.makefile("rb") as sender:
+            attempts.append(1)
+            conn.settimeout(DEADLINE)
+            hello = sender.read(14)  # magic, versions, ext_len; then the extension
+            sender.read(int.from_bytes(hello[12:14], "big"))
+            text = BUSY_TEXT.encode()
+            error = (17).to_bytes(2, "big") + len(text).to_bytes(2, "big") + text
+            conn.sendall(b"\x89KNSOCK\0" + b"\0\0\0\x04\0\0\0\0"  # version 0, no caps
+                         + b"\x07" + len(error).to_bytes(4, "big") + error)  # ERROR 17
+            conn.shutdown(socket.SHUT_WR)
+            sender.read()  # what the sender still sends, until it closes
+
+
+def test_a_busy_receiver_raises_receiver_busy_after_the_retries(dirs):
+    src, _ = dirs
+    make_file(src / "f", 10)
+    attempts = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        threading.Thread(target=busy_receiver, args=(listener, attempts), daemon=True).start()
+        port = listener.getsockname()[1]
+        with pytest.raises(knsock.ReceiverBusyError) as info:
+            knsock.send_file("127.0.0.1", port, str(src / "f"))
+        assert len(attempts) == 1
+        with pytest.raises(knsock.ReceiverBusyError):
+            knsock.send_file("127.0.0.1", port, str(src / "f"), retries=2, retry_delay=0.01)
+        assert len(attempts) == 4
+    e = info.value
+    assert isinstance(e, FileTransferError)
+    assert e.code == knsock.Result.BUSY and e.peer_code == 17 and e.peer_reason == BUSY_TEXT
+    assert e.message.startswith("receiver busy, retry later: " + BUSY_TEXT)
+
+
 def test_missing_file(server):
     with pytest.raises(FileTransferError) as info:
         knsock.send_file("127.0.0.1", server().port, "/nonexistent/knsock-test")

@@ -12,7 +12,8 @@ refusal raises FileTransferError with the receiver's reason. Beyond kn-sock: `se
 authentication (`pin=`, `token=` on sends; `tls_self_signed=`, `tokens_file=`, `confine=` on
 servers; `AuthenticationError`), fan-out (`send_files_to_many`: the same files to several
 receivers at once), S3 storage on servers (`s3="s3://BUCKET/PREFIX"`; `StoreError`) and
-`FileServer.stats()` (a `ServerStats` of counters and resources in use).
+`FileServer.stats()` (a `ServerStats` of counters and resources in use). A receiver at its
+connection cap raises `ReceiverBusyError` (a `FileTransferError`) once `retries` are spent.
 """
 from ._ffi import Overwrite, Result, lib as _lib
 from ._send import (BatchProgress, FileResult, ReceiverResult, send_file, send_file_async,
@@ -21,7 +22,7 @@ from ._server import (FileServer, ReceivedFile, hash_token, start_file_server,
                       start_file_server_async)
 from ._stats import STATS_CODES, ServerStats
 from .errors import (AuthenticationError, ConnectionTimeoutError, EasySocketError,
-                     FileTransferError, StoreError)
+                     FileTransferError, ReceiverBusyError, StoreError)
 
 __version__ = "0.1.0"
 library_version: str = _lib.knsock_version().decode()
@@ -32,4 +33,5 @@ __all__ = [
     "FileTransferError", "ConnectionTimeoutError", "EasySocketError", "Result", "Overwrite",
     "library_version", "AuthenticationError", "ReceivedFile", "hash_token",
     "send_files_to_many", "ReceiverResult", "StoreError", "ServerStats", "STATS_CODES",
+    "ReceiverBusyError",
 ]

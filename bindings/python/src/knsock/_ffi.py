@@ -38,6 +38,7 @@ class Result(IntEnum):
     IN_PROGRESS = 13
     AUTH = 14
     STORE = 15
+    BUSY = 16
 
 
 class Overwrite(IntEnum):

@@ -14,7 +14,7 @@ from ._ffi import Result, lib, text
 
 __all__ = ["EasySocketError", "FileTransferError", "ConnectionTimeoutError",
            "LocalFileNotFoundError", "ConnectFailedError", "AuthenticationError", "StoreError",
-           "Result"]
+           "ReceiverBusyError", "Result"]
 
 
 class EasySocketError(Exception):
@@ -83,6 +83,11 @@ class StoreError(FileTransferError):
     down: retries may succeed) or 16 (refused: access denied, no such bucket)."""
 
 
+class ReceiverBusyError(FileTransferError):
+    """The receiver is at its connection cap (`Result.BUSY`, `peer_code` 17): retry later. A send
+    with `retries` retries it with backoff first; this is raised once they are spent."""
+
+
 def error_from(code: int, err: Optional[int]) -> EasySocketError:
     """The exception for a failed call, from its code and its (borrowed) knsock_error."""
     message = text(lib.knsock_error_message(err)) if err else None
@@ -92,7 +97,8 @@ def error_from(code: int, err: Optional[int]) -> EasySocketError:
     peer_code = lib.knsock_error_peer_code(err) if err else 0
     cls = {Result.TIMEOUT: ConnectionTimeoutError, Result.NOT_FOUND: LocalFileNotFoundError,
            Result.CONNECT: ConnectFailedError,
-           Result.AUTH: AuthenticationError, Result.STORE: StoreError}.get(code, FileTransferError)
+           Result.AUTH: AuthenticationError, Result.STORE: StoreError,
+           Result.BUSY: ReceiverBusyError}.get(code, FileTransferError)
     return cls(message, code, reason, peer_code)
 
 
