@@ -11,14 +11,13 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use socket2::{Domain, SockRef, Socket, Type};
-use tokio::net::TcpStream;
+use socket2::{Domain, Socket, Type};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol;
 use crate::storage::{self, Root, Sink};
 use crate::sync::lock;
 
+mod accept;
 mod admit;
 mod auth;
 mod commit;
@@ -50,16 +49,9 @@ pub use config::{
 pub use stats::{ServerStats, STATS_CODES};
 
 use guard::Guard;
-use runtime::{blocking, CatchUnwind};
 use shared::Shared;
-use wire::Cancel;
 
 const BACKLOG: i32 = 1024;
-/// How long a stopping server waits for its connections to tell their senders why before it
-/// cuts them.
-const STOP_GRACE: Duration = Duration::from_secs(2);
-/// Connections over the cap answered "busy" at once; beyond, they are closed unanswered.
-const BUSY_ANSWERS: usize = 64;
 
 impl ServerConfig {
     /// Binds, starts the workers, and returns at once.
@@ -323,68 +315,6 @@ impl Shared {
         SERVER_OF_THREAD.with(|c| c.get()) == self.id
     }
 
-    fn request_stop(&self) {
-        if self.stopping.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        self.wake.notify_waiters();
-        // Reads end (at once when nothing is buffered); writes still work, so each connection
-        // can send its peer the reason (`Connection::fail`) before it closes.
-        for c in lock(&self.conns).values() {
-            c.stop();
-        }
-    }
-
-    /// Completes once the server stops or drains.
-    async fn stop_requested(&self) {
-        loop {
-            let woken = self.wake.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            if self.refuses_new() {
-                return;
-            }
-            woken.await;
-        }
-    }
-
-    /// After the accept loop: waits for the connections to end. Draining, they may take as
-    /// long as they need until a stop; stopping, they have [`STOP_GRACE`] to tell their
-    /// senders why, then the rest are cut.
-    async fn wait_connections(&self) {
-        let grace = loop {
-            let ended = self.conn_ended.notified();
-            let woken = self.wake.notified();
-            tokio::pin!(ended, woken);
-            ended.as_mut().enable();
-            woken.as_mut().enable();
-            if lock(&self.conns).is_empty() {
-                return;
-            }
-            if self.is_stopping() {
-                break tokio::time::Instant::now() + STOP_GRACE;
-            }
-            tokio::select! {
-                () = ended => {}
-                () = woken => {}
-            }
-        };
-        loop {
-            let ended = self.conn_ended.notified();
-            tokio::pin!(ended);
-            ended.as_mut().enable();
-            if lock(&self.conns).is_empty() {
-                return;
-            }
-            if tokio::time::timeout_at(grace, ended).await.is_err() {
-                break;
-            }
-        }
-        for c in lock(&self.conns).values() {
-            c.cut();
-        }
-    }
-
     fn join_all(&self) {
         let handles = std::mem::take(&mut *lock(&self.threads));
         let (done, cv) = &self.joined;
@@ -402,101 +332,4 @@ impl Shared {
         cv.notify_all();
     }
 
-    async fn accept_loop(self: &Arc<Self>, listener: tokio::net::TcpListener) {
-        loop {
-            let accepted = tokio::select! {
-                r = listener.accept() => r,
-                () = self.stop_requested() => return,
-            };
-            match accepted {
-                Ok((stream, peer)) => self.open(stream, peer),
-                Err(e) => {
-                    blocking(|| self.report(&Error::io("accepting a connection", e), None));
-                    // Out of descriptors or memory: give the connections a moment to free
-                    // some, rather than spin on a listener that stays readable.
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_millis(50)) => {}
-                        () = self.stop_requested() => return,
-                    }
-                }
-            }
-        }
-    }
-
-    /// Serves a new connection as a task of its own, or refuses it when the server is at its
-    /// connection cap. Whatever one connection does (an error, a panic), only that connection
-    /// ends.
-    fn open(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr) {
-        let _ = stream.set_nodelay(true);
-        let _ = SockRef::from(&stream).set_keepalive(true);
-        let Some((id, cancel)) = self.register() else {
-            return self.refuse_busy(stream);
-        };
-        self.stats.connection_opened();
-        let sh = Arc::clone(self);
-        tokio::spawn(async move {
-            let serve = dispatch::serve_stream(&sh, stream, peer, id, cancel);
-            let outcome = CatchUnwind(Box::pin(serve)).await;
-            lock(&sh.conns).remove(&id);
-            sh.stats.connection_closed();
-            sh.conn_ended.notify_waiters();
-            blocking(|| match outcome {
-                Ok((Err(e), in_file)) => sh.report_end(e, in_file, peer),
-                Ok((Ok(()), _)) => {}
-                Err(_) => sh.report(
-                    &Error::new(
-                        ErrorKind::Io,
-                        "internal error: a connection's task panicked",
-                    ),
-                    Some(peer),
-                ),
-            });
-        });
-    }
-
-    /// Answers a connection over the cap with ERROR 17 ("receiver busy"), so its sender knows
-    /// to retry later; at most [`BUSY_ANSWERS`] at once, the rest are closed unanswered.
-    fn refuse_busy(self: &Arc<Self>, stream: TcpStream) {
-        self.stats.connection_busy();
-        if self.busy.fetch_add(1, Ordering::SeqCst) >= BUSY_ANSWERS {
-            self.busy.fetch_sub(1, Ordering::SeqCst);
-            return;
-        }
-        let sh = Arc::clone(self);
-        let text = format!(
-            "receiver busy: {} connections, the most it serves; retry later",
-            self.config.max_connections
-        );
-        tokio::spawn(async move {
-            dispatch::refuse(streams::Tcp(stream), protocol::Code::Busy, &text).await;
-            sh.busy.fetch_sub(1, Ordering::SeqCst);
-        });
-    }
-
-    /// Reports how a connection ended in error: while stopping, only a transfer it cut short.
-    fn report_end(&self, e: Error, in_file: bool, peer: SocketAddr) {
-        match self.is_stopping() {
-            true if in_file => self.report(
-                &Error::new(ErrorKind::Cancelled, "transfer aborted: server stopping"),
-                Some(peer),
-            ),
-            true => {}
-            false => self.report(&e, Some(peer)),
-        }
-    }
-
-    /// Records a new connection so `stop` can end it; `None` at the connection cap.
-    fn register(&self) -> Option<(u64, Arc<Cancel>)> {
-        let mut conns = lock(&self.conns);
-        if conns.len() >= self.config.max_connections {
-            return None;
-        }
-        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let cancel = Arc::new(Cancel::default());
-        if self.is_stopping() {
-            cancel.stop();
-        }
-        conns.insert(id, Arc::clone(&cancel));
-        Some((id, cancel))
-    }
 }
