@@ -211,11 +211,6 @@ impl<S: Transport> Wire<S> {
         self.stream.finish()
     }
 
-    #[cfg(feature = "internals")]
-    pub(crate) fn get_ref(&self) -> &S {
-        &self.stream
-    }
-
     /// One read from the stream, cut short by the deadline, counted.
     fn read_stream(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.read_deadline(buf)?;

@@ -17,30 +17,13 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::storage::{self, Root, Sink};
 use crate::sync::lock;
 
-mod accept;
-mod admit;
-mod auth;
-mod commit;
 mod config;
-mod conn;
-mod delta;
-mod dispatch;
-mod guard;
-mod legacy;
-mod limits;
-mod refusal;
-mod resume;
-mod runtime;
-mod secure_setters;
+mod files;
+mod io;
 mod security;
 mod session;
 mod shared;
-mod space;
 mod stats;
-mod store_setters;
-mod streams;
-mod throttle;
-mod wire;
 
 pub use config::{
     ErrorHandler, FileInfo, Handler, RefusalHandler, Refused, ServerConfig, Validator,
@@ -48,7 +31,8 @@ pub use config::{
 };
 pub use stats::{ServerStats, STATS_CODES};
 
-use guard::Guard;
+use io::{limits, runtime};
+use security::guard::Guard;
 use shared::Shared;
 
 const BACKLOG: i32 = 1024;
@@ -107,15 +91,15 @@ pub(crate) fn serve_in_memory(config: ServerConfig, input: &[u8]) -> Result<(Vec
     let sink = open_sink(&config)?;
     let guard = Guard::build(&config.security)?;
     let shared = Shared::new(config, sink, guard)?;
-    let stream = streams::MemStream::new(input.to_vec());
+    let stream = io::streams::MemStream::new(input.to_vec());
     let peer = SocketAddr::from(([127, 0, 0, 1], 9));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting a runtime", e))?;
-    let mut conn = conn::Connection::new(&shared, stream, peer, 0, Arc::default());
+    let mut conn = session::conn::Connection::new(&shared, stream, peer, 0, Arc::default());
     let ended = runtime.block_on(async {
-        let ended = dispatch::serve(&mut conn).await;
+        let ended = io::dispatch::serve(&mut conn).await;
         let _ = conn.commit().await;
         ended
     });
@@ -331,5 +315,4 @@ impl Shared {
         *lock(done) = true;
         cv.notify_all();
     }
-
 }

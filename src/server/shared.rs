@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::commit::GROUP_MAX;
-use super::config::{FileInfo, Refused, ServerConfig};
-use super::guard::Guard;
-use super::refusal::Refusal;
-use super::space::Space;
-use super::stats::Stats;
-use super::wire::Cancel;
 use crate::error::{Error, Result};
+use crate::server::config::{FileInfo, Refused, ServerConfig};
+use crate::server::files::commit::GROUP_MAX;
+use crate::server::files::refusal::Refusal;
+use crate::server::files::space::Space;
+use crate::server::io::wire::Cancel;
+use crate::server::security::guard::Guard;
+use crate::server::stats::Stats;
 use crate::storage::{DigestCache, Sink};
 use crate::sync::lock;
 

@@ -5,15 +5,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::admit::{admit, Resolved};
-use super::commit::Pending;
-use super::config::FileInfo;
-use super::conn::Connection;
-use super::refusal::{io_refusal, Refusal};
-use super::runtime::blocking;
-use super::wire::Stream;
 use crate::error::{Error, Result};
 use crate::protocol::{Offer, MAX_NAME};
+use crate::server::config::FileInfo;
+use crate::server::files::admit::{admit, Resolved};
+use crate::server::files::commit::Pending;
+use crate::server::files::refusal::{io_refusal, Refusal};
+use crate::server::io::runtime::blocking;
+use crate::server::io::wire::Stream;
+use crate::server::session::conn::Connection;
 
 /// Receives one kn-sock 0.3 upload whose first byte was `first`. Every protection of the native
 /// protocol applies (names, limits, validators, temporary file, fsync, rename); that protocol

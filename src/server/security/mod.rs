@@ -1,6 +1,11 @@
 //! What a server's security is configured as: its TLS identity, who may send (tokens, client
 //! certificates), where each identity may write, and the unsafe opt-ins for plain senders.
 
+pub(super) mod auth;
+pub(super) mod guard;
+pub(super) mod secure_setters;
+pub(super) mod throttle;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 

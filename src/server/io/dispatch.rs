@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::conn::Connection;
-use super::legacy;
-use super::session;
-use super::shared::Shared;
-use super::streams::{Secured, Tcp};
-use super::throttle::pause;
-use super::wire::{Cancel, Stream};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Code, Frame, MAGIC};
+use crate::server::io::streams::{Secured, Tcp};
+use crate::server::io::wire::{Cancel, Stream};
+use crate::server::security::throttle::pause;
+use crate::server::session::conn::Connection;
+use crate::server::session::legacy;
+use crate::server::session::native;
+use crate::server::shared::Shared;
 
 /// The first byte of a TLS record carrying a handshake (the ClientHello).
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -104,7 +104,7 @@ pub(crate) async fn serve<S: Stream>(conn: &mut Connection<'_, S>) -> Result<()>
     };
     conn.wire.consume(1);
     match first == MAGIC[0] {
-        true => session::serve(conn).await,
+        true => native::serve(conn).await,
         false if conn.wire.transport().is_tls() => {
             let e = Error::protocol("only the knsock protocol is accepted inside TLS");
             Err(conn.fail(e).await)

@@ -8,18 +8,18 @@ use std::time::Instant;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::admit::{admit, check_offer, Resolved};
-use super::auth::{authenticate, Identity};
-use super::commit::Pending;
-use super::config::FileInfo;
-use super::conn::{verify, Connection, STOPPING};
-use super::refusal::{io_refusal, Refusal};
-use super::resume::{claim, Claim, Resume};
-use super::runtime::blocking;
-use super::space::Reservation;
-use super::wire::{Stream, Wire};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Code, Frame, Hello, Offer};
+use crate::server::config::FileInfo;
+use crate::server::files::admit::{admit, check_offer, Resolved};
+use crate::server::files::commit::Pending;
+use crate::server::files::refusal::{io_refusal, Refusal};
+use crate::server::files::resume::{claim, Claim, Resume};
+use crate::server::files::space::Reservation;
+use crate::server::io::runtime::blocking;
+use crate::server::io::wire::{Stream, Wire};
+use crate::server::security::auth::{authenticate, Identity};
+use crate::server::session::conn::{verify, Connection, STOPPING};
 use crate::storage::{Place, TempFile};
 
 /// Serves a native connection whose first byte (the magic's) was read.
@@ -203,7 +203,7 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
     /// Ends the connection on `e`: the verified files are committed first (their verdicts go
     /// out while the peer still listens), then the peer is told why.
     async fn abort(&mut self, e: Error) -> Error {
-        let _ = self.conn.commit();
+        let _ = self.conn.commit().await;
         self.conn.fail(e).await
     }
 
@@ -230,7 +230,7 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
                 self.conn.shared.stats.file_skipped();
                 return self.answer(Frame::Skip).await;
             }
-            Decision::Admit(a) => a,
+            Decision::Admit(a) => *a,
         };
         // Refused: an eager offer's content is on its way and must be drained first.
         let (_claim, place, temp, hasher, offset, space) = match admitted {
@@ -309,7 +309,7 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
                 .map_err(io_refusal)?;
             Ok((claim, place, temp, hasher, offset, space))
         });
-        (Decision::Admit(admitted), basis, resume)
+        (Decision::Admit(Box::new(admitted)), basis, resume)
     }
 
     /// The flags byte exists only with bit 2 (section 3.1): without it an OFFER has one
@@ -538,7 +538,7 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
 /// What an offer gets: SKIP, or its admission (refused, or what receiving it takes).
 enum Decision<'a> {
     Skip,
-    Admit(std::result::Result<AdmittedParts<'a>, Refusal>),
+    Admit(Box<std::result::Result<AdmittedParts<'a>, Refusal>>),
 }
 
 /// An admitted offer's claim, place, temporary file, running hash, resume offset and space.

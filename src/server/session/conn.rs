@@ -8,16 +8,16 @@ use std::sync::Arc;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::admit::Policy;
-use super::commit::{commit_group, Pending};
-use super::config::FileInfo;
-use super::refusal::{io_refusal, Refusal};
-use super::runtime::blocking;
-use super::shared::Shared;
-use super::wire::{Cancel, Stream, Wire};
 use crate::compress::BlockDecoder;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Code, Frame, Offer};
+use crate::server::config::FileInfo;
+use crate::server::files::admit::Policy;
+use crate::server::files::commit::{commit_group, Pending};
+use crate::server::files::refusal::{io_refusal, Refusal};
+use crate::server::io::runtime::blocking;
+use crate::server::io::wire::{Cancel, Stream, Wire};
+use crate::server::shared::Shared;
 use crate::storage::{self, ObjectMeta, Place, TempFile};
 
 /// The content buffer's largest size.

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::config::ServerConfig;
+use crate::server::config::ServerConfig;
 use crate::tls::ServerIdentity;
 
 impl ServerConfig {

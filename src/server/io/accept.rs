@@ -10,13 +10,13 @@ use std::time::Duration;
 use socket2::SockRef;
 use tokio::net::TcpStream;
 
-use super::dispatch;
-use super::runtime::{blocking, CatchUnwind};
-use super::shared::Shared;
-use super::streams::Tcp;
-use super::wire::Cancel;
 use crate::error::{Error, ErrorKind};
 use crate::protocol::Code;
+use crate::server::io::dispatch;
+use crate::server::io::runtime::{blocking, CatchUnwind};
+use crate::server::io::streams::Tcp;
+use crate::server::io::wire::Cancel;
+use crate::server::shared::Shared;
 use crate::sync::lock;
 
 /// How long a stopping server waits for its connections to tell their senders why before it

@@ -1,7 +1,7 @@
 //! The object-store setters of [`ServerConfig`]: received files go to an S3-compatible bucket,
 //! opened when the server starts, instead of into the directory.
 
-use super::config::ServerConfig;
+use crate::server::config::ServerConfig;
 use crate::storage::S3Config;
 
 impl ServerConfig {

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::wire::Stream;
+use crate::server::io::wire::Stream;
 use crate::tls::ServerTls;
 
 /// An accepted socket. Its writes use `MSG_NOSIGNAL` (a plain write does, through std; vectored

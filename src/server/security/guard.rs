@@ -1,9 +1,9 @@
 //! A running server's security, built at start from its config: the TLS acceptor, the tokens,
 //! and the failure throttle, with the rules for who is let in.
 
-use super::security::Security;
-use super::throttle::Throttle;
 use crate::error::Result;
+use crate::server::security::throttle::Throttle;
+use crate::server::security::Security;
 use crate::tls::{ServerTls, Tokens};
 
 pub(crate) struct Guard {

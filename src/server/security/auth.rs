@@ -2,12 +2,12 @@
 //! identity its client certificate proved, checked against what the server requires; a failure
 //! is slowed down per address and answered with ERROR code 12 (docs/protocol.md section 1.2).
 
-use super::conn::Connection;
-use super::runtime::blocking;
-use super::throttle::pause;
-use super::wire::Stream;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{Code, Frame};
+use crate::server::io::runtime::blocking;
+use crate::server::io::wire::Stream;
+use crate::server::security::throttle::pause;
+use crate::server::session::conn::Connection;
 
 /// An authenticated sender: its name, and the directory it is confined to, if any.
 #[derive(Debug, Clone)]

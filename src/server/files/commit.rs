@@ -5,11 +5,11 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use super::admit::run_validators;
-use super::config::{FileInfo, ServerConfig};
-use super::refusal::{io_refusal, Refusal};
-use super::space::Reservation;
 use crate::protocol::Frame;
+use crate::server::config::{FileInfo, ServerConfig};
+use crate::server::files::admit::run_validators;
+use crate::server::files::refusal::{io_refusal, Refusal};
+use crate::server::files::space::Reservation;
 use crate::storage::{self, ObjectMeta, Place, Stored, TempFile};
 use crate::sync::lock;
 

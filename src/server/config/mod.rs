@@ -1,15 +1,17 @@
 //! What a server is started from: [`ServerConfig`] with its limits and defaults, the callback
 //! types, and the [`FileInfo`] they are given.
 
+pub(super) mod store_setters;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::security::Security;
 use crate::error::{Error, Result};
 use crate::protocol::Offer;
+use crate::server::security::Security;
 use crate::storage::{ObjectStore, Overwrite};
 
 /// How long a connection may make no progress, by default.

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::refusal::Refusal;
-use super::shared::Shared;
 use crate::protocol::{self, Code, Offer};
+use crate::server::files::refusal::Refusal;
+use crate::server::shared::Shared;
 use crate::sync::lock;
 
 /// Where an interrupted upload's data is kept, and the key that finds it again.

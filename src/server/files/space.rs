@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::refusal::Refusal;
 use crate::protocol::Code;
+use crate::server::files::refusal::Refusal;
 use crate::sync::lock;
 
 /// Bytes reserved per file system (by device number), and how many reservations (files in

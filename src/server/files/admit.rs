@@ -2,10 +2,10 @@
 //! content is stored. The name is resolved once; directories are created only for an accepted
 //! file.
 
-use super::config::{FileInfo, ServerConfig, Validator};
-use super::refusal::{io_refusal, Refusal};
-use super::space::{Reservation, Space};
 use crate::protocol::{self, check_name, Code, Offer, ALGO_XXH3_128};
+use crate::server::config::{FileInfo, ServerConfig, Validator};
+use crate::server::files::refusal::{io_refusal, Refusal};
+use crate::server::files::space::{Reservation, Space};
 use crate::storage::{DigestCache, Entry, Place, Sink, StoreError, TempFile};
 
 /// An offer's name, checked and resolved beneath the directory once.

@@ -10,13 +10,13 @@ use std::os::unix::fs::FileExt;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::refusal::{io_refusal, Refusal};
-use super::runtime::blocking;
-use super::session::{failed, Admitted, Received, Session};
-use super::wire::Stream;
 use crate::error::{Error, Result};
 use crate::protocol::delta::{chunk_hash, chunks, LITERAL_DECODED_MAX};
 use crate::protocol::{self, Code, Frame, SIG_PER_FRAME};
+use crate::server::files::refusal::{io_refusal, Refusal};
+use crate::server::io::runtime::blocking;
+use crate::server::io::wire::Stream;
+use crate::server::session::native::{failed, Admitted, Received, Session};
 use crate::storage::TempFile;
 
 /// One chunk of the old copy.

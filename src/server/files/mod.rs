@@ -1,0 +1,8 @@
+//! The storage side of receiving: an offer's admission (`admit`), the group commit (`commit`),
+//! refusals (`refusal`), resumable uploads (`resume`) and free space promised (`space`).
+
+pub(super) mod admit;
+pub(super) mod commit;
+pub(super) mod refusal;
+pub(super) mod resume;
+pub(super) mod space;

@@ -1,0 +1,8 @@
+//! One connection's protocol: `native` (the knsock state machine of docs/protocol.md section
+//! 3), `delta` (its delta side), `legacy` (kn-sock 0.3 uploads) and `conn` (what they share:
+//! content into a temporary file, commits and verdicts).
+
+pub(super) mod conn;
+pub(super) mod delta;
+pub(super) mod legacy;
+pub(super) mod native;
