@@ -11,15 +11,15 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Code, Frame, Hello, Offer};
 use crate::server::config::FileInfo;
-use crate::server::files::admit::{admit, check_offer, Resolved};
 use crate::server::files::commit::Pending;
-use crate::server::files::refusal::{io_refusal, Refusal};
-use crate::server::files::resume::{claim, Claim, Resume};
+use crate::server::files::refusal::Refusal;
+use crate::server::files::resume::{Claim, Resume};
 use crate::server::files::space::Reservation;
 use crate::server::io::runtime::blocking;
 use crate::server::io::wire::{Stream, Wire};
 use crate::server::security::auth::{authenticate, Identity};
 use crate::server::session::conn::{verify, Connection, STOPPING};
+use crate::server::session::decide::{answer, Answer};
 use crate::storage::{Place, TempFile};
 
 /// Serves a native connection whose first byte (the magic's) was read.
@@ -119,9 +119,9 @@ pub(super) struct Session<'c, 'a, S: Stream> {
     /// The seq of the next OFFER (docs/protocol.md section 2).
     next_seq: u32,
     /// Bytes of stored files this connection may still have hashed for SKIP answers.
-    hash_budget: u64,
+    pub(super) hash_budget: u64,
     /// Who the sender proved to be, if anyone.
-    identity: Option<Identity>,
+    pub(super) identity: Option<Identity>,
     /// Accepted files waiting for their DATA or DELTA frame (pipelined decisions), in order.
     pub(super) waiting: VecDeque<Admitted<'a>>,
 }
@@ -223,31 +223,31 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
         info.identity = self.identity.as_ref().map(|i| i.name.clone());
         // An eager offer's content is already on its way: no SKIP, no resume, no ACCEPT.
         let eager = self.caps & protocol::CAP_EAGER != 0 && offer.is_eager();
-        // The decision reads the disk and may run validators: off the event loop.
-        let (decision, basis, resume) = blocking(|| self.decide(&offer, &info, eager));
-        let admitted = match decision {
-            Decision::Skip => {
+        // Finding out reads the disk and may run validators: off the event loop.
+        let (found, admitted, basis, resume) = blocking(|| self.find_out(&offer, &info, eager));
+        let answer = match (answer(&found), admitted) {
+            (Answer::Skip, _) => {
                 self.conn.shared.stats.file_skipped();
                 return self.answer(Frame::Skip).await;
             }
-            Decision::Admit(a) => *a,
+            // Refused: an eager offer's content is on its way and must be drained first.
+            (Answer::DrainThenFail, Some(Err(r))) => {
+                return self.drop_eager(r, seq, &offer, &info).await
+            }
+            (Answer::Reject, Some(Err(r))) => return self.reject_offer(r, &info).await,
+            (Answer::Accept { offset }, Some(Ok(parts))) => (Frame::Accept { offset }, parts),
+            (Answer::Basis { old_size }, Some(Ok(parts))) => (Frame::Basis { old_size }, parts),
+            (Answer::ReceiveNow, Some(Ok(parts))) => (Frame::Accept { offset: 0 }, parts),
+            (a, _) => {
+                let e = format!("internal error: answer {a:?} without what it needs");
+                return Err(Error::new(ErrorKind::Io, e));
+            }
         };
-        // Refused: an eager offer's content is on its way and must be drained first.
-        let (_claim, place, temp, hasher, offset, space) = match admitted {
-            Ok(t) => t,
-            Err(r) if eager => return self.drop_eager(r, seq, &offer, &info).await,
-            Err(r) => return self.reject_offer(r, &info).await,
-        };
+        let (answer, (_claim, place, temp, hasher, offset, space)) = answer;
         if offset > 0 {
             self.conn.shared.stats.resumed();
         }
         let basis = basis.filter(|_| offset == 0);
-        let answer = match &basis {
-            Some((_, st)) => Frame::Basis {
-                old_size: st.st_size as u64,
-            },
-            None => Frame::Accept { offset },
-        };
         let adm = Admitted {
             seq,
             offer,
@@ -271,47 +271,6 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
         self.content(adm, eager).await
     }
 
-    /// SKIP, or the admission of the offer (refused, or its place and temporary file), with the
-    /// old copy a delta may use and the resume identity. Reads the disk, may hash a stored file,
-    /// runs the pre-data validators, may wait for another connection's claim: it runs on the
-    /// blocking pool.
-    fn decide(
-        &mut self,
-        offer: &Offer,
-        info: &FileInfo,
-        eager: bool,
-    ) -> (
-        Decision<'a>,
-        Option<(File, rustix::fs::Stat)>,
-        Option<Resume>,
-    ) {
-        let resolved = Resolved::new(&self.conn.shared.sink, offer);
-        if !eager && self.unchanged(offer, &resolved) {
-            return (Decision::Skip, None, None);
-        }
-        let basis = match self.caps & protocol::CAP_DELTA != 0 && !eager {
-            true => resolved.basis(offer),
-            false => None,
-        };
-        let resume = match eager {
-            true => None,
-            false => self.resume_for(offer),
-        };
-        let partial = resume.as_ref().map(|r| r.partial.as_str());
-        let policy = self.conn.policy(self.caps);
-        let admitted = claim(self.conn.shared, self.conn.id, resume.as_ref()).and_then(|claim| {
-            let (place, mut temp, space) = admit(offer, info, resolved, &policy, partial)?;
-            // A resumed upload: the checksum covers the data already here too.
-            let mut hasher = Xxh3::new();
-            let offset = temp
-                .reread(&mut hasher)
-                .and_then(|()| temp.written())
-                .map_err(io_refusal)?;
-            Ok((claim, place, temp, hasher, offset, space))
-        });
-        (Decision::Admit(Box::new(admitted)), basis, resume)
-    }
-
     /// The flags byte exists only with bit 2 (section 3.1): without it an OFFER has one
     /// encoding, and a byte after the encoding is one too many.
     fn one_encoding(&self, offer: &Offer) -> Result<()> {
@@ -326,20 +285,6 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
     /// Whether pipelined decisions were negotiated.
     pub(super) fn pipelined(&self) -> bool {
         self.caps & protocol::CAP_PIPELINE != 0
-    }
-
-    /// Whether the offer may be answered SKIP: the quick check (same size and mtime, when the
-    /// offer asks for it) or the same digest. Hashing a stored file comes last: only for an
-    /// offer that passes the cheap checks, within the connection's budget, and once per
-    /// unchanged file (the digest cache, the file's recorded digest).
-    fn unchanged(&mut self, offer: &Offer, resolved: &Resolved) -> bool {
-        let policy = self.conn.policy(self.caps);
-        if check_offer(offer, &policy).is_err() {
-            return false;
-        }
-        let quick = self.pipelined() && offer.flags & protocol::FLAG_QUICK != 0;
-        (quick && resolved.quick_same(offer))
-            || resolved.unchanged(offer, &self.conn.shared.digests, &mut self.hash_budget)
     }
 
     /// An answer to an OFFER: written at once, sent with what follows before the next wait.
@@ -487,18 +432,6 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
         Ok(())
     }
 
-    /// The resume identity of an offer, when resuming is on.
-    fn resume_for(&self, offer: &Offer) -> Option<Resume> {
-        match self.conn.shared.config.resume_ttl.is_zero() {
-            true => None,
-            false => Some(Resume::of(
-                offer,
-                self.conn.peer,
-                self.identity.as_ref().map(|i| i.name.as_str()),
-            )),
-        }
-    }
-
     /// The DONE frame that ends a file's content.
     pub(super) async fn read_done(&mut self) -> Result<(u8, Vec<u8>)> {
         match self.conn.wire.read_frame().await? {
@@ -534,15 +467,6 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
         self.conn.refuse(frame, r, info).await
     }
 }
-
-/// What an offer gets: SKIP, or its admission (refused, or what receiving it takes).
-enum Decision<'a> {
-    Skip,
-    Admit(Box<std::result::Result<AdmittedParts<'a>, Refusal>>),
-}
-
-/// An admitted offer's claim, place, temporary file, running hash, resume offset and space.
-type AdmittedParts<'a> = (Option<Claim<'a>>, Place, TempFile, Xxh3, u64, Reservation);
 
 /// A file whose content has come, before its verification.
 pub(super) struct Received {
