@@ -31,6 +31,7 @@ pub use config::{
 };
 pub use stats::{ServerStats, STATS_CODES};
 
+use files::budget::{Budget, SPOOL_TOTAL};
 use io::{limits, runtime};
 use security::guard::Guard;
 use shared::Shared;
@@ -138,7 +139,9 @@ impl Server {
         let fd_limit = limits::raise_fd_limit(config.raise_fd_limit);
         let connections = config.max_connections;
         let mut shared = Shared::new(config, sink, guard)?;
-        shared.group_max = limits::group_max(fd_limit, connections, shared.group_max);
+        let (conn_cap, file_fds) = limits::share(fd_limit, connections);
+        shared.conn_cap = conn_cap;
+        shared.budget = Budget::new(file_fds, SPOOL_TOTAL);
         shared.fd_limit = fd_limit;
         let shared = Arc::new(shared);
         let id = shared.id;
@@ -231,7 +234,7 @@ impl Server {
     pub fn stats(&self) -> ServerStats {
         let sh = &self.shared;
         let mut s = sh.stats.counters();
-        s.connections_max = sh.config.max_connections as u64;
+        s.connections_max = sh.conn_cap as u64;
         s.decoders_in_use = sh.decoders.load(Ordering::Relaxed) as u64;
         s.decoders_max = sh.config.max_decoders as u64;
         s.files_in_flight = sh.space.files();

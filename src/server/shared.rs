@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 use crate::server::config::{FileInfo, Refused, ServerConfig};
+use crate::server::files::budget::{Budget, SPOOL_TOTAL};
 use crate::server::files::commit::GROUP_MAX;
 use crate::server::files::refusal::Refusal;
 use crate::server::files::space::Space;
@@ -48,9 +49,13 @@ pub(crate) struct Shared {
     pub(crate) upload_released: Condvar,
     pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) joined: (Mutex<bool>, Condvar),
-    /// Most verified files one connection holds before it commits them: each holds two
-    /// descriptors, so this is sized by what the descriptor limit leaves per connection.
+    /// Most verified files one connection holds before it commits them.
     pub(crate) group_max: usize,
+    /// The connection cap in force: the configured one, or less when the descriptor limit
+    /// cannot hold that many (`limits::share`).
+    pub(crate) conn_cap: usize,
+    /// Descriptors and memory for files in flight, shared by every connection.
+    pub(crate) budget: Budget,
     /// Free space promised to files in flight.
     pub(crate) space: Space,
     /// Connections decoding zstd now.
@@ -67,6 +72,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(config: ServerConfig, sink: Sink, guard: Guard) -> Result<Shared> {
+        let conn_cap = config.max_connections;
         Ok(Shared {
             id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
             config,
@@ -84,6 +90,8 @@ impl Shared {
             threads: Mutex::new(Vec::new()),
             joined: (Mutex::new(false), Condvar::new()),
             group_max: GROUP_MAX,
+            conn_cap,
+            budget: Budget::new(u64::MAX, SPOOL_TOTAL),
             space: Space::default(),
             decoders: AtomicUsize::new(0),
             digests: DigestCache::default(),

@@ -17,7 +17,7 @@ use crate::storage::{ObjectStore, Overwrite};
 /// How long a connection may make no progress, by default.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections served at once, by default.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// How long a whole frame (and a small file's eagerly sent content) may take to arrive.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections decoding zstd at once (each may need an 8 MiB window): 128 MiB at most.
@@ -28,7 +28,7 @@ pub const DEFAULT_HASH_BUDGET: u64 = 64 << 30;
 /// or others.
 pub const DEFAULT_MODE_MASK: u32 = 0o755;
 /// The most connections a server serves at once.
-pub const MAX_CONNECTIONS: usize = 4096;
+pub const MAX_CONNECTIONS: usize = 1_000_000;
 /// The longest idle, header or connect timeout.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// The longest time interrupted uploads are kept for resume.

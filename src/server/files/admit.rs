@@ -75,15 +75,14 @@ pub(crate) struct Policy<'a> {
 }
 
 /// The checks made on an OFFER, before any data: name, encoding, size, policy, space,
-/// validators. Accepted, the file gets its place (missing directories created now) and a
-/// temporary file, which holds the kept data of an interrupted upload when `partial` names one.
+/// validators. Accepted, the file gets its share of free space; nothing is created yet (see
+/// [`open`]), so an accepted file waiting for its content holds no descriptor.
 pub(crate) fn admit(
     offer: &Offer,
     info: &FileInfo,
     resolved: Resolved,
     policy: &Policy<'_>,
-    partial: Option<&str>,
-) -> Result<(Place, TempFile, Reservation), Refusal> {
+) -> Result<(Entry, Reservation), Refusal> {
     let cfg = policy.config;
     if policy.stopping {
         return Err(Refusal(
@@ -118,19 +117,52 @@ pub(crate) fn admit(
         None => policy.space.nothing(),
     };
     run_validators(&cfg.before, info)?;
-    let place = lookup.create()?;
-    let resumed = match partial {
-        Some(p) => place
-            .temp_dir()
-            .claim_partial(p, cfg.resume_ttl, offer.size)
-            .map_err(io_refusal)?,
-        None => None,
-    };
-    let temp = match resumed {
+    Ok((lookup, space))
+}
+
+/// Gives an admitted file its place (missing directories are created now) and, unless
+/// `partial` names kept data to resume, a new temporary file.
+pub(crate) fn open(
+    entry: Entry,
+    cfg: &ServerConfig,
+    size: u64,
+    partial: Option<&str>,
+) -> Result<(Place, TempFile), Refusal> {
+    let place = entry.create()?;
+    let temp = match resumed(&place, cfg, size, partial)? {
         Some(t) => t,
         None => place.temp_dir().create_temp().map_err(io_refusal)?,
     };
-    Ok((place, temp, space))
+    Ok((place, temp))
+}
+
+/// The kept data of an interrupted upload, as a temporary file positioned at its end.
+pub(crate) fn resumed(
+    place: &Place,
+    cfg: &ServerConfig,
+    size: u64,
+    partial: Option<&str>,
+) -> Result<Option<TempFile>, Refusal> {
+    match partial {
+        Some(p) => place
+            .temp_dir()
+            .claim_partial(p, cfg.resume_ttl, size)
+            .map_err(io_refusal),
+        None => Ok(None),
+    }
+}
+
+/// Resolves an admitted offer's name again when its content comes (nothing was kept open
+/// meanwhile) and opens its place and a temporary file.
+pub(crate) fn reopen(
+    sink: &Sink,
+    offer: &Offer,
+    cfg: &ServerConfig,
+) -> Result<(Place, TempFile), Refusal> {
+    match Resolved::new(sink, offer) {
+        Resolved::BadName(why) => Err(Refusal(Code::BadName, format!("unacceptable name: {why}"))),
+        Resolved::Found(found) => open(found?, cfg, offer.size, None),
+    }
 }
 
 /// The offer's own fields against what was negotiated and the size limit: the cheap checks.

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use crate::protocol::Frame;
 use crate::server::config::{FileInfo, ServerConfig};
 use crate::server::files::admit::run_validators;
+use crate::server::files::budget::Descriptors;
 use crate::server::files::refusal::{io_refusal, Refusal};
 use crate::server::files::space::Reservation;
 use crate::storage::{self, ObjectMeta, Place, Stored, TempFile};
@@ -26,6 +27,8 @@ pub(crate) struct Pending {
     pub(crate) digest: [u8; 16],
     /// Its share of free space, released once it is committed or has failed.
     pub(crate) space: Reservation,
+    /// Its descriptors, given back to the server's budget with it.
+    pub(crate) fds: Option<Descriptors>,
 }
 
 /// What a commit decided.
@@ -164,6 +167,7 @@ fn publish(p: Pending, ok: Result<(), Refusal>, cfg: &ServerConfig) -> Published
         info,
         digest,
         space: _space,
+        fds: _fds,
     } = p;
     let meta = ObjectMeta {
         size: info.size,

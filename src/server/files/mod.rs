@@ -1,7 +1,9 @@
-//! The storage side of receiving: an offer's admission (`admit`), the group commit (`commit`),
+//! The storage side of receiving: an offer's admission (`admit`), the descriptors and memory
+//! files in flight may take (`budget`), the group commit (`commit`),
 //! refusals (`refusal`), resumable uploads (`resume`) and free space promised (`space`).
 
 pub(super) mod admit;
+pub(super) mod budget;
 pub(super) mod commit;
 pub(super) mod refusal;
 pub(super) mod resume;

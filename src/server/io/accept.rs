@@ -151,7 +151,7 @@ impl Shared {
         let sh = Arc::clone(self);
         let text = format!(
             "receiver busy: {} connections, the most it serves; retry later",
-            self.config.max_connections
+            self.conn_cap
         );
         tokio::spawn(async move {
             dispatch::refuse(Tcp(stream), Code::Busy, &text).await;
@@ -174,7 +174,7 @@ impl Shared {
     /// Records a new connection so `stop` can end it; `None` at the connection cap.
     fn register(&self) -> Option<(u64, Arc<Cancel>)> {
         let mut conns = lock(&self.conns);
-        if conns.len() >= self.config.max_connections {
+        if conns.len() >= self.conn_cap {
             return None;
         }
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);

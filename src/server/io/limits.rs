@@ -3,8 +3,8 @@
 
 use rustix::process::{getrlimit, setrlimit, Resource};
 
-/// Descriptors kept for everything but connections: the listener, the wake pipe, the directory,
-/// the host application's own files.
+/// Descriptors kept for everything but connections and files: the listener, the event loop's,
+/// the directory, the host application's own files.
 const SPARE: u64 = 64;
 
 /// Raises the soft limit on open descriptors to the hard one; returns the soft limit in force.
@@ -19,13 +19,14 @@ pub(crate) fn raise_fd_limit(raise: bool) -> u64 {
     lim.current.unwrap_or(u64::MAX)
 }
 
-/// How many verified files one connection may hold for a group commit: every connection keeps
-/// two descriptors for its socket and two for the file in flight, and each held file two (its
-/// temporary file and its directory).
-pub(crate) fn group_max(fd_limit: u64, connections: usize, most: usize) -> usize {
-    let per_connection = fd_limit.saturating_sub(SPARE) / connections.max(1) as u64;
-    let files = per_connection.saturating_sub(4) / 2;
-    (files as usize).clamp(1, most)
+/// How the descriptor limit is shared out: `(connections, files)`, the connection cap in force
+/// (at most the configured one) and the descriptors for files in flight. Files get at least a
+/// quarter of what is left after the spare ones, and whatever the connections cannot use.
+pub(crate) fn share(fd_limit: u64, max_connections: usize) -> (usize, u64) {
+    let usable = fd_limit.saturating_sub(SPARE).max(8);
+    let files = (usable / 4).max(usable.saturating_sub(max_connections as u64));
+    let connections = (usable - files).clamp(1, max_connections as u64) as usize;
+    (connections, files)
 }
 
 #[cfg(test)]
@@ -33,10 +34,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn group_size_follows_the_limit() {
-        assert_eq!(group_max(1024, 64, 256), 5);
-        assert_eq!(group_max(1024, 4, 256), 118);
-        assert_eq!(group_max(1 << 20, 64, 256), 256);
-        assert_eq!(group_max(10, 64, 256), 1);
+    fn descriptors_go_to_connections_and_files() {
+        // The fleet default: 10,000 connections fit under 20,000 descriptors.
+        assert_eq!(share(20_000, 10_000), (10_000, 9_936));
+        // A low limit caps the connections, files keep a quarter.
+        assert_eq!(share(1024, 10_000), (720, 240));
+        assert_eq!(share(1 << 20, 64), (64, (1 << 20) - 64 - 64));
+        assert_eq!(share(0, 10), (6, 2));
     }
 }

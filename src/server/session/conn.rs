@@ -209,7 +209,7 @@ impl<'a, S: Stream> Connection<'a, S> {
     }
 
     /// An object's metadata as the offer gives it: the digest only if the sender sent one.
-    fn object_meta(&self, offer: &Offer) -> ObjectMeta {
+    pub(super) fn object_meta(&self, offer: &Offer) -> ObjectMeta {
         let digest = (offer.algorithm == protocol::ALGO_XXH3_128)
             .then(|| <[u8; 16]>::try_from(offer.digest.as_slice()).ok())
             .flatten();
@@ -291,7 +291,7 @@ impl<S: Stream> Drop for Connection<'_, S> {
 }
 
 /// Reads exactly `len` raw content bytes of `offer`, handing each piece to `store`.
-async fn read_raw<S: Stream>(
+pub(super) async fn read_raw<S: Stream>(
     r: &mut Wire<S>,
     buf: &mut [u8],
     len: u64,
@@ -322,7 +322,7 @@ async fn read_raw<S: Stream>(
 }
 
 /// Reads a file's compressed blocks as they come and decodes each (`compress::BlockDecoder`).
-async fn decode_blocks<S: Stream>(
+pub(super) async fn decode_blocks<S: Stream>(
     r: &mut Wire<S>,
     expected: u64,
     out: &mut [u8],

@@ -9,13 +9,13 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::protocol::{self, Offer};
 use crate::server::config::FileInfo;
-use crate::server::files::admit::{admit, check_offer, Resolved};
+use crate::server::files::admit::{admit, check_offer, resumed, Resolved};
 use crate::server::files::refusal::{io_refusal, Refusal};
 use crate::server::files::resume::{claim, Claim, Resume};
 use crate::server::files::space::Reservation;
 use crate::server::io::wire::Stream;
+use crate::server::session::content::Storage;
 use crate::server::session::native::Session;
-use crate::storage::{Place, TempFile};
 
 /// What the receiver found out about an offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +65,7 @@ pub(crate) fn answer(f: &Found) -> Answer {
 }
 
 /// An admitted offer's claim, place, temporary file, running hash, resume offset and space.
-pub(super) type AdmittedParts<'a> = (Option<Claim<'a>>, Place, TempFile, Xxh3, u64, Reservation);
+pub(super) type AdmittedParts<'a> = (Option<Claim<'a>>, Storage, Xxh3, u64, Reservation);
 
 /// What finding out gives: the facts, the admission (none when SKIP made it needless), the old
 /// copy a delta may use, and the resume identity.
@@ -104,18 +104,37 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
         };
         let partial = resume.as_ref().map(|r| r.partial.as_str());
         let policy = self.conn.policy(self.caps);
+        let cfg = &self.conn.shared.config;
         let admitted = claim(self.conn.shared, self.conn.id, resume.as_ref()).and_then(|claim| {
-            let (place, mut temp, space) = admit(offer, info, resolved, &policy, partial)?;
-            // A resumed upload: the checksum covers the data already here too.
+            let (entry, space) = admit(offer, info, resolved, &policy)?;
             let mut hasher = Xxh3::new();
-            let offset = temp
-                .reread(&mut hasher)
-                .and_then(|()| temp.written())
-                .map_err(io_refusal)?;
-            Ok((claim, place, temp, hasher, offset, space))
+            // Kept data to resume is taken over now (its length is the ACCEPT's offset);
+            // anything else opens nothing until its content comes.
+            let storage = match partial {
+                None => Storage::Deferred,
+                Some(_) => {
+                    let place = entry.create()?;
+                    match resumed(&place, cfg, offer.size, partial)? {
+                        Some(temp) => Storage::Open(place, temp),
+                        None => Storage::Deferred,
+                    }
+                }
+            };
+            let (storage, offset) = match storage {
+                // A resumed upload: the checksum covers the data already here too.
+                Storage::Open(place, mut temp) => {
+                    let offset = temp
+                        .reread(&mut hasher)
+                        .and_then(|()| temp.written())
+                        .map_err(io_refusal)?;
+                    (Storage::Open(place, temp), offset)
+                }
+                deferred => (deferred, 0),
+            };
+            Ok((claim, storage, hasher, offset, space))
         });
         found.refused = admitted.is_err();
-        found.offset = admitted.as_ref().map_or(0, |a| a.4);
+        found.offset = admitted.as_ref().map_or(0, |a| a.3);
         (found, Some(admitted), basis, resume)
     }
 

@@ -13,9 +13,11 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::{Error, Result};
 use crate::protocol::delta::{chunk_hash, chunks, LITERAL_DECODED_MAX};
 use crate::protocol::{self, Code, Frame, SIG_PER_FRAME};
+use crate::server::files::admit::{reopen, Resolved};
 use crate::server::files::refusal::{io_refusal, Refusal};
 use crate::server::io::runtime::blocking;
 use crate::server::io::wire::Stream;
+use crate::server::session::content::Storage;
 use crate::server::session::native::{failed, Admitted, Received, Session};
 use crate::storage::TempFile;
 
@@ -34,11 +36,21 @@ enum Built {
     Failed(Refusal),
 }
 
+/// The old copy a delta is built against: the file, opened again when the delta comes, and
+/// its signature as sent.
+struct Old<'f> {
+    file: &'f File,
+    sig: Vec<Chunk>,
+}
+
 impl<'a, S: Stream> Session<'_, 'a, S> {
     /// DELTA: sends the signature of the old copy of file `seq`, then reads its delta and DONE.
+    /// Nothing was kept open while the file waited: the old copy is opened again (it must be
+    /// the file BASIS described; gone or changed, it gets an empty signature and the whole new
+    /// version comes as literal data), and so are the new version's place and temporary file.
     pub(super) async fn receive_delta(&mut self, seq: u32) -> Result<()> {
         let adm = self.next_waiting(seq)?;
-        let Some((basis, st)) = adm.basis else {
+        let Some(st) = adm.basis else {
             return Err(Error::protocol(format!(
                 "DELTA for file {seq}, which was not offered a basis"
             )));
@@ -46,38 +58,59 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
         let Admitted {
             offer,
             info,
-            place,
-            mut temp,
+            storage,
             mut hasher,
             space,
             ..
         } = adm;
         self.before_content(&offer, false).await?;
-        let sig = self.send_signature(&basis, st.st_size as u64).await?;
-        self.conn.in_file = true;
-        let (mut built, done, copied) = self
-            .apply(&basis, &sig, &offer, &mut temp, &mut hasher)
-            .await?;
-        self.conn.in_file = false;
-        let now = rustix::fs::fstat(&basis).ok();
-        let same = now.is_some_and(|n| {
-            (n.st_size, n.st_mtime, n.st_mtime_nsec) == (st.st_size, st.st_mtime, st.st_mtime_nsec)
+        let fds = self.conn.descriptors().await?;
+        let shared = self.conn.shared;
+        let (basis, opened) = blocking(|| {
+            let basis = Resolved::new(&shared.sink, &offer)
+                .basis(&offer)
+                .map(|(f, _)| f)
+                .filter(|f| same_file(f, &st));
+            let opened = match storage {
+                Storage::Open(place, temp) => Ok((place, temp)),
+                Storage::Deferred => reopen(&shared.sink, &offer, &shared.config),
+            };
+            (basis, opened)
         });
-        if matches!(built, Built::Ok) && !same {
+        let old = self
+            .send_signature(basis.as_ref(), st.st_size as u64)
+            .await?;
+        let (mut place, mut temp, mut built) = match opened {
+            Ok((place, temp)) => (Some(place), Some(temp), Built::Ok),
+            Err(r) => (None, None, Built::Failed(r)),
+        };
+        self.conn.in_file = true;
+        let (built_now, done, copied) = self
+            .apply(old.as_ref(), &offer, temp.as_mut(), &mut hasher, built)
+            .await?;
+        built = built_now;
+        self.conn.in_file = false;
+        // The old copy must not have changed while it was read.
+        if matches!(built, Built::Ok) && !old.as_ref().is_none_or(|o| same_file(o.file, &st)) {
             built = Built::BasisChanged;
         }
         if matches!(built, Built::Ok) {
             self.conn.shared.stats.delta_reused(copied);
         }
-        let temp = match built {
-            Built::Ok => Ok(temp),
-            Built::Failed(r) => Err(r),
-            Built::BasisChanged => Err(Refusal(
-                Code::BasisChanged,
-                format!("'{}' changed during the delta; send it in full", offer.name),
-            )),
+        let landed = match (built, place.take(), temp.take()) {
+            (Built::Ok, Some(place), Some(temp)) => Ok((place, temp)),
+            (built, place, _) => {
+                blocking(|| drop(place));
+                Err(match built {
+                    Built::Failed(r) => r,
+                    _ => Refusal(
+                        Code::BasisChanged,
+                        format!("'{}' changed during the delta; send it in full", offer.name),
+                    ),
+                })
+            }
         };
-        if let Err(r) = &temp {
+        if let Err(r) = &landed {
             if r.0 == Code::BasisChanged {
                 self.conn.commit().await?;
                 let r = Refusal(r.0, r.1.clone());
@@ -88,18 +121,26 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
             seq,
             offer,
             info,
-            place,
             space,
+            fds: Some(fds),
         };
-        self.finish(file, temp, done, hasher.digest128()).await
+        self.finish(file, landed, done, hasher.digest128()).await
     }
 
     /// Cuts the old copy into chunks and sends their lengths and hashes in SIG frames, then
-    /// the empty SIG that ends them. A read error ends the signature early: the sender then
-    /// sends more literal data.
-    async fn send_signature(&mut self, basis: &File, size: u64) -> Result<Vec<Chunk>> {
+    /// the empty SIG that ends them (at once, without an old copy). A read error ends the
+    /// signature early: the sender then sends more literal data.
+    async fn send_signature<'f>(
+        &mut self,
+        basis: Option<&'f File>,
+        size: u64,
+    ) -> Result<Option<Old<'f>>> {
         // Reading and hashing the whole old copy: off the event loop.
-        let sig = blocking(|| signature(basis, size));
+        let old = basis.map(|file| Old {
+            file,
+            sig: blocking(|| signature(file, size)),
+        });
+        let sig = old.as_ref().map_or(&[][..], |o| &o.sig[..]);
         for (i, frame) in sig.chunks(SIG_PER_FRAME).enumerate() {
             let entries = frame.iter().map(|c| (c.len, c.hash)).collect();
             self.conn.queue_frame(Frame::Sig(entries));
@@ -109,29 +150,31 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
         }
         self.conn.queue_frame(Frame::Sig(Vec::new()));
         self.conn.flush().await?;
-        Ok(sig)
+        Ok(old)
     }
 
     /// Reads COPY and LITERAL frames up to DONE (returned, with the bytes copied from the old
-    /// copy), writing the new version into `temp` and hashing it, one chunk at a time: the
-    /// memory a delta takes does not grow with the file. A delta that refers past the
-    /// signature, or builds more or fewer than the offered size, is a protocol error.
+    /// copy), writing the new version into `temp` (when there is one: else the delta is read
+    /// and dropped) and hashing it, one chunk at a time: the memory a delta takes does not grow
+    /// with the file. A delta that refers past the signature, or builds more or fewer than the
+    /// offered size, is a protocol error.
     async fn apply(
         &mut self,
-        basis: &File,
-        sig: &[Chunk],
+        old: Option<&Old<'_>>,
         offer: &protocol::Offer,
-        temp: &mut TempFile,
+        temp: Option<&mut TempFile>,
         hasher: &mut Xxh3,
+        built: Built,
     ) -> Result<(Built, (u8, Vec<u8>), u64)> {
         let mut out = Builder {
-            built: Built::Ok,
+            built,
             written: 0,
             copied: 0,
             size: offer.size,
             temp,
             hasher,
         };
+        let sig = old.map_or(&[][..], |o| &o.sig[..]);
         let mut buf = Vec::new();
         loop {
             match self.conn.wire.read_frame().await? {
@@ -147,14 +190,15 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
                 }
                 Some(Frame::Copy { index, count }) => {
                     let (i, n) = (index as usize, count as usize);
-                    if n == 0 || i.checked_add(n).is_none_or(|end| end > sig.len()) {
+                    let end = i.checked_add(n).filter(|&e| n > 0 && e <= sig.len());
+                    let (Some(end), Some(old)) = (end, old) else {
                         return Err(Error::protocol(format!(
                             "delta copies chunks {i}+{n} of a {}-chunk signature",
                             sig.len()
                         )));
-                    }
-                    for c in &sig[i..i + n] {
-                        if !read_chunk(basis, c, &mut buf) {
+                    };
+                    for c in &sig[i..end] {
+                        if !read_chunk(old.file, c, &mut buf) {
                             out.built = Built::BasisChanged;
                         }
                         out.add(&buf)?;
@@ -166,6 +210,20 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
             }
         }
     }
+}
+
+/// Whether `file` is still the old copy BASIS described (same file, size and modification).
+fn same_file(file: &File, st: &rustix::fs::Stat) -> bool {
+    rustix::fs::fstat(file).is_ok_and(|n| {
+        (n.st_dev, n.st_ino, n.st_size, n.st_mtime, n.st_mtime_nsec)
+            == (
+                st.st_dev,
+                st.st_ino,
+                st.st_size,
+                st.st_mtime,
+                st.st_mtime_nsec,
+            )
+    })
 }
 
 /// The old copy's chunks, at most `MAX_SIG_CHUNKS`. A read error ends the signature early: the
@@ -196,7 +254,7 @@ struct Builder<'t> {
     /// Of `written`, the bytes taken from the old copy.
     copied: u64,
     size: u64,
-    temp: &'t mut TempFile,
+    temp: Option<&'t mut TempFile>,
     hasher: &'t mut Xxh3,
 }
 
@@ -211,8 +269,10 @@ impl Builder<'_> {
             )));
         }
         self.hasher.update(piece);
-        if let (Built::Ok, Err(e)) = (&self.built, self.temp.file().write_all(piece)) {
-            self.built = Built::Failed(io_refusal(e));
+        if let (Built::Ok, Some(temp)) = (&self.built, self.temp.as_mut()) {
+            if let Err(e) = temp.file().write_all(piece) {
+                self.built = Built::Failed(io_refusal(e));
+            }
         }
         Ok(())
     }

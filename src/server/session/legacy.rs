@@ -8,7 +8,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::{Error, Result};
 use crate::protocol::{Offer, MAX_NAME};
 use crate::server::config::FileInfo;
-use crate::server::files::admit::{admit, Resolved};
+use crate::server::files::admit::{admit, open, Resolved};
 use crate::server::files::commit::Pending;
 use crate::server::files::refusal::{io_refusal, Refusal};
 use crate::server::io::runtime::blocking;
@@ -44,9 +44,18 @@ pub(crate) async fn serve<S: Stream>(conn: &mut Connection<'_, S>, first: u8) ->
     let mut info = FileInfo::from_offer(&offer, conn.peer);
     let admitted = blocking(|| {
         let resolved = Resolved::new(&conn.shared.sink, &offer);
-        admit(&offer, &info, resolved, &conn.policy(0), None)
+        admit(&offer, &info, resolved, &conn.policy(0))
     });
-    let (mut place, temp, space) = match admitted {
+    let (entry, space) = match admitted {
+        Ok(t) => t,
+        Err(r) => {
+            unstored(conn, r, &info, false);
+            return Ok(());
+        }
+    };
+    let fds = conn.descriptors().await?;
+    let cfg = &conn.shared.config;
+    let (mut place, temp) = match blocking(|| open(entry, cfg, offer.size, None)) {
         Ok(t) => t,
         Err(r) => {
             unstored(conn, r, &info, false);
@@ -79,6 +88,7 @@ pub(crate) async fn serve<S: Stream>(conn: &mut Connection<'_, S>, first: u8) ->
         info,
         digest: digest.to_be_bytes(),
         space,
+        fds: Some(fds),
     });
     // No one to tell: the outcome reaches the handlers or the error handler.
     let _ = conn.commit().await;

@@ -3,6 +3,7 @@
 //! content into a temporary file, commits and verdicts).
 
 pub(super) mod conn;
+pub(super) mod content;
 pub(super) mod decide;
 pub(super) mod delta;
 pub(super) mod legacy;

@@ -3,7 +3,6 @@
 //! With pipelined decisions (section 3.1) accepted files wait for their DATA or DELTA frame.
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::time::Instant;
 
 use xxhash_rust::xxh3::Xxh3;
@@ -11,6 +10,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Code, Frame, Hello, Offer};
 use crate::server::config::FileInfo;
+use crate::server::files::budget::Descriptors;
 use crate::server::files::commit::Pending;
 use crate::server::files::refusal::Refusal;
 use crate::server::files::resume::{Claim, Resume};
@@ -19,8 +19,8 @@ use crate::server::io::runtime::blocking;
 use crate::server::io::wire::{Stream, Wire};
 use crate::server::security::auth::{authenticate, Identity};
 use crate::server::session::conn::{verify, Connection, STOPPING};
+use crate::server::session::content::{Landed, Storage};
 use crate::server::session::decide::{answer, Answer};
-use crate::storage::{Place, TempFile};
 
 /// Serves a native connection whose first byte (the magic's) was read.
 pub(crate) async fn serve<S: Stream>(conn: &mut Connection<'_, S>) -> Result<()> {
@@ -126,20 +126,20 @@ pub(super) struct Session<'c, 'a, S: Stream> {
     pub(super) waiting: VecDeque<Admitted<'a>>,
 }
 
-/// A file admitted: its place, its temporary file and what its content is checked against.
+/// A file admitted: what it holds until its content comes (nothing, unless it resumes kept
+/// data) and what its content is checked against.
 pub(super) struct Admitted<'a> {
     pub(super) seq: u32,
     pub(super) offer: Offer,
     pub(super) info: FileInfo,
     pub(super) resume: Option<Resume>,
     pub(super) _claim: Option<Claim<'a>>,
-    pub(super) place: Place,
-    pub(super) temp: TempFile,
+    pub(super) storage: Storage,
     pub(super) hasher: Xxh3,
-    pub(super) offset: u64,
     pub(super) space: Reservation,
-    /// The old copy a delta may be built against (BASIS was answered), with its status then.
-    pub(super) basis: Option<(File, rustix::fs::Stat)>,
+    /// The status of the old copy a delta may be built against (BASIS was answered); it is
+    /// opened again, and must be the same file, when the delta comes.
+    pub(super) basis: Option<rustix::fs::Stat>,
 }
 
 impl<'a, S: Stream> Session<'_, 'a, S> {
@@ -243,21 +243,19 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
                 return Err(Error::new(ErrorKind::Io, e));
             }
         };
-        let (answer, (_claim, place, temp, hasher, offset, space)) = answer;
+        let (answer, (_claim, storage, hasher, offset, space)) = answer;
         if offset > 0 {
             self.conn.shared.stats.resumed();
         }
-        let basis = basis.filter(|_| offset == 0);
+        let basis = basis.filter(|_| offset == 0).map(|(_, st)| st);
         let adm = Admitted {
             seq,
             offer,
             info,
             resume,
             _claim,
-            place,
-            temp,
+            storage,
             hasher,
-            offset,
             space,
             basis,
         };
@@ -331,8 +329,8 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
     /// Keeps the data of resumed files that never got their content, for a later resume.
     fn release_waiting(&mut self) {
         for adm in self.waiting.drain(..) {
-            if let (Some(r), true) = (&adm.resume, adm.offset > 0) {
-                let _ = adm.temp.keep_as(&r.partial);
+            if let (Some(r), Storage::Open(_, temp)) = (&adm.resume, adm.storage) {
+                let _ = temp.keep_as(&r.partial);
             }
         }
     }
@@ -344,18 +342,14 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
             offer,
             info,
             resume,
-            mut place,
-            temp,
+            storage,
             hasher,
             space,
             ..
         } = adm;
         let partial = resume.as_ref().map(|r| r.partial.as_str());
         self.conn.in_file = true;
-        let (temp, digest) = self
-            .conn
-            .read_content(temp, &mut place, &offer, hasher, partial)
-            .await?;
+        let (landed, digest, fds) = self.conn.receive(&offer, storage, hasher, partial).await?;
         if !eager {
             self.deadline();
         }
@@ -365,17 +359,17 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
             seq,
             offer,
             info,
-            place,
             space,
+            fds,
         };
-        self.finish(file, temp, done, digest).await
+        self.finish(file, landed, done, digest).await
     }
 
     /// Verifies a received file and joins it to the pending group, or answers FAILED.
     pub(super) async fn finish(
         &mut self,
         file: Received,
-        temp: std::result::Result<TempFile, Refusal>,
+        landed: Landed,
         done: (u8, Vec<u8>),
         digest: u128,
     ) -> Result<()> {
@@ -383,12 +377,22 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
             seq,
             offer,
             mut info,
-            place,
             space,
+            fds,
         } = file;
         let mask = self.conn.shared.config.mode_mask;
-        match temp.and_then(|temp| verify(temp, &offer, done, digest, mask)) {
-            Ok(temp) => {
+        let checked = landed.and_then(|(place, temp)| {
+            match verify(temp, &offer, done, digest, mask) {
+                Ok(temp) => Ok((place, temp)),
+                Err(r) => {
+                    // An upload under way is aborted before the sender hears FAILED.
+                    blocking(|| drop(place));
+                    Err(r)
+                }
+            }
+        });
+        match checked {
+            Ok((place, temp)) => {
                 info.path = Some(temp.path().to_path_buf());
                 self.conn.pending.push(Pending {
                     seq,
@@ -397,6 +401,7 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
                     info,
                     digest: digest.to_be_bytes(),
                     space,
+                    fds,
                 });
                 if self.conn.pending.len() >= self.conn.shared.group_max {
                     self.conn.commit().await?;
@@ -404,8 +409,6 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
                 Ok(())
             }
             Err(r) => {
-                // An upload under way is aborted before the sender hears FAILED.
-                blocking(|| drop(place));
                 // Verdicts go out in DONE order: the group before this file first.
                 self.conn.commit().await?;
                 self.conn.refuse(failed(seq, &r), r, &info).await
@@ -473,8 +476,8 @@ pub(super) struct Received {
     pub(super) seq: u32,
     pub(super) offer: Offer,
     pub(super) info: FileInfo,
-    pub(super) place: Place,
     pub(super) space: Reservation,
+    pub(super) fds: Option<Descriptors>,
 }
 
 /// The FAILED verdict of file `seq`.

@@ -1,0 +1,114 @@
+//! The server-wide budgets of files in flight: descriptors (each file being written holds two,
+//! its temporary file and its directory) and memory (a small file's content gathers in memory
+//! and is written out whole, so a slow sender of a small file holds no descriptor at all).
+//! When descriptors run short a connection waits for them before it reads further: back-pressure
+//! on that sender, never a failure.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Descriptors one file being written holds: its temporary file and its directory.
+const PER_FILE: u32 = 2;
+/// The largest file whose content gathers in memory.
+pub(crate) const SPOOL_FILE_MAX: u64 = 64 * 1024;
+/// Memory all connections together may hold in gathered content.
+pub(crate) const SPOOL_TOTAL: u64 = 256 << 20;
+
+pub(crate) struct Budget {
+    descriptors: Arc<Semaphore>,
+    spool_left: AtomicU64,
+}
+
+/// One file's descriptors, given back when it is dropped (after its commit or failure).
+pub(crate) struct Descriptors {
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Memory for one small file's content, given back when it is dropped.
+pub(crate) struct Spool<'a> {
+    budget: &'a Budget,
+    bytes: u64,
+}
+
+impl Budget {
+    /// `descriptors` for files in flight, `spool` bytes for gathered content.
+    pub(crate) fn new(descriptors: u64, spool: u64) -> Budget {
+        let permits = descriptors.clamp(PER_FILE as u64, Semaphore::MAX_PERMITS as u64) as usize;
+        Budget {
+            descriptors: Arc::new(Semaphore::new(permits)),
+            spool_left: AtomicU64::new(spool),
+        }
+    }
+
+    /// One file's descriptors, if free now.
+    pub(crate) fn try_descriptors(&self) -> Option<Descriptors> {
+        Arc::clone(&self.descriptors)
+            .try_acquire_many_owned(PER_FILE)
+            .ok()
+            .map(|p| Descriptors { _permit: p })
+    }
+
+    /// One file's descriptors, waiting for other files to finish when there are none free.
+    pub(crate) async fn descriptors(&self) -> Descriptors {
+        let permit = Arc::clone(&self.descriptors)
+            .acquire_many_owned(PER_FILE)
+            .await
+            .expect("the budget's semaphore is never closed");
+        Descriptors { _permit: permit }
+    }
+
+    /// Memory for a file of `size` bytes to gather in, if it is small and memory is left.
+    pub(crate) fn spool(&self, size: u64) -> Option<Spool<'_>> {
+        if size > SPOOL_FILE_MAX {
+            return None;
+        }
+        self.spool_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(size)
+            })
+            .ok()
+            .map(|_| Spool {
+                budget: self,
+                bytes: size,
+            })
+    }
+}
+
+impl Drop for Spool<'_> {
+    fn drop(&mut self) {
+        self.budget
+            .spool_left
+            .fetch_add(self.bytes, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_are_shared_out_two_per_file_and_come_back() {
+        let b = Budget::new(5, 0);
+        let first = b.try_descriptors().expect("room for one");
+        let second = b.try_descriptors().expect("room for two");
+        assert!(
+            b.try_descriptors().is_none(),
+            "4 of 5 taken, a third needs 2"
+        );
+        drop(first);
+        assert!(b.try_descriptors().is_some());
+        drop(second);
+    }
+
+    #[test]
+    fn only_small_files_gather_in_memory_within_its_total() {
+        let b = Budget::new(8, 100_000);
+        assert!(b.spool(SPOOL_FILE_MAX + 1).is_none());
+        let a = b.spool(60_000).expect("fits");
+        assert!(b.spool(60_000).is_none(), "over the total");
+        drop(a);
+        assert!(b.spool(60_000).is_some());
+    }
+}

@@ -1,0 +1,130 @@
+//! Where an admitted file's content lands. Nothing is opened for it until its content comes:
+//! a small file's content gathers in memory and is written out whole once it is all here (a
+//! slow sender of a small file holds no descriptor); a larger one gets its descriptors from the
+//! server's budget, waiting for other files to finish when there are none, then its place and
+//! temporary file, and its content is written as it arrives.
+
+use std::io::Write;
+
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::{self, Offer};
+use crate::server::files::admit::reopen;
+use crate::server::files::budget::Descriptors;
+use crate::server::files::refusal::{io_refusal, Refusal};
+use crate::server::io::runtime::blocking;
+use crate::server::io::wire::Stream;
+use crate::server::session::conn::{decode_blocks, read_raw, Connection, STOPPING};
+use crate::storage::{Place, TempFile};
+
+/// What an admitted file holds before its content comes.
+pub(crate) enum Storage {
+    /// Its place and temporary file, opened at the offer: a resumed upload's kept data.
+    Open(Place, TempFile),
+    /// Nothing: the name is resolved again when the content comes.
+    Deferred,
+}
+
+/// Where a received file's content went: its place and temporary file, or why it is not kept.
+pub(crate) type Landed = std::result::Result<(Place, TempFile), Refusal>;
+
+impl<S: Stream> Connection<'_, S> {
+    /// Receives a file's content (exactly the offered bytes once decoded), hashing it. `Err`
+    /// only when the connection cannot go on; a file that cannot be stored is read to its end
+    /// and comes back as a refusal. Also returns the descriptors the file holds until its
+    /// commit.
+    pub(crate) async fn receive(
+        &mut self,
+        offer: &Offer,
+        storage: Storage,
+        hasher: Xxh3,
+        partial: Option<&str>,
+    ) -> Result<(Landed, u128, Option<Descriptors>)> {
+        let shared = self.shared;
+        // A resumable upload writes as it comes, so what arrived is kept if the connection breaks.
+        let spool = match (&storage, partial) {
+            (Storage::Deferred, None) => shared.budget.spool(offer.size),
+            _ => None,
+        };
+        if let Some(spool) = spool {
+            let (data, digest) = self.gather(offer, hasher).await?;
+            let fds = self.descriptors().await?;
+            let landed = blocking(|| self.land(offer, &data));
+            drop(spool);
+            return Ok((landed, digest, Some(fds)));
+        }
+        let fds = self.descriptors().await?;
+        let opened = match storage {
+            Storage::Open(place, temp) => Ok((place, temp)),
+            Storage::Deferred => blocking(|| reopen(&shared.sink, offer, &shared.config)),
+        };
+        let (mut place, temp) = match opened {
+            Ok(o) => o,
+            Err(r) => {
+                self.drop_content(offer).await?;
+                return Ok((Err(r), 0, None));
+            }
+        };
+        let (temp, digest) = self
+            .read_content(temp, &mut place, offer, hasher, partial)
+            .await?;
+        let landed = match temp {
+            Ok(t) => Ok((place, t)),
+            Err(r) => {
+                // An upload under way is aborted (a request to the store).
+                blocking(|| drop(place));
+                Err(r)
+            }
+        };
+        Ok((landed, digest, Some(fds)))
+    }
+
+    /// One file's descriptors from the server's budget. When there are none free the verified
+    /// files this connection holds are committed first (their descriptors may be the ones
+    /// others wait for), then it waits: this sender is held back, none fails.
+    pub(crate) async fn descriptors(&mut self) -> Result<Descriptors> {
+        if let Some(fds) = self.shared.budget.try_descriptors() {
+            return Ok(fds);
+        }
+        self.commit().await?;
+        Ok(self.shared.budget.descriptors().await)
+    }
+
+    /// A small file's content, gathered in memory and hashed.
+    async fn gather(&mut self, offer: &Offer, mut hasher: Xxh3) -> Result<(Vec<u8>, u128)> {
+        let mut data = Vec::with_capacity(offer.size as usize);
+        let mut buf = vec![0u8; (offer.size as usize).clamp(1, 16 * 1024)];
+        let shared = self.shared;
+        let mut store = |b: &[u8]| -> Result<()> {
+            if shared.is_stopping() {
+                return Err(Error::new(ErrorKind::Cancelled, STOPPING));
+            }
+            hasher.update(b);
+            data.extend_from_slice(b);
+            Ok(())
+        };
+        match offer.encoding {
+            protocol::ENCODING_ZSTD => {
+                decode_blocks(&mut self.wire, offer.size, &mut buf, &mut store)
+                    .await
+                    .map_err(|e| e.context(format!("receiving '{}'", offer.name)))?
+            }
+            _ => read_raw(&mut self.wire, &mut buf, offer.size, offer, &mut store).await?,
+        }
+        Ok((data, hasher.digest128()))
+    }
+
+    /// Writes a gathered file to a new temporary file in its place (resolved again now).
+    fn land(&self, offer: &Offer, data: &[u8]) -> Landed {
+        let cfg = &self.shared.config;
+        let (mut place, mut temp) = reopen(&self.shared.sink, offer, cfg)?;
+        temp.file().write_all(data).map_err(io_refusal)?;
+        let meta = self.object_meta(offer);
+        place
+            .begin(&temp, &meta, cfg.overwrite)
+            .and_then(|()| place.progress(data.len() as u64))
+            .map_err(Refusal::from)?;
+        Ok((place, temp))
+    }
+}
