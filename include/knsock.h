@@ -1075,7 +1075,8 @@ enum knsock_result knsock_server_wait(const struct knsock_server *server,
 void knsock_server_free(struct knsock_server *server);
 
 /**
- * A new server config: listen on 0.0.0.0 and an ephemeral port, 64 connections at once, a
+ * A new server config: listen on 0.0.0.0 and an ephemeral port, 65,536 connections at once
+ * (fewer when the descriptor limit cannot hold them), a
  * 30 s idle timeout, no size limit, no reserve, replace existing files. A directory must be set
  * before starting. NULL only if memory ran out.
  */
@@ -1087,7 +1088,7 @@ struct knsock_server_config *knsock_server_config_new(void);
 void knsock_server_config_free(struct knsock_server_config *config);
 
 /**
- * Why the last setter call on `config` failed (e.g. "max connections must be 1 to 4096"), or
+ * Why the last setter call on `config` failed (e.g. "max connections must be 1 to 1000000"), or
  * NULL when it succeeded, when no setter ran yet, or when `config` is NULL. Kept per config
  * (no thread-local state). Owned by the config: valid until the next setter call on it or
  * `knsock_server_config_free()`; do not free it.
@@ -1113,7 +1114,9 @@ enum knsock_result knsock_server_config_set_port(struct knsock_server_config *co
                                                  uint16_t port);
 
 /**
- * How many connections are served at once (1 to 4096); others wait in the listen backlog.
+ * How many connections are served at once (1 to 1,000,000; default 65,536, and never more than
+ * the descriptor limit allows: docs/operations.md). A sender over the cap is answered "receiver
+ * busy" (`KNSOCK_RESULT_BUSY` on its side) and retries later when it has retries.
  */
 enum knsock_result knsock_server_config_set_max_connections(struct knsock_server_config *config,
                                                             uint32_t max);

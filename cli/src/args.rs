@@ -76,8 +76,9 @@ pub(crate) struct ServerArgs {
     /// Free space to keep, in bytes: larger files are refused.
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
     pub(crate) reserve: u64,
-    /// Connections served at once.
-    #[arg(long, default_value_t = 64)]
+    /// Connections served at once; over it a sender is told "busy, retry later". Also bounded
+    /// by the descriptor limit (docs/operations.md).
+    #[arg(long, default_value_t = knsock::DEFAULT_MAX_CONNECTIONS)]
     pub(crate) max_connections: usize,
     /// Seconds a connection may make no progress.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]

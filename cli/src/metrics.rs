@@ -104,7 +104,7 @@ impl std::fmt::Debug for StatsCollector {
 /// Counters and gauges: (name, help, value). Counter names get `_total` when encoded.
 type Row = (&'static str, &'static str, u64);
 
-fn counters(s: &ServerStats) -> [Row; 11] {
+fn counters(s: &ServerStats) -> [Row; 12] {
     [
         (
             "connections_accepted",
@@ -148,6 +148,11 @@ fn counters(s: &ServerStats) -> [Row; 11] {
             "store_failures",
             "Failed requests to the object store",
             s.store_failures,
+        ),
+        (
+            "connections_busy",
+            "Connections refused at the connection cap (\"receiver busy\")",
+            s.connections_busy,
         ),
     ]
 }

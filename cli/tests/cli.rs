@@ -140,7 +140,7 @@ fn numeric_options_are_range_checked() {
             "max connections must be",
         ),
         (
-            &["run-file-server", "0", d, "--max-connections", "100000"],
+            &["run-file-server", "0", d, "--max-connections", "2000000"],
             "max connections must be",
         ),
         (

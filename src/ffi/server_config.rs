@@ -96,7 +96,8 @@ impl Castable for knsock_server_config {
     type Ownership = OwnershipBox;
 }
 
-/// A new server config: listen on 0.0.0.0 and an ephemeral port, 64 connections at once, a
+/// A new server config: listen on 0.0.0.0 and an ephemeral port, 65,536 connections at once
+/// (fewer when the descriptor limit cannot hold them), a
 /// 30 s idle timeout, no size limit, no reserve, replace existing files. A directory must be set
 /// before starting. NULL only if memory ran out.
 #[no_mangle]
@@ -156,7 +157,7 @@ pub(crate) fn set_limit(
     })
 }
 
-/// Why the last setter call on `config` failed (e.g. "max connections must be 1 to 4096"), or
+/// Why the last setter call on `config` failed (e.g. "max connections must be 1 to 1000000"), or
 /// NULL when it succeeded, when no setter ran yet, or when `config` is NULL. Kept per config
 /// (no thread-local state). Owned by the config: valid until the next setter call on it or
 /// `knsock_server_config_free()`; do not free it.
@@ -209,7 +210,9 @@ pub extern "C" fn knsock_server_config_set_port(
     })
 }
 
-/// How many connections are served at once (1 to 4096); others wait in the listen backlog.
+/// How many connections are served at once (1 to 1,000,000; default 65,536, and never more than
+/// the descriptor limit allows: docs/operations.md). A sender over the cap is answered "receiver
+/// busy" (`KNSOCK_RESULT_BUSY` on its side) and retries later when it has retries.
 #[no_mangle]
 pub extern "C" fn knsock_server_config_set_max_connections(
     config: *mut knsock_server_config,

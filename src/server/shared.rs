@@ -44,6 +44,9 @@ pub(crate) struct Shared {
     pub(crate) next_conn: AtomicU64,
     /// Connections over the cap being answered "busy" now.
     pub(crate) busy: AtomicUsize,
+    /// Whether the server is near its connection cap (90% of it in use): connections must then
+    /// keep up a minimum rate (`io::wire::MIN_RATE`).
+    pub(crate) crowded: Arc<AtomicBool>,
     /// Resumable uploads in progress: resume key → connection id.
     pub(crate) uploads: Mutex<HashMap<u64, u64>>,
     pub(crate) upload_released: Condvar,
@@ -85,6 +88,7 @@ impl Shared {
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
             busy: AtomicUsize::new(0),
+            crowded: Arc::default(),
             uploads: Mutex::new(HashMap::new()),
             upload_released: Condvar::new(),
             threads: Mutex::new(Vec::new()),

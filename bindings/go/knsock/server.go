@@ -55,7 +55,7 @@ type ServerConfig struct {
 	// Addr is "host:port" to listen on, as net.Listen takes it: an empty host means every
 	// interface (0.0.0.0), port 0 picks a free port (see Server.Port); "" means ":0".
 	Addr           string
-	MaxConnections int           // connections served at once, 1 to 4096; default 64
+	MaxConnections int           // connections served at once, 1 to 1,000,000; default 65,536
 	MaxFileSize    uint64        // largest file accepted; 0 for no limit
 	ReserveBytes   uint64        // free space that must remain after a file is stored
 	IdleTimeout    time.Duration // a connection making no progress this long is dropped; default 30 s

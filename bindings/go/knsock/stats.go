@@ -36,6 +36,7 @@ type ServerStats struct {
 	SpaceReserved              uint64 // disk bytes promised to files in flight
 	DescriptorsOpen            uint64 // descriptors the process has open (0: unknown)
 	DescriptorsLimit           uint64 // the process's descriptor limit
+	ConnectionsBusy            uint64 // connections refused at the cap ("receiver busy")
 }
 
 // Rejected is the number of offers refused before their data, whatever the code.
@@ -85,6 +86,7 @@ func (s *Server) Stats() ServerStats {
 		SpaceReserved:       uint64(v.space_reserved),
 		DescriptorsOpen:     uint64(v.descriptors_open),
 		DescriptorsLimit:    uint64(v.descriptors_limit),
+		ConnectionsBusy:     uint64(v.connections_busy),
 	}
 	for i := range st.FilesRejected {
 		st.FilesRejected[i] = uint64(v.files_rejected[i])

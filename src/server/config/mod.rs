@@ -17,7 +17,7 @@ use crate::storage::{ObjectStore, Overwrite};
 /// How long a connection may make no progress, by default.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections served at once, by default.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 65_536;
 /// How long a whole frame (and a small file's eagerly sent content) may take to arrive.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections decoding zstd at once (each may need an 8 MiB window): 128 MiB at most.
@@ -237,7 +237,8 @@ impl ServerConfig {
         self.port = port;
         self
     }
-    /// Connections served at once; more wait in the listen backlog.
+    /// Connections served at once (default 65,536; the descriptor limit may lower it, see
+    /// docs/operations.md); a sender over it is answered "receiver busy" and retries later.
     pub fn max_connections(&mut self, n: usize) -> &mut Self {
         self.max_connections = n;
         self

@@ -123,7 +123,7 @@ impl Shared {
         tokio::spawn(async move {
             let serve = dispatch::serve_stream(&sh, stream, peer, id, cancel);
             let outcome = CatchUnwind(Box::pin(serve)).await;
-            lock(&sh.conns).remove(&id);
+            sh.unregister(id);
             sh.stats.connection_closed();
             sh.conn_ended.notify_waiters();
             blocking(|| match outcome {
@@ -178,11 +178,25 @@ impl Shared {
             return None;
         }
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let cancel = Arc::new(Cancel::default());
+        let cancel = Arc::new(Cancel::new(Arc::clone(&self.crowded)));
         if self.is_stopping() {
             cancel.stop();
         }
         conns.insert(id, Arc::clone(&cancel));
+        self.note_crowding(conns.len());
         Some((id, cancel))
+    }
+
+    /// Ends connection `id`'s registration.
+    fn unregister(&self, id: u64) {
+        let mut conns = lock(&self.conns);
+        conns.remove(&id);
+        self.note_crowding(conns.len());
+    }
+
+    /// Whether `open` connections are near the cap (90% of it).
+    fn note_crowding(&self, open: usize) {
+        let crowded = open.saturating_mul(10) >= self.conn_cap.saturating_mul(9);
+        self.crowded.store(crowded, Ordering::Relaxed);
     }
 }

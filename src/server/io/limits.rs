@@ -35,8 +35,9 @@ mod tests {
 
     #[test]
     fn descriptors_go_to_connections_and_files() {
-        // The fleet default: 10,000 connections fit under 20,000 descriptors.
+        // Under 20,000 descriptors: 10,000 connections fit, the default cap gives way to files.
         assert_eq!(share(20_000, 10_000), (10_000, 9_936));
+        assert_eq!(share(20_000, 65_536), (14_952, 4_984));
         // A low limit caps the connections, files keep a quarter.
         assert_eq!(share(1024, 10_000), (720, 240));
         assert_eq!(share(1 << 20, 64), (64, (1 << 20) - 64 - 64));

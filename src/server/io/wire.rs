@@ -33,15 +33,39 @@ pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {
 }
 
 /// How one connection is ended from outside: `stop` ends its reads (it can still tell its peer
-/// why), `cut` its writes too.
+/// why), `cut` its writes too. It also knows whether the server is near its connection cap,
+/// when a connection must keep up [`MIN_RATE`].
 #[derive(Default)]
 pub(crate) struct Cancel {
     stopped: AtomicBool,
     cut: AtomicBool,
     notify: Notify,
+    crowded: Option<Arc<AtomicBool>>,
 }
 
+/// Near its connection cap, a server cuts a connection whose sender, over [`RATE_WINDOW`] of
+/// waiting for its bytes, averaged less than this many bytes a second (as Apache's
+/// `mod_reqtimeout` asks a minimum rate of request bodies): the slowest give their place to
+/// new senders. Far from the cap, only the header and idle timeouts apply.
+pub(crate) const MIN_RATE: u64 = 100;
+/// How long a connection's rate is measured over (time spent waiting for its bytes).
+pub(crate) const RATE_WINDOW: Duration = Duration::from_secs(30);
+
 impl Cancel {
+    /// A connection's: `crowded` says whether the server is near its connection cap.
+    pub(crate) fn new(crowded: Arc<AtomicBool>) -> Cancel {
+        Cancel {
+            crowded: Some(crowded),
+            ..Cancel::default()
+        }
+    }
+
+    fn crowded(&self) -> bool {
+        self.crowded
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+
     /// Ends the connection's reads: buffered bytes are still read, then the stream ends.
     pub(crate) fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
@@ -82,6 +106,8 @@ const READ_MIN: usize = 16 * 1024;
 /// The read buffer's largest size: room for the largest frame (65,541 bytes) and an eager
 /// file's content with its DONE, so either can be checked as complete before a verdict is held.
 pub(crate) const READ_MAX: usize = 160 * 1024;
+/// What a connection without a buffer reads into while it waits (on its task's stack).
+const FIRST_READ: usize = 512;
 /// Frames and small writes are gathered up to this before they go out.
 const WRITE_GATHER: usize = 16 * 1024;
 
@@ -98,6 +124,9 @@ pub(crate) struct Wire<S: Stream> {
     /// Bytes read from the stream since [`Wire::take_read`] last asked.
     read: u64,
     cancel: Arc<Cancel>,
+    /// Time spent waiting for the peer's bytes, and the bytes that came, in this rate window.
+    waited: Duration,
+    got: u64,
 }
 
 impl<S: Stream> Wire<S> {
@@ -112,6 +141,8 @@ impl<S: Stream> Wire<S> {
             deadline: None,
             read: 0,
             cancel,
+            waited: Duration::ZERO,
+            got: 0,
         }
     }
 
@@ -199,6 +230,7 @@ impl<S: Stream> Wire<S> {
             Some(d) if d <= idle_end => (d, true),
             _ => (idle_end, false),
         };
+        let started = Instant::now();
         let read = ReadSome {
             stream: &mut self.stream,
             buf,
@@ -215,11 +247,46 @@ impl<S: Stream> Wire<S> {
             () = self.cancel.stopped() => 0,
         };
         self.read += n as u64;
+        self.pace(n, started.elapsed())?;
         Ok(n)
     }
 
+    /// Counts `n` bytes that took `waited` to come; at the end of a rate window, a connection
+    /// under [`MIN_RATE`] is cut if the server is near its connection cap.
+    fn pace(&mut self, n: usize, waited: Duration) -> io::Result<()> {
+        self.waited += waited;
+        self.got += n as u64;
+        if self.waited < RATE_WINDOW {
+            return Ok(());
+        }
+        let (got, secs) = (self.got, self.waited.as_secs());
+        (self.waited, self.got) = (Duration::ZERO, 0);
+        if got >= MIN_RATE * secs || !self.cancel.crowded() {
+            return Ok(());
+        }
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "the peer sent {got} bytes in {secs} s, under the {MIN_RATE} bytes/s asked \
+                 while the server is near its connection cap"
+            ),
+        ))
+    }
+
     /// Reads more bytes into the buffer, which has room for `want` unread bytes; 0 at the end.
+    /// A connection without a buffer waits with a small one of its own and takes the buffer
+    /// only once bytes came.
     async fn fill(&mut self, want: usize) -> io::Result<usize> {
+        if self.rbuf.is_empty() {
+            let mut first = [0u8; FIRST_READ];
+            let n = self.read_stream(&mut first).await?;
+            if n > 0 {
+                self.make_room(want);
+                self.rbuf[self.rend..self.rend + n].copy_from_slice(&first[..n]);
+                self.rend += n;
+            }
+            return Ok(n);
+        }
         self.make_room(want);
         let mut buf = std::mem::take(&mut self.rbuf);
         let got = self.read_stream(&mut buf[self.rend..]).await;
@@ -357,5 +424,51 @@ impl<S: AsyncRead + Unpin> Future for ReadSome<'_, S> {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl Stream for tokio::io::Empty {}
+
+    #[test]
+    fn a_slow_sender_is_cut_only_while_the_server_is_near_its_cap() {
+        let crowded = Arc::new(AtomicBool::new(false));
+        let cancel = Arc::new(Cancel::new(Arc::clone(&crowded)));
+        let mut w = Wire::new(tokio::io::empty(), Duration::from_secs(30), cancel);
+        assert!(w.pace(10, RATE_WINDOW).is_ok(), "far from the cap");
+        crowded.store(true, Ordering::Relaxed);
+        assert!(
+            w.pace(10, RATE_WINDOW / 2).is_ok(),
+            "the window is not over"
+        );
+        let e = w.pace(10, RATE_WINDOW / 2).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(e.to_string().contains("20 bytes in 30 s"), "{e}");
+        let enough = (MIN_RATE * RATE_WINDOW.as_secs()) as usize;
+        assert!(w.pace(enough, RATE_WINDOW).is_ok(), "at the minimum rate");
+    }
+
+    impl Stream for tokio::io::DuplexStream {}
+
+    #[test]
+    fn a_read_waiting_for_the_peer_ends_when_the_connection_is_stopped() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let cancel = Arc::new(Cancel::default());
+        let (ours, _theirs) = tokio::io::duplex(64);
+        let mut w = Wire::new(ours, Duration::from_secs(30), Arc::clone(&cancel));
+        rt.block_on(async {
+            let stop = async {
+                tokio::task::yield_now().await;
+                cancel.stop();
+            };
+            let (ended, ()) = tokio::join!(w.ensure(1), stop);
+            assert!(!ended.unwrap(), "the read ends as at the end of the stream");
+        });
     }
 }

@@ -302,14 +302,7 @@ pub(super) async fn read_raw<S: Stream>(
     while remaining > 0 {
         let want = buf.len().min(remaining as usize);
         match r.read_some(&mut buf[..want]).await {
-            Ok(0) => {
-                return Err(Error::protocol(format!(
-                    "sender closed the connection after {} of {} bytes of '{}'",
-                    offer.size - remaining,
-                    offer.size,
-                    offer.name
-                )))
-            }
+            Ok(0) => return Err(short(offer, offer.size - remaining)),
             Ok(n) => {
                 store(&buf[..n])?;
                 remaining -= n as u64;
@@ -319,6 +312,14 @@ pub(super) async fn read_raw<S: Stream>(
         }
     }
     Ok(())
+}
+
+/// The error of a connection that ended after `got` of the offered bytes.
+pub(super) fn short(offer: &Offer, got: u64) -> Error {
+    Error::protocol(format!(
+        "sender closed the connection after {got} of {} bytes of '{}'",
+        offer.size, offer.name
+    ))
 }
 
 /// Reads a file's compressed blocks as they come and decodes each (`compress::BlockDecoder`).

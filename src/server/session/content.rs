@@ -15,7 +15,7 @@ use crate::server::files::budget::Descriptors;
 use crate::server::files::refusal::{io_refusal, Refusal};
 use crate::server::io::runtime::blocking;
 use crate::server::io::wire::Stream;
-use crate::server::session::conn::{decode_blocks, read_raw, Connection, STOPPING};
+use crate::server::session::conn::{decode_blocks, read_raw, short, Connection, STOPPING};
 use crate::storage::{Place, TempFile};
 
 /// What an admitted file holds before its content comes.
@@ -93,6 +93,23 @@ impl<S: Stream> Connection<'_, S> {
 
     /// A small file's content, gathered in memory and hashed.
     async fn gather(&mut self, offer: &Offer, mut hasher: Xxh3) -> Result<(Vec<u8>, u128)> {
+        if offer.encoding == protocol::ENCODING_RAW {
+            // Straight into its place in memory: no other buffer while a slow sender trickles.
+            let mut data = vec![0u8; offer.size as usize];
+            let mut filled = 0;
+            while filled < data.len() {
+                if self.shared.is_stopping() {
+                    return Err(Error::new(ErrorKind::Cancelled, STOPPING));
+                }
+                match self.wire.read_some(&mut data[filled..]).await {
+                    Ok(0) => return Err(short(offer, filled as u64)),
+                    Ok(n) => filled += n,
+                    Err(e) => return Err(Error::io(format!("receiving '{}'", offer.name), e)),
+                }
+            }
+            hasher.update(&data);
+            return Ok((data, hasher.digest128()));
+        }
         let mut data = Vec::with_capacity(offer.size as usize);
         let mut buf = vec![0u8; (offer.size as usize).clamp(1, 16 * 1024)];
         let shared = self.shared;

@@ -15,7 +15,7 @@ _COUNTS = ("connections_open", "connections_accepted", "files_received", "files_
 _MORE = ("bytes_received", "bytes_stored", "bytes_reused", "resumes", "auth_failures",
          "tls_handshakes", "store_requests", "store_failures", "connections_max",
          "decoders_in_use", "decoders_max", "files_in_flight", "space_reserved",
-         "descriptors_open", "descriptors_limit")
+         "descriptors_open", "descriptors_limit", "connections_busy")
 
 
 class _Values(ctypes.Structure):
@@ -65,6 +65,7 @@ class ServerStats:
     space_reserved: int = 0
     descriptors_open: int = 0
     descriptors_limit: int = 0
+    connections_busy: int = 0
 
     @property
     def rejected(self) -> int:
