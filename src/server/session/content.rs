@@ -21,7 +21,7 @@ use crate::storage::{Place, TempFile};
 /// What an admitted file holds before its content comes.
 pub(crate) enum Storage {
     /// Its place and temporary file, opened at the offer: a resumed upload's kept data.
-    Open(Place, TempFile),
+    Open(Box<(Place, TempFile)>),
     /// Nothing: the name is resolved again when the content comes.
     Deferred,
 }
@@ -56,7 +56,7 @@ impl<S: Stream> Connection<'_, S> {
         }
         let fds = self.descriptors().await?;
         let opened = match storage {
-            Storage::Open(place, temp) => Ok((place, temp)),
+            Storage::Open(opened) => Ok(*opened),
             Storage::Deferred => blocking(|| reopen(&shared.sink, offer, &shared.config)),
         };
         let (mut place, temp) = match opened {

@@ -115,19 +115,20 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
                 Some(_) => {
                     let place = entry.create()?;
                     match resumed(&place, cfg, offer.size, partial)? {
-                        Some(temp) => Storage::Open(place, temp),
+                        Some(temp) => Storage::Open(Box::new((place, temp))),
                         None => Storage::Deferred,
                     }
                 }
             };
             let (storage, offset) = match storage {
                 // A resumed upload: the checksum covers the data already here too.
-                Storage::Open(place, mut temp) => {
+                Storage::Open(mut opened) => {
+                    let temp = &mut opened.1;
                     let offset = temp
                         .reread(&mut hasher)
                         .and_then(|()| temp.written())
                         .map_err(io_refusal)?;
-                    (Storage::Open(place, temp), offset)
+                    (Storage::Open(opened), offset)
                 }
                 deferred => (deferred, 0),
             };

@@ -72,7 +72,7 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
                 .map(|(f, _)| f)
                 .filter(|f| same_file(f, &st));
             let opened = match storage {
-                Storage::Open(place, temp) => Ok((place, temp)),
+                Storage::Open(opened) => Ok(*opened),
                 Storage::Deferred => reopen(&shared.sink, &offer, &shared.config),
             };
             (basis, opened)

@@ -329,8 +329,8 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
     /// Keeps the data of resumed files that never got their content, for a later resume.
     fn release_waiting(&mut self) {
         for adm in self.waiting.drain(..) {
-            if let (Some(r), Storage::Open(_, temp)) = (&adm.resume, adm.storage) {
-                let _ = temp.keep_as(&r.partial);
+            if let (Some(r), Storage::Open(opened)) = (&adm.resume, adm.storage) {
+                let _ = opened.1.keep_as(&r.partial);
             }
         }
     }
