@@ -343,7 +343,9 @@ typedef int (*knsock_batch_progress_cb)(void *userdata,
  * small file's in a batch may already be on its way and is then dropped); the post-data
  * validator runs on the verified, fsynced temporary file before it is renamed into place
  * (`knsock_file_info_path()` is that file, by its exact bytes; it exists while the validator
- * runs). Runs on a server worker thread, possibly on several at once: it must be thread-safe.
+ * runs). Runs on one of the server's threads (`knsock-server`), possibly on several at once:
+ * it must be thread-safe. It may block: the server's other connections go on meanwhile (it
+ * holds one of the 64 threads of the server's blocking pool, and its own connection).
  */
 typedef int (*knsock_validator_cb)(void *userdata,
                                    const struct knsock_file_info *info,
@@ -352,7 +354,8 @@ typedef int (*knsock_validator_cb)(void *userdata,
 
 /**
  * Received handler: a file was stored (`knsock_file_info_path()` is where) and its sender was
- * told. Runs on a server worker thread, possibly on several at once. It may call
+ * told. Runs on one of the server's threads, possibly on several at once, as the validator
+ * does (it may block, at the cost of its own connection only). It may call
  * `knsock_server_stop()` (which then returns at once) but not `knsock_server_wait()` or
  * `knsock_server_free()` on its own server.
  */
@@ -1042,7 +1045,8 @@ const char *knsock_server_tls_pin(const struct knsock_server *server);
 /**
  * Stops the server: no new connections, transfers in flight aborted (their senders get an
  * error; no temporary file is left, except the hidden partial data resume keeps when
- * `knsock_server_config_set_resume_ttl_ms()` is above 0), then waits for the workers. Safe to
+ * `knsock_server_config_set_resume_ttl_ms()` is above 0), then waits for the server's threads
+ * (a callback still running is waited for). Safe to
  * call from any thread, more than once, and from the server's own callbacks (then it only
  * requests the stop and returns at once). The server must still be freed.
  */

@@ -46,7 +46,10 @@ fn fifty_connections_holding_full_pipelined_windows_lock_nobody_out() {
         ..SendOptions::default()
     };
     send_file("127.0.0.1", srv.port(), &p, &opts).unwrap();
-    assert_eq!(std::fs::read(srv.path("late.txt")).unwrap(), b"not locked out");
+    assert_eq!(
+        std::fs::read(srv.path("late.txt")).unwrap(),
+        b"not locked out"
+    );
     let open = srv.server.stats().descriptors_open;
     assert!(open < 512, "{open} descriptors open");
     // The holders' files are still theirs to send.
@@ -74,7 +77,9 @@ fn a_connection_over_the_cap_is_told_the_receiver_is_busy() {
     });
     let _a = RawClient::hello(srv.addr());
     let _b = RawClient::hello(srv.addr());
-    wait_for("two connections", || srv.server.stats().connections_open == 2);
+    wait_for("two connections", || {
+        srv.server.stats().connections_open == 2
+    });
     let src = tempfile::tempdir().unwrap();
     let p = write_file(src.path(), "third.txt", b"x");
     let e = send_file("127.0.0.1", srv.port(), &p, &SendOptions::default()).unwrap_err();

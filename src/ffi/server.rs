@@ -78,7 +78,8 @@ pub extern "C" fn knsock_server_tls_pin(server: *const knsock_server) -> *const 
 
 /// Stops the server: no new connections, transfers in flight aborted (their senders get an
 /// error; no temporary file is left, except the hidden partial data resume keeps when
-/// `knsock_server_config_set_resume_ttl_ms()` is above 0), then waits for the workers. Safe to
+/// `knsock_server_config_set_resume_ttl_ms()` is above 0), then waits for the server's threads
+/// (a callback still running is waited for). Safe to
 /// call from any thread, more than once, and from the server's own callbacks (then it only
 /// requests the stop and returns at once). The server must still be freed.
 #[no_mangle]

@@ -25,7 +25,9 @@ use crate::{FileInfo, Overwrite, ServerConfig};
 /// small file's in a batch may already be on its way and is then dropped); the post-data
 /// validator runs on the verified, fsynced temporary file before it is renamed into place
 /// (`knsock_file_info_path()` is that file, by its exact bytes; it exists while the validator
-/// runs). Runs on a server worker thread, possibly on several at once: it must be thread-safe.
+/// runs). Runs on one of the server's threads (`knsock-server`), possibly on several at once:
+/// it must be thread-safe. It may block: the server's other connections go on meanwhile (it
+/// holds one of the 64 threads of the server's blocking pool, and its own connection).
 pub type knsock_validator_cb = Option<
     unsafe extern "C" fn(
         userdata: *mut c_void,
@@ -36,7 +38,8 @@ pub type knsock_validator_cb = Option<
 >;
 
 /// Received handler: a file was stored (`knsock_file_info_path()` is where) and its sender was
-/// told. Runs on a server worker thread, possibly on several at once. It may call
+/// told. Runs on one of the server's threads, possibly on several at once, as the validator
+/// does (it may block, at the cost of its own connection only). It may call
 /// `knsock_server_stop()` (which then returns at once) but not `knsock_server_wait()` or
 /// `knsock_server_free()` on its own server.
 pub type knsock_received_cb =

@@ -1,21 +1,6 @@
-//! The answer to an OFFER (docs/protocol.md sections 3 to 3.2). Finding out about an offer
-//! reads the disk ([`Session::find_out`], on the blocking pool: the stored copy, a digest, an
-//! old copy for a delta, the admission with its validators and temporary file); choosing the
-//! answer from what was found is [`answer`], a pure function with a unit test per rule.
-
-use std::fs::File;
-
-use xxhash_rust::xxh3::Xxh3;
-
-use crate::protocol::{self, Offer};
-use crate::server::config::FileInfo;
-use crate::server::files::admit::{admit, check_offer, resumed, Resolved};
-use crate::server::files::refusal::{io_refusal, Refusal};
-use crate::server::files::resume::{claim, Claim, Resume};
-use crate::server::files::space::Reservation;
-use crate::server::io::wire::Stream;
-use crate::server::session::content::Storage;
-use crate::server::session::native::Session;
+//! The answer to an OFFER (docs/protocol.md sections 3 to 3.2), chosen from what the receiver
+//! found out about it (`session/offer.rs` finds out, on the blocking pool): [`answer`] is a pure
+//! function, with a unit test per rule.
 
 /// What the receiver found out about an offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,108 +46,6 @@ pub(crate) fn answer(f: &Found) -> Answer {
             Some(old_size) => Answer::Basis { old_size },
             None => Answer::Accept { offset: f.offset },
         },
-    }
-}
-
-/// An admitted offer's claim, place, temporary file, running hash, resume offset and space.
-pub(super) type AdmittedParts<'a> = (Option<Claim<'a>>, Storage, Xxh3, u64, Reservation);
-
-/// What finding out gives: the facts, the admission (none when SKIP made it needless), the old
-/// copy a delta may use, and the resume identity.
-pub(super) type FoundOut<'a> = (
-    Found,
-    Option<Result<AdmittedParts<'a>, Refusal>>,
-    Option<(File, rustix::fs::Stat)>,
-    Option<Resume>,
-);
-
-impl<'a, S: Stream> Session<'_, 'a, S> {
-    /// Finds out what [`answer`] needs. Reads the disk, may hash a stored file, runs the
-    /// pre-data validators, may wait for another connection's claim: it runs on the blocking
-    /// pool.
-    pub(super) fn find_out(&mut self, offer: &Offer, info: &FileInfo, eager: bool) -> FoundOut<'a> {
-        let mut found = Found {
-            eager,
-            unchanged: false,
-            refused: false,
-            offset: 0,
-            basis: None,
-        };
-        let resolved = Resolved::new(&self.conn.shared.sink, offer);
-        if !eager && self.unchanged(offer, &resolved) {
-            found.unchanged = true;
-            return (found, None, None, None);
-        }
-        let basis = match self.caps & protocol::CAP_DELTA != 0 && !eager {
-            true => resolved.basis(offer),
-            false => None,
-        };
-        found.basis = basis.as_ref().map(|(_, st)| st.st_size as u64);
-        let resume = match eager {
-            true => None,
-            false => self.resume_for(offer),
-        };
-        let partial = resume.as_ref().map(|r| r.partial.as_str());
-        let policy = self.conn.policy(self.caps);
-        let cfg = &self.conn.shared.config;
-        let admitted = claim(self.conn.shared, self.conn.id, resume.as_ref()).and_then(|claim| {
-            let (entry, space) = admit(offer, info, resolved, &policy)?;
-            let mut hasher = Xxh3::new();
-            // Kept data to resume is taken over now (its length is the ACCEPT's offset);
-            // anything else opens nothing until its content comes.
-            let storage = match partial {
-                None => Storage::Deferred,
-                Some(_) => {
-                    let place = entry.create()?;
-                    match resumed(&place, cfg, offer.size, partial)? {
-                        Some(temp) => Storage::Open(Box::new((place, temp))),
-                        None => Storage::Deferred,
-                    }
-                }
-            };
-            let (storage, offset) = match storage {
-                // A resumed upload: the checksum covers the data already here too.
-                Storage::Open(mut opened) => {
-                    let temp = &mut opened.1;
-                    let offset = temp
-                        .reread(&mut hasher)
-                        .and_then(|()| temp.written())
-                        .map_err(io_refusal)?;
-                    (Storage::Open(opened), offset)
-                }
-                deferred => (deferred, 0),
-            };
-            Ok((claim, storage, hasher, offset, space))
-        });
-        found.refused = admitted.is_err();
-        found.offset = admitted.as_ref().map_or(0, |a| a.3);
-        (found, Some(admitted), basis, resume)
-    }
-
-    /// Whether the offer may be answered SKIP: the quick check (same size and mtime, when the
-    /// offer asks for it) or the same digest. Hashing a stored file comes last: only for an
-    /// offer that passes the cheap checks, within the connection's budget, and once per
-    /// unchanged file (the digest cache, the file's recorded digest).
-    fn unchanged(&mut self, offer: &Offer, resolved: &Resolved) -> bool {
-        let policy = self.conn.policy(self.caps);
-        if check_offer(offer, &policy).is_err() {
-            return false;
-        }
-        let quick = self.pipelined() && offer.flags & protocol::FLAG_QUICK != 0;
-        (quick && resolved.quick_same(offer))
-            || resolved.unchanged(offer, &self.conn.shared.digests, &mut self.hash_budget)
-    }
-
-    /// The resume identity of an offer, when resuming is on.
-    fn resume_for(&self, offer: &Offer) -> Option<Resume> {
-        match self.conn.shared.config.resume_ttl.is_zero() {
-            true => None,
-            false => Some(Resume::of(
-                offer,
-                self.conn.peer,
-                self.identity.as_ref().map(|i| i.name.as_str()),
-            )),
-        }
     }
 }
 

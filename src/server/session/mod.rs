@@ -1,6 +1,7 @@
 //! One connection's protocol: `native` (the knsock state machine of docs/protocol.md section
-//! 3), `delta` (its delta side), `legacy` (kn-sock 0.3 uploads) and `conn` (what they share:
-//! content into a temporary file, commits and verdicts).
+//! 3), `offer` and `decide` (finding out about an offer, then the answer), `content` (where
+//! content lands), `delta` (its delta side), `legacy` (kn-sock 0.3 uploads) and `conn` (what
+//! they share: content into a temporary file, commits and verdicts).
 
 pub(super) mod conn;
 pub(super) mod content;
@@ -8,3 +9,4 @@ pub(super) mod decide;
 pub(super) mod delta;
 pub(super) mod legacy;
 pub(super) mod native;
+pub(super) mod offer;

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Two receivers in the same run, interleaved round by round: this tree's `kn-sock` against
+# another build of it (an older commit), with the same sender (this tree's bench). Measures 1 GiB
+# in plaintext and over TLS (MiB/s, and CPU seconds per GiB on each side, the figure that stays
+# stable on a noisy machine) and 2,000 files of 4 KiB in one batch (files/s); prints medians and
+# new/old ratios. Loopback only.
+# Usage: bench/compare.sh OLD_KN_SOCK [ROUNDS] [OUTDIR]   (OUTDIR default /dev/shm)
+#   e.g. git worktree add /tmp/old <commit> && (cd /tmp/old && cargo build --release)
+#        bench/compare.sh /tmp/old/target/release/kn-sock 7
+set -euo pipefail
+cd "$(dirname "$0")/.."
+old=${1:?usage: bench/compare.sh OLD_KN_SOCK [ROUNDS] [OUTDIR]}
+rounds=${2:-5}
+out=${3:-/dev/shm}
+work=$(mktemp -d -p "$out" knsock-compare.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+cargo build --release --quiet
+benchexe=$(cargo bench --no-run --bench transfer --message-format=json 2>/dev/null |
+  python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "transfer": print(m["executable"])')
+cp target/release/kn-sock "$work/new"
+cp "$old" "$work/old"
+cp "$benchexe" "$work/bench"
+big=$work/big.bin
+small=$work/small
+head -c $((1 << 30)) /dev/urandom > "$big"
+mkdir -p "$small"
+for i in $(seq -w 1 2000); do head -c 4096 /dev/urandom > "$small/f$i.dat"; done
+results=$work/results.txt
+: > "$results"
+run() { # which, then the bench's arguments
+  local which=$1
+  shift
+  KNSOCK_BIN=$work/$which "$work/bench" "$@" | sed "s/^/$which /"
+}
+# Warm-up, discarded: the first 1 GiB written to a fresh tmpfs pays for its pages.
+run new big "$big" "$work" >/dev/null
+for r in $(seq 1 "$rounds"); do
+  echo "== round $r/$rounds" >&2
+  for which in old new; do
+    run "$which" big "$big" "$work" | tee -a "$results"
+    KNSOCK_BENCH_TLS=1 run "$which" big "$big" "$work" | tee -a "$results"
+    run "$which" batch "$small" "$work" | tee -a "$results"
+  done
+done
+python3 - "$results" <<'PY'
+import statistics, sys
+vals = {}
+for line in open(sys.argv[1]):
+    *key, v = line.split()
+    vals.setdefault(" ".join(key), []).append(float(v))
+med = {k: statistics.median(v) for k, v in vals.items()}
+print("\nmedians:")
+for k, v in sorted(med.items()):
+    d = 3 if v < 10 else 1
+    print("  %-44s %10.*f   (runs: %s)" % (k, d, v, ", ".join("%.*f" % (d, x) for x in vals[k])))
+print("new / old:")
+for k in sorted(med):
+    if k.startswith("new ") and "old " + k[4:] in med and med["old " + k[4:]]:
+        print("  %-44s %.3fx" % (k[4:], med[k] / med["old " + k[4:]]))
+PY
