@@ -73,7 +73,7 @@ fn a_held_file_shows_in_the_resources_in_use() {
     let (at_commit, held) = bounded::<()>(0);
     let (release, released) = bounded::<()>(0);
     let srv = TestServer::start(|c| {
-        c.validate_after(move |_| {
+        c.max_connections(64).validate_after(move |_| {
             at_commit.send(()).unwrap();
             released.recv_timeout(EVENT_TIMEOUT).unwrap();
             Ok(())

@@ -24,6 +24,8 @@ static int refuse_no(void *userdata, const knsock_file_info *info, char *reason,
 static knsock_server *start(const char *dir) {
   knsock_server_config *c = knsock_server_config_new();
   CHECK_RC(knsock_server_config_set_directory(c, dir), KNSOCK_RESULT_OK);
+  /* The cap in force is the one set, the descriptor limit permitting. */
+  CHECK_RC(knsock_server_config_set_max_connections(c, 64), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_server_config_set_host(c, "127.0.0.1"), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_server_config_set_pre_validator(c, refuse_no, NULL), KNSOCK_RESULT_OK);
   knsock_server *s = NULL;
