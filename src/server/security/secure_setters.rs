@@ -18,7 +18,7 @@ impl ServerConfig {
     }
     /// Serves TLS 1.3 with a self-signed identity kept in `state_dir` (created mode 0700; the
     /// key and certificate mode 0600), generated on first start and reused afterwards. Senders
-    /// verify it with its pin ([`Server::tls_pin`](super::Server)).
+    /// verify it with its pin ([`Server::tls_pin`](crate::Server)).
     pub fn tls_self_signed(&mut self, state_dir: impl Into<PathBuf>) -> &mut Self {
         self.security.identity = Some(ServerIdentity::SelfSigned {
             state_dir: state_dir.into(),
