@@ -27,7 +27,7 @@ pub(crate) use client::connect;
 #[cfg(feature = "tls")]
 pub(crate) use server::{Refused, ServerTls};
 #[cfg(feature = "tls")]
-pub(crate) use stream::TlsStream;
+pub(crate) use stream::{tls_error, TlsStream};
 #[cfg(feature = "tls")]
 pub use token::hash_token;
 #[cfg(feature = "tls")]

@@ -98,7 +98,7 @@ static void test_setter_detail(void) {
   CHECK_RC(knsock_server_config_set_max_connections(c, 0), KNSOCK_RESULT_INVALID_ARGUMENT);
   CHECK_RC(knsock_error_code(knsock_server_config_last_error(c)), KNSOCK_RESULT_INVALID_ARGUMENT);
   CHECK_CONTAINS(knsock_error_message(knsock_server_config_last_error(c)),
-                 "max connections must be 1 to 4096");
+                 "max connections must be 1 to 1000000");
   CHECK_RC(knsock_server_config_set_overwrite(c, 9), KNSOCK_RESULT_INVALID_ARGUMENT);
   CHECK_CONTAINS(knsock_error_message(knsock_server_config_last_error(c)),
                  "unknown overwrite policy 9");
