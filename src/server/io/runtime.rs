@@ -47,6 +47,16 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// [`blocking`] when `may_block`, else `f` right here: what is known to be quick (a lookup in a
+/// local directory, writing a small file to the page cache) stays on the event loop, for a
+/// handoff to another thread costs more than it does.
+pub(crate) fn blocking_if<T>(may_block: bool, f: impl FnOnce() -> T) -> T {
+    match may_block {
+        true => blocking(f),
+        false => f(),
+    }
+}
+
 /// A future whose panic is caught and returned, so one connection's panic ends that connection
 /// only.
 pub(crate) struct CatchUnwind<F>(pub(crate) Pin<Box<F>>);

@@ -205,11 +205,11 @@ impl<S: Stream> Wire<S> {
                 return false;
             }
             self.make_room(n);
-            let mut cx = Context::from_waker(Waker::noop());
-            let mut rb = ReadBuf::new(&mut self.rbuf[self.rend..]);
-            match Pin::new(&mut self.stream).poll_read(&mut cx, &mut rb) {
-                Poll::Ready(Ok(())) if !rb.filled().is_empty() => {
-                    let got = rb.filled().len();
+            let mut buf = std::mem::take(&mut self.rbuf);
+            let got = self.read_now(&mut buf[self.rend..]);
+            self.rbuf = buf;
+            match got {
+                Some(Ok(got)) if got > 0 => {
                     self.rend += got;
                     self.read += got as u64;
                 }
@@ -224,6 +224,13 @@ impl<S: Stream> Wire<S> {
     async fn read_stream(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.cancel.is_stopped() {
             return Ok(0);
+        }
+        // Bytes already here are read at once, with no timer to set up for them.
+        if let Some(ready) = self.read_now(buf) {
+            let n = ready?;
+            self.read += n as u64;
+            self.pace(n, Duration::ZERO)?;
+            return Ok(n);
         }
         let idle_end = Instant::now() + self.idle;
         let (until, by_deadline) = match self.deadline {
@@ -271,6 +278,17 @@ impl<S: Stream> Wire<S> {
                  while the server is near its connection cap"
             ),
         ))
+    }
+
+    /// One read that does not wait: `None` when the stream has nothing yet.
+    fn read_now(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        let mut rb = ReadBuf::new(buf);
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(&mut self.stream).poll_read(&mut cx, &mut rb) {
+            Poll::Ready(Ok(())) => Some(Ok(rb.filled().len())),
+            Poll::Ready(Err(e)) if e.kind() != io::ErrorKind::Interrupted => Some(Err(e)),
+            _ => None,
+        }
     }
 
     /// Reads more bytes into the buffer, which has room for `want` unread bytes; 0 at the end.

@@ -15,7 +15,7 @@ use crate::server::config::FileInfo;
 use crate::server::files::admit::Policy;
 use crate::server::files::commit::{commit_group, Pending};
 use crate::server::files::refusal::{io_refusal, Refusal};
-use crate::server::io::runtime::blocking;
+use crate::server::io::runtime::{blocking, blocking_if};
 use crate::server::io::wire::{Cancel, Stream, Wire};
 use crate::server::shared::Shared;
 use crate::storage::{self, ObjectMeta, Place, TempFile};
@@ -260,12 +260,15 @@ impl<'a, S: Stream> Connection<'a, S> {
             false => self.send(&out).await,
         };
         let shared = self.shared;
-        blocking(|| {
+        let handlers = &shared.config.handlers;
+        let callbacks =
+            !done.failed.is_empty() || (!handlers.is_empty() && !done.stored.is_empty());
+        blocking_if(callbacks, || {
             for (r, info) in done.failed {
                 shared.report_refusal(r, &info, true);
             }
             for info in &done.stored {
-                for h in &shared.config.handlers {
+                for h in handlers {
                     let _ = catch_unwind(AssertUnwindSafe(|| h(info)));
                 }
             }

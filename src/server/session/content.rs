@@ -13,7 +13,7 @@ use crate::protocol::{self, Offer};
 use crate::server::files::admit::reopen;
 use crate::server::files::budget::Descriptors;
 use crate::server::files::refusal::{io_refusal, Refusal};
-use crate::server::io::runtime::blocking;
+use crate::server::io::runtime::{blocking, blocking_if};
 use crate::server::io::wire::Stream;
 use crate::server::session::conn::{decode_blocks, read_raw, short, Connection, STOPPING};
 use crate::storage::{Place, TempFile};
@@ -50,14 +50,16 @@ impl<S: Stream> Connection<'_, S> {
         if let Some(spool) = spool {
             let (data, digest) = self.gather(offer, hasher).await?;
             let fds = self.descriptors().await?;
-            let landed = blocking(|| self.land(offer, &data));
+            let landed = blocking_if(!self.local(), || self.land(offer, &data));
             drop(spool);
             return Ok((landed, digest, Some(fds)));
         }
         let fds = self.descriptors().await?;
         let opened = match storage {
             Storage::Open(opened) => Ok(*opened),
-            Storage::Deferred => blocking(|| reopen(&shared.sink, offer, &shared.config)),
+            Storage::Deferred => blocking_if(!self.local(), || {
+                reopen(&shared.sink, offer, &shared.config)
+            }),
         };
         let (mut place, temp) = match opened {
             Ok(o) => o,
@@ -89,6 +91,11 @@ impl<S: Stream> Connection<'_, S> {
         }
         self.commit().await?;
         Ok(self.shared.budget.descriptors().await)
+    }
+
+    /// Whether files land in a local directory (quick to open and write: no object store).
+    pub(crate) fn local(&self) -> bool {
+        self.shared.sink.store().is_none()
     }
 
     /// A small file's content, gathered in memory and hashed.

@@ -15,7 +15,7 @@ use crate::server::files::commit::Pending;
 use crate::server::files::refusal::Refusal;
 use crate::server::files::resume::{Claim, Resume};
 use crate::server::files::space::Reservation;
-use crate::server::io::runtime::blocking;
+use crate::server::io::runtime::{blocking, blocking_if};
 use crate::server::io::wire::{Stream, Wire};
 use crate::server::security::auth::{authenticate, Identity};
 use crate::server::session::conn::{verify, Connection, STOPPING};
@@ -223,8 +223,11 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
         info.identity = self.identity.as_ref().map(|i| i.name.clone());
         // An eager offer's content is already on its way: no SKIP, no resume, no ACCEPT.
         let eager = self.caps & protocol::CAP_EAGER != 0 && offer.is_eager();
-        // Finding out reads the disk and may run validators: off the event loop.
-        let (found, admitted, basis, resume) = blocking(|| self.find_out(&offer, &info, eager));
+        // Finding out reads the disk and may run validators: off the event loop when it may
+        // take long.
+        let slow = self.slow_to_find_out(&offer, eager);
+        let (found, admitted, basis, resume) =
+            blocking_if(slow, || self.find_out(&offer, &info, eager));
         let answer = match (answer(&found), admitted) {
             (Answer::Skip, _) => {
                 self.conn.shared.stats.file_skipped();

@@ -93,6 +93,18 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
         (found, Some(admitted), basis, resume)
     }
 
+    /// Whether finding out about `offer` may block for long, so it must leave the event loop:
+    /// a pre-data validator (the caller's code), an object store (requests), a digest to
+    /// compare (hashing a stored file), resuming (another connection's claim may be waited
+    /// for). Lookups and opens in a local directory are quick.
+    pub(super) fn slow_to_find_out(&self, offer: &Offer, eager: bool) -> bool {
+        let shared = self.conn.shared;
+        !shared.config.before.is_empty()
+            || shared.sink.store().is_some()
+            || (!eager && !offer.digest.is_empty())
+            || !shared.config.resume_ttl.is_zero()
+    }
+
     /// Whether the offer may be answered SKIP: the quick check (same size and mtime, when the
     /// offer asks for it) or the same digest. Hashing a stored file comes last: only for an
     /// offer that passes the cheap checks, within the connection's budget, and once per
