@@ -17,7 +17,7 @@ use crate::server::files::budget::{Budget, SPOOL_TOTAL};
 use crate::server::files::commit::GROUP_MAX;
 use crate::server::files::refusal::Refusal;
 use crate::server::files::space::Space;
-use crate::server::io::wire::Cancel;
+use crate::server::io::cancel::Cancel;
 use crate::server::security::guard::Guard;
 use crate::server::stats::Stats;
 use crate::storage::{DigestCache, Sink};

@@ -18,6 +18,7 @@ pub(crate) const SPOOL_TOTAL: u64 = 256 << 20;
 
 pub(crate) struct Budget {
     descriptors: Arc<Semaphore>,
+    total: usize,
     spool_left: AtomicU64,
 }
 
@@ -38,6 +39,7 @@ impl Budget {
         let permits = descriptors.clamp(PER_FILE as u64, Semaphore::MAX_PERMITS as u64) as usize;
         Budget {
             descriptors: Arc::new(Semaphore::new(permits)),
+            total: permits,
             spool_left: AtomicU64::new(spool),
         }
     }
@@ -48,6 +50,16 @@ impl Budget {
             .try_acquire_many_owned(PER_FILE)
             .ok()
             .map(|p| Descriptors { _permit: p })
+    }
+
+    /// One file's descriptors while more than half the budget is free: for an accepted file to
+    /// keep its directory open until its content comes. The other half stays for files whose
+    /// content is flowing, so files that wait never hold back those that flow.
+    pub(crate) fn try_spare(&self) -> Option<Descriptors> {
+        match self.descriptors.available_permits() > self.total / 2 {
+            true => self.try_descriptors(),
+            false => None,
+        }
     }
 
     /// One file's descriptors, waiting for other files to finish when there are none free.
@@ -100,6 +112,19 @@ mod tests {
         drop(first);
         assert!(b.try_descriptors().is_some());
         drop(second);
+    }
+
+    #[test]
+    fn waiting_files_keep_descriptors_only_while_half_the_budget_is_free() {
+        let b = Budget::new(8, 0);
+        let kept = b.try_spare().expect("8 free");
+        let _flowing = b.try_descriptors().expect("6 free");
+        assert!(b.try_spare().is_none(), "4 of 8 free: not more than half");
+        assert!(
+            b.try_descriptors().is_some(),
+            "files that flow still get theirs"
+        );
+        drop(kept);
     }
 
     #[test]

@@ -12,10 +12,10 @@ use tokio::net::TcpStream;
 
 use crate::error::{Error, ErrorKind};
 use crate::protocol::Code;
+use crate::server::io::cancel::Cancel;
 use crate::server::io::dispatch;
 use crate::server::io::runtime::{blocking, CatchUnwind};
 use crate::server::io::streams::Tcp;
-use crate::server::io::wire::Cancel;
 use crate::server::shared::Shared;
 use crate::sync::lock;
 

@@ -12,8 +12,9 @@ use tokio::net::TcpStream;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Code, Frame, MAGIC};
+use crate::server::io::cancel::Cancel;
 use crate::server::io::streams::{Secured, Tcp};
-use crate::server::io::wire::{Cancel, Stream};
+use crate::server::io::wire::Stream;
 use crate::server::security::throttle::pause;
 use crate::server::session::conn::Connection;
 use crate::server::session::legacy;

@@ -1,21 +1,20 @@
 //! The receiver's side of a connection on the event loop: [`Wire`], a buffered duplex stream
 //! over any [`Stream`] (TCP, TLS, or memory in tests) whose reads wait for readiness, never
-//! block a thread, end at the connection's deadline or idle timeout, and end at once (as an end
-//! of stream) when the server stops or the connection is cut. Its read buffer exists only while
-//! there are bytes in it: an idle connection holds none.
+//! block a thread, end at the connection's deadline or idle timeout, end at once (as an end of
+//! stream) when the server stops or the connection is cut (`io::cancel`), and below the minimum
+//! rate near the connection cap. A connection that waits holds no read buffer.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::cancel::{Cancel, MIN_RATE, RATE_WINDOW};
 use crate::error::{Error, Result};
 use crate::protocol::{eof_is_protocol, Frame, MAX_FRAME};
 
@@ -29,74 +28,6 @@ pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {
     /// The identity the peer proved with a client certificate, if any.
     fn peer_identity(&self) -> Option<String> {
         None
-    }
-}
-
-/// How one connection is ended from outside: `stop` ends its reads (it can still tell its peer
-/// why), `cut` its writes too. It also knows whether the server is near its connection cap,
-/// when a connection must keep up [`MIN_RATE`].
-#[derive(Default)]
-pub(crate) struct Cancel {
-    stopped: AtomicBool,
-    cut: AtomicBool,
-    notify: Notify,
-    crowded: Option<Arc<AtomicBool>>,
-}
-
-/// Near its connection cap, a server cuts a connection whose sender, over [`RATE_WINDOW`] of
-/// waiting for its bytes, averaged less than this many bytes a second (as Apache's
-/// `mod_reqtimeout` asks a minimum rate of request bodies): the slowest give their place to
-/// new senders. Far from the cap, only the header and idle timeouts apply.
-pub(crate) const MIN_RATE: u64 = 100;
-/// How long a connection's rate is measured over (time spent waiting for its bytes).
-pub(crate) const RATE_WINDOW: Duration = Duration::from_secs(30);
-
-impl Cancel {
-    /// A connection's: `crowded` says whether the server is near its connection cap.
-    pub(crate) fn new(crowded: Arc<AtomicBool>) -> Cancel {
-        Cancel {
-            crowded: Some(crowded),
-            ..Cancel::default()
-        }
-    }
-
-    fn crowded(&self) -> bool {
-        self.crowded
-            .as_ref()
-            .is_some_and(|c| c.load(Ordering::Relaxed))
-    }
-
-    /// Ends the connection's reads: buffered bytes are still read, then the stream ends.
-    pub(crate) fn stop(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
-        self.notify.notify_waiters();
-    }
-
-    /// Ends reads and writes: the peer gets nothing more.
-    pub(crate) fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        self.stop();
-    }
-
-    fn is_stopped(&self) -> bool {
-        self.stopped.load(Ordering::SeqCst)
-    }
-
-    fn is_cut(&self) -> bool {
-        self.cut.load(Ordering::SeqCst)
-    }
-
-    /// Completes once [`Cancel::stop`] was called.
-    pub(crate) async fn stopped(&self) {
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.is_stopped() {
-                return;
-            }
-            notified.await;
-        }
     }
 }
 
@@ -171,14 +102,12 @@ impl<S: Stream> Wire<S> {
         &self.rbuf[self.rpos..self.rend]
     }
 
-    /// Consumes `n` buffered bytes; the buffer goes back to the allocator once empty.
+    /// Consumes `n` buffered bytes.
     pub(crate) fn consume(&mut self, n: usize) {
         self.rpos = (self.rpos + n).min(self.rend);
         if self.rpos == self.rend {
             self.rpos = 0;
             self.rend = 0;
-            // A waiting connection holds no buffer.
-            self.rbuf = Vec::new();
         }
     }
 
@@ -295,22 +224,36 @@ impl<S: Stream> Wire<S> {
     /// A connection without a buffer waits with a small one of its own and takes the buffer
     /// only once bytes came.
     async fn fill(&mut self, want: usize) -> io::Result<usize> {
-        if self.rbuf.is_empty() {
-            let mut first = [0u8; FIRST_READ];
-            let n = self.read_stream(&mut first).await?;
-            if n > 0 {
-                self.make_room(want);
-                self.rbuf[self.rend..self.rend + n].copy_from_slice(&first[..n]);
-                self.rend += n;
-            }
-            return Ok(n);
-        }
         self.make_room(want);
         let mut buf = std::mem::take(&mut self.rbuf);
-        let got = self.read_stream(&mut buf[self.rend..]).await;
+        let now = self.read_now(&mut buf[self.rend..]);
         self.rbuf = buf;
-        let n = got?;
-        self.rend += n;
+        if let Some(got) = now {
+            let n = got?;
+            self.read += n as u64;
+            self.pace(n, Duration::ZERO)?;
+            self.rend += n;
+            return Ok(n);
+        }
+        if self.rpos < self.rend {
+            // Part of a message is here: wait with the buffer that holds it.
+            let mut buf = std::mem::take(&mut self.rbuf);
+            let got = self.read_stream(&mut buf[self.rend..]).await;
+            self.rbuf = buf;
+            let n = got?;
+            self.rend += n;
+            return Ok(n);
+        }
+        // Nothing buffered and nothing to read: a waiting connection gives its buffer back and
+        // waits with a small one of its own.
+        self.rbuf = Vec::new();
+        let mut first = [0u8; FIRST_READ];
+        let n = self.read_stream(&mut first).await?;
+        if n > 0 {
+            self.make_room(want);
+            self.rbuf[self.rend..self.rend + n].copy_from_slice(&first[..n]);
+            self.rend += n;
+        }
         Ok(n)
     }
 

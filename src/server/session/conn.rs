@@ -15,8 +15,9 @@ use crate::server::config::FileInfo;
 use crate::server::files::admit::Policy;
 use crate::server::files::commit::{commit_group, Pending};
 use crate::server::files::refusal::{io_refusal, Refusal};
+use crate::server::io::cancel::Cancel;
 use crate::server::io::runtime::{blocking, blocking_if};
-use crate::server::io::wire::{Cancel, Stream, Wire};
+use crate::server::io::wire::{Stream, Wire};
 use crate::server::shared::Shared;
 use crate::storage::{self, ObjectMeta, Place, TempFile};
 

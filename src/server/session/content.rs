@@ -10,18 +10,21 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Offer};
-use crate::server::files::admit::reopen;
+use crate::server::files::admit::{open, reopen};
 use crate::server::files::budget::Descriptors;
 use crate::server::files::refusal::{io_refusal, Refusal};
 use crate::server::io::runtime::{blocking, blocking_if};
 use crate::server::io::wire::Stream;
 use crate::server::session::conn::{decode_blocks, read_raw, short, Connection, STOPPING};
-use crate::storage::{Place, TempFile};
+use crate::storage::{Entry, Place, TempFile};
 
 /// What an admitted file holds before its content comes.
 pub(crate) enum Storage {
     /// Its place and temporary file, opened at the offer: a resumed upload's kept data.
     Open(Box<(Place, TempFile)>),
+    /// Its name resolved at the offer, its directory held open, with the descriptors it will
+    /// use: while more than half the server's budget was free (`Budget::try_spare`).
+    Resolved(Box<(Entry, Descriptors)>),
     /// Nothing: the name is resolved again when the content comes.
     Deferred,
 }
@@ -44,23 +47,19 @@ impl<S: Stream> Connection<'_, S> {
         let shared = self.shared;
         // A resumable upload writes as it comes, so what arrived is kept if the connection breaks.
         let spool = match (&storage, partial) {
-            (Storage::Deferred, None) => shared.budget.spool(offer.size),
+            (Storage::Deferred | Storage::Resolved(_), None) => shared.budget.spool(offer.size),
             _ => None,
         };
         if let Some(spool) = spool {
             let (data, digest) = self.gather(offer, hasher).await?;
-            let fds = self.descriptors().await?;
-            let landed = blocking_if(!self.local(), || self.land(offer, &data));
+            let (opened, fds) = self.open_storage(offer, storage).await?;
+            let landed = opened.and_then(|(place, temp)| {
+                blocking_if(!self.local(), || self.land(offer, place, temp, &data))
+            });
             drop(spool);
             return Ok((landed, digest, Some(fds)));
         }
-        let fds = self.descriptors().await?;
-        let opened = match storage {
-            Storage::Open(opened) => Ok(*opened),
-            Storage::Deferred => blocking_if(!self.local(), || {
-                reopen(&shared.sink, offer, &shared.config)
-            }),
-        };
+        let (opened, fds) = self.open_storage(offer, storage).await?;
         let (mut place, temp) = match opened {
             Ok(o) => o,
             Err(r) => {
@@ -80,6 +79,34 @@ impl<S: Stream> Connection<'_, S> {
             }
         };
         Ok((landed, digest, Some(fds)))
+    }
+
+    /// An admitted file's place and temporary file, opened now that its content comes, with
+    /// the descriptors they take.
+    pub(crate) async fn open_storage(
+        &mut self,
+        offer: &Offer,
+        storage: Storage,
+    ) -> Result<(Landed, Descriptors)> {
+        let (shared, local) = (self.shared, self.local());
+        let cfg = &shared.config;
+        Ok(match storage {
+            Storage::Open(opened) => (Ok(*opened), self.descriptors().await?),
+            Storage::Resolved(resolved) => {
+                let (entry, fds) = *resolved;
+                (
+                    blocking_if(!local, || open(entry, cfg, offer.size, None)),
+                    fds,
+                )
+            }
+            Storage::Deferred => {
+                let fds = self.descriptors().await?;
+                (
+                    blocking_if(!local, || reopen(&shared.sink, offer, cfg)),
+                    fds,
+                )
+            }
+        })
     }
 
     /// One file's descriptors from the server's budget. When there are none free the verified
@@ -139,10 +166,9 @@ impl<S: Stream> Connection<'_, S> {
         Ok((data, hasher.digest128()))
     }
 
-    /// Writes a gathered file to a new temporary file in its place (resolved again now).
-    fn land(&self, offer: &Offer, data: &[u8]) -> Landed {
+    /// Writes a gathered file to its temporary file.
+    fn land(&self, offer: &Offer, mut place: Place, mut temp: TempFile, data: &[u8]) -> Landed {
         let cfg = &self.shared.config;
-        let (mut place, mut temp) = reopen(&self.shared.sink, offer, cfg)?;
         temp.file().write_all(data).map_err(io_refusal)?;
         let meta = self.object_meta(offer);
         place

@@ -13,11 +13,10 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::{Error, Result};
 use crate::protocol::delta::{chunk_hash, chunks, LITERAL_DECODED_MAX};
 use crate::protocol::{self, Code, Frame, SIG_PER_FRAME};
-use crate::server::files::admit::{reopen, Resolved};
+use crate::server::files::admit::Resolved;
 use crate::server::files::refusal::{io_refusal, Refusal};
 use crate::server::io::runtime::blocking;
 use crate::server::io::wire::Stream;
-use crate::server::session::content::Storage;
 use crate::server::session::native::{failed, Admitted, Received, Session};
 use crate::storage::TempFile;
 
@@ -64,18 +63,13 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
             ..
         } = adm;
         self.before_content(&offer, false).await?;
-        let fds = self.conn.descriptors().await?;
+        let (opened, fds) = self.conn.open_storage(&offer, storage).await?;
         let shared = self.conn.shared;
-        let (basis, opened) = blocking(|| {
-            let basis = Resolved::new(&shared.sink, &offer)
+        let basis = blocking(|| {
+            Resolved::new(&shared.sink, &offer)
                 .basis(&offer)
                 .map(|(f, _)| f)
-                .filter(|f| same_file(f, &st));
-            let opened = match storage {
-                Storage::Open(opened) => Ok(*opened),
-                Storage::Deferred => reopen(&shared.sink, &offer, &shared.config),
-            };
-            (basis, opened)
+                .filter(|f| same_file(f, &st))
         });
         let old = self
             .send_signature(basis.as_ref(), st.st_size as u64)

@@ -65,7 +65,10 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
             // Kept data to resume is taken over now (its length is the ACCEPT's offset);
             // anything else opens nothing until its content comes.
             let storage = match partial {
-                None => Storage::Deferred,
+                None => match self.conn.shared.budget.try_spare() {
+                    Some(fds) => Storage::Resolved(Box::new((entry, fds))),
+                    None => Storage::Deferred,
+                },
                 Some(_) => {
                     let place = entry.create()?;
                     match resumed(&place, cfg, offer.size, partial)? {
