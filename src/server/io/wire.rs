@@ -391,6 +391,7 @@ impl<S: AsyncRead + Unpin> Future for ReadSome<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     impl Stream for tokio::io::Empty {}
 
