@@ -55,6 +55,8 @@ pub(crate) struct Wire<S: Stream> {
     /// Bytes read from the stream since [`Wire::take_read`] last asked.
     read: u64,
     cancel: Arc<Cancel>,
+    /// The last read filled the buffer: more is coming.
+    flowing: bool,
     /// Time spent waiting for the peer's bytes, and the bytes that came, in this rate window.
     waited: Duration,
     got: u64,
@@ -72,6 +74,7 @@ impl<S: Stream> Wire<S> {
             deadline: None,
             read: 0,
             cancel,
+            flowing: false,
             waited: Duration::ZERO,
             got: 0,
         }
@@ -224,17 +227,25 @@ impl<S: Stream> Wire<S> {
     /// A connection without a buffer waits with a small one of its own and takes the buffer
     /// only once bytes came.
     async fn fill(&mut self, want: usize) -> io::Result<usize> {
-        self.make_room(want);
+        // While bytes flow (the last read filled what room there was), the buffer grows to its
+        // largest: many small files a read.
+        self.make_room(match self.flowing {
+            true => want.max(READ_MAX),
+            false => want,
+        });
         let mut buf = std::mem::take(&mut self.rbuf);
+        let room = buf.len() - self.rend;
         let now = self.read_now(&mut buf[self.rend..]);
         self.rbuf = buf;
         if let Some(got) = now {
             let n = got?;
+            self.flowing = n == room;
             self.read += n as u64;
             self.pace(n, Duration::ZERO)?;
             self.rend += n;
             return Ok(n);
         }
+        self.flowing = false;
         if self.rpos < self.rend {
             // Part of a message is here: wait with the buffer that holds it.
             let mut buf = std::mem::take(&mut self.rbuf);
