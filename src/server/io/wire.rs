@@ -57,6 +57,8 @@ pub(crate) struct Wire<S: Stream> {
     cancel: Arc<Cancel>,
     /// The last read filled the buffer: more is coming.
     flowing: bool,
+    /// The read deadline's timer, kept from read to read.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Time spent waiting for the peer's bytes, and the bytes that came, in this rate window.
     waited: Duration,
     got: u64,
@@ -75,6 +77,7 @@ impl<S: Stream> Wire<S> {
             read: 0,
             cancel,
             flowing: false,
+            timer: None,
             waited: Duration::ZERO,
             got: 0,
         }
@@ -170,20 +173,37 @@ impl<S: Stream> Wire<S> {
             _ => (idle_end, false),
         };
         let started = Instant::now();
-        let read = ReadSome {
+        // One timer for the connection's life: set again only when it would fire too late; one
+        // that fires early (it was set for an earlier read) is set again and the read goes on.
+        // Most reads then touch no timer at all.
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
+        if timer.deadline() > until {
+            timer.as_mut().reset(until);
+        }
+        let mut read = ReadSome {
             stream: &mut self.stream,
             buf,
         };
-        let n = tokio::select! {
-            r = tokio::time::timeout_at(until, read) => match r {
-                Ok(r) => r?,
-                Err(_) if by_deadline => return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the peer did not send a whole message in time",
-                )),
-                Err(_) => return Err(io::ErrorKind::TimedOut.into()),
-            },
-            () = self.cancel.stopped() => 0,
+        let n = loop {
+            tokio::select! {
+                r = &mut read => break r?,
+                () = timer.as_mut() => {
+                    if Instant::now() < until {
+                        timer.as_mut().reset(until);
+                        continue;
+                    }
+                    return Err(match by_deadline {
+                        true => io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the peer did not send a whole message in time",
+                        ),
+                        false => io::ErrorKind::TimedOut.into(),
+                    });
+                }
+                () = self.cancel.stopped() => break 0,
+            }
         };
         self.read += n as u64;
         self.pace(n, started.elapsed())?;
