@@ -7,7 +7,9 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::{Arc, Barrier};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
@@ -27,14 +29,33 @@ pub(crate) fn build(
         0 => cores.max(2),
         n => n,
     };
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .max_blocking_threads(BLOCKING_THREADS)
+        .thread_keep_alive(KEEP_ALIVE)
         .thread_name("knsock-server")
         .on_thread_start(on_start)
         .enable_all()
         .build()
-        .map_err(|e| Error::io("starting the server's threads", e))
+        .map_err(|e| Error::io("starting the server's threads", e))?;
+    warm(&runtime, workers);
+    Ok(runtime)
+}
+
+/// How long an idle thread of the blocking pool is kept for the next disk step.
+const KEEP_ALIVE: Duration = Duration::from_secs(300);
+
+/// Starts `n` threads of the blocking pool now, so the first transfers do not wait for threads
+/// to be created (each step that leaves the event loop needs one ready to take over).
+fn warm(runtime: &Runtime, n: usize) {
+    let all_started = Arc::new(Barrier::new(n + 1));
+    for _ in 0..n {
+        let b = Arc::clone(&all_started);
+        runtime.spawn_blocking(move || {
+            b.wait();
+        });
+    }
+    all_started.wait();
 }
 
 /// Runs `f`, which may block (on the disk, in a callback), without stalling the connections
