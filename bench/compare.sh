@@ -15,12 +15,8 @@ out=${3:-/dev/shm}
 work=$(mktemp -d -p "$out" knsock-compare.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-cargo build --release --quiet
-benchexe=$(cargo bench --no-run --bench transfer --message-format=json 2>/dev/null |
-  python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "transfer": print(m["executable"])')
+. bench/lib.sh
+benchexe=$(bench_transfer_exe)
 cp target/release/kn-sock "$work/new"
 cp "$old" "$work/old"
 cp "$benchexe" "$work/bench"
@@ -47,16 +43,10 @@ for r in $(seq 1 "$rounds"); do
   done
 done
 python3 - "$results" <<'PY'
-import statistics, sys
-vals = {}
-for line in open(sys.argv[1]):
-    *key, v = line.split()
-    vals.setdefault(" ".join(key), []).append(float(v))
-med = {k: statistics.median(v) for k, v in vals.items()}
-print("\nmedians:")
-for k, v in sorted(med.items()):
-    d = 3 if v < 10 else 1
-    print("  %-44s %10.*f   (runs: %s)" % (k, d, v, ", ".join("%.*f" % (d, x) for x in vals[k])))
+import sys
+sys.path.insert(0, "bench")
+from medians import report
+med, _ = report(sys.argv[1], 44)
 print("new / old:")
 for k in sorted(med):
     if k.startswith("new ") and "old " + k[4:] in med and med["old " + k[4:]]:

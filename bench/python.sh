@@ -101,15 +101,10 @@ for r in $(seq 1 "$rounds"); do
   KNSOCK_PY_VENV=$venv bash "$shared/knsock-py-baseline.sh" "$big" "$small" "$work" | tee -a "$results"
 done
 python3 - "$results" <<'PY'
-import statistics, sys
-vals = {}
-for line in open(sys.argv[1]):
-    *key, v = line.split()
-    vals.setdefault(" ".join(key), []).append(float(v))
-med = {k: statistics.median(v) for k, v in vals.items()}
-print("\nmedians:")
-for k, v in sorted(med.items()):
-    print("  %-34s %10.1f   (runs: %s)" % (k, v, ", ".join("%.1f" % x for x in vals[k])))
+import sys
+sys.path.insert(0, "bench")
+from medians import report
+med, _ = report(sys.argv[1])
 def ratio(a, b, what):
     if a in med and b in med and med[b]:
         print("  %-52s %.2fx" % (what, med[a] / med[b]))

@@ -14,12 +14,8 @@ work=$(mktemp -d -p "$out" knsock-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
 # Build once and run copies, so editing the tree during a run changes nothing.
-cargo build --release --quiet
-benchexe=$(cargo bench --no-run --bench transfer --message-format=json 2>/dev/null |
-  python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "transfer": print(m["executable"])')
+. bench/lib.sh
+benchexe=$(bench_transfer_exe)
 cp target/release/kn-sock "$work/kn-sock"
 cp "$benchexe" "$work/bench-transfer"
 export KNSOCK_BIN=$work/kn-sock
@@ -63,16 +59,11 @@ for r in $(seq 1 "$rounds"); do
   fi
 done
 python3 - "$results" <<'PY'
-import statistics, sys
-vals = {}
-for line in open(sys.argv[1]):
-    *key, v = line.split()
-    vals.setdefault(" ".join(key), []).append(float(v))
-med = {k: statistics.median(v) for k, v in vals.items()}
-print("\nmedians over %d rounds:" % len(vals.get("raw_tcp MiB/s", [])))
-for k, v in sorted(med.items()):
-    d = 3 if v < 10 else 1  # CPU seconds and wall times want more than one decimal
-    print("  %-28s %10.*f   (runs: %s)" % (k, d, v, ", ".join("%.*f" % (d, x) for x in vals[k])))
+import sys
+sys.path.insert(0, "bench")
+from medians import report
+med, vals = report(sys.argv[1], 28)
+print("(over %d rounds)" % len(vals.get("raw_tcp MiB/s", [])))
 def ratio(a, b, what):
     if a in med and b in med and med[b]:
         print("  %-40s %.2fx" % (what, med[a] / med[b]))
