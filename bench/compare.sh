@@ -22,9 +22,7 @@ cp "$old" "$work/old"
 cp "$benchexe" "$work/bench"
 big=$work/big.bin
 small=$work/small
-head -c $((1 << 30)) /dev/urandom > "$big"
-mkdir -p "$small"
-for i in $(seq -w 1 2000); do head -c 4096 /dev/urandom > "$small/f$i.dat"; done
+make_test_files "$work"
 results=$work/results.txt
 : > "$results"
 run() { # which, then the bench's arguments

@@ -6,6 +6,7 @@
 # in the sending side. Usage: bench/python.sh [ROUNDS] [OUTDIR]   (OUTDIR default /dev/shm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 rounds=${1:-3}
 out=${2:-/dev/shm}
 shared=${KNSOCK_SHARED:-../shared}/bench
@@ -25,9 +26,7 @@ py=$venv/bin/python
 cp target/release/kn-sock "$work/kn-sock"
 big=$work/big.bin
 small=$work/small
-head -c $((1 << 30)) /dev/urandom > "$big"
-mkdir -p "$small"
-for i in $(seq -w 1 2000); do head -c 4096 /dev/urandom > "$small/f$i.dat"; done
+make_test_files "$work"
 results=$work/results.txt
 : > "$results"
 
