@@ -75,7 +75,7 @@ impl Stream for Tcp {}
 /// certificate proved. Its reads take the socket 256 KiB at a time and return the plaintext of
 /// every record already read, as the sender's `tls::TlsStream` does: a large read is not cut
 /// into 16 KiB records, one system call each (docs/security.md has what this saves). The raw
-/// buffer exists only while it holds bytes.
+/// buffer is given back when the connection trickles or waits.
 #[cfg(feature = "tls")]
 pub(crate) struct Secured {
     conn: rustls::ServerConnection,

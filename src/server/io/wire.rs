@@ -125,7 +125,7 @@ impl<S: Stream> Wire<S> {
             self.rpos = 0;
         }
         if self.rbuf.len() < n {
-            self.rbuf.resize(n.clamp(READ_MIN, READ_MAX.max(n)), 0);
+            self.rbuf.resize(n.max(READ_MIN), 0);
         }
     }
 
@@ -141,13 +141,10 @@ impl<S: Stream> Wire<S> {
             }
             self.make_room(n);
             let mut buf = std::mem::take(&mut self.rbuf);
-            let got = self.read_now(&mut buf[self.rend..]);
+            let got = self.read_ready(&mut buf[self.rend..]);
             self.rbuf = buf;
             match got {
-                Some(Ok(got)) if got > 0 => {
-                    self.rend += got;
-                    self.read += got as u64;
-                }
+                Some(Ok(got)) if got > 0 => self.rend += got,
                 _ => return false,
             }
         }
@@ -161,12 +158,14 @@ impl<S: Stream> Wire<S> {
             return Ok(0);
         }
         // Bytes already here are read at once, with no timer to set up for them.
-        if let Some(ready) = self.read_now(buf) {
-            let n = ready?;
-            self.read += n as u64;
-            self.pace(n, Duration::ZERO)?;
-            return Ok(n);
+        match self.read_ready(buf) {
+            Some(ready) => ready,
+            None => self.wait_stream(buf).await,
         }
+    }
+
+    /// [`Wire::read_stream`] once nothing is ready: waits for the stream.
+    async fn wait_stream(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let idle_end = Instant::now() + self.idle;
         let (until, by_deadline) = match self.deadline {
             Some(d) if d <= idle_end => (d, true),
@@ -232,15 +231,17 @@ impl<S: Stream> Wire<S> {
         ))
     }
 
-    /// One read that does not wait: `None` when the stream has nothing yet.
-    fn read_now(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+    /// One read that does not wait, counted: `None` when the stream has nothing yet.
+    fn read_ready(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
         let mut rb = ReadBuf::new(buf);
         let mut cx = Context::from_waker(Waker::noop());
-        match Pin::new(&mut self.stream).poll_read(&mut cx, &mut rb) {
-            Poll::Ready(Ok(())) => Some(Ok(rb.filled().len())),
-            Poll::Ready(Err(e)) if e.kind() != io::ErrorKind::Interrupted => Some(Err(e)),
-            _ => None,
-        }
+        let n = match Pin::new(&mut self.stream).poll_read(&mut cx, &mut rb) {
+            Poll::Ready(Ok(())) => rb.filled().len(),
+            Poll::Ready(Err(e)) if e.kind() != io::ErrorKind::Interrupted => return Some(Err(e)),
+            _ => return None,
+        };
+        self.read += n as u64;
+        Some(self.pace(n, Duration::ZERO).map(|()| n))
     }
 
     /// Reads more bytes into the buffer, which has room for `want` unread bytes; 0 at the end.
@@ -255,13 +256,11 @@ impl<S: Stream> Wire<S> {
         });
         let mut buf = std::mem::take(&mut self.rbuf);
         let room = buf.len() - self.rend;
-        let now = self.read_now(&mut buf[self.rend..]);
+        let now = self.read_ready(&mut buf[self.rend..]);
         self.rbuf = buf;
         if let Some(got) = now {
             let n = got?;
             self.flowing = n == room;
-            self.read += n as u64;
-            self.pace(n, Duration::ZERO)?;
             self.rend += n;
             return Ok(n);
         }
@@ -269,7 +268,7 @@ impl<S: Stream> Wire<S> {
         if self.rpos < self.rend {
             // Part of a message is here: wait with the buffer that holds it.
             let mut buf = std::mem::take(&mut self.rbuf);
-            let got = self.read_stream(&mut buf[self.rend..]).await;
+            let got = self.wait_stream(&mut buf[self.rend..]).await;
             self.rbuf = buf;
             let n = got?;
             self.rend += n;
@@ -279,7 +278,7 @@ impl<S: Stream> Wire<S> {
         // waits with a small one of its own.
         self.rbuf = Vec::new();
         let mut first = [0u8; FIRST_READ];
-        let n = self.read_stream(&mut first).await?;
+        let n = self.wait_stream(&mut first).await?;
         if n > 0 {
             self.make_room(want);
             self.rbuf[self.rend..self.rend + n].copy_from_slice(&first[..n]);
@@ -288,8 +287,8 @@ impl<S: Stream> Wire<S> {
         Ok(n)
     }
 
-    /// Waits until `n` bytes are buffered; `false` when the stream ends first (with none at all
-    /// buffered when `clean`, else an error).
+    /// Waits until `n` bytes are buffered; `false` when the stream ends with none buffered, an
+    /// error when it ends inside them.
     pub(crate) async fn ensure(&mut self, n: usize) -> io::Result<bool> {
         while self.rend - self.rpos < n {
             if self.fill(n).await? == 0 {
