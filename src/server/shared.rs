@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::server::config::{FileInfo, Refused, ServerConfig};
 use crate::server::files::budget::{Budget, SPOOL_TOTAL};
-use crate::server::files::commit::GROUP_MAX;
 use crate::server::files::refusal::Refusal;
 use crate::server::files::space::Space;
 use crate::server::io::cancel::Cancel;
@@ -22,6 +21,9 @@ use crate::server::security::guard::Guard;
 use crate::server::stats::Stats;
 use crate::storage::{DigestCache, Sink};
 use crate::sync::lock;
+
+/// The reason a sender is given when the server stops under it (code 8).
+pub(crate) const STOPPING: &str = "server stopping";
 
 static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -52,8 +54,6 @@ pub(crate) struct Shared {
     pub(crate) upload_released: Condvar,
     pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) joined: (Mutex<bool>, Condvar),
-    /// Most verified files one connection holds before it commits them.
-    pub(crate) group_max: usize,
     /// The connection cap in force: the configured one, or less when the descriptor limit
     /// cannot hold that many (`limits::share`).
     pub(crate) conn_cap: usize,
@@ -93,7 +93,6 @@ impl Shared {
             upload_released: Condvar::new(),
             threads: Mutex::new(Vec::new()),
             joined: (Mutex::new(false), Condvar::new()),
-            group_max: GROUP_MAX,
             conn_cap,
             budget: Budget::new(u64::MAX, SPOOL_TOTAL),
             space: Space::default(),
@@ -107,6 +106,15 @@ impl Shared {
 
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// `Err` once the server stops: a connection reads no further content, and its sender is
+    /// told why as the connection ends.
+    pub(crate) fn keep_reading(&self) -> Result<()> {
+        match self.is_stopping() {
+            true => Err(Error::new(ErrorKind::Cancelled, STOPPING)),
+            false => Ok(()),
+        }
     }
 
     /// Whether new files are refused: stopping, or draining for a graceful shutdown.

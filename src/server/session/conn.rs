@@ -18,13 +18,11 @@ use crate::server::files::refusal::{io_refusal, Refusal};
 use crate::server::io::cancel::Cancel;
 use crate::server::io::runtime::{blocking, blocking_if};
 use crate::server::io::wire::{Stream, Wire};
-use crate::server::shared::Shared;
-use crate::storage::{self, ObjectMeta, Place, TempFile};
+use crate::server::shared::{Shared, STOPPING};
+use crate::storage::{self, ObjectMeta, Place, StoreError, TempFile};
 
 /// The content buffer's largest size.
 const BUFFER_SIZE: usize = 256 * 1024;
-/// The reason a sender is given when the server stops under it (code 8).
-pub(crate) const STOPPING: &str = "server stopping";
 
 pub(crate) struct Connection<'a, S: Stream> {
     pub(crate) shared: &'a Shared,
@@ -152,24 +150,14 @@ impl<'a, S: Stream> Connection<'a, S> {
             .written()
             .map_err(|e| Error::io("reading the temporary file", e))?;
         let remaining = offer.size.saturating_sub(start);
-        let meta = self.object_meta(offer);
-        let overwrite = self.shared.config.overwrite;
         let mut store_err = match place.is_local() {
             true => None,
-            false => blocking(|| {
-                place
-                    .begin(&temp, &meta, overwrite)
-                    .and_then(|()| place.progress(start))
-                    .err()
-            }),
+            false => blocking(|| self.begin_upload(place, &temp, offer, start).err()),
         };
         let (mut write_err, mut written) = (None, start);
         let shared = self.shared;
-        // A stopping server reads no further: the sender is told why as the connection ends.
         let mut store = |b: &[u8]| -> Result<()> {
-            if shared.is_stopping() {
-                return Err(Error::new(ErrorKind::Cancelled, STOPPING));
-            }
+            shared.keep_reading()?;
             hasher.update(b);
             if write_err.is_none() {
                 if let Err(e) = temp.file().write_all(b) {
@@ -209,8 +197,23 @@ impl<'a, S: Stream> Connection<'a, S> {
         Ok((temp, hasher.digest128()))
     }
 
+    /// The content starts arriving in `temp`, `written` bytes of it there already: a large
+    /// object starts going up (nothing for a local directory).
+    pub(super) fn begin_upload(
+        &self,
+        place: &mut Place,
+        temp: &TempFile,
+        offer: &Offer,
+        written: u64,
+    ) -> std::result::Result<(), StoreError> {
+        let meta = self.object_meta(offer);
+        place
+            .begin(temp, &meta, self.shared.config.overwrite)
+            .and_then(|()| place.progress(written))
+    }
+
     /// An object's metadata as the offer gives it: the digest only if the sender sent one.
-    pub(super) fn object_meta(&self, offer: &Offer) -> ObjectMeta {
+    fn object_meta(&self, offer: &Offer) -> ObjectMeta {
         let digest = (offer.algorithm == protocol::ALGO_XXH3_128)
             .then(|| <[u8; 16]>::try_from(offer.digest.as_slice()).ok())
             .flatten();
@@ -305,25 +308,29 @@ pub(super) async fn read_raw<S: Stream>(
     let mut remaining = len;
     while remaining > 0 {
         let want = buf.len().min(remaining as usize);
-        match r.read_some(&mut buf[..want]).await {
-            Ok(0) => return Err(short(offer, offer.size - remaining)),
-            Ok(n) => {
-                store(&buf[..n])?;
-                remaining -= n as u64;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io(format!("receiving '{}'", offer.name), e)),
-        }
+        let n = read_piece(r, &mut buf[..want], offer, offer.size - remaining).await?;
+        store(&buf[..n])?;
+        remaining -= n as u64;
     }
     Ok(())
 }
 
-/// The error of a connection that ended after `got` of the offered bytes.
-pub(super) fn short(offer: &Offer, got: u64) -> Error {
-    Error::protocol(format!(
-        "sender closed the connection after {got} of {} bytes of '{}'",
-        offer.size, offer.name
-    ))
+/// One read of `offer`'s raw content into `buf`, `got` bytes of it read before: some bytes,
+/// or the error of a connection that ended or failed.
+pub(super) async fn read_piece<S: Stream>(
+    r: &mut Wire<S>,
+    buf: &mut [u8],
+    offer: &Offer,
+    got: u64,
+) -> Result<usize> {
+    match r.read_some(buf).await {
+        Ok(0) => Err(Error::protocol(format!(
+            "sender closed the connection after {got} of {} bytes of '{}'",
+            offer.size, offer.name
+        ))),
+        Ok(n) => Ok(n),
+        Err(e) => Err(Error::io(format!("receiving '{}'", offer.name), e)),
+    }
 }
 
 /// Reads a file's compressed blocks as they come and decodes each (`compress::BlockDecoder`).

@@ -8,14 +8,14 @@ use std::io::Write;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::protocol::{self, Offer};
 use crate::server::files::admit::{open, reopen};
 use crate::server::files::budget::Descriptors;
 use crate::server::files::refusal::{io_refusal, Refusal};
 use crate::server::io::runtime::{blocking, blocking_if};
 use crate::server::io::wire::Stream;
-use crate::server::session::conn::{decode_blocks, read_raw, short, Connection, STOPPING};
+use crate::server::session::conn::{decode_blocks, read_piece, Connection};
 use crate::storage::{Entry, Place, TempFile};
 
 /// What an admitted file holds before its content comes.
@@ -127,19 +127,14 @@ impl<S: Stream> Connection<'_, S> {
 
     /// A small file's content, gathered in memory and hashed.
     async fn gather(&mut self, offer: &Offer, mut hasher: Xxh3) -> Result<(Vec<u8>, u128)> {
-        if offer.encoding == protocol::ENCODING_RAW {
+        if offer.encoding != protocol::ENCODING_ZSTD {
             // Straight into its place in memory: no other buffer while a slow sender trickles.
             let mut data = vec![0u8; offer.size as usize];
             let mut filled = 0;
             while filled < data.len() {
-                if self.shared.is_stopping() {
-                    return Err(Error::new(ErrorKind::Cancelled, STOPPING));
-                }
-                match self.wire.read_some(&mut data[filled..]).await {
-                    Ok(0) => return Err(short(offer, filled as u64)),
-                    Ok(n) => filled += n,
-                    Err(e) => return Err(Error::io(format!("receiving '{}'", offer.name), e)),
-                }
+                self.shared.keep_reading()?;
+                let piece = &mut data[filled..];
+                filled += read_piece(&mut self.wire, piece, offer, filled as u64).await?;
             }
             hasher.update(&data);
             return Ok((data, hasher.digest128()));
@@ -148,32 +143,21 @@ impl<S: Stream> Connection<'_, S> {
         let mut buf = vec![0u8; (offer.size as usize).clamp(1, 16 * 1024)];
         let shared = self.shared;
         let mut store = |b: &[u8]| -> Result<()> {
-            if shared.is_stopping() {
-                return Err(Error::new(ErrorKind::Cancelled, STOPPING));
-            }
+            shared.keep_reading()?;
             hasher.update(b);
             data.extend_from_slice(b);
             Ok(())
         };
-        match offer.encoding {
-            protocol::ENCODING_ZSTD => {
-                decode_blocks(&mut self.wire, offer.size, &mut buf, &mut store)
-                    .await
-                    .map_err(|e| e.context(format!("receiving '{}'", offer.name)))?
-            }
-            _ => read_raw(&mut self.wire, &mut buf, offer.size, offer, &mut store).await?,
-        }
+        decode_blocks(&mut self.wire, offer.size, &mut buf, &mut store)
+            .await
+            .map_err(|e| e.context(format!("receiving '{}'", offer.name)))?;
         Ok((data, hasher.digest128()))
     }
 
     /// Writes a gathered file to its temporary file.
     fn land(&self, offer: &Offer, mut place: Place, mut temp: TempFile, data: &[u8]) -> Landed {
-        let cfg = &self.shared.config;
         temp.file().write_all(data).map_err(io_refusal)?;
-        let meta = self.object_meta(offer);
-        place
-            .begin(&temp, &meta, cfg.overwrite)
-            .and_then(|()| place.progress(data.len() as u64))
+        self.begin_upload(&mut place, &temp, offer, data.len() as u64)
             .map_err(Refusal::from)?;
         Ok((place, temp))
     }

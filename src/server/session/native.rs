@@ -11,16 +11,17 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Code, Frame, Hello, Offer};
 use crate::server::config::FileInfo;
 use crate::server::files::budget::Descriptors;
-use crate::server::files::commit::Pending;
+use crate::server::files::commit::{Pending, GROUP_MAX};
 use crate::server::files::refusal::Refusal;
 use crate::server::files::resume::{Claim, Resume};
 use crate::server::files::space::Reservation;
 use crate::server::io::runtime::{blocking, blocking_if};
 use crate::server::io::wire::{Stream, Wire};
 use crate::server::security::auth::{authenticate, Identity};
-use crate::server::session::conn::{verify, Connection, STOPPING};
+use crate::server::session::conn::{verify, Connection};
 use crate::server::session::content::{Landed, Storage};
 use crate::server::session::decide::{answer, Answer};
+use crate::server::shared::STOPPING;
 
 /// Serves a native connection whose first byte (the magic's) was read.
 pub(crate) async fn serve<S: Stream>(conn: &mut Connection<'_, S>) -> Result<()> {
@@ -406,7 +407,7 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
                     space,
                     fds,
                 });
-                if self.conn.pending.len() >= self.conn.shared.group_max {
+                if self.conn.pending.len() >= GROUP_MAX {
                     self.conn.commit().await?;
                 }
                 Ok(())
