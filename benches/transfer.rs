@@ -111,6 +111,32 @@ impl Drop for Receiver {
     }
 }
 
+/// CPU time a run of many files costs on each side, per 1,000 files: steadier than files/s on a
+/// busy machine.
+struct FilesCpu<'a> {
+    rx_pid: &'a str,
+    tx0: f64,
+    rx0: f64,
+}
+
+impl<'a> FilesCpu<'a> {
+    fn start(rx_pid: &'a str) -> Self {
+        FilesCpu {
+            rx_pid,
+            tx0: cpu_seconds("self"),
+            rx0: cpu_seconds(rx_pid),
+        }
+    }
+
+    fn print(&self, label: &str, files: usize) {
+        let per_k = 1000.0 * 1000.0 / files as f64; // ms per 1,000 files
+        let tx = (cpu_seconds("self") - self.tx0) * per_k;
+        let rx = (cpu_seconds(self.rx_pid) - self.rx0) * per_k;
+        println!("{label} sender_cpu_ms_per_kfile {tx:.1}");
+        println!("{label} receiver_cpu_ms_per_kfile {rx:.1}");
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -137,10 +163,10 @@ fn main() {
     let rx = Receiver::start(rx_dir.path());
     let opts = rx.options();
     let label = if tls_on() { "knsock tls" } else { "knsock" };
+    let rx_pid = rx.child.id().to_string();
     match mode {
         "big" => {
             let size = std::fs::metadata(&input).unwrap().len();
-            let rx_pid = rx.child.id().to_string();
             let (cpu_tx0, cpu_rx0) = (cpu_seconds("self"), cpu_seconds(&rx_pid));
             let t = Instant::now();
             send_file("127.0.0.1", rx.port, &input, &opts).unwrap();
@@ -161,11 +187,13 @@ fn main() {
                 ..Default::default()
             };
             let sources = knsock::collect_sources(std::slice::from_ref(&input), &walk).unwrap();
+            let cpu = FilesCpu::start(&rx_pid);
             let t = Instant::now();
             let report = knsock::send_files("127.0.0.1", rx.port, &sources, &opts).unwrap();
             let secs = t.elapsed().as_secs_f64();
             assert_eq!(report.failed(), 0, "{:?}", report.first_error());
             println!("{label} batch files/s {:.1}", sources.len() as f64 / secs);
+            cpu.print(&format!("{label} batch"), sources.len());
             println!("{label} batch rx_peak_rss_kib {}", rx.peak_rss_kib());
         }
         "small" => {
@@ -175,12 +203,14 @@ fn main() {
                 .filter(|p| p.is_file())
                 .collect();
             files.sort();
+            let cpu = FilesCpu::start(&rx_pid);
             let t = Instant::now();
             for f in &files {
                 send_file("127.0.0.1", rx.port, f, &opts).unwrap();
             }
             let secs = t.elapsed().as_secs_f64();
             println!("{label} files/s {:.1}", files.len() as f64 / secs);
+            cpu.print(label, files.len());
             println!("{label} rx_peak_rss_kib {}", rx.peak_rss_kib());
         }
         m => eprintln!("unknown mode {m}"),

@@ -445,3 +445,49 @@ fn stop_from_a_handler_does_not_deadlock() {
     assert!(server.is_stopping());
     holder.lock().unwrap().take();
 }
+
+/// A received handler that blocks holds up neither its sender nor its connection: the batch is
+/// told OK while the first call still waits. The calls come in the order the files were stored,
+/// and a server that stops waits for the calls still queued.
+#[test]
+fn a_blocking_handler_runs_behind_its_connection_in_order() {
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = Arc::clone(&seen);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = knsock::ServerConfig::new(dir.path());
+    cfg.host("127.0.0.1").on_received(move |info| {
+        if info.name == "f00" {
+            let _ = release_rx
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(30));
+        }
+        s2.lock().unwrap().push(info.name.clone());
+    });
+    let server = cfg.start().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..40).map(|i| format!("f{i:02}")).collect();
+    let paths: Vec<_> = names
+        .iter()
+        .map(|n| write_file(src.path(), n, n.as_bytes()))
+        .collect();
+    let sources = knsock::collect_sources(&paths, &knsock::WalkOptions::default()).unwrap();
+    let port = server.local_addr().port();
+    let report = knsock::send_files("127.0.0.1", port, &sources, &opts()).unwrap();
+    assert_eq!(report.failed(), 0, "{:?}", report.first_error());
+    // Every file is in place, and the first handler call still waits.
+    for n in &names {
+        assert_eq!(std::fs::read(dir.path().join(n)).unwrap(), n.as_bytes());
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    release_tx.send(()).unwrap();
+    server.stop();
+    server.wait().unwrap();
+    assert_eq!(*seen.lock().unwrap(), names);
+}

@@ -38,8 +38,11 @@ pub type knsock_validator_cb = Option<
 >;
 
 /// Received handler: a file was stored (`knsock_file_info_path()` is where) and its sender was
-/// told. Runs on one of the server's threads, possibly on several at once, as the validator
-/// does (it may block, at the cost of its own connection only). It may call
+/// told. Runs on one of the server's threads (`knsock-server`), possibly on several at once
+/// for different connections: it must be thread-safe. One connection's calls come one at a
+/// time, in the order its files were stored, while the connection goes on receiving; it may
+/// block, at the cost of its own connection only (which waits once 64 of its commits' calls
+/// are queued). A server that stops or drains waits for the calls queued. It may call
 /// `knsock_server_stop()` (which then returns at once) but not `knsock_server_wait()` or
 /// `knsock_server_free()` on its own server.
 pub type knsock_received_cb =

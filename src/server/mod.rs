@@ -91,7 +91,7 @@ fn open_s3(_: &crate::S3Config, _: &Path) -> Result<Arc<dyn crate::ObjectStore>>
 pub(crate) fn serve_in_memory(config: ServerConfig, input: &[u8]) -> Result<(Vec<u8>, Result<()>)> {
     let sink = open_sink(&config)?;
     let guard = Guard::build(&config.security)?;
-    let shared = Shared::new(config, sink, guard)?;
+    let shared = Arc::new(Shared::new(config, sink, guard)?);
     let stream = io::streams::MemStream::new(input.to_vec());
     let peer = SocketAddr::from(([127, 0, 0, 1], 9));
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -155,10 +155,13 @@ impl Server {
         };
         let sh = Arc::clone(&shared);
         let handle = spawn(&shared, "knsock-accept".into(), move || {
-            runtime.block_on(async {
+            // Accepting is a task of the event loop, not of this thread: the connection tasks
+            // it spawns start on the worker that accepted them, with no thread to wake.
+            let serving = runtime.spawn(async move {
                 sh.accept_loop(listener).await;
                 sh.wait_connections().await;
             });
+            let _ = runtime.block_on(serving);
             // Whatever is left (a connection stuck writing to a sender that does not read) is
             // dropped with the runtime; a callback still running is waited for.
             drop(runtime);

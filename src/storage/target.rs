@@ -282,6 +282,15 @@ pub fn effective_mode(mode: u32, mask: u32) -> u32 {
     }) & mask
 }
 
+/// Whether every file of `temps` is on a file system held in memory (tmpfs, ramfs), where
+/// syncing and renaming never wait for a disk.
+pub fn in_memory<'a>(mut temps: impl Iterator<Item = &'a TempFile>) -> bool {
+    const TMPFS_MAGIC: rfs::FsWord = 0x0102_1994;
+    const RAMFS_MAGIC: rfs::FsWord = 0x8584_58f6;
+    temps
+        .all(|t| rfs::fstatfs(&t.file).is_ok_and(|s| matches!(s.f_type, TMPFS_MAGIC | RAMFS_MAGIC)))
+}
+
 /// Makes the content of every file in `temps` durable: one fsync for a single file, otherwise
 /// one `syncfs` per file system involved (a group commit).
 pub fn sync_all<'a>(temps: impl IntoIterator<Item = &'a TempFile>) -> io::Result<()> {

@@ -92,7 +92,9 @@ impl FileInfo {
 
 /// Accepts a file (`Ok`) or refuses it with a reason the sender is told.
 pub type Validator = Arc<dyn Fn(&FileInfo) -> std::result::Result<(), String> + Send + Sync>;
-/// Called once per file stored, after the sender was told.
+/// Called once per file stored, after the sender was told, on a thread of the server's blocking
+/// pool: one connection's calls one at a time and in order, while that connection goes on
+/// receiving (it waits once 64 of its commits' calls are queued).
 pub type Handler = Arc<dyn Fn(&FileInfo) + Send + Sync>;
 /// Called for every connection or file that failed, with the peer when there is one.
 pub type ErrorHandler = Arc<dyn Fn(&Error, Option<SocketAddr>) + Send + Sync>;

@@ -126,17 +126,20 @@ impl Shared {
             sh.unregister(id);
             sh.stats.connection_closed();
             sh.conn_ended.notify_waiters();
-            blocking(|| match outcome {
-                Ok((Err(e), in_file)) => sh.report_end(e, in_file, peer),
+            // A clean end reports nothing, so it does not leave the event loop.
+            match outcome {
                 Ok((Ok(()), _)) => {}
-                Err(_) => sh.report(
-                    &Error::new(
-                        ErrorKind::Io,
-                        "internal error: a connection's task panicked",
-                    ),
-                    Some(peer),
-                ),
-            });
+                Ok((Err(e), in_file)) => blocking(|| sh.report_end(e, in_file, peer)),
+                Err(_) => blocking(|| {
+                    sh.report(
+                        &Error::new(
+                            ErrorKind::Io,
+                            "internal error: a connection's task panicked",
+                        ),
+                        Some(peer),
+                    )
+                }),
+            }
         });
     }
 

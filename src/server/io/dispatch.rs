@@ -26,7 +26,7 @@ const TLS_HANDSHAKE: u8 = 0x16;
 
 /// Serves the connection; also says whether it failed inside a file.
 pub(crate) async fn serve_stream(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
     id: u64,
@@ -93,6 +93,8 @@ pub(crate) async fn serve_stream(
 
 async fn run<S: Stream>(mut conn: Connection<'_, S>) -> (Result<()>, bool) {
     let result = serve(&mut conn).await;
+    // A connection ends once its handlers ran: a server that stops waits for them so.
+    conn.callbacks.idle().await;
     (result, conn.in_file)
 }
 

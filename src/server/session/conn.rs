@@ -17,6 +17,7 @@ use crate::server::files::commit::{commit_group, Pending};
 use crate::server::files::refusal::{io_refusal, Refusal};
 use crate::server::io::cancel::Cancel;
 use crate::server::io::runtime::{blocking, blocking_if};
+use crate::server::io::serial::Serial;
 use crate::server::io::wire::{Stream, Wire};
 use crate::server::shared::{Shared, STOPPING};
 use crate::storage::{self, ObjectMeta, Place, StoreError, TempFile};
@@ -26,6 +27,10 @@ const BUFFER_SIZE: usize = 256 * 1024;
 
 pub(crate) struct Connection<'a, S: Stream> {
     pub(crate) shared: &'a Shared,
+    /// The same, owned: what the callbacks that run after a commit hold.
+    owner: Arc<Shared>,
+    /// Those callbacks, in commit order, on the blocking pool.
+    pub(crate) callbacks: Serial,
     /// This connection's id in the server's registry.
     pub(crate) id: u64,
     pub(crate) wire: Wire<S>,
@@ -43,7 +48,7 @@ pub(crate) struct Connection<'a, S: Stream> {
 
 impl<'a, S: Stream> Connection<'a, S> {
     pub(crate) fn new(
-        shared: &'a Shared,
+        shared: &'a Arc<Shared>,
         stream: S,
         peer: SocketAddr,
         id: u64,
@@ -51,6 +56,8 @@ impl<'a, S: Stream> Connection<'a, S> {
     ) -> Self {
         Connection {
             shared,
+            owner: Arc::clone(shared),
+            callbacks: Serial::default(),
             id,
             wire: Wire::new(stream, shared.config.idle_timeout, cancel),
             peer,
@@ -241,13 +248,18 @@ impl<'a, S: Stream> Connection<'a, S> {
     }
 
     /// Commits the pending group, then sends the verdicts (not to a kn-sock 0.3 peer, which
-    /// gets none) and tells the handlers.
+    /// gets none) and queues the handlers' calls. The commit leaves the event loop unless it
+    /// cannot block: local files on a memory file system, no post-data validator.
     pub(crate) async fn commit(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let group = std::mem::take(&mut self.pending);
-        let done = blocking(|| commit_group(group, &self.shared.config));
+        let cfg = &self.shared.config;
+        let quick = cfg.after.is_empty()
+            && group.iter().all(|p| p.place.is_local())
+            && storage::in_memory(group.iter().map(|p| &p.temp));
+        let done = blocking_if(!quick, || commit_group(group, cfg));
         let mut out = Vec::with_capacity(64 * done.verdicts.len());
         for f in &done.verdicts {
             f.encode(&mut out);
@@ -263,20 +275,21 @@ impl<'a, S: Stream> Connection<'a, S> {
             true => Ok(()),
             false => self.send(&out).await,
         };
-        let shared = self.shared;
-        let handlers = &shared.config.handlers;
-        let callbacks =
-            !done.failed.is_empty() || (!handlers.is_empty() && !done.stored.is_empty());
-        blocking_if(callbacks, || {
-            for (r, info) in done.failed {
-                shared.report_refusal(r, &info, true);
-            }
-            for info in &done.stored {
-                for h in handlers {
-                    let _ = catch_unwind(AssertUnwindSafe(|| h(info)));
+        let handlers = !cfg.handlers.is_empty() && !done.stored.is_empty();
+        if handlers || !done.failed.is_empty() {
+            let shared = Arc::clone(&self.owner);
+            let job = move || {
+                for (r, info) in done.failed {
+                    shared.report_refusal(r, &info, true);
                 }
-            }
-        });
+                for info in &done.stored {
+                    for h in &shared.config.handlers {
+                        let _ = catch_unwind(AssertUnwindSafe(|| h(info)));
+                    }
+                }
+            };
+            self.callbacks.run(job).await;
+        }
         sent
     }
 
