@@ -137,6 +137,7 @@ impl Server {
             .local_addr()
             .map_err(|e| Error::io("reading the bound address", e))?;
         let fd_limit = limits::raise_fd_limit(config.raise_fd_limit);
+        limits::grow_fd_table(fd_limit, &listener);
         let connections = config.max_connections;
         let mut shared = Shared::new(config, sink, guard)?;
         let (conn_cap, file_fds) = limits::share(fd_limit, connections);

@@ -129,6 +129,15 @@ impl<S: Stream> Wire<S> {
         }
     }
 
+    /// The room to make for `want` unread bytes before a read: while bytes flow (the last read
+    /// filled what room there was), the buffer grows to its largest, many small files a read.
+    fn room_for(&self, want: usize) -> usize {
+        match self.flowing {
+            true => want.max(READ_MAX),
+            false => want,
+        }
+    }
+
     /// Whether at least `n` bytes can be read without waiting: those buffered, plus what the
     /// stream has ready (read in now). `n` above [`READ_MAX`] is never ready.
     pub(crate) fn ready(&mut self, n: usize) -> bool {
@@ -139,12 +148,16 @@ impl<S: Stream> Wire<S> {
             if self.cancel.is_stopped() {
                 return false;
             }
-            self.make_room(n);
+            self.make_room(self.room_for(n));
             let mut buf = std::mem::take(&mut self.rbuf);
+            let room = buf.len() - self.rend;
             let got = self.read_ready(&mut buf[self.rend..]);
             self.rbuf = buf;
             match got {
-                Some(Ok(got)) if got > 0 => self.rend += got,
+                Some(Ok(got)) if got > 0 => {
+                    self.flowing = got == room;
+                    self.rend += got;
+                }
                 _ => return false,
             }
         }
@@ -248,12 +261,7 @@ impl<S: Stream> Wire<S> {
     /// A connection without a buffer waits with a small one of its own and takes the buffer
     /// only once bytes came.
     async fn fill(&mut self, want: usize) -> io::Result<usize> {
-        // While bytes flow (the last read filled what room there was), the buffer grows to its
-        // largest: many small files a read.
-        self.make_room(match self.flowing {
-            true => want.max(READ_MAX),
-            false => want,
-        });
+        self.make_room(self.room_for(want));
         let mut buf = std::mem::take(&mut self.rbuf);
         let room = buf.len() - self.rend;
         let now = self.read_ready(&mut buf[self.rend..]);
@@ -444,6 +452,33 @@ mod tests {
     }
 
     impl Stream for tokio::io::DuplexStream {}
+
+    /// Once a read fills the buffer, the next ones take up to the largest buffer at once: a
+    /// stream of small files costs a read for dozens of them, not one for each few.
+    #[test]
+    fn a_flowing_stream_is_read_in_large_pieces() {
+        use tokio::io::AsyncWriteExt;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+        rt.block_on(theirs.write_all(&vec![7u8; 400 * 1024]))
+            .unwrap();
+        let mut w = Wire::new(ours, Duration::from_secs(30), Arc::default());
+        assert!(w.ready(5));
+        assert_eq!(
+            w.buffered().len(),
+            READ_MIN,
+            "a first read, into the small buffer"
+        );
+        w.consume(READ_MIN);
+        assert!(w.ready(5));
+        assert_eq!(
+            w.buffered().len(),
+            READ_MAX,
+            "bytes flow: the largest buffer"
+        );
+    }
 
     #[test]
     fn a_read_waiting_for_the_peer_ends_when_the_connection_is_stopped() {

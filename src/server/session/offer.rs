@@ -102,10 +102,10 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
     /// for). Lookups and opens in a local directory are quick.
     pub(super) fn slow_to_find_out(&self, offer: &Offer, eager: bool) -> bool {
         let shared = self.conn.shared;
+        // An eager offer neither skips nor resumes: no hashing, no claim to wait for.
         !shared.config.before.is_empty()
             || shared.sink.store().is_some()
-            || (!eager && !offer.digest.is_empty())
-            || !shared.config.resume_ttl.is_zero()
+            || (!eager && (!offer.digest.is_empty() || !shared.config.resume_ttl.is_zero()))
     }
 
     /// Whether the offer may be answered SKIP: the quick check (same size and mtime, when the
