@@ -161,6 +161,7 @@ impl Server {
             let serving = runtime.spawn(async move {
                 sh.accept_loop(listener).await;
                 sh.wait_connections().await;
+                sh.drains.idle().await;
             });
             let _ = runtime.block_on(serving);
             // Whatever is left (a connection stuck writing to a sender that does not read) is

@@ -17,6 +17,7 @@ use crate::server::files::budget::{Budget, SPOOL_TOTAL};
 use crate::server::files::refusal::Refusal;
 use crate::server::files::space::Space;
 use crate::server::io::cancel::Cancel;
+use crate::server::io::serial::Drains;
 use crate::server::security::guard::Guard;
 use crate::server::stats::Stats;
 use crate::storage::{DigestCache, Sink};
@@ -41,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
     /// Signalled whenever a connection ends.
     pub(crate) conn_ended: Notify,
+    /// The connections' callback queues being drained on the blocking pool.
+    pub(crate) drains: Arc<Drains>,
     /// Open connections, so stopping can end them.
     pub(crate) conns: Mutex<HashMap<u64, Arc<Cancel>>>,
     pub(crate) next_conn: AtomicU64,
@@ -85,6 +88,7 @@ impl Shared {
             ended: (Mutex::new(0), Condvar::new()),
             wake: Notify::new(),
             conn_ended: Notify::new(),
+            drains: Arc::default(),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
             busy: AtomicUsize::new(0),

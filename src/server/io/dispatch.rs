@@ -93,8 +93,6 @@ pub(crate) async fn serve_stream(
 
 async fn run<S: Stream>(mut conn: Connection<'_, S>) -> (Result<()>, bool) {
     let result = serve(&mut conn).await;
-    // A connection ends once its handlers ran: a server that stops waits for them so.
-    conn.callbacks.idle().await;
     (result, conn.in_file)
 }
 

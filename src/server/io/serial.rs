@@ -2,7 +2,9 @@
 //! commit), run in order on the blocking pool while the connection goes on receiving. One job
 //! of the pool drains the queue for as long as it has work, so a stream of small files wakes a
 //! thread of the pool once, not once per commit; the queue is bounded, so a slow callback
-//! slows its connection instead of growing memory.
+//! slows its connection instead of growing memory. A connection does not wait for its queue
+//! when it ends (a one-file connection would pay a second thread handoff); a server that stops
+//! waits for every queue of its connections ([`Drains`]).
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -30,6 +32,37 @@ struct Inner {
     state: Mutex<State>,
     /// A job ended, or the queue went idle.
     changed: Notify,
+    /// The server's count of queues being drained.
+    drains: Arc<Drains>,
+}
+
+/// How many queues of a server are being drained: what a server that stops waits for, once its
+/// connections (which do not wait for their own callbacks) have ended.
+#[derive(Default)]
+pub(crate) struct Drains {
+    count: Mutex<usize>,
+    none: Notify,
+}
+
+impl Drains {
+    /// Waits until no queue is being drained.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let none = self.none.notified();
+            if *lock(&self.count) == 0 {
+                return;
+            }
+            none.await;
+        }
+    }
+
+    fn add(&self, n: isize) {
+        let mut count = lock(&self.count);
+        *count = count.saturating_add_signed(n);
+        if *count == 0 {
+            self.none.notify_waiters();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -40,6 +73,16 @@ struct State {
 }
 
 impl Serial {
+    /// A queue counted in `drains` while a job of the pool drains it.
+    pub(crate) fn new(drains: Arc<Drains>) -> Serial {
+        Serial {
+            inner: Arc::new(Inner {
+                drains,
+                ..Inner::default()
+            }),
+        }
+    }
+
     /// Queues `job` behind the jobs already queued, waiting while the queue is full. Outside a
     /// multi-threaded runtime (in-memory serving) it runs `job` here, after the queued ones.
     pub(crate) async fn run(&self, job: impl FnOnce() + Send + 'static) {
@@ -61,6 +104,7 @@ impl Serial {
                     st.jobs.extend(job.take());
                     if !st.running {
                         st.running = true;
+                        self.inner.drains.add(1);
                         let inner = Arc::clone(&self.inner);
                         tokio::task::spawn_blocking(move || inner.drain());
                     }
@@ -98,6 +142,7 @@ impl Inner {
                         st.running = false;
                         drop(st);
                         self.changed.notify_waiters();
+                        self.drains.add(-1);
                         return;
                     }
                 }
@@ -113,7 +158,8 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// Jobs run in order, all of them, on threads of the pool, and `idle` waits for the last.
+    /// Jobs run in order, all of them, on threads of the pool, and the server's count of queues
+    /// being drained waits for the last.
     #[test]
     fn jobs_run_in_order_and_idle_waits_for_them() {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -121,7 +167,8 @@ mod tests {
             .build()
             .unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let serial = Serial::default();
+        let drains = Arc::new(Drains::default());
+        let serial = Serial::new(Arc::clone(&drains));
         let here = std::thread::current().id();
         rt.block_on(async {
             for i in 0..500 {
@@ -133,7 +180,8 @@ mod tests {
                     })
                     .await;
             }
-            serial.idle().await;
+            // What a stopping server waits for.
+            drains.idle().await;
         });
         assert_eq!(*lock(&seen), (0..500).collect::<Vec<_>>());
     }

@@ -57,7 +57,7 @@ impl<'a, S: Stream> Connection<'a, S> {
         Connection {
             shared,
             owner: Arc::clone(shared),
-            callbacks: Serial::default(),
+            callbacks: Serial::new(Arc::clone(&shared.drains)),
             id,
             wire: Wire::new(stream, shared.config.idle_timeout, cancel),
             peer,
