@@ -458,12 +458,10 @@ mod tests {
     #[test]
     fn a_flowing_stream_is_read_in_large_pieces() {
         use tokio::io::AsyncWriteExt;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build();
         let (ours, mut theirs) = tokio::io::duplex(1 << 20);
-        rt.block_on(theirs.write_all(&vec![7u8; 400 * 1024]))
-            .unwrap();
+        let wrote = rt.unwrap().block_on(theirs.write_all(&[7u8; 400 * 1024]));
+        wrote.unwrap();
         let mut w = Wire::new(ours, Duration::from_secs(30), Arc::default());
         assert!(w.ready(5));
         assert_eq!(
