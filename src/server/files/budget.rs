@@ -2,7 +2,9 @@
 //! its temporary file and its directory) and memory (a small file's content gathers in memory
 //! and is written out whole, so a slow sender of a small file holds no descriptor at all).
 //! When descriptors run short a connection waits for them before it reads further: back-pressure
-//! on that sender, never a failure.
+//! on that sender, never a failure. A third budget, the memory for work, bounds what the
+//! connections' large read buffers and the delta signatures hold together: a connection that
+//! finds none left reads with its small buffer, or waits.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,11 +17,16 @@ const PER_FILE: u32 = 2;
 pub(crate) const SPOOL_FILE_MAX: u64 = 64 * 1024;
 /// Memory all connections together may hold in gathered content.
 pub(crate) const SPOOL_TOTAL: u64 = 256 << 20;
+/// Memory all connections together may hold in read buffers above their small size and in
+/// delta signatures, counted in KiB.
+pub(crate) const WORK_TOTAL_KIB: u32 = 512 * 1024;
 
 pub(crate) struct Budget {
     descriptors: Arc<Semaphore>,
     total: usize,
     spool_left: AtomicU64,
+    /// The memory for work, a permit per KiB.
+    work: Arc<Semaphore>,
 }
 
 /// One file's descriptors, given back when it is dropped (after its commit or failure).
@@ -41,7 +48,23 @@ impl Budget {
             descriptors: Arc::new(Semaphore::new(permits)),
             total: permits,
             spool_left: AtomicU64::new(spool),
+            work: Arc::new(Semaphore::new(WORK_TOTAL_KIB as usize)),
         }
+    }
+
+    /// The memory for work, a permit per KiB (what a connection's `Wire` takes from).
+    pub(crate) fn work(&self) -> Arc<Semaphore> {
+        Arc::clone(&self.work)
+    }
+
+    /// `bytes` of the memory for work (all of it at most), waiting for other connections to
+    /// give some back when too little is left.
+    pub(crate) async fn work_memory(&self, bytes: u64) -> OwnedSemaphorePermit {
+        let kib = bytes.div_ceil(1024).clamp(1, WORK_TOTAL_KIB as u64) as u32;
+        Arc::clone(&self.work)
+            .acquire_many_owned(kib)
+            .await
+            .expect("the budget's semaphore is never closed")
     }
 
     /// One file's descriptors, if free now.
@@ -135,5 +158,26 @@ mod tests {
         assert!(b.spool(60_000).is_none(), "over the total");
         drop(a);
         assert!(b.spool(60_000).is_some());
+    }
+
+    /// Delta work takes its share of the memory for work, all of it at most, and gives it back.
+    #[test]
+    fn work_memory_is_taken_and_given_back() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let b = Budget::new(8, 0);
+        let total = WORK_TOTAL_KIB as usize;
+        let three = rt.block_on(b.work_memory(3 << 20));
+        assert_eq!(b.work().available_permits(), total - 3 * 1024);
+        drop(three);
+        let all = rt.block_on(b.work_memory(u64::MAX));
+        assert_eq!(
+            b.work().available_permits(),
+            0,
+            "more than the total takes the total"
+        );
+        drop(all);
+        assert_eq!(b.work().available_permits(), total);
     }
 }

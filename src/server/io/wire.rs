@@ -2,7 +2,8 @@
 //! over any [`Stream`] (TCP, TLS, or memory in tests) whose reads wait for readiness, never
 //! block a thread, end at the connection's deadline or idle timeout, end at once (as an end of
 //! stream) when the server stops or the connection is cut (`io::cancel`), and below the minimum
-//! rate near the connection cap. A connection that waits holds no read buffer.
+//! rate near the connection cap. A connection that waits holds no read buffer; one whose buffer
+//! grows past the small size takes that memory from the server's memory for work.
 
 use std::future::Future;
 use std::io;
@@ -12,6 +13,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::cancel::{Cancel, MIN_RATE, RATE_WINDOW};
@@ -37,6 +39,8 @@ const READ_MIN: usize = 16 * 1024;
 /// The read buffer's largest size: room for the largest frame (65,541 bytes) and an eager
 /// file's content with its DONE, so either can be checked as complete before a verdict is held.
 pub(crate) const READ_MAX: usize = 160 * 1024;
+/// What a buffer larger than [`READ_MIN`] takes from the server's memory for work, in KiB.
+const BIG_KIB: u32 = ((READ_MAX - READ_MIN) / 1024) as u32;
 /// What a connection without a buffer reads into while it waits (on its task's stack).
 const FIRST_READ: usize = 512;
 /// Frames and small writes are gathered up to this before they go out.
@@ -62,10 +66,19 @@ pub(crate) struct Wire<S: Stream> {
     /// Time spent waiting for the peer's bytes, and the bytes that came, in this rate window.
     waited: Duration,
     got: u64,
+    /// The server's memory for work (a permit per KiB), and the share this connection holds
+    /// while its buffer is larger than [`READ_MIN`].
+    memory: Arc<Semaphore>,
+    big: Option<OwnedSemaphorePermit>,
 }
 
 impl<S: Stream> Wire<S> {
-    pub(crate) fn new(stream: S, idle: Duration, cancel: Arc<Cancel>) -> Self {
+    pub(crate) fn new(
+        stream: S,
+        idle: Duration,
+        cancel: Arc<Cancel>,
+        memory: Arc<Semaphore>,
+    ) -> Self {
         Wire {
             stream,
             rbuf: Vec::new(),
@@ -80,6 +93,8 @@ impl<S: Stream> Wire<S> {
             timer: None,
             waited: Duration::ZERO,
             got: 0,
+            memory,
+            big: None,
         }
     }
 
@@ -131,11 +146,35 @@ impl<S: Stream> Wire<S> {
 
     /// The room to make for `want` unread bytes before a read: while bytes flow (the last read
     /// filled what room there was), the buffer grows to its largest, many small files a read.
-    fn room_for(&self, want: usize) -> usize {
-        match self.flowing {
+    /// Past [`READ_MIN`] it needs its share of the memory for work: without it, a flowing
+    /// connection reads with its small buffer, and `None` says `want` must wait for memory.
+    fn room_for(&mut self, want: usize) -> Option<usize> {
+        let room = match self.flowing {
             true => want.max(READ_MAX),
             false => want,
+        };
+        if room <= READ_MIN || self.big.is_some() {
+            return Some(room);
         }
+        self.big = Arc::clone(&self.memory)
+            .try_acquire_many_owned(BIG_KIB)
+            .ok();
+        match (self.big.is_some(), want <= READ_MIN) {
+            (true, _) => Some(room),
+            (false, true) => Some(want),
+            (false, false) => None,
+        }
+    }
+
+    /// Waits for this connection's share of the memory for work; `false` if it was stopped
+    /// meanwhile.
+    async fn wait_memory(&mut self) -> bool {
+        let share = Arc::clone(&self.memory).acquire_many_owned(BIG_KIB);
+        tokio::select! {
+            p = share => self.big = p.ok(),
+            () = self.cancel.stopped() => {}
+        }
+        self.big.is_some()
     }
 
     /// Whether at least `n` bytes can be read without waiting: those buffered, plus what the
@@ -148,7 +187,10 @@ impl<S: Stream> Wire<S> {
             if self.cancel.is_stopped() {
                 return false;
             }
-            self.make_room(self.room_for(n));
+            let Some(room) = self.room_for(n) else {
+                return false;
+            };
+            self.make_room(room);
             let mut buf = std::mem::take(&mut self.rbuf);
             let room = buf.len() - self.rend;
             let got = self.read_ready(&mut buf[self.rend..]);
@@ -261,7 +303,12 @@ impl<S: Stream> Wire<S> {
     /// A connection without a buffer waits with a small one of its own and takes the buffer
     /// only once bytes came.
     async fn fill(&mut self, want: usize) -> io::Result<usize> {
-        self.make_room(self.room_for(want));
+        let room = match self.room_for(want) {
+            Some(room) => room,
+            None if self.wait_memory().await => want,
+            None => return Ok(0),
+        };
+        self.make_room(room);
         let mut buf = std::mem::take(&mut self.rbuf);
         let room = buf.len() - self.rend;
         let now = self.read_ready(&mut buf[self.rend..]);
@@ -285,6 +332,7 @@ impl<S: Stream> Wire<S> {
         // Nothing buffered and nothing to read: a waiting connection gives its buffer back and
         // waits with a small one of its own.
         self.rbuf = Vec::new();
+        self.big = None;
         let mut first = [0u8; FIRST_READ];
         let n = self.wait_stream(&mut first).await?;
         if n > 0 {
@@ -427,73 +475,4 @@ impl<S: AsyncRead + Unpin> Future for ReadSome<'_, S> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    impl Stream for tokio::io::Empty {}
-
-    #[test]
-    fn a_slow_sender_is_cut_only_while_the_server_is_near_its_cap() {
-        let crowded = Arc::new(AtomicBool::new(false));
-        let cancel = Arc::new(Cancel::new(Arc::clone(&crowded)));
-        let mut w = Wire::new(tokio::io::empty(), Duration::from_secs(30), cancel);
-        assert!(w.pace(10, RATE_WINDOW).is_ok(), "far from the cap");
-        crowded.store(true, Ordering::Relaxed);
-        assert!(
-            w.pace(10, RATE_WINDOW / 2).is_ok(),
-            "the window is not over"
-        );
-        let e = w.pace(10, RATE_WINDOW / 2).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
-        assert!(e.to_string().contains("20 bytes in 30 s"), "{e}");
-        let enough = (MIN_RATE * RATE_WINDOW.as_secs()) as usize;
-        assert!(w.pace(enough, RATE_WINDOW).is_ok(), "at the minimum rate");
-    }
-
-    impl Stream for tokio::io::DuplexStream {}
-
-    /// Once a read fills the buffer, the next ones take up to the largest buffer at once: a
-    /// stream of small files costs a read for dozens of them, not one for each few.
-    #[test]
-    fn a_flowing_stream_is_read_in_large_pieces() {
-        use tokio::io::AsyncWriteExt;
-        let rt = tokio::runtime::Builder::new_current_thread().build();
-        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
-        let wrote = rt.unwrap().block_on(theirs.write_all(&[7u8; 400 * 1024]));
-        wrote.unwrap();
-        let mut w = Wire::new(ours, Duration::from_secs(30), Arc::default());
-        assert!(w.ready(5));
-        assert_eq!(
-            w.buffered().len(),
-            READ_MIN,
-            "a first read, into the small buffer"
-        );
-        w.consume(READ_MIN);
-        assert!(w.ready(5));
-        assert_eq!(
-            w.buffered().len(),
-            READ_MAX,
-            "bytes flow: the largest buffer"
-        );
-    }
-
-    #[test]
-    fn a_read_waiting_for_the_peer_ends_when_the_connection_is_stopped() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let cancel = Arc::new(Cancel::default());
-        let (ours, _theirs) = tokio::io::duplex(64);
-        let mut w = Wire::new(ours, Duration::from_secs(30), Arc::clone(&cancel));
-        rt.block_on(async {
-            let stop = async {
-                tokio::task::yield_now().await;
-                cancel.stop();
-            };
-            let (ended, ()) = tokio::join!(w.ensure(1), stop);
-            assert!(!ended.unwrap(), "the read ends as at the end of the stream");
-        });
-    }
-}
+mod tests;

@@ -59,7 +59,12 @@ impl<'a, S: Stream> Connection<'a, S> {
             owner: Arc::clone(shared),
             callbacks: Serial::new(Arc::clone(&shared.drains)),
             id,
-            wire: Wire::new(stream, shared.config.idle_timeout, cancel),
+            wire: Wire::new(
+                stream,
+                shared.config.idle_timeout,
+                cancel,
+                shared.budget.work(),
+            ),
             peer,
             buf: Vec::new(),
             in_file: false,

@@ -6,8 +6,10 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::mem::size_of;
 use std::os::unix::fs::FileExt;
 
+use tokio::sync::OwnedSemaphorePermit;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Error, Result};
@@ -40,6 +42,8 @@ enum Built {
 struct Old<'f> {
     file: &'f File,
     sig: Vec<Chunk>,
+    /// The signature's share of the server's memory for work.
+    _memory: OwnedSemaphorePermit,
 }
 
 impl<'a, S: Stream> Session<'_, 'a, S> {
@@ -129,11 +133,22 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
         basis: Option<&'f File>,
         size: u64,
     ) -> Result<Option<Old<'f>>> {
-        // Reading and hashing the whole old copy: off the event loop.
-        let old = basis.map(|file| Old {
-            file,
-            sig: blocking(|| signature(file, size)),
-        });
+        let old = match basis {
+            Some(file) => {
+                // Its memory first (a connection waits when others hold it all), then reading
+                // and hashing the whole old copy, off the event loop.
+                let most = most_chunks(size);
+                let memory = (self.conn.shared.budget)
+                    .work_memory((most * size_of::<Chunk>()) as u64)
+                    .await;
+                Some(Old {
+                    file,
+                    sig: blocking(|| signature(file, size, most)),
+                    _memory: memory,
+                })
+            }
+            None => None,
+        };
         let sig = old.as_ref().map_or(&[][..], |o| &o.sig[..]);
         for (i, frame) in sig.chunks(SIG_PER_FRAME).enumerate() {
             let entries = frame.iter().map(|c| (c.len, c.hash)).collect();
@@ -222,8 +237,17 @@ fn same_file(file: &File, st: &rustix::fs::Stat) -> bool {
 
 /// The old copy's chunks, at most `MAX_SIG_CHUNKS`. A read error ends the signature early: the
 /// sender then sends more literal data.
-fn signature(basis: &File, size: u64) -> Vec<Chunk> {
-    let mut sig = Vec::new();
+/// The most chunks an old copy of `size` bytes is cut into: one per minimum chunk size.
+fn most_chunks(size: u64) -> usize {
+    let (min, _, _) = protocol::delta::params(size);
+    usize::try_from(size / min as u64 + 1).map_or(protocol::delta::MAX_SIG_CHUNKS, |n| {
+        n.min(protocol::delta::MAX_SIG_CHUNKS)
+    })
+}
+
+/// The signature of the old copy, at most `most` chunks (its memory is reserved once).
+fn signature(basis: &File, size: u64, most: usize) -> Vec<Chunk> {
+    let mut sig = Vec::with_capacity(most);
     let mut offset = 0u64;
     for data in chunks(basis, size) {
         let Ok(data) = data else { break };
@@ -233,7 +257,7 @@ fn signature(basis: &File, size: u64) -> Vec<Chunk> {
             hash: chunk_hash(&data),
         });
         offset += data.len() as u64;
-        if sig.len() >= protocol::delta::MAX_SIG_CHUNKS {
+        if sig.len() >= most {
             break;
         }
     }
