@@ -20,7 +20,7 @@ use crate::transport::{Transport, Wire};
 /// has it verified, durable and in place, like [`send_file`](crate::send_file).
 ///
 /// With `size` `Some(n)` the source must yield exactly `n` bytes; with `None` the size is
-/// known only at the end, which needs a receiver of knsock 0.10 or later (capability bit 4).
+/// known only at the end, which needs a receiver that speaks capability bit 4 (knsock 0.1).
 /// The receiver applies its maximum file size as the bytes arrive and ends the transfer with
 /// its reason once a stream passes it. Progress callbacks get a total of 0 when the size is
 /// unknown. The file gets mode 0644 and the current time as its modification time. If the
@@ -97,8 +97,8 @@ fn send<S: Transport>(
     if size.is_none() && session.caps & protocol::CAP_STREAM == 0 {
         return Err(Error::new(
             ErrorKind::Protocol,
-            "the receiver does not take content of unknown size (it is older than knsock \
-             0.10): state the size, or upgrade the receiver",
+            "the receiver does not take content of unknown size (protocol capability bit 4): \
+             state the size, or upgrade the receiver",
         ));
     }
     // The first bytes decide compression, as a file's sample does; they are sent first.
@@ -209,13 +209,8 @@ fn copy(
             break;
         }
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(|e| match e.into_inner() {
-            Some(inner) => match inner.downcast::<Error>() {
-                Ok(peer) => *peer,
-                Err(other) => Error::io("sending data", io::Error::other(other)),
-            },
-            None => Error::io("sending data", io::ErrorKind::Other.into()),
-        })?;
+        out.write_all(&buf[..n])
+            .map_err(|e| ours_or(e, |e| Error::io("sending data", e)))?;
         sent += n as u64;
         progress.advance(n as u64);
         progress.report(name, sent, known.unwrap_or(0))?;
@@ -251,10 +246,26 @@ fn fill(source: &mut dyn Read, buf: &mut [u8], name: &str) -> Result<usize> {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io(format!("reading the stream for {name}"), e)),
+            Err(e) => {
+                return Err(ours_or(e, |e| {
+                    Error::io(format!("reading the stream for {name}"), e)
+                }))
+            }
         }
     }
     Ok(got)
+}
+
+/// The error an I/O error carries when it is one of ours (the receiver's reason read between
+/// blocks, a read callback's abort), else `or(e)`.
+fn ours_or(e: io::Error, or: impl FnOnce(io::Error) -> Error) -> Error {
+    if !e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        return or(e);
+    }
+    match e.into_inner().map(|inner| inner.downcast::<Error>()) {
+        Some(Ok(ours)) => *ours,
+        _ => Error::new(ErrorKind::Io, "an error was lost on its way"),
+    }
 }
 
 fn now() -> (i64, u32) {
