@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # A 1 GiB stream through the CLI (`cat big.bin | kn-sock send-file … - --remote-name …`, a real
 # pipe, size unknown) against the same file sent from disk (`kn-sock send-file … big.bin`), to
-# one `kn-sock run-file-server` in the same run, interleaved round by round. Prints each run's
-# MiB/s (wall time of the sending command, until the receiver's OK), the medians and the
-# stream / file ratio. Loopback only; the file and the receiver's directory live in OUTDIR.
+# one `kn-sock run-file-server` in the same run, interleaved round by round; and, to tell the
+# stream's own cost from the pipe's, standard input redirected from the file (`- < big.bin`: the
+# same unknown-size path, no `cat`). Prints each run's MiB/s (wall time of the sending command,
+# until the receiver's OK), the medians and the ratios to the file from disk. Loopback only; the
+# file and the receiver's directory live in OUTDIR.
 # Usage: bench/stream.sh [ROUNDS] [OUTDIR]   (defaults 5, /dev/shm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,12 +48,15 @@ send_file() { "$bin" send-file 127.0.0.1 "$port" "$work/big.bin" --remote-name f
 send_pipe() {
   cat "$work/big.bin" | "$bin" send-file 127.0.0.1 "$port" - --remote-name pipe.bin --no-progress
 }
+send_stdin() {
+  "$bin" send-file 127.0.0.1 "$port" - --remote-name stdin.bin --no-progress < "$work/big.bin"
+}
 
 results=$work/results.txt
 : > "$results"
 send_file > /dev/null # warm-up, discarded: the first GiB written to a fresh tmpfs pays for its pages
 for r in $(seq 1 "$rounds"); do
-  for what in file pipe; do
+  for what in file pipe stdin; do
     rm -f "$work/recv/$what.bin"
     s=$(timed "send_$what")
     cmp -s "$work/big.bin" "$work/recv/$what.bin" || { echo "$what.bin differs" >&2; exit 1; }
@@ -60,11 +65,12 @@ for r in $(seq 1 "$rounds"); do
 done
 python3 - "$results" <<'PY'
 import statistics, sys
-runs = {"file": [], "pipe": []}
+runs = {"file": [], "pipe": [], "stdin": []}
 for line in open(sys.argv[1]):
     _, _, what, mibs, _ = line.split()
     runs[what].append(float(mibs))
-f, p = statistics.median(runs["file"]), statistics.median(runs["pipe"])
-print("median: file from disk %.1f MiB/s, stream through a pipe %.1f MiB/s, stream / file %.3f"
-      % (f, p, p / f))
+m = {k: statistics.median(v) for k, v in runs.items()}
+print("median MiB/s: file from disk %.1f, stream through a pipe (cat |) %.1f, stream from "
+      "redirected stdin %.1f" % (m["file"], m["pipe"], m["stdin"]))
+print("pipe / file %.3f, stdin / file %.3f" % (m["pipe"] / m["file"], m["stdin"] / m["file"]))
 PY

@@ -218,7 +218,9 @@ fn a_block_over_the_bound_is_a_protocol_error() {
         c.offer_frame(Offer::new("x", SIZE_UNKNOWN)),
         Frame::Accept { offset: 0 }
     );
-    c.stream.write_all(&(200_000u32).to_be_bytes()).unwrap();
+    c.stream
+        .write_all(&(64u32 * 1024 * 1024 + 1).to_be_bytes())
+        .unwrap();
     match c.read() {
         Frame::Error { code, text } => assert_eq!(code, 9, "{text}"),
         f => panic!("expected ERROR, got {f:?}"),
@@ -257,4 +259,25 @@ fn a_stream_gets_free_space_as_it_comes_and_is_refused_when_there_is_none() {
     assert!(e.message().contains("no space"), "{e}");
     nothing_stored(fs.path(), "huge");
     still_serves(&srv, fs.path());
+}
+
+#[test]
+fn a_stream_of_stated_size_replaces_an_old_copy_whole() {
+    let srv = TestServer::start(|_| {});
+    let old = random_bytes(2 << 20, 11);
+    std::fs::write(srv.path("db.dump"), &old).unwrap();
+    // Options that ask for a delta and for skipping: a stream gets neither.
+    let opts = SendOptions {
+        skip_unchanged: true,
+        delta: true,
+        ..SendOptions::default()
+    };
+    let mut new = old.clone();
+    new[1000] ^= 1;
+    let n = new.len() as u64;
+    let r = send_stream("127.0.0.1", srv.port(), "db.dump", &new[..], Some(n), &opts).unwrap();
+    assert!(!r.skipped);
+    assert_eq!(std::fs::read(srv.path("db.dump")).unwrap(), new);
+    send_stream("127.0.0.1", srv.port(), "db.dump", &old[..], None, &opts).unwrap();
+    assert_eq!(std::fs::read(srv.path("db.dump")).unwrap(), old);
 }

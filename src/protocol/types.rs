@@ -50,6 +50,9 @@ pub const CAP_DELTA: u32 = 8;
 pub const CAP_STREAM: u32 = 16;
 /// The OFFER size that announces content of unknown size, once [`CAP_STREAM`] is negotiated.
 pub const SIZE_UNKNOWN: u64 = u64::MAX;
+/// The largest block of raw content of unknown size (64 MiB, the largest chunk size): read as
+/// it comes, never held whole.
+pub const RAW_BLOCK_MAX: usize = 64 * 1024 * 1024;
 /// Most non-eager offers a sender has open (unanswered, or accepted with no DATA/DELTA yet);
 /// a receiver holds at most this many accepted files waiting for their content.
 pub const PIPELINE_WINDOW: usize = 256;

@@ -11,7 +11,7 @@ use super::connect::with_connection;
 use super::options::{SendOptions, SendReport};
 use super::progress::{Bar, Progress};
 use super::session::{Answer, Outstanding, Session};
-use crate::compress::{BlockWriter, Compressor};
+use crate::compress::Compressor;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, check_name, Frame, Offer, SIZE_UNKNOWN};
 use crate::transport::{Transport, Wire};
@@ -40,6 +40,12 @@ pub fn send_stream(
     if size == Some(SIZE_UNKNOWN) {
         return Err(Error::invalid("a stream's size must be below 2^64 - 1"));
     }
+    // A stream is sent whole: never skipped, never a delta (it cannot be read twice).
+    let opts = &SendOptions {
+        skip_unchanged: false,
+        delta: false,
+        ..opts.clone()
+    };
     with_connection(host, port, opts, |link| {
         run(link, name, &mut source, size, opts)
     })
@@ -55,7 +61,13 @@ fn run<S: Transport>(
 ) -> Result<SendReport> {
     let mut session = Session::new(link, opts);
     let mut results = [None];
-    let bar = opts.show_progress.then(|| Bar::new(size.unwrap_or(0), 1));
+    let bar = opts.show_progress.then(|| match size {
+        Some(n) => Bar::new(n, 1),
+        None => Bar::unsized_stream(name),
+    });
+    if let Some(b) = &bar {
+        b.set_message(name);
+    }
     let sent = send(
         &mut session,
         name,
@@ -159,25 +171,27 @@ fn stream<S: Transport>(
     match (offer.encoding == protocol::ENCODING_ZSTD, known) {
         (true, _) => {
             let mut z = Compressor::new(Checked(wire)).map_err(sending)?;
-            let r = copy(source, &mut z, offer, known, chunk_size, progress)?;
+            let r = copy(source, &mut z, offer, (known, false), chunk_size, progress)?;
             z.finish().map_err(sending)?;
             Ok(r)
         }
         (false, None) => {
-            let mut blocks = BlockWriter(Checked(wire));
-            let r = copy(source, &mut blocks, offer, known, chunk_size, progress)?;
-            blocks
-                .0
-                 .0
-                .write_all(&0u32.to_be_bytes())
-                .map_err(sending)?;
+            let r = copy(
+                source,
+                &mut Checked(wire),
+                offer,
+                (known, true),
+                chunk_size,
+                progress,
+            )?;
+            wire.write_all(&0u32.to_be_bytes()).map_err(sending)?;
             Ok(r)
         }
         (false, Some(_)) => copy(
             source,
             &mut Checked(wire),
             offer,
-            known,
+            (known, false),
             chunk_size,
             progress,
         ),
@@ -190,26 +204,32 @@ fn copy(
     source: &mut dyn Read,
     out: &mut dyn Write,
     offer: &Offer,
-    known: Option<u64>,
+    (known, framed): (Option<u64>, bool),
     chunk_size: usize,
     progress: &Progress<'_>,
 ) -> Result<(u128, u64)> {
     let mut hasher = Xxh3::new();
-    let mut buf = vec![0u8; chunk_size];
+    // Framed: each read goes out as one block, its length before it, in one write.
+    let head = if framed { 4 } else { 0 };
+    let mut buf = vec![0u8; head + chunk_size.min(protocol::RAW_BLOCK_MAX)];
     let mut sent = 0u64;
     let name = offer.name.as_str();
     progress.report(name, 0, known.unwrap_or(0))?;
     loop {
-        let want = known.map_or(buf.len(), |k| buf.len().min((k - sent) as usize));
+        let room = buf.len() - head;
+        let want = known.map_or(room, |k| room.min((k - sent) as usize));
         if want == 0 {
             break;
         }
-        let n = fill(source, &mut buf[..want], name)?;
+        let n = fill(source, &mut buf[head..head + want], name)?;
         if n == 0 {
             break;
         }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
+        hasher.update(&buf[head..head + n]);
+        if framed {
+            buf[..4].copy_from_slice(&(n as u32).to_be_bytes());
+        }
+        out.write_all(&buf[..head + n])
             .map_err(|e| ours_or(e, |e| Error::io("sending data", e)))?;
         sent += n as u64;
         progress.advance(n as u64);

@@ -7,7 +7,6 @@ use std::io::Write;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::compress::BlockDecoder;
 use crate::error::{Error, Result};
 use crate::protocol::{self, Code, Offer};
 use crate::server::config::FileInfo;
@@ -147,8 +146,15 @@ async fn read_blocks<S: Stream>(
                 std::io::ErrorKind::UnexpectedEof => cut(),
                 _ => io(e),
             })?;
-        let Some(mut left) = BlockDecoder::block_len(header)? else {
-            return Ok(());
+        let mut left = match u32::from_be_bytes(header) as usize {
+            0 => return Ok(()),
+            len if len > protocol::RAW_BLOCK_MAX => {
+                return Err(Error::protocol(format!(
+                    "block of {len} bytes exceeds {}",
+                    protocol::RAW_BLOCK_MAX
+                )))
+            }
+            len => len,
         };
         while left > 0 {
             let want = left.min(buf.len());
