@@ -4,13 +4,26 @@ whose write raises: nothing is committed, the sender gets the reason, the server
 import io
 import os
 import threading
+import time
 
 import pytest
 
 import knsock
 from knsock import FileTransferError, StoreError
 
-from conftest import make_file, no_leftovers
+from conftest import DEADLINE, make_file, no_leftovers
+
+
+def settled(out, expected):
+    """no_leftovers once the receiver has seen every connection end (with a deadline)."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        try:
+            return no_leftovers(out, expected)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def test_a_file_object_and_an_iterator_arrive_identical(server, dirs):
@@ -55,7 +68,7 @@ def test_a_source_that_raises_stores_nothing_and_its_exception_reaches_the_calle
     with pytest.raises(FileTransferError, match="ended after 5 of its 10 bytes"):
         knsock.send_stream("127.0.0.1", srv.port, [b"12345"], "short", size=10)
     knsock.send_stream("127.0.0.1", srv.port, [b"after"], "after")
-    no_leftovers(dirs[1], ["after"])
+    settled(dirs[1], ["after"])
 
 
 def test_a_stream_past_the_maximum_size_is_refused_with_the_reason(server, dirs):
@@ -70,7 +83,7 @@ def test_a_stream_past_the_maximum_size_is_refused_with_the_reason(server, dirs)
         knsock.send_stream("127.0.0.1", srv.port, endless(), "big")
     assert "exceeds the limit of 1048576 bytes" in (e.value.peer_reason or "")
     knsock.send_stream("127.0.0.1", srv.port, [b"small"], "small")
-    no_leftovers(dirs[1], ["small"])
+    settled(dirs[1], ["small"])
 
 
 class MemoryStore(knsock.Store):
@@ -132,3 +145,28 @@ def test_files_go_into_a_store_and_a_raising_write_commits_nothing(server, dirs,
 def test_a_store_must_be_a_store(server):
     with pytest.raises(TypeError):
         server(store=object())
+
+
+def test_send_stream_async_round_trip_and_cancel(server, dirs):
+    import asyncio
+    srv = server()
+    data = os.urandom(2 << 20)
+    started = threading.Event()
+
+    def slow():
+        started.set()
+        while True:
+            yield b"y" * 65536
+
+    async def main():
+        await knsock.send_stream_async("127.0.0.1", srv.port, io.BytesIO(data), "async.bin")
+        task = asyncio.create_task(
+            knsock.send_stream_async("127.0.0.1", srv.port, slow(), "cancelled.bin"))
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+    assert (dirs[1] / "async.bin").read_bytes() == data
+    settled(dirs[1], ["async.bin"])

@@ -24,7 +24,7 @@ from ._server import (FileServer, ReceivedFile, hash_token, start_file_server,
                       start_file_server_async)
 from ._stats import STATS_CODES, ServerStats
 from ._store import Store, StoredObject
-from ._stream import send_stream
+from ._stream import send_stream, send_stream_async
 from .errors import (AuthenticationError, ConnectionTimeoutError, EasySocketError,
                      FileTransferError, ReceiverBusyError, StoreError)
 
@@ -37,5 +37,5 @@ __all__ = [
     "FileTransferError", "ConnectionTimeoutError", "EasySocketError", "Result", "Overwrite",
     "library_version", "AuthenticationError", "ReceivedFile", "hash_token",
     "send_files_to_many", "ReceiverResult", "StoreError", "ServerStats", "STATS_CODES",
-    "ReceiverBusyError", "send_stream", "Store", "StoredObject",
+    "ReceiverBusyError", "send_stream", "send_stream_async", "Store", "StoredObject",
 ]

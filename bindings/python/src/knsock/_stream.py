@@ -1,6 +1,9 @@
 """send_stream: what a binary file object or an iterator of bytes yields, sent as one file of a
 stated size or of one known only at its end (knsock_send_stream)."""
+import asyncio
 import ctypes
+import functools
+import threading
 from typing import Any, Iterable, Iterator, Optional, Union
 
 from . import _ffi
@@ -22,8 +25,11 @@ class _Reader:
             self.items = iter(source)
         self.rest = memoryview(b"")
         self.raised: Optional[BaseException] = None
+        self.cancel = threading.Event()  # send_stream_async: set when its task is cancelled
 
     def into(self, buffer: int, length: int) -> int:
+        if self.cancel.is_set():
+            raise asyncio.CancelledError()
         view = memoryview((ctypes.c_char * length).from_address(buffer)).cast("B")
         if self.readinto is not None:
             return self.readinto(view) or 0
@@ -65,7 +71,8 @@ def send_stream(host: str, port: int, source: Source, remote_name: str,
                 connect_timeout: Optional[float] = None, compress: bool = False,
                 tls: bool = False, ca_file: Any = None, pin: Optional[str] = None,
                 server_name: Optional[str] = None, client_cert: Any = None,
-                client_key: Any = None, token: Optional[str] = None) -> None:
+                client_key: Any = None, token: Optional[str] = None,
+                _reader: Optional[_Reader] = None) -> None:
     """Send what `source` yields, to its end, as the file `remote_name` (knsock_send_stream).
 
     `source` is a binary file object (anything with `readinto()` or `read(n)`: a pipe, a socket
@@ -83,7 +90,7 @@ def send_stream(host: str, port: int, source: Source, remote_name: str,
     """
     security = _security(tls, ca_file, pin, server_name, client_cert, client_key, token)
     progress = _Progress(progress_callback, None)
-    reader = _Reader(source)
+    reader = _reader or _Reader(source)
     if size is not None and not 0 <= size < _ffi.SIZE_UNKNOWN:
         raise ValueError("size must be 0 to 2**64 - 2, not %r" % (size,))
     chost, cname = _ffi.cstr(host, "host"), _ffi.cstr(remote_name, "remote_name")
@@ -105,3 +112,23 @@ def send_stream(host: str, port: int, source: Source, remote_name: str,
         _raise_for(code, err, progress)
     if progress.raised is not None:
         raise progress.raised
+
+
+async def send_stream_async(host: str, port: int, source: Source, remote_name: str,
+                            size: Optional[int] = None, **options: Any) -> None:
+    """`send_stream` for asyncio: the send, and the reads of `source`, run on a worker thread
+    and never block the loop. Same arguments, errors and guarantees. Cancelling the awaiting
+    task aborts the send at the source's next read (the receiver stores nothing) and raises
+    `asyncio.CancelledError` once it stopped; a read that blocks is waited for."""
+    loop = asyncio.get_running_loop()
+    reader = _Reader(source)
+    send = functools.partial(send_stream, host, port, source, remote_name, size,
+                             _reader=reader, **options)
+    done = loop.run_in_executor(None, send)
+    try:
+        await asyncio.shield(done)
+    except asyncio.CancelledError:
+        # Stop at the next read, then wait for the send's end: the receiver stores nothing.
+        reader.cancel.set()
+        await asyncio.wait({done})
+        raise
