@@ -88,7 +88,7 @@ impl<S: Stream> Connection<'_, S> {
             protocol::ENCODING_ZSTD => {
                 decode_blocks(&mut self.wire, u64::MAX, &mut buf, &mut store).await
             }
-            _ => read_blocks(&mut self.wire, &mut buf, &mut store).await,
+            _ => read_blocks(&mut self.wire, &mut store).await,
         };
         self.return_buffer(buf);
         received.map_err(|e| match e.peer_reason() {
@@ -130,24 +130,27 @@ fn limit_error(offer: &Offer, r: Refusal) -> Error {
 }
 
 /// Reads raw content sent as blocks (`u32 len`, then `len` bytes; a length of 0 ends it),
-/// handing each piece to `store`.
+/// handing `store` each piece straight from the wire's buffer: headers and data arrive in the
+/// same reads, and no byte is copied twice.
 async fn read_blocks<S: Stream>(
     r: &mut Wire<S>,
-    buf: &mut [u8],
     store: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
 ) -> Result<()> {
-    let io = |e| Error::io("reading content of unknown size", e);
     let cut = || Error::protocol("sender closed the connection inside content of unknown size");
+    let here = async |r: &mut Wire<S>, n: usize| match r.ensure(n).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(cut()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(cut()),
+        Err(e) => Err(Error::io("reading content of unknown size", e)),
+    };
     loop {
-        let mut header = [0u8; 4];
-        r.read_exact(&mut header)
-            .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => cut(),
-                _ => io(e),
-            })?;
-        let mut left = match u32::from_be_bytes(header) as usize {
-            0 => return Ok(()),
+        here(r, 4).await?;
+        let b = r.buffered();
+        let mut left = match u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize {
+            0 => {
+                r.consume(4);
+                return Ok(());
+            }
             len if len > protocol::RAW_BLOCK_MAX => {
                 return Err(Error::protocol(format!(
                     "block of {len} bytes exceeds {}",
@@ -156,13 +159,13 @@ async fn read_blocks<S: Stream>(
             }
             len => len,
         };
+        r.consume(4);
         while left > 0 {
-            let want = left.min(buf.len());
-            let n = r.read_some(&mut buf[..want]).await.map_err(io)?;
-            if n == 0 {
-                return Err(cut());
-            }
-            store(&buf[..n])?;
+            here(r, 1).await?;
+            let b = r.buffered();
+            let n = left.min(b.len());
+            store(&b[..n])?;
+            r.consume(n);
             left -= n;
         }
     }
