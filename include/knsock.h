@@ -30,10 +30,41 @@
 
 
 /**
+ * The `size` of `knsock_send_stream()` when the content's size is known only at its end.
+ */
+#define KNSOCK_SIZE_UNKNOWN UINT64_MAX
+
+/**
+ * What a read callback returns to abort the transfer (libcurl's `CURL_READFUNC_ABORT`).
+ */
+#define KNSOCK_READ_ABORT ~0
+
+/**
  * Slots of `knsock_stats`'s by-code arrays: index `c` counts the refusal code `c`
  * (docs/protocol.md section 5, 1 to 16); index 0 counts codes this library does not know.
  */
 #define KNSOCK_STATS_CODES 17
+
+/**
+ * A store callback's success. For `stat`: the object exists and `*object` was filled.
+ */
+#define KNSOCK_STORE_OK 0
+
+/**
+ * A store callback's failure that may pass (the sender is told code 15, "store failed for
+ * now", and may retry). Any value other than the ones named here means the same.
+ */
+#define KNSOCK_STORE_FAILED 1
+
+/**
+ * A store callback's refusal for good (the sender is told code 16, "store refused").
+ */
+#define KNSOCK_STORE_REFUSED 2
+
+/**
+ * What `stat` returns when no object is stored under the name.
+ */
+#define KNSOCK_STORE_NOT_FOUND 3
 
 /**
  * `KNSOCK_VERSION_MAJOR.MINOR.PATCH` of the header; `knsock_version()` gives the library's.
@@ -334,6 +365,17 @@ typedef int (*knsock_batch_progress_cb)(void *userdata,
                                         uint64_t total);
 
 /**
+ * Read callback of `knsock_send_stream()`: writes at most `length` bytes of the content into
+ * `buffer` (valid only during the call) and returns how many, 0 at the end of the content, or
+ * `KNSOCK_READ_ABORT` to stop: the transfer then fails with
+ * `KNSOCK_RESULT_ABORTED_BY_CALLBACK` and the receiver stores nothing. It runs on the thread
+ * that called `knsock_send_stream()`, one call at a time; it may block (a pipe, a program's
+ * output). Returning more than `length` is an error (`KNSOCK_RESULT_IO`), as is a content of
+ * another size than the one stated; both store nothing.
+ */
+typedef size_t (*knsock_read_cb)(void *userdata, uint8_t *buffer, size_t length);
+
+/**
  * Validator: return `KNSOCK_VALIDATOR_ACCEPT` to accept the file, `KNSOCK_VALIDATOR_REJECT` (or
  * any other value) to refuse it. To tell the sender why, write a NUL-terminated UTF-8 reason
  * into `reason` (room for `reason_len` bytes, never fewer than `KNSOCK_REASON_MAX`, zeroed on
@@ -497,6 +539,91 @@ typedef struct knsock_stats {
    */
   struct knsock_stats_values values;
 } knsock_stats;
+
+/**
+ * An object as the store sees it: what `begin` is told of a verified file, and what `stat`
+ * fills in.
+ */
+typedef struct knsock_store_object {
+  /**
+   * The content's size in bytes.
+   */
+  uint64_t size;
+  /**
+   * The sender's modification time: seconds since the Unix epoch…
+   */
+  int64_t mtime_secs;
+  /**
+   * …and nanoseconds (below 1,000,000,000).
+   */
+  uint32_t mtime_nanos;
+  /**
+   * Permission bits, within the server's mode mask.
+   */
+  uint32_t mode;
+  /**
+   * Whether `digest` holds the content's XXH3-128 (big-endian, as on the wire). `begin` is
+   * always given it; `stat` sets it when it knows it, so skip-unchanged by checksum works.
+   */
+  bool has_digest;
+  /**
+   * The XXH3-128 of the content, when `has_digest`.
+   */
+  uint8_t digest[16];
+} knsock_store_object;
+
+/**
+ * The callbacks of a store (`knsock_server_config_set_store()`). Every callback gets the
+ * `userdata` given with the vtable, and `reason`, a zeroed buffer of `KNSOCK_REASON_MAX` bytes
+ * where a failing callback may write a NUL-terminated UTF-8 reason for the sender. They run on
+ * the server's threads, several at once for different files: they must be thread-safe. One
+ * file's calls come from one thread, in order: `begin`, `write`s, then `commit`; `abort`
+ * instead of (or after a failed) `commit`. They may block; they must not call the server back.
+ *
+ * A file reaches the store only verified: its digest matched and the post-data validators
+ * accepted it. The sender's OK comes once `commit` returned `KNSOCK_STORE_OK`; any failure
+ * makes its verdict FAILED with the reason. Resume keeps partial data in the spool directory,
+ * never in the store; delta transfer does not apply (there is no old copy to read); the
+ * overwrite policy "refuse" asks `stat` first.
+ */
+typedef struct knsock_store_vtable {
+  /**
+   * Starts storing the object `name` (a checked relative name, `/`-separated, valid during
+   * the call) described by `object`; sets `*handle` to anything the store needs to know it
+   * by. Returns `KNSOCK_STORE_OK`, or a failure (then neither `write` nor `abort` follow).
+   */
+  int (*begin)(void *userdata,
+               const char *name,
+               const struct knsock_store_object *object,
+               void **handle,
+               char *reason);
+  /**
+   * The next `length` bytes of the object (`bytes` valid during the call). Returns
+   * `KNSOCK_STORE_OK`, or a failure: `abort` follows.
+   */
+  int (*write)(void *userdata, void *handle, const uint8_t *bytes, size_t length, char *reason);
+  /**
+   * The object is complete: make it appear whole and durable. Returns `KNSOCK_STORE_OK`, or
+   * a failure: `abort` follows.
+   */
+  int (*commit)(void *userdata, void *handle, char *reason);
+  /**
+   * Drops what was begun: nothing of it may appear. The handle is not used again.
+   */
+  void (*abort)(void *userdata, void *handle);
+  /**
+   * Optional (NULL: the store knows of no object, so nothing is skipped as unchanged and
+   * the overwrite policy "refuse" never refuses): fills `*object` and returns
+   * `KNSOCK_STORE_OK` when an object is stored under `name`, `KNSOCK_STORE_NOT_FOUND` when
+   * none is, or a failure.
+   */
+  int (*stat)(void *userdata, const char *name, struct knsock_store_object *object, char *reason);
+  /**
+   * Optional: called with `userdata` once the store is no longer used (the config and every
+   * server started from it freed), to release it.
+   */
+  void (*free_userdata)(void *userdata);
+} knsock_store_vtable;
 
 /**
  * Completion callback of an async send: `code` is the result; `error` is NULL on success and
@@ -1020,6 +1147,33 @@ enum knsock_result knsock_send_options_set_token(struct knsock_send_options *opt
                                                  const char *token);
 
 /**
+ * Sends what `read` produces, until it returns 0, to `host:port` as the file `name`, and
+ * blocks until the receiver has verified it, made it durable and put it in place (then
+ * `KNSOCK_RESULT_OK`), or until it fails.
+ *
+ * `size` is the content's size, or `KNSOCK_SIZE_UNKNOWN` when it is known only at its end
+ * (the receiver must speak capability bit 4, docs/protocol.md section 3.3; it applies its
+ * maximum file size as the bytes arrive and ends the transfer with its reason,
+ * `KNSOCK_RESULT_REJECTED`, once the content passes it). A content that ends before `size`
+ * bytes or runs past it fails, and nothing is stored: the connection is closed before the end
+ * of the content. There is no retry and no resume: what was read cannot be read again.
+ * `options` may be NULL; its remote name, skip-unchanged, delta and legacy settings do not
+ * apply. Its progress callback gets a total of 0 when the size is unknown. The file gets mode
+ * 0644 and the current time as its modification time.
+ *
+ * On failure, when `error` is not NULL, `*error` receives a new error object with the detail
+ * (free it with `knsock_error_free()`); on success `*error` is not touched.
+ */
+enum knsock_result knsock_send_stream(const char *host,
+                                      uint16_t port,
+                                      const char *name,
+                                      knsock_read_cb read,
+                                      void *userdata,
+                                      uint64_t size,
+                                      const struct knsock_send_options *options,
+                                      struct knsock_error **error);
+
+/**
  * Binds and starts a server from `config` (which is copied, and may be freed at once), and
  * returns without blocking: this is the async server (kn-sock's `start_file_server_async`);
  * `knsock_server_wait()` is the blocking one. On success `*server` receives the new server
@@ -1398,6 +1552,18 @@ enum knsock_result knsock_server_config_set_s3_ca_file(struct knsock_server_conf
  */
 enum knsock_result knsock_server_stats(const struct knsock_server *server,
                                        struct knsock_stats *stats);
+
+/**
+ * Received files go into the store `vtable` describes (copied; `begin`, `write`, `commit`
+ * and `abort` are required) instead of the directory, which then only spools content on its
+ * way there (and keeps resumable partial uploads). `userdata` is passed to every callback and
+ * to `free_userdata`. Replaces an S3 bucket set before; `knsock_server_config_set_s3()`
+ * afterwards replaces this store. Disk-space checks do not apply; the maximum file size does.
+ * The keep-both overwrite policy is refused at start.
+ */
+enum knsock_result knsock_server_config_set_store(struct knsock_server_config *config,
+                                                  const struct knsock_store_vtable *vtable,
+                                                  void *userdata);
 
 /**
  * Hashes a token's secret for a tokens file: on success `*hash` receives a new string,

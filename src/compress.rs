@@ -136,7 +136,8 @@ impl BlockDecoder {
                 break;
             }
         }
-        if self.produced != self.expected {
+        // Content of unknown size (`u64::MAX`) decodes to whatever arrives.
+        if self.expected != u64::MAX && self.produced != self.expected {
             return Err(Error::protocol(format!(
                 "compressed content decodes to {} bytes, {} were announced",
                 self.produced, self.expected

@@ -43,10 +43,10 @@ pub mod ffi;
 
 pub use error::{Error, ErrorKind, PeerReason, Result};
 pub use send::{
-    check_chunk_size, check_timeout, send_file, send_files, send_files_to_many, BatchProgress,
-    BatchProgressFn, BatchReport, CancelToken, FileOutcome, ManyReport, ProgressFn, Receiver,
-    ReceiverOutcome, SendOptions, SendReport, DEFAULT_CHUNK_SIZE, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_TIMEOUT, FANOUT_WINDOW_BYTES, MAX_CHUNK_SIZE,
+    check_chunk_size, check_timeout, send_file, send_files, send_files_to_many, send_stream,
+    BatchProgress, BatchProgressFn, BatchReport, CancelToken, FileOutcome, ManyReport, ProgressFn,
+    Receiver, ReceiverOutcome, SendOptions, SendReport, DEFAULT_CHUNK_SIZE,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, FANOUT_WINDOW_BYTES, MAX_CHUNK_SIZE,
 };
 pub use server::{
     ErrorHandler, FileInfo, Handler, RefusalHandler, Refused, Server, ServerConfig, ServerStats,

@@ -145,7 +145,8 @@ pub(crate) struct ServerArgs {
 
 #[derive(clap::Args)]
 pub(crate) struct SendArgs {
-    /// HOST PORT PATH...: the receiver, then what to send. With --to, only PATH...
+    /// HOST PORT PATH...: the receiver, then what to send. With --to, only PATH... A PATH of
+    /// `-` sends standard input until its end (with --remote-name; `./-` is a file named `-`).
     #[arg(required = true, value_name = "HOST PORT PATH")]
     pub(crate) operands: Vec<OsString>,
     // In `help`, not a doc comment: rustdoc would take "[ADDR]" for a link.
@@ -207,6 +208,10 @@ pub(crate) struct SendArgs {
     /// Store the file under this name (may contain '/').
     #[arg(long)]
     pub(crate) remote_name: Option<String>,
+    /// With `-`: the size of standard input, when known. A stream that ends short of it (its
+    /// writer killed) or runs past it stores nothing; without it, the end of input is the end.
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) size: Option<u64>,
     /// Speak kn-sock 0.3's protocol, to reach a kn-sock 0.3 server (no checksum, no
     /// acknowledgement).
     #[arg(long)]

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use knsock::{
-    collect_sources, send_file, send_files, SendOptions, SendReport, Source, TlsOptions,
-    WalkOptions,
+    collect_sources, send_file, send_files, send_stream, SendOptions, SendReport, Source,
+    TlsOptions, WalkOptions,
 };
 
 use crate::args::{seconds, seconds_up_to, SendArgs};
@@ -50,9 +50,57 @@ pub(crate) fn send_command(a: SendArgs) -> Result<(), Fail> {
         exclude: a.exclude,
         follow_symlinks: a.follow_symlinks,
     };
+    let stdin = paths.iter().any(|p| p.as_os_str() == "-");
+    if a.size.is_some() && !stdin {
+        return Err(usage("--size is for standard input (-) only"));
+    }
+    let size = a.size;
     match (fan_out, receivers.as_slice()) {
+        (false, [r]) if stdin => send_stdin(&r.host, r.port, (&paths, size), opts, a.log_format),
+        (true, _) if stdin => Err(usage("standard input (-) goes to one receiver, not --to")),
         (false, [r]) => send(&r.host, r.port, &paths, &walk, opts, a.log_format),
         _ => crate::fanout::send_to_many(&receivers, &paths, &walk, opts, a.log_format),
+    }
+}
+
+/// `-`: standard input, until its end, as --remote-name (a file named `-` is `./-`), of the
+/// size --size states or of one known only at its end. A cut connection stores nothing.
+fn send_stdin(
+    host: &str,
+    port: u16,
+    (paths, size): (&[PathBuf], Option<u64>),
+    opts: SendOptions,
+    log: LogFormat,
+) -> Result<(), Fail> {
+    if paths.len() != 1 {
+        return Err(usage("- (standard input) must be the only PATH"));
+    }
+    if opts.legacy {
+        return Err(usage("kn-sock 0.3 (--legacy) cannot take standard input"));
+    }
+    let Some(name) = opts.remote_name.clone() else {
+        return Err(usage("reading standard input (-) needs --remote-name NAME"));
+    };
+    let started = Instant::now();
+    let stdin = std::io::stdin().lock();
+    // A pipe of 1 MiB rather than 64 KiB: the producer and this reader wake each other a
+    // sixteenth as often. Best effort: not a pipe, or a lower system limit, changes nothing.
+    let _ = rustix::pipe::fcntl_setpipe_size(&stdin, 1 << 20);
+    let result = send_stream(host, port, &name, stdin, size, &opts);
+    let outcomes = vec![(paths[0].clone(), result)];
+    if log == LogFormat::Json {
+        let mut l = SendLog::default();
+        let receiver = knsock::Receiver::new(host, port).to_string();
+        outcomes.iter().for_each(|(p, r)| l.file(&receiver, p, r));
+        l.summary(started.elapsed());
+    }
+    match outcomes.into_iter().next() {
+        Some((path, Err(e))) => Err(of_file(&path, e)),
+        Some((path, Ok(r))) if log == LogFormat::Text => {
+            print_delivered(&path, &r);
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 

@@ -134,6 +134,8 @@ fn non_empty(value: &str, what: &str) -> Result<String> {
 
 fn s3_url(c: &mut knsock_server_config, url: &str) -> Result<()> {
     c.inner.s3(crate::S3Config::from_url(url)?);
+    // A store set with knsock_server_config_set_store() before is replaced.
+    c.inner.objects = None;
     Ok(())
 }
 

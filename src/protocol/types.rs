@@ -46,6 +46,13 @@ pub const EAGER_MAX: u64 = 64 * 1024;
 pub const CAP_PIPELINE: u32 = 4;
 /// Capability bit: delta transfer (section 3.2), only together with [`CAP_PIPELINE`].
 pub const CAP_DELTA: u32 = 8;
+/// Capability bit: content of unknown size (section 3.3), announced by [`SIZE_UNKNOWN`].
+pub const CAP_STREAM: u32 = 16;
+/// The OFFER size that announces content of unknown size, once [`CAP_STREAM`] is negotiated.
+pub const SIZE_UNKNOWN: u64 = u64::MAX;
+/// The largest block of raw content of unknown size (64 MiB, the largest chunk size): read as
+/// it comes, never held whole.
+pub const RAW_BLOCK_MAX: usize = 64 * 1024 * 1024;
 /// Most non-eager offers a sender has open (unanswered, or accepted with no DATA/DELTA yet);
 /// a receiver holds at most this many accepted files waiting for their content.
 pub const PIPELINE_WINDOW: usize = 256;
@@ -212,6 +219,11 @@ impl Offer {
         self.size <= EAGER_MAX
             && self.digest.is_empty()
             && self.flags & (FLAG_QUICK | FLAG_DEFER) == 0
+    }
+
+    /// Whether this offer announces content of unknown size on a connection with `caps`.
+    pub fn is_unsized(&self, caps: u32) -> bool {
+        caps & CAP_STREAM != 0 && self.size == SIZE_UNKNOWN
     }
 }
 

@@ -1,6 +1,7 @@
 //! The sending side's entry points: [`send_file`] and [`send_files`] connect, run a session,
 //! and retry with backoff what a new connection may cure; [`send_files_to_many`] does the
-//! latter for several receivers at once (`fanout.rs`).
+//! latter for several receivers at once (`fanout.rs`); [`send_stream`] sends what a `Read`
+//! source yields (`stream.rs`).
 
 use std::path::Path;
 
@@ -18,6 +19,7 @@ mod options;
 mod pipeline;
 mod progress;
 mod session;
+mod stream;
 mod window;
 
 pub use options::{
@@ -29,6 +31,8 @@ pub use options::{
 pub use fanout::{send_files_to_many, ManyReport, Receiver, ReceiverOutcome, FANOUT_WINDOW_BYTES};
 
 pub use batch::{BatchReport, FileOutcome};
+
+pub use stream::send_stream;
 
 use batch::send_batch;
 use connect::{retrying, with_connection};

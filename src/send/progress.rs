@@ -142,6 +142,20 @@ impl Bar {
         Bar {}
     }
 
+    /// For a stream of unknown size: the bytes so far and the rate, no bar.
+    pub(crate) fn unsized_stream(name: &str) -> Bar {
+        let bar = Bar::new(0, 1);
+        #[cfg(feature = "progress-bar")]
+        {
+            bar.bar.unset_length();
+            let style = indicatif::ProgressStyle::with_template("{msg} {bytes} {bytes_per_sec}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+            bar.bar.set_style(style);
+        }
+        bar.set_message(name);
+        bar
+    }
+
     pub(crate) fn inc(&self, _bytes: u64) {
         #[cfg(feature = "progress-bar")]
         self.bar.inc(_bytes);

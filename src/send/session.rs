@@ -32,13 +32,7 @@ pub(crate) fn run<S: Transport>(
     opts: &SendOptions,
 ) -> Vec<Result<SendReport>> {
     let mut results: Vec<Option<Result<SendReport>>> = sizes.iter().map(|_| None).collect();
-    let mut session = Session {
-        wire: Wire::new(stream, 16 * 1024, 64 * 1024, Some(opts.timeout)),
-        hello_done: false,
-        caps: 0,
-        draining: false,
-        outstanding: VecDeque::new(),
-    };
+    let mut session = Session::new(stream, opts);
     let bar = opts
         .show_progress
         .then(|| Bar::new(sizes.iter().sum(), sizes.len()));
@@ -91,7 +85,7 @@ pub(super) struct Outstanding {
 }
 
 /// What the receiver said to an OFFER.
-enum Answer {
+pub(super) enum Answer {
     /// Send the content from this offset.
     Send(u64),
     /// Settled without content (refused or skipped).
@@ -109,6 +103,16 @@ pub(super) struct Session<S: Transport> {
 }
 
 impl<S: Transport> Session<S> {
+    pub(super) fn new(stream: S, opts: &SendOptions) -> Self {
+        Session {
+            wire: Wire::new(stream, 16 * 1024, 64 * 1024, Some(opts.timeout)),
+            hello_done: false,
+            caps: 0,
+            draining: false,
+            outstanding: VecDeque::new(),
+        }
+    }
+
     fn offer_all(
         &mut self,
         sizes: &[u64],
@@ -117,7 +121,7 @@ impl<S: Transport> Session<S> {
         bar: Option<&Bar>,
         results: &mut Results,
     ) -> Result<()> {
-        self.hello(sizes, opts)?;
+        self.hello(sizes, opts, 0)?;
         if self.caps & protocol::CAP_PIPELINE != 0 {
             return self.offer_pipelined(sizes, open, opts, bar, results);
         }
@@ -173,13 +177,14 @@ impl<S: Transport> Session<S> {
         self.drain(results)
     }
 
-    /// Sends the hello; reads the reply first when the capabilities decide the first offer.
-    fn hello(&mut self, sizes: &[u64], opts: &SendOptions) -> Result<()> {
+    /// Sends the hello, with `extra` capabilities besides those the files and options call
+    /// for; reads the reply first when the capabilities decide the first offer.
+    pub(super) fn hello(&mut self, sizes: &[u64], opts: &SendOptions, extra: u32) -> Result<()> {
         // Eager offers pay off for a list of files, and only when each file need not wait for
         // its answer (stop_on_error). Advertised only when used: the receiver applies the rule
         // to every offer once both sides have the bit. Pipelined decisions likewise, and for
         // the quick check; delta when a file is large enough for one.
-        let mut caps = 0;
+        let mut caps = extra;
         let files = sizes.len();
         if files > 1 && !opts.stop_on_error {
             caps |= protocol::CAP_EAGER | protocol::CAP_PIPELINE;
@@ -250,7 +255,7 @@ impl<S: Transport> Session<S> {
 
     /// Sends the OFFER of file `i` and, unless it is eager, waits for its answer (settling
     /// earlier verdicts meanwhile). A refusal or a skip settles the file's result.
-    fn offer(
+    pub(super) fn offer(
         &mut self,
         offer: &Offer,
         eager: bool,
@@ -299,7 +304,7 @@ impl<S: Transport> Session<S> {
     }
 
     /// Every offer is out: waits for the verdicts still to come.
-    fn drain(&mut self, results: &mut Results) -> Result<()> {
+    pub(super) fn drain(&mut self, results: &mut Results) -> Result<()> {
         self.flush()?;
         self.draining = true;
         if !self.outstanding.is_empty() {
@@ -370,7 +375,7 @@ impl<S: Transport> Session<S> {
     /// sent one before it closed, an ERROR frame still to be read (verdicts before it are
     /// settled), or its busy refusal (code 17) as such; `e` when there is none. The read ends at
     /// the end of what the receiver sent, or after [`REASON_WAIT`].
-    fn peer_reason(&mut self, e: Error, results: &mut Results) -> Error {
+    pub(super) fn peer_reason(&mut self, e: Error, results: &mut Results) -> Error {
         use std::error::Error as _;
         let broken = e
             .source()

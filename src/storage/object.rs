@@ -149,3 +149,22 @@ pub trait Upload: Send + fmt::Debug {
     /// object. Returns once the store acknowledged it.
     fn finish(self: Box<Self>) -> Result<(), ObjectError>;
 }
+
+/// Runs a call into the store; a panic in it (the store is the embedding program's code) is
+/// its failure for now, with the panic's message, so the file fails and the server goes on.
+pub(crate) fn guarded<T>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, ObjectError>,
+) -> Result<T, ObjectError> {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let text = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+            (Some(s), _) => s.to_string(),
+            (_, Some(s)) => s.clone(),
+            _ => "no message".to_string(),
+        };
+        Err(ObjectError::temporary(format!(
+            "the store panicked in {what}: {text}"
+        )))
+    })
+}

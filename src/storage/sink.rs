@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::digests::DigestCache;
-use super::object::{ObjectMeta, ObjectStore, Upload};
+use super::object::{guarded, ObjectMeta, ObjectStore, Upload};
 use super::root::{Lookup, Root};
 use super::target::{Stored, Target, TempFile};
 use super::types::{Overwrite, StoreError};
@@ -83,7 +83,9 @@ pub struct Object {
 impl Object {
     /// The stored object's metadata; a store that cannot answer knows of no copy.
     fn meta(&self) -> Option<ObjectMeta> {
-        self.store.head(&self.key).ok().flatten()
+        guarded("head", || self.store.head(&self.key))
+            .ok()
+            .flatten()
     }
 }
 
@@ -100,7 +102,7 @@ impl Entry {
         match (self, policy) {
             (Entry::Dir(lookup), _) => lookup.check_existing(policy),
             (Entry::Object(_), Overwrite::Replace) => Ok(()),
-            (Entry::Object(o), _) => match o.store.exists(&o.key)? {
+            (Entry::Object(o), _) => match guarded("exists", || o.store.exists(&o.key))? {
                 true => Err(StoreError::Exists),
                 false => Ok(()),
             },
@@ -190,7 +192,9 @@ impl Place {
     ) -> Result<(), StoreError> {
         if let Place::Object(o, upload) = self {
             let if_absent = policy == Overwrite::Refuse;
-            *upload = o.store.begin(&o.key, temp.file_ref(), meta, if_absent)?;
+            *upload = guarded("begin", || {
+                o.store.begin(&o.key, temp.file_ref(), meta, if_absent)
+            })?;
         }
         Ok(())
     }
@@ -199,7 +203,7 @@ impl Place {
     /// to the store).
     pub fn progress(&mut self, written: u64) -> Result<(), StoreError> {
         if let Place::Object(_, Some(u)) = self {
-            u.progress(written)?;
+            guarded("progress", || u.progress(written))?;
         }
         Ok(())
     }
@@ -223,10 +227,12 @@ impl Place {
             Place::Dir(target) => temp.rename_into_place(target, policy),
             Place::Object(o, upload) => {
                 match upload.take() {
-                    Some(u) => u.finish()?,
+                    Some(u) => guarded("finish", || u.finish())?,
                     None => {
                         let if_absent = policy == Overwrite::Refuse;
-                        o.store.put(&o.key, temp.file_ref(), meta, if_absent)?
+                        guarded("put", || {
+                            o.store.put(&o.key, temp.file_ref(), meta, if_absent)
+                        })?
                     }
                 }
                 Ok(Stored {

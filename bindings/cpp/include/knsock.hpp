@@ -13,6 +13,7 @@
 
 #include <knsock.h>
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -32,6 +33,7 @@
 #define KNSOCK_HPP_EXCEPTIONS 1
 #include <exception>
 #include <future>
+#include <istream>
 #include <stdexcept>
 #else
 #define KNSOCK_HPP_EXCEPTIONS 0
@@ -589,6 +591,119 @@ struct FileInfo {
 /// Returns a reason to refuse the file, or std::nullopt to accept it.
 using ValidatorFn = std::function<std::optional<std::string>(const FileInfo &)>;
 
+/// The embedding program's own storage (knsock_server_config_set_store()): received files go
+/// into it, only once verified, instead of ServerConfig::dir (which then only spools content).
+/// Its methods run on the server's threads, several files at once: they must be thread-safe.
+/// One file's calls come in order from one thread: begin, write..., commit; abort instead of
+/// (or after a failed) commit. An exception (or false from a bool-returning method, without
+/// exceptions) fails the file: its sender is told the exception's message (code 15), nothing
+/// is committed, and the server goes on. Skip-unchanged works through stat(); delta does not
+/// apply; resume keeps partial data in the spool.
+class Store {
+ public:
+  /// An object as the store sees it.
+  struct Object {
+    uint64_t size = 0;
+    int64_t mtime_secs = 0;
+    uint32_t mtime_nanos = 0;
+    uint32_t mode = 0;
+    std::optional<std::array<uint8_t, 16>> digest;  // XXH3-128, big-endian; begin always has it
+  };
+  virtual ~Store() = default;
+  /// Starts the object `name`; returns anything the store knows it by in the other calls.
+  virtual void *begin(const std::string &name, const Object &object) = 0;
+  virtual void write(void *handle, const uint8_t *bytes, std::size_t length) = 0;
+  /// Makes the object appear whole and durable.
+  virtual void commit(void *handle) = 0;
+  /// Drops what was begun; nothing of it may appear. Must not throw.
+  virtual void abort(void *handle) noexcept = 0;
+  /// The object stored under `name`, if any (for skip-unchanged and the "refuse" policy).
+  virtual std::optional<Object> stat(const std::string &name) {
+    (void)name;
+    return std::nullopt;
+  }
+};
+
+namespace detail {
+
+inline knsock_store_object to_c(const Store::Object &o) {
+  knsock_store_object c{};
+  c.size = o.size;
+  c.mtime_secs = o.mtime_secs;
+  c.mtime_nanos = o.mtime_nanos;
+  c.mode = o.mode;
+  c.has_digest = o.digest.has_value();
+  if (o.digest)
+    for (std::size_t i = 0; i < 16; i++) c.digest[i] = (*o.digest)[i];
+  return c;
+}
+
+inline Store::Object from_c(const knsock_store_object *c) {
+  Store::Object o;
+  o.size = c->size;
+  o.mtime_secs = c->mtime_secs;
+  o.mtime_nanos = c->mtime_nanos;
+  o.mode = c->mode;
+  if (c->has_digest) {
+    std::array<uint8_t, 16> d{};
+    for (std::size_t i = 0; i < 16; i++) d[i] = c->digest[i];
+    o.digest = d;
+  }
+  return o;
+}
+
+/// Runs a store method for C: KNSOCK_STORE_OK, or KNSOCK_STORE_FAILED with the exception's
+/// message as the reason.
+template <class F>
+int store_call(char *reason, F &&call) noexcept {
+#if KNSOCK_HPP_EXCEPTIONS
+  try {
+    call();
+    return KNSOCK_STORE_OK;
+  } catch (const std::exception &e) {
+    std::snprintf(reason, KNSOCK_REASON_MAX, "%s", e.what());
+  } catch (...) {
+    std::snprintf(reason, KNSOCK_REASON_MAX, "the store threw an unknown exception");
+  }
+  return KNSOCK_STORE_FAILED;
+#else
+  (void)reason;
+  call();
+  return KNSOCK_STORE_OK;
+#endif
+}
+
+inline Store &store_of(void *ud) { return **static_cast<std::shared_ptr<Store> *>(ud); }
+
+inline int store_begin(void *ud, const char *name, const knsock_store_object *o, void **handle,
+                       char *reason) noexcept {
+  return store_call(reason, [&] { *handle = store_of(ud).begin(str(name), from_c(o)); });
+}
+
+inline int store_write(void *ud, void *handle, const uint8_t *bytes, std::size_t len,
+                       char *reason) noexcept {
+  return store_call(reason, [&] { store_of(ud).write(handle, bytes, len); });
+}
+
+inline int store_commit(void *ud, void *handle, char *reason) noexcept {
+  return store_call(reason, [&] { store_of(ud).commit(handle); });
+}
+
+inline void store_abort(void *ud, void *handle) noexcept { store_of(ud).abort(handle); }
+
+inline int store_stat(void *ud, const char *name, knsock_store_object *out, char *reason) noexcept {
+  std::optional<Store::Object> found;
+  int rc = store_call(reason, [&] { found = store_of(ud).stat(str(name)); });
+  if (rc != KNSOCK_STORE_OK) return rc;
+  if (!found) return KNSOCK_STORE_NOT_FOUND;
+  *out = to_c(*found);
+  return KNSOCK_STORE_OK;
+}
+
+inline void store_free(void *ud) noexcept { delete static_cast<std::shared_ptr<Store> *>(ud); }
+
+}  // namespace detail
+
 /// A server's settings; zero values mean the library's defaults. Callbacks run on worker
 /// threads, possibly several at once: they must be thread-safe.
 struct ServerConfig {
@@ -634,6 +749,8 @@ struct ServerConfig {
   std::string s3_region;          // signed for; default "us-east-1"
   std::string s3_access_key, s3_secret_key, s3_session_token;  // the token is optional
   std::string s3_ca_file;         // trust these CAs (PEM) for an https endpoint
+  // The embedding program's own store, instead of `dir` (which then spools) and of `s3`.
+  std::shared_ptr<Store> store;
 };
 
 namespace detail {
@@ -851,6 +968,16 @@ class [[nodiscard]] Server {
                                                    opt(cfg.s3_secret_key),
                                                    opt(cfg.s3_session_token)));
     if (!cfg.s3_ca_file.empty()) step(knsock_server_config_set_s3_ca_file(p, cfg.s3_ca_file.c_str()));
+    if (cfg.store) {
+      auto *held = new (std::nothrow) std::shared_ptr<Store>(cfg.store);
+      if (!held) return Result{KNSOCK_RESULT_PANIC, "out of memory", {}, 0};
+      const knsock_store_vtable vt = {detail::store_begin, detail::store_write,
+                                      detail::store_commit, detail::store_abort,
+                                      detail::store_stat,  detail::store_free};
+      knsock_result set = knsock_server_config_set_store(p, &vt, held);
+      if (set != KNSOCK_RESULT_OK) delete held;  // not taken: the finalizer will not run
+      step(set);
+    }
     if (rc != KNSOCK_RESULT_OK)
       return Result{rc,
                     "invalid server setting: " +
@@ -1040,6 +1167,94 @@ inline Transfer send_file_async(const std::string &host, uint16_t port, const st
   Transfer t = Transfer::start(host, port, path, options, &r);
   if (!r) throw Error(std::move(r));
   return t;
+}
+#endif
+
+/// Reads at most `length` bytes of a stream into `buffer` and returns how many, 0 at its end;
+/// throws (or, without exceptions, returns knsock::read_abort) to abort the send.
+using ReadFn = std::function<std::size_t(uint8_t *buffer, std::size_t length)>;
+
+/// What a ReadFn returns to abort the send (KNSOCK_READ_ABORT).
+constexpr std::size_t read_abort = static_cast<std::size_t>(-1);
+
+namespace detail {
+
+struct ReadState {
+  ReadFn fn;
+  std::string thrown;
+};
+
+inline std::size_t read_trampoline(void *ud, uint8_t *buf, std::size_t len) noexcept {
+  auto *st = static_cast<ReadState *>(ud);
+#if KNSOCK_HPP_EXCEPTIONS
+  try {
+    return st->fn(buf, len);
+  } catch (const std::exception &e) {
+    st->thrown = std::string("read callback threw: ") + e.what();
+  } catch (...) {
+    st->thrown = "read callback threw an unknown exception";
+  }
+  return read_abort;
+#else
+  return st->fn(buf, len);
+#endif
+}
+
+}  // namespace detail
+
+/// Sends what `read` produces until it returns 0 as the file `name` (knsock_send_stream()), and
+/// returns once the receiver has it verified, durable and in place; never throws. `size` when
+/// known, else the size is known only at the end (progress totals are then 0). A stream that
+/// fails, or does not meet its stated size, stores nothing. No retry, no resume. `read` and the
+/// progress callback run on the calling thread.
+inline Result try_send_stream(const std::string &host, uint16_t port, const std::string &name,
+                              ReadFn read, std::optional<uint64_t> size = std::nullopt,
+                              const SendOptions &options = {}) noexcept {
+#if KNSOCK_HPP_EXCEPTIONS
+  try {
+#endif
+    detail::ProgressState progress;
+    detail::Options opts;
+    Result r = detail::check_send(host, name, options, &progress, &opts);
+    if (!r) return r;
+    if (!read) return Result{KNSOCK_RESULT_INVALID_ARGUMENT, "read callback is empty", {}, 0};
+    detail::ReadState state{std::move(read), {}};
+    knsock_error *err = nullptr;
+    knsock_result rc = knsock_send_stream(host.c_str(), port, name.c_str(),
+                                          detail::read_trampoline, &state,
+                                          size ? *size : KNSOCK_SIZE_UNKNOWN, opts.get(), &err);
+    if (rc == KNSOCK_RESULT_OK) return Result{};
+    r = detail::take_result(rc, err);
+    detail::blame_callback(r, progress);
+    if (!state.thrown.empty() && rc == KNSOCK_RESULT_ABORTED_BY_CALLBACK) r.message = state.thrown;
+    return r;
+#if KNSOCK_HPP_EXCEPTIONS
+  } catch (const std::exception &e) {
+    return Result{KNSOCK_RESULT_PANIC, e.what(), {}, 0};
+  }
+#endif
+}
+
+#if KNSOCK_HPP_EXCEPTIONS
+/// try_send_stream() over a std::istream, read until its end; a stream gone bad aborts it.
+inline Result try_send_stream(const std::string &host, uint16_t port, const std::string &name,
+                              std::istream &in, std::optional<uint64_t> size = std::nullopt,
+                              const SendOptions &options = {}) noexcept {
+  ReadFn read = [&in](uint8_t *buf, std::size_t len) -> std::size_t {
+    in.read(reinterpret_cast<char *>(buf), static_cast<std::streamsize>(len));
+    if (in.bad()) throw std::runtime_error("reading the input stream failed");
+    return static_cast<std::size_t>(in.gcount());
+  };
+  return try_send_stream(host, port, name, std::move(read), size, options);
+}
+
+/// try_send_stream(); throws knsock::Error on failure.
+template <class Source>
+inline void send_stream(const std::string &host, uint16_t port, const std::string &name,
+                        Source &&source, std::optional<uint64_t> size = std::nullopt,
+                        const SendOptions &options = {}) {
+  Result r = try_send_stream(host, port, name, std::forward<Source>(source), size, options);
+  if (!r) throw Error(std::move(r));
 }
 #endif
 

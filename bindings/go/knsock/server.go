@@ -100,6 +100,10 @@ type ServerConfig struct {
 	S3AccessKey, S3SecretKey string
 	S3SessionToken           string // optional, with the keys
 	S3CAFile                 string // trust these CAs (PEM) for an https endpoint
+
+	// Store receives files into the program's own storage instead of Dir (which then only
+	// spools) and of S3; see Store. A StatStore also answers skip-unchanged offers.
+	Store Store
 }
 
 // serverState is what a server's callbacks reach through their cgo.Handle.
@@ -184,6 +188,14 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	}
 	if err == nil {
 		err = cfg.applyS3(c)
+	}
+	if err == nil && cfg.Store != nil {
+		sh := newHandle(cfg.Store)
+		code := C.knsock_go_set_store(c, C.uintptr_t(sh))
+		if code != C.KNSOCK_RESULT_OK {
+			deleteHandle(sh) // not taken: its finalizer will not run
+		}
+		set(code, "store")
 	}
 
 	ss := &serverState{pre: cfg.PreValidator, post: cfg.PostValidator, handler: cfg.Handler, onError: cfg.ErrorHandler}

@@ -48,3 +48,41 @@ void knsock_go_error_tramp(void *userdata, enum knsock_result code, const char *
 }
 
 void knsock_go_finalizer_tramp(void *userdata) { knsockGoFinalize((uintptr_t)userdata); }
+
+size_t knsock_go_read_tramp(void *userdata, uint8_t *buffer, size_t length) {
+  return knsockGoRead((uintptr_t)userdata, buffer, length);
+}
+
+static int store_begin(void *userdata, const char *name, const struct knsock_store_object *object,
+                       void **handle, char *reason) {
+  uintptr_t h = knsockGoStoreBegin((uintptr_t)userdata, (char *)name,
+                                   (struct knsock_store_object *)object, reason);
+  if (!h) return KNSOCK_STORE_FAILED;
+  *handle = (void *)h;
+  return KNSOCK_STORE_OK;
+}
+
+static int store_write(void *userdata, void *handle, const uint8_t *bytes, size_t length,
+                       char *reason) {
+  return knsockGoStoreWrite((uintptr_t)userdata, (uintptr_t)handle, (uint8_t *)bytes, length,
+                            reason);
+}
+
+static int store_commit(void *userdata, void *handle, char *reason) {
+  return knsockGoStoreCommit((uintptr_t)userdata, (uintptr_t)handle, reason);
+}
+
+static void store_abort(void *userdata, void *handle) {
+  knsockGoStoreAbort((uintptr_t)userdata, (uintptr_t)handle);
+}
+
+static int store_stat(void *userdata, const char *name, struct knsock_store_object *object,
+                      char *reason) {
+  return knsockGoStoreStat((uintptr_t)userdata, (char *)name, object, reason);
+}
+
+enum knsock_result knsock_go_set_store(struct knsock_server_config *config, uintptr_t handle) {
+  struct knsock_store_vtable vt = {store_begin, store_write, store_commit, store_abort,
+                                   store_stat, knsock_go_finalizer_tramp};
+  return knsock_server_config_set_store(config, &vt, (void *)handle);
+}

@@ -26,5 +26,8 @@ void knsock_go_received_tramp(void *userdata, const struct knsock_file_info *inf
 void knsock_go_error_tramp(void *userdata, enum knsock_result code, const char *message,
                            const char *peer);
 void knsock_go_finalizer_tramp(void *userdata);
+size_t knsock_go_read_tramp(void *userdata, uint8_t *buffer, size_t length);
+/* knsock_server_config_set_store() with the Go store trampolines; `handle` is the Store's. */
+enum knsock_result knsock_go_set_store(struct knsock_server_config *config, uintptr_t handle);
 
 #endif

@@ -98,7 +98,12 @@ pub(crate) fn admit(
     };
     check_offer(offer, policy)?;
     let lookup = found?;
-    if let Some(max) = lookup.max_size().filter(|m| offer.size > *m) {
+    // Content of unknown size is held to the limits and given room as it arrives.
+    let size = match offer.is_unsized(policy.caps) {
+        true => 0,
+        false => offer.size,
+    };
+    if let Some(max) = lookup.max_size().filter(|m| size > *m) {
         return Err(Refusal(
             Code::TooLarge,
             format!(
@@ -109,11 +114,9 @@ pub(crate) fn admit(
     }
     lookup.check_existing(cfg.overwrite)?;
     let space = match lookup.space().map_err(io_refusal)? {
-        Some((device, free)) => {
-            policy
-                .space
-                .reserve(device, offer.size, free, cfg.reserve_bytes)?
-        }
+        Some((device, free)) => policy
+            .space
+            .reserve(device, size, free, cfg.reserve_bytes)?,
         None => policy.space.nothing(),
     };
     run_validators(&cfg.before, info)?;
@@ -183,7 +186,12 @@ pub(crate) fn check_offer(offer: &Offer, policy: &Policy<'_>) -> Result<(), Refu
             format!("unknown checksum algorithm {}", offer.algorithm),
         ));
     }
-    if let Some(max) = policy.config.max_file_size.filter(|m| offer.size > *m) {
+    let streamed = offer.is_unsized(policy.caps);
+    if let Some(max) = policy
+        .config
+        .max_file_size
+        .filter(|m| offer.size > *m && !streamed)
+    {
         return Err(Refusal(
             Code::TooLarge,
             format!(

@@ -21,6 +21,9 @@ pub(crate) struct Reservation {
     files: Arc<AtomicU64>,
     dev: u64,
     bytes: u64,
+    /// The free space seen at admission and the reserve to keep, for [`Reservation::grow`];
+    /// `None` for a reservation of nothing (no local room taken).
+    room: Option<(u64, u64)>,
 }
 
 impl Space {
@@ -45,7 +48,9 @@ impl Space {
             ));
         }
         *map.entry(dev).or_insert(0) += size;
-        Ok(self.reservation(dev, size))
+        let mut r = self.reservation(dev, size);
+        r.room = Some((free, keep));
+        Ok(r)
     }
 
     /// A reservation of nothing, for a file whose content takes no local room once stored.
@@ -60,6 +65,7 @@ impl Space {
             files: Arc::clone(&self.1),
             dev,
             bytes,
+            room: None,
         }
     }
 
@@ -71,6 +77,39 @@ impl Space {
     /// Files holding a reservation now (admitted, not yet committed or failed).
     pub(crate) fn files(&self) -> u64 {
         self.1.load(Ordering::Relaxed)
+    }
+}
+
+impl Reservation {
+    /// Bytes reserved now.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Reserves `more` bytes beside this reservation, for content whose size is known only at
+    /// its end: they must fit in the free space seen at admission with everything promised,
+    /// this file's bytes so far included (they were not written yet when it was seen). A
+    /// reservation of nothing grows without a check.
+    pub(crate) fn grow(&mut self, more: u64) -> Result<(), Refusal> {
+        let Some((free, keep)) = self.room else {
+            self.bytes = self.bytes.saturating_add(more);
+            return Ok(());
+        };
+        let mut map = lock(&self.space);
+        let promised = map.get(&self.dev).copied().unwrap_or(0);
+        if promised.saturating_add(more).saturating_add(keep) > free {
+            return Err(Refusal(
+                Code::NoSpace,
+                format!(
+                    "no space: the stream needs more than its {} bytes so far, {free} were \
+                     free, {promised} promised to files in flight, {keep} reserved",
+                    self.bytes
+                ),
+            ));
+        }
+        *map.entry(self.dev).or_insert(0) += more;
+        self.bytes += more;
+        Ok(())
     }
 }
 

@@ -86,11 +86,18 @@ impl<'a, S: Stream> Connection<'a, S> {
     /// Tells the peer why the connection ends (an ERROR frame with the code for the error's
     /// kind, or code 8 when the server is stopping, whatever the error it caused), unless it is
     /// a kn-sock 0.3 peer, which cannot read one.
+    /// An error that carries a refusal's code (content of unknown size past a limit) sends that
+    /// code and text, then reads and drops what the sender still sends for a moment, so the
+    /// frame is not lost to a reset while the sender writes (docs/protocol.md section 3.3).
     pub(crate) async fn fail(&mut self, e: Error) -> Error {
         if !self.legacy {
-            let (code, text) = match self.shared.is_stopping() {
-                true => (Code::ShuttingDown, STOPPING),
-                false => (Code::for_kind(e.kind()), e.message()),
+            let refusal = e
+                .peer_reason()
+                .and_then(|r| Some((Code::from_u16(r.code)?, &r.text)));
+            let (code, text) = match (self.shared.is_stopping(), refusal) {
+                (true, _) => (Code::ShuttingDown, STOPPING),
+                (false, Some((code, text))) => (code, text.as_str()),
+                (false, None) => (Code::for_kind(e.kind()), e.message()),
             };
             let frame = Frame::Error {
                 code: code as u16,
@@ -98,8 +105,20 @@ impl<'a, S: Stream> Connection<'a, S> {
             };
             self.queue_frame(frame);
             let _ = self.wire.flush().await;
+            if refusal.is_some() && self.in_file {
+                self.linger().await;
+            }
         }
         e
+    }
+
+    /// Reads and drops what the peer sends, until it closes or for at most 2 seconds.
+    async fn linger(&mut self) {
+        let _ = self.wire.finish().await;
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        self.wire.set_deadline(Some(until));
+        let mut sink = vec![0u8; 64 * 1024];
+        while let Ok(1..) = self.wire.read_some(&mut sink).await {}
     }
 
     /// Writes `bytes` and flushes them.
@@ -128,7 +147,7 @@ impl<'a, S: Stream> Connection<'a, S> {
     }
 
     /// The content buffer, at least big enough for a file of `size` bytes (up to its limit).
-    fn take_buffer(&mut self, size: u64) -> Vec<u8> {
+    pub(super) fn take_buffer(&mut self, size: u64) -> Vec<u8> {
         let want = BUFFER_SIZE.min(size.max(1) as usize);
         let mut buf = std::mem::take(&mut self.buf);
         if buf.len() < want {
@@ -139,7 +158,7 @@ impl<'a, S: Stream> Connection<'a, S> {
 
     /// Gives the content buffer back; one larger than a frame is freed (an idle connection
     /// holds little).
-    fn return_buffer(&mut self, buf: Vec<u8>) {
+    pub(super) fn return_buffer(&mut self, buf: Vec<u8>) {
         if buf.len() <= 64 * 1024 {
             self.buf = buf;
         }

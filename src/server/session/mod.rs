@@ -10,3 +10,4 @@ pub(super) mod delta;
 pub(super) mod legacy;
 pub(super) mod native;
 pub(super) mod offer;
+pub(super) mod stream;

@@ -98,6 +98,7 @@ async fn answer_hello<S: Stream>(
         return Err(Error::protocol(text));
     };
     let mut ours = protocol::CAP_EAGER | protocol::CAP_PIPELINE | protocol::CAP_DELTA;
+    ours |= protocol::CAP_STREAM;
     if zstd {
         ours |= protocol::CAP_ZSTD;
     }
@@ -343,17 +344,19 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
     async fn content(&mut self, adm: Admitted<'a>, eager: bool) -> Result<()> {
         let Admitted {
             seq,
-            offer,
-            info,
+            mut offer,
+            mut info,
             resume,
             storage,
             hasher,
-            space,
+            mut space,
             ..
         } = adm;
         let partial = resume.as_ref().map(|r| r.partial.as_str());
         self.conn.in_file = true;
-        let (landed, digest, fds) = self.conn.receive(&offer, storage, hasher, partial).await?;
+        let (landed, digest, fds) = self
+            .receive_either(&mut offer, &mut info, storage, hasher, partial, &mut space)
+            .await?;
         if !eager {
             self.deadline();
         }
@@ -424,9 +427,10 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
     /// (and its DONE) is already here, so no verdict waits on the peer. An eager file's content
     /// stays under the header deadline; a large file's content only under the idle timeout.
     pub(super) async fn before_content(&mut self, offer: &Offer, eager: bool) -> Result<()> {
-        let whole = offer.encoding == protocol::ENCODING_RAW
+        // Only an eager file (64 KiB at most) may be whole in the buffers.
+        let may_hold = eager
+            && offer.encoding == protocol::ENCODING_RAW
             && self.conn.wire.ready(offer.size as usize + DONE_LEN);
-        let may_hold = eager && whole;
         if !self.conn.pending.is_empty() && !may_hold {
             self.conn.commit().await?;
         }

@@ -43,16 +43,18 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
             basis: None,
         };
         let resolved = Resolved::new(&self.conn.shared.sink, offer);
-        if !eager && self.unchanged(offer, &resolved) {
+        // Content of unknown size is never skipped, resumed or sent as a delta (section 3.3).
+        let streamed = offer.is_unsized(self.caps);
+        if !eager && !streamed && self.unchanged(offer, &resolved) {
             found.unchanged = true;
             return (found, None, None, None);
         }
-        let basis = match self.caps & protocol::CAP_DELTA != 0 && !eager {
+        let basis = match self.caps & protocol::CAP_DELTA != 0 && !eager && !streamed {
             true => resolved.basis(offer),
             false => None,
         };
         found.basis = basis.as_ref().map(|(_, st)| st.st_size as u64);
-        let resume = match eager {
+        let resume = match eager || streamed {
             true => None,
             false => self.resume_for(offer),
         };

@@ -14,6 +14,8 @@ servers; `AuthenticationError`), fan-out (`send_files_to_many`: the same files t
 receivers at once), S3 storage on servers (`s3="s3://BUCKET/PREFIX"`; `StoreError`) and
 `FileServer.stats()` (a `ServerStats` of counters and resources in use). A receiver at its
 connection cap raises `ReceiverBusyError` (a `FileTransferError`) once `retries` are spent.
+`send_stream` sends a binary file object or an iterator of bytes (size known only at its end),
+and a `FileServer(store=...)` receives into a `knsock.Store` of the program's own.
 """
 from ._ffi import Overwrite, Result, lib as _lib
 from ._send import (BatchProgress, FileResult, ReceiverResult, send_file, send_file_async,
@@ -21,6 +23,8 @@ from ._send import (BatchProgress, FileResult, ReceiverResult, send_file, send_f
 from ._server import (FileServer, ReceivedFile, hash_token, start_file_server,
                       start_file_server_async)
 from ._stats import STATS_CODES, ServerStats
+from ._store import Store, StoredObject
+from ._stream import send_stream, send_stream_async
 from .errors import (AuthenticationError, ConnectionTimeoutError, EasySocketError,
                      FileTransferError, ReceiverBusyError, StoreError)
 
@@ -33,5 +37,5 @@ __all__ = [
     "FileTransferError", "ConnectionTimeoutError", "EasySocketError", "Result", "Overwrite",
     "library_version", "AuthenticationError", "ReceivedFile", "hash_token",
     "send_files_to_many", "ReceiverResult", "StoreError", "ServerStats", "STATS_CODES",
-    "ReceiverBusyError",
+    "ReceiverBusyError", "send_stream", "send_stream_async", "Store", "StoredObject",
 ]

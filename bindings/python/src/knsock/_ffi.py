@@ -62,6 +62,37 @@ MULTI_PROGRESS_CB = CFUNCTYPE(c_int, c_void_p, c_size_t, c_char_p, c_size_t, c_s
                               c_uint64, c_uint64, c_uint64)
 
 
+# knsock_send_stream's read callback: bytes written into `buffer`, 0 at the end, READ_ABORT.
+READ_CB = CFUNCTYPE(c_size_t, c_void_p, c_void_p, c_size_t)
+READ_ABORT = ctypes.c_size_t(-1).value
+SIZE_UNKNOWN = (1 << 64) - 1
+STORE_OK, STORE_FAILED, STORE_REFUSED, STORE_NOT_FOUND = 0, 1, 2, 3
+
+
+class StoreObject(ctypes.Structure):
+    """`knsock_store_object`: an object as a store sees it."""
+
+    _fields_ = [("size", c_uint64), ("mtime_secs", c_int64), ("mtime_nanos", c_uint32),
+                ("mode", c_uint32), ("has_digest", c_bool), ("digest", ctypes.c_uint8 * 16)]
+
+
+# The store's callbacks; `reason` (the last argument but for abort) is a writable buffer.
+STORE_BEGIN_CB = CFUNCTYPE(c_int, c_void_p, c_char_p, POINTER(StoreObject), POINTER(c_void_p),
+                           c_void_p)
+STORE_WRITE_CB = CFUNCTYPE(c_int, c_void_p, c_void_p, c_void_p, c_size_t, c_void_p)
+STORE_COMMIT_CB = CFUNCTYPE(c_int, c_void_p, c_void_p, c_void_p)
+STORE_ABORT_CB = CFUNCTYPE(None, c_void_p, c_void_p)
+STORE_STAT_CB = CFUNCTYPE(c_int, c_void_p, c_char_p, POINTER(StoreObject), c_void_p)
+
+
+class StoreVtable(ctypes.Structure):
+    """`knsock_store_vtable`."""
+
+    _fields_ = [("begin", STORE_BEGIN_CB), ("write", STORE_WRITE_CB),
+                ("commit", STORE_COMMIT_CB), ("abort", STORE_ABORT_CB),
+                ("stat", STORE_STAT_CB), ("free_userdata", FINALIZER_CB)]
+
+
 class Receiver(ctypes.Structure):
     """`knsock_receiver`: one receiver of knsock_send_files_multi (the host borrowed for the
     call)."""
@@ -115,6 +146,9 @@ _PROTOTYPES = {
     "knsock_string_free": (None, [c_void_p]),
     # sending
     "knsock_send_file": (c_int, [c_char_p, c_uint16, c_char_p, _P, _PP]),
+    "knsock_send_stream": (c_int, [c_char_p, c_uint16, c_char_p, READ_CB, c_void_p, c_uint64,
+                                   _P, _PP]),
+    "knsock_server_config_set_store": (c_int, [_P, POINTER(StoreVtable), c_void_p]),
     "knsock_send_files": (c_int, [c_char_p, c_uint16, POINTER(c_char_p), c_size_t, _P, _PP,
                                   _PP]),
     "knsock_send_file_async": (c_int, [c_char_p, c_uint16, c_char_p, _P, DONE_CB, c_void_p, _PP,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 from . import _ffi
+from ._store import Store, set_store
 from ._ffi import Overwrite, Result, lib
 from ._stats import ServerStats, server_stats
 from .errors import error_from, take_error
@@ -283,6 +284,9 @@ class FileServer:
     and `s3_ca_file` (PEM, for an https endpoint) need `s3`; left out, they come from the
     AWS_* environment. The bucket is opened at start: an unreachable store or refused keys
     raise `StoreError`, and a file the store fails later reaches the error handler as one.
+
+    With `store=` (a `knsock.Store`), received files go into the program's own storage
+    instead, only once verified; `save_dir` spools their content.
     """
 
     def __init__(self, port: int, save_dir: Union[str, "os.PathLike[str]"],
@@ -306,7 +310,7 @@ class FileServer:
                  s3_endpoint: Optional[str] = None, s3_path_style: bool = False,
                  s3_region: Optional[str] = None,
                  s3_credentials: Optional[Sequence[str]] = None,
-                 s3_ca_file: Optional[PathLike] = None):
+                 s3_ca_file: Optional[PathLike] = None, store: Optional[Store] = None):
         self._ptr = None
         self._cond = threading.Condition()
         self._busy = 0
@@ -363,6 +367,8 @@ class FileServer:
                           raise_fd_limit=raise_fd_limit)
             _set_s3(cfg, s3=s3, s3_endpoint=s3_endpoint, s3_path_style=s3_path_style,
                     s3_region=s3_region, s3_credentials=s3_credentials, s3_ca_file=s3_ca_file)
+            if store is not None:
+                set_store(cfg, store)
             if handler is not None or handler_info is not None:
                 c(lib.knsock_server_config_set_received_handler(cfg, _received_trampoline,
                                                                 handle), "handler")
