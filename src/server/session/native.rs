@@ -101,6 +101,9 @@ async fn answer_hello<S: Stream>(
     if zstd {
         ours |= protocol::CAP_ZSTD;
     }
+    if conn.shared.config.security.allow_fetch {
+        ours |= protocol::CAP_FETCH;
+    }
     let mut caps = hello.caps & ours;
     if caps & protocol::CAP_PIPELINE == 0 {
         caps &= !protocol::CAP_DELTA;
@@ -175,6 +178,7 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
                     self.receive_delta(seq).await
                 }
                 Frame::Bye => return self.conn.commit().await,
+                Frame::Fetch(r) if self.next_seq == 0 => return self.fetch(r).await,
                 f => Err(Error::protocol(format!(
                     "unexpected frame from sender: {f:?}"
                 ))),
