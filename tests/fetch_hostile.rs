@@ -148,7 +148,14 @@ fn names_that_climb_out_or_were_not_asked_for_are_refused() {
         assert_eq!(e.kind(), ErrorKind::Protocol, "{}: {e}", f.name);
         assert!(e.message().contains("unacceptable name"), "{e}");
     }
-    let msg = |i: usize| r.files[i].result.as_ref().unwrap_err().message().to_string();
+    let msg = |i: usize| {
+        r.files[i]
+            .result
+            .as_ref()
+            .unwrap_err()
+            .message()
+            .to_string()
+    };
     assert!(msg(1).contains("'..' path component"), "{}", msg(1));
     assert!(msg(3).contains("absolute path"), "{}", msg(3));
     assert!(msg(4).contains("not asked for"), "{}", msg(4));
@@ -168,13 +175,20 @@ fn a_name_through_a_planted_symlink_is_refused() {
     std::os::unix::fs::symlink(&outside, dest.join("tree/link")).unwrap();
     let (port, server) = hostile(vec![
         file("tree/link/evil", b"evil", Content::Honest),
-        file("tree/link", b"replaces the link, not its target", Content::Honest),
+        file(
+            "tree/link",
+            b"replaces the link, not its target",
+            Content::Honest,
+        ),
     ]);
     let r = fetch(port, &dest);
     server.join().unwrap();
     let e = outcome(&r, "tree/link/evil").as_ref().unwrap_err();
     assert!(e.message().contains("symlink"), "{e}");
-    assert!(list_tree(&outside).is_empty(), "nothing written through the link");
+    assert!(
+        list_tree(&outside).is_empty(),
+        "nothing written through the link"
+    );
     // The link itself is a name like any other: replaced by the file, never followed.
     assert!(matches!(outcome(&r, "tree/link"), Ok(FetchStatus::Fetched)));
     let link = std::fs::symlink_metadata(dest.join("tree/link")).unwrap();
@@ -196,7 +210,10 @@ fn a_wrong_digest_or_long_content_keeps_nothing() {
     server.join().unwrap();
     let e = outcome(&r, "tree/bad").as_ref().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
-    assert!(e.message().contains("checksum mismatch for 'tree/bad'"), "{e}");
+    assert!(
+        e.message().contains("checksum mismatch for 'tree/bad'"),
+        "{e}"
+    );
     assert!(matches!(outcome(&r, "tree/good"), Ok(FetchStatus::Fetched)));
     // Long content desynchronises the stream: that file and the ones after it fail.
     let e = outcome(&r, "tree/long").as_ref().unwrap_err();
@@ -239,7 +256,14 @@ fn a_receiver_lists_nothing_outside_its_directory() {
     std::os::unix::fs::symlink(outside.path(), srv.path("link")).unwrap();
     let (mut c, caps) = RawClient::hello_with(srv.addr(), protocol::CAP_FETCH);
     assert_eq!(caps, protocol::CAP_FETCH);
-    let names = ["../x", "/etc/passwd", "link/secret", "link", "dir/flink", "dir"];
+    let names = [
+        "../x",
+        "/etc/passwd",
+        "link/secret",
+        "link",
+        "dir/flink",
+        "dir",
+    ];
     c.send(Frame::Fetch(FetchRequest {
         flags: protocol::FETCH_RECURSIVE,
         names: names.iter().map(|n| n.to_string()).collect(),
@@ -273,7 +297,10 @@ fn a_receiver_lists_nothing_outside_its_directory() {
     c.send(Frame::Bye);
     let mut rest = c.read_to_end();
     let mut r = &rest[..];
-    assert_eq!(Frame::read_from(&mut r).unwrap(), Some(Frame::Data { seq: 0 }));
+    assert_eq!(
+        Frame::read_from(&mut r).unwrap(),
+        Some(Frame::Data { seq: 0 })
+    );
     assert_eq!(&r[..4], b"side");
     r = &r[4..];
     let done = Frame::read_from(&mut r).unwrap();
