@@ -345,3 +345,45 @@ fn a_wrong_token_fetches_nothing() {
     assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
     assert!(list_tree(out.path()).is_empty());
 }
+
+#[test]
+fn progress_is_reported_and_a_callback_can_abort() {
+    let srv = TestServer::start(|c| {
+        c.allow_fetch(true).allow_anonymous_fetch(true);
+    });
+    let big = random_bytes(1 << 20, 7);
+    std::fs::write(srv.path("big"), &big).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = std::sync::Arc::clone(&seen);
+    let files = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let f2 = std::sync::Arc::clone(&files);
+    let opts = FetchOptions {
+        progress: Some(std::sync::Arc::new(move |name: &str, got, total| {
+            s2.lock().unwrap().push((name.to_string(), got, total));
+            true
+        })),
+        on_file: Some(std::sync::Arc::new(move |f: &knsock::FetchedFile| {
+            f2.lock().unwrap().push((f.name.clone(), f.result.is_ok()));
+        })),
+        ..FetchOptions::default()
+    };
+    fetch_file("127.0.0.1", srv.port(), "big", out.path(), &opts).unwrap();
+    let seen = seen.lock().unwrap();
+    assert!(seen.len() >= 4, "one call per piece of at most 256 KiB");
+    assert_eq!(seen.last().unwrap(), &("big".to_string(), 1 << 20, 1 << 20));
+    assert!(seen.windows(2).all(|w| w[0].1 < w[1].1));
+    assert_eq!(*files.lock().unwrap(), [("big".to_string(), true)]);
+
+    let aborting = FetchOptions {
+        progress: Some(std::sync::Arc::new(|_: &str, got, _| got < 300_000)),
+        ..FetchOptions::default()
+    };
+    let other = tempfile::tempdir().unwrap();
+    let e = fetch_file("127.0.0.1", srv.port(), "big", other.path(), &aborting).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AbortedByCallback, "{e}");
+    assert!(
+        list_tree(other.path()).is_empty(),
+        "nothing partial is left"
+    );
+}

@@ -42,45 +42,62 @@ fn file(name: &'static str, data: &[u8], content: Content) -> Listed {
 /// A server that lists `files` to whatever is asked and serves their content as told; it
 /// returns the request it got and the seqs the client wanted.
 fn hostile(files: Vec<Listed>) -> (u16, JoinHandle<(FetchRequest, Vec<u32>)>) {
+    let (port, conns) = hostile_conns(vec![files]);
+    (
+        port,
+        std::thread::spawn(move || conns.join().unwrap().remove(0)),
+    )
+}
+
+/// [`hostile`] for one connection after another, each with its own list.
+type Served = Vec<(FetchRequest, Vec<u32>)>;
+fn hostile_conns(conns: Vec<Vec<Listed>>) -> (u16, JoinHandle<Served>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let serve = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
-        let mut first = [0u8; 1];
-        s.read_exact(&mut first).unwrap();
-        let hello = Hello::read_after_first_byte(&mut s).unwrap();
-        assert_ne!(hello.caps & protocol::CAP_FETCH, 0);
-        let mut out = Vec::new();
-        protocol::encode_hello_reply(1, protocol::CAP_FETCH, &mut out);
-        s.write_all(&out).unwrap();
-        let Some(Frame::Fetch(req)) = Frame::read_from(&mut s).unwrap() else {
-            panic!("no FETCH");
-        };
-        let mut out = Vec::new();
-        for (seq, f) in files.iter().enumerate() {
-            let offer = Offer {
-                mtime_secs: 1_700_000_000,
-                ..Offer::new(f.name, f.data.len() as u64)
-            };
-            let seq = seq as u32;
-            Frame::File { seq, offer }.encode(&mut out);
-        }
-        let count = files.len() as u32;
-        Frame::Listed { count }.encode(&mut out);
-        s.write_all(&out).unwrap();
-        let mut wants = Vec::new();
-        while let Some(Frame::Want { seq, .. }) = Frame::read_from(&mut s).unwrap() {
-            wants.push(seq);
-        }
-        for &seq in &wants {
-            if !serve_one(&mut s, seq, &files[seq as usize]) {
-                break;
-            }
-        }
-        (req, wants)
+        conns
+            .into_iter()
+            .map(|files| serve_conn(&listener, files))
+            .collect()
     });
     (port, serve)
+}
+
+fn serve_conn(listener: &TcpListener, files: Vec<Listed>) -> (FetchRequest, Vec<u32>) {
+    let (mut s, _) = listener.accept().unwrap();
+    s.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+    let mut first = [0u8; 1];
+    s.read_exact(&mut first).unwrap();
+    let hello = Hello::read_after_first_byte(&mut s).unwrap();
+    assert_ne!(hello.caps & protocol::CAP_FETCH, 0);
+    let mut out = Vec::new();
+    protocol::encode_hello_reply(1, protocol::CAP_FETCH, &mut out);
+    s.write_all(&out).unwrap();
+    let Some(Frame::Fetch(req)) = Frame::read_from(&mut s).unwrap() else {
+        panic!("no FETCH");
+    };
+    let mut out = Vec::new();
+    for (seq, f) in files.iter().enumerate() {
+        let offer = Offer {
+            mtime_secs: 1_700_000_000,
+            ..Offer::new(f.name, f.data.len() as u64)
+        };
+        let seq = seq as u32;
+        Frame::File { seq, offer }.encode(&mut out);
+    }
+    let count = files.len() as u32;
+    Frame::Listed { count }.encode(&mut out);
+    s.write_all(&out).unwrap();
+    let mut wants = Vec::new();
+    while let Some(Frame::Want { seq, .. }) = Frame::read_from(&mut s).unwrap() {
+        wants.push(seq);
+    }
+    for &seq in &wants {
+        if !serve_one(&mut s, seq, &files[seq as usize]) {
+            break;
+        }
+    }
+    (req, wants)
 }
 
 /// Sends one file's content as told; `false` once the connection is closed.
@@ -313,4 +330,47 @@ fn a_receiver_lists_nothing_outside_its_directory() {
     );
     assert!(r.is_empty());
     rest.clear();
+}
+
+#[test]
+fn a_fetch_cut_short_is_retried_and_what_was_fetched_is_not_fetched_again() {
+    let big = random_bytes(300_000, 3);
+    let (port, server) = hostile_conns(vec![
+        vec![
+            file("tree/one", b"first", Content::Honest),
+            file("tree/big", &big, Content::Short),
+            file("tree/three", b"third", Content::Honest),
+        ],
+        vec![
+            file("tree/one", b"first", Content::Honest),
+            file("tree/big", &big, Content::Honest),
+            file("tree/three", b"third", Content::Honest),
+        ],
+    ]);
+    let top = tempfile::tempdir().unwrap();
+    let opts = FetchOptions {
+        recursive: true,
+        retries: 1,
+        retry_delay: std::time::Duration::from_millis(1),
+        ..FetchOptions::default()
+    };
+    let r = fetch_files("127.0.0.1", port, &["tree"], top.path(), &opts).unwrap();
+    let served = server.join().unwrap();
+    assert_eq!(served[0].1, [0, 1, 2]);
+    assert_eq!(
+        served[1].1,
+        [1, 2],
+        "tree/one was fetched by the first attempt"
+    );
+    assert_eq!(r.attempts, 2);
+    assert_eq!(r.failed(), 0, "{:?}", r.first_error());
+    assert!(r
+        .files
+        .iter()
+        .all(|f| matches!(f.result, Ok(FetchStatus::Fetched))));
+    assert_eq!(std::fs::read(top.path().join("tree/big")).unwrap(), big);
+    assert_eq!(
+        list_tree(top.path()),
+        ["tree", "tree/big", "tree/one", "tree/three"]
+    );
 }
