@@ -45,7 +45,7 @@ pub mod ffi;
 pub use error::{Error, ErrorKind, PeerReason, Result};
 pub use fetch::{
     fetch_file, fetch_files, FetchOptions, FetchProgressFn, FetchReport, FetchStatus, FetchedFile,
-    FetchedFn,
+    FetchedFn, MissingName,
 };
 pub use send::{
     check_chunk_size, check_timeout, send_file, send_files, send_files_to_many, BatchProgress,

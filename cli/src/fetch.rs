@@ -46,8 +46,8 @@ pub(crate) fn fetch_command(a: FetchArgs) -> Result<(), Fail> {
 
 /// A line per file and per name that gave nothing; `Err` when anything failed.
 fn summary(report: &FetchReport) -> Result<(), Fail> {
-    for e in &report.missing {
-        eprintln!("kn-sock: {}", explain(e.duplicate()));
+    for m in &report.missing {
+        eprintln!("kn-sock: {}", explain(m.error.duplicate()));
     }
     for f in &report.files {
         let name = knsock::printable(&f.name);

@@ -15,7 +15,7 @@ mod options;
 mod session;
 
 pub use options::{
-    FetchOptions, FetchProgressFn, FetchReport, FetchStatus, FetchedFile, FetchedFn,
+    FetchOptions, FetchProgressFn, FetchReport, FetchStatus, FetchedFile, FetchedFn, MissingName,
 };
 
 /// Fetches `remotes` (names relative to what this client may read on the receiver: files, or

@@ -159,13 +159,22 @@ pub struct FetchedFile {
     pub result: Result<FetchStatus>,
 }
 
+/// A requested name that gave nothing to fetch.
+#[derive(Debug)]
+pub struct MissingName {
+    /// The name as it was requested.
+    pub name: String,
+    /// Why: no such file, a name the rules refuse, a directory without recursion.
+    pub error: Error,
+}
+
 /// The outcome of [`fetch_files`](crate::fetch_files).
 #[derive(Debug)]
 pub struct FetchReport {
     /// One entry per listed file, in list order.
     pub files: Vec<FetchedFile>,
     /// Requested names that gave nothing (no such file, a refused name), in request order.
-    pub missing: Vec<Error>,
+    pub missing: Vec<MissingName>,
     /// The whole fetch, retries included.
     pub elapsed: Duration,
     /// Connections made.
@@ -192,6 +201,6 @@ impl FetchReport {
     /// The first error: a requested name that gave nothing, else the first file that failed.
     pub fn first_error(&self) -> Option<&Error> {
         let file = || self.files.iter().find_map(|f| f.result.as_ref().err());
-        self.missing.first().or_else(file)
+        self.missing.first().map(|m| &m.error).or_else(file)
     }
 }

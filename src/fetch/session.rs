@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 
 use super::land::{refused, Dest};
-use super::options::{FetchOptions, FetchStatus, FetchedFile};
+use super::options::{FetchOptions, FetchStatus, FetchedFile, MissingName};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, check_name, FetchRequest, Frame, Hello, Offer};
 use crate::transport::{Transport, Wire};
@@ -17,7 +17,7 @@ const CHUNK: usize = 256 * 1024;
 /// previous attempt) and the requested names that gave nothing.
 pub(crate) struct Round {
     pub(crate) files: Vec<FetchedFile>,
-    pub(crate) missing: Vec<Error>,
+    pub(crate) missing: Vec<MissingName>,
 }
 
 /// A listed file the client accepted: where it lands.
@@ -61,7 +61,8 @@ pub(crate) fn run<S: Transport>(
         let (file, plan) = decide(item, dest, opts, settled);
         if let Some(plan) = plan {
             wants.push((seq as u32, files.len(), plan));
-        } else if let Some(f) = &opts.on_file {
+        } else if let (Some(f), false) = (&opts.on_file, settled.contains(&file.name)) {
+            // A file an earlier attempt fetched was reported then.
             f(&file);
         }
         files.push(file);
@@ -138,7 +139,7 @@ type Listed = (Offer, std::result::Result<String, Error>);
 fn read_list<S: Transport>(
     wire: &mut Wire<S>,
     req: &FetchRequest,
-) -> Result<(Vec<Listed>, Vec<Error>)> {
+) -> Result<(Vec<Listed>, Vec<MissingName>)> {
     let (mut listed, mut missing) = (Vec::new(), Vec::new());
     let mut seen = HashSet::new();
     loop {
@@ -157,7 +158,10 @@ fn read_list<S: Transport>(
             Frame::Missing { index, code, text } => {
                 let asked = req.names.get(index as usize).map_or("?", |n| n.as_str());
                 let e = protocol::peer_error(code, text);
-                missing.push(e.context(format!("fetching '{}'", crate::printable(asked))));
+                missing.push(MissingName {
+                    name: asked.to_string(),
+                    error: e.context(format!("fetching '{}'", crate::printable(asked))),
+                });
             }
             Frame::Listed { count } if count as usize == listed.len() => {
                 return Ok((listed, missing))
