@@ -36,7 +36,6 @@ pub(crate) fn run<S: Transport>(
     settled: &HashSet<String>,
 ) -> Result<Round> {
     let mut wire = Wire::new(stream, 64 * 1024, 64 * 1024, Some(opts.timeout));
-    hello(&mut wire, opts)?;
     let mut flags = 0;
     if opts.recursive {
         flags |= protocol::FETCH_RECURSIVE;
@@ -50,10 +49,7 @@ pub(crate) fn run<S: Transport>(
         include: opts.include.clone(),
         exclude: opts.exclude.clone(),
     };
-    Frame::Fetch(request.clone())
-        .write_to(&mut wire)
-        .and_then(|()| wire.flush())
-        .map_err(|e| Error::io("sending the request", e))?;
+    hello(&mut wire, opts, &request)?;
     let (listed, missing) = read_list(&mut wire, &request)?;
     let mut files = Vec::new();
     let mut wants = Vec::new();
@@ -82,8 +78,9 @@ pub(crate) fn run<S: Transport>(
     Ok(Round { files, missing })
 }
 
-/// The hello (with the fetch bit), the token if any, and the receiver's answers.
-fn hello<S: Transport>(wire: &mut Wire<S>, opts: &FetchOptions) -> Result<()> {
+/// The hello (with the fetch bit), the token if any and the FETCH, all at once (one round trip
+/// less), then the receiver's answers to the first two.
+fn hello<S: Transport>(wire: &mut Wire<S>, opts: &FetchOptions, req: &FetchRequest) -> Result<()> {
     let mut out = Vec::with_capacity(16);
     Hello::ours(protocol::CAP_FETCH).encode(&mut out);
     if let Some(token) = &opts.token {
@@ -94,9 +91,10 @@ fn hello<S: Transport>(wire: &mut Wire<S>, opts: &FetchOptions) -> Result<()> {
         }
         .encode(&mut out);
     }
+    Frame::Fetch(req.clone()).encode(&mut out);
     wire.write_all(&out)
         .and_then(|()| wire.flush())
-        .map_err(|e| Error::io("sending the hello", e))?;
+        .map_err(|e| Error::io("sending the hello and the request", e))?;
     let caps = match protocol::read_hello_reply(wire)? {
         (0, _) => {
             return Err(match Frame::read_from(wire) {
