@@ -14,8 +14,11 @@ servers; `AuthenticationError`), fan-out (`send_files_to_many`: the same files t
 receivers at once), S3 storage on servers (`s3="s3://BUCKET/PREFIX"`; `StoreError`) and
 `FileServer.stats()` (a `ServerStats` of counters and resources in use). A receiver at its
 connection cap raises `ReceiverBusyError` (a `FileTransferError`) once `retries` are spent.
+Restores: `fetch_files` / `fetch_file` (and their `_async` forms) get files back from a server
+started with `allow_fetch=True`, verified and renamed into place as a receiver does.
 """
 from ._ffi import Overwrite, Result, lib as _lib
+from ._fetch import fetch_file, fetch_file_async, fetch_files, fetch_files_async
 from ._send import (BatchProgress, FileResult, ReceiverResult, send_file, send_file_async,
                     send_files, send_files_to_many)
 from ._server import (FileServer, ReceivedFile, hash_token, start_file_server,
@@ -33,5 +36,5 @@ __all__ = [
     "FileTransferError", "ConnectionTimeoutError", "EasySocketError", "Result", "Overwrite",
     "library_version", "AuthenticationError", "ReceivedFile", "hash_token",
     "send_files_to_many", "ReceiverResult", "StoreError", "ServerStats", "STATS_CODES",
-    "ReceiverBusyError",
+    "ReceiverBusyError", "fetch_file", "fetch_files", "fetch_file_async", "fetch_files_async",
 ]
