@@ -387,3 +387,36 @@ fn progress_is_reported_and_a_callback_can_abort() {
         "nothing partial is left"
     );
 }
+
+#[test]
+fn a_fetch_aborted_with_partial_copies_kept_resumes_from_a_real_receiver() {
+    let srv = TestServer::start(|c| {
+        c.allow_fetch(true).allow_anonymous_fetch(true);
+    });
+    let big = random_bytes(2 << 20, 9);
+    std::fs::write(srv.path("big"), &big).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let first_bytes = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let fb = std::sync::Arc::clone(&first_bytes);
+    let aborting = FetchOptions {
+        partial: true,
+        progress: Some(std::sync::Arc::new(|_: &str, got, _| got < 1 << 20)),
+        ..FetchOptions::default()
+    };
+    let e = fetch_file("127.0.0.1", srv.port(), "big", out.path(), &aborting).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AbortedByCallback);
+    assert_eq!(temporaries(out.path()).len(), 1, "the partial copy is kept");
+    let resuming = FetchOptions {
+        partial: true,
+        progress: Some(std::sync::Arc::new(move |_: &str, got, _| {
+            fb.lock().unwrap().get_or_insert(got);
+            true
+        })),
+        ..FetchOptions::default()
+    };
+    fetch_file("127.0.0.1", srv.port(), "big", out.path(), &resuming).unwrap();
+    let first = first_bytes.lock().unwrap().unwrap();
+    assert!(first > 1 << 20, "resumed past the kept prefix: {first}");
+    assert_eq!(std::fs::read(out.path().join("big")).unwrap(), big);
+    assert_eq!(list_tree(out.path()), ["big"]);
+}

@@ -43,14 +43,16 @@ fn file(name: &'static str, data: &[u8], content: Content) -> Listed {
 /// returns the request it got and the seqs the client wanted.
 fn hostile(files: Vec<Listed>) -> (u16, JoinHandle<(FetchRequest, Vec<u32>)>) {
     let (port, conns) = hostile_conns(vec![files]);
-    (
-        port,
-        std::thread::spawn(move || conns.join().unwrap().remove(0)),
-    )
+    let first = move || {
+        let (req, wants) = conns.join().unwrap().remove(0);
+        (req, wants.into_iter().map(|w| w.0).collect())
+    };
+    (port, std::thread::spawn(first))
 }
 
-/// [`hostile`] for one connection after another, each with its own list.
-type Served = Vec<(FetchRequest, Vec<u32>)>;
+/// [`hostile`] for one connection after another, each with its own list; each connection's
+/// request and wants (seq, offset).
+type Served = Vec<(FetchRequest, Vec<(u32, u64)>)>;
 fn hostile_conns(conns: Vec<Vec<Listed>>) -> (u16, JoinHandle<Served>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -63,7 +65,7 @@ fn hostile_conns(conns: Vec<Vec<Listed>>) -> (u16, JoinHandle<Served>) {
     (port, serve)
 }
 
-fn serve_conn(listener: &TcpListener, files: Vec<Listed>) -> (FetchRequest, Vec<u32>) {
+fn serve_conn(listener: &TcpListener, files: Vec<Listed>) -> (FetchRequest, Vec<(u32, u64)>) {
     let (mut s, _) = listener.accept().unwrap();
     s.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
     let mut first = [0u8; 1];
@@ -89,25 +91,25 @@ fn serve_conn(listener: &TcpListener, files: Vec<Listed>) -> (FetchRequest, Vec<
     Frame::Listed { count }.encode(&mut out);
     s.write_all(&out).unwrap();
     let mut wants = Vec::new();
-    while let Some(Frame::Want { seq, .. }) = Frame::read_from(&mut s).unwrap() {
-        wants.push(seq);
+    while let Some(Frame::Want { seq, offset }) = Frame::read_from(&mut s).unwrap() {
+        wants.push((seq, offset));
     }
-    for &seq in &wants {
-        if !serve_one(&mut s, seq, &files[seq as usize]) {
+    for &(seq, offset) in &wants {
+        if !serve_one(&mut s, seq, offset as usize, &files[seq as usize]) {
             break;
         }
     }
     (req, wants)
 }
 
-/// Sends one file's content as told; `false` once the connection is closed.
-fn serve_one(s: &mut TcpStream, seq: u32, f: &Listed) -> bool {
+/// Sends one file's content from `offset` as told; `false` once the connection is closed.
+fn serve_one(s: &mut TcpStream, seq: u32, offset: usize, f: &Listed) -> bool {
     let mut out = Vec::new();
     Frame::Data { seq }.encode(&mut out);
     let mut digest = digest(&f.data);
     match f.content {
         Content::Short => {
-            out.extend_from_slice(&f.data[..f.data.len() / 2]);
+            out.extend_from_slice(&f.data[offset..f.data.len() / 2]);
             s.write_all(&out).unwrap();
             let _ = s.shutdown(std::net::Shutdown::Both);
             return false;
@@ -117,7 +119,7 @@ fn serve_one(s: &mut TcpStream, seq: u32, f: &Listed) -> bool {
         Content::Honest => {}
     }
     if f.content != Content::Long {
-        out.extend_from_slice(&f.data);
+        out.extend_from_slice(&f.data[offset..]);
     }
     Frame::Done {
         algorithm: ALGO_XXH3_128,
@@ -356,10 +358,10 @@ fn a_fetch_cut_short_is_retried_and_what_was_fetched_is_not_fetched_again() {
     };
     let r = fetch_files("127.0.0.1", port, &["tree"], top.path(), &opts).unwrap();
     let served = server.join().unwrap();
-    assert_eq!(served[0].1, [0, 1, 2]);
+    assert_eq!(served[0].1, [(0, 0), (1, 0), (2, 0)]);
     assert_eq!(
         served[1].1,
-        [1, 2],
+        [(1, 0), (2, 0)],
         "tree/one was fetched by the first attempt"
     );
     assert_eq!(r.attempts, 2);
@@ -373,4 +375,33 @@ fn a_fetch_cut_short_is_retried_and_what_was_fetched_is_not_fetched_again() {
         list_tree(top.path()),
         ["tree", "tree/big", "tree/one", "tree/three"]
     );
+}
+
+#[test]
+fn with_partial_copies_kept_an_interrupted_fetch_resumes_where_it_ended() {
+    let big = random_bytes(300_000, 4);
+    let files = |content| vec![file("tree/big", &big, content)];
+    let (port, server) = hostile_conns(vec![files(Content::Short), files(Content::Honest)]);
+    let top = tempfile::tempdir().unwrap();
+    let opts = FetchOptions {
+        recursive: true,
+        partial: true,
+        ..FetchOptions::default()
+    };
+    let e = fetch_files("127.0.0.1", port, &["tree"], top.path(), &opts).unwrap();
+    assert!(e.files[0].result.is_err());
+    let kept = temporaries(top.path());
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].starts_with("tree/.knsock-partial-"), "{kept:?}");
+    assert!(
+        !top.path().join("tree/big").exists(),
+        "nothing under the final name"
+    );
+
+    let r = fetch_files("127.0.0.1", port, &["tree"], top.path(), &opts).unwrap();
+    let served = server.join().unwrap();
+    assert_eq!(served[1].1, [(0, 150_000)], "the second fetch resumes");
+    assert_eq!(r.failed(), 0, "{:?}", r.first_error());
+    assert_eq!(std::fs::read(top.path().join("tree/big")).unwrap(), big);
+    assert_eq!(list_tree(top.path()), ["tree", "tree/big"]);
 }

@@ -287,6 +287,10 @@ pub(crate) struct FetchArgs {
     /// With --skip-unchanged, compare content digests instead of size and mtime.
     #[arg(long, requires = "skip_unchanged")]
     pub(crate) checksum: bool,
+    /// Keep the data of a file whose fetch was cut short, hidden beside its name, so that a
+    /// retry or a later fetch resumes where it ends (rsync's --partial).
+    #[arg(long)]
+    pub(crate) partial: bool,
     /// Permission bits a fetched file may keep, in octal (default 755).
     #[arg(long, value_name = "OCTAL", default_value = "755", value_parser = octal)]
     pub(crate) mode_mask: u32,

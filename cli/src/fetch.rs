@@ -31,6 +31,7 @@ pub(crate) fn fetch_command(a: FetchArgs) -> Result<(), Fail> {
         exclude: a.exclude,
         skip_unchanged: a.skip_unchanged,
         checksum: a.checksum,
+        partial: a.partial,
         mode_mask: a.mode_mask,
         timeout,
         retries: a.retries,

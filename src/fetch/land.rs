@@ -81,6 +81,26 @@ impl Dest {
         })
     }
 
+    /// With partial copies kept: the place of `local` made (missing directories created), and
+    /// the partial copy of exactly this file (same name, size and modification time on the
+    /// server) an interrupted fetch left there taken over; its length is where content resumes.
+    pub(crate) fn claim_partial(&self, local: &str, offer: &Offer) -> Option<Landing> {
+        let parts = check_name(local).ok()?;
+        let target = self.root.lookup(&parts).ok()?.create().ok()?;
+        let mut temp = target
+            .claim_partial(&partial_name(offer), PARTIAL_TTL, offer.size)
+            .ok()??;
+        let mut hasher = Xxh3::new();
+        temp.reread(&mut hasher).ok()?;
+        let written = temp.written().ok()?;
+        Some(Landing {
+            target,
+            temp,
+            hasher,
+            written,
+        })
+    }
+
     /// Verifies the landed content against the server's DONE, gives the file its mode (within
     /// the mask) and modification time, fsyncs it, renames it into place and fsyncs its
     /// directory. On any failure the temporary file is removed and nothing is under the name.
@@ -112,7 +132,40 @@ impl Dest {
     }
 }
 
+/// How long a partial copy stays usable (it is tied to the file's size and modification time
+/// on the server, and verified whole at the end, so age does not make it wrong).
+const PARTIAL_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// The hidden name a partial copy of `offer` is kept under beside its final name.
+fn partial_name(offer: &Offer) -> String {
+    let mut h = Xxh3::new();
+    h.update(b"fetch\0");
+    h.update(offer.name.as_bytes());
+    h.update(&[0]);
+    h.update(&offer.size.to_be_bytes());
+    h.update(&offer.mtime_secs.to_be_bytes());
+    h.update(&offer.mtime_nanos.to_be_bytes());
+    format!(
+        "{}partial-{:016x}",
+        crate::protocol::TEMP_PREFIX,
+        h.digest()
+    )
+}
+
 impl Landing {
+    /// Bytes of content in it so far.
+    pub(crate) fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Keeps what came, hidden beside the final name, for a later fetch of the same file to
+    /// resume; nothing is kept when renaming fails.
+    pub(crate) fn keep(self, offer: &Offer) {
+        if self.written > 0 {
+            let _ = self.temp.keep_as(&partial_name(offer));
+        }
+    }
+
     /// Writes a piece of content, hashing it.
     pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<()> {
         self.hasher.update(bytes);

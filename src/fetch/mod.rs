@@ -12,6 +12,7 @@ use crate::send::{backoff, retryable, with_connection};
 
 mod land;
 mod options;
+mod receive;
 mod session;
 
 pub use options::{

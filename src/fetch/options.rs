@@ -33,6 +33,12 @@ pub struct FetchOptions {
     pub skip_unchanged: bool,
     /// With `skip_unchanged`, compare XXH3-128 digests instead of size and modification time.
     pub checksum: bool,
+    /// Keep the data of a file whose fetch was cut short (a lost connection, a timeout, a
+    /// cancel) hidden beside its final name (`.knsock-partial-…`), so that a retry or a later
+    /// fetch of the same file (same name, size and modification time on the server) resumes
+    /// where it ends; the whole file is still verified against the server's digest. Off by
+    /// default: an interrupted fetch leaves nothing behind (rsync's `--partial`).
+    pub partial: bool,
     /// Permission bits a fetched file may get: the server's mode within this mask (0o755 by
     /// default: no setuid, setgid or sticky bit, no write for group or others).
     pub mode_mask: u32,
@@ -65,6 +71,7 @@ impl Default for FetchOptions {
             exclude: Vec::new(),
             skip_unchanged: false,
             checksum: false,
+            partial: false,
             mode_mask: 0o755,
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -87,6 +94,7 @@ impl fmt::Debug for FetchOptions {
             .field("exclude", &self.exclude)
             .field("skip_unchanged", &self.skip_unchanged)
             .field("checksum", &self.checksum)
+            .field("partial", &self.partial)
             .field("mode_mask", &self.mode_mask)
             .field("timeout", &self.timeout)
             .field("retries", &self.retries)

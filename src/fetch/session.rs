@@ -2,28 +2,20 @@
 //! checked whole, the WANTs and BYE, then each wanted file's content landed and verified.
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
+use std::io::Write;
 
-use super::land::{refused, Dest};
+use super::land::{refused, Dest, Landing};
 use super::options::{FetchOptions, FetchStatus, FetchedFile, MissingName};
+use super::receive::{next, receive_all, Planned};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, check_name, FetchRequest, Frame, Hello, Offer};
 use crate::transport::{Transport, Wire};
-
-/// Content read per step.
-const CHUNK: usize = 256 * 1024;
 
 /// What one connection found: each listed file's outcome (`None`: settled earlier, in a
 /// previous attempt) and the requested names that gave nothing.
 pub(crate) struct Round {
     pub(crate) files: Vec<FetchedFile>,
     pub(crate) missing: Vec<MissingName>,
-}
-
-/// A listed file the client accepted: where it lands.
-struct Planned {
-    offer: Offer,
-    local: String,
 }
 
 /// Runs one fetch on `stream`. `settled` names files an earlier attempt already fetched: left
@@ -63,12 +55,9 @@ pub(crate) fn run<S: Transport>(
         }
         files.push(file);
     }
-    for (seq, _, _) in &wants {
-        let _ = Frame::Want {
-            seq: *seq,
-            offset: 0,
-        }
-        .write_to(&mut wire);
+    for (seq, _, plan) in &wants {
+        let offset = plan.resume.as_ref().map_or(0, Landing::written);
+        let _ = Frame::Want { seq: *seq, offset }.write_to(&mut wire);
     }
     Frame::Bye
         .write_to(&mut wire)
@@ -123,10 +112,6 @@ fn hello<S: Transport>(wire: &mut Wire<S>, opts: &FetchOptions, req: &FetchReque
         ));
     }
     Ok(())
-}
-
-fn next<S: Transport>(wire: &mut Wire<S>) -> Result<Frame> {
-    Frame::read_from(wire)?.ok_or_else(|| Error::protocol("receiver closed the connection"))
 }
 
 /// One listed file: accepted with its local name, or refused with why.
@@ -259,104 +244,14 @@ fn decide(
         file.result = Ok(FetchStatus::Unchanged);
         return (file, None);
     }
-    (file, Some(Planned { offer, local }))
-}
-
-/// Receives the wanted files in order; a failure of the connection fails every file not yet
-/// complete.
-fn receive_all<S: Transport>(
-    wire: &mut Wire<S>,
-    wants: Vec<(u32, usize, Planned)>,
-    files: &mut [FetchedFile],
-    dest: &Dest,
-    opts: &FetchOptions,
-) {
-    let mut broken: Option<Error> = None;
-    for (seq, index, plan) in wants {
-        let result = match &broken {
-            Some(e) => Err(e.duplicate()),
-            None => match receive_one(wire, seq, &plan, dest, opts) {
-                Ok(r) => r,
-                Err(e) => {
-                    broken = Some(e.duplicate());
-                    Err(e)
-                }
-            },
-        };
-        files[index].result = result.map(|()| FetchStatus::Fetched);
-        if let Some(f) = &opts.on_file {
-            f(&files[index]);
-        }
-    }
-}
-
-/// One wanted file: DATA, its content into a temporary file, DONE, then the commit; or FAILED.
-/// `Err`: the connection cannot go on; `Ok(Err)`: this file failed, the connection is fine.
-fn receive_one<S: Transport>(
-    wire: &mut Wire<S>,
-    seq: u32,
-    plan: &Planned,
-    dest: &Dest,
-    opts: &FetchOptions,
-) -> Result<Result<()>> {
-    match next(wire)? {
-        Frame::Data { seq: s } if s == seq => {}
-        Frame::Failed { seq: s, code, text } if s == seq => {
-            return Ok(Err(protocol::peer_error(code, text)))
-        }
-        Frame::Error { code, text } => return Err(protocol::peer_error(code, text)),
-        f => {
-            return Err(Error::protocol(format!(
-                "expected DATA or FAILED for file {seq}, got {f:?}"
-            )))
-        }
-    }
-    let mut landing = dest.begin(&plan.local);
-    let name = &plan.offer.name;
-    let size = plan.offer.size;
-    let mut buf = vec![0u8; CHUNK.min(size.max(1) as usize)];
-    let mut got = 0u64;
-    while got < size {
-        let want = buf.len().min((size - got) as usize);
-        let n = match wire.read(&mut buf[..want]) {
-            Ok(0) => {
-                return Err(Error::protocol(format!(
-                    "the server closed the connection after {got} of {size} bytes of '{}'",
-                    crate::printable(name)
-                )))
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(Error::io(
-                    format!("receiving '{}'", crate::printable(name)),
-                    e,
-                ))
-            }
-        };
-        if let Ok(l) = &mut landing {
-            if let Err(e) = l.write(&buf[..n]) {
-                landing = Err(e);
-            }
-        }
-        got += n as u64;
-        if let Some(p) = &opts.progress {
-            if !p(name, got, size) {
-                return Err(Error::new(
-                    ErrorKind::AbortedByCallback,
-                    "aborted by the progress callback",
-                ));
-            }
-        }
-    }
-    let done = match next(wire)? {
-        Frame::Done { algorithm, digest } => (algorithm, digest),
-        f => {
-            return Err(Error::protocol(format!(
-                "expected DONE after the content of '{}', got {f:?}",
-                crate::printable(name)
-            )))
-        }
+    let resume = opts
+        .partial
+        .then(|| dest.claim_partial(&local, &offer))
+        .flatten();
+    let plan = Planned {
+        offer,
+        local,
+        resume,
     };
-    Ok(landing.and_then(|l| dest.commit(l, &plan.offer, done)))
+    (file, Some(plan))
 }
