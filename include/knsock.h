@@ -667,19 +667,21 @@ uint16_t knsock_error_peer_code(const struct knsock_error *error);
 void knsock_error_free(struct knsock_error *error);
 
 /**
- * Fetches `count` names from `host:port` (a receiver that serves fetches: `kn-sock
- * run-file-server --allow-fetch`, `knsock_server_config_set_allow_fetch()`) into the directory
- * `dest` (created if missing). A name is a file or, when `options` is recursive, a directory,
- * relative to what this client may read there (its confined directory); its last component
- * and what lies beneath it land under `dest`. Every name the receiver lists is checked (no
- * `..`, absolute path, symlink followed, name not asked for); each file is written to a hidden
- * temporary file, verified against the receiver's XXH3-128 digest, given its modification time
- * and its mode (within 0755), fsynced and renamed into place, so a failed or interrupted fetch
- * leaves nothing under a final name. Blocks; callbacks (may be NULL) run on the calling thread.
+ * Fetches `count` names from `host:port` (a receiver that serves fetches: `kn-sock run-file-server
+ * --allow-fetch`, `knsock_server_config_set_allow_fetch()`) into the directory `dest` (created if
+ * missing). A name is a file or, when `options` is recursive, a directory, relative to what this
+ * client may read there (its confined directory); its last component and what lies beneath it land
+ * under `dest`. Every name the receiver lists is checked (no `..`, absolute path, symlink
+ * followed, name not asked for); each file is written to a hidden temporary file, verified against
+ * the receiver's XXH3-128 digest, given its modification time and its mode (within the mask, 0755
+ * by default), fsynced and renamed into place, so a failed or interrupted fetch leaves nothing
+ * under a final name. Blocks; callbacks (may be NULL) run on the calling thread.
  *
  * From `options` (may be NULL for the defaults) it takes the timeouts, retries and retry
- * delay, TLS and token, recursion, include and exclude globs, and skip-unchanged with
- * checksum; the progress callbacks set there are not called (give `callbacks->progress`).
+ * delay, TLS and token, recursion, include and exclude globs, skip-unchanged with checksum,
+ * and the fetch-only `knsock_send_options_set_fetch_partial()` and
+ * `knsock_send_options_set_fetch_mode_mask()`; the progress callbacks set there are not called
+ * (give `callbacks->progress`).
  *
  * Returns `KNSOCK_RESULT_OK` when the receiver listed what was asked, even if some files
  * failed: `*report` then receives a `knsock_batch_report` (free it with
@@ -720,6 +722,23 @@ enum knsock_result knsock_fetch_files_async(const char *host,
                                             void *userdata,
                                             struct knsock_transfer **transfer,
                                             struct knsock_error **error);
+
+/**
+ * For `knsock_fetch_files()` only: keep the data of a file whose fetch was cut short (a lost
+ * connection, a timeout, a cancel) hidden beside its final name, so that a retry or a later
+ * fetch of the same file resumes where it ends (the whole file is still verified). Default:
+ * off, an interrupted fetch leaves nothing. Sends ignore it.
+ */
+enum knsock_result knsock_send_options_set_fetch_partial(struct knsock_send_options *options,
+                                                         bool partial);
+
+/**
+ * For `knsock_fetch_files()` only: the permission bits a fetched file may keep (the receiver's
+ * mode within this mask; at most 07777). Default: 0755 (no setuid, setgid or sticky bit, no
+ * write for group or others). Sends ignore it.
+ */
+enum knsock_result knsock_send_options_set_fetch_mode_mask(struct knsock_send_options *options,
+                                                           uint32_t mask);
 
 /**
  * The relative name, `/`-separated, UTF-8. In a received handler: the name it was stored under.

@@ -9,7 +9,7 @@ use super::batch_report::knsock_batch_report;
 use super::convert::{arg_path, arg_str, path_cstring, to_cstring, UserData};
 use super::error::knsock_error;
 use super::macros::{ffi_boundary, to_boxed_mut_ptr, try_out};
-use super::send_options::{knsock_progress_cb, knsock_send_options};
+use super::send_options::{knsock_progress_cb, knsock_send_options, set};
 use super::transfer::{knsock_done_cb, knsock_transfer, spawn, State};
 use super::types::{knsock_result, KNSOCK_CONTINUE};
 use crate::{Error, FetchOptions, FetchReport, FetchStatus, FetchedFile};
@@ -72,6 +72,8 @@ fn fetch_options(
         retry_delay: send.retry_delay,
         tls: send.tls,
         token: send.token,
+        partial: options.is_some_and(|o| o.fetch_partial),
+        mode_mask: options.map_or(0o755, |o| o.fetch_mode_mask),
         ..FetchOptions::default()
     };
     let Some(cbs) = callbacks else {
@@ -137,19 +139,21 @@ unsafe fn fetch_args(
     Ok((names, unsafe { arg_path(dest, "dest") }?))
 }
 
-/// Fetches `count` names from `host:port` (a receiver that serves fetches: `kn-sock
-/// run-file-server --allow-fetch`, `knsock_server_config_set_allow_fetch()`) into the directory
-/// `dest` (created if missing). A name is a file or, when `options` is recursive, a directory,
-/// relative to what this client may read there (its confined directory); its last component
-/// and what lies beneath it land under `dest`. Every name the receiver lists is checked (no
-/// `..`, absolute path, symlink followed, name not asked for); each file is written to a hidden
-/// temporary file, verified against the receiver's XXH3-128 digest, given its modification time
-/// and its mode (within 0755), fsynced and renamed into place, so a failed or interrupted fetch
-/// leaves nothing under a final name. Blocks; callbacks (may be NULL) run on the calling thread.
+/// Fetches `count` names from `host:port` (a receiver that serves fetches: `kn-sock run-file-server
+/// --allow-fetch`, `knsock_server_config_set_allow_fetch()`) into the directory `dest` (created if
+/// missing). A name is a file or, when `options` is recursive, a directory, relative to what this
+/// client may read there (its confined directory); its last component and what lies beneath it land
+/// under `dest`. Every name the receiver lists is checked (no `..`, absolute path, symlink
+/// followed, name not asked for); each file is written to a hidden temporary file, verified against
+/// the receiver's XXH3-128 digest, given its modification time and its mode (within the mask, 0755
+/// by default), fsynced and renamed into place, so a failed or interrupted fetch leaves nothing
+/// under a final name. Blocks; callbacks (may be NULL) run on the calling thread.
 ///
 /// From `options` (may be NULL for the defaults) it takes the timeouts, retries and retry
-/// delay, TLS and token, recursion, include and exclude globs, and skip-unchanged with
-/// checksum; the progress callbacks set there are not called (give `callbacks->progress`).
+/// delay, TLS and token, recursion, include and exclude globs, skip-unchanged with checksum,
+/// and the fetch-only `knsock_send_options_set_fetch_partial()` and
+/// `knsock_send_options_set_fetch_mode_mask()`; the progress callbacks set there are not called
+/// (give `callbacks->progress`).
 ///
 /// Returns `KNSOCK_RESULT_OK` when the receiver listed what was asked, even if some files
 /// failed: `*report` then receives a `knsock_batch_report` (free it with
@@ -230,6 +234,40 @@ pub extern "C" fn knsock_fetch_files_async(
             done.first_error().map_or(Ok(()), |e| Err(e.duplicate()))
         };
         transfer.write(to_boxed_mut_ptr(spawn(state, job, on_done, UserData(userdata))?));
+        Ok(())
+    })
+}
+
+/// For `knsock_fetch_files()` only: keep the data of a file whose fetch was cut short (a lost
+/// connection, a timeout, a cancel) hidden beside its final name, so that a retry or a later
+/// fetch of the same file resumes where it ends (the whole file is still verified). Default:
+/// off, an interrupted fetch leaves nothing. Sends ignore it.
+#[no_mangle]
+pub extern "C" fn knsock_send_options_set_fetch_partial(
+    options: *mut knsock_send_options,
+    partial: bool,
+) -> knsock_result {
+    set(options, |o| {
+        o.fetch_partial = partial;
+        Ok(())
+    })
+}
+
+/// For `knsock_fetch_files()` only: the permission bits a fetched file may keep (the receiver's
+/// mode within this mask; at most 07777). Default: 0755 (no setuid, setgid or sticky bit, no
+/// write for group or others). Sends ignore it.
+#[no_mangle]
+pub extern "C" fn knsock_send_options_set_fetch_mode_mask(
+    options: *mut knsock_send_options,
+    mask: u32,
+) -> knsock_result {
+    set(options, |o| {
+        if mask > 0o7777 {
+            return Err(Error::invalid(format!(
+                "mode mask {mask:o} has bits beyond 0o7777"
+            )));
+        }
+        o.fetch_mode_mask = mask;
         Ok(())
     })
 }

@@ -131,6 +131,25 @@ int main(void) {
   CHECK_CONTAINS(log.last_path, "/tree/");
   knsock_batch_report_free(r);
 
+  /* The fetch-only settings: a mode mask (0644 within 0700 gives 0600) and partial copies. */
+  CHECK_RC(knsock_send_options_set_fetch_mode_mask(o, 010000), KNSOCK_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(knsock_send_options_set_fetch_mode_mask(NULL, 0700), KNSOCK_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(knsock_send_options_set_fetch_mode_mask(o, 0700), KNSOCK_RESULT_OK);
+  CHECK_RC(knsock_send_options_set_fetch_partial(o, true), KNSOCK_RESULT_OK);
+  char dst3[512];
+  make_temp_dir(dst3, sizeof dst3, "fdst3");
+  const char *one[] = {"tree/b.txt"};
+  r = NULL;
+  CHECK_RC(knsock_fetch_files("127.0.0.1", port, one, 1, dst3, o, NULL, &r, NULL),
+           KNSOCK_RESULT_OK);
+  CHECK(knsock_batch_report_failed(r) == 0);
+  knsock_batch_report_free(r);
+  struct stat st;
+  snprintf(q, sizeof q, "%s/b.txt", dst3);
+  CHECK(stat(q, &st) == 0 && (st.st_mode & 07777) == 0600);
+  CHECK_RC(knsock_send_options_set_fetch_mode_mask(o, 0755), KNSOCK_RESULT_OK);
+  remove_tree(dst3);
+
   /* The async form, into a new directory: the transfer ends OK and the files are there. */
   char dst2[512];
   make_temp_dir(dst2, sizeof dst2, "fdst2");
