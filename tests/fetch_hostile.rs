@@ -405,3 +405,30 @@ fn with_partial_copies_kept_an_interrupted_fetch_resumes_where_it_ended() {
     assert_eq!(std::fs::read(top.path().join("tree/big")).unwrap(), big);
     assert_eq!(list_tree(top.path()), ["tree", "tree/big"]);
 }
+
+#[test]
+fn two_names_landing_on_one_local_name_fetch_only_the_first() {
+    let (port, server) = hostile(vec![
+        file("a/x", b"first", Content::Honest),
+        file("b/x", b"second", Content::Honest),
+    ]);
+    let top = tempfile::tempdir().unwrap();
+    let r = fetch_files(
+        "127.0.0.1",
+        port,
+        &["a/x", "b/x"],
+        top.path(),
+        &FetchOptions::default(),
+    )
+    .unwrap();
+    let (_, wants) = server.join().unwrap();
+    assert_eq!(wants, [0]);
+    let e = r.files[1].result.as_ref().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(
+        e.message()
+            .contains("'b/x' lands where another file does ('x')"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(top.path().join("x")).unwrap(), b"first");
+}

@@ -167,7 +167,7 @@ fn read_list<S: Transport>(
 
 /// The local name of a listed file, or why it is refused: it must pass the name rules, be a
 /// requested file or lie beneath a requested directory (with recursion), match the filters,
-/// and be listed once. A requested name's parent is cut off: `a/tree/x` asked as `a/tree`
+/// be listed once, and be the only one landing on its local name (`seen` holds both). A requested name's parent is cut off: `a/tree/x` asked as `a/tree`
 /// lands as `tree/x`.
 fn local_name(
     offer: &Offer,
@@ -193,14 +193,23 @@ fn local_name(
     if !filters_match(req, name) {
         return Err(refused(name, "it does not match the filters"));
     }
-    if !seen.insert(name.to_string()) {
-        return Err(refused(name, "it was listed twice"));
-    }
     let local = match asked.rfind('/') {
         Some(i) => &name[i + 1..],
         None => name,
     };
     check_name(local).map_err(|why| refused(local, &why))?;
+    if !seen.insert(format!("\0{name}")) {
+        return Err(refused(name, "it was listed twice"));
+    }
+    // Names asked from different directories may land on one local name: the first wins, and
+    // the others are the request's fault, not the server's (no retry cures them).
+    if !seen.insert(local.to_string()) {
+        return Err(Error::invalid(format!(
+            "'{}' lands where another file does ('{}'): fetch it into another directory",
+            crate::printable(name),
+            crate::printable(local)
+        )));
+    }
     Ok(local.to_string())
 }
 
