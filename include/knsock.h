@@ -223,7 +223,10 @@ typedef uint32_t knsock_overwrite;
 
 /**
  * Per-file outcomes of `knsock_send_files()` (or of one receiver of
- * `knsock_send_files_multi()`), in the order the files were listed. Created by the library;
+ * `knsock_send_files_multi()`), in the order the files were listed; or of
+ * `knsock_fetch_files()`: the files the receiver listed (the name there, the local path, the
+ * size; "skipped" means found unchanged), then one entry per requested name that gave nothing
+ * (that name, an empty path, its error). Created by the library;
  * freed by the caller with `knsock_batch_report_free()`, except one a `knsock_multi_report`
  * owns. Strings it hands out are
  * owned by it.
@@ -294,13 +297,76 @@ typedef struct knsock_server knsock_server;
 typedef struct knsock_server_config knsock_server_config;
 
 /**
- * A send running in the background. Created by `knsock_send_file_async()`, freed with
- * `knsock_transfer_free()`.
+ * A send or a fetch running in the background. Created by `knsock_send_file_async()` or
+ * `knsock_fetch_files_async()`, freed with `knsock_transfer_free()`.
  *
  * Thread safety: its functions may be called from any thread, also at once, except
  * `knsock_transfer_free()`, which must be the last call on it (it may be made from `on_done`).
  */
 typedef struct knsock_transfer knsock_transfer;
+
+/**
+ * Progress callback: `filename` (borrowed for the call), bytes `sent` so far and the `total`.
+ * Runs on the thread doing the transfer: the caller's for `knsock_send_file()`, the transfer's
+ * own thread for `knsock_send_file_async()`. Called once with `sent == 0`, then after each chunk,
+ * the last time with `sent == total`. Return `KNSOCK_CONTINUE` to go on; anything else aborts
+ * the transfer with `KNSOCK_RESULT_ABORTED_BY_CALLBACK`: the receiver stores no file under its
+ * name, and keeps nothing unless resume is on there (`knsock_server_config_set_resume_ttl_ms()`
+ * above 0), in which case the prefix it received stays hidden (`.knsock-partial-…`) for the
+ * resume time so a later send of the same file resumes. It must not free the options it was
+ * set on.
+ */
+typedef int (*knsock_progress_cb)(void *userdata,
+                                  const char *filename,
+                                  uint64_t sent,
+                                  uint64_t total);
+
+/**
+ * A file fetched (or, with skip-unchanged, found unchanged): its `name` on the receiver and
+ * the local `path` it is now at (both borrowed for the call), its `size`, and whether it was
+ * `unchanged` (nothing was received). Runs on the thread doing the fetch, once per file, as
+ * soon as the file is verified, durable and in place.
+ */
+typedef void (*knsock_fetched_cb)(void *userdata,
+                                  const char *name,
+                                  const char *path,
+                                  uint64_t size,
+                                  bool unchanged);
+
+/**
+ * A listed file that failed (nothing is under its local name), or a requested name that gave
+ * nothing: that `name` and the `error` (both borrowed for the call). Runs on the thread doing the
+ * fetch, once per failure, after the fetch and its retries ended (a file a retry fetched is not
+ * reported), before `knsock_fetch_files()` returns or the transfer's `on_done` runs.
+ */
+typedef void (*knsock_fetch_error_cb)(void *userdata,
+                                      const char *name,
+                                      const struct knsock_error *error);
+
+/**
+ * The callbacks of a fetch, each may be NULL; `userdata` is passed back to each untouched.
+ * `progress` is `knsock_progress_cb`: a file's name on the receiver, bytes received and its
+ * size, after each piece; anything but `KNSOCK_CONTINUE` aborts the fetch with
+ * `KNSOCK_RESULT_ABORTED_BY_CALLBACK` (the file being received leaves nothing behind). The
+ * structure is read during the call that takes it; it need not outlive it.
+ */
+typedef struct knsock_fetch_callbacks {
+  knsock_progress_cb progress;
+  knsock_fetched_cb fetched;
+  knsock_fetch_error_cb error;
+  void *userdata;
+} knsock_fetch_callbacks;
+
+/**
+ * Completion callback of an async send or fetch: `code` is the result; `error` is NULL on success and
+ * otherwise the detail, borrowed for the call (it stays readable through
+ * `knsock_transfer_error()` until the transfer is freed). Runs exactly once, on the transfer's
+ * own thread, before `knsock_transfer_wait()` returns. It may call `knsock_transfer_free()` on
+ * its own transfer.
+ */
+typedef void (*knsock_done_cb)(void *userdata,
+                               enum knsock_result code,
+                               const struct knsock_error *error);
 
 /**
  * One receiver of `knsock_send_files_multi()`: a host name or address (NUL-terminated, borrowed
@@ -328,22 +394,6 @@ typedef int (*knsock_multi_progress_cb)(void *userdata,
                                         uint64_t file_total,
                                         uint64_t sent,
                                         uint64_t total);
-
-/**
- * Progress callback: `filename` (borrowed for the call), bytes `sent` so far and the `total`.
- * Runs on the thread doing the transfer: the caller's for `knsock_send_file()`, the transfer's
- * own thread for `knsock_send_file_async()`. Called once with `sent == 0`, then after each chunk,
- * the last time with `sent == total`. Return `KNSOCK_CONTINUE` to go on; anything else aborts
- * the transfer with `KNSOCK_RESULT_ABORTED_BY_CALLBACK`: the receiver stores no file under its
- * name, and keeps nothing unless resume is on there (`knsock_server_config_set_resume_ttl_ms()`
- * above 0), in which case the prefix it received stays hidden (`.knsock-partial-…`) for the
- * resume time so a later send of the same file resumes. It must not free the options it was
- * set on.
- */
-typedef int (*knsock_progress_cb)(void *userdata,
-                                  const char *filename,
-                                  uint64_t sent,
-                                  uint64_t total);
 
 /**
  * Batch progress callback, for `knsock_send_files()` (and `knsock_send_file()`, a list of one):
@@ -625,17 +675,6 @@ typedef struct knsock_store_vtable {
   void (*free_userdata)(void *userdata);
 } knsock_store_vtable;
 
-/**
- * Completion callback of an async send: `code` is the result; `error` is NULL on success and
- * otherwise the detail, borrowed for the call (it stays readable through
- * `knsock_transfer_error()` until the transfer is freed). Runs exactly once, on the transfer's
- * own thread, before `knsock_transfer_wait()` returns. It may call `knsock_transfer_free()` on
- * its own transfer.
- */
-typedef void (*knsock_done_cb)(void *userdata,
-                               enum knsock_result code,
-                               const struct knsock_error *error);
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -756,6 +795,80 @@ uint16_t knsock_error_peer_code(const struct knsock_error *error);
  * Frees an error. NULL is a no-op.
  */
 void knsock_error_free(struct knsock_error *error);
+
+/**
+ * Fetches `count` names from `host:port` (a receiver that serves fetches: `kn-sock run-file-server
+ * --allow-fetch`, `knsock_server_config_set_allow_fetch()`) into the directory `dest` (created if
+ * missing). A name is a file or, when `options` is recursive, a directory, relative to what this
+ * client may read there (its confined directory); its last component and what lies beneath it land
+ * under `dest`. Every name the receiver lists is checked (no `..`, absolute path, symlink
+ * followed, name not asked for); each file is written to a hidden temporary file, verified against
+ * the receiver's XXH3-128 digest, given its modification time and its mode (within the mask, 0755
+ * by default), fsynced and renamed into place, so a failed or interrupted fetch leaves nothing
+ * under a final name. Blocks; callbacks (may be NULL) run on the calling thread.
+ *
+ * From `options` (may be NULL for the defaults) it takes the timeouts, retries and retry
+ * delay, TLS and token, recursion, include and exclude globs, skip-unchanged with checksum,
+ * and the fetch-only `knsock_send_options_set_fetch_partial()` and
+ * `knsock_send_options_set_fetch_mode_mask()`; the progress callbacks set there are not called
+ * (give `callbacks->progress`).
+ *
+ * Returns `KNSOCK_RESULT_OK` when the receiver listed what was asked, even if some files
+ * failed: `*report` then receives a `knsock_batch_report` (free it with
+ * `knsock_batch_report_free()`) with one entry per listed file, then one per requested name
+ * that gave nothing; check `knsock_batch_report_failed()`. Fails without a report when nothing
+ * could be listed (bad arguments, no connection, authentication, a receiver that does not
+ * serve fetches or refuses this client: `KNSOCK_RESULT_AUTH`, peer code 20); then `*error`
+ * receives the detail when not NULL.
+ */
+enum knsock_result knsock_fetch_files(const char *host,
+                                      uint16_t port,
+                                      const char *const *remotes,
+                                      size_t count,
+                                      const char *dest,
+                                      const struct knsock_send_options *options,
+                                      const struct knsock_fetch_callbacks *callbacks,
+                                      struct knsock_batch_report **report,
+                                      struct knsock_error **error);
+
+/**
+ * Starts `knsock_fetch_files()` on a new library thread and returns at once with `*transfer`
+ * set (free it with `knsock_transfer_free()`); arguments are checked and copied first, so
+ * `options` and `callbacks` may be freed right after. The callbacks and then `on_done` run on
+ * the transfer's thread. The transfer succeeds when every listed file was fetched or found
+ * unchanged and every name gave something; otherwise its result is the first error's (which
+ * `knsock_transfer_error()` then holds; the error callback has seen each of them).
+ * `knsock_transfer_progress()` gives the current file's bytes; `knsock_transfer_cancel()`
+ * stops it with `KNSOCK_RESULT_CANCELLED`, leaving nothing partial under any name.
+ */
+enum knsock_result knsock_fetch_files_async(const char *host,
+                                            uint16_t port,
+                                            const char *const *remotes,
+                                            size_t count,
+                                            const char *dest,
+                                            const struct knsock_send_options *options,
+                                            const struct knsock_fetch_callbacks *callbacks,
+                                            knsock_done_cb on_done,
+                                            void *userdata,
+                                            struct knsock_transfer **transfer,
+                                            struct knsock_error **error);
+
+/**
+ * For `knsock_fetch_files()` only: keep the data of a file whose fetch was cut short (a lost
+ * connection, a timeout, a cancel) hidden beside its final name, so that a retry or a later
+ * fetch of the same file resumes where it ends (the whole file is still verified). Default:
+ * off, an interrupted fetch leaves nothing. Sends ignore it.
+ */
+enum knsock_result knsock_send_options_set_fetch_partial(struct knsock_send_options *options,
+                                                         bool partial);
+
+/**
+ * For `knsock_fetch_files()` only: the permission bits a fetched file may keep (the receiver's
+ * mode within this mask; at most 07777). Default: 0755 (no setuid, setgid or sticky bit, no
+ * write for group or others). Sends ignore it.
+ */
+enum knsock_result knsock_send_options_set_fetch_mode_mask(struct knsock_send_options *options,
+                                                           uint32_t mask);
 
 /**
  * The relative name, `/`-separated, UTF-8. In a received handler: the name it was stored under.
@@ -1487,6 +1600,23 @@ enum knsock_result knsock_server_config_set_allow_plaintext(struct knsock_server
  */
 enum knsock_result knsock_server_config_set_allow_legacy(struct knsock_server_config *config,
                                                          bool allow);
+
+/**
+ * Serves fetches (`knsock_fetch_files()`): each authenticated identity gets back what it may
+ * write (its confined directory when confined, else the whole directory); anonymous clients
+ * are refused (peer code 20) unless `knsock_server_config_set_allow_anonymous_fetch()`.
+ * Default: off.
+ */
+enum knsock_result knsock_server_config_set_allow_fetch(struct knsock_server_config *config,
+                                                        bool allow);
+
+/**
+ * UNSAFE: with `knsock_server_config_set_allow_fetch()`, also serves fetches to clients that
+ * proved no identity, plain connections included: anyone who reaches the port reads every
+ * file in the directory. Cannot be combined with confinement. Default: off.
+ */
+enum knsock_result knsock_server_config_set_allow_anonymous_fetch(struct knsock_server_config *config,
+                                                                  bool allow);
 
 /**
  * Stores received files in the bucket `url` names: `s3://BUCKET` or `s3://BUCKET/PREFIX`

@@ -16,6 +16,7 @@
 
 mod compress;
 mod error;
+mod fetch;
 mod hash;
 mod send;
 mod server;
@@ -42,6 +43,10 @@ mod protocol;
 pub mod ffi;
 
 pub use error::{Error, ErrorKind, PeerReason, Result};
+pub use fetch::{
+    fetch_file, fetch_files, FetchOptions, FetchProgressFn, FetchReport, FetchStatus, FetchedFile,
+    FetchedFn, MissingName,
+};
 pub use send::{
     check_chunk_size, check_timeout, send_file, send_files, send_files_to_many, send_stream,
     BatchProgress, BatchProgressFn, BatchReport, CancelToken, FileOutcome, ManyReport, ProgressFn,

@@ -31,6 +31,9 @@ pub(crate) enum Command {
     /// only once the receiver has it verified and in place. With --to (repeatable), to several
     /// receivers at once.
     SendFile(SendArgs),
+    /// Fetch files back from a receiver that serves fetches (--allow-fetch): each verified,
+    /// made durable and renamed into place under --to DIR, with its mtime and mode.
+    FetchFile(FetchArgs),
     /// Read a token's secret from stdin and print the tokens-file line for NAME.
     HashToken {
         /// The token's name (the sender's identity).
@@ -133,6 +136,14 @@ pub(crate) struct ServerArgs {
     /// UNSAFE: also accept kn-sock 0.3 uploads (unencrypted, unauthenticated).
     #[arg(long)]
     pub(crate) allow_legacy: bool,
+    /// Serve fetches (kn-sock fetch-file): each authenticated identity gets back what it may
+    /// write (with --confine, its own directory).
+    #[arg(long)]
+    pub(crate) allow_fetch: bool,
+    /// UNSAFE: with --allow-fetch, serve fetches to anonymous clients too: anyone who reaches
+    /// the port reads every file.
+    #[arg(long, requires = "allow_fetch")]
+    pub(crate) allow_anonymous_fetch: bool,
     /// Serve Prometheus metrics on GET /metrics at HOST:PORT (a bare PORT: on 127.0.0.1).
     /// No file name or identity appears in them.
     #[arg(long, value_name = "ADDR")]
@@ -216,6 +227,18 @@ pub(crate) struct SendArgs {
     /// acknowledgement).
     #[arg(long)]
     pub(crate) legacy: bool,
+    #[command(flatten)]
+    pub(crate) secure: Secure,
+    /// How outcomes are written: text, or json (one object per file, then a summary, on stdout;
+    /// fields in docs/operations.md).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+/// How to reach a secure receiver: TLS verification and the client's credential (send-file and
+/// fetch-file alike).
+#[derive(clap::Args)]
+pub(crate) struct Secure {
     /// Connect with TLS 1.3, verifying the server against the system's CAs (or --ca / --pin).
     #[arg(long)]
     pub(crate) tls: bool,
@@ -237,10 +260,56 @@ pub(crate) struct SendArgs {
     /// The private key of --cert (PEM).
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub(crate) key: Option<PathBuf>,
-    /// How outcomes are written: text, or json (one object per file, then a summary, on stdout;
-    /// fields in docs/operations.md).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    pub(crate) log_format: LogFormat,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct FetchArgs {
+    /// The receiver's host.
+    pub(crate) host: String,
+    /// The receiver's port.
+    pub(crate) port: u16,
+    /// Names to fetch, as they were sent (files, or directories with -r); relative to what this
+    /// client may read there (its confined directory).
+    #[arg(required = true, value_name = "REMOTE")]
+    pub(crate) remotes: Vec<String>,
+    /// The directory to put them in (created if missing): REMOTE's last component and what
+    /// lies beneath it land there.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) to: PathBuf,
+    /// Fetch directories with everything beneath them.
+    #[arg(short, long)]
+    pub(crate) recursive: bool,
+    /// Fetch only files whose name matches one of these globs (e.g. '*.log').
+    #[arg(long, value_name = "GLOB")]
+    pub(crate) include: Vec<String>,
+    /// Leave out files whose name matches one of these globs.
+    #[arg(long, value_name = "GLOB")]
+    pub(crate) exclude: Vec<String>,
+    /// Do not fetch files already here unchanged: the same size and modification time (the
+    /// quick check), with --checksum the same content digest.
+    #[arg(long)]
+    pub(crate) skip_unchanged: bool,
+    /// With --skip-unchanged, compare content digests instead of size and mtime.
+    #[arg(long, requires = "skip_unchanged")]
+    pub(crate) checksum: bool,
+    /// Keep the data of a file whose fetch was cut short, hidden beside its name, so that a
+    /// retry or a later fetch resumes where it ends (rsync's --partial).
+    #[arg(long)]
+    pub(crate) partial: bool,
+    /// Permission bits a fetched file may keep, in octal (default 755).
+    #[arg(long, value_name = "OCTAL", default_value = "755", value_parser = octal)]
+    pub(crate) mode_mask: u32,
+    /// Retry a failed fetch this many times (files already fetched are not fetched again).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) retries: u32,
+    /// Seconds before the first retry; doubles with each retry.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub(crate) retry_delay: f64,
+    /// Seconds without progress before giving up.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub(crate) timeout: f64,
+    #[command(flatten)]
+    pub(crate) secure: Secure,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

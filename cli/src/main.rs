@@ -9,6 +9,7 @@ use clap::Parser;
 mod args;
 mod events;
 mod fanout;
+mod fetch;
 mod http;
 mod metrics;
 mod send;
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::SendFile(args) => send::send_command(args),
+        Command::FetchFile(args) => fetch::fetch_command(args),
         Command::RunFileServer(args) => server::server_command(args),
         Command::HashToken { name } => hash_token_command(&name),
     };

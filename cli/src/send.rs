@@ -10,7 +10,7 @@ use knsock::{
     TlsOptions, WalkOptions,
 };
 
-use crate::args::{seconds, seconds_up_to, SendArgs};
+use crate::args::{seconds, seconds_up_to, Secure, SendArgs};
 use crate::events::{LogFormat, SendLog};
 use crate::words::explain;
 use crate::{shown, usage, Fail};
@@ -21,7 +21,7 @@ pub(crate) fn send_command(a: SendArgs) -> Result<(), Fail> {
     let timeout = seconds(a.timeout, "--timeout").map_err(usage)?;
     let retry_delay =
         seconds_up_to(a.retry_delay, "--retry-delay", Duration::from_secs(3600)).map_err(usage)?;
-    let (tls, token) = (tls_options(&a), token(&a)?);
+    let (tls, token) = (tls_options(&a.secure), token(&a.secure)?);
     if token.is_some() && tls.is_none() {
         return Err(usage(
             "a token is sent only over TLS: add --tls (or --pin or --ca)",
@@ -105,7 +105,7 @@ fn send_stdin(
 }
 
 /// TLS options when any TLS flag was given.
-fn tls_options(a: &SendArgs) -> Option<TlsOptions> {
+pub(crate) fn tls_options(a: &Secure) -> Option<TlsOptions> {
     let wanted = a.tls || a.ca.is_some() || a.pin.is_some() || a.cert.is_some();
     wanted.then(|| TlsOptions {
         ca_file: a.ca.clone(),
@@ -118,7 +118,7 @@ fn tls_options(a: &SendArgs) -> Option<TlsOptions> {
 
 /// The token from --token-file, else from KNSOCK_TOKEN (never from the command line, where
 /// other users could read it).
-fn token(a: &SendArgs) -> Result<Option<String>, String> {
+pub(crate) fn token(a: &Secure) -> Result<Option<String>, String> {
     let text = match &a.token_file {
         Some(f) => std::fs::read_to_string(f)
             .map_err(|e| format!("cannot read the token file {}: {e}", shown(f)))?,

@@ -59,6 +59,11 @@ pub(crate) fn server_command(a: ServerArgs) -> Result<(), Fail> {
     if a.allow_plaintext || a.allow_legacy {
         eprintln!("kn-sock: warning: --allow-plaintext/--allow-legacy let unencrypted, unauthenticated senders in");
     }
+    cfg.allow_fetch(a.allow_fetch)
+        .allow_anonymous_fetch(a.allow_anonymous_fetch);
+    if a.allow_anonymous_fetch {
+        eprintln!("kn-sock: warning: --allow-anonymous-fetch lets anyone who reaches the port read every file in the directory");
+    }
     let metrics = a.metrics.as_deref().map(metrics::address).transpose();
     allow_extensions(&mut cfg, a.allow_ext);
     run_server(cfg, metrics.map_err(usage)?, a.log_format)

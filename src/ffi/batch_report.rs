@@ -7,10 +7,13 @@ use super::convert::{path_cstring, to_cstring};
 use super::error::knsock_error;
 use super::macros::{ffi_boundary, free_box, try_out, try_ref, Castable, OwnershipBox};
 use super::types::knsock_result;
-use crate::{BatchReport, Error};
+use crate::{BatchReport, Error, FetchReport, FetchStatus};
 
 /// Per-file outcomes of `knsock_send_files()` (or of one receiver of
-/// `knsock_send_files_multi()`), in the order the files were listed. Created by the library;
+/// `knsock_send_files_multi()`), in the order the files were listed; or of
+/// `knsock_fetch_files()`: the files the receiver listed (the name there, the local path, the
+/// size; "skipped" means found unchanged), then one entry per requested name that gave nothing
+/// (that name, an empty path, its error). Created by the library;
 /// freed by the caller with `knsock_batch_report_free()`, except one a `knsock_multi_report`
 /// owns. Strings it hands out are
 /// owned by it.
@@ -56,6 +59,36 @@ impl knsock_batch_report {
             })
             .collect();
         knsock_batch_report { files }
+    }
+
+    pub(crate) fn from_fetch(report: &FetchReport) -> Self {
+        let files = report.files.iter().map(|f| {
+            let fetched = matches!(f.result, Ok(FetchStatus::Fetched));
+            FileEntry {
+                name: to_cstring(&f.name),
+                path: f
+                    .path
+                    .as_deref()
+                    .map_or_else(Default::default, path_cstring),
+                bytes: if f.result.is_ok() { f.size } else { 0 },
+                bytes_sent: if fetched { f.size } else { 0 },
+                bytes_reused: 0,
+                skipped: matches!(f.result, Ok(FetchStatus::Unchanged)),
+                error: f.result.as_ref().err().map(knsock_error::from_error),
+            }
+        });
+        let missing = report.missing.iter().map(|m| FileEntry {
+            name: to_cstring(&m.name),
+            path: CString::default(),
+            bytes: 0,
+            bytes_sent: 0,
+            bytes_reused: 0,
+            skipped: false,
+            error: Some(knsock_error::from_error(&m.error)),
+        });
+        knsock_batch_report {
+            files: files.chain(missing).collect(),
+        }
     }
 
     /// How many files failed.

@@ -17,6 +17,7 @@ pub mod batch_report;
 mod convert;
 pub mod error;
 mod error_object;
+pub mod fetch;
 pub mod file_info;
 pub(crate) mod macros;
 pub mod multi_report;

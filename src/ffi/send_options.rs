@@ -67,6 +67,9 @@ pub struct knsock_send_options {
     pub(crate) walk: WalkOptions,
     progress: Option<(ProgressCb, UserData)>,
     batch_progress: Option<(BatchProgressCb, UserData)>,
+    /// What only a fetch reads: keep partial copies, and the mode mask (`ffi/fetch.rs`).
+    pub(crate) fetch_partial: bool,
+    pub(crate) fetch_mode_mask: u32,
     /// The detail of the last setter call, when it failed.
     last_error: Option<knsock_error>,
 }
@@ -137,6 +140,8 @@ pub extern "C" fn knsock_send_options_new() -> *mut knsock_send_options {
             walk: WalkOptions::default(),
             progress: None,
             batch_progress: None,
+            fetch_partial: false,
+            fetch_mode_mask: 0o755,
             last_error: None,
         }))
     })

@@ -158,3 +158,32 @@ pub extern "C" fn knsock_server_config_set_allow_legacy(
         Ok(())
     })
 }
+
+/// Serves fetches (`knsock_fetch_files()`): each authenticated identity gets back what it may
+/// write (its confined directory when confined, else the whole directory); anonymous clients
+/// are refused (peer code 20) unless `knsock_server_config_set_allow_anonymous_fetch()`.
+/// Default: off.
+#[no_mangle]
+pub extern "C" fn knsock_server_config_set_allow_fetch(
+    config: *mut knsock_server_config,
+    allow: bool,
+) -> knsock_result {
+    set(config, |c| {
+        c.inner.allow_fetch(allow);
+        Ok(())
+    })
+}
+
+/// UNSAFE: with `knsock_server_config_set_allow_fetch()`, also serves fetches to clients that
+/// proved no identity, plain connections included: anyone who reaches the port reads every
+/// file in the directory. Cannot be combined with confinement. Default: off.
+#[no_mangle]
+pub extern "C" fn knsock_server_config_set_allow_anonymous_fetch(
+    config: *mut knsock_server_config,
+    allow: bool,
+) -> knsock_result {
+    set(config, |c| {
+        c.inner.allow_anonymous_fetch(allow);
+        Ok(())
+    })
+}

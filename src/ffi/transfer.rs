@@ -3,7 +3,6 @@
 use std::cell::Cell;
 use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,7 +19,7 @@ use super::types::knsock_result;
 use crate::sync::lock;
 use crate::{CancelToken, Error, SendOptions};
 
-/// Completion callback of an async send: `code` is the result; `error` is NULL on success and
+/// Completion callback of an async send or fetch: `code` is the result; `error` is NULL on success and
 /// otherwise the detail, borrowed for the call (it stays readable through
 /// `knsock_transfer_error()` until the transfer is freed). Runs exactly once, on the transfer's
 /// own thread, before `knsock_transfer_wait()` returns. It may call `knsock_transfer_free()` on
@@ -29,16 +28,17 @@ pub type knsock_done_cb = Option<
     unsafe extern "C" fn(userdata: *mut c_void, code: knsock_result, error: *const knsock_error),
 >;
 
-struct State {
+/// What a transfer's thread and its handle share.
+pub(crate) struct State {
     outcome: Mutex<Option<(knsock_result, Option<Box<knsock_error>>)>>,
     finished: Condvar,
     sent: AtomicU64,
     total: AtomicU64,
-    cancel: CancelToken,
+    pub(crate) cancel: CancelToken,
 }
 
-/// A send running in the background. Created by `knsock_send_file_async()`, freed with
-/// `knsock_transfer_free()`.
+/// A send or a fetch running in the background. Created by `knsock_send_file_async()` or
+/// `knsock_fetch_files_async()`, freed with `knsock_transfer_free()`.
 ///
 /// Thread safety: its functions may be called from any thread, also at once, except
 /// `knsock_transfer_free()`, which must be the last call on it (it may be made from `on_done`).
@@ -78,7 +78,7 @@ impl Drop for knsock_transfer {
 type Outcome = (knsock_result, Option<Box<knsock_error>>);
 
 impl State {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         State {
             outcome: Mutex::new(None),
             finished: Condvar::new(),
@@ -89,6 +89,14 @@ impl State {
     }
 }
 
+impl State {
+    /// Where the current file stands, for `knsock_transfer_progress()`.
+    pub(crate) fn record(&self, sent: u64, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
+        self.sent.store(sent, Ordering::Relaxed);
+    }
+}
+
 /// Hooks the transfer's cancel token and progress counters into `opts`, keeping the caller's
 /// own progress callback.
 fn watch(opts: &mut SendOptions, state: &Arc<State>) {
@@ -96,27 +104,23 @@ fn watch(opts: &mut SendOptions, state: &Arc<State>) {
     let user_progress = opts.progress.take();
     let st = Arc::clone(state);
     opts.progress = Some(Arc::new(move |name: &str, sent, total| {
-        st.total.store(total, Ordering::Relaxed);
-        st.sent.store(sent, Ordering::Relaxed);
+        st.record(sent, total);
         user_progress
             .as_ref()
             .is_none_or(|cb| cb(name, sent, total))
     }));
 }
 
-/// The transfer's thread: sends, calls `on_done`, then publishes the outcome.
+/// The transfer's thread: runs the job, calls `on_done`, then publishes the outcome.
 fn run(
     state: &State,
-    (host, port, path): (String, u16, PathBuf),
-    opts: &SendOptions,
+    job: impl FnOnce() -> Result<(), Error>,
     on_done: knsock_done_cb,
     ud: UserData,
 ) {
-    let sent = catch_unwind(AssertUnwindSafe(|| {
-        crate::send_file(&host, port, &path, opts)
-    }));
-    let (code, err): Outcome = match sent {
-        Ok(Ok(_)) => (knsock_result::Ok, None),
+    let done = catch_unwind(AssertUnwindSafe(job));
+    let (code, err): Outcome = match done {
+        Ok(Ok(())) => (knsock_result::Ok, None),
         Ok(Err(e)) => (
             e.kind().into(),
             Some(Box::new(knsock_error::from_error(&e))),
@@ -163,21 +167,34 @@ pub extern "C" fn knsock_send_file_async(
         opts.validate()?;
         let state = Arc::new(State::new());
         watch(&mut opts, &state);
-        let (st, ud) = (Arc::clone(&state), UserData(userdata));
-        let id = NEXT_TRANSFER.fetch_add(1, Ordering::Relaxed);
-        let handle = thread::Builder::new()
-            .name("knsock-transfer".into())
-            .spawn(move || {
-                ON_TRANSFER.with(|c| c.set(id));
-                run(&st, (host, port, path), &opts, on_done, ud)
-            })
-            .map_err(|e| Error::io("starting the transfer thread", e))?;
-        transfer.write(to_boxed_mut_ptr(knsock_transfer {
-            state,
-            thread: Some(handle),
-            id,
-        }));
+        let job = move || crate::send_file(&host, port, &path, &opts).map(drop);
+        let started = spawn(state, job, on_done, UserData(userdata))?;
+        transfer.write(to_boxed_mut_ptr(started));
         Ok(())
+    })
+}
+
+/// Runs `job` on a new library thread as a transfer sharing `state`; `on_done` runs there when
+/// it ends.
+pub(crate) fn spawn(
+    state: Arc<State>,
+    job: impl FnOnce() -> Result<(), Error> + Send + 'static,
+    on_done: knsock_done_cb,
+    ud: UserData,
+) -> Result<knsock_transfer, Error> {
+    let st = Arc::clone(&state);
+    let id = NEXT_TRANSFER.fetch_add(1, Ordering::Relaxed);
+    let handle = thread::Builder::new()
+        .name("knsock-transfer".into())
+        .spawn(move || {
+            ON_TRANSFER.with(|c| c.set(id));
+            run(&st, job, on_done, ud)
+        })
+        .map_err(|e| Error::io("starting the transfer thread", e))?;
+    Ok(knsock_transfer {
+        state,
+        thread: Some(handle),
+        id,
     })
 }
 

@@ -70,6 +70,28 @@ pub enum Frame {
     },
     /// Delta: new bytes (zstd-compressed when the OFFER's encoding is 1).
     Literal(Vec<u8>),
+    /// Fetch: what the client asks for (section 3.4).
+    Fetch(super::types::FetchRequest),
+    /// Fetch: one listed file, `seq` numbering the list from 0.
+    File {
+        seq: u32,
+        offer: Offer,
+    },
+    /// Fetch: the list is complete, `count` files.
+    Listed {
+        count: u32,
+    },
+    /// Fetch: send file `seq`'s content from `offset`.
+    Want {
+        seq: u32,
+        offset: u64,
+    },
+    /// Fetch: requested name `index` gives nothing.
+    Missing {
+        index: u16,
+        code: u16,
+        text: String,
+    },
 }
 
 pub(super) mod ty {
@@ -90,6 +112,11 @@ pub(super) mod ty {
     pub const SIG: u8 = 15;
     pub const COPY: u8 = 16;
     pub const LITERAL: u8 = 17;
+    pub const FETCH: u8 = 20;
+    pub const FILE: u8 = 21;
+    pub const LISTED: u8 = 22;
+    pub const WANT: u8 = 23;
+    pub const MISSING: u8 = 24;
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary, so a long reason never breaks
@@ -173,7 +200,10 @@ impl Frame {
                 put_str16(out, truncate_text(identity, MAX_IDENTITY));
                 ty::AUTH_OK
             }
-            other => other.encode_delta(out),
+            other => match other.encode_fetch(out) {
+                Some(t) => t,
+                None => other.encode_delta(out),
+            },
         };
         let len = (out.len() - start - 5) as u32;
         out[start] = t;
@@ -237,6 +267,7 @@ impl Frame {
                 identity: p.str16(MAX_IDENTITY, "identity")?,
             },
             t @ ty::DATA..=ty::LITERAL => Frame::decode_delta(t, &mut p)?,
+            t @ ty::FETCH..=ty::MISSING => Frame::decode_fetch(t, &mut p)?,
             t => return Err(Error::protocol(format!("unknown frame type {t}"))),
         };
         if !p.0.is_empty() {
@@ -250,7 +281,7 @@ impl Frame {
     }
 }
 
-fn put_str16(out: &mut Vec<u8>, s: &str) {
+pub(super) fn put_str16(out: &mut Vec<u8>, s: &str) {
     put_bytes16(out, s.as_bytes());
 }
 

@@ -6,6 +6,7 @@ mod cursor;
 pub mod delta;
 mod frame;
 mod frame_delta;
+mod frame_fetch;
 mod hello;
 mod types;
 

@@ -53,6 +53,29 @@ pub const SIZE_UNKNOWN: u64 = u64::MAX;
 /// The largest block of raw content of unknown size (64 MiB, the largest chunk size): read as
 /// it comes, never held whole.
 pub const RAW_BLOCK_MAX: usize = 64 * 1024 * 1024;
+/// Capability bit: fetch (docs/protocol.md section 3.4): the client gets files back; granted only
+/// by a receiver that serves fetches.
+pub const CAP_FETCH: u32 = 0x20;
+/// Most names in one FETCH, filters in one FETCH, and files in one fetch list.
+pub const FETCH_MAX_NAMES: usize = 256;
+pub const FETCH_MAX_FILTERS: usize = 64;
+pub const FETCH_MAX_FILES: u32 = 1_000_000;
+/// FETCH flags: a directory brings every file beneath it; FILE frames carry digests.
+pub const FETCH_RECURSIVE: u8 = 1;
+pub const FETCH_DIGESTS: u8 = 2;
+/// The longest include or exclude glob of a FETCH.
+pub const MAX_GLOB: usize = 1024;
+
+/// What a FETCH asks for: names (files or directories), flags, include and exclude globs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FetchRequest {
+    /// [`FETCH_RECURSIVE`](FETCH_RECURSIVE), [`FETCH_DIGESTS`](FETCH_DIGESTS).
+    pub flags: u8,
+    pub names: Vec<String>,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
 /// Most non-eager offers a sender has open (unanswered, or accepted with no DATA/DELTA yet);
 /// a receiver holds at most this many accepted files waiting for their content.
 pub const PIPELINE_WINDOW: usize = 256;
@@ -105,6 +128,12 @@ pub enum Code {
     /// The receiver is at its connection cap (after a refused hello, or ending a connection):
     /// the sender retries later, with backoff, as after a lost connection.
     Busy = 17,
+    /// A FETCH this receiver does not serve to this client (section 3.4).
+    FetchRefused = 20,
+    /// A requested name gives nothing to fetch.
+    NoSuchFile = 21,
+    /// A listed file changed or vanished before its content was sent.
+    Changed = 22,
 }
 
 impl Code {
@@ -128,6 +157,9 @@ impl Code {
             15 => StoreUnavailable,
             16 => StoreRefused,
             17 => Busy,
+            20 => FetchRefused,
+            21 => NoSuchFile,
+            22 => Changed,
             _ => return None,
         })
     }
@@ -140,7 +172,9 @@ impl Code {
             Code::Io => ErrorKind::Io,
             Code::Protocol | Code::Version => ErrorKind::Protocol,
             Code::Timeout => ErrorKind::Timeout,
-            Code::Auth | Code::Tls => ErrorKind::Auth,
+            Code::Auth | Code::Tls | Code::FetchRefused => ErrorKind::Auth,
+            Code::NoSuchFile => ErrorKind::NotFound,
+            Code::Changed => ErrorKind::Io,
             Code::BasisChanged => ErrorKind::Io,
             Code::StoreUnavailable | Code::StoreRefused => ErrorKind::Store,
             Code::Busy => ErrorKind::Busy,

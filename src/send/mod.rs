@@ -35,7 +35,8 @@ pub use batch::{BatchReport, FileOutcome};
 pub use stream::send_stream;
 
 use batch::send_batch;
-use connect::{retrying, with_connection};
+use connect::retrying;
+pub(crate) use connect::{backoff, retryable, with_connection};
 use content::{open_reader, open_source, Reader};
 
 /// Sends one file and returns once the receiver has it verified, durable and in place.

@@ -191,6 +191,24 @@ impl Lookup {
         regular.then(|| (File::from(fd), st))
     }
 
+    /// The entry under the name, never through a symlink (a symlink is itself the entry).
+    pub fn entry(&self) -> Option<rfs::Stat> {
+        if self.found < self.dirs.len() {
+            return None;
+        }
+        rfs::statat(&self.parent, &self.file_name, AtFlags::SYMLINK_NOFOLLOW).ok()
+    }
+
+    /// The directory under the name, opened without following a symlink: a fetch walks it.
+    pub fn open_dir(&self) -> io::Result<OwnedFd> {
+        Ok(rfs::openat(
+            &self.parent,
+            &self.file_name,
+            DIR_FLAGS | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )?)
+    }
+
     /// The quick check: a regular file of `size` bytes modified at exactly `mtime` stands under
     /// the name. Nothing is read.
     pub fn quick_same(&self, size: u64, mtime: (i64, u32)) -> bool {

@@ -451,6 +451,112 @@ inline Result try_send_files(const std::string &host, uint16_t port,
 }
 #endif
 
+namespace detail {
+
+/// The C callbacks of a fetch: progress through `st` (options.progress), nothing else (the
+/// outcomes come in the report).
+inline knsock_fetch_callbacks fetch_callbacks(const SendOptions &o, ProgressState *st) {
+  knsock_fetch_callbacks cbs{};
+  if (o.progress && st) {
+    st->fn = o.progress;
+    cbs.progress = progress_trampoline;
+    cbs.userdata = st;
+  }
+  return cbs;
+}
+
+/// Checks a fetch's arguments and builds its options and the names as C strings.
+inline Result check_fetch(const std::string &host, const std::vector<std::string> &remotes,
+                          const std::string &dest, const SendOptions &o, ProgressState *progress,
+                          Options *opts, std::vector<const char *> *cnames) {
+  Result r = check_c_string(dest, "destination");
+  for (const auto &n : remotes) {
+    if (r) r = check_c_string(n, "remote name");
+    cnames->push_back(n.c_str());
+  }
+  if (r) r = check_send(host, std::string(), o, progress, opts);
+  return r;
+}
+
+}  // namespace detail
+
+/// Fetches `remotes` (files, or directories with options.recursive; names as they were sent)
+/// from a receiver that serves fetches into the directory `dest` (created if missing); never
+/// throws. Each file is verified, given its mtime and mode (within 0755), made durable and
+/// renamed into place; the receiver's names are checked so none lands outside `dest`. From
+/// `options` it takes the timeouts, retries, TLS and token, recursion, include and exclude,
+/// skip_unchanged and checksum, and `progress` (name, bytes received, size). Returns ok when the
+/// receiver listed what was asked, even if some files failed: `*outcomes` then has one entry per
+/// listed file (path: where it is now; skipped: it was already here unchanged), then one per
+/// requested name that gave nothing (an empty path and its error). Fails, leaving `*outcomes`
+/// empty, when nothing could be listed (no connection, authentication, a receiver that does not
+/// serve fetches or refuses this client).
+inline Result try_fetch_files(const std::string &host, uint16_t port,
+                              const std::vector<std::string> &remotes, const std::string &dest,
+                              const SendOptions &options,
+                              std::vector<FileOutcome> *outcomes) noexcept {
+#if KNSOCK_HPP_EXCEPTIONS
+  try {
+#endif
+    if (outcomes) outcomes->clear();
+    detail::ProgressState progress;
+    detail::Options opts;
+    std::vector<const char *> cnames;
+    Result r = detail::check_fetch(host, remotes, dest, options, &progress, &opts, &cnames);
+    if (!r) return r;
+    knsock_fetch_callbacks cbs = detail::fetch_callbacks(options, &progress);
+    knsock_batch_report *raw = nullptr;
+    knsock_error *err = nullptr;
+    knsock_result rc = knsock_fetch_files(host.c_str(), port, cnames.data(), cnames.size(),
+                                          dest.c_str(), opts.get(), &cbs, &raw, &err);
+    if (rc != KNSOCK_RESULT_OK) {
+      r = detail::take_result(rc, err);
+      detail::blame_callback(r, progress);
+      return r;
+    }
+    std::unique_ptr<knsock_batch_report, void (*)(knsock_batch_report *)> report(
+        raw, knsock_batch_report_free);
+    std::vector<FileOutcome> out = detail::file_outcomes(raw, progress);
+    if (outcomes) *outcomes = std::move(out);
+    return Result{};
+#if KNSOCK_HPP_EXCEPTIONS
+  } catch (const std::exception &e) {
+    return Result{KNSOCK_RESULT_PANIC, e.what(), {}, 0};
+  }
+#endif
+}
+
+/// Fetches one file (or directory, with options.recursive) into `dest`; ok only when every
+/// listed file was fetched or found unchanged; never throws.
+inline Result try_fetch_file(const std::string &host, uint16_t port, const std::string &remote,
+                             const std::string &dest, const SendOptions &options = {}) noexcept {
+  std::vector<FileOutcome> out;
+  Result r = try_fetch_files(host, port, {remote}, dest, options, &out);
+  for (auto &f : out)
+    if (r && !f.result) r = std::move(f.result);
+  return r;
+}
+
+#if KNSOCK_HPP_EXCEPTIONS
+/// try_fetch_files(); throws knsock::Error only when nothing could be listed.
+[[nodiscard]] inline std::vector<FileOutcome> fetch_files(const std::string &host, uint16_t port,
+                                                          const std::vector<std::string> &remotes,
+                                                          const std::string &dest,
+                                                          const SendOptions &options = {}) {
+  std::vector<FileOutcome> out;
+  Result r = try_fetch_files(host, port, remotes, dest, options, &out);
+  if (!r) throw Error(std::move(r));
+  return out;
+}
+
+/// try_fetch_file(); throws knsock::Error on any failure.
+inline void fetch_file(const std::string &host, uint16_t port, const std::string &remote,
+                       const std::string &dest, const SendOptions &options = {}) {
+  Result r = try_fetch_file(host, port, remote, dest, options);
+  if (!r) throw Error(std::move(r));
+}
+#endif
+
 /// One receiver of send_files_multi().
 struct Receiver {
   std::string host;
@@ -738,6 +844,9 @@ struct ServerConfig {
   std::vector<std::pair<std::string, std::string>> identity_dirs;  // identity -> subdirectory
   bool allow_plaintext = false;  // UNSAFE: also plain knsock senders on a TLS server
   bool allow_legacy = false;     // UNSAFE: also kn-sock 0.3 uploads on a TLS server
+  // Serve fetches (fetch_files()): each authenticated identity gets back what it may write.
+  bool allow_fetch = false;
+  bool allow_anonymous_fetch = false;  // UNSAFE: fetches for clients that proved no identity
   // An S3-compatible bucket to store files in instead of `dir`, which then only spools their
   // content; FileInfo::path in on_received is then "s3://BUCKET/KEY". The bucket is opened
   // (one HEAD request) when the server starts: an unreachable store or refused keys fail the
@@ -957,6 +1066,8 @@ class [[nodiscard]] Server {
       step(knsock_server_config_set_identity_dir(p, id.c_str(), sub.c_str()));
     step(knsock_server_config_set_allow_plaintext(p, cfg.allow_plaintext));
     step(knsock_server_config_set_allow_legacy(p, cfg.allow_legacy));
+    step(knsock_server_config_set_allow_fetch(p, cfg.allow_fetch));
+    step(knsock_server_config_set_allow_anonymous_fetch(p, cfg.allow_anonymous_fetch));
     // Set only when given (the C adjusters refuse to run before knsock_server_config_set_s3).
     auto opt = [](const std::string &v) { return v.empty() ? nullptr : v.c_str(); };
     if (!cfg.s3.empty()) step(knsock_server_config_set_s3(p, cfg.s3.c_str()));
@@ -1062,8 +1173,8 @@ inline void done_trampoline(void *ud, knsock_result code, const knsock_error *er
 
 }  // namespace detail
 
-/// A send running on a library thread (kn-sock's send_file_async). Move-only; destroying a
-/// running transfer cancels it and waits for its thread.
+/// A send or a fetch running on a library thread (kn-sock's send_file_async). Move-only;
+/// destroying a running transfer cancels it and waits for its thread.
 class [[nodiscard]] Transfer {
  public:
   Transfer() = default;
@@ -1087,6 +1198,17 @@ class [[nodiscard]] Transfer {
                         const SendOptions &options, Result *result) noexcept {
     Transfer t;
     Result r = t.open(host, port, path, options);
+    if (result) *result = std::move(r);
+    return t;
+  }
+
+  /// Starts fetching `remotes` into `dest` as try_fetch_files() would; the transfer succeeds
+  /// when every listed file was fetched or found unchanged and every name gave something.
+  static Transfer start_fetch(const std::string &host, uint16_t port,
+                              const std::vector<std::string> &remotes, const std::string &dest,
+                              const SendOptions &options, Result *result) noexcept {
+    Transfer t;
+    Result r = t.open_fetch(host, port, remotes, dest, options);
     if (result) *result = std::move(r);
     return t;
   }
@@ -1153,6 +1275,36 @@ class [[nodiscard]] Transfer {
     return Result{};
   }
 
+  Result open_fetch(const std::string &host, uint16_t port,
+                    const std::vector<std::string> &remotes, const std::string &dest,
+                    const SendOptions &options) noexcept {
+#if KNSOCK_HPP_EXCEPTIONS
+    try {
+#endif
+      std::unique_ptr<detail::AsyncState> st(new (std::nothrow) detail::AsyncState);
+      if (!st) return Result{KNSOCK_RESULT_PANIC, "out of memory", {}, 0};
+      detail::Options opts;
+      std::vector<const char *> cnames;
+      Result r =
+          detail::check_fetch(host, remotes, dest, options, &st->progress, &opts, &cnames);
+      if (!r) return r;
+      knsock_fetch_callbacks cbs = detail::fetch_callbacks(options, &st->progress);
+      knsock_transfer *raw = nullptr;
+      knsock_error *err = nullptr;
+      knsock_result rc = knsock_fetch_files_async(
+          host.c_str(), port, cnames.data(), cnames.size(), dest.c_str(), opts.get(), &cbs,
+          detail::done_trampoline, st.get(), &raw, &err);
+      if (rc != KNSOCK_RESULT_OK) return detail::take_result(rc, err);
+      state_ = std::move(st);
+      handle_.reset(raw);
+      return Result{};
+#if KNSOCK_HPP_EXCEPTIONS
+    } catch (const std::exception &e) {  // std::bad_alloc building the name list
+      return Result{KNSOCK_RESULT_PANIC, e.what(), {}, 0};
+    }
+#endif
+  }
+
   // Declared first so it is destroyed last: the handle's destructor joins the thread that uses
   // the state.
   std::unique_ptr<detail::AsyncState> state_;
@@ -1167,6 +1319,22 @@ inline Transfer send_file_async(const std::string &host, uint16_t port, const st
   Transfer t = Transfer::start(host, port, path, options, &r);
   if (!r) throw Error(std::move(r));
   return t;
+}
+
+/// Starts an async fetch (Transfer::start_fetch); throws knsock::Error when it cannot start.
+inline Transfer fetch_files_async(const std::string &host, uint16_t port,
+                                  const std::vector<std::string> &remotes,
+                                  const std::string &dest, const SendOptions &options = {}) {
+  Result r;
+  Transfer t = Transfer::start_fetch(host, port, remotes, dest, options, &r);
+  if (!r) throw Error(std::move(r));
+  return t;
+}
+
+/// Starts an async fetch of one name.
+inline Transfer fetch_file_async(const std::string &host, uint16_t port, const std::string &remote,
+                                 const std::string &dest, const SendOptions &options = {}) {
+  return fetch_files_async(host, port, {remote}, dest, options);
 }
 #endif
 

@@ -86,6 +86,10 @@ type ServerConfig struct {
 	IdentityDirs      map[string]string // identity -> its directory beneath Dir
 	AllowPlaintext    bool              // UNSAFE: also plain knsock senders on a TLS server
 	AllowLegacy       bool              // UNSAFE: also kn-sock 0.3 uploads on a TLS server
+	// AllowFetch serves fetches (FetchFiles): each authenticated identity gets back what it may
+	// write (its confined directory). AllowAnonymousFetch (UNSAFE) serves clients that proved no
+	// identity too: anyone who reaches the port reads every file.
+	AllowFetch, AllowAnonymousFetch bool
 
 	// S3 stores received files in an S3-compatible bucket, "s3://BUCKET" or "s3://BUCKET/PREFIX",
 	// instead of Dir, which then only spools their content; FileInfo.Path in Handler is then

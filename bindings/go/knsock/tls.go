@@ -244,6 +244,13 @@ func (cfg *ServerConfig) applySecurity(c *C.knsock_server_config) error {
 			return fail(C.knsock_server_config_set_allow_legacy(c, C.bool(cfg.AllowLegacy)), "allow legacy")
 		},
 		func() error {
+			return fail(C.knsock_server_config_set_allow_fetch(c, C.bool(cfg.AllowFetch)), "allow fetch")
+		},
+		func() error {
+			code := C.knsock_server_config_set_allow_anonymous_fetch(c, C.bool(cfg.AllowAnonymousFetch))
+			return fail(code, "allow anonymous fetch")
+		},
+		func() error {
 			if cfg.HeaderTimeout == 0 {
 				return nil
 			}

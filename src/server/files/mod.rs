@@ -5,6 +5,7 @@
 pub(super) mod admit;
 pub(super) mod budget;
 pub(super) mod commit;
+pub(super) mod listing;
 pub(super) mod refusal;
 pub(super) mod resume;
 pub(super) mod space;

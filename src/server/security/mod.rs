@@ -25,6 +25,11 @@ pub(crate) struct Security {
     pub(crate) dirs: HashMap<String, String>,
     pub(crate) allow_plaintext: bool,
     pub(crate) allow_legacy: bool,
+    /// Fetches are served (docs/protocol.md section 3.3): to authenticated identities, from
+    /// what each may write.
+    pub(crate) allow_fetch: bool,
+    /// UNSAFE: fetches are served to anonymous clients too, from the whole directory.
+    pub(crate) allow_anonymous_fetch: bool,
 }
 
 impl Security {
@@ -50,6 +55,15 @@ impl Security {
             return Err(Error::invalid(
                 "confinement cannot be combined with allow_plaintext or allow_legacy: \
                  an anonymous sender could write anywhere",
+            ));
+        }
+        if self.allow_anonymous_fetch && !self.allow_fetch {
+            return Err(Error::invalid("allow_anonymous_fetch needs allow_fetch"));
+        }
+        if self.allow_anonymous_fetch && confined {
+            return Err(Error::invalid(
+                "confinement cannot be combined with allow_anonymous_fetch: \
+                 an anonymous client could read every identity's files",
             ));
         }
         for (name, dir) in &self.dirs {

@@ -63,4 +63,19 @@ impl ServerConfig {
         self.security.allow_legacy = yes;
         self
     }
+    /// Serves fetches (docs/protocol.md section 3.3): an authenticated identity gets back what it
+    /// may write (its confined directory, or the whole directory when it is not confined). Off
+    /// by default. Anonymous clients are refused unless
+    /// [`allow_anonymous_fetch`](Self::allow_anonymous_fetch).
+    pub fn allow_fetch(&mut self, yes: bool) -> &mut Self {
+        self.security.allow_fetch = yes;
+        self
+    }
+    /// UNSAFE: with [`allow_fetch`](Self::allow_fetch), also serves fetches to clients that
+    /// proved no identity (plain connections included): anyone who reaches the port reads every
+    /// file in the directory. docs/security.md.
+    pub fn allow_anonymous_fetch(&mut self, yes: bool) -> &mut Self {
+        self.security.allow_anonymous_fetch = yes;
+        self
+    }
 }

@@ -97,11 +97,11 @@ async fn answer_hello<S: Stream>(
         let _ = conn.send(&out).await;
         return Err(Error::protocol(text));
     };
+    // Always: eager offers, pipelined decisions, delta, streams; zstd and fetch when allowed.
     let mut ours = protocol::CAP_EAGER | protocol::CAP_PIPELINE | protocol::CAP_DELTA;
     ours |= protocol::CAP_STREAM;
-    if zstd {
-        ours |= protocol::CAP_ZSTD;
-    }
+    ours |= [0, protocol::CAP_ZSTD][usize::from(zstd)];
+    ours |= [0, protocol::CAP_FETCH][usize::from(conn.shared.config.security.allow_fetch)];
     let mut caps = hello.caps & ours;
     if caps & protocol::CAP_PIPELINE == 0 {
         caps &= !protocol::CAP_DELTA;
@@ -176,6 +176,7 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
                     self.receive_delta(seq).await
                 }
                 Frame::Bye => return self.conn.commit().await,
+                Frame::Fetch(r) if self.next_seq == 0 => return self.fetch(r).await,
                 f => Err(Error::protocol(format!(
                     "unexpected frame from sender: {f:?}"
                 ))),

@@ -16,8 +16,11 @@ receivers at once), S3 storage on servers (`s3="s3://BUCKET/PREFIX"`; `StoreErro
 connection cap raises `ReceiverBusyError` (a `FileTransferError`) once `retries` are spent.
 `send_stream` sends a binary file object or an iterator of bytes (size known only at its end),
 and a `FileServer(store=...)` receives into a `knsock.Store` of the program's own.
+Restores: `fetch_files` / `fetch_file` (and their `_async` forms) get files back from a server
+started with `allow_fetch=True`, verified and renamed into place as a receiver does.
 """
 from ._ffi import Overwrite, Result, lib as _lib
+from ._fetch import fetch_file, fetch_file_async, fetch_files, fetch_files_async
 from ._send import (BatchProgress, FileResult, ReceiverResult, send_file, send_file_async,
                     send_files, send_files_to_many)
 from ._server import (FileServer, ReceivedFile, hash_token, start_file_server,
@@ -38,4 +41,5 @@ __all__ = [
     "library_version", "AuthenticationError", "ReceivedFile", "hash_token",
     "send_files_to_many", "ReceiverResult", "StoreError", "ServerStats", "STATS_CODES",
     "ReceiverBusyError", "send_stream", "send_stream_async", "Store", "StoredObject",
+    "fetch_file", "fetch_files", "fetch_file_async", "fetch_files_async",
 ]

@@ -93,6 +93,17 @@ class StoreVtable(ctypes.Structure):
                 ("stat", STORE_STAT_CB), ("free_userdata", FINALIZER_CB)]
 
 
+FETCHED_CB = CFUNCTYPE(None, c_void_p, c_char_p, c_char_p, c_uint64, c_bool)
+FETCH_ERROR_CB = CFUNCTYPE(None, c_void_p, c_char_p, c_void_p)
+
+
+class FetchCallbacks(ctypes.Structure):
+    """`knsock_fetch_callbacks`: read during the call that takes it."""
+
+    _fields_ = [("progress", PROGRESS_CB), ("fetched", FETCHED_CB), ("error", FETCH_ERROR_CB),
+                ("userdata", c_void_p)]
+
+
 class Receiver(ctypes.Structure):
     """`knsock_receiver`: one receiver of knsock_send_files_multi (the host borrowed for the
     call)."""
@@ -155,6 +166,11 @@ _PROTOTYPES = {
                                        _PP]),
     "knsock_send_files_multi": (c_int, [POINTER(Receiver), c_size_t, POINTER(c_char_p),
                                         c_size_t, _P, MULTI_PROGRESS_CB, c_void_p, _PP, _PP]),
+    "knsock_fetch_files": (c_int, [c_char_p, c_uint16, POINTER(c_char_p), c_size_t, c_char_p,
+                                   _P, POINTER(FetchCallbacks), _PP, _PP]),
+    "knsock_fetch_files_async": (c_int, [c_char_p, c_uint16, POINTER(c_char_p), c_size_t,
+                                         c_char_p, _P, POINTER(FetchCallbacks), DONE_CB,
+                                         c_void_p, _PP, _PP]),
     "knsock_transfer_wait": (c_int, [_P, c_int64]),
     "knsock_transfer_error": (_P, [_P]),
     "knsock_transfer_cancel": (c_int, [_P]),
@@ -212,6 +228,8 @@ _PROTOTYPES = {
     "knsock_server_config_set_identity_dir": (c_int, [_P, c_char_p, c_char_p]),
     "knsock_server_config_set_allow_plaintext": (c_int, [_P, c_bool]),
     "knsock_server_config_set_allow_legacy": (c_int, [_P, c_bool]),
+    "knsock_server_config_set_allow_fetch": (c_int, [_P, c_bool]),
+    "knsock_server_config_set_allow_anonymous_fetch": (c_int, [_P, c_bool]),
     "knsock_server_config_set_header_timeout_ms": (c_int, [_P, c_uint64]),
     "knsock_server_config_set_max_decoders": (c_int, [_P, c_uint32]),
     "knsock_server_config_set_hash_budget": (c_int, [_P, c_uint64]),

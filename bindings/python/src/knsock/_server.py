@@ -172,7 +172,8 @@ PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 def _set_security(cfg, *, tls_cert, tls_key, tls_self_signed, tokens_file, client_ca, confine,
                   identity_dirs, allow_plaintext, allow_legacy, header_timeout, max_decoders,
-                  hash_budget, mode_mask, raise_fd_limit) -> None:
+                  hash_budget, mode_mask, raise_fd_limit, allow_fetch=False,
+                  allow_anonymous_fetch=False) -> None:
     """FileServer's TLS, authentication and limit settings on knsock_server_config `cfg`; a
     refused value raises ValueError with the library's reason."""
     def c(code: int, what: str) -> None:
@@ -199,6 +200,9 @@ def _set_security(cfg, *, tls_cert, tls_key, tls_self_signed, tokens_file, clien
     c(lib.knsock_server_config_set_allow_plaintext(cfg, bool(allow_plaintext)),
       "allow_plaintext")
     c(lib.knsock_server_config_set_allow_legacy(cfg, bool(allow_legacy)), "allow_legacy")
+    c(lib.knsock_server_config_set_allow_fetch(cfg, bool(allow_fetch)), "allow_fetch")
+    c(lib.knsock_server_config_set_allow_anonymous_fetch(cfg, bool(allow_anonymous_fetch)),
+      "allow_anonymous_fetch")
     if header_timeout is not None:
         c(lib.knsock_server_config_set_header_timeout_ms(cfg, max(0, int(header_timeout * 1000))),
           "header_timeout")
@@ -304,6 +308,7 @@ class FileServer:
                  tokens_file: Optional[PathLike] = None, client_ca: Optional[PathLike] = None,
                  confine: bool = False, identity_dirs: Optional[Dict[str, str]] = None,
                  allow_plaintext: bool = False, allow_legacy: bool = False,
+                 allow_fetch: bool = False, allow_anonymous_fetch: bool = False,
                  header_timeout: Optional[float] = None, max_decoders: Optional[int] = None,
                  hash_budget: Optional[int] = None, mode_mask: Optional[int] = None,
                  raise_fd_limit: bool = True, s3: Optional[str] = None,
@@ -362,6 +367,7 @@ class FileServer:
                           tls_self_signed=tls_self_signed, tokens_file=tokens_file,
                           client_ca=client_ca, confine=confine, identity_dirs=identity_dirs,
                           allow_plaintext=allow_plaintext, allow_legacy=allow_legacy,
+                          allow_fetch=allow_fetch, allow_anonymous_fetch=allow_anonymous_fetch,
                           header_timeout=header_timeout, max_decoders=max_decoders,
                           hash_budget=hash_budget, mode_mask=mode_mask,
                           raise_fd_limit=raise_fd_limit)
@@ -502,7 +508,9 @@ def start_file_server(port: int, save_dir: Union[str, "os.PathLike[str]"],
             `reserve_bytes`, `resume_ttl`, `accept_compression`, `overwrite`, `handler_info`,
             and the TLS and authentication settings: `tls_self_signed`, `tls_cert`/`tls_key`,
             `tokens_file`, `client_ca`, `confine`, `identity_dirs`, `allow_plaintext`,
-            `allow_legacy`; the limits `header_timeout`, `max_decoders`, `hash_budget`,
+            `allow_legacy`; fetches (restores: `fetch_files`) with `allow_fetch`, for
+            authenticated identities from what each may write, and, UNSAFE, for anonymous
+            clients with `allow_anonymous_fetch`; the limits `header_timeout`, `max_decoders`, `hash_budget`,
             `mode_mask`, `raise_fd_limit`; S3 storage, where `save_dir` is then the spool:
             `s3`, `s3_endpoint`, `s3_path_style`, `s3_region`, `s3_credentials`,
             `s3_ca_file`).

@@ -1,0 +1,141 @@
+package knsock
+
+/*
+#include <stdlib.h>
+#include <knsock.h>
+#include "trampolines.h"
+*/
+import "C"
+
+import (
+	"context"
+	"unsafe"
+)
+
+// FetchFiles fetches remotes (names as they were sent: files, or directories with
+// WithRecursive) from addr ("host:port"), a receiver that serves fetches
+// (ServerConfig.AllowFetch), into the directory dest (created if missing). A name's last
+// component and what lies beneath it land under dest. Each file is verified, given its mtime and
+// its mode (within 0755), made durable and renamed into place; every name the receiver lists is
+// checked, so none lands outside dest. From opts it takes the timeouts, retries, TLS and token,
+// WithRecursive, WithInclude, WithExclude, WithSkipUnchanged, WithChecksum and WithProgress
+// (bytes of the current file received, its size).
+//
+// The results list every file the receiver listed (Path: where it is now; Skipped: it was
+// already here unchanged), then one per requested name that gave nothing (an empty Path, Err
+// ErrNotFound or ErrInvalidArgument). The error is non-nil, and the results nil, only when
+// nothing could be listed: ctx already done, bad arguments, no connection, authentication, a
+// receiver that does not serve fetches (ErrRejected) or refuses this client (ErrAuth, peer code
+// 20).
+//
+// FetchFiles blocks the calling goroutine (and its OS thread); the progress callback runs on that
+// thread. Cancelling ctx aborts the fetch at its next piece of content: the files not yet in place
+// fail with an error matching both ctx.Err() and ErrCancelled, and nothing partial is left.
+func FetchFiles(ctx context.Context, addr string, remotes []string, dest string, opts ...SendOption) ([]FileResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &Error{Code: CodeCancelled, Message: "transfer cancelled", Err: err}
+	}
+	f, err := newFetch(ctx, addr, remotes, dest, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer f.free()
+	if f.st.progress != nil || f.st.ctx != nil {
+		h := newHandle(f.st)
+		// knsock_fetch_files returns only once no callback can run any more.
+		defer deleteHandle(h)
+		f.cbs.progress = C.knsock_progress_cb(C.knsock_go_progress_tramp)
+		f.cbs.userdata = C.knsock_go_userdata(C.uintptr_t(h))
+	}
+	var rep *C.knsock_batch_report
+	var cerr *C.knsock_error
+	code := C.knsock_fetch_files(f.chost, C.uint16_t(f.port), f.names(), C.size_t(len(f.cnames)),
+		f.cdest, f.copts, f.cbs, &rep, &cerr)
+	if code != C.KNSOCK_RESULT_OK {
+		e := takeError(code, cerr)
+		f.st.explain(e)
+		return nil, e
+	}
+	defer C.knsock_batch_report_free(rep)
+	return f.st.fileResults(rep), nil
+}
+
+// FetchFile fetches one name (a file, or a directory with WithRecursive) as FetchFiles does and
+// returns nil only when every file it lists was fetched or found unchanged; otherwise the first
+// error. Cancelling ctx cancels the fetch (the error then matches ctx.Err() and ErrCancelled).
+// To fetch in the background, call it from a goroutine.
+func FetchFile(ctx context.Context, addr string, remote string, dest string, opts ...SendOption) error {
+	results, err := FetchFiles(ctx, addr, []string{remote}, dest, opts...)
+	if err != nil {
+		return err
+	}
+	for _, r := range results {
+		if r.Err != nil {
+			return r.Err
+		}
+	}
+	return nil
+}
+
+// fetch is what FetchFiles prepares for C; free releases it.
+type fetch struct {
+	chost, cdest *C.char
+	port         int
+	cnames       []*C.char
+	copts        *C.knsock_send_options
+	cbs          *C.knsock_fetch_callbacks // C memory: C reads it during the call
+	st           *sendState
+}
+
+func newFetch(ctx context.Context, addr string, remotes []string, dest string, opts []SendOption) (*fetch, error) {
+	host, port, err := splitAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range append([]string{host, dest}, remotes...) {
+		if err := noNUL(s, "argument"); err != nil {
+			return nil, err
+		}
+	}
+	var cfg sendConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	copts, err := cfg.newOptions()
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.setBatchOptions(copts); err != nil {
+		C.knsock_send_options_free(copts)
+		return nil, err
+	}
+	f := &fetch{chost: C.CString(host), cdest: C.CString(dest), port: port, copts: copts,
+		st: &sendState{progress: cfg.progress}}
+	f.cbs = (*C.knsock_fetch_callbacks)(C.calloc(1, C.size_t(unsafe.Sizeof(C.knsock_fetch_callbacks{}))))
+	if ctx.Done() != nil {
+		f.st.ctx = ctx
+	}
+	f.cnames = make([]*C.char, len(remotes))
+	for i, r := range remotes {
+		f.cnames[i] = C.CString(r)
+	}
+	return f, nil
+}
+
+// names is the C array of the names (NULL when there are none).
+func (f *fetch) names() **C.char {
+	if len(f.cnames) == 0 {
+		return nil
+	}
+	return &f.cnames[0]
+}
+
+func (f *fetch) free() {
+	for _, p := range f.cnames {
+		C.free(unsafe.Pointer(p))
+	}
+	C.free(unsafe.Pointer(f.chost))
+	C.free(unsafe.Pointer(f.cdest))
+	C.free(unsafe.Pointer(f.cbs))
+	C.knsock_send_options_free(f.copts)
+}

@@ -1,0 +1,242 @@
+//! Serving a fetch (docs/protocol.md section 3.4): who may fetch, the list (FILE … LISTED), the
+//! client's WANTs up to BYE, then each wanted file's DATA, content and DONE.
+
+use std::io::Read;
+use std::time::Instant;
+
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::{self, Code, FetchRequest, Frame, Offer};
+use crate::server::files::listing::{list, reopen, Item};
+use crate::server::io::runtime::{blocking, blocking_if};
+use crate::server::io::wire::Stream;
+use crate::server::security::auth::Identity;
+use crate::server::session::conn::Connection;
+use crate::server::session::native::Session;
+use crate::storage::{Root, Sink};
+
+/// Bytes read from a file and written out per step.
+const CHUNK: usize = 256 * 1024;
+/// Queued list frames are sent once they reach this many bytes.
+const LIST_FLUSH: usize = 64 * 1024;
+
+impl<S: Stream> Session<'_, '_, S> {
+    /// A FETCH: served, then the connection ends.
+    pub(super) async fn fetch(&mut self, r: FetchRequest) -> Result<()> {
+        serve(self.conn, self.caps, self.identity.as_ref(), r).await
+    }
+}
+
+/// Serves the connection's one FETCH, then ends it. `Err` when the connection failed (the
+/// client was told why).
+pub(crate) async fn serve<S: Stream>(
+    conn: &mut Connection<'_, S>,
+    caps: u32,
+    identity: Option<&Identity>,
+    req: FetchRequest,
+) -> Result<()> {
+    if caps & protocol::CAP_FETCH == 0 {
+        let e = Error::protocol("FETCH without capability bit 5 (fetch)");
+        return Err(conn.fail(e).await);
+    }
+    let base = match who_may_fetch(conn, identity) {
+        Ok(base) => base,
+        Err(why) => return Err(refuse(conn, why).await),
+    };
+    let Sink::Dir(root) = &conn.shared.sink else {
+        let why = "this receiver stores in an object store; fetching from it is not supported yet";
+        return Err(refuse(conn, why.into()).await);
+    };
+    let listed = match blocking(|| list(root, base.as_deref(), &req)) {
+        Ok(items) => items,
+        Err(why) => return Err(conn.fail(Error::invalid(why)).await),
+    };
+    match exchange(conn, root, &req, listed).await {
+        Ok(()) => {
+            let _ = conn.wire.finish().await;
+            Ok(())
+        }
+        Err(e) => Err(conn.fail(e).await),
+    }
+}
+
+/// The directory the client may read beneath (`None`: the whole directory), or why it may not
+/// fetch at all.
+fn who_may_fetch<S: Stream>(
+    conn: &Connection<'_, S>,
+    identity: Option<&Identity>,
+) -> std::result::Result<Option<String>, String> {
+    let sec = &conn.shared.config.security;
+    match identity {
+        _ if !sec.allow_fetch => Err("this receiver does not serve fetches".into()),
+        Some(id) => Ok(id.dir.clone()),
+        None if sec.allow_anonymous_fetch => Ok(None),
+        None => Err(
+            "this receiver serves fetches only to authenticated clients \
+                     (a token or a client certificate, over TLS)"
+                .into(),
+        ),
+    }
+}
+
+/// Answers ERROR 20 and ends the connection.
+async fn refuse<S: Stream>(conn: &mut Connection<'_, S>, why: String) -> Error {
+    let text = format!("fetch refused: {why}");
+    conn.queue_frame(Frame::Error {
+        code: Code::FetchRefused as u16,
+        text: text.clone(),
+    });
+    let _ = conn.flush().await;
+    let _ = conn.wire.finish().await;
+    Error::from_peer(ErrorKind::Auth, Code::FetchRefused as u16, text)
+}
+
+/// The list, the wants, the content.
+async fn exchange<S: Stream>(
+    conn: &mut Connection<'_, S>,
+    root: &Root,
+    req: &FetchRequest,
+    items: Vec<Item>,
+) -> Result<()> {
+    let digests = req.flags & protocol::FETCH_DIGESTS != 0;
+    let mut files: Vec<(Offer, String)> = Vec::new();
+    let mut out = Vec::with_capacity(LIST_FLUSH + 8192);
+    for item in items {
+        match item {
+            Item::Missing(index, code, text) => Frame::Missing {
+                index,
+                code: code as u16,
+                text,
+            }
+            .encode(&mut out),
+            Item::File(mut offer, full) => {
+                if digests {
+                    offer.digest = blocking(|| digest_of(root, &full, &offer));
+                }
+                let seq = files.len() as u32;
+                let file = Frame::File { seq, offer };
+                file.encode(&mut out);
+                if let Frame::File { offer, .. } = file {
+                    files.push((offer, full));
+                }
+            }
+        }
+        if out.len() >= LIST_FLUSH {
+            conn.send(&std::mem::take(&mut out)).await?;
+        }
+    }
+    Frame::Listed {
+        count: files.len() as u32,
+    }
+    .encode(&mut out);
+    conn.send(&out).await?;
+    let wants = read_wants(conn, &files).await?;
+    let mut queued = 0u64;
+    for (seq, offset) in wants {
+        let (offer, full) = &files[seq as usize];
+        send_one(conn, root, seq, offer, full, offset).await?;
+        // Small files go out together, a chunk's worth at a time.
+        queued += offer.size - offset;
+        if queued >= CHUNK as u64 {
+            conn.flush().await?;
+            queued = 0;
+        }
+    }
+    Ok(())
+}
+
+/// The XXH3-128 of a listed file, for a client comparing checksums; empty when it cannot be
+/// read as listed (its WANT will then be answered FAILED).
+fn digest_of(root: &Root, full: &str, offer: &Offer) -> Vec<u8> {
+    match reopen(root, full, offer) {
+        Ok(mut f) => {
+            crate::hash::digest_exact(&mut f, offer.size).map_or(Vec::new(), |d| d.to_vec())
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Reads WANT frames up to BYE: each a listed file, in increasing order, its offset within the
+/// file. A client that closes instead wants nothing more.
+async fn read_wants<S: Stream>(
+    conn: &mut Connection<'_, S>,
+    files: &[(Offer, String)],
+) -> Result<Vec<(u32, u64)>> {
+    let mut wants: Vec<(u32, u64)> = Vec::new();
+    loop {
+        let at = Instant::now() + conn.shared.config.header_timeout;
+        conn.wire.set_deadline(Some(at));
+        match conn.wire.read_frame().await? {
+            Some(Frame::Want { seq, offset }) => {
+                let next = wants.last().map_or(0, |w| w.0 + 1);
+                let Some((offer, _)) = files.get(seq as usize).filter(|_| seq >= next) else {
+                    return Err(Error::protocol(format!(
+                        "WANT of file {seq}: not listed, or out of order"
+                    )));
+                };
+                if offset > offer.size {
+                    return Err(Error::protocol(format!(
+                        "WANT of file {seq} from {offset}, past its {} bytes",
+                        offer.size
+                    )));
+                }
+                wants.push((seq, offset));
+            }
+            Some(Frame::Bye) => break,
+            None => return Ok(Vec::new()),
+            Some(f) => return Err(Error::protocol(format!("expected WANT or BYE, got {f:?}"))),
+        }
+    }
+    conn.wire.set_deadline(None);
+    Ok(wants)
+}
+
+/// One wanted file: DATA, its content from `offset`, DONE with the digest of the whole; or
+/// FAILED (code 22) when it is no longer the file that was listed.
+async fn send_one<S: Stream>(
+    conn: &mut Connection<'_, S>,
+    root: &Root,
+    seq: u32,
+    offer: &Offer,
+    full: &str,
+    offset: u64,
+) -> Result<()> {
+    let large = offer.size > protocol::EAGER_MAX;
+    let mut file = match blocking_if(large, || reopen(root, full, offer)) {
+        Ok(f) => f,
+        Err(text) => {
+            let code = Code::Changed as u16;
+            conn.queue_frame(Frame::Failed { seq, code, text });
+            return Ok(());
+        }
+    };
+    conn.queue_frame(Frame::Data { seq });
+    let mut hasher = Xxh3::new();
+    let mut buf = vec![0u8; CHUNK.min(offer.size.max(1) as usize)];
+    let mut done = 0u64;
+    let name = crate::printable(&offer.name).into_owned();
+    while done < offer.size {
+        let want = buf.len().min((offer.size - done) as usize);
+        let read = blocking_if(large, || file.read_exact(&mut buf[..want]));
+        // A file cut short under us cannot be sent in full: the connection ends.
+        read.map_err(|e| Error::io(format!("reading '{name}'"), e))?;
+        hasher.update(&buf[..want]);
+        if done + want as u64 > offset {
+            let from = offset.saturating_sub(done) as usize;
+            conn.wire.queue(&buf[from..want]);
+            if large {
+                conn.flush().await?;
+            }
+        }
+        done += want as u64;
+    }
+    conn.queue_frame(Frame::Done {
+        algorithm: protocol::ALGO_XXH3_128,
+        digest: hasher.digest128().to_be_bytes().to_vec(),
+    });
+    if large {
+        conn.flush().await?;
+    }
+    Ok(())
+}
