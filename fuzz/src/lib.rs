@@ -241,7 +241,10 @@ pub fn serve(data: &[u8]) -> Served {
             assert!(check_name(&f.name).is_ok(), "received {:?}", f.name);
             seen.lock().unwrap().insert(f.name.clone());
         })
-        .on_error(|_, _| {});
+        .on_error(|_, _| {})
+        // Fetches too, to anyone: the fuzzer reaches the serving side of section 3.4.
+        .allow_fetch(true)
+        .allow_anonymous_fetch(true);
     let (wrote, _ended) = serve_bytes(&config, data).expect("the server directory opens");
 
     let beside: Vec<_> = fs::read_dir(&sandbox.0)
@@ -304,6 +307,11 @@ fn check_replies(wrote: &[u8], stored: &BTreeSet<String>) -> Vec<Frame> {
     let mut frames = Vec::new();
     loop {
         match Frame::read_from(&mut rest) {
+            // Serving a fetch: the file's content follows DATA, frames are checked up to it.
+            Ok(Some(f @ Frame::Data { .. })) => {
+                frames.push(f);
+                break;
+            }
             Ok(Some(f)) => frames.push(f),
             Ok(None) => break,
             Err(e) => panic!("the server wrote a bad frame: {e}"),
@@ -315,6 +323,10 @@ fn check_replies(wrote: &[u8], stored: &BTreeSet<String>) -> Vec<Frame> {
     for f in &frames {
         match f {
             Frame::Ok { name, .. } => assert!(stored.contains(name), "OK for {name:?}"),
+            // A fetch lists only what lies in the directory, by names a sender could offer.
+            Frame::File { offer, .. } => {
+                assert!(check_name(&offer.name).is_ok(), "listed {:?}", offer.name)
+            }
             Frame::Accept { .. }
             | Frame::Reject { .. }
             | Frame::Failed { .. }
@@ -322,15 +334,19 @@ fn check_replies(wrote: &[u8], stored: &BTreeSet<String>) -> Vec<Frame> {
             | Frame::Skip
             | Frame::AuthOk { .. }
             | Frame::Basis { .. }
-            | Frame::Sig(_) => {}
+            | Frame::Sig(_)
+            | Frame::Listed { .. }
+            | Frame::Missing { .. }
+            | Frame::Data { .. } => {}
             Frame::Offer(_)
             | Frame::Done { .. }
             | Frame::Bye
             | Frame::Auth { .. }
-            | Frame::Data { .. }
             | Frame::Delta { .. }
             | Frame::Copy { .. }
-            | Frame::Literal(_) => {
+            | Frame::Literal(_)
+            | Frame::Fetch(_)
+            | Frame::Want { .. } => {
                 panic!("the server sent a sender's frame: {f:?}")
             }
         }

@@ -4,8 +4,9 @@
 
 use knsock::protocol::delta::chunks;
 use knsock::protocol::{
-    encode_hello_reply, Frame, Hello, Offer, ALGO_XXH3_128, CAP_DELTA, CAP_EAGER, CAP_PIPELINE,
-    CAP_ZSTD, ENCODING_RAW, ENCODING_ZSTD, FLAG_DEFER, FLAG_NO_DELTA,
+    encode_hello_reply, FetchRequest, Frame, Hello, Offer, ALGO_XXH3_128, CAP_DELTA, CAP_EAGER,
+    CAP_FETCH, CAP_PIPELINE, CAP_STREAM, CAP_ZSTD, ENCODING_RAW, ENCODING_ZSTD, FETCH_DIGESTS,
+    FLAG_DEFER, FLAG_NO_DELTA, SIZE_UNKNOWN,
 };
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -84,8 +85,27 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         session(CAP_ZSTD, &[("z.txt", &text, true)]),
     ));
     all.push(("session", "legacy-upload", b"notes.txt\n5\nhello".to_vec()));
+    all.extend(stream_and_fetch());
     all.extend(hostile_sessions());
     all
+}
+
+/// A stream of unknown size (section 3.3: blocks, an empty one, DONE), and a fetch of the basis
+/// file with its digest (section 3.4: FETCH, then WANT for the one file listed).
+fn stream_and_fetch() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let mut stream = hello(CAP_STREAM);
+    Frame::Offer(offer("piped.bin", SIZE_UNKNOWN, Vec::new(), ENCODING_RAW)).encode(&mut stream);
+    stream.extend_from_slice(&blocks(b"hello, stream", 5));
+    stream.extend_from_slice(&encode(&[done(b"hello, stream"), Frame::Bye]));
+    let mut fetch = hello(CAP_FETCH);
+    let request = FetchRequest {
+        flags: FETCH_DIGESTS,
+        names: vec![crate::BASIS.into()],
+        ..FetchRequest::default()
+    };
+    let want = Frame::Want { seq: 0, offset: 0 };
+    fetch.extend_from_slice(&encode(&[Frame::Fetch(request), want, Frame::Bye]));
+    vec![("session", "stream", stream), ("session", "fetch", fetch)]
 }
 
 /// Sessions that reproduce defects fixed in issue 18: a delta that builds fewer bytes than
