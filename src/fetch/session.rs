@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::io::Write;
 
+use super::delta;
 use super::land::{refused, Dest, Landing};
 use super::options::{FetchOptions, FetchStatus, FetchedFile, MissingName};
 use super::receive::{next, receive_all, Planned};
@@ -16,16 +17,19 @@ use crate::transport::{Transport, Wire};
 pub(crate) struct Round {
     pub(crate) files: Vec<FetchedFile>,
     pub(crate) missing: Vec<MissingName>,
+    /// Files whose delta found the local old copy changed: the next attempt fetches them whole.
+    pub(crate) changed: Vec<String>,
 }
 
 /// Runs one fetch on `stream`. `settled` names files an earlier attempt already fetched: left
-/// alone when still unchanged here. `Err` when nothing could be listed.
+/// alone when still unchanged here; `whole` files never to fetch as a delta. `Err` when
+/// nothing could be listed.
 pub(crate) fn run<S: Transport>(
     stream: S,
     remotes: &[String],
     dest: &Dest,
     opts: &FetchOptions,
-    settled: &HashSet<String>,
+    (settled, whole): (&HashSet<String>, &HashSet<String>),
 ) -> Result<Round> {
     let mut wire = Wire::new(stream, 64 * 1024, 64 * 1024, Some(opts.timeout));
     let mut flags = 0;
@@ -45,8 +49,14 @@ pub(crate) fn run<S: Transport>(
     let (listed, missing) = read_list(&mut wire, &request)?;
     let mut files = Vec::new();
     let mut wants = Vec::new();
+    let mut room = delta::ROOM;
     for (seq, item) in listed.into_iter().enumerate() {
-        let (file, plan) = decide(item, dest, opts, settled);
+        let (file, mut plan) = decide(item, dest, opts, settled);
+        if let Some(p) = plan.as_mut().filter(|p| p.resume.is_none()) {
+            if !whole.contains(&p.offer.name) {
+                p.basis = delta::basis(dest, &p.local, &p.offer, &mut room);
+            }
+        }
         if let Some(plan) = plan {
             wants.push((seq as u32, files.len(), plan));
         } else if let (Some(f), false) = (&opts.on_file, settled.contains(&file.name)) {
@@ -57,14 +67,21 @@ pub(crate) fn run<S: Transport>(
     }
     for (seq, _, plan) in &wants {
         let offset = plan.resume.as_ref().map_or(0, Landing::written);
-        let _ = Frame::Want { seq: *seq, offset }.write_to(&mut wire);
+        let _ = match &plan.basis {
+            Some(b) => delta::write_want(&mut wire, *seq, b),
+            None => Frame::Want { seq: *seq, offset }.write_to(&mut wire),
+        };
     }
     Frame::Bye
         .write_to(&mut wire)
         .and_then(|()| wire.flush())
         .map_err(|e| Error::io("sending the wants", e))?;
-    receive_all(&mut wire, wants, &mut files, dest, opts);
-    Ok(Round { files, missing })
+    let changed = receive_all(&mut wire, wants, &mut files, dest, opts);
+    Ok(Round {
+        files,
+        missing,
+        changed,
+    })
 }
 
 /// The hello (with the fetch bit), the token if any and the FETCH, all at once (one round trip
@@ -234,6 +251,8 @@ fn decide(
         path: local.as_ref().ok().map(|l| dest.path_of(l)),
         size: offer.size,
         result: Ok(FetchStatus::Fetched),
+        transferred: 0,
+        reused: 0,
     };
     let local = match local {
         Ok(l) => l,
@@ -261,6 +280,7 @@ fn decide(
         offer,
         local,
         resume,
+        basis: None,
     };
     (file, Some(plan))
 }

@@ -14,6 +14,7 @@ use crate::server::io::runtime::{blocking, blocking_if};
 use crate::server::io::wire::Stream;
 use crate::server::security::auth::Identity;
 use crate::server::session::conn::Connection;
+use crate::server::session::fetch_delta::{read_signature, send_delta, Sig, Signatures};
 use crate::server::session::native::Session;
 use crate::storage::Sink;
 
@@ -145,11 +146,15 @@ async fn exchange<S: Stream>(
     }
     .encode(&mut out);
     conn.send(&out).await?;
-    let wants = read_wants(conn, &files).await?;
+    let mut sigs = Signatures::default();
+    let wants = read_wants(conn, &files, &mut sigs).await?;
     let mut queued = 0u64;
-    for (seq, offset) in wants {
+    for (seq, offset, sig) in wants {
         let (offer, full) = &files[seq as usize];
-        send_one(conn, source, seq, offer, full, offset).await?;
+        match sig {
+            Some(sig) => send_delta(conn, source, seq, offer, full, sig).await?,
+            None => send_one(conn, source, seq, offer, full, offset).await?,
+        }
         // Small files go out together, a chunk's worth at a time.
         queued += offer.size - offset;
         if queued >= CHUNK as u64 {
@@ -171,36 +176,49 @@ fn digest_of(source: Source<'_>, full: &str, offer: &Offer) -> Vec<u8> {
     }
 }
 
-/// Reads WANT frames up to BYE: each a listed file, in increasing order, its offset within the
-/// file. A client that closes instead wants nothing more.
+/// A wanted file: its `seq`, the offset its content starts at, and the client's signature
+/// when it wants a delta.
+type Want = (u32, u64, Option<Sig>);
+
+/// Reads WANT frames (and DELTA frames with their signatures) up to BYE: each a listed file, in
+/// increasing order, its offset within the file. A client that closes instead wants nothing
+/// more.
 async fn read_wants<S: Stream>(
     conn: &mut Connection<'_, S>,
     files: &[(Offer, String)],
-) -> Result<Vec<(u32, u64)>> {
-    let mut wants: Vec<(u32, u64)> = Vec::new();
+    sigs: &mut Signatures,
+) -> Result<Vec<Want>> {
+    let mut wants: Vec<Want> = Vec::new();
     loop {
         let at = Instant::now() + conn.shared.config.header_timeout;
         conn.wire.set_deadline(Some(at));
-        match conn.wire.read_frame().await? {
-            Some(Frame::Want { seq, offset }) => {
-                let next = wants.last().map_or(0, |w| w.0 + 1);
-                let Some((offer, _)) = files.get(seq as usize).filter(|_| seq >= next) else {
-                    return Err(Error::protocol(format!(
-                        "WANT of file {seq}: not listed, or out of order"
-                    )));
-                };
-                if offset > offer.size {
-                    return Err(Error::protocol(format!(
-                        "WANT of file {seq} from {offset}, past its {} bytes",
-                        offer.size
-                    )));
-                }
-                wants.push((seq, offset));
-            }
-            Some(Frame::Bye) => break,
+        let frame = match conn.wire.read_frame().await? {
+            Some(Frame::Delta { seq }) => Some((seq, 0, true)),
+            Some(Frame::Want { seq, offset }) => Some((seq, offset, false)),
+            Some(Frame::Bye) => None,
             None => return Ok(Vec::new()),
             Some(f) => return Err(Error::protocol(format!("expected WANT or BYE, got {f:?}"))),
+        };
+        let Some((seq, offset, delta)) = frame else {
+            break;
+        };
+        let next = wants.last().map_or(0, |w| w.0 + 1);
+        let Some((offer, _)) = files.get(seq as usize).filter(|_| seq >= next) else {
+            return Err(Error::protocol(format!(
+                "WANT of file {seq}: not listed, or out of order"
+            )));
+        };
+        if offset > offer.size {
+            return Err(Error::protocol(format!(
+                "WANT of file {seq} from {offset}, past its {} bytes",
+                offer.size
+            )));
         }
+        let sig = match delta {
+            true => Some(read_signature(conn, sigs).await?),
+            false => None,
+        };
+        wants.push((seq, offset, sig));
     }
     conn.wire.set_deadline(None);
     Ok(wants)

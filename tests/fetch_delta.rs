@@ -1,0 +1,95 @@
+//! A fetch's delta against the local old copy (docs/protocol.md section 3.4): a large file
+//! changed in a few places on the receiver comes back as a delta (few bytes over the network)
+//! and byte-identical; a file with no old copy comes whole; an old copy that changes during
+//! the delta fails safely and the file is fetched again whole.
+
+mod common;
+
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use knsock::{fetch_file, FetchOptions};
+
+const SIZE: usize = 8 << 20;
+
+/// A receiver serving anonymous fetches, holding `big.bin` (its `SIZE` bytes `old`, then three
+/// small edits) with a modification time of its own; returns the new content.
+fn receiver_with_edited(old: &[u8]) -> (TestServer, Vec<u8>) {
+    let srv = TestServer::start(|c| {
+        c.allow_fetch(true).allow_anonymous_fetch(true);
+    });
+    let mut new = old.to_vec();
+    for at in [100_000, SIZE / 2, SIZE - 5_000] {
+        new[at..at + 200].copy_from_slice(&[0x5a; 200]);
+    }
+    std::fs::write(srv.path("big.bin"), &new).unwrap();
+    let f = std::fs::File::options()
+        .write(true)
+        .open(srv.path("big.bin"))
+        .unwrap();
+    f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000))
+        .unwrap();
+    (srv, new)
+}
+
+#[test]
+fn a_changed_large_file_comes_back_as_a_delta_and_whole_without_an_old_copy() {
+    let old = random_bytes(SIZE, 7);
+    let (srv, new) = receiver_with_edited(&old);
+    let dest = tempfile::tempdir().unwrap();
+    std::fs::write(dest.path().join("big.bin"), &old).unwrap();
+    let opts = FetchOptions::default();
+    let report = fetch_file("127.0.0.1", srv.port(), "big.bin", dest.path(), &opts).unwrap();
+    let f = &report.files[0];
+    assert!(f.transferred < 512 << 10, "{f:?}");
+    assert!(f.reused > SIZE as u64 - (512 << 10), "{f:?}");
+    assert!(std::fs::read(dest.path().join("big.bin")).unwrap() == new);
+    let mtime = std::fs::metadata(dest.path().join("big.bin"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(
+        mtime,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000)
+    );
+    assert!(temporaries(dest.path()).is_empty());
+
+    let empty = tempfile::tempdir().unwrap();
+    let report = fetch_file("127.0.0.1", srv.port(), "big.bin", empty.path(), &opts).unwrap();
+    let f = &report.files[0];
+    assert_eq!((f.transferred, f.reused), (SIZE as u64, 0), "{f:?}");
+    assert!(std::fs::read(empty.path().join("big.bin")).unwrap() == new);
+}
+
+#[test]
+fn an_old_copy_that_changes_during_the_delta_is_fetched_again_whole() {
+    let old = random_bytes(SIZE, 8);
+    let (srv, new) = receiver_with_edited(&old);
+    let dest = tempfile::tempdir().unwrap();
+    let local = dest.path().join("big.bin");
+    std::fs::write(&local, &old).unwrap();
+    // Overwrites the start of the old copy in place once, while the delta is being built.
+    let touched = Arc::new(AtomicBool::new(false));
+    let (t, path) = (Arc::clone(&touched), local.clone());
+    let opts = FetchOptions {
+        progress: Some(Arc::new(move |_, _, _| {
+            if !t.swap(true, Ordering::SeqCst) {
+                let f = std::fs::File::options().write(true).open(&path).unwrap();
+                f.write_all_at(&[0xff; 4096], 0).unwrap();
+                f.set_modified(SystemTime::UNIX_EPOCH).unwrap();
+            }
+            true
+        })),
+        ..FetchOptions::default()
+    };
+    let report = fetch_file("127.0.0.1", srv.port(), "big.bin", dest.path(), &opts).unwrap();
+    assert!(touched.load(Ordering::SeqCst));
+    assert_eq!(report.attempts, 2, "{report:?}");
+    let f = &report.files[0];
+    assert_eq!((f.transferred, f.reused), (SIZE as u64, 0), "{f:?}");
+    assert!(std::fs::read(&local).unwrap() == new);
+    assert!(temporaries(dest.path()).is_empty());
+}
