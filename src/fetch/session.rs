@@ -49,14 +49,8 @@ pub(crate) fn run<S: Transport>(
     let (listed, missing) = read_list(&mut wire, &request)?;
     let mut files = Vec::new();
     let mut wants = Vec::new();
-    let mut room = delta::ROOM;
     for (seq, item) in listed.into_iter().enumerate() {
-        let (file, mut plan) = decide(item, dest, opts, settled);
-        if let Some(p) = plan.as_mut().filter(|p| p.resume.is_none()) {
-            if !whole.contains(&p.offer.name) {
-                p.basis = delta::basis(dest, &p.local, &p.offer, &mut room);
-            }
-        }
+        let (file, plan) = decide(item, dest, opts, settled);
         if let Some(plan) = plan {
             wants.push((seq as u32, files.len(), plan));
         } else if let (Some(f), false) = (&opts.on_file, settled.contains(&file.name)) {
@@ -65,10 +59,16 @@ pub(crate) fn run<S: Transport>(
         }
         files.push(file);
     }
-    for (seq, _, plan) in &wants {
+    let mut room = delta::ROOM;
+    for (seq, _, plan) in &mut wants {
         let offset = plan.resume.as_ref().map_or(0, Landing::written);
+        if offset == 0 && plan.resume.is_none() && !whole.contains(&plan.offer.name) {
+            plan.basis = delta::basis(dest, &plan.local, &plan.offer, &mut room);
+        }
+        // Each signature goes out as soon as it is made: the receiver waits for the next
+        // frame no longer than its header timeout, and reading a large old copy takes time.
         let _ = match &plan.basis {
-            Some(b) => delta::write_want(&mut wire, *seq, b),
+            Some(b) => delta::write_want(&mut wire, *seq, b).and_then(|()| wire.flush()),
             None => Frame::Want { seq: *seq, offset }.write_to(&mut wire),
         };
     }
