@@ -1,6 +1,7 @@
 //! Fetching back from an S3-backed receiver (a real engine, SeaweedFS on 127.0.0.1): a tree sent
 //! to the bucket comes back identical in bytes, modification times and modes, its content read
-//! by streamed GETs; and each identity fetches only from its own prefix.
+//! by streamed GETs (a changed local copy as a delta); and each identity fetches only from its
+//! own prefix.
 #![cfg(feature = "s3")]
 
 mod common;
@@ -141,6 +142,24 @@ fn a_tree_sent_to_the_bucket_comes_back_identical() {
     };
     let report = fetch_files("127.0.0.1", port, &["tree"], restored.path(), &again).unwrap();
     assert_eq!(report.unchanged(), 5, "{report:?}");
+    // A local copy changed in a few places comes back as a delta, its content read from one
+    // streamed GET.
+    let big = restored.path().join("tree/sub/big.bin");
+    let mut bytes = std::fs::read(&big).unwrap();
+    for at in [1 << 20, 9 << 20, 19 << 20] {
+        bytes[at..at + 100].fill(0xa5);
+    }
+    std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&big, &bytes).unwrap();
+    let report = fetch_files("127.0.0.1", port, &["tree"], restored.path(), &fetch).unwrap();
+    let f = report
+        .files
+        .iter()
+        .find(|f| f.name == "tree/sub/big.bin")
+        .unwrap();
+    assert!(f.result.is_ok() && f.transferred < 1 << 20, "{f:?}");
+    assert!(f.reused > 19 << 20, "{f:?}");
+    assert_eq!(snapshot(restored.path()), original);
     // One file by name, and a name that is not there.
     let one = tempfile::tempdir().unwrap();
     let opts = fetch_opts(&s.pin, "alice:alice-secret");
