@@ -2,7 +2,8 @@
 //! changed in a few places on the receiver comes back as a delta (few bytes over the network)
 //! and byte-identical; a file with no old copy comes whole; an old copy that changes during
 //! the delta fails safely and the file is fetched again whole; a hostile server's delta that
-//! copies past the signature or builds too much is refused, the old copy untouched.
+//! copies past the signature or builds too much is refused, the old copy untouched; a hostile
+//! client's signature is refused, and the receiver goes on serving.
 
 mod common;
 
@@ -155,4 +156,60 @@ fn a_hostile_delta_is_refused_and_the_old_copy_kept() {
         assert!(std::fs::read(dest.path().join("big.bin")).unwrap() == old);
         assert_eq!(list_tree(dest.path()), vec!["big.bin".to_string()]);
     }
+}
+
+/// The other way round: a hostile client's signature (an empty chunk, a chunk larger than any
+/// old copy of that size has) ends its connection with a protocol error and sends nothing of
+/// the file; the receiver goes on serving.
+#[test]
+fn a_hostile_clients_signature_is_refused() {
+    let srv = TestServer::start(|c| {
+        c.allow_fetch(true).allow_anonymous_fetch(true);
+    });
+    std::fs::write(srv.path("f.bin"), random_bytes(1 << 20, 7)).unwrap();
+    for (what, sig) in [
+        ("an empty chunk", vec![(0u32, 1u64)]),
+        (
+            "a chunk of 64 MiB for an old copy of 64 MiB",
+            vec![(64 << 20, 1)],
+        ),
+    ] {
+        let (mut c, caps) = RawClient::hello_with(srv.addr(), protocol::CAP_FETCH);
+        assert_eq!(caps, protocol::CAP_FETCH);
+        c.send(Frame::Fetch(protocol::FetchRequest {
+            names: vec!["f.bin".into()],
+            ..protocol::FetchRequest::default()
+        }));
+        assert!(matches!(c.read(), Frame::File { seq: 0, .. }), "{what}");
+        assert_eq!(c.read(), Frame::Listed { count: 1 }, "{what}");
+        c.send(Frame::Delta { seq: 0 });
+        c.send(Frame::Sig(sig));
+        c.send(Frame::Sig(Vec::new()));
+        match c.read() {
+            Frame::Error { code, text } => {
+                assert_eq!(code, protocol::Code::Protocol as u16, "{what}: {text}");
+                assert!(text.contains("corrupt signature"), "{what}: {text}");
+            }
+            f => panic!("{what}: {f:?}"),
+        }
+        assert!(
+            c.read_to_end().is_empty(),
+            "{what}: nothing after the ERROR"
+        );
+    }
+    // Still serving: the file comes whole to an honest client.
+    let to = tempfile::tempdir().unwrap();
+    let port = srv.port();
+    let got = fetch_file(
+        "127.0.0.1",
+        port,
+        "f.bin",
+        to.path(),
+        &FetchOptions::default(),
+    );
+    assert!(got.is_ok(), "{got:?}");
+    assert_eq!(
+        std::fs::read(to.path().join("f.bin")).unwrap(),
+        std::fs::read(srv.path("f.bin")).unwrap()
+    );
 }
