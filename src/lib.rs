@@ -60,7 +60,8 @@ pub use server::{
 #[cfg(feature = "s3")]
 pub use storage::S3Store;
 pub use storage::{
-    ObjectError, ObjectErrorKind, ObjectMeta, ObjectStore, Overwrite, S3Config, Upload,
+    ListedObject, ObjectError, ObjectErrorKind, ObjectMeta, ObjectReader, ObjectStore, Overwrite,
+    S3Config, Upload,
 };
 pub use text::{printable, printable_bytes};
 pub use tls::{check_pin, hash_token, split_token, ServerIdentity, TlsOptions};

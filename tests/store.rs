@@ -1,6 +1,7 @@
 //! A store of the embedding program's own (`ServerConfig::object_store`): verified files and
 //! streams of unknown size go into it; a store that fails or panics commits nothing, its sender
-//! hears why, and the server goes on.
+//! hears why, and the server goes on. A store that cannot list or read (the trait's defaults)
+//! has fetches refused with code 20 and a reason.
 
 mod common;
 
@@ -11,7 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use knsock::{
-    send_file, send_stream, ErrorKind, ObjectError, ObjectMeta, ObjectStore, SendOptions, Upload,
+    fetch_file, send_file, send_stream, ErrorKind, FetchOptions, ObjectError, ObjectMeta,
+    ObjectStore, SendOptions, Upload,
 };
 
 /// Objects in memory; a key with "boom" fails its put, one with "panic" panics in it.
@@ -123,4 +125,26 @@ fn files_and_streams_go_into_the_store_and_a_failing_or_panicking_store_commits_
     wait_for("the spool to empty", || {
         temporaries(srv.dir.path()).is_empty()
     });
+}
+
+#[test]
+fn a_store_that_cannot_list_or_read_has_fetches_refused_with_code_20() {
+    let store = Arc::new(Memory::default());
+    let s = Arc::clone(&store);
+    let srv = TestServer::start(move |c| {
+        c.object_store(s)
+            .allow_fetch(true)
+            .allow_anonymous_fetch(true);
+    });
+    let src = tempfile::tempdir().unwrap();
+    let p = write_file(src.path(), "f.bin", b"kept");
+    send_file("127.0.0.1", srv.port(), &p, &SendOptions::default()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let opts = FetchOptions::default();
+    let e = fetch_file("127.0.0.1", srv.port(), "f.bin", out.path(), &opts).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
+    assert_eq!(e.peer_reason().map(|r| r.code), Some(20), "{e}");
+    assert!(e.message().contains("cannot list or read"), "{e}");
+    assert!(list_tree(out.path()).is_empty());
+    assert_eq!(stored(&store, "f.bin").unwrap(), b"kept");
 }

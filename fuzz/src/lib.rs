@@ -307,8 +307,9 @@ fn check_replies(wrote: &[u8], stored: &BTreeSet<String>) -> Vec<Frame> {
     let mut frames = Vec::new();
     loop {
         match Frame::read_from(&mut rest) {
-            // Serving a fetch: the file's content follows DATA, frames are checked up to it.
-            Ok(Some(f @ Frame::Data { .. })) => {
+            // Serving a fetch: a file's content follows DATA (or its delta follows DELTA);
+            // frames are checked up to it.
+            Ok(Some(f @ (Frame::Data { .. } | Frame::Delta { .. }))) => {
                 frames.push(f);
                 break;
             }
@@ -337,12 +338,12 @@ fn check_replies(wrote: &[u8], stored: &BTreeSet<String>) -> Vec<Frame> {
             | Frame::Sig(_)
             | Frame::Listed { .. }
             | Frame::Missing { .. }
-            | Frame::Data { .. } => {}
+            | Frame::Data { .. }
+            | Frame::Delta { .. } => {}
             Frame::Offer(_)
             | Frame::Done { .. }
             | Frame::Bye
             | Frame::Auth { .. }
-            | Frame::Delta { .. }
             | Frame::Copy { .. }
             | Frame::Literal(_)
             | Frame::Fetch(_)

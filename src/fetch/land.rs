@@ -58,6 +58,13 @@ impl Dest {
         }
     }
 
+    /// The regular file under `local` now, opened for reading (never through a symlink), with
+    /// its status: the old copy a delta is built against. Nothing is created.
+    pub(crate) fn old_copy(&self, local: &str) -> Option<(std::fs::File, rustix::fs::Stat)> {
+        let parts = check_name(local).ok()?;
+        self.root.lookup(&parts).ok()?.existing()
+    }
+
     /// Resolves `local` beneath the destination (creating missing directories, never through a
     /// symlink) and opens a hidden temporary file beside its final name.
     pub(crate) fn begin(&self, local: &str) -> Result<Landing> {

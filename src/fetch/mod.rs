@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::protocol::{check_name, FETCH_MAX_NAMES};
 use crate::send::{backoff, retryable, with_connection};
 
+mod delta;
 mod land;
 mod options;
 mod receive;
@@ -51,12 +52,17 @@ pub fn fetch_files(
     let started = Instant::now();
     let mut delay = opts.retry_delay;
     let mut settled: HashSet<String> = HashSet::new();
+    // Files whose delta met a changed old copy: fetched whole from then on, in an attempt of
+    // their own when no retry is left.
+    let mut whole: HashSet<String> = HashSet::new();
+    let mut extra = 0;
     let mut report: Option<FetchReport> = None;
     for attempt in 1.. {
         let round = with_connection(host, port, &conn, |stream| {
-            session::run(stream, &remotes, &dest, opts, &settled)
+            session::run(stream, &remotes, &dest, opts, (&settled, &whole))
         });
-        let retry_left = attempt <= opts.retries;
+        let mut retry_left = attempt <= opts.retries + extra;
+        let mut refetch = false;
         match round {
             Err(e) if retry_left && retryable(&e) => {}
             Err(e) => match report.as_mut() {
@@ -66,7 +72,12 @@ pub fn fetch_files(
                 }
                 None => return Err(e),
             },
-            Ok(round) => {
+            Ok(mut round) => {
+                refetch = !round.changed.is_empty();
+                whole.extend(round.changed.drain(..));
+                if refetch && !retry_left {
+                    (extra, retry_left) = (extra + 1, true);
+                }
                 let r = merge(report.take(), round, attempt);
                 settled.extend(
                     r.files
@@ -87,7 +98,10 @@ pub fn fetch_files(
         if !retry_left {
             break;
         }
-        backoff(&conn, &mut delay)?;
+        // Fetching a file whole because the local copy changed needs no wait.
+        if !refetch {
+            backoff(&conn, &mut delay)?;
+        }
     }
     let mut report = report.expect("an attempt succeeded or returned");
     report.elapsed = started.elapsed();

@@ -165,6 +165,11 @@ pub struct FetchedFile {
     pub size: u64,
     /// Fetched or unchanged, or why not.
     pub result: Result<FetchStatus>,
+    /// Bytes of its content that came over the network in the last attempt (raw content, or a
+    /// delta's literal data); 0 when it was not fetched.
+    pub transferred: u64,
+    /// Bytes of it taken from the local old copy by a delta (docs/protocol.md section 3.4).
+    pub reused: u64,
 }
 
 /// A requested name that gave nothing to fetch.

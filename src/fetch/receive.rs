@@ -4,6 +4,7 @@
 
 use std::io::Read;
 
+use super::delta::{apply, Basis, Counts};
 use super::land::{Dest, Landing};
 use super::options::{FetchOptions, FetchStatus, FetchedFile};
 use crate::error::{Error, ErrorKind, Result};
@@ -15,25 +16,29 @@ pub(super) struct Planned {
     pub(super) offer: Offer,
     pub(super) local: String,
     pub(super) resume: Option<Landing>,
+    /// The local old copy, when its content is wanted as a delta.
+    pub(super) basis: Option<Basis>,
 }
 
 /// Content read per step.
 const CHUNK: usize = 256 * 1024;
 
 /// Receives the wanted files in order; a failure of the connection fails every file not yet
-/// complete.
+/// complete. Returns the names whose delta found the local old copy changed.
 pub(super) fn receive_all<S: Transport>(
     wire: &mut Wire<S>,
     wants: Vec<(u32, usize, Planned)>,
     files: &mut [FetchedFile],
     dest: &Dest,
     opts: &FetchOptions,
-) {
+) -> Vec<String> {
     let mut broken: Option<Error> = None;
+    let mut changed = Vec::new();
     for (seq, index, plan) in wants {
+        let mut counts = Counts::default();
         let result = match &broken {
             Some(e) => Err(e.duplicate()),
-            None => match receive_one(wire, seq, plan, dest, opts) {
+            None => match receive_one(wire, seq, plan, dest, opts, &mut counts) {
                 Ok(r) => r,
                 Err(e) => {
                     broken = Some(e.duplicate());
@@ -41,11 +46,17 @@ pub(super) fn receive_all<S: Transport>(
                 }
             },
         };
-        files[index].result = result.map(|()| FetchStatus::Fetched);
+        let file = &mut files[index];
+        file.result = result.map(|()| FetchStatus::Fetched);
+        (file.transferred, file.reused) = (counts.literal, counts.reused);
+        if counts.changed {
+            changed.push(file.name.clone());
+        }
         if let Some(f) = &opts.on_file {
-            f(&files[index]);
+            f(file);
         }
     }
+    changed
 }
 
 /// One wanted file: DATA, its content, DONE, then the commit; or FAILED. `Err`: the connection
@@ -57,16 +68,23 @@ fn receive_one<S: Transport>(
     mut plan: Planned,
     dest: &Dest,
     opts: &FetchOptions,
+    counts: &mut Counts,
 ) -> Result<Result<()>> {
     match next(wire)? {
         Frame::Data { seq: s } if s == seq => {}
+        Frame::Delta { seq: s } if s == seq && plan.basis.is_some() => {
+            let basis = plan.basis.take().expect("checked above");
+            let mut landing = dest.begin(&plan.local);
+            let done = apply(wire, &plan.offer, &basis, &mut landing, opts, counts)?;
+            return Ok(landing.and_then(|l| dest.commit(l, &plan.offer, done)));
+        }
         Frame::Failed { seq: s, code, text } if s == seq => {
             return Ok(Err(protocol::peer_error(code, text)))
         }
         Frame::Error { code, text } => return Err(protocol::peer_error(code, text)),
         f => {
             return Err(Error::protocol(format!(
-                "expected DATA or FAILED for file {seq}, got {f:?}"
+                "expected DATA, DELTA or FAILED for file {seq}, got {f:?}"
             )))
         }
     }
@@ -74,7 +92,9 @@ fn receive_one<S: Transport>(
         Some(l) => Ok(l),
         None => dest.begin(&plan.local),
     };
+    let start = landing.as_ref().map_or(0, Landing::written);
     let done = content(wire, &plan, &mut landing, opts).and_then(|()| done(wire, &plan));
+    counts.literal = plan.offer.size - start;
     match done {
         Ok(done) => Ok(landing.and_then(|l| dest.commit(l, &plan.offer, done))),
         Err(e) => {

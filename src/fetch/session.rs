@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::io::Write;
 
+use super::delta;
 use super::land::{refused, Dest, Landing};
 use super::options::{FetchOptions, FetchStatus, FetchedFile, MissingName};
 use super::receive::{next, receive_all, Planned};
@@ -16,16 +17,19 @@ use crate::transport::{Transport, Wire};
 pub(crate) struct Round {
     pub(crate) files: Vec<FetchedFile>,
     pub(crate) missing: Vec<MissingName>,
+    /// Files whose delta found the local old copy changed: the next attempt fetches them whole.
+    pub(crate) changed: Vec<String>,
 }
 
 /// Runs one fetch on `stream`. `settled` names files an earlier attempt already fetched: left
-/// alone when still unchanged here. `Err` when nothing could be listed.
+/// alone when still unchanged here; `whole` files never to fetch as a delta. `Err` when
+/// nothing could be listed.
 pub(crate) fn run<S: Transport>(
     stream: S,
     remotes: &[String],
     dest: &Dest,
     opts: &FetchOptions,
-    settled: &HashSet<String>,
+    (settled, whole): (&HashSet<String>, &HashSet<String>),
 ) -> Result<Round> {
     let mut wire = Wire::new(stream, 64 * 1024, 64 * 1024, Some(opts.timeout));
     let mut flags = 0;
@@ -55,16 +59,29 @@ pub(crate) fn run<S: Transport>(
         }
         files.push(file);
     }
-    for (seq, _, plan) in &wants {
+    let mut room = delta::ROOM;
+    for (seq, _, plan) in &mut wants {
         let offset = plan.resume.as_ref().map_or(0, Landing::written);
-        let _ = Frame::Want { seq: *seq, offset }.write_to(&mut wire);
+        if offset == 0 && plan.resume.is_none() && !whole.contains(&plan.offer.name) {
+            plan.basis = delta::basis(dest, &plan.local, &plan.offer, &mut room);
+        }
+        // Each signature goes out as soon as it is made: the receiver waits for the next
+        // frame no longer than its header timeout, and reading a large old copy takes time.
+        let _ = match &plan.basis {
+            Some(b) => delta::write_want(&mut wire, *seq, b).and_then(|()| wire.flush()),
+            None => Frame::Want { seq: *seq, offset }.write_to(&mut wire),
+        };
     }
     Frame::Bye
         .write_to(&mut wire)
         .and_then(|()| wire.flush())
         .map_err(|e| Error::io("sending the wants", e))?;
-    receive_all(&mut wire, wants, &mut files, dest, opts);
-    Ok(Round { files, missing })
+    let changed = receive_all(&mut wire, wants, &mut files, dest, opts);
+    Ok(Round {
+        files,
+        missing,
+        changed,
+    })
 }
 
 /// The hello (with the fetch bit), the token if any and the FETCH, all at once (one round trip
@@ -234,6 +251,8 @@ fn decide(
         path: local.as_ref().ok().map(|l| dest.path_of(l)),
         size: offer.size,
         result: Ok(FetchStatus::Fetched),
+        transferred: 0,
+        reused: 0,
     };
     let local = match local {
         Ok(l) => l,
@@ -261,6 +280,7 @@ fn decide(
         offer,
         local,
         resume,
+        basis: None,
     };
     (file, Some(plan))
 }

@@ -4,6 +4,7 @@
 
 mod cursor;
 pub mod delta;
+pub(crate) mod delta_out;
 mod frame;
 mod frame_delta;
 mod frame_fetch;

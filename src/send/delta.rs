@@ -3,8 +3,6 @@
 //! the same content-defined chunks, each one the receiver holds sent as COPY and the rest as
 //! LITERAL data, and DONE with the whole file's XXH3-128.
 
-use std::collections::HashMap;
-use std::io::Write;
 use std::time::Instant;
 
 use xxhash_rust::xxh3::Xxh3;
@@ -14,23 +12,10 @@ use super::pipeline::{Pipe, Waiting};
 use super::progress::{Bar, Progress};
 use super::session::{unexpected, Outstanding, Results, Session};
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::delta::{chunk_hash, chunks, params, LITERAL_BLOCK, MAX_SIG_CHUNKS};
+use crate::protocol::delta::{chunks, params, MAX_SIG_CHUNKS};
+use crate::protocol::delta_out::{DeltaOut, Index};
 use crate::protocol::{self, Frame};
 use crate::transport::Transport;
-
-/// The receiver's chunks: hash → (index, length), the first of equal chunks.
-type Index = HashMap<u64, (u32, u32)>;
-
-/// What the new version is being turned into.
-struct Out {
-    /// A run of chunks to copy: first index, count.
-    run: Option<(u32, u32)>,
-    literal: Vec<u8>,
-    /// Bytes written to the wire, bytes reused from the old copy.
-    sent: u64,
-    reused: u64,
-    zstd: bool,
-}
 
 impl<S: Transport> Session<S> {
     /// Sends file `w` as a delta against the receiver's old copy of `old_size` bytes.
@@ -53,13 +38,7 @@ impl<S: Transport> Session<S> {
         if let Some(b) = bar {
             b.set_message(&w.offer.name);
         }
-        let mut out = Out {
-            run: None,
-            literal: Vec::with_capacity(LITERAL_BLOCK),
-            sent: 0,
-            reused: 0,
-            zstd: w.offer.encoding == protocol::ENCODING_ZSTD,
-        };
+        let mut out = DeltaOut::new(w.offer.encoding == protocol::ENCODING_ZSTD);
         let mut hasher = Xxh3::new();
         let mut read = 0u64;
         // Progress goes in steps of chunk_size, as for a full send, whatever the chunks' sizes.
@@ -70,12 +49,7 @@ impl<S: Transport> Session<S> {
             let data = data.map_err(|e| Error::io(format!("reading {}", w.offer.name), e))?;
             hasher.update(&data);
             read += data.len() as u64;
-            match index.get(&chunk_hash(&data)) {
-                Some(&(i, len)) if len as usize == data.len() => {
-                    out.copy(&mut self.wire, i, len)?
-                }
-                _ => out.add_literal(&mut self.wire, &data)?,
-            }
+            out.chunk(&mut self.wire, &index, &data)?;
             progress.advance(data.len() as u64);
             while next_report < read.min(w.offer.size) {
                 progress.report(&w.offer.name, next_report, w.offer.size)?;
@@ -148,69 +122,5 @@ impl<S: Transport> Session<S> {
             )));
         }
         Ok(index)
-    }
-}
-
-impl Out {
-    /// Chunk `i` of the old copy: extends the current run or starts one.
-    fn copy(&mut self, w: &mut impl Write, i: u32, len: u32) -> Result<()> {
-        self.flush_literal(w)?;
-        self.reused += len as u64;
-        match &mut self.run {
-            Some((first, n)) if *first + *n == i => *n += 1,
-            _ => {
-                self.flush_run(w)?;
-                self.run = Some((i, 1));
-            }
-        }
-        Ok(())
-    }
-
-    fn add_literal(&mut self, w: &mut impl Write, data: &[u8]) -> Result<()> {
-        self.flush_run(w)?;
-        for piece in data.chunks(LITERAL_BLOCK) {
-            let room = LITERAL_BLOCK - self.literal.len();
-            let (now, later) = piece.split_at(room.min(piece.len()));
-            self.literal.extend_from_slice(now);
-            if self.literal.len() == LITERAL_BLOCK {
-                self.flush_literal(w)?;
-            }
-            self.literal.extend_from_slice(later);
-        }
-        Ok(())
-    }
-
-    fn flush_run(&mut self, w: &mut impl Write) -> Result<()> {
-        if let Some((index, count)) = self.run.take() {
-            self.write(w, Frame::Copy { index, count })?;
-        }
-        Ok(())
-    }
-
-    fn flush_literal(&mut self, w: &mut impl Write) -> Result<()> {
-        if self.literal.is_empty() {
-            return Ok(());
-        }
-        let data = std::mem::take(&mut self.literal);
-        let data = match self.zstd {
-            true => zstd::bulk::compress(&data, 3).map_err(|e| Error::io("compressing", e))?,
-            false => data,
-        };
-        self.write(w, Frame::Literal(data))?;
-        self.literal = Vec::with_capacity(LITERAL_BLOCK);
-        Ok(())
-    }
-
-    fn write(&mut self, w: &mut impl Write, f: Frame) -> Result<()> {
-        let mut buf = Vec::with_capacity(64);
-        f.encode(&mut buf);
-        self.sent += buf.len() as u64;
-        w.write_all(&buf)
-            .map_err(|e| Error::io("sending a delta", e))
-    }
-
-    fn end(&mut self, w: &mut impl Write) -> Result<()> {
-        self.flush_run(w)?;
-        self.flush_literal(w)
     }
 }

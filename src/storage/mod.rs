@@ -5,6 +5,7 @@ mod digest_store;
 mod digests;
 mod names;
 mod object;
+pub(crate) use object::guarded;
 mod root;
 #[cfg(feature = "s3")]
 mod s3;
@@ -16,7 +17,9 @@ mod types;
 
 pub use digest_store::remember;
 pub use digests::DigestCache;
-pub use object::{ObjectError, ObjectErrorKind, ObjectMeta, ObjectStore, Upload};
+pub use object::{
+    ListedObject, ObjectError, ObjectErrorKind, ObjectMeta, ObjectReader, ObjectStore, Upload,
+};
 pub use root::Root;
 #[cfg(feature = "s3")]
 pub use s3::S3Store;

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::fs::File;
+use std::io::Read;
 
 /// What an object store's note of an upload in flight is named after, in the spool. The
 /// spool's own sweep leaves these to the store (`storage/s3/journal.rs`), which knows whose
@@ -134,6 +135,58 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// statistics (`Server::stats`). A store that does not count says (0, 0).
     fn requests(&self) -> (u64, u64) {
         (0, 0)
+    }
+
+    /// Whether the store implements [`ObjectStore::list`] and [`ObjectStore::open`], so a
+    /// receiver can serve fetches from it. A store that does not (the default) has fetches
+    /// refused with code 20.
+    fn readable(&self) -> bool {
+        false
+    }
+
+    /// Every object knsock stored under the key prefix `prefix` (a full key up to and including
+    /// its last `/`), with its metadata as stored at upload, in byte order of keys. Objects
+    /// without knsock's metadata are left out. The default: not supported.
+    fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, ObjectError> {
+        let _ = prefix;
+        Err(ObjectError::refused(
+            "this object store cannot list its objects",
+        ))
+    }
+
+    /// The content of the object at `key`, streamed (never read whole into memory), with its
+    /// metadata as it is now; `None` when there is no object there. The default: not supported.
+    fn open(&self, key: &str) -> Result<Option<ObjectReader>, ObjectError> {
+        let _ = key;
+        Err(ObjectError::refused(
+            "this object store cannot read objects",
+        ))
+    }
+}
+
+/// One object of a [`ObjectStore::list`]: its full key and its metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// The full key, prefix included.
+    pub key: String,
+    /// What was stored with it at upload.
+    pub meta: ObjectMeta,
+}
+
+/// An object being read ([`ObjectStore::open`]): its metadata (`None` when knsock did not write
+/// it) and its content, read as it arrives.
+pub struct ObjectReader {
+    /// The object's metadata at the time of reading.
+    pub meta: Option<ObjectMeta>,
+    /// The content, from its first byte.
+    pub body: Box<dyn Read + Send>,
+}
+
+impl fmt::Debug for ObjectReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectReader")
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
     }
 }
 

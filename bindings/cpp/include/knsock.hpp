@@ -142,6 +142,12 @@ struct SendOptions {
   bool checksum = false;
   bool delta = true;  // send only the changed data of a file the receiver has an older copy of
   bool legacy = false;
+  // For fetch_files() only (sends ignore them): keep the data of a file whose fetch was cut
+  // short hidden beside its name, so a retry or a later fetch resumes it
+  // (knsock_send_options_set_fetch_partial); and the permission bits a fetched file may keep,
+  // at most 07777 (knsock_send_options_set_fetch_mode_mask).
+  bool fetch_partial = false;
+  uint32_t fetch_mode_mask = 0755;
   // For send_files():
   bool recursive = false;        // descend into directories
   bool follow_symlinks = false;  // follow symlinks while walking (default: skip them)
@@ -262,6 +268,8 @@ inline Result make_options(const SendOptions &o, ProgressState *progress, Option
   step(knsock_send_options_set_checksum(p, o.checksum));
   step(knsock_send_options_set_delta(p, o.delta));
   step(knsock_send_options_set_legacy(p, o.legacy));
+  step(knsock_send_options_set_fetch_partial(p, o.fetch_partial));
+  step(knsock_send_options_set_fetch_mode_mask(p, o.fetch_mode_mask));
   if (o.progress && progress) {
     progress->fn = o.progress;
     step(knsock_send_options_set_progress_callback(p, progress_trampoline, progress));

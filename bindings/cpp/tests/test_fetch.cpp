@@ -1,5 +1,6 @@
 // knsock::fetch_files / fetch_file and their async form: a tree sent, then fetched back with
-// progress; a missing name; a receiver that does not serve fetches.
+// progress; a missing name; a receiver that does not serve fetches; the fetch-only mode mask
+// and partial copies.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -62,6 +63,49 @@ TEST(Fetch, TreeComesBackWithProgressAndOutcomes) {
   knsock::Result r = missing.wait();
   EXPECT_EQ(r.code, KNSOCK_RESULT_NOT_FOUND);
   EXPECT_NE(r.message.find("no such file"), std::string::npos) << r.message;
+}
+
+TEST(Fetch, ModeMaskAndPartialCopies) {
+  TempDir srv("fmsrv"), dst("fmdst");
+  knsock::Server server(fetching(srv));
+  auto data = test::random_file(srv / "f.bin", 600000, 3);
+  std::filesystem::permissions(srv / "f.bin", std::filesystem::perms(0644));
+  knsock::SendOptions opts;
+  opts.fetch_mode_mask = 0700;
+  knsock::fetch_file("127.0.0.1", server.port(), "f.bin", dst.str(), opts);
+  auto perms = std::filesystem::status(dst / "f.bin").permissions();
+  EXPECT_EQ(static_cast<unsigned>(perms) & 07777, 0600u);
+  opts.fetch_mode_mask = 010000;
+  knsock::Result bad = knsock::try_fetch_file("127.0.0.1", server.port(), "f.bin", dst.str(), opts);
+  EXPECT_EQ(bad.code, KNSOCK_RESULT_INVALID_ARGUMENT) << bad.message;
+  opts.fetch_mode_mask = 0755;
+
+  // Cut short by the progress callback: with partial copies kept, the data stays hidden and the
+  // next fetch resumes it; without, nothing is left.
+  auto hidden = [](const TempDir &d) {
+    std::vector<std::string> names;
+    for (const auto &e : std::filesystem::directory_iterator(d.path()))
+      names.push_back(e.path().filename().string());
+    return names;
+  };
+  for (bool partial : {false, true}) {
+    TempDir cut(partial ? "fcut1" : "fcut0");
+    opts.fetch_partial = partial;
+    opts.progress = [](std::string_view, uint64_t, uint64_t) { return false; };
+    knsock::Result r = knsock::try_fetch_file("127.0.0.1", server.port(), "f.bin", cut.str(), opts);
+    EXPECT_EQ(r.code, KNSOCK_RESULT_ABORTED_BY_CALLBACK) << r.message;
+    auto left = hidden(cut);
+    if (partial) {
+      ASSERT_EQ(left.size(), 1u);
+      EXPECT_EQ(left[0].rfind(".knsock-partial-", 0), 0u) << left[0];
+    } else {
+      EXPECT_TRUE(left.empty());
+    }
+    opts.progress = nullptr;
+    knsock::fetch_file("127.0.0.1", server.port(), "f.bin", cut.str(), opts);
+    EXPECT_EQ(test::read_file(cut / "f.bin"), data);
+    EXPECT_EQ(hidden(cut), std::vector<std::string>{"f.bin"});
+  }
 }
 
 TEST(Fetch, ReceiverWithoutAllowFetchRefuses) {

@@ -18,8 +18,8 @@ import (
 // component and what lies beneath it land under dest. Each file is verified, given its mtime and
 // its mode (within 0755), made durable and renamed into place; every name the receiver lists is
 // checked, so none lands outside dest. From opts it takes the timeouts, retries, TLS and token,
-// WithRecursive, WithInclude, WithExclude, WithSkipUnchanged, WithChecksum and WithProgress
-// (bytes of the current file received, its size).
+// WithRecursive, WithInclude, WithExclude, WithSkipUnchanged, WithChecksum, WithProgress
+// (bytes of the current file received, its size), WithFetchPartial and WithFetchModeMask.
 //
 // The results list every file the receiver listed (Path: where it is now; Skipped: it was
 // already here unchanged), then one per requested name that gave nothing (an empty Path, Err
@@ -109,6 +109,10 @@ func newFetch(ctx context.Context, addr string, remotes []string, dest string, o
 		C.knsock_send_options_free(copts)
 		return nil, err
 	}
+	if err := cfg.setFetchOptions(copts); err != nil {
+		C.knsock_send_options_free(copts)
+		return nil, err
+	}
 	f := &fetch{chost: C.CString(host), cdest: C.CString(dest), port: port, copts: copts,
 		st: &sendState{progress: cfg.progress}}
 	f.cbs = (*C.knsock_fetch_callbacks)(C.calloc(1, C.size_t(unsafe.Sizeof(C.knsock_fetch_callbacks{}))))
@@ -120,6 +124,32 @@ func newFetch(ctx context.Context, addr string, remotes []string, dest string, o
 		f.cnames[i] = C.CString(r)
 	}
 	return f, nil
+}
+
+// WithFetchPartial keeps, for FetchFiles only, the data of a file whose fetch was cut short (a
+// lost connection, a timeout, a cancel) hidden beside its name, so that a retry or a later
+// fetch of the same file resumes where it ended (the whole file is still verified). Default:
+// off, an interrupted fetch leaves nothing. Sends ignore it.
+func WithFetchPartial(on bool) SendOption { return func(c *sendConfig) { c.fetchPartial = &on } }
+
+// WithFetchModeMask sets, for FetchFiles only, the permission bits a fetched file may keep (the
+// receiver's mode within mask; at most 07777, else ErrInvalidArgument). Default: 0755. Sends
+// ignore it.
+func WithFetchModeMask(mask uint32) SendOption {
+	return func(c *sendConfig) { c.fetchModeMask = &mask }
+}
+
+// setFetchOptions sets the options only FetchFiles uses on o (which the caller still owns).
+func (c *sendConfig) setFetchOptions(o *C.knsock_send_options) error {
+	var err error
+	set := firstFailure(&err)
+	if c.fetchPartial != nil {
+		set(C.knsock_send_options_set_fetch_partial(o, C.bool(*c.fetchPartial)), "fetch partial")
+	}
+	if c.fetchModeMask != nil {
+		set(C.knsock_send_options_set_fetch_mode_mask(o, C.uint32_t(*c.fetchModeMask)), "fetch mode mask")
+	}
+	return err
 }
 
 // names is the C array of the names (NULL when there are none).

@@ -95,3 +95,49 @@ func TestFetchCancelledAndRefused(t *testing.T) {
 		t.Errorf("NUL in a name: %v", err)
 	}
 }
+
+func TestFetchModeMaskAndPartial(t *testing.T) {
+	checkHandles(t)
+	srv, dir := startServer(t, ServerConfig{AllowFetch: true, AllowAnonymousFetch: true})
+	_, data := randomFile(t, dir, "f.bin", 600_000)
+	if err := os.Chmod(filepath.Join(dir, "f.bin"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	if err := FetchFile(context.Background(), srv.Addr(), "f.bin", dst, WithFetchModeMask(0o700)); err != nil {
+		t.Fatalf("FetchFile: %v", err)
+	}
+	if st, err := os.Stat(filepath.Join(dst, "f.bin")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("mode within 0700: %v %v", st.Mode(), err)
+	}
+	err := FetchFile(context.Background(), srv.Addr(), "f.bin", dst, WithFetchModeMask(0o10000))
+	if !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("mask over 07777: %v", err)
+	}
+
+	// Cut short by the progress callback: with partial copies kept the data stays hidden and
+	// the next fetch resumes it; without, nothing is left.
+	abort := errors.New("stop here")
+	for _, partial := range []bool{false, true} {
+		cut := t.TempDir()
+		err := FetchFile(context.Background(), srv.Addr(), "f.bin", cut, WithFetchPartial(partial),
+			WithProgress(func(got, total uint64) error { return abort }))
+		if !errors.Is(err, ErrAbortedByCallback) {
+			t.Errorf("aborted fetch (partial %v): %v", partial, err)
+		}
+		left, _ := os.ReadDir(cut)
+		switch {
+		case partial && (len(left) != 1 || !strings.HasPrefix(left[0].Name(), ".knsock-partial-")):
+			t.Errorf("partial copy kept: %v", left)
+		case !partial && len(left) != 0:
+			t.Errorf("nothing left without partial: %v", left)
+		}
+		if err := FetchFile(context.Background(), srv.Addr(), "f.bin", cut, WithFetchPartial(partial)); err != nil {
+			t.Fatalf("second fetch: %v", err)
+		}
+		assertFile(t, filepath.Join(cut, "f.bin"), data)
+		if left, _ := os.ReadDir(cut); len(left) != 1 {
+			t.Errorf("after the second fetch: %v", left)
+		}
+	}
+}

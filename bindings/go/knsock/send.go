@@ -35,6 +35,10 @@ type sendConfig struct {
 	recursive, followSymlinks, stopOnError *bool
 	include, exclude                       []string
 
+	// FetchFiles only: partial copies kept, the mode mask (fetch.go).
+	fetchPartial  *bool
+	fetchModeMask *uint32
+
 	tls tlsConfig // WithTLS, WithPin, WithToken, … (tls.go)
 }
 

@@ -86,9 +86,16 @@ class Lines:
             pytest.fail("no line within %ds" % DEADLINE)
 
 
-def python(code, **kw):
-    """A Python subprocess of this interpreter (so of this virtual environment)."""
-    return subprocess.Popen([sys.executable, "-u", "-c", code], text=True, **kw)
+# A child started where SIGINT is ignored (as a shell without job control starts a background
+# job, and its children inherit) would ignore Ctrl-C too: it takes Python's handler back first.
+CTRL_C_ON = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
+def python(code, *args, **kw):
+    """A Python subprocess of this interpreter (so of this virtual environment), running `code`
+    with `args` as its arguments; Ctrl-C (SIGINT) reaches it whatever its parent ignores."""
+    argv = [sys.executable, "-u", "-c", CTRL_C_ON + code, *map(str, args)]
+    return subprocess.Popen(argv, text=True, **kw)
 
 
 def no_leftovers(out, expected):

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import DEADLINE, Lines, free_port, make_file
+from conftest import DEADLINE, Lines, free_port, make_file, python
 
 SERVER = """
 import os
@@ -73,9 +73,8 @@ def run_client(code):
 def test_documented_examples_run_with_the_import_changed(dirs):
     src, out = dirs
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-u", "-c",
-                               moved(SERVER, PORT=port, SAVE_DIR=str(out))],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = python(moved(SERVER, PORT=port, SAVE_DIR=str(out)), stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE)
     try:
         lines = Lines(server.stdout)
         assert "listening on 127.0.0.1:%d" % port in lines.next()

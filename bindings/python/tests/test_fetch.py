@@ -1,5 +1,6 @@
 """fetch_files / fetch_file and their async forms: a tree sent comes back byte for byte, with
-progress; unchanged files are skipped; refusals and cancellation leave nothing behind."""
+progress; unchanged files are skipped; refusals and cancellation leave nothing behind; the mode
+mask and partial copies."""
 import asyncio
 
 import pytest
@@ -77,3 +78,41 @@ def test_refusals_and_an_aborting_callback(dirs, server, tmp_path):
     with pytest.raises(Stop):
         knsock.fetch_files("127.0.0.1", s.port, ["f.bin"], dst, progress_callback=stop)
     no_leftovers(dst, [])
+
+
+def test_mode_mask_and_partial_copies(dirs, server, tmp_path):
+    _, out = dirs
+    data = make_file(out / "f.bin", 600_000)
+    (out / "f.bin").chmod(0o644)
+    s = server(allow_fetch=True, allow_anonymous_fetch=True)
+    dst = tmp_path / "masked"
+    knsock.fetch_file("127.0.0.1", s.port, "f.bin", dst, mode_mask=0o700)
+    assert (dst / "f.bin").stat().st_mode & 0o7777 == 0o600
+    for bad in (0o10000, -1, "755"):
+        with pytest.raises(ValueError, match="mode_mask"):
+            knsock.fetch_file("127.0.0.1", s.port, "f.bin", dst, mode_mask=bad)
+
+    class Stop(Exception):
+        pass
+
+    def stop(got, total, name):
+        raise Stop()
+
+    # Cut short by the callback: with partial copies kept the data stays hidden and the next
+    # fetch resumes it; without, nothing is left.
+    for partial in (False, True):
+        cut = tmp_path / ("cut%d" % partial)
+        with pytest.raises(Stop):
+            knsock.fetch_file("127.0.0.1", s.port, "f.bin", cut, partial=partial,
+                              progress_callback=stop)
+        left = sorted(p.name for p in cut.iterdir())
+        if partial:
+            assert len(left) == 1 and left[0].startswith(".knsock-partial-"), left
+        else:
+            assert left == []
+        knsock.fetch_file("127.0.0.1", s.port, "f.bin", cut, partial=partial)
+        assert (cut / "f.bin").read_bytes() == data
+        assert sorted(p.name for p in cut.iterdir()) == ["f.bin"]
+    asyncio.run(knsock.fetch_file_async("127.0.0.1", s.port, "f.bin", tmp_path / "am",
+                                        mode_mask=0o700, partial=True))
+    assert (tmp_path / "am" / "f.bin").stat().st_mode & 0o7777 == 0o600

@@ -12,7 +12,7 @@ import pytest
 import knsock
 from knsock.errors import ConnectionTimeoutError, FileTransferError
 
-from conftest import DEADLINE, Recorder, make_file, no_leftovers
+from conftest import DEADLINE, Recorder, make_file, no_leftovers, python
 
 
 @pytest.mark.parametrize("name,size", [("empty.bin", 0), ("one.bin", 1), ("big.bin", 3_000_000),
@@ -210,9 +210,7 @@ def test_progress_bar_only_on_a_terminal(server, dirs):
     import pty
     master, slave = pty.openpty()
     try:
-        p = subprocess.Popen([sys.executable, "-c", SEND_IN_CHILD, str(port),
-                              str(src / "bar.bin")], stdout=subprocess.PIPE, stderr=slave,
-                             text=True)
+        p = python(SEND_IN_CHILD, port, src / "bar.bin", stdout=subprocess.PIPE, stderr=slave)
         os.close(slave)
         assert p.wait(timeout=DEADLINE) == 0
         drawn = b""
@@ -325,9 +323,8 @@ def test_ctrl_c_aborts_a_blocking_send_without_callback(server, dirs):
 
     errors = Recorder()
     s = server(validator_before=validator_before, error_handler=errors)
-    child = subprocess.Popen([sys.executable, "-c", SEND_IN_CHILD, str(s.port),
-                              str(src / "held.bin")], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    child = python(SEND_IN_CHILD, s.port, src / "held.bin", stdout=subprocess.PIPE,
+                   stderr=subprocess.PIPE)
     try:
         assert offered.wait(DEADLINE)
         child.send_signal(signal.SIGINT)

@@ -2,7 +2,6 @@
 import os
 import signal
 import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,7 +10,7 @@ import pytest
 import knsock
 from knsock.errors import FileTransferError
 
-from conftest import DEADLINE, Lines, Recorder, make_file, no_leftovers
+from conftest import DEADLINE, Lines, Recorder, make_file, no_leftovers, python
 
 
 def test_handler_gets_name_final_path_and_address(server, dirs):
@@ -172,9 +171,7 @@ knsock.start_file_server(0, sys.argv[1], host="127.0.0.1", validator_before=vali
 def test_ctrl_c_stops_the_blocking_server_cleanly(dirs):
     src, out = dirs
     make_file(src / "big.bin", 50_000_000)
-    proc = subprocess.Popen(
-        [sys.executable, "-u", "-c", CTRL_C_SERVER, str(out)], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+    proc = python(CTRL_C_SERVER, out, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     lines = Lines(proc.stdout)
     first = lines.next()
     assert first.startswith("[SYNC] File server listening on 127.0.0.1:"), first

@@ -21,13 +21,13 @@ pub(crate) enum Item {
 }
 
 /// The include and exclude globs of a request, matched as `send-file` matches them.
-struct Filters {
+pub(crate) struct Filters {
     include: Vec<Pattern>,
     exclude: Vec<Pattern>,
 }
 
 impl Filters {
-    fn new(req: &FetchRequest) -> Result<Filters, String> {
+    pub(crate) fn new(req: &FetchRequest) -> Result<Filters, String> {
         let compile = |globs: &[String]| -> Result<Vec<Pattern>, String> {
             globs
                 .iter()
@@ -40,7 +40,7 @@ impl Filters {
         })
     }
 
-    fn wanted(&self, name: &str) -> bool {
+    pub(crate) fn wanted(&self, name: &str) -> bool {
         let m = MatchOptions {
             require_literal_separator: false,
             ..MatchOptions::new()

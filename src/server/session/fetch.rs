@@ -8,13 +8,15 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Code, FetchRequest, Frame, Offer};
-use crate::server::files::listing::{list, reopen, Item};
+use crate::server::files::listing::{list, Item};
+use crate::server::files::objects::{list_objects, Source};
 use crate::server::io::runtime::{blocking, blocking_if};
 use crate::server::io::wire::Stream;
 use crate::server::security::auth::Identity;
 use crate::server::session::conn::Connection;
+use crate::server::session::fetch_delta::{read_signature, send_delta, Sig, Signatures};
 use crate::server::session::native::Session;
-use crate::storage::{Root, Sink};
+use crate::storage::Sink;
 
 /// Bytes read from a file and written out per step.
 const CHUNK: usize = 256 * 1024;
@@ -44,15 +46,28 @@ pub(crate) async fn serve<S: Stream>(
         Ok(base) => base,
         Err(why) => return Err(refuse(conn, why).await),
     };
-    let Sink::Dir(root) = &conn.shared.sink else {
-        let why = "this receiver stores in an object store; fetching from it is not supported yet";
-        return Err(refuse(conn, why.into()).await);
+    let shared = conn.shared;
+    let source = match &shared.sink {
+        Sink::Dir(root) => Source::Dir(root),
+        Sink::Objects { store, .. } if store.readable() => Source::Objects(store.as_ref()),
+        Sink::Objects { store, .. } => {
+            let why = format!(
+                "this receiver stores in an object store ({}) that cannot list or read its \
+                 objects",
+                store.describe()
+            );
+            return Err(refuse(conn, why).await);
+        }
     };
-    let listed = match blocking(|| list(root, base.as_deref(), &req)) {
+    let listed = blocking(|| match source {
+        Source::Dir(root) => list(root, base.as_deref(), &req),
+        Source::Objects(store) => list_objects(store, base.as_deref(), &req),
+    });
+    let listed = match listed {
         Ok(items) => items,
         Err(why) => return Err(conn.fail(Error::invalid(why)).await),
     };
-    match exchange(conn, root, &req, listed).await {
+    match exchange(conn, source, &req, listed).await {
         Ok(()) => {
             let _ = conn.wire.finish().await;
             Ok(())
@@ -95,7 +110,7 @@ async fn refuse<S: Stream>(conn: &mut Connection<'_, S>, why: String) -> Error {
 /// The list, the wants, the content.
 async fn exchange<S: Stream>(
     conn: &mut Connection<'_, S>,
-    root: &Root,
+    source: Source<'_>,
     req: &FetchRequest,
     items: Vec<Item>,
 ) -> Result<()> {
@@ -111,8 +126,8 @@ async fn exchange<S: Stream>(
             }
             .encode(&mut out),
             Item::File(mut offer, full) => {
-                if digests {
-                    offer.digest = blocking(|| digest_of(root, &full, &offer));
+                if digests && offer.digest.is_empty() {
+                    offer.digest = blocking(|| digest_of(source, &full, &offer));
                 }
                 let seq = files.len() as u32;
                 let file = Frame::File { seq, offer };
@@ -131,11 +146,15 @@ async fn exchange<S: Stream>(
     }
     .encode(&mut out);
     conn.send(&out).await?;
-    let wants = read_wants(conn, &files).await?;
+    let mut sigs = Signatures::default();
+    let wants = read_wants(conn, &files, &mut sigs).await?;
     let mut queued = 0u64;
-    for (seq, offset) in wants {
+    for (seq, offset, sig) in wants {
         let (offer, full) = &files[seq as usize];
-        send_one(conn, root, seq, offer, full, offset).await?;
+        match sig {
+            Some(sig) => send_delta(conn, source, seq, offer, full, sig).await?,
+            None => send_one(conn, source, seq, offer, full, offset).await?,
+        }
         // Small files go out together, a chunk's worth at a time.
         queued += offer.size - offset;
         if queued >= CHUNK as u64 {
@@ -148,8 +167,8 @@ async fn exchange<S: Stream>(
 
 /// The XXH3-128 of a listed file, for a client comparing checksums; empty when it cannot be
 /// read as listed (its WANT will then be answered FAILED).
-fn digest_of(root: &Root, full: &str, offer: &Offer) -> Vec<u8> {
-    match reopen(root, full, offer) {
+fn digest_of(source: Source<'_>, full: &str, offer: &Offer) -> Vec<u8> {
+    match source.reopen(full, offer) {
         Ok(mut f) => {
             crate::hash::digest_exact(&mut f, offer.size).map_or(Vec::new(), |d| d.to_vec())
         }
@@ -157,56 +176,70 @@ fn digest_of(root: &Root, full: &str, offer: &Offer) -> Vec<u8> {
     }
 }
 
-/// Reads WANT frames up to BYE: each a listed file, in increasing order, its offset within the
-/// file. A client that closes instead wants nothing more.
+/// A wanted file: its `seq`, the offset its content starts at, and the client's signature
+/// when it wants a delta.
+type Want = (u32, u64, Option<Sig>);
+
+/// Reads WANT frames (and DELTA frames with their signatures) up to BYE: each a listed file, in
+/// increasing order, its offset within the file. A client that closes instead wants nothing
+/// more.
 async fn read_wants<S: Stream>(
     conn: &mut Connection<'_, S>,
     files: &[(Offer, String)],
-) -> Result<Vec<(u32, u64)>> {
-    let mut wants: Vec<(u32, u64)> = Vec::new();
+    sigs: &mut Signatures,
+) -> Result<Vec<Want>> {
+    let mut wants: Vec<Want> = Vec::new();
     loop {
         let at = Instant::now() + conn.shared.config.header_timeout;
         conn.wire.set_deadline(Some(at));
-        match conn.wire.read_frame().await? {
-            Some(Frame::Want { seq, offset }) => {
-                let next = wants.last().map_or(0, |w| w.0 + 1);
-                let Some((offer, _)) = files.get(seq as usize).filter(|_| seq >= next) else {
-                    return Err(Error::protocol(format!(
-                        "WANT of file {seq}: not listed, or out of order"
-                    )));
-                };
-                if offset > offer.size {
-                    return Err(Error::protocol(format!(
-                        "WANT of file {seq} from {offset}, past its {} bytes",
-                        offer.size
-                    )));
-                }
-                wants.push((seq, offset));
-            }
-            Some(Frame::Bye) => break,
+        let frame = match conn.wire.read_frame().await? {
+            Some(Frame::Delta { seq }) => Some((seq, 0, true)),
+            Some(Frame::Want { seq, offset }) => Some((seq, offset, false)),
+            Some(Frame::Bye) => None,
             None => return Ok(Vec::new()),
             Some(f) => return Err(Error::protocol(format!("expected WANT or BYE, got {f:?}"))),
+        };
+        let Some((seq, offset, delta)) = frame else {
+            break;
+        };
+        let next = wants.last().map_or(0, |w| w.0 + 1);
+        let Some((offer, _)) = files.get(seq as usize).filter(|_| seq >= next) else {
+            return Err(Error::protocol(format!(
+                "WANT of file {seq}: not listed, or out of order"
+            )));
+        };
+        if offset > offer.size {
+            return Err(Error::protocol(format!(
+                "WANT of file {seq} from {offset}, past its {} bytes",
+                offer.size
+            )));
         }
+        let sig = match delta {
+            true => Some(read_signature(conn, sigs).await?),
+            false => None,
+        };
+        wants.push((seq, offset, sig));
     }
     conn.wire.set_deadline(None);
     Ok(wants)
 }
 
 /// One wanted file: DATA, its content from `offset`, DONE with the digest of the whole; or
-/// FAILED (code 22) when it is no longer the file that was listed.
+/// FAILED when it is no longer the file that was listed (code 22) or the store failed to give
+/// it (15, 16).
 async fn send_one<S: Stream>(
     conn: &mut Connection<'_, S>,
-    root: &Root,
+    source: Source<'_>,
     seq: u32,
     offer: &Offer,
     full: &str,
     offset: u64,
 ) -> Result<()> {
-    let large = offer.size > protocol::EAGER_MAX;
-    let mut file = match blocking_if(large, || reopen(root, full, offer)) {
+    let large = source.slow(offer);
+    let mut file = match blocking_if(large, || source.reopen(full, offer)) {
         Ok(f) => f,
-        Err(text) => {
-            let code = Code::Changed as u16;
+        Err((code, text)) => {
+            let code = code as u16;
             conn.queue_frame(Frame::Failed { seq, code, text });
             return Ok(());
         }

@@ -9,6 +9,7 @@ pub(super) mod content;
 pub(super) mod decide;
 pub(super) mod delta;
 pub(super) mod fetch;
+mod fetch_delta;
 pub(super) mod legacy;
 pub(super) mod native;
 pub(super) mod offer;

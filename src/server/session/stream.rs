@@ -88,7 +88,7 @@ impl<S: Stream> Connection<'_, S> {
             protocol::ENCODING_ZSTD => {
                 decode_blocks(&mut self.wire, u64::MAX, &mut buf, &mut store).await
             }
-            _ => read_blocks(&mut self.wire, &mut store).await,
+            _ => read_blocks(&mut self.wire, &mut buf, &mut store).await,
         };
         self.return_buffer(buf);
         received.map_err(|e| match e.peer_reason() {
@@ -130,10 +130,11 @@ fn limit_error(offer: &Offer, r: Refusal) -> Error {
 }
 
 /// Reads raw content sent as blocks (`u32 len`, then `len` bytes; a length of 0 ends it),
-/// handing `store` each piece straight from the wire's buffer: headers and data arrive in the
-/// same reads, and no byte is copied twice.
+/// handing `store` each piece. A block's bytes are read as a file's content is: what the wire
+/// has buffered, then reads of up to `buf`'s size straight from the connection.
 async fn read_blocks<S: Stream>(
     r: &mut Wire<S>,
+    buf: &mut [u8],
     store: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
 ) -> Result<()> {
     let cut = || Error::protocol("sender closed the connection inside content of unknown size");
@@ -160,12 +161,16 @@ async fn read_blocks<S: Stream>(
             len => len,
         };
         r.consume(4);
+        // As a file's content: what is buffered, then large reads straight into `buf`.
         while left > 0 {
-            here(r, 1).await?;
-            let b = r.buffered();
-            let n = left.min(b.len());
-            store(&b[..n])?;
-            r.consume(n);
+            let want = left.min(buf.len());
+            let n = match r.read_some(&mut buf[..want]).await {
+                Ok(0) => return Err(cut()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(cut()),
+                Err(e) => return Err(Error::io("reading content of unknown size", e)),
+            };
+            store(&buf[..n])?;
             left -= n;
         }
     }

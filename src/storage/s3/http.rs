@@ -119,6 +119,76 @@ pub(super) fn send(agent: &Agent, req: &Request<'_>) -> Result<Reply, ObjectErro
     }
 }
 
+/// Sends a GET of an object, retrying temporary failures until the store answers; the content
+/// is then read as it arrives (a failure while reading it is not retried: the caller's reader
+/// fails). `None` for 404.
+pub(super) fn get_stream(
+    agent: &Agent,
+    url: &Url,
+    what: String,
+) -> Result<Option<(Reply, ureq::BodyReader<'static>)>, ObjectError> {
+    let req = Request {
+        method: "GET",
+        url: url.clone(),
+        headers: Vec::new(),
+        body: Body::Bytes(&[]),
+        what,
+    };
+    let mut wait = Duration::from_millis(100);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        agent.requests.fetch_add(1, Ordering::Relaxed);
+        let outcome = get_once(&agent.agent, &req);
+        if outcome.is_err() {
+            agent.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        match outcome {
+            Err(e) if e.is_temporary() && tries < TRIES => {
+                std::thread::sleep(wait);
+                wait *= 4;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn get_once(
+    agent: &ureq::Agent,
+    req: &Request<'_>,
+) -> Result<Option<(Reply, ureq::BodyReader<'static>)>, ObjectError> {
+    let response = agent
+        .get(req.url.as_str())
+        .call()
+        .map_err(|e| unreachable(req, &e))?;
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let status = response.status().as_u16();
+    let mut body = response.into_body().into_reader();
+    if status == 404 {
+        return Ok(None);
+    }
+    if !(200..300).contains(&status) {
+        let mut text = String::new();
+        let _ = (&mut body).take(1 << 20).read_to_string(&mut text);
+        let reply = Reply {
+            status,
+            headers,
+            body: text,
+        };
+        return judge(req, reply).map(|_| None);
+    }
+    let reply = Reply {
+        status,
+        headers,
+        body: String::new(),
+    };
+    Ok(Some((reply, body)))
+}
+
 fn send_once(agent: &ureq::Agent, req: &Request<'_>) -> Result<Reply, ObjectError> {
     let mut builder = ureq::http::Request::builder()
         .method(req.method)

@@ -4,6 +4,7 @@
 mod http;
 mod journal;
 mod multipart;
+mod read;
 mod stream;
 
 use std::fs::File;
@@ -15,7 +16,9 @@ use url::Url;
 use super::s3_config::{needs_path_style, S3Config};
 use http::{send, Body, Reply, Request};
 
-use super::object::{ObjectError, ObjectErrorKind, ObjectMeta, ObjectStore, Upload};
+use super::object::{
+    ListedObject, ObjectError, ObjectErrorKind, ObjectMeta, ObjectReader, ObjectStore, Upload,
+};
 use crate::error::{Error, Result};
 
 /// How long a signed request stays valid: long enough for one slow part.
@@ -256,6 +259,18 @@ impl ObjectStore for S3Store {
 
     fn requests(&self) -> (u64, u64) {
         self.agent.counts()
+    }
+
+    fn readable(&self) -> bool {
+        true
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, ObjectError> {
+        read::list(self, prefix)
+    }
+
+    fn open(&self, key: &str) -> Result<Option<ObjectReader>, ObjectError> {
+        read::open(self, key)
     }
 }
 

@@ -21,13 +21,22 @@ def _names(remotes: Union[str, Sequence[str]]) -> "tuple":
 
 
 def _options(*, recursive, include, exclude, timeout, connect_timeout, retries,
-             retry_delay, skip_unchanged, checksum, security) -> _Options:
+             retry_delay, skip_unchanged, checksum, partial, mode_mask, security) -> _Options:
     # The progress callback goes in knsock_fetch_callbacks, not on the options.
-    return _Options(show_progress=False, chunk_size=4096, timeout=timeout,
+    if not isinstance(mode_mask, int) or not 0 <= mode_mask <= 0o7777:
+        raise ValueError("mode_mask must be an int from 0 to 0o7777, not %r" % (mode_mask,))
+    opts = _Options(show_progress=False, chunk_size=4096, timeout=timeout,
                     connect_timeout=connect_timeout, progress_handle=0, retries=retries,
                     retry_delay=retry_delay, skip_unchanged=skip_unchanged, checksum=checksum,
                     recursive=recursive, include=include or (), exclude=exclude or (),
                     security=security)
+    try:
+        _ffi.check(lib.knsock_send_options_set_fetch_partial(opts.ptr, bool(partial)), "partial")
+        _ffi.check(lib.knsock_send_options_set_fetch_mode_mask(opts.ptr, mode_mask), "mode_mask")
+    except BaseException:
+        opts.close()
+        raise
+    return opts
 
 
 def _callbacks(handle: int) -> _ffi.FetchCallbacks:
@@ -48,7 +57,8 @@ def fetch_files(host: str, port: int, remotes: Union[str, Sequence[str]], dest: 
                 ca_file: Optional[PathLike] = None, pin: Optional[str] = None,
                 server_name: Optional[str] = None, client_cert: Optional[PathLike] = None,
                 client_key: Optional[PathLike] = None,
-                token: Optional[str] = None) -> List[FileResult]:
+                token: Optional[str] = None, partial: bool = False,
+                mode_mask: int = 0o755) -> List[FileResult]:
     """Fetch `remotes` (names as they were sent: files, or directories with `recursive`) from a
     file server that serves fetches (`allow_fetch=True`) into the directory `dest` (created if
     missing). A name's last component and what lies beneath it land under `dest`.
@@ -63,7 +73,10 @@ def fetch_files(host: str, port: int, remotes: Union[str, Sequence[str]], dest: 
     connection, authentication, a server that does not serve fetches or refuses this client
     (`AuthenticationError`). `progress_callback(bytes_received, total_bytes, name)` runs on the
     calling thread after each piece; raising in it aborts and the exception reaches the caller.
-    `include` / `exclude` are globs on the names as listed; the other arguments are send_files'.
+    `include` / `exclude` are globs on the names as listed. `partial` keeps the data of a file
+    whose fetch was cut short hidden beside its name (`.knsock-partial-…`), so a retry or a
+    later fetch resumes it; `mode_mask` is the permission bits a fetched file may keep (at most
+    0o7777). The other arguments are send_files'.
     """
     names, count = _names(remotes)
     progress = _Progress(progress_callback, None)
@@ -73,7 +86,7 @@ def fetch_files(host: str, port: int, remotes: Union[str, Sequence[str]], dest: 
         opts = _options(recursive=recursive, include=include, exclude=exclude,
                         timeout=timeout, connect_timeout=connect_timeout, retries=retries,
                         retry_delay=retry_delay, skip_unchanged=skip_unchanged,
-                        checksum=checksum,
+                        checksum=checksum, partial=partial, mode_mask=mode_mask,
                         security=_security(tls, ca_file, pin, server_name, client_cert,
                                            client_key, token))
         try:
@@ -120,7 +133,8 @@ async def fetch_files_async(host: str, port: int, remotes: Union[str, Sequence[s
                             server_name: Optional[str] = None,
                             client_cert: Optional[PathLike] = None,
                             client_key: Optional[PathLike] = None,
-                            token: Optional[str] = None) -> None:
+                            token: Optional[str] = None, partial: bool = False,
+                            mode_mask: int = 0o755) -> None:
     """fetch_files() for asyncio: the fetch runs on a library thread and never blocks the loop.
     Returns once every listed file was fetched or found unchanged and every name gave something;
     raises the first failure otherwise. Cancelling the awaiting task cancels the fetch (nothing
@@ -137,7 +151,7 @@ async def fetch_files_async(host: str, port: int, remotes: Union[str, Sequence[s
         opts = _options(recursive=recursive, include=include, exclude=exclude,
                         timeout=timeout, connect_timeout=connect_timeout, retries=retries,
                         retry_delay=retry_delay, skip_unchanged=skip_unchanged,
-                        checksum=checksum,
+                        checksum=checksum, partial=partial, mode_mask=mode_mask,
                         security=_security(tls, ca_file, pin, server_name, client_cert,
                                            client_key, token))
         try:

@@ -141,6 +141,8 @@ _PROTOTYPES = {
     "knsock_send_options_set_checksum": (c_int, [_P, c_bool]),
     "knsock_send_options_set_remote_name": (c_int, [_P, c_char_p]),
     "knsock_send_options_set_recursive": (c_int, [_P, c_bool]),
+    "knsock_send_options_set_fetch_partial": (c_int, [_P, c_bool]),
+    "knsock_send_options_set_fetch_mode_mask": (c_int, [_P, c_uint32]),
     "knsock_send_options_set_follow_symlinks": (c_int, [_P, c_bool]),
     "knsock_send_options_add_include": (c_int, [_P, c_char_p]),
     "knsock_send_options_add_exclude": (c_int, [_P, c_char_p]),
