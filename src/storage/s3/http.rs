@@ -100,7 +100,9 @@ impl Agent {
 /// Sends `req`, retrying temporary failures; a reply that is not 2xx (or 404 for a HEAD) is an
 /// error.
 pub(super) fn send(agent: &Agent, req: &Request<'_>) -> Result<Reply, ObjectError> {
-    retrying(agent, || send_once(&agent.agent, req).and_then(|r| judge(req, r)))
+    retrying(agent, || {
+        send_once(&agent.agent, req).and_then(|r| judge(req, r))
+    })
 }
 
 /// Runs `once` (one request, counted) until it succeeds, fails for good, or [`TRIES`] tries
