@@ -129,28 +129,17 @@ fn a_tree_sent_then_deleted_comes_back_identical() {
     assert!(temporaries(restored.path()).is_empty());
 
     // Again with skip_unchanged: nothing moves; then one file changed locally comes back.
+    let tree = |o: &FetchOptions| {
+        fetch_files("127.0.0.1", s.srv.port(), &["tree"], restored.path(), o).unwrap()
+    };
     let again = FetchOptions {
         skip_unchanged: true,
         ..opts.clone()
     };
-    let report = fetch_files(
-        "127.0.0.1",
-        s.srv.port(),
-        &["tree"],
-        restored.path(),
-        &again,
-    )
-    .unwrap();
+    let report = tree(&again);
     assert_eq!(report.unchanged(), 5);
     std::fs::write(restored.path().join("tree/a.txt"), b"local edit, longer").unwrap();
-    let report = fetch_files(
-        "127.0.0.1",
-        s.srv.port(),
-        &["tree"],
-        restored.path(),
-        &again,
-    )
-    .unwrap();
+    let report = tree(&again);
     assert_eq!((report.unchanged(), report.delivered()), (4, 5));
     assert_eq!(snapshot(restored.path()), original);
 
@@ -161,27 +150,13 @@ fn a_tree_sent_then_deleted_comes_back_identical() {
     std::fs::write(&a, b"0123456789").unwrap();
     set_mtime(&a, mtime);
     std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let quick = fetch_files(
-        "127.0.0.1",
-        s.srv.port(),
-        &["tree"],
-        restored.path(),
-        &again,
-    )
-    .unwrap();
+    let quick = tree(&again);
     assert_eq!(quick.unchanged(), 5, "the quick check cannot see it");
     let checksum = FetchOptions {
         checksum: true,
         ..again.clone()
     };
-    let report = fetch_files(
-        "127.0.0.1",
-        s.srv.port(),
-        &["tree"],
-        restored.path(),
-        &checksum,
-    )
-    .unwrap();
+    let report = tree(&checksum);
     assert_eq!(report.unchanged(), 4);
     assert_eq!(snapshot(restored.path()), original);
 }

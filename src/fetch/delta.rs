@@ -12,6 +12,7 @@ use super::options::FetchOptions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::delta::{chunk_hash, chunks, MAX_SIG_CHUNKS};
 use crate::protocol::{self, Frame, Offer, SIG_PER_FRAME};
+use crate::storage;
 use crate::transport::{Transport, Wire};
 
 /// The local old copy a delta is built against, as it was signed.
@@ -90,7 +91,7 @@ pub(super) fn apply<S: Transport>(
         let closed = || Error::protocol("receiver closed the connection in a delta");
         let piece = match frame.ok_or_else(closed)? {
             Frame::Done { algorithm, digest } if built == size => {
-                if changed || !same_file(&b.file, &b.st) {
+                if changed || !storage::same_file(&b.file, &b.st) {
                     counts.changed = true;
                     *landing = Err(Error::new(
                         ErrorKind::Integrity,
@@ -150,18 +151,4 @@ pub(super) fn apply<S: Transport>(
             }
         }
     }
-}
-
-/// Whether `file` is still the old copy that was signed (same file, size and modification).
-fn same_file(file: &File, st: &rustix::fs::Stat) -> bool {
-    rustix::fs::fstat(file).is_ok_and(|n| {
-        (n.st_dev, n.st_ino, n.st_size, n.st_mtime, n.st_mtime_nsec)
-            == (
-                st.st_dev,
-                st.st_ino,
-                st.st_size,
-                st.st_mtime,
-                st.st_mtime_nsec,
-            )
-    })
 }

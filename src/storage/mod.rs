@@ -28,5 +28,5 @@ pub use sink::{Entry, Place, Sink};
 pub use sweep::sweep;
 #[cfg(feature = "internals")]
 pub use target::FAIL_DIR_SYNC;
-pub use target::{effective_mode, in_memory, sync_all, Stored, Target, TempFile};
+pub use target::{effective_mode, in_memory, same_file, sync_all, Stored, Target, TempFile};
 pub use types::{Overwrite, StoreError};

@@ -282,6 +282,15 @@ pub fn effective_mode(mode: u32, mask: u32) -> u32 {
     }) & mask
 }
 
+/// Whether `file` is still the file `st` described (the same file, size and modification):
+/// an old copy a delta was cut against, checked again before its chunks are trusted.
+pub fn same_file(file: &File, st: &rfs::Stat) -> bool {
+    rfs::fstat(file).is_ok_and(|n| {
+        let key = |s: &rfs::Stat| (s.st_dev, s.st_ino, s.st_size, s.st_mtime, s.st_mtime_nsec);
+        key(&n) == key(st)
+    })
+}
+
 /// Whether every file of `temps` is on a file system held in memory (tmpfs, ramfs), where
 /// syncing and renaming never wait for a disk.
 pub fn in_memory<'a>(mut temps: impl Iterator<Item = &'a TempFile>) -> bool {

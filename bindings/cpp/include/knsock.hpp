@@ -397,6 +397,22 @@ inline std::vector<FileOutcome> file_outcomes(const knsock_batch_report *raw,
   return out;
 }
 
+/// What a call that fills a batch report returned: its failure, or (the report freed after)
+/// each file's outcome into `*outcomes` when not null.
+inline Result batch_result(knsock_result rc, knsock_batch_report *raw, knsock_error *err,
+                           ProgressState &progress, std::vector<FileOutcome> *outcomes) {
+  if (rc != KNSOCK_RESULT_OK) {
+    Result r = take_result(rc, err);
+    blame_callback(r, progress);
+    return r;
+  }
+  std::unique_ptr<knsock_batch_report, void (*)(knsock_batch_report *)> report(
+      raw, knsock_batch_report_free);
+  std::vector<FileOutcome> out = file_outcomes(raw, progress);
+  if (outcomes) *outcomes = std::move(out);
+  return Result{};
+}
+
 /// The paths as C strings, checked for NUL bytes (`*r` keeps the first failure).
 inline std::vector<const char *> c_paths(const std::vector<std::string> &paths, Result *r) {
   std::vector<const char *> cpaths;
@@ -429,16 +445,7 @@ inline Result try_send_files(const std::string &host, uint16_t port,
     knsock_error *err = nullptr;
     knsock_result rc = knsock_send_files(host.c_str(), port, cpaths.data(), cpaths.size(),
                                          opts.get(), &raw, &err);
-    if (rc != KNSOCK_RESULT_OK) {
-      r = detail::take_result(rc, err);
-      detail::blame_callback(r, progress);
-      return r;
-    }
-    std::unique_ptr<knsock_batch_report, void (*)(knsock_batch_report *)> report(
-        raw, knsock_batch_report_free);
-    std::vector<FileOutcome> out = detail::file_outcomes(raw, progress);
-    if (outcomes) *outcomes = std::move(out);
-    return Result{};
+    return detail::batch_result(rc, raw, err, progress, outcomes);
 #if KNSOCK_HPP_EXCEPTIONS
   } catch (const std::exception &e) {
     return Result{KNSOCK_RESULT_PANIC, e.what(), {}, 0};
@@ -517,16 +524,7 @@ inline Result try_fetch_files(const std::string &host, uint16_t port,
     knsock_error *err = nullptr;
     knsock_result rc = knsock_fetch_files(host.c_str(), port, cnames.data(), cnames.size(),
                                           dest.c_str(), opts.get(), &cbs, &raw, &err);
-    if (rc != KNSOCK_RESULT_OK) {
-      r = detail::take_result(rc, err);
-      detail::blame_callback(r, progress);
-      return r;
-    }
-    std::unique_ptr<knsock_batch_report, void (*)(knsock_batch_report *)> report(
-        raw, knsock_batch_report_free);
-    std::vector<FileOutcome> out = detail::file_outcomes(raw, progress);
-    if (outcomes) *outcomes = std::move(out);
-    return Result{};
+    return detail::batch_result(rc, raw, err, progress, outcomes);
 #if KNSOCK_HPP_EXCEPTIONS
   } catch (const std::exception &e) {
     return Result{KNSOCK_RESULT_PANIC, e.what(), {}, 0};

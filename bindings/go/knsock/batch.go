@@ -73,7 +73,7 @@ func SendFiles(ctx context.Context, addr string, paths []string, opts ...SendOpt
 
 	var rep *C.knsock_batch_report
 	var cerr *C.knsock_error
-	code := C.knsock_send_files(chost, C.uint16_t(port), b.paths(), C.size_t(len(b.cpaths)), b.copts, &rep, &cerr)
+	code := C.knsock_send_files(chost, C.uint16_t(port), b.cpaths.array(), C.size_t(len(b.cpaths)), b.copts, &rep, &cerr)
 	if code != C.KNSOCK_RESULT_OK {
 		e := takeError(code, cerr)
 		b.st.explain(e)
@@ -87,7 +87,7 @@ func SendFiles(ctx context.Context, addr string, paths []string, opts ...SendOpt
 // the callbacks' state.
 type batch struct {
 	copts  *C.knsock_send_options
-	cpaths []*C.char
+	cpaths cStrings
 	st     *sendState
 }
 
@@ -114,26 +114,12 @@ func newBatch(ctx context.Context, paths []string, opts []SendOption) (*batch, e
 	if ctx.Done() != nil {
 		b.st.ctx = ctx
 	}
-	// A Go slice of C strings: Go memory without Go pointers, which C only reads during the call.
-	b.cpaths = make([]*C.char, len(paths))
-	for i, p := range paths {
-		b.cpaths[i] = C.CString(p)
-	}
+	b.cpaths = newCStrings(paths)
 	return b, nil
 }
 
-// paths is the C array of the paths (NULL when there are none).
-func (b *batch) paths() **C.char {
-	if len(b.cpaths) == 0 {
-		return nil
-	}
-	return &b.cpaths[0]
-}
-
 func (b *batch) free() {
-	for _, p := range b.cpaths {
-		C.free(unsafe.Pointer(p))
-	}
+	b.cpaths.free()
 	C.knsock_send_options_free(b.copts)
 }
 

@@ -49,7 +49,7 @@ func FetchFiles(ctx context.Context, addr string, remotes []string, dest string,
 	}
 	var rep *C.knsock_batch_report
 	var cerr *C.knsock_error
-	code := C.knsock_fetch_files(f.chost, C.uint16_t(f.port), f.names(), C.size_t(len(f.cnames)),
+	code := C.knsock_fetch_files(f.chost, C.uint16_t(f.port), f.cnames.array(), C.size_t(len(f.cnames)),
 		f.cdest, f.copts, f.cbs, &rep, &cerr)
 	if code != C.KNSOCK_RESULT_OK {
 		e := takeError(code, cerr)
@@ -81,7 +81,7 @@ func FetchFile(ctx context.Context, addr string, remote string, dest string, opt
 type fetch struct {
 	chost, cdest *C.char
 	port         int
-	cnames       []*C.char
+	cnames       cStrings
 	copts        *C.knsock_send_options
 	cbs          *C.knsock_fetch_callbacks // C memory: C reads it during the call
 	st           *sendState
@@ -119,10 +119,7 @@ func newFetch(ctx context.Context, addr string, remotes []string, dest string, o
 	if ctx.Done() != nil {
 		f.st.ctx = ctx
 	}
-	f.cnames = make([]*C.char, len(remotes))
-	for i, r := range remotes {
-		f.cnames[i] = C.CString(r)
-	}
+	f.cnames = newCStrings(remotes)
 	return f, nil
 }
 
@@ -152,18 +149,8 @@ func (c *sendConfig) setFetchOptions(o *C.knsock_send_options) error {
 	return err
 }
 
-// names is the C array of the names (NULL when there are none).
-func (f *fetch) names() **C.char {
-	if len(f.cnames) == 0 {
-		return nil
-	}
-	return &f.cnames[0]
-}
-
 func (f *fetch) free() {
-	for _, p := range f.cnames {
-		C.free(unsafe.Pointer(p))
-	}
+	f.cnames.free()
 	C.free(unsafe.Pointer(f.chost))
 	C.free(unsafe.Pointer(f.cdest))
 	C.free(unsafe.Pointer(f.cbs))

@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Version is the version string of the linked library, e.g. "0.1.0".
@@ -201,4 +202,30 @@ func splitAddr(addr string) (string, int, error) {
 		return "", 0, &Error{Code: CodeInvalidArgument, Message: "port " + strconv.Quote(p) + " out of range"}
 	}
 	return host, port, nil
+}
+
+// cStrings is a Go slice of C strings: Go memory without Go pointers, which C only reads
+// during a call.
+type cStrings []*C.char
+
+func newCStrings(ss []string) cStrings {
+	out := make(cStrings, len(ss))
+	for i, s := range ss {
+		out[i] = C.CString(s)
+	}
+	return out
+}
+
+// array is the C array (NULL when there are none).
+func (s cStrings) array() **C.char {
+	if len(s) == 0 {
+		return nil
+	}
+	return &s[0]
+}
+
+func (s cStrings) free() {
+	for _, p := range s {
+		C.free(unsafe.Pointer(p))
+	}
 }

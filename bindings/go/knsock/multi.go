@@ -77,7 +77,7 @@ func SendFilesMulti(ctx context.Context, addrs []string, paths []string, opts ..
 
 	var rep *C.knsock_multi_report
 	var cerr *C.knsock_error
-	code := C.knsock_send_files_multi(crecv, C.size_t(len(receivers)), b.paths(), C.size_t(len(b.cpaths)),
+	code := C.knsock_send_files_multi(crecv, C.size_t(len(receivers)), b.cpaths.array(), C.size_t(len(b.cpaths)),
 		b.copts, cb, ud, &rep, &cerr)
 	if code != C.KNSOCK_RESULT_OK {
 		e := takeError(code, cerr)

@@ -361,21 +361,9 @@ func (st *sendState) setCallbacks(o *C.knsock_send_options, ud unsafe.Pointer) {
 // the error satisfies both errors.Is(err, ctx.Err()) and errors.Is(err, ErrCancelled). If the
 // transfer completed anyway before the cancellation reached it, SendFile returns nil.
 func SendFile(ctx context.Context, addr string, path string, opts ...SendOption) error {
-	if err := ctx.Err(); err != nil {
-		return &Error{Code: CodeCancelled, Message: "transfer cancelled", Err: err}
-	}
-	host, port, err := splitAddr(addr)
+	host, port, cfg, err := sendStart(ctx, addr, path, "path", opts)
 	if err != nil {
 		return err
-	}
-	var cfg sendConfig
-	for _, o := range opts {
-		o(&cfg)
-	}
-	for _, s := range [][2]string{{host, "host"}, {path, "path"}} {
-		if err := noNUL(s[0], s[1]); err != nil {
-			return err
-		}
 	}
 	copts, err := cfg.newOptions()
 	if err != nil {
@@ -422,4 +410,26 @@ func SendFile(ctx context.Context, addr string, path string, opts ...SendOption)
 		st.explain(res)
 	}
 	return res
+}
+
+// sendStart checks what a send of one source starts with: ctx not done yet, the address, no
+// NUL in the host or in s (the source's path or name, called what), and gathers the options.
+func sendStart(ctx context.Context, addr, s, what string, opts []SendOption) (string, int, sendConfig, error) {
+	var cfg sendConfig
+	if err := ctx.Err(); err != nil {
+		return "", 0, cfg, &Error{Code: CodeCancelled, Message: "transfer cancelled", Err: err}
+	}
+	host, port, err := splitAddr(addr)
+	if err != nil {
+		return "", 0, cfg, err
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	for _, v := range [][2]string{{host, "host"}, {s, what}} {
+		if err := noNUL(v[0], v[1]); err != nil {
+			return "", 0, cfg, err
+		}
+	}
+	return host, port, cfg, nil
 }

@@ -62,21 +62,9 @@ func (st *readState) read(p []byte) (n int, err error) {
 // no retry and no resume (WithRetries and WithRemoteName do not apply): a stream cannot be read
 // twice. r is read on the calling goroutine's thread, one Read at a time.
 func SendStream(ctx context.Context, addr, name string, r io.Reader, size int64, opts ...SendOption) error {
-	if err := ctx.Err(); err != nil {
-		return &Error{Code: CodeCancelled, Message: "transfer cancelled", Err: err}
-	}
-	host, port, err := splitAddr(addr)
+	host, port, cfg, err := sendStart(ctx, addr, name, "name", opts)
 	if err != nil {
 		return err
-	}
-	var cfg sendConfig
-	for _, o := range opts {
-		o(&cfg)
-	}
-	for _, s := range [][2]string{{host, "host"}, {name, "name"}} {
-		if err := noNUL(s[0], s[1]); err != nil {
-			return err
-		}
 	}
 	if r == nil {
 		return &Error{Code: CodeInvalidArgument, Message: "reader is nil"}

@@ -20,7 +20,7 @@ use crate::server::files::refusal::{io_refusal, Refusal};
 use crate::server::io::runtime::blocking;
 use crate::server::io::wire::Stream;
 use crate::server::session::native::{failed, Admitted, Received, Session};
-use crate::storage::TempFile;
+use crate::storage::{self, TempFile};
 
 /// One chunk of the old copy.
 struct Chunk {
@@ -73,7 +73,7 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
             Resolved::new(&shared.sink, &offer)
                 .basis(&offer)
                 .map(|(f, _)| f)
-                .filter(|f| same_file(f, &st))
+                .filter(|f| storage::same_file(f, &st))
         });
         let old = self
             .send_signature(basis.as_ref(), st.st_size as u64)
@@ -89,7 +89,9 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
         built = built_now;
         self.conn.in_file = false;
         // The old copy must not have changed while it was read.
-        if matches!(built, Built::Ok) && !old.as_ref().is_none_or(|o| same_file(o.file, &st)) {
+        if matches!(built, Built::Ok)
+            && !old.as_ref().is_none_or(|o| storage::same_file(o.file, &st))
+        {
             built = Built::BasisChanged;
         }
         if matches!(built, Built::Ok) {
@@ -221,22 +223,6 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
     }
 }
 
-/// Whether `file` is still the old copy BASIS described (same file, size and modification).
-fn same_file(file: &File, st: &rustix::fs::Stat) -> bool {
-    rustix::fs::fstat(file).is_ok_and(|n| {
-        (n.st_dev, n.st_ino, n.st_size, n.st_mtime, n.st_mtime_nsec)
-            == (
-                st.st_dev,
-                st.st_ino,
-                st.st_size,
-                st.st_mtime,
-                st.st_mtime_nsec,
-            )
-    })
-}
-
-/// The old copy's chunks, at most `MAX_SIG_CHUNKS`. A read error ends the signature early: the
-/// sender then sends more literal data.
 /// The most chunks an old copy of `size` bytes is cut into: one per minimum chunk size.
 fn most_chunks(size: u64) -> usize {
     let (min, _, _) = protocol::delta::params(size);
@@ -245,7 +231,8 @@ fn most_chunks(size: u64) -> usize {
     })
 }
 
-/// The signature of the old copy, at most `most` chunks (its memory is reserved once).
+/// The signature of the old copy, at most `most` chunks (its memory is reserved once). A read
+/// error ends it early: the sender then sends more literal data.
 fn signature(basis: &File, size: u64, most: usize) -> Vec<Chunk> {
     let mut sig = Vec::with_capacity(most);
     let mut offset = 0u64;

@@ -100,12 +100,23 @@ impl Agent {
 /// Sends `req`, retrying temporary failures; a reply that is not 2xx (or 404 for a HEAD) is an
 /// error.
 pub(super) fn send(agent: &Agent, req: &Request<'_>) -> Result<Reply, ObjectError> {
+    retrying(agent, || {
+        send_once(&agent.agent, req).and_then(|r| judge(req, r))
+    })
+}
+
+/// Runs `once` (one request, counted) until it succeeds, fails for good, or [`TRIES`] tries
+/// failed for now, waiting longer after each.
+fn retrying<T>(
+    agent: &Agent,
+    mut once: impl FnMut() -> Result<T, ObjectError>,
+) -> Result<T, ObjectError> {
     let mut wait = Duration::from_millis(100);
     let mut tries = 0;
     loop {
         tries += 1;
         agent.requests.fetch_add(1, Ordering::Relaxed);
-        let outcome = send_once(&agent.agent, req).and_then(|r| judge(req, r));
+        let outcome = once();
         if outcome.is_err() {
             agent.failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -134,23 +145,7 @@ pub(super) fn get_stream(
         body: Body::Bytes(&[]),
         what,
     };
-    let mut wait = Duration::from_millis(100);
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        agent.requests.fetch_add(1, Ordering::Relaxed);
-        let outcome = get_once(&agent.agent, &req);
-        if outcome.is_err() {
-            agent.failures.fetch_add(1, Ordering::Relaxed);
-        }
-        match outcome {
-            Err(e) if e.is_temporary() && tries < TRIES => {
-                std::thread::sleep(wait);
-                wait *= 4;
-            }
-            other => return other,
-        }
-    }
+    retrying(agent, || get_once(&agent.agent, &req))
 }
 
 fn get_once(

@@ -9,7 +9,7 @@ from . import _ffi
 from ._ffi import Result, lib
 from ._send import (_SECURITY_DOC, FileResult, PathLike, ProgressCallback, _AsyncSend,
                     _done_trampoline, _file_results, _Options, _Progress, _progress_trampoline,
-                    _raise_for, _port, _security)
+                    _raise_for, _port, _security, _transfer_ends)
 from .errors import take_error
 
 
@@ -165,24 +165,7 @@ async def fetch_files_async(host: str, port: int, remotes: Union[str, Sequence[s
             opts.close()
         if code != Result.OK:
             raise take_error(code, err)
-        cancelled = False
-        while True:
-            try:
-                code, exc = await asyncio.shield(state.done)
-                break
-            except asyncio.CancelledError:
-                cancelled = True
-                lib.knsock_transfer_cancel(transfer)
-        lib.knsock_transfer_free(transfer)
-        transfer = None
-        if cancelled:
-            raise asyncio.CancelledError()
-        if code != Result.OK:
-            if progress.raised is not None and code == Result.ABORTED_BY_CALLBACK:
-                raise progress.raised from exc
-            raise exc
-        if progress.raised is not None:
-            raise progress.raised
+        await _transfer_ends(transfer, state, progress)
     finally:
         if transfer:  # an error before the end: a running fetch is cancelled and waited for
             threading.Thread(target=lib.knsock_transfer_free, args=(transfer,),

@@ -620,27 +620,7 @@ async def send_file_async(host: str, port: int, filepath: PathLike, show_progres
             opts.close()
         if code != Result.OK:
             raise take_error(code, err)
-        cancelled = False
-        while True:
-            try:
-                code, exc = await asyncio.shield(state.done)
-                break
-            except asyncio.CancelledError:
-                # Stop the transfer, then wait for its end without blocking the loop: once it
-                # has ended the receiver has dropped the partial file.
-                cancelled = True
-                lib.knsock_transfer_cancel(transfer)
-        # on_done has run; free() waits only for the transfer's thread to return from it.
-        lib.knsock_transfer_free(transfer)
-        transfer = None
-        if cancelled:
-            raise asyncio.CancelledError()
-        if code != Result.OK:
-            if progress.raised is not None and code == Result.ABORTED_BY_CALLBACK:
-                raise progress.raised from exc
-            raise exc
-        if progress.raised is not None:
-            raise progress.raised
+        await _transfer_ends(transfer, state, progress)
     finally:
         if transfer:  # an error before the end: a running transfer is cancelled and waited for
             threading.Thread(target=lib.knsock_transfer_free, args=(transfer,),
@@ -652,3 +632,28 @@ async def send_file_async(host: str, port: int, filepath: PathLike, show_progres
 
 for _f in (send_file, send_files, send_files_to_many, send_file_async):
     _f.__doc__ = (_f.__doc__ or "").rstrip() + "\n" + _SECURITY_DOC
+
+
+async def _transfer_ends(transfer, state, progress) -> None:
+    """Waits for an async transfer (a send or a fetch) to end without blocking the loop, frees
+    it (`transfer` then holds NULL) and raises what it ended with. A cancelled wait cancels the
+    transfer and still waits for its end: once it has ended nothing partial is left."""
+    cancelled = False
+    while True:
+        try:
+            code, exc = await asyncio.shield(state.done)
+            break
+        except asyncio.CancelledError:
+            cancelled = True
+            lib.knsock_transfer_cancel(transfer)
+    # on_done has run; free() waits only for the transfer's thread to return from it.
+    lib.knsock_transfer_free(transfer)
+    transfer.value = None
+    if cancelled:
+        raise asyncio.CancelledError()
+    if code != Result.OK:
+        if progress.raised is not None and code == Result.ABORTED_BY_CALLBACK:
+            raise progress.raised from exc
+        raise exc
+    if progress.raised is not None:
+        raise progress.raised
