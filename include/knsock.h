@@ -734,13 +734,14 @@ uint64_t knsock_batch_report_bytes(const struct knsock_batch_report *report, siz
 
 /**
  * File `index`'s content bytes that crossed the wire: after compression, and for a delta its
- * frames (0 when skipped, failed or out of range).
+ * frames; for a fetch, what came from the receiver (0 when skipped, failed or out of range).
  */
 uint64_t knsock_batch_report_bytes_sent(const struct knsock_batch_report *report, size_t index);
 
 /**
  * File `index`'s bytes the receiver took from its own older copy (a delta) or a kept partial
- * upload (a resume) instead of the wire (0 when failed or out of range).
+ * upload (a resume) instead of the wire; for a fetch, the bytes taken from the local old copy
+ * (0 when failed or out of range).
  */
 uint64_t knsock_batch_report_bytes_reused(const struct knsock_batch_report *report, size_t index);
 

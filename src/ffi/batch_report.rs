@@ -71,8 +71,8 @@ impl knsock_batch_report {
                     .as_deref()
                     .map_or_else(Default::default, path_cstring),
                 bytes: if f.result.is_ok() { f.size } else { 0 },
-                bytes_sent: if fetched { f.size } else { 0 },
-                bytes_reused: 0,
+                bytes_sent: if fetched { f.transferred } else { 0 },
+                bytes_reused: if fetched { f.reused } else { 0 },
                 skipped: matches!(f.result, Ok(FetchStatus::Unchanged)),
                 error: f.result.as_ref().err().map(knsock_error::from_error),
             }
@@ -160,7 +160,7 @@ pub extern "C" fn knsock_batch_report_bytes(
 }
 
 /// File `index`'s content bytes that crossed the wire: after compression, and for a delta its
-/// frames (0 when skipped, failed or out of range).
+/// frames; for a fetch, what came from the receiver (0 when skipped, failed or out of range).
 #[no_mangle]
 pub extern "C" fn knsock_batch_report_bytes_sent(
     report: *const knsock_batch_report,
@@ -170,7 +170,8 @@ pub extern "C" fn knsock_batch_report_bytes_sent(
 }
 
 /// File `index`'s bytes the receiver took from its own older copy (a delta) or a kept partial
-/// upload (a resume) instead of the wire (0 when failed or out of range).
+/// upload (a resume) instead of the wire; for a fetch, the bytes taken from the local old copy
+/// (0 when failed or out of range).
 #[no_mangle]
 pub extern "C" fn knsock_batch_report_bytes_reused(
     report: *const knsock_batch_report,

@@ -103,6 +103,9 @@ int main(void) {
   CHECK(knsock_batch_report_failed(r) == 1);
   CHECK(strcmp(knsock_batch_report_name(r, 0), "tree/a.bin") == 0);
   CHECK(knsock_batch_report_bytes(r, 0) == 600000);
+  /* No old copy here: every byte came over the wire, none from a local copy. */
+  CHECK(knsock_batch_report_bytes_sent(r, 0) == 600000);
+  CHECK(knsock_batch_report_bytes_reused(r, 0) == 0);
   CHECK(strcmp(knsock_batch_report_name(r, 2), "nope") == 0);
   CHECK_RC(knsock_batch_report_result(r, 2), KNSOCK_RESULT_NOT_FOUND);
   CHECK_CONTAINS(knsock_error_message(knsock_batch_report_error(r, 2)), "no such file: 'nope'");
