@@ -59,6 +59,8 @@ static knsock_server *start(const char *dir, bool allow, bool anonymous) {
   CHECK_RC(knsock_server_config_set_allow_fetch(c, allow), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_server_config_set_allow_anonymous_fetch(c, anonymous), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_server_config_set_allow_fetch(NULL, true), KNSOCK_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(knsock_server_config_set_allow_anonymous_fetch(NULL, true),
+           KNSOCK_RESULT_INVALID_ARGUMENT);
   knsock_server *s = NULL;
   CHECK_RC(knsock_server_start(c, &s, NULL), KNSOCK_RESULT_OK);
   knsock_server_config_free(c);
@@ -137,6 +139,7 @@ int main(void) {
   /* The fetch-only settings: a mode mask (0644 within 0700 gives 0600) and partial copies. */
   CHECK_RC(knsock_send_options_set_fetch_mode_mask(o, 010000), KNSOCK_RESULT_INVALID_ARGUMENT);
   CHECK_RC(knsock_send_options_set_fetch_mode_mask(NULL, 0700), KNSOCK_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(knsock_send_options_set_fetch_partial(NULL, true), KNSOCK_RESULT_INVALID_ARGUMENT);
   CHECK_RC(knsock_send_options_set_fetch_mode_mask(o, 0700), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_send_options_set_fetch_partial(o, true), KNSOCK_RESULT_OK);
   char dst3[512];
