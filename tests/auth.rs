@@ -5,6 +5,8 @@
 mod common;
 #[path = "common/pki.rs"]
 mod pki;
+#[path = "common/secured.rs"]
+mod secured;
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
@@ -12,32 +14,14 @@ use std::time::{Duration, Instant};
 use common::*;
 use knsock::{send_file, ErrorKind, SendOptions, ServerConfig, TlsOptions};
 use pki::*;
+use secured::{secured, Secured};
 
-struct Secured {
-    srv: TestServer,
-    pin: String,
-    _keep: tempfile::TempDir,
-}
-
-fn secured(tune: impl FnOnce(&mut ServerConfig)) -> Secured {
-    let keep = tempfile::tempdir().unwrap();
-    let tokens = tokens_file(
-        keep.path(),
-        &[("alice", "alice-secret"), ("bob", "bob-secret")],
-    );
-    let state = keep.path().join("state");
-    let srv = TestServer::start(|c| {
-        c.tls_self_signed(&state)
-            .tokens_file(&tokens)
-            .resume_ttl(Duration::from_secs(600));
+/// The secured receiver, keeping interrupted uploads for resume.
+fn resuming(tune: impl FnOnce(&mut ServerConfig)) -> Secured {
+    secured(|c| {
+        c.resume_ttl(Duration::from_secs(600));
         tune(c);
-    });
-    let pin = srv.server.tls_pin().unwrap().to_string();
-    Secured {
-        srv,
-        pin,
-        _keep: keep,
-    }
+    })
 }
 
 fn one_file(name: &str, data: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
@@ -48,7 +32,7 @@ fn one_file(name: &str, data: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) 
 
 #[test]
 fn a_right_token_gives_the_identity() {
-    let s = secured(|_| {});
+    let s = resuming(|_| {});
     let (_src, p) = one_file("a.txt", b"from alice");
     send_file(
         "127.0.0.1",
@@ -75,14 +59,14 @@ fn auth_refusal(s: &Secured, opts: &SendOptions) -> String {
 
 #[test]
 fn no_token_is_refused() {
-    let s = secured(|_| {});
+    let s = resuming(|_| {});
     let m = auth_refusal(&s, &pinned(&s.pin));
     assert!(m.contains("authentication required"), "{m}");
 }
 
 #[test]
 fn a_wrong_token_is_refused_and_repeated_failures_slow_down() {
-    let s = secured(|_| {});
+    let s = resuming(|_| {});
     let m = auth_refusal(&s, &with_token(&s.pin, "alice:guess"));
     assert!(m.contains("wrong token"), "{m}");
     let m = auth_refusal(&s, &with_token(&s.pin, "nobody:guess"));
@@ -165,7 +149,7 @@ fn named(opts: SendOptions, name: &str) -> SendOptions {
 
 #[test]
 fn a_confined_identity_cannot_write_outside_its_directory() {
-    let s = secured(|c| {
+    let s = resuming(|c| {
         c.confine_identities(true);
     });
     let alice = with_token(&s.pin, "alice:alice-secret");
@@ -213,7 +197,7 @@ fn a_confined_identity_cannot_write_outside_its_directory() {
 #[test]
 fn a_confined_identity_cannot_take_over_another_ones_partial_upload() {
     const SIZE: u64 = 4 << 20;
-    let s = secured(|c| {
+    let s = resuming(|c| {
         c.confine_identities(true);
     });
     let src = tempfile::tempdir().unwrap();

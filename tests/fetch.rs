@@ -6,6 +6,8 @@
 mod common;
 #[path = "common/pki.rs"]
 mod pki;
+#[path = "common/secured.rs"]
+mod secured;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -14,46 +16,17 @@ use std::time::{Duration, SystemTime};
 use common::*;
 use knsock::{
     collect_sources, fetch_file, fetch_files, send_file, send_files, ErrorKind, FetchOptions,
-    ServerConfig, TlsOptions, WalkOptions,
+    ServerConfig, WalkOptions,
 };
 use pki::*;
+use secured::*;
 
-struct Secured {
-    srv: TestServer,
-    pin: String,
-    _keep: tempfile::TempDir,
-}
-
-fn secured(tune: impl FnOnce(&mut ServerConfig)) -> Secured {
-    let keep = tempfile::tempdir().unwrap();
-    let tokens = tokens_file(
-        keep.path(),
-        &[("alice", "alice-secret"), ("bob", "bob-secret")],
-    );
-    let state = keep.path().join("state");
-    let srv = TestServer::start(|c| {
-        c.tls_self_signed(&state)
-            .tokens_file(&tokens)
-            .allow_fetch(true);
+/// The secured receiver, serving fetches.
+fn fetching(tune: impl FnOnce(&mut ServerConfig)) -> Secured {
+    secured(|c| {
+        c.allow_fetch(true);
         tune(c);
-    });
-    let pin = srv.server.tls_pin().unwrap().to_string();
-    Secured {
-        srv,
-        pin,
-        _keep: keep,
-    }
-}
-
-fn fetch_opts(pin: &str, token: &str) -> FetchOptions {
-    FetchOptions {
-        tls: Some(TlsOptions {
-            pin: Some(pin.to_string()),
-            ..TlsOptions::default()
-        }),
-        token: Some(token.to_string()),
-        ..FetchOptions::default()
-    }
+    })
 }
 
 fn set_mtime(path: &Path, t: SystemTime) {
@@ -110,7 +83,7 @@ fn send_tree(s: &Secured, tree: &Path, token: &str) {
 
 #[test]
 fn a_tree_sent_then_deleted_comes_back_identical() {
-    let s = secured(|_| {});
+    let s = fetching(|_| {});
     let local = tempfile::tempdir().unwrap();
     let tree = make_tree(local.path());
     let original = snapshot(local.path());
@@ -163,7 +136,7 @@ fn a_tree_sent_then_deleted_comes_back_identical() {
 
 #[test]
 fn one_file_filters_and_missing_names() {
-    let s = secured(|_| {});
+    let s = fetching(|_| {});
     let local = tempfile::tempdir().unwrap();
     let tree = make_tree(local.path());
     send_tree(&s, &tree, "alice:alice-secret");
@@ -275,7 +248,7 @@ fn only_a_receiver_that_opted_in_serves_fetches_and_only_to_who_it_knows() {
 
 #[test]
 fn alice_cannot_fetch_bobs_files() {
-    let s = secured(|c| {
+    let s = fetching(|c| {
         c.confine_identities(true);
     });
     let local = tempfile::tempdir().unwrap();
@@ -312,7 +285,7 @@ fn alice_cannot_fetch_bobs_files() {
 
 #[test]
 fn a_wrong_token_fetches_nothing() {
-    let s = secured(|_| {});
+    let s = fetching(|_| {});
     std::fs::write(s.srv.path("f"), b"x").unwrap();
     let out = tempfile::tempdir().unwrap();
     let opts = fetch_opts(&s.pin, "alice:wrong");

@@ -7,6 +7,8 @@
 mod common;
 #[path = "common/pki.rs"]
 mod pki;
+#[path = "common/secured.rs"]
+mod secured;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -16,50 +18,20 @@ use common::s3::TestBucket;
 use common::*;
 use knsock::{
     collect_sources, fetch_file, fetch_files, send_file, send_files, ErrorKind, FetchOptions,
-    TlsOptions, WalkOptions,
+    WalkOptions,
 };
 use pki::*;
+use secured::*;
 
 /// A TLS receiver storing into `bucket`, with tokens for alice and bob (each confined to a
 /// prefix of their own), serving fetches.
-struct Secured {
-    srv: TestServer,
-    pin: String,
-    _keep: tempfile::TempDir,
-}
-
-fn secured(bucket: &TestBucket) -> Secured {
-    let keep = tempfile::tempdir().unwrap();
-    let tokens = tokens_file(
-        keep.path(),
-        &[("alice", "alice-secret"), ("bob", "bob-secret")],
-    );
-    let state = keep.path().join("state");
+fn secured_bucket(bucket: &TestBucket) -> Secured {
     let store = bucket.store("");
-    let srv = TestServer::start(|c| {
+    secured(|c| {
         c.object_store(store)
-            .tls_self_signed(&state)
-            .tokens_file(&tokens)
             .confine_identities(true)
             .allow_fetch(true);
-    });
-    let pin = srv.server.tls_pin().unwrap().to_string();
-    Secured {
-        srv,
-        pin,
-        _keep: keep,
-    }
-}
-
-fn fetch_opts(pin: &str, token: &str) -> FetchOptions {
-    FetchOptions {
-        tls: Some(TlsOptions {
-            pin: Some(pin.to_string()),
-            ..TlsOptions::default()
-        }),
-        token: Some(token.to_string()),
-        ..FetchOptions::default()
-    }
+    })
 }
 
 /// Each file below `root`: its relative name, bytes, mode and modification time.
@@ -106,7 +78,7 @@ fn make_tree(root: &Path) {
 #[test]
 fn a_tree_sent_to_the_bucket_comes_back_identical() {
     let bucket = TestBucket::new("fetch-tree");
-    let s = secured(&bucket);
+    let s = secured_bucket(&bucket);
     let local = tempfile::tempdir().unwrap();
     make_tree(local.path());
     let original = snapshot(local.path());
@@ -179,7 +151,7 @@ fn a_tree_sent_to_the_bucket_comes_back_identical() {
 #[test]
 fn alice_cannot_fetch_bobs_objects() {
     let bucket = TestBucket::new("fetch-confined");
-    let s = secured(&bucket);
+    let s = secured_bucket(&bucket);
     let local = tempfile::tempdir().unwrap();
     let secret = write_file(local.path(), "secret.txt", b"bob's secret");
     let bob = with_token(&s.pin, "bob:bob-secret");
