@@ -13,6 +13,21 @@ pub fn serve_bytes(config: &ServerConfig, input: &[u8]) -> Result<(Vec<u8>, Resu
     crate::server::serve_in_memory(config.clone(), input)
 }
 
+/// Makes a server act as a receiver of an earlier release that does not know the capability
+/// `bits` (docs/protocol.md section 1): it never grants them, and the frames only they allow
+/// (such as EARLY for bit 6) are protocol errors, as unknown frames are there.
+pub fn withhold_capabilities(config: &mut ServerConfig, bits: u32) {
+    config.withheld_caps = bits;
+}
+
+/// The round trips the sends run on this thread waited for since the last call, the TCP and TLS
+/// handshakes not included (docs/protocol.md section 1.3), and starts counting again. A wait
+/// counts when a read finds nothing to read after bytes were written since the previous read:
+/// on loopback at most the round trips the exchange needs over a real network.
+pub fn take_send_turns() -> u32 {
+    crate::send::take_turns()
+}
+
 /// Makes every directory fsync fail (as a failing disk would) while `on`: for testing what a
 /// sender is told then. Process-wide.
 pub fn fail_dir_sync(on: bool) {

@@ -166,6 +166,12 @@ pub(crate) struct Wire<S: Transport> {
     applied: Option<Duration>,
     /// Bytes read from the stream since [`Wire::take_read`] last asked.
     read: u64,
+    /// Bytes written through the wire since it was made.
+    written: u64,
+    /// Whether bytes were written since the last read from the stream.
+    wrote: bool,
+    /// Round trips waited for: reads that had to wait for the peer after we wrote.
+    turns: u32,
 }
 
 impl<S: Transport> Wire<S> {
@@ -187,7 +193,23 @@ impl<S: Transport> Wire<S> {
             deadline: None,
             applied: None,
             read: 0,
+            written: 0,
+            wrote: false,
+            turns: 0,
         }
+    }
+
+    /// Bytes written through the wire so far.
+    pub(crate) fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Round trips this side waited for: each read that found nothing to read after bytes were
+    /// written since the previous read. Waits for answers that were already on their way when
+    /// the read came are not counted, so over a real network the count is the number of round
+    /// trips the exchange needs, and on loopback at most that.
+    pub(crate) fn turns(&self) -> u32 {
+        self.turns
     }
 
     /// Whether the peer's next bytes are already here, so reading will not block.
@@ -213,6 +235,9 @@ impl<S: Transport> Wire<S> {
 
     /// One read from the stream, cut short by the deadline, counted.
     fn read_stream(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if std::mem::take(&mut self.wrote) && !self.stream.input_ready() {
+            self.turns += 1;
+        }
         let n = self.read_deadline(buf)?;
         self.read += n as u64;
         Ok(n)
@@ -299,11 +324,16 @@ impl<S: Transport> Write for Wire<S> {
         if self.out.len() + buf.len() > self.out_cap {
             self.write_out()?;
         }
-        if buf.len() >= self.out_cap {
-            return self.stream.send(buf);
-        }
-        self.out.extend_from_slice(buf);
-        Ok(buf.len())
+        let n = match buf.len() >= self.out_cap {
+            true => self.stream.send(buf)?,
+            false => {
+                self.out.extend_from_slice(buf);
+                buf.len()
+            }
+        };
+        self.written += n as u64;
+        self.wrote |= n > 0;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -297,12 +297,12 @@ fn a_corrupt_signature_is_refused_by_the_sender() {
         std::io::Read::read_exact(&mut s, &mut first).unwrap();
         let hello = protocol::Hello::read_after_first_byte(&mut s).unwrap();
         let mut out = Vec::new();
-        protocol::encode_hello_reply(
-            1,
-            hello.caps & (protocol::CAP_PIPELINE | protocol::CAP_DELTA),
-            &mut out,
-        );
+        // Everything asked is granted: a first flight follows its EARLY frame.
+        protocol::encode_hello_reply(1, hello.caps, &mut out);
         s.write_all(&out).unwrap();
+        if hello.caps & protocol::CAP_EARLY != 0 {
+            assert_eq!(Frame::read_from(&mut s).unwrap(), Some(Frame::Early));
+        }
         assert!(matches!(
             Frame::read_from(&mut s).unwrap(),
             Some(Frame::Offer(_))

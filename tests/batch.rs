@@ -391,7 +391,9 @@ fn batch_progress_covers_the_whole_list_including_skips_and_refusals() {
     // The per-file callback ran for each of those calls too.
     assert_eq!(*per_file.lock().unwrap(), seen.len());
 
-    // Again: the receiver holds a, b and c, so they are skipped, and still reported.
+    // Again: the receiver holds a, b and c, so they are skipped, and still reported. Their
+    // probes find refused.bin changed (the receiver has none): offered again, small and alone,
+    // it goes eagerly and is refused after its content, which the progress shows.
     log.lock().unwrap().clear();
     let again = send_files("127.0.0.1", srv.port(), &sources, &opts).unwrap();
     assert_eq!(
@@ -411,6 +413,8 @@ fn batch_progress_covers_the_whole_list_including_skips_and_refusals() {
         names,
         [
             ("a.bin", 0, 300_000),
+            ("refused.bin", 1, 300_000),
+            ("refused.bin", 1, 305_000),
             ("b.bin", 2, 405_000),
             ("c.bin", 3, 405_000)
         ]

@@ -35,7 +35,8 @@ fn stats_count_stored_skipped_refused_and_delta_reuse() {
     let src = tempfile::tempdir().unwrap();
     let mut data = random_bytes(2 << 20, 7);
     let a = write_file(src.path(), "a.bin", &data);
-    let no = write_file(src.path(), "no.bin", b"refused");
+    // Larger than an eager file: refused before its content (REJECT), not after it.
+    let no = write_file(src.path(), "no.bin", &random_bytes(100_000, 3));
     let port = srv.port();
     send_file("127.0.0.1", port, &a, &skip_opts()).unwrap();
     assert!(
@@ -62,7 +63,7 @@ fn stats_count_stored_skipped_refused_and_delta_reuse() {
     assert_eq!((s.store_requests, s.store_failures), (0, 0));
 
     let (name, size, refused) = refusals.recv_timeout(EVENT_TIMEOUT).unwrap();
-    assert_eq!((name.as_str(), size), ("no.bin", 7));
+    assert_eq!((name.as_str(), size), ("no.bin", 100_000));
     assert_eq!((refused.code, refused.after_data), (1, false));
     assert_eq!(refused.reason, "no files named no");
     assert!(refusals.try_recv().is_err());

@@ -333,6 +333,7 @@ fn check_replies(wrote: &[u8], stored: &BTreeSet<String>) -> Vec<Frame> {
             | Frame::Failed { .. }
             | Frame::Error { .. }
             | Frame::Skip
+            | Frame::Changed
             | Frame::AuthOk { .. }
             | Frame::Basis { .. }
             | Frame::Sig(_)
@@ -343,6 +344,7 @@ fn check_replies(wrote: &[u8], stored: &BTreeSet<String>) -> Vec<Frame> {
             Frame::Offer(_)
             | Frame::Done { .. }
             | Frame::Bye
+            | Frame::Early
             | Frame::Auth { .. }
             | Frame::Copy { .. }
             | Frame::Literal(_)

@@ -39,6 +39,12 @@ pub enum Frame {
     },
     /// The receiver already holds this exact file: no content follows.
     Skip,
+    /// The frames that follow were sent before the hello reply (capability bit 6, docs/protocol.md
+    /// section 1.3): a receiver without the bit fails on this frame, before any OFFER.
+    Early,
+    /// Answers a probe (a QUICK offer with capability bit 7): the file differs, nothing is held;
+    /// the sender offers it again to send it.
+    Changed,
     /// A token, inside TLS, right after the hello (docs/protocol.md section 1.2).
     Auth {
         name: String,
@@ -117,6 +123,8 @@ pub(super) mod ty {
     pub const LISTED: u8 = 22;
     pub const WANT: u8 = 23;
     pub const MISSING: u8 = 24;
+    pub const EARLY: u8 = 25;
+    pub const CHANGED: u8 = 26;
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary, so a long reason never breaks
@@ -191,6 +199,8 @@ impl Frame {
             }
             Frame::Bye => ty::BYE,
             Frame::Skip => ty::SKIP,
+            Frame::Early => ty::EARLY,
+            Frame::Changed => ty::CHANGED,
             Frame::Auth { name, secret } => {
                 put_str16(out, truncate_text(name, MAX_IDENTITY));
                 put_str16(out, truncate_text(&secret.0, MAX_SECRET));
@@ -255,6 +265,8 @@ impl Frame {
             },
             ty::BYE => Frame::Bye,
             ty::SKIP => Frame::Skip,
+            ty::EARLY => Frame::Early,
+            ty::CHANGED => Frame::Changed,
             ty::ERROR => Frame::Error {
                 code: p.u16()?,
                 text: p.str16(MAX_TEXT, "error text")?,
@@ -352,6 +364,8 @@ mod tests {
         round_trip(Frame::Copy { index: 1, count: 2 });
         round_trip(Frame::Literal(vec![1, 2, 3]));
         round_trip(Frame::Skip);
+        round_trip(Frame::Early);
+        round_trip(Frame::Changed);
         round_trip(Frame::Auth {
             name: "alice".into(),
             secret: Secret("s3cret".into()),

@@ -56,6 +56,21 @@ pub const RAW_BLOCK_MAX: usize = 64 * 1024 * 1024;
 /// Capability bit: fetch (docs/protocol.md section 3.4): the client gets files back; granted only
 /// by a receiver that serves fetches.
 pub const CAP_FETCH: u32 = 0x20;
+/// Capability bit: the optimistic first flight (docs/protocol.md section 1.3). The sender sends
+/// an EARLY frame after its hello (and AUTH), then its offers and eager content without waiting
+/// for the hello reply, as if every bit it asked for were granted; a receiver grants this bit
+/// only when it grants every other bit asked for.
+pub const CAP_EARLY: u32 = 0x40;
+/// The most a sender writes after its hello (AUTH and EARLY included) before it has read the
+/// hello reply: what a receiver refusing the connection reads and drops so its reason arrives.
+pub const EARLY_MAX: usize = 64 * 1024;
+/// Capability bit: probes (section 3.1), only together with [`CAP_PIPELINE`]. A QUICK offer is
+/// answered SKIP or CHANGED and holds nothing, so a sender has up to [`PROBE_WINDOW`] of them
+/// unanswered besides its [`PIPELINE_WINDOW`] open offers.
+pub const CAP_PROBE: u32 = 0x80;
+/// Most probes a sender has unanswered: their answers (5 bytes each) fit any socket buffer, so
+/// a sender writing probes never waits on a receiver waiting to write answers.
+pub const PROBE_WINDOW: usize = 4096;
 /// Most names in one FETCH, filters in one FETCH, and files in one fetch list.
 pub const FETCH_MAX_NAMES: usize = 256;
 pub const FETCH_MAX_FILTERS: usize = 64;

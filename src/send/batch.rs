@@ -3,8 +3,9 @@
 
 use std::time::Instant;
 
-use super::connect::{backoff, retryable, with_connection};
+use super::connect::{backoff, retryable};
 use super::content::Reader;
+use super::first_flight::with_session;
 use super::options::{SendOptions, SendReport};
 use super::session;
 use crate::error::{Error, ErrorKind, Result};
@@ -63,8 +64,8 @@ pub(crate) fn send_batch(
     for attempt in 1.. {
         let sizes: Vec<u64> = todo.iter().map(|&i| sources[i].size).collect();
         let mut open_k = |k: usize| open(todo[k]);
-        let outcome = with_connection(host, port, opts, |stream| {
-            Ok(session::run(stream, &sizes, &mut open_k, opts))
+        let outcome = with_session(host, port, opts, |stream, early| {
+            Ok(session::run(stream, &sizes, &mut open_k, opts, early))
         });
         let retry_left = attempt <= opts.retries;
         match outcome {

@@ -14,6 +14,8 @@ mod connect;
 mod content;
 mod delta;
 mod fanout;
+mod first_flight;
+mod hello;
 mod legacy;
 mod options;
 mod pipeline;
@@ -38,6 +40,9 @@ use batch::send_batch;
 use connect::retrying;
 pub(crate) use connect::{backoff, retryable, with_connection};
 use content::{open_reader, open_source, Reader};
+#[cfg(feature = "internals")]
+pub(crate) use first_flight::take_turns;
+use first_flight::{with_session, Ran};
 
 /// Sends one file and returns once the receiver has it verified, durable and in place.
 pub fn send_file(
@@ -58,20 +63,27 @@ pub fn send_file(
 fn send_file_once(host: &str, port: u16, path: &Path, opts: &SendOptions) -> Result<SendReport> {
     // Open first: a missing file is reported as such, without a connection.
     let (file, offer) = open_source(path, opts.remote_name.as_deref())?;
+    let size = offer.size;
     let mut once = Some((file, offer));
-    with_connection(host, port, opts, |stream| {
+    with_session(host, port, opts, |stream, early| {
         if let (Link::Plain(stream), true) = (&stream, opts.legacy) {
-            let (mut file, offer) = once.take().expect("opened above");
-            return legacy::send_legacy(&mut file, stream, offer, opts);
+            let (mut file, offer) = match once.take() {
+                Some(opened) => opened,
+                None => open_source(path, opts.remote_name.as_deref())?,
+            };
+            return legacy::send_legacy(&mut file, stream, offer, opts).map(Ran::Done);
         }
-        let sizes = [once.as_ref().map_or(0, |(_, o)| o.size)];
-        // Opened again only to resend it in full after a delta whose old copy changed.
+        // Opened again to resend it in full after a delta whose old copy changed, or without
+        // the first flight its receiver did not take.
         let mut open = |_| match once.take() {
             Some((file, offer)) => Ok((Box::new(file) as Reader, offer)),
             None => open_reader(path, opts.remote_name.as_deref()),
         };
-        let mut results = session::run(stream, &sizes, &mut open, opts);
-        results.pop().expect("one result per file")
+        let early = early && !opts.legacy;
+        match session::run(stream, &[size], &mut open, opts, early) {
+            Ran::Done(mut results) => results.pop().expect("one result per file").map(Ran::Done),
+            Ran::Refused { said } => Ok(Ran::Refused { said }),
+        }
     })
 }
 

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use super::content::{stream_content, Reader};
+use super::first_flight;
 use super::options::{SendOptions, SendReport};
 use super::progress::{Bar, Overall, Place, Progress};
 use super::session::{unexpected, Open, Outstanding, Results, Session};
@@ -23,6 +24,16 @@ pub(super) struct Waiting {
     pub(super) offer: Offer,
     pub(super) place: Place,
     pub(super) answer: Option<Answer>,
+    /// A probe (bit 7): answered SKIP or CHANGED, never followed by content.
+    pub(super) probe: bool,
+}
+
+/// Where an offer comes from: the list in order, a probe's changed file, or a file sent again in
+/// full after its delta failed.
+enum Kind {
+    First,
+    Changed,
+    Full,
 }
 
 /// The receiver's answer to an offer.
@@ -32,14 +43,21 @@ pub(super) enum Answer {
     Basis(u64),
     /// Refused or skipped: the file's result is settled.
     Settled,
+    /// A probe's file differs from the receiver's: offered again to be sent.
+    Changed,
 }
 
 /// What the pipeline holds besides the session.
 pub(super) struct Pipe<'o> {
     pub(super) opts: &'o SendOptions,
+    pub(super) overall: Overall<'o>,
     pub(super) queue: VecDeque<Waiting>,
     /// Files to offer again in full: their old copy changed during a delta.
     pub(super) again: Vec<usize>,
+    /// Files a probe found changed, to offer again (without the quick check), in order.
+    pub(super) changed: VecDeque<usize>,
+    /// Probes in `queue`.
+    pub(super) probes: usize,
 }
 
 /// Counts the bytes written through it.
@@ -62,7 +80,7 @@ impl<S: Transport> Session<S> {
     /// result.
     pub(super) fn offer_pipelined(
         &mut self,
-        sizes: &[u64],
+        sizes: &'_ [u64],
         open: &mut Open<'_>,
         opts: &SendOptions,
         bar: Option<&Bar>,
@@ -74,35 +92,49 @@ impl<S: Transport> Session<S> {
         };
         let mut pipe = Pipe {
             opts,
+            overall: Overall::new(sizes),
             queue: VecDeque::new(),
             again: Vec::new(),
+            changed: VecDeque::new(),
+            probes: 0,
         };
-        let mut overall = Overall::new(sizes);
+        let probing = self.caps & protocol::CAP_PROBE != 0;
         let (mut next, mut seq) = (0usize, 0u32);
         loop {
             self.send_answered(&mut pipe, opts, bar, results)?;
             let stop = opts.stop_on_error && results.iter().any(|r| matches!(r, Some(Err(_))));
-            let more = !stop && (next < sizes.len() || !pipe.again.is_empty());
-            if more && pipe.queue.len() < window {
-                let (i, full) = match pipe.again.pop() {
-                    Some(i) => (i, true),
-                    None => {
-                        next += 1;
-                        (next - 1, false)
-                    }
+            let again = !pipe.again.is_empty() || !pipe.changed.is_empty();
+            let more = !stop && (next < sizes.len() || again);
+            // Probes hold nothing at the receiver: they have a window of their own.
+            let room = match !again && probing {
+                true => pipe.probes < protocol::PROBE_WINDOW,
+                false => pipe.queue.len() - pipe.probes < window,
+            };
+            if more && room {
+                let (i, kind) = if let Some(i) = pipe.again.pop() {
+                    (i, Kind::Full)
+                } else if let Some(i) = pipe.changed.pop_front() {
+                    (i, Kind::Changed)
+                } else {
+                    next += 1;
+                    (next - 1, Kind::First)
                 };
-                overall.next(i);
-                let place = overall.place();
+                let place = pipe.overall.place_of(i);
                 match self.prepare(open(i), opts) {
                     Ok((file, mut offer)) => {
-                        if full {
-                            offer.flags = protocol::FLAG_NO_DELTA;
+                        match kind {
+                            Kind::Full => offer.flags = protocol::FLAG_NO_DELTA,
+                            Kind::Changed => offer.flags &= !protocol::FLAG_QUICK,
+                            Kind::First => {}
                         }
                         let w = (i, seq, file, offer, place);
                         seq = seq.wrapping_add(1);
                         self.offer_one(w, opts, bar, &mut pipe, results)?;
                     }
-                    Err(e) => results[i] = Some(Err(e)),
+                    Err(e) => {
+                        pipe.overall.pass(i);
+                        results[i] = Some(Err(e));
+                    }
                 }
                 continue;
             }
@@ -125,14 +157,23 @@ impl<S: Transport> Session<S> {
         pipe: &mut Pipe<'_>,
         results: &mut Results,
     ) -> Result<()> {
-        let (index, seq, file, mut offer, place) = w;
-        // Files go in list order: a small file behind offers still waiting is not eager.
-        if !pipe.queue.is_empty() && offer.is_eager() {
+        let (index, seq, mut file, mut offer, place) = w;
+        // Files go in list order: a small file behind offers still waiting for their content is
+        // not eager (probes get none).
+        if pipe.queue.len() > pipe.probes && offer.is_eager() {
             offer.flags |= protocol::FLAG_DEFER;
         }
+        let eager = self.caps & protocol::CAP_EAGER != 0 && offer.is_eager();
+        self.early_room(first_flight::cost(&offer, eager))?;
         Frame::Offer(offer.clone())
             .write_to(&mut self.wire)
             .map_err(|e| Error::io("sending an offer", e))?;
+        let probe = self.caps & protocol::CAP_PROBE != 0 && offer.flags & protocol::FLAG_QUICK != 0;
+        if probe {
+            // Opened again if it changed: thousands of probes hold no descriptors.
+            file = Box::new(std::io::Cursor::new(Vec::new()));
+            pipe.probes += 1;
+        }
         let mut w = Waiting {
             index,
             seq,
@@ -140,11 +181,11 @@ impl<S: Transport> Session<S> {
             offer,
             place,
             answer: None,
+            probe,
         };
-        if self.caps & protocol::CAP_EAGER != 0 && w.offer.is_eager() {
-            self.send_content(&mut w, 0, opts, bar)?;
-        } else {
-            pipe.queue.push_back(w);
+        match eager {
+            true => self.send_content(&mut w, 0, opts, bar, &mut pipe.overall)?,
+            false => pipe.queue.push_back(w),
         }
         self.dispatch_ready(pipe, results)
     }
@@ -159,16 +200,24 @@ impl<S: Transport> Session<S> {
     ) -> Result<()> {
         while pipe.queue.front().is_some_and(|w| w.answer.is_some()) {
             let mut w = pipe.queue.pop_front().expect("front exists");
+            pipe.probes -= usize::from(w.probe);
             match w.answer.take().expect("answered") {
                 Answer::Settled => continue,
+                Answer::Changed => {
+                    pipe.changed.push_back(w.index);
+                    continue;
+                }
                 Answer::Accept(offset) => {
                     Frame::Data { seq: w.seq }
                         .write_to(&mut self.wire)
                         .map_err(|e| Error::io("sending data", e))?;
-                    self.send_content(&mut w, offset, opts, bar)?;
+                    self.send_content(&mut w, offset, opts, bar, &mut pipe.overall)?;
                 }
                 Answer::Basis(old_size) => {
-                    self.send_delta(w, old_size, opts, bar, pipe, results)?
+                    w.place = pipe.overall.place_of(w.index);
+                    let i = w.index;
+                    self.send_delta(w, old_size, opts, bar, pipe, results)?;
+                    pipe.overall.pass(i);
                 }
             }
             self.dispatch_ready(pipe, results)?;
@@ -183,7 +232,9 @@ impl<S: Transport> Session<S> {
         offset: u64,
         opts: &SendOptions,
         bar: Option<&Bar>,
+        overall: &mut Overall<'_>,
     ) -> Result<()> {
+        w.place = overall.place_of(w.index);
         let progress = Progress::new(opts, Some(w.place), bar);
         if let Some(b) = bar {
             b.set_message(&w.offer.name);
@@ -193,6 +244,7 @@ impl<S: Transport> Session<S> {
         let chunk = opts.chunk_size;
         let digest = stream_content(&mut *w.file, &mut out, &w.offer, offset, chunk, &progress)?;
         let sent = out.1;
+        overall.pass(w.index);
         self.done(digest)?;
         self.outstanding.push_back(Outstanding {
             seq: w.seq,
@@ -238,6 +290,7 @@ impl<S: Transport> Session<S> {
             }
             Frame::Accept { offset } => Answer::Accept(offset),
             Frame::Basis { old_size } => Answer::Basis(old_size),
+            Frame::Changed => Answer::Changed,
             f @ (Frame::Reject { .. } | Frame::Skip) => Answer::Settled.with(f, pipe, results)?,
             f => match self.settle(f, results)? {
                 None => return Ok(()),
@@ -247,6 +300,18 @@ impl<S: Transport> Session<S> {
         let Some(w) = pipe.queue.iter_mut().find(|w| w.answer.is_none()) else {
             return Err(Error::protocol("an answer to no offer"));
         };
+        // Only a probe is answered CHANGED, and a probe never gets content.
+        let fits = match answer {
+            Answer::Changed => w.probe,
+            Answer::Settled => true,
+            Answer::Accept(_) | Answer::Basis(_) => !w.probe,
+        };
+        if !fits {
+            return Err(Error::protocol(format!(
+                "an answer that does not fit the offer of {}",
+                w.offer.name
+            )));
+        }
         if let Answer::Accept(offset) = answer {
             if offset > w.offer.size {
                 return Err(Error::protocol("ACCEPT beyond the end of the file"));
@@ -264,9 +329,11 @@ impl Answer {
             return Err(Error::protocol("an answer to no offer"));
         };
         if matches!(f, Frame::Skip) {
-            let progress = Progress::new(pipe.opts, Some(w.place), None);
+            let place = pipe.overall.place_of(w.index);
+            let progress = Progress::new(pipe.opts, Some(place), None);
             progress.report_batch(&w.offer.name, w.offer.size, w.offer.size)?;
         }
+        pipe.overall.pass(w.index);
         results[w.index] = Some(match f {
             Frame::Reject { code, text } => Err(protocol::peer_error(code, text)),
             _ => Ok(SendReport {

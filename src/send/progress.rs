@@ -9,7 +9,7 @@ use crate::error::Result;
 pub(crate) struct Place {
     index: usize,
     count: usize,
-    /// Bytes of the files before the current one, as listed.
+    /// Bytes of the files done before the current one.
     before: u64,
     total: u64,
 }
@@ -30,10 +30,16 @@ impl Place {
     }
 }
 
-/// Walks a list of files in order and says where each stands in the whole.
+/// Walks a list of files and says where each stands in the whole: in list order with
+/// [`Overall::next`], or in any order with [`Overall::place_of`] and [`Overall::pass`] (the
+/// files a probe found changed come after the probes of later files), so the batch's bytes sent
+/// never go back.
 pub(crate) struct Overall<'a> {
     sizes: &'a [u64],
     place: Place,
+    /// Files done (sent, skipped or refused), and their bytes.
+    passed: Vec<bool>,
+    passed_bytes: u64,
 }
 
 impl<'a> Overall<'a> {
@@ -44,7 +50,29 @@ impl<'a> Overall<'a> {
             before: 0,
             total: sizes.iter().sum(),
         };
-        Overall { sizes, place }
+        let passed = vec![false; sizes.len()];
+        Overall {
+            sizes,
+            place,
+            passed,
+            passed_bytes: 0,
+        }
+    }
+
+    /// Where file `i` stands when it starts now: after the files done so far.
+    pub(crate) fn place_of(&self, i: usize) -> Place {
+        Place {
+            index: i,
+            before: self.passed_bytes,
+            ..self.place
+        }
+    }
+
+    /// File `i` is done: its bytes count in the places of the files after it (once).
+    pub(crate) fn pass(&mut self, i: usize) {
+        if !std::mem::replace(&mut self.passed[i], true) {
+            self.passed_bytes += self.sizes[i];
+        }
     }
 
     /// Moves on to file `i` (files are taken in order).

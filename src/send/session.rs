@@ -6,10 +6,11 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use super::content::{compresses, digest_of, stream_content, Reader};
+use super::first_flight::{self, Ran};
 use super::options::{cancelled, SendOptions, SendReport};
 use super::progress::{Bar, Overall, Progress};
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::{self, Frame, Hello, Offer, ALGO_XXH3_128};
+use crate::protocol::{self, Frame, Offer, ALGO_XXH3_128};
 use crate::transport::{Transport, Wire};
 
 /// How long a sender whose write failed waits for the receiver's reason (already sent, or on
@@ -23,16 +24,21 @@ pub(crate) type Open<'a> = dyn FnMut(usize) -> Result<(Reader, Offer)> + 'a;
 pub(super) type Results = [Option<Result<SendReport>>];
 
 /// Offers the files one after another on `stream` and collects their verdicts. `sizes` has each
-/// file's expected size (for progress), `open(i)` opens file `i`. Every file gets a result; a
-/// connection failure becomes the result of every file still without one.
+/// file's expected size (for progress), `open(i)` opens file `i`. With `early`, the first
+/// flight goes out without waiting for the hello reply (docs/protocol.md section 1.3). Every
+/// file gets a result; a connection failure becomes the result of every file still without
+/// one. [`Ran::Refused`] when the receiver did not take the first flight: nothing was stored,
+/// and the caller connects again without it.
 pub(crate) fn run<S: Transport>(
     stream: S,
     sizes: &[u64],
     open: &mut Open<'_>,
     opts: &SendOptions,
-) -> Vec<Result<SendReport>> {
+    early: bool,
+) -> Ran<Vec<Result<SendReport>>> {
     let mut results: Vec<Option<Result<SendReport>>> = sizes.iter().map(|_| None).collect();
     let mut session = Session::new(stream, opts);
+    session.early = early;
     let bar = opts
         .show_progress
         .then(|| Bar::new(sizes.iter().sum(), sizes.len()));
@@ -49,20 +55,26 @@ pub(crate) fn run<S: Transport>(
         }
         Err(e) => {
             let e = session.peer_reason(e, &mut results);
+            if let Some(refused) = session.refused_early() {
+                return refused;
+            }
             fill(&mut results, || e.duplicate())
         }
     }
-    results
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
-                Err(Error::new(
-                    ErrorKind::Cancelled,
-                    "not sent: stopped after an earlier file failed",
-                ))
+    first_flight::count_turns(session.wire.turns());
+    Ran::Done(
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(Error::new(
+                        ErrorKind::Cancelled,
+                        "not sent: stopped after an earlier file failed",
+                    ))
+                })
             })
-        })
-        .collect()
+            .collect(),
+    )
 }
 
 /// Gives every file still without a result the error `e()`.
@@ -94,7 +106,15 @@ pub(super) enum Answer {
 
 pub(super) struct Session<S: Transport> {
     pub(super) wire: Wire<S>,
-    hello_done: bool,
+    pub(super) hello_done: bool,
+    /// Send the first flight without waiting for the hello reply (section 1.3).
+    pub(super) early: bool,
+    /// An AUTH went out whose answer comes after the hello reply.
+    pub(super) auth_pending: bool,
+    /// The hello reply said the receiver does not take the first flight; `Some(true)` when it
+    /// said so in its reply (remembered for the receiver), `Some(false)` when the connection
+    /// ended before a reply.
+    pub(super) no_first_flight: Option<bool>,
     /// Capabilities both sides have (known once the hello reply is read).
     pub(super) caps: u32,
     /// Every offer is out; only verdicts are awaited.
@@ -107,6 +127,9 @@ impl<S: Transport> Session<S> {
         Session {
             wire: Wire::new(stream, 16 * 1024, 64 * 1024, Some(opts.timeout)),
             hello_done: false,
+            early: false,
+            auth_pending: false,
+            no_first_flight: None,
             caps: 0,
             draining: false,
             outstanding: VecDeque::new(),
@@ -144,6 +167,7 @@ impl<S: Transport> Session<S> {
             seq = seq.wrapping_add(1);
             let progress = Progress::new(opts, Some(overall.place()), bar);
             let eager = eager_ok && offer.is_eager();
+            self.early_room(first_flight::cost(&offer, eager))?;
             let offset = match self.offer(&offer, eager, i, &progress, results)? {
                 Answer::Send(offset) => offset,
                 Answer::Settled => continue,
@@ -175,62 +199,6 @@ impl<S: Transport> Session<S> {
             }
         }
         self.drain(results)
-    }
-
-    /// Sends the hello, with `extra` capabilities besides those the files and options call
-    /// for; reads the reply first when the capabilities decide the first offer.
-    pub(super) fn hello(&mut self, sizes: &[u64], opts: &SendOptions, extra: u32) -> Result<()> {
-        // Eager offers pay off for a list of files, and only when each file need not wait for
-        // its answer (stop_on_error). Advertised only when used: the receiver applies the rule
-        // to every offer once both sides have the bit. Pipelined decisions likewise, and for
-        // the quick check; delta when a file is large enough for one.
-        let mut caps = extra;
-        let files = sizes.len();
-        if files > 1 && !opts.stop_on_error {
-            caps |= protocol::CAP_EAGER | protocol::CAP_PIPELINE;
-        }
-        let large = sizes.iter().any(|s| *s >= protocol::DELTA_MIN);
-        if opts.skip_unchanged || (opts.delta && large) {
-            caps |= protocol::CAP_PIPELINE;
-        }
-        if opts.delta && large {
-            caps |= protocol::CAP_DELTA;
-        }
-        if opts.compress {
-            caps |= protocol::CAP_ZSTD;
-        }
-        let mut hello = Vec::with_capacity(16);
-        Hello::ours(caps).encode(&mut hello);
-        self.wire
-            .write_all(&hello)
-            .map_err(|e| Error::io("sending the hello", e))?;
-        if let Some(token) = &opts.token {
-            return self.authenticate(token);
-        }
-        if caps != 0 {
-            self.flush()?;
-            self.read_hello()?;
-        }
-        Ok(())
-    }
-
-    /// Sends the token (docs/protocol.md section 1.2) and waits for the receiver's answer, so
-    /// no offer goes out unless it was accepted.
-    fn authenticate(&mut self, token: &str) -> Result<()> {
-        let (name, secret) = crate::tls::split_token(token)?;
-        Frame::Auth {
-            name: name.to_string(),
-            secret: protocol::Secret(secret.to_string()),
-        }
-        .write_to(&mut self.wire)
-        .map_err(|e| Error::io("sending the token", e))?;
-        self.flush()?;
-        self.read_hello()?;
-        match self.next_frame()? {
-            Frame::AuthOk { .. } => Ok(()),
-            Frame::Error { code, text } => Err(protocol::peer_error(code, text)),
-            f => Err(unexpected(&f, "AUTH_OK")),
-        }
     }
 
     /// The opened file with its digest or the quick check flag (to skip unchanged files) and
@@ -323,27 +291,6 @@ impl<S: Transport> Session<S> {
             .map_err(|e| Error::io("sending to the receiver", e))
     }
 
-    /// Reads the receiver's hello reply once: the version and the capabilities both sides have.
-    fn read_hello(&mut self) -> Result<()> {
-        if self.hello_done {
-            return Ok(());
-        }
-        match protocol::read_hello_reply(&mut self.wire)? {
-            (0, _) => Err(match Frame::read_from(&mut self.wire) {
-                Ok(Some(Frame::Error { code, text })) => protocol::peer_error(code, text),
-                _ => Error::protocol("the receiver refused our protocol version"),
-            }),
-            (v, _) if v != protocol::VERSION_MAX => Err(Error::protocol(format!(
-                "receiver chose unknown version {v}"
-            ))),
-            (_, caps) => {
-                self.caps = caps;
-                self.hello_done = true;
-                Ok(())
-            }
-        }
-    }
-
     /// Reads the next frame that is not a verdict, settling verdicts on the way. While
     /// draining, the last verdict returns `Bye` so the drain loop ends.
     fn read(&mut self, results: &mut Results) -> Result<Frame> {
@@ -392,6 +339,13 @@ impl<S: Transport> Session<S> {
         {
             return e;
         }
+        // A first flight cut short: the hello reply may still be readable, with the reason.
+        if let Err(reply) = self.read_hello() {
+            return match reply.peer_reason() {
+                Some(_) => reply,
+                None => e,
+            };
+        }
         loop {
             let frame = match Frame::read_from(&mut self.wire) {
                 // A busy receiver asks for a later try whatever broke our write.
@@ -409,6 +363,7 @@ impl<S: Transport> Session<S> {
     }
 
     pub(super) fn next_frame(&mut self) -> Result<Frame> {
+        self.read_hello()?;
         Frame::read_from(&mut self.wire)?
             .ok_or_else(|| Error::protocol("receiver closed the connection"))
     }

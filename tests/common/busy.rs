@@ -76,12 +76,13 @@ fn refuse(mut s: TcpStream, at: BusyAt) {
     if s.read_exact(&mut first).is_err() {
         return;
     }
-    if Hello::read_after_first_byte(&mut s).is_err() {
+    let Ok(hello) = Hello::read_after_first_byte(&mut s) else {
         return;
-    }
+    };
     let mut out = Vec::new();
     if let BusyAt::FirstFrame = at {
-        protocol::encode_hello_reply(protocol::VERSION_MAX, 0, &mut out);
+        // Grants what was asked, so a first flight goes on: its EARLY frame is the one read.
+        protocol::encode_hello_reply(protocol::VERSION_MAX, hello.caps, &mut out);
         if s.write_all(&out).is_err() || Frame::read_from(&mut s).is_err() {
             return;
         }

@@ -130,6 +130,9 @@ pub struct ServerConfig {
     pub(crate) objects: Option<Arc<dyn ObjectStore>>,
     /// An S3 bucket to open at start as the object store.
     pub(crate) s3: Option<crate::storage::S3Config>,
+    /// Capability bits never granted, to act as a receiver of an earlier release (tests only,
+    /// through `internals::withhold_capabilities`).
+    pub(crate) withheld_caps: u32,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -212,6 +215,7 @@ impl ServerConfig {
             security: Security::default(),
             objects: None,
             s3: None,
+            withheld_caps: 0,
         }
     }
 

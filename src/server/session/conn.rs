@@ -112,6 +112,13 @@ impl<'a, S: Stream> Connection<'a, S> {
         e
     }
 
+    /// [`Connection::fail`], then reads what the peer had sent (as a refusal in a file does).
+    pub(crate) async fn fail_and_drain(&mut self, e: Error) -> Error {
+        let e = self.fail(e).await;
+        self.linger().await;
+        e
+    }
+
     /// Reads and drops what the peer sends, until it closes or for at most 2 seconds.
     async fn linger(&mut self) {
         let _ = self.wire.finish().await;

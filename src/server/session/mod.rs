@@ -1,5 +1,5 @@
-//! One connection's protocol: `native` (the knsock state machine of docs/protocol.md section
-//! 3), `offer` and `decide` (finding out about an offer, then the answer), `content` (where
+//! One connection's protocol: `hello` (the connection's start), `native` (the knsock state
+//! machine of docs/protocol.md section 3), `offer` and `decide` (finding out about an offer, then the answer), `content` (where
 //! content lands), `delta` (its delta side), `fetch` (serving a
 //! fetch), `legacy` (kn-sock 0.3 uploads) and `conn` (what
 //! they share: content into a temporary file, commits and verdicts).
@@ -10,6 +10,7 @@ pub(super) mod decide;
 pub(super) mod delta;
 pub(super) mod fetch;
 mod fetch_delta;
+pub(super) mod hello;
 pub(super) mod legacy;
 pub(super) mod native;
 pub(super) mod offer;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::{self, Code, Frame, Hello, Offer};
+use crate::protocol::{self, Frame, Offer};
 use crate::server::config::FileInfo;
 use crate::server::files::budget::Descriptors;
 use crate::server::files::commit::{Pending, GROUP_MAX};
@@ -16,11 +16,12 @@ use crate::server::files::refusal::Refusal;
 use crate::server::files::resume::{Claim, Resume};
 use crate::server::files::space::Reservation;
 use crate::server::io::runtime::{blocking, blocking_if};
-use crate::server::io::wire::{Stream, Wire};
+use crate::server::io::wire::Stream;
 use crate::server::security::auth::{authenticate, Identity};
 use crate::server::session::conn::{verify, Connection};
 use crate::server::session::content::{Landed, Storage};
 use crate::server::session::decide::{answer, Answer};
+use crate::server::session::hello::{answer_hello, first_flight, read_hello};
 use crate::server::shared::STOPPING;
 
 /// Serves a native connection whose first byte (the magic's) was read.
@@ -34,6 +35,8 @@ pub(crate) async fn serve<S: Stream>(conn: &mut Connection<'_, S>) -> Result<()>
     let decoder = wants_zstd.then(|| shared.decoder_slot()).flatten();
     let caps = answer_hello(conn, &hello, decoder.is_some()).await?;
     let identity = authenticate(conn).await?;
+    // A receiver acting as an earlier release knows no first flight: EARLY is then unexpected.
+    first_flight(conn, hello.caps & !shared.config.withheld_caps, caps).await?;
     let mut session = Session {
         conn,
         caps,
@@ -45,70 +48,6 @@ pub(crate) async fn serve<S: Stream>(conn: &mut Connection<'_, S>) -> Result<()>
     let result = session.run().await;
     session.release_waiting();
     result
-}
-
-/// Reads a hello whose first magic byte was read: decoded once whole.
-async fn read_hello<S: Stream>(wire: &mut Wire<S>) -> Result<Hello> {
-    let io = |e| Error::io("reading the hello", e);
-    let eof = || {
-        io(protocol::eof_is_protocol(
-            std::io::ErrorKind::UnexpectedEof.into(),
-        ))
-    };
-    if !wire.ensure(13).await.map_err(io)? {
-        return Err(eof());
-    }
-    let b = wire.buffered();
-    // An extension over the limit is refused by the decoder, before it is waited for.
-    let whole = match u16::from_be_bytes([b[11], b[12]]) {
-        len if len > protocol::MAX_EXT => 13,
-        len => 13 + len as usize,
-    };
-    if !wire.ensure(whole).await.map_err(io)? {
-        return Err(eof());
-    }
-    let hello = Hello::read_after_first_byte(&mut &wire.buffered()[..whole]);
-    wire.consume(whole);
-    hello
-}
-
-/// Answers the hello: the version and the capabilities both sides have (zstd only with a
-/// decoder for it).
-async fn answer_hello<S: Stream>(
-    conn: &mut Connection<'_, S>,
-    hello: &Hello,
-    zstd: bool,
-) -> Result<u32> {
-    let mut out = Vec::with_capacity(64);
-    let Some(version) = hello.negotiate() else {
-        let text = format!(
-            "unsupported protocol versions {}..={}; this receiver speaks {}..={}",
-            hello.min_version,
-            hello.max_version,
-            protocol::VERSION_MIN,
-            protocol::VERSION_MAX
-        );
-        protocol::encode_hello_reply(0, 0, &mut out);
-        Frame::Error {
-            code: Code::Version as u16,
-            text: text.clone(),
-        }
-        .encode(&mut out);
-        let _ = conn.send(&out).await;
-        return Err(Error::protocol(text));
-    };
-    // Always: eager offers, pipelined decisions, delta, streams; zstd and fetch when allowed.
-    let mut ours = protocol::CAP_EAGER | protocol::CAP_PIPELINE | protocol::CAP_DELTA;
-    ours |= protocol::CAP_STREAM;
-    ours |= [0, protocol::CAP_ZSTD][usize::from(zstd)];
-    ours |= [0, protocol::CAP_FETCH][usize::from(conn.shared.config.security.allow_fetch)];
-    let mut caps = hello.caps & ours;
-    if caps & protocol::CAP_PIPELINE == 0 {
-        caps &= !protocol::CAP_DELTA;
-    }
-    protocol::encode_hello_reply(version, caps, &mut out);
-    conn.send(&out).await?;
-    Ok(caps)
 }
 
 /// A DONE frame's size with an XXH3-128 digest.
@@ -161,7 +100,7 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
                 Ok(None) if self.conn.shared.is_stopping() => {
                     return Err(self.abort(Error::new(ErrorKind::Cancelled, STOPPING)).await)
                 }
-                Ok(None) if self.waiting.is_empty() => return self.conn.commit().await,
+                Ok(None) if self.waiting.is_empty() => return self.end().await,
                 Ok(None) => {
                     let n = self.waiting.len();
                     let e = format!("sender closed the connection with {n} accepted files unsent");
@@ -175,7 +114,7 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
                 Frame::Delta { seq } if self.caps & protocol::CAP_DELTA != 0 => {
                     self.receive_delta(seq).await
                 }
-                Frame::Bye => return self.conn.commit().await,
+                Frame::Bye => return self.end().await,
                 Frame::Fetch(r) if self.next_seq == 0 => return self.fetch(r).await,
                 f => Err(Error::protocol(format!(
                     "unexpected frame from sender: {f:?}"
@@ -185,6 +124,13 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
                 return Err(self.abort(e).await);
             }
         }
+    }
+
+    /// The sender is done: the verified files are committed and every answer still queued
+    /// goes out.
+    async fn end(&mut self) -> Result<()> {
+        self.conn.commit().await?;
+        self.conn.flush().await
     }
 
     /// Whether a whole frame is buffered (or readable without waiting).
@@ -221,6 +167,9 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
         // to the whole, so nothing leads out of it.
         if let Some(dir) = self.identity.as_ref().and_then(|i| i.dir.as_ref()) {
             offer.name = format!("{dir}/{}", offer.name);
+        }
+        if self.is_probe(&offer) {
+            return self.probe(&offer).await;
         }
         let mut info = FileInfo::from_offer(&offer, self.conn.peer);
         info.identity = self.identity.as_ref().map(|i| i.name.clone());
@@ -292,7 +241,7 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
     }
 
     /// An answer to an OFFER: written at once, sent with what follows before the next wait.
-    async fn answer(&mut self, f: Frame) -> Result<()> {
+    pub(super) async fn answer(&mut self, f: Frame) -> Result<()> {
         match self.pipelined() {
             true => {
                 self.conn.queue_frame(f);

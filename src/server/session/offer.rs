@@ -7,12 +7,14 @@ use std::fs::File;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::protocol::{self, Offer};
+use crate::error::Result;
+use crate::protocol::{self, Frame, Offer};
 use crate::server::config::FileInfo;
 use crate::server::files::admit::{admit, check_offer, resumed, Resolved};
 use crate::server::files::refusal::{io_refusal, Refusal};
 use crate::server::files::resume::{claim, Claim, Resume};
 use crate::server::files::space::Reservation;
+use crate::server::io::runtime::blocking_if;
 use crate::server::io::wire::Stream;
 use crate::server::session::content::Storage;
 use crate::server::session::decide::Found;
@@ -96,6 +98,32 @@ impl<'a, S: Stream> Session<'_, 'a, S> {
         found.refused = admitted.is_err();
         found.offset = admitted.as_ref().map_or(0, |a| a.3);
         (found, Some(admitted), basis, resume)
+    }
+
+    /// Whether `offer` is a probe (docs/protocol.md section 3.1, bit 7): a QUICK offer of a known
+    /// size on a connection with probes.
+    pub(super) fn is_probe(&self, offer: &Offer) -> bool {
+        self.caps & protocol::CAP_PROBE != 0
+            && offer.flags & protocol::FLAG_QUICK != 0
+            && !offer.is_unsized(self.caps)
+    }
+
+    /// Answers a probe: SKIP when the quick check finds the file unchanged, CHANGED otherwise.
+    /// Nothing is admitted or held either way; a changed file comes again as an offer.
+    pub(super) async fn probe(&mut self, offer: &Offer) -> Result<()> {
+        let slow = self.slow_to_find_out(offer, false);
+        let same = blocking_if(slow, || {
+            let resolved = Resolved::new(&self.conn.shared.sink, offer);
+            self.unchanged(offer, &resolved)
+        });
+        let answer = match same {
+            true => {
+                self.conn.shared.stats.file_skipped();
+                Frame::Skip
+            }
+            false => Frame::Changed,
+        };
+        self.answer(answer).await
     }
 
     /// Whether finding out about `offer` may block for long, so it must leave the event loop:
