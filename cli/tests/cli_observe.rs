@@ -203,7 +203,8 @@ fn metrics_count_what_was_sent_refused_and_skipped() {
     let stored: u64 = (0..4).map(|i| 1000 + i * 700).sum();
     assert_eq!(metric(&m, "knsock_files_received_total"), 4);
     assert_eq!(metric(&m, "knsock_stored_bytes_total"), stored);
-    assert_eq!(metric(&m, "knsock_files_rejected_total{code=\"1\"}"), 2);
+    // Small files a probe found changed go eagerly: refused after their content (FAILED).
+    assert_eq!(metric(&m, "knsock_files_failed_total{code=\"1\"}"), 2);
     assert_eq!(metric(&m, "knsock_files_skipped_total"), 0);
     assert_eq!(metric(&m, "knsock_file_size_bytes_count"), 4);
     assert_eq!(metric(&m, "knsock_transfer_duration_seconds_count"), 4);
@@ -217,11 +218,11 @@ fn metrics_count_what_was_sent_refused_and_skipped() {
     let m = scrape(&addr);
     assert_eq!(metric(&m, "knsock_files_received_total"), 5);
     assert_eq!(metric(&m, "knsock_files_skipped_total"), 4);
-    assert_eq!(metric(&m, "knsock_files_rejected_total{code=\"1\"}"), 4);
-    let failed: u64 = (0..17)
-        .map(|c| metric(&m, &format!("knsock_files_failed_total{{code=\"{c}\"}}")))
+    assert_eq!(metric(&m, "knsock_files_failed_total{code=\"1\"}"), 4);
+    let rejected: u64 = (0..17)
+        .map(|c| metric(&m, &format!("knsock_files_rejected_total{{code=\"{c}\"}}")))
         .sum();
-    assert_eq!(failed, 0);
+    assert_eq!(rejected, 0);
     assert_eq!(metric(&m, "knsock_connections_accepted_total"), 2);
     assert_eq!(metric(&m, "knsock_up"), 1);
     // Nothing in the metrics names a file or a peer.
