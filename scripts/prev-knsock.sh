@@ -14,13 +14,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 commit=60eb350
+full=60eb350f085a04bbfc4aedb98f1bed0a646fbe82  # the same commit: a short id may become ambiguous as history grows
 base=build/prev-knsock
 bin=$base/$commit/kn-sock
 if [[ -x $bin ]]; then
   echo "$PWD/$bin"
   exit 0
 fi
-if ! git cat-file -e "$commit^{commit}" 2>/dev/null; then
+if ! git cat-file -e "$full^{commit}" 2>/dev/null; then
   echo "prev-knsock.sh: commit $commit (the previous release's protocol) is not in this clone." >&2
   if [[ $(git rev-parse --is-shallow-repository 2>/dev/null) == true ]]; then
     echo "  This is a shallow clone: run 'git fetch --unshallow' (or clone without --depth)." >&2
@@ -31,7 +32,7 @@ if ! git cat-file -e "$commit^{commit}" 2>/dev/null; then
 fi
 rm -rf "$base/src"
 mkdir -p "$base/src" "$base/$commit"
-git archive "$commit" | tar -x -C "$base/src"
+git archive "$full" | tar -x -C "$base/src"
 echo "prev-knsock.sh: building kn-sock of $commit (the previous release's protocol)" >&2
 # Not the caller's CARGO_TARGET_DIR: the old build must never mix with the current one.
 (cd "$base/src" && CARGO_TARGET_DIR=$PWD/../target cargo build --release --locked -p kn-sock 1>&2)
