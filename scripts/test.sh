@@ -23,7 +23,7 @@ declare -A about=(
   [asan]="the CTest suite under AddressSanitizer + UndefinedBehaviorSanitizer"
   [consumers]="an installed knsock used through pkg-config, CMake (C, C++) and a Go module"
   [valgrind]="the C and C++ test programs under valgrind (memcheck; errors and leaks fail)"
-  [interop]="interop with the real kn-sock 0.3.0 from PyPI (scripts/interop.sh)"
+  [interop]="interop with the real kn-sock 0.3.0 from PyPI and the previous release (scripts/interop.sh)"
   [python]="the Python package in a fresh venv, pytest (scripts/test-python.sh)"
   [go]="the Go binding: go test -race, then GOEXPERIMENT=cgocheck2"
   [fuzz]="every fuzz target, 100,000 inputs from seed 1 (libFuzzer, scripts/fuzz.sh ci)"
