@@ -5,8 +5,8 @@
 use knsock::protocol::delta::chunks;
 use knsock::protocol::{
     encode_hello_reply, FetchRequest, Frame, Hello, Offer, ALGO_XXH3_128, CAP_DELTA, CAP_EAGER,
-    CAP_FETCH, CAP_PIPELINE, CAP_STREAM, CAP_ZSTD, ENCODING_RAW, ENCODING_ZSTD, FETCH_DIGESTS,
-    FLAG_DEFER, FLAG_NO_DELTA, SIZE_UNKNOWN,
+    CAP_EARLY, CAP_FETCH, CAP_PIPELINE, CAP_PROBE, CAP_STREAM, CAP_ZSTD, ENCODING_RAW,
+    ENCODING_ZSTD, FETCH_DIGESTS, FLAG_DEFER, FLAG_NO_DELTA, FLAG_QUICK, SIZE_UNKNOWN,
 };
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -105,7 +105,28 @@ fn stream_and_fetch() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     };
     let want = Frame::Want { seq: 0, offset: 0 };
     fetch.extend_from_slice(&encode(&[Frame::Fetch(request), want, Frame::Bye]));
-    vec![("session", "stream", stream), ("session", "fetch", fetch)]
+    vec![
+        ("session", "stream", stream),
+        ("session", "fetch", fetch),
+        ("session", "first-flight", first_flight()),
+    ]
+}
+
+/// A first flight (section 1.3): EARLY, a probe (section 3.1, bit 7) and an eager file, sent
+/// without waiting for the hello reply.
+fn first_flight() -> Vec<u8> {
+    let mut s = hello(CAP_EARLY | CAP_EAGER | CAP_PIPELINE | CAP_PROBE);
+    let mut probe = offer("seen.txt", 5, Vec::new(), ENCODING_RAW);
+    probe.flags = FLAG_QUICK;
+    let early = offer("early.txt", 5, Vec::new(), ENCODING_RAW);
+    s.extend_from_slice(&encode(&[
+        Frame::Early,
+        Frame::Offer(probe),
+        Frame::Offer(early),
+    ]));
+    s.extend_from_slice(b"hello");
+    s.extend_from_slice(&encode(&[done(b"hello"), Frame::Bye]));
+    s
 }
 
 /// Sessions that reproduce defects fixed in issue 18: a delta that builds fewer bytes than
@@ -169,7 +190,7 @@ fn done(content: &[u8]) -> Frame {
     }
 }
 
-fn frames() -> [(&'static str, Frame); 9] {
+fn frames() -> [(&'static str, Frame); 11] {
     [
         (
             "offer",
@@ -214,6 +235,8 @@ fn frames() -> [(&'static str, Frame); 9] {
             },
         ),
         ("skip", Frame::Skip),
+        ("early", Frame::Early),
+        ("changed", Frame::Changed),
     ]
 }
 

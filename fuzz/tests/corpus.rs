@@ -65,6 +65,17 @@ fn session_seeds_store_files() {
     assert_eq!(oks.count(), 2, "{:?}", served.replies);
     let served = knsock_fuzz::serve(&fs::read(root.join("seed-legacy-upload")).unwrap());
     assert_eq!(served.stored.iter().collect::<Vec<_>>(), ["notes.txt"]);
+    // A first flight: the probe answered CHANGED, the eager file stored.
+    let served = knsock_fuzz::serve(&fs::read(root.join("seed-first-flight")).unwrap());
+    assert_eq!(served.stored.iter().collect::<Vec<_>>(), ["early.txt"]);
+    assert!(
+        matches!(
+            served.replies.first(),
+            Some(knsock::protocol::Frame::Changed)
+        ),
+        "{:?}",
+        served.replies
+    );
 }
 
 /// The inputs of issue 18 are refused as docs/protocol.md says, and lose nothing else.
