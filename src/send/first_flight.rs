@@ -43,18 +43,19 @@ pub(crate) fn with_session<T>(
     mut session: impl FnMut(Link<TlsStream>, bool) -> Result<Ran<T>>,
 ) -> Result<T> {
     let key = (host.to_string(), port);
-    let early = !lock(&WITHOUT)
+    let early = lock(&WITHOUT)
         .as_ref()
         .and_then(|m| m.get(&key))
-        .is_some_and(|at| at.elapsed() < REMEMBERED);
+        .is_none_or(|at| at.elapsed() >= REMEMBERED);
     if early {
         match with_connection(host, port, opts, |link| session(link, true))? {
             Ran::Done(t) => return Ok(t),
             Ran::Refused { said } => {
                 if said {
-                    lock(&WITHOUT)
-                        .get_or_insert_with(HashMap::new)
-                        .insert(key, Instant::now());
+                    let mut without = lock(&WITHOUT);
+                    let without = without.get_or_insert_with(HashMap::new);
+                    without.retain(|_, at| at.elapsed() < REMEMBERED);
+                    without.insert(key, Instant::now());
                 }
             }
         }
