@@ -62,6 +62,17 @@ def need_rsync():
         sys.exit("bench/backup.py needs rsync: apt-get install rsync")
 
 
+def rsync_daemon(work, path, port, read_only):
+    """An rsync daemon on 127.0.0.1:port serving `path` as module `m`."""
+    conf = os.path.join(work, "rsyncd.conf")
+    with open(conf, "w") as f:
+        f.write(f"use chroot = no\nuid = {os.getuid()}\ngid = {os.getgid()}\n"
+                f"[m]\npath = {path}\nread only = {'yes' if read_only else 'no'}\n")
+    return subprocess.Popen(["rsync", "--daemon", "--no-detach", "--address=127.0.0.1",
+                             f"--port={port}", f"--config={conf}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def free_port():
     import socket
     s = socket.socket()
@@ -214,13 +225,7 @@ class Servers:
         for p in self.procs[:2]:  # the servers' lines of received files: read, never stuck on a full pipe
             threading.Thread(target=p.stdout.read, daemon=True).start()
         self.rport = free_port()
-        conf = os.path.join(work, "rsyncd.conf")
-        with open(conf, "w") as f:
-            f.write(f"use chroot = no\nuid = {os.getuid()}\ngid = {os.getgid()}\n"
-                    f"[m]\npath = {self.rdst}\nread only = no\n")
-        rsyncd = subprocess.Popen(["rsync", "--daemon", "--no-detach", "--address=127.0.0.1",
-                                   f"--port={self.rport}", f"--config={conf}"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        rsyncd = rsync_daemon(work, self.rdst, self.rport, read_only=False)
         self.procs.append(rsyncd)
         wait_port(self.rport, rsyncd, "rsync daemon")
 

@@ -15,7 +15,8 @@ Environment: KNSOCK_SHARED (default ../shared) for bench/wan_proxy.py.
 """
 import argparse, os, shutil, statistics, subprocess, sys, tempfile
 
-from backup import Proxy, clear, free_port, need_rsync, run, wait_port, write_files
+from backup import (Proxy, clear, free_port, need_rsync, rsync_daemon, run, wait_port,
+                    write_files)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,13 +50,7 @@ def bench(a, work):
     server = subprocess.Popen([kn, "run-file-server", str(kport), served, "--host", "127.0.0.1",
                                "--allow-fetch", "--allow-anonymous-fetch"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    conf = os.path.join(work, "rsyncd.conf")
-    with open(conf, "w") as f:
-        f.write(f"use chroot = no\nuid = {os.getuid()}\ngid = {os.getgid()}\n"
-                f"[m]\npath = {served}\nread only = yes\n")
-    rsyncd = subprocess.Popen(["rsync", "--daemon", "--no-detach", "--address=127.0.0.1",
-                               f"--port={rport}", f"--config={conf}"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rsyncd = rsync_daemon(work, served, rport, read_only=True)
     rows = {}
     try:
         wait_port(kport, server, "kn-sock server")
