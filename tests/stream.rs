@@ -281,3 +281,66 @@ fn a_stream_of_stated_size_replaces_an_old_copy_whole() {
     send_stream("127.0.0.1", srv.port(), "db.dump", &old[..], None, &opts).unwrap();
     assert_eq!(std::fs::read(srv.path("db.dump")).unwrap(), old);
 }
+
+/// A source that yields `piece` bytes of `data` at a time, each after `pause`, and says when it
+/// has yielded everything.
+struct Trickle {
+    data: Cursor<Vec<u8>>,
+    piece: usize,
+    pause: std::time::Duration,
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        std::thread::sleep(self.pause);
+        let n = buf.len().min(self.piece);
+        let got = self.data.read(&mut buf[..n])?;
+        if got == 0 {
+            self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(got)
+    }
+}
+
+#[test]
+fn a_slow_sources_bytes_arrive_before_a_full_block() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let srv = TestServer::start(|_| {});
+    // 600 KB in 3 s: less than one block of unknown size, so only the second a step may gather
+    // sends any of it before the end.
+    let data = random_bytes(600_000, 12);
+    let done = Arc::new(AtomicBool::new(false));
+    let source = Trickle {
+        data: Cursor::new(data.clone()),
+        piece: 10_000,
+        pause: std::time::Duration::from_millis(50),
+        done: Arc::clone(&done),
+    };
+    let port = srv.port();
+    let sender = std::thread::spawn(move || {
+        send_stream(
+            "127.0.0.1",
+            port,
+            "slow.bin",
+            source,
+            None,
+            &SendOptions::default(),
+        )
+    });
+    let dir = srv.dir.path();
+    let arrived = |dir: &Path| {
+        temporaries(dir)
+            .iter()
+            .any(|t| std::fs::metadata(dir.join(t)).is_ok_and(|m| m.len() > 0))
+    };
+    let mut early = false;
+    while !done.load(Ordering::SeqCst) && !early {
+        early = arrived(dir);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let r = sender.join().unwrap().unwrap();
+    assert!(early, "nothing arrived before the source's end");
+    assert_eq!(r.bytes, data.len() as u64);
+    assert_eq!(std::fs::read(dir.join("slow.bin")).unwrap(), data);
+}

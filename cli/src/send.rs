@@ -83,9 +83,7 @@ fn send_stdin(
     };
     let started = Instant::now();
     let stdin = std::io::stdin().lock();
-    // A pipe of 1 MiB rather than 64 KiB: the producer and this reader wake each other a
-    // sixteenth as often. Best effort: not a pipe, or a lower system limit, changes nothing.
-    let _ = rustix::pipe::fcntl_setpipe_size(&stdin, 1 << 20);
+    enlarge_pipe(&stdin);
     let result = send_stream(host, port, &name, stdin, size, &opts);
     let outcomes = vec![(paths[0].clone(), result)];
     if log == LogFormat::Json {
@@ -101,6 +99,20 @@ fn send_stdin(
             Ok(())
         }
         _ => Ok(()),
+    }
+}
+
+/// Standard input that is a pipe gets 1 MiB rather than 64 KiB (or the system's maximum,
+/// `/proc/sys/fs/pipe-max-size`, when that is lower): the producer and kn-sock wake each other
+/// a sixteenth as often. Best effort: anything else (a file, a terminal) changes nothing.
+fn enlarge_pipe(stdin: &impl std::os::fd::AsFd) {
+    const WANTED: usize = 1 << 20;
+    if rustix::pipe::fcntl_setpipe_size(stdin, WANTED) != Err(rustix::io::Errno::PERM) {
+        return;
+    }
+    let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size");
+    if let Some(max) = max.ok().and_then(|t| t.trim().parse::<usize>().ok()) {
+        let _ = rustix::pipe::fcntl_setpipe_size(stdin, max.min(WANTED));
     }
 }
 

@@ -201,3 +201,39 @@ fn standard_input_needs_a_name_and_one_receiver() {
         text(&r.stderr)
     );
 }
+
+/// The pipe the system lets a user enlarge a pipe to (`/proc/sys/fs/pipe-max-size`).
+fn pipe_max_size() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/sys/fs/pipe-max-size").ok()?;
+    text.trim().parse().ok()
+}
+
+#[test]
+fn a_piped_stream_gets_a_larger_pipe_and_arrives_identical() {
+    let out = tempfile::tempdir().unwrap();
+    let mut srv = CliServer::start(out.path(), &[]);
+    let mut sender = Command::new(BIN)
+        .args(["send-file", "127.0.0.1", &srv.port.to_string(), "-"])
+        .args(["--remote-name", "piped.bin", "--no-progress"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = sender.stdin.take().unwrap();
+    // The writer's end is the same pipe: it sees the capacity kn-sock gave it, 1 MiB, or the
+    // system's maximum when that is lower.
+    let want = pipe_max_size().map_or(1 << 20, |max| max.min(1 << 20));
+    wait_for("kn-sock to enlarge its standard input", || {
+        rustix::pipe::fcntl_getpipe_size(&stdin).unwrap() >= want
+    });
+    let data = random_bytes(12 << 20, 11);
+    stdin.write_all(&data).unwrap();
+    drop(stdin);
+    let r = sender.wait_with_output().unwrap();
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert!(srv
+        .next_line()
+        .starts_with("received piped.bin (12582912 bytes)"));
+    assert!(std::fs::read(out.path().join("piped.bin")).unwrap() == data);
+}

@@ -3,7 +3,7 @@
 //! 3.3). One file, one connection, no retry and no resume: a stream cannot be read twice.
 
 use std::io::{self, Read, Write};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -16,6 +16,16 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, check_name, Frame, Offer, SIZE_UNKNOWN};
 use crate::transport::{Transport, Wire};
 
+/// Content of unknown size goes as blocks of at least this many bytes (or `chunk_size` when
+/// larger): the receiver takes each block's length apart from its bytes, and what it had read
+/// ahead with the length is copied once more, so larger blocks cost it less (about a fifth less
+/// CPU with 1 MiB than with 256 KiB, 1 GiB on loopback).
+const UNSIZED_BLOCK: usize = 1024 * 1024;
+
+/// A step's bytes go out once they have been gathering this long, full or not, so a slow
+/// source's bytes reach the receiver within about this much more than the source takes.
+const GATHER_AT_MOST: Duration = Duration::from_secs(1);
+
 /// Sends what `source` yields until its end as the file `name`, and returns once the receiver
 /// has it verified, durable and in place, like [`send_file`](crate::send_file).
 ///
@@ -23,10 +33,13 @@ use crate::transport::{Transport, Wire};
 /// known only at the end, which needs a receiver that speaks capability bit 4 (knsock 0.1).
 /// The receiver applies its maximum file size as the bytes arrive and ends the transfer with
 /// its reason once a stream passes it. Progress callbacks get a total of 0 when the size is
-/// unknown. The file gets mode 0644 and the current time as its modification time. If the
-/// source fails (a read error, a size other than the one stated), the connection is closed
-/// before the end of the content, so the receiver stores nothing, and the error says why.
-/// There is no retry and no resume: what was read cannot be read again.
+/// unknown. Content of unknown size goes as blocks of at least 1 MiB (`chunk_size` when
+/// larger). What was read goes out when its step is full, at the source's end, or once it has
+/// gathered for a second, so a slow source's bytes do not wait for a full step. The file gets
+/// mode 0644 and the current time as its modification time. If the source fails (a read
+/// error, a size other than the one stated), the connection is closed before the end of the
+/// content, so the receiver stores nothing, and the error says why. There is no retry and no
+/// resume: what was read cannot be read again.
 pub fn send_stream(
     host: &str,
     port: u16,
@@ -117,7 +130,7 @@ fn send<S: Transport>(
     let mut head = vec![0u8; crate::compress::SAMPLE];
     let zstd = session.caps & protocol::CAP_ZSTD != 0;
     let got = match zstd {
-        true => fill(source, &mut head, name)?,
+        true => gather(source, &mut head, name)?,
         false => 0,
     };
     head.truncate(got);
@@ -209,9 +222,12 @@ fn copy(
     progress: &Progress<'_>,
 ) -> Result<(u128, u64)> {
     let mut hasher = Xxh3::new();
-    // Framed: each read goes out as one block, its length before it, in one write.
-    let head = if framed { 4 } else { 0 };
-    let mut buf = vec![0u8; head + chunk_size.min(protocol::RAW_BLOCK_MAX)];
+    // Framed: each step goes out as one block, its length before it, in one write.
+    let (head, step) = match framed {
+        true => (4, chunk_size.max(UNSIZED_BLOCK)),
+        false => (0, chunk_size),
+    };
+    let mut buf = vec![0u8; head + step.min(protocol::RAW_BLOCK_MAX)];
     let mut sent = 0u64;
     let name = offer.name.as_str();
     progress.report(name, 0, known.unwrap_or(0))?;
@@ -221,7 +237,7 @@ fn copy(
         if want == 0 {
             break;
         }
-        let n = fill(source, &mut buf[head..head + want], name)?;
+        let n = gather(source, &mut buf[head..head + want], name)?;
         if n == 0 {
             break;
         }
@@ -258,8 +274,24 @@ fn check_size(source: &mut dyn Read, name: &str, sent: u64, size: u64) -> Result
     }
 }
 
+/// Reads until `buf` is full, the source ends, or bytes have gathered for [`GATHER_AT_MOST`];
+/// the number of bytes read.
+fn gather(source: &mut dyn Read, buf: &mut [u8], name: &str) -> Result<usize> {
+    read_into(source, buf, name, Some(Instant::now() + GATHER_AT_MOST))
+}
+
 /// Reads until `buf` is full or the source ends; the number of bytes read.
 fn fill(source: &mut dyn Read, buf: &mut [u8], name: &str) -> Result<usize> {
+    read_into(source, buf, name, None)
+}
+
+/// Reads until `buf` is full, the source ends, or (with some bytes read) `until` has passed.
+fn read_into(
+    source: &mut dyn Read,
+    buf: &mut [u8],
+    name: &str,
+    until: Option<Instant>,
+) -> Result<usize> {
     let mut got = 0;
     while got < buf.len() {
         match source.read(&mut buf[got..]) {
@@ -271,6 +303,9 @@ fn fill(source: &mut dyn Read, buf: &mut [u8], name: &str) -> Result<usize> {
                     Error::io(format!("reading the stream for {name}"), e)
                 }))
             }
+        }
+        if got > 0 && until.is_some_and(|t| Instant::now() >= t) {
+            break;
         }
     }
     Ok(got)
