@@ -131,7 +131,8 @@ fn limit_error(offer: &Offer, r: Refusal) -> Error {
 
 /// Reads raw content sent as blocks (`u32 len`, then `len` bytes; a length of 0 ends it),
 /// handing `store` each piece. A block's bytes are read as a file's content is: what the wire
-/// has buffered, then reads of up to `buf`'s size straight from the connection.
+/// has buffered (handed over from its buffer), then reads of up to `buf`'s size straight from
+/// the connection.
 async fn read_blocks<S: Stream>(
     r: &mut Wire<S>,
     buf: &mut [u8],
@@ -161,7 +162,14 @@ async fn read_blocks<S: Stream>(
             len => len,
         };
         r.consume(4);
-        // As a file's content: what is buffered, then large reads straight into `buf`.
+        // What is buffered goes to `store` from the wire's buffer, without a copy.
+        let ready = r.buffered().len().min(left);
+        if ready > 0 {
+            store(&r.buffered()[..ready])?;
+            r.consume(ready);
+            left -= ready;
+        }
+        // The rest as a file's content: large reads straight into `buf`.
         while left > 0 {
             let want = left.min(buf.len());
             let n = match r.read_some(&mut buf[..want]).await {
