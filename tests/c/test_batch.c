@@ -111,8 +111,11 @@ int main(void) {
   CHECK(!knsock_batch_report_skipped(r, 9));
   CHECK_RC(knsock_batch_report_result(r, 0), KNSOCK_RESULT_OK);
   knsock_batch_report_free(r);
-  /* Skipped files still move the overall progress, one call each. */
-  CHECK(blog.calls == 2 && blog.went_back == 0 && blog.last_sent == 10000 + 10001);
+  /* Skipped files still move the overall progress, one call each; secret.log, which a probe
+   * finds changed (the receiver has none), is sent again eagerly and refused after its data. */
+  CHECK(blog.calls >= 3 && blog.went_back == 0);
+  CHECK(blog.last_sent == 10000 + 10001 + 10002);
+  CHECK(strcmp(blog.last_name, "logs/sub/secret.log") == 0);
   CHECK_RC(knsock_send_options_set_batch_progress_callback(o, NULL, NULL), KNSOCK_RESULT_OK);
   CHECK_RC(knsock_send_options_set_skip_unchanged(NULL, true), KNSOCK_RESULT_INVALID_ARGUMENT);
   /* With checksum the digests are compared: still unchanged, still skipped. */

@@ -39,7 +39,7 @@ static void test_counters(knsock_server *s, const char *root) {
   snprintf(ok, sizeof ok, "%s/ok.bin", root);
   snprintf(no, sizeof no, "%s/no.bin", root);
   write_random_file(ok, 5000, 1);
-  write_random_file(no, 700, 2);
+  write_random_file(no, 100000, 2); /* larger than an eager file: refused on its offer */
   uint16_t port = knsock_server_port(s);
   knsock_send_options *o = knsock_send_options_new();
   CHECK_RC(knsock_send_options_set_skip_unchanged(o, true), KNSOCK_RESULT_OK);
