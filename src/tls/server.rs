@@ -82,22 +82,23 @@ impl ServerTls {
     /// The server side of a handshake on an accepted socket, on the event loop; it must
     /// complete by `deadline` (a peer dripping it is cut off). The identity a client
     /// certificate proves is its subject's common name, which must be usable as a directory
-    /// name.
+    /// name. Refused, the socket comes back when there is one, its alert sent, so the caller
+    /// can read what the client already sent and the alert is not lost to a reset.
     pub(crate) async fn accept<S>(
         &self,
         sock: S,
         peer: &str,
         deadline: std::time::Instant,
-    ) -> Result<Accepted<S>, Refused>
+    ) -> Result<Accepted<S>, (Refused, Option<S>)>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
         let refused = |error, credential| Refused { error, credential };
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&self.config));
-        let handshake = acceptor.accept(sock);
+        let handshake = acceptor.accept(sock).into_fallible();
         let stream = match tokio::time::timeout_at(deadline.into(), handshake).await {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
+            Ok(Err((e, sock))) => {
                 let credential = matches!(
                     e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
                     Some(
@@ -105,14 +106,14 @@ impl ServerTls {
                             | rustls::Error::NoCertificatesPresented
                     )
                 );
-                return Err(refused(handshake_error(e, peer), credential));
+                return Err((refused(handshake_error(e, peer), credential), Some(sock)));
             }
             Err(_) => {
                 let e = std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     "the TLS handshake did not complete in time",
                 );
-                return Err(refused(handshake_error(e, peer), false));
+                return Err((refused(handshake_error(e, peer), false), None));
             }
         };
         let identity = match stream
@@ -128,7 +129,10 @@ impl ServerTls {
                     .and_then(|n| check_identity_name(&n).map(|()| n));
                 match name {
                     Ok(n) => Some(n),
-                    Err(why) => return Err(refused(Error::new(ErrorKind::Auth, why), true)),
+                    Err(why) => {
+                        let e = refused(Error::new(ErrorKind::Auth, why), true);
+                        return Err((e, Some(stream.into_inner().0)));
+                    }
                 }
             }
         };

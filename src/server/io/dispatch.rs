@@ -7,13 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Code, Frame, MAGIC};
 use crate::server::io::cancel::Cancel;
-use crate::server::io::streams::{Secured, Tcp};
+use crate::server::io::streams::{drain, Secured, Tcp};
 use crate::server::io::wire::Stream;
 use crate::server::security::throttle::pause;
 use crate::server::session::conn::Connection;
@@ -135,17 +135,7 @@ pub(crate) async fn refuse(mut stream: Tcp, code: Code, text: &str) {
     }
     .encode(&mut out);
     let linger = Duration::from_secs(2);
-    let _ = tokio::time::timeout(linger, async {
-        let _ = stream.write_all(&out).await;
-        let _ = stream.shutdown().await;
-        let mut sink = [0u8; 4096];
-        let mut budget = 64 * 1024;
-        while budget > 0 {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => budget -= n.min(budget),
-            }
-        }
-    })
-    .await;
+    if let Ok(Ok(())) = tokio::time::timeout(linger, stream.write_all(&out)).await {
+        drain(&mut stream).await;
+    }
 }

@@ -11,6 +11,26 @@ use tokio::net::TcpStream;
 use crate::server::io::wire::Stream;
 use crate::tls::ServerTls;
 
+/// Ends our side of a connection this server refuses, then reads and drops what the peer had
+/// sent (at most 64 KiB, for at most 2 s) before it is closed: closing with unread bytes would
+/// reset the connection, and the peer could lose the answer (a refusal, a TLS alert) to it.
+pub(crate) async fn drain<S: AsyncRead + AsyncWrite + Unpin>(sock: &mut S) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let linger = std::time::Duration::from_secs(2);
+    let _ = tokio::time::timeout(linger, async {
+        let _ = sock.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let mut budget = 64 * 1024;
+        while budget > 0 {
+            match sock.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => budget -= n.min(budget),
+            }
+        }
+    })
+    .await;
+}
+
 /// An accepted socket. Its writes use `MSG_NOSIGNAL` (a plain write does, through std; vectored
 /// writes go through `sendmsg` here rather than `writev`): a peer that is gone gives `EPIPE`,
 /// never a `SIGPIPE` that would kill a C host program.
@@ -113,7 +133,15 @@ impl Secured {
         peer: &str,
         deadline: std::time::Instant,
     ) -> Result<Secured, crate::tls::Refused> {
-        let a = tls.accept(sock, peer, deadline).await?;
+        let a = match tls.accept(sock, peer, deadline).await {
+            Ok(a) => a,
+            Err((refused, sock)) => {
+                if let Some(mut sock) = sock {
+                    drain(&mut sock).await;
+                }
+                return Err(refused);
+            }
+        };
         let (sock, conn) = a.stream.into_inner();
         Ok(Secured {
             conn,
