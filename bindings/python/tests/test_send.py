@@ -314,7 +314,9 @@ def test_refusals_are_not_retried(server, dirs):
 
 def test_ctrl_c_aborts_a_blocking_send_without_callback(server, dirs):
     src, out = dirs
-    make_file(src / "held.bin", 1000)
+    # Larger than an eager file (64 KiB), whose content would already be all there: this one
+    # waits for its ACCEPT, which the validator holds.
+    make_file(src / "held.bin", 100_000)
     offered, release = threading.Event(), threading.Event()
 
     def validator_before(filename, filesize):
