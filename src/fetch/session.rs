@@ -90,12 +90,7 @@ fn hello<S: Transport>(wire: &mut Wire<S>, opts: &FetchOptions, req: &FetchReque
     let mut out = Vec::with_capacity(16);
     Hello::ours(protocol::CAP_FETCH).encode(&mut out);
     if let Some(token) = &opts.token {
-        let (name, secret) = crate::tls::split_token(token)?;
-        Frame::Auth {
-            name: name.to_string(),
-            secret: protocol::Secret(secret.to_string()),
-        }
-        .encode(&mut out);
+        crate::tls::auth_frame(token)?.encode(&mut out);
     }
     Frame::Fetch(req.clone()).encode(&mut out);
     wire.write_all(&out)

@@ -53,12 +53,7 @@ impl<S: Transport> Session<S> {
         let mut hello = Vec::with_capacity(16);
         Hello::ours(caps).encode(&mut hello);
         if let Some(token) = &opts.token {
-            let (name, secret) = crate::tls::split_token(token)?;
-            Frame::Auth {
-                name: name.to_string(),
-                secret: protocol::Secret(secret.to_string()),
-            }
-            .encode(&mut hello);
+            crate::tls::auth_frame(token)?.encode(&mut hello);
             self.auth_pending = true;
         }
         if self.early {

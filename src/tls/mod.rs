@@ -4,6 +4,7 @@
 
 mod options;
 
+pub(crate) use options::auth_frame;
 pub(crate) use options::check_identity_name;
 pub use options::{check_pin, split_token, ServerIdentity, TlsOptions};
 

@@ -73,6 +73,15 @@ pub fn split_token(token: &str) -> Result<(&str, &str)> {
     }
 }
 
+/// The AUTH frame that presents `token` (docs/protocol.md section 1.2).
+pub(crate) fn auth_frame(token: &str) -> Result<crate::protocol::Frame> {
+    let (name, secret) = split_token(token)?;
+    Ok(crate::protocol::Frame::Auth {
+        name: name.to_string(),
+        secret: crate::protocol::Secret(secret.to_string()),
+    })
+}
+
 /// An identity name usable as a directory: 1 to 64 of `[A-Za-z0-9._-]`, not starting with '.'.
 pub fn check_identity_name(name: &str) -> std::result::Result<(), String> {
     let ok = !name.is_empty()
