@@ -1,16 +1,13 @@
 """Fetching files back from a receiver (a restore): fetch_files / fetch_file, blocking, and
 fetch_files_async / fetch_file_async for asyncio, over knsock_fetch_files(_async)."""
-import asyncio
 import ctypes
-import threading
 from typing import Iterable, List, Optional, Sequence, Union
 
 from . import _ffi
 from ._ffi import Result, lib
-from ._send import (_SECURITY_DOC, FileResult, PathLike, ProgressCallback, _AsyncSend,
+from ._send import (_SECURITY_DOC, FileResult, PathLike, ProgressCallback, _async_transfer,
                     _done_trampoline, _file_results, _Options, _Progress, _progress_trampoline,
-                    _raise_for, _port, _security, _transfer_ends)
-from .errors import take_error
+                    _raise_for, _port, _security)
 
 
 def _names(remotes: Union[str, Sequence[str]]) -> "tuple":
@@ -141,13 +138,8 @@ async def fetch_files_async(host: str, port: int, remotes: Union[str, Sequence[s
     partial is left) and raises `asyncio.CancelledError` once it stopped. `progress_callback`
     runs on the fetch's thread, not the loop's; raising in it aborts."""
     names, count = _names(remotes)
-    loop = asyncio.get_running_loop()
-    progress = _Progress(progress_callback, None)
-    state = _AsyncSend(loop, progress)
-    handle = _ffi.register(progress) if progress_callback is not None else 0
-    done_handle = _ffi.register(state)
-    transfer = ctypes.c_void_p()
-    try:
+
+    def start(progress_handle, done_handle, transfer):
         opts = _options(recursive=recursive, include=include, exclude=exclude,
                         timeout=timeout, connect_timeout=connect_timeout, retries=retries,
                         retry_delay=retry_delay, skip_unchanged=skip_unchanged,
@@ -156,23 +148,16 @@ async def fetch_files_async(host: str, port: int, remotes: Union[str, Sequence[s
                                            client_key, token))
         try:
             err = ctypes.c_void_p()
-            cbs = _callbacks(handle)
+            cbs = _callbacks(progress_handle)
             code = lib.knsock_fetch_files_async(
                 _ffi.cstr(host, "host"), _port(port), names, count, _ffi.cstr(dest, "dest"),
                 opts.ptr, ctypes.byref(cbs), _done_trampoline, done_handle,
                 ctypes.byref(transfer), ctypes.byref(err))
         finally:
             opts.close()
-        if code != Result.OK:
-            raise take_error(code, err)
-        await _transfer_ends(transfer, state, progress)
-    finally:
-        if transfer:  # an error before the end: a running fetch is cancelled and waited for
-            threading.Thread(target=lib.knsock_transfer_free, args=(transfer,),
-                             daemon=True).start()
-        if handle:
-            _ffi.unregister(handle)
-        _ffi.unregister(done_handle)
+        return code, err
+
+    await _async_transfer(progress_callback, start)
 
 
 async def fetch_file_async(host: str, port: int, remote: str, dest: PathLike, **options) -> None:

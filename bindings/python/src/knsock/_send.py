@@ -596,17 +596,12 @@ async def send_file_async(host: str, port: int, filepath: PathLike, show_progres
     transfer (the receiver keeps no file) and raises `asyncio.CancelledError` once it stopped.
     `progress_callback` runs on the transfer's thread, not the loop's; raising in it aborts.
     """
-    loop = asyncio.get_running_loop()
-    progress = _Progress(progress_callback, None)
-    state = _AsyncSend(loop, progress)
-    handle = _ffi.register(progress) if progress_callback is not None else 0
-    done_handle = _ffi.register(state)
-    transfer = ctypes.c_void_p()
-    try:
+    def start(progress_handle, done_handle, transfer):
         opts = _Options(show_progress=show_progress, chunk_size=chunk_size, timeout=timeout,
-                        connect_timeout=connect_timeout, progress_handle=handle, legacy=legacy,
-                        compress=compress, retries=retries, retry_delay=retry_delay,
-                        skip_unchanged=skip_unchanged, checksum=checksum, remote_name=remote_name,
+                        connect_timeout=connect_timeout, progress_handle=progress_handle,
+                        legacy=legacy, compress=compress, retries=retries,
+                        retry_delay=retry_delay, skip_unchanged=skip_unchanged,
+                        checksum=checksum, remote_name=remote_name,
                         security=_security(tls, ca_file, pin, server_name, client_cert,
                                            client_key, token))
         try:
@@ -614,10 +609,27 @@ async def send_file_async(host: str, port: int, filepath: PathLike, show_progres
             code = lib.knsock_send_file_async(_ffi.cstr(host, "host"), _port(port),
                                               _ffi.cstr(filepath, "filepath"), opts.ptr,
                                               _done_trampoline, done_handle,
-                                              ctypes.byref(transfer),
-                                              ctypes.byref(err))
+                                              ctypes.byref(transfer), ctypes.byref(err))
         finally:
             opts.close()
+        return code, err
+
+    await _async_transfer(progress_callback, start)
+
+
+async def _async_transfer(progress_callback, start) -> None:
+    """Runs an async transfer (a send or a fetch): `start(progress_handle, done_handle,
+    transfer)` builds its options and starts it, returning the C call's code and error object;
+    then its end is awaited without blocking the loop (_transfer_ends). An error before the end
+    cancels a running transfer and frees it on a thread of its own, so the loop never waits."""
+    loop = asyncio.get_running_loop()
+    progress = _Progress(progress_callback, None)
+    state = _AsyncSend(loop, progress)
+    handle = _ffi.register(progress) if progress_callback is not None else 0
+    done_handle = _ffi.register(state)
+    transfer = ctypes.c_void_p()
+    try:
+        code, err = start(handle, done_handle, transfer)
         if code != Result.OK:
             raise take_error(code, err)
         await _transfer_ends(transfer, state, progress)
