@@ -9,9 +9,9 @@ mod pki;
 #[path = "common/secured.rs"]
 mod secured;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::SystemTime;
 
 use common::*;
 use knsock::{
@@ -34,42 +34,6 @@ fn set_mtime(path: &Path, t: SystemTime) {
     f.set_modified(t).unwrap();
 }
 
-/// A tree of files with distinct sizes, modes and modification times.
-fn make_tree(root: &Path) -> PathBuf {
-    let tree = root.join("tree");
-    std::fs::create_dir_all(tree.join("sub/deeper")).unwrap();
-    let t0 = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
-    let files: [(&str, usize, u32); 5] = [
-        ("a.txt", 10, 0o644),
-        ("empty", 0, 0o600),
-        ("run.sh", 5000, 0o755),
-        ("sub/big.bin", 3 << 20, 0o640),
-        ("sub/deeper/c", 70_000, 0o444),
-    ];
-    for (i, (name, size, mode)) in files.iter().enumerate() {
-        let p = tree.join(name);
-        std::fs::write(&p, random_bytes(*size, i as u64)).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode | 0o200)).unwrap();
-        set_mtime(&p, t0 + Duration::from_secs(i as u64 * 1000));
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
-    }
-    tree
-}
-
-/// Each file below `root`: its relative name, bytes, mode and modification time.
-fn snapshot(root: &Path) -> Vec<(String, Vec<u8>, u32, i64, i64)> {
-    list_tree(root)
-        .into_iter()
-        .filter(|n| root.join(n).is_file())
-        .map(|n| {
-            let p = root.join(&n);
-            let m = std::fs::metadata(&p).unwrap();
-            let bytes = std::fs::read(&p).unwrap();
-            (n, bytes, m.mode() & 0o7777, m.mtime(), m.mtime_nsec())
-        })
-        .collect()
-}
-
 fn send_tree(s: &Secured, tree: &Path, token: &str) {
     let walk = WalkOptions {
         recursive: true,
@@ -85,7 +49,7 @@ fn send_tree(s: &Secured, tree: &Path, token: &str) {
 fn a_tree_sent_then_deleted_comes_back_identical() {
     let s = fetching(|_| {});
     let local = tempfile::tempdir().unwrap();
-    let tree = make_tree(local.path());
+    let tree = make_tree(local.path(), 3 << 20);
     let original = snapshot(local.path());
     send_tree(&s, &tree, "alice:alice-secret");
     std::fs::remove_dir_all(&tree).unwrap();
@@ -138,7 +102,7 @@ fn a_tree_sent_then_deleted_comes_back_identical() {
 fn one_file_filters_and_missing_names() {
     let s = fetching(|_| {});
     let local = tempfile::tempdir().unwrap();
-    let tree = make_tree(local.path());
+    let tree = make_tree(local.path(), 3 << 20);
     send_tree(&s, &tree, "alice:alice-secret");
     let opts = fetch_opts(&s.pin, "alice:alice-secret");
     let out = tempfile::tempdir().unwrap();

@@ -10,9 +10,7 @@ mod pki;
 #[path = "common/secured.rs"]
 mod secured;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::os::unix::fs::PermissionsExt;
 
 use common::s3::TestBucket;
 use common::*;
@@ -34,53 +32,13 @@ fn secured_bucket(bucket: &TestBucket) -> Secured {
     })
 }
 
-/// Each file below `root`: its relative name, bytes, mode and modification time.
-fn snapshot(root: &Path) -> Vec<(String, Vec<u8>, u32, i64, i64)> {
-    list_tree(root)
-        .into_iter()
-        .filter(|n| root.join(n).is_file())
-        .map(|n| {
-            let p = root.join(&n);
-            let m = std::fs::metadata(&p).unwrap();
-            (
-                n,
-                std::fs::read(&p).unwrap(),
-                m.mode() & 0o7777,
-                m.mtime(),
-                m.mtime_nsec(),
-            )
-        })
-        .collect()
-}
-
-/// A tree with distinct sizes, modes and modification times; one file large enough to go up
-/// in parts (its object then records no digest).
-fn make_tree(root: &Path) {
-    let t0 = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 987_654_321);
-    let files: [(&str, usize, u32); 5] = [
-        ("tree/a.txt", 10, 0o644),
-        ("tree/empty", 0, 0o600),
-        ("tree/run.sh", 5000, 0o755),
-        ("tree/sub/big.bin", 20 << 20, 0o640),
-        ("tree/sub/deeper/c", 70_000, 0o444),
-    ];
-    for (i, (name, size, mode)) in files.iter().enumerate() {
-        let p = root.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, random_bytes(*size, i as u64)).unwrap();
-        let f = std::fs::File::options().write(true).open(&p).unwrap();
-        f.set_modified(t0 + Duration::from_secs(i as u64 * 1000))
-            .unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
-    }
-}
-
 #[test]
 fn a_tree_sent_to_the_bucket_comes_back_identical() {
     let bucket = TestBucket::new("fetch-tree");
     let s = secured_bucket(&bucket);
     let local = tempfile::tempdir().unwrap();
-    make_tree(local.path());
+    // Large enough to go up in parts (its object then records no digest).
+    make_tree(local.path(), 20 << 20);
     let original = snapshot(local.path());
     let walk = WalkOptions {
         recursive: true,

@@ -1,8 +1,11 @@
 //! Test helpers that need nothing but std, socket2 and the library's test hooks: the files
-//! below a directory, files of random bytes, a port that refuses. Shared by the library's tests and the CLI's (cli/tests).
+//! below a directory and what they hold, a tree to send and fetch back, files of random bytes,
+//! a port that refuses. Shared by the library's tests and the CLI's (cli/tests).
 
 use std::net::SocketAddr;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 /// Every entry below `root`, relative, sorted (temporary files included).
 pub fn list_tree(root: &Path) -> Vec<String> {
@@ -54,4 +57,44 @@ impl RefusingPort {
             port,
         }
     }
+}
+
+/// Makes `root/tree`: five files with distinct sizes, modes (one read-only) and modification
+/// times to the nanosecond, `sub/big.bin` of `big` bytes. Returns `root/tree`.
+#[allow(dead_code)] // for the fetch tests
+pub fn make_tree(root: &Path, big: usize) -> PathBuf {
+    let tree = root.join("tree");
+    std::fs::create_dir_all(tree.join("sub/deeper")).unwrap();
+    let t0 = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+    let files: [(&str, usize, u32); 5] = [
+        ("a.txt", 10, 0o644),
+        ("empty", 0, 0o600),
+        ("run.sh", 5000, 0o755),
+        ("sub/big.bin", big, 0o640),
+        ("sub/deeper/c", 70_000, 0o444),
+    ];
+    for (i, (name, size, mode)) in files.iter().enumerate() {
+        let p = tree.join(name);
+        std::fs::write(&p, random_bytes(*size, i as u64)).unwrap();
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(t0 + Duration::from_secs(i as u64 * 1000))
+            .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
+    }
+    tree
+}
+
+/// Each file below `root`: its relative name, bytes, mode and modification time.
+#[allow(dead_code)] // for the fetch tests
+pub fn snapshot(root: &Path) -> Vec<(String, Vec<u8>, u32, i64, i64)> {
+    list_tree(root)
+        .into_iter()
+        .filter(|n| root.join(n).is_file())
+        .map(|n| {
+            let p = root.join(&n);
+            let m = std::fs::metadata(&p).unwrap();
+            let bytes = std::fs::read(&p).unwrap();
+            (n, bytes, m.mode() & 0o7777, m.mtime(), m.mtime_nsec())
+        })
+        .collect()
 }
