@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use common::*;
 use knsock::{
     fetch_file, send_file, send_stream, ErrorKind, FetchOptions, ObjectError, ObjectMeta,
-    ObjectStore, SendOptions, Upload,
+    ObjectStore, SendOptions,
 };
 
 /// Objects in memory; a key with "boom" fails its put, one with "panic" panics in it.
@@ -45,23 +45,8 @@ impl ObjectStore for Memory {
             .insert(key.into(), (meta.clone(), data));
         Ok(())
     }
-    fn begin(
-        &self,
-        _: &str,
-        _: &File,
-        _: &ObjectMeta,
-        _: bool,
-    ) -> Result<Option<Box<dyn Upload>>, ObjectError> {
-        Ok(None)
-    }
-    fn sweep(&self, _: u64) -> Result<usize, ObjectError> {
-        Ok(0)
-    }
     fn describe(&self) -> String {
         "memory".into()
-    }
-    fn key(&self, name: &str) -> String {
-        name.into()
     }
     fn url(&self, key: &str) -> String {
         format!("memory:{key}")

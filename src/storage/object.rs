@@ -102,19 +102,26 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
 
     /// Starts storing an object of `meta.size` bytes while its content still arrives in `file`
     /// (the spool), or `None` when the store would rather take it whole at the end (a small
-    /// one). Nothing appears at `key` until [`Upload::finish`]; `if_absent` as for `put`.
+    /// one). Nothing appears at `key` until [`Upload::finish`]; `if_absent` as for `put`. The
+    /// default: `None`, every object goes up whole through `put` once verified.
     fn begin(
         &self,
         key: &str,
         file: &File,
         meta: &ObjectMeta,
         if_absent: bool,
-    ) -> Result<Option<Box<dyn Upload>>, ObjectError>;
+    ) -> Result<Option<Box<dyn Upload>>, ObjectError> {
+        let _ = (key, file, meta, if_absent);
+        Ok(None)
+    }
 
     /// Removes what interrupted runs left in the store: the unfinished uploads this store
     /// knows an earlier run of this receiver left, and any older than `age_secs`. Returns how
-    /// many were removed.
-    fn sweep(&self, age_secs: u64) -> Result<usize, ObjectError>;
+    /// many were removed. The default, for a store that leaves nothing unfinished: 0.
+    fn sweep(&self, age_secs: u64) -> Result<usize, ObjectError> {
+        let _ = age_secs;
+        Ok(0)
+    }
 
     /// Where the objects go, for messages and logs: `s3://bucket/prefix`.
     fn describe(&self) -> String;
@@ -125,8 +132,10 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
         None
     }
 
-    /// The full key for `name`, a checked `/`-separated name.
-    fn key(&self, name: &str) -> String;
+    /// The full key for `name`, a checked `/`-separated name. The default: the name itself.
+    fn key(&self, name: &str) -> String {
+        name.to_string()
+    }
 
     /// The object's address as the handlers are told of it: `s3://bucket/key`.
     fn url(&self, key: &str) -> String;
