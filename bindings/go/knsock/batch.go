@@ -74,13 +74,7 @@ func SendFiles(ctx context.Context, addr string, paths []string, opts ...SendOpt
 	var rep *C.knsock_batch_report
 	var cerr *C.knsock_error
 	code := C.knsock_send_files(chost, C.uint16_t(port), b.cpaths.array(), C.size_t(len(b.cpaths)), b.copts, &rep, &cerr)
-	if code != C.KNSOCK_RESULT_OK {
-		e := takeError(code, cerr)
-		b.st.explain(e)
-		return nil, e
-	}
-	defer C.knsock_batch_report_free(rep)
-	return b.st.fileResults(rep), nil
+	return b.st.batchResults(code, rep, cerr)
 }
 
 // batch is what SendFiles and SendFilesMulti prepare: the C options, the paths as C strings and
@@ -121,6 +115,18 @@ func newBatch(ctx context.Context, paths []string, opts []SendOption) (*batch, e
 func (b *batch) free() {
 	b.cpaths.free()
 	C.knsock_send_options_free(b.copts)
+}
+
+// batchResults is a batch call's outcome (a send or a fetch): each file's result from its
+// report, or the call's error when there is no report.
+func (st *sendState) batchResults(code C.enum_knsock_result, rep *C.knsock_batch_report, cerr *C.knsock_error) ([]FileResult, error) {
+	if code != C.KNSOCK_RESULT_OK {
+		e := takeError(code, cerr)
+		st.explain(e)
+		return nil, e
+	}
+	defer C.knsock_batch_report_free(rep)
+	return st.fileResults(rep), nil
 }
 
 // fileResults copies each file's outcome out of a batch report (which keeps its ownership).

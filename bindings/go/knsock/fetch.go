@@ -51,13 +51,7 @@ func FetchFiles(ctx context.Context, addr string, remotes []string, dest string,
 	var cerr *C.knsock_error
 	code := C.knsock_fetch_files(f.chost, C.uint16_t(f.port), f.cnames.array(), C.size_t(len(f.cnames)),
 		f.cdest, f.copts, f.cbs, &rep, &cerr)
-	if code != C.KNSOCK_RESULT_OK {
-		e := takeError(code, cerr)
-		f.st.explain(e)
-		return nil, e
-	}
-	defer C.knsock_batch_report_free(rep)
-	return f.st.fileResults(rep), nil
+	return f.st.batchResults(code, rep, cerr)
 }
 
 // FetchFile fetches one name (a file, or a directory with WithRecursive) as FetchFiles does and
