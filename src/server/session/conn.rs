@@ -1,7 +1,7 @@
 //! One connection being served, whatever its protocol: the buffered wire, reading a file's
 //! content into its temporary file, and committing verified files with their verdicts.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use crate::protocol::{self, Code, Frame, Offer};
 use crate::server::config::FileInfo;
 use crate::server::files::admit::Policy;
 use crate::server::files::commit::{commit_group, Pending};
+use crate::server::files::objects::Source;
 use crate::server::files::refusal::{io_refusal, Refusal};
 use crate::server::io::cancel::Cancel;
 use crate::server::io::runtime::{blocking, blocking_if};
@@ -126,6 +127,27 @@ impl<'a, S: Stream> Connection<'a, S> {
         self.wire.set_deadline(Some(until));
         let mut sink = vec![0u8; 64 * 1024];
         while let Ok(1..) = self.wire.read_some(&mut sink).await {}
+    }
+
+    /// Listed file `seq` of a fetch opened again for its content (off the event loop when
+    /// `slow`), or `None` once FAILED was queued for it: it is no longer the file that was
+    /// listed (code 22), or the store failed to give it (15, 16).
+    pub(crate) fn reopen_or_fail(
+        &mut self,
+        source: &Source<'_>,
+        seq: u32,
+        offer: &Offer,
+        full: &str,
+        slow: bool,
+    ) -> Option<Box<dyn Read + Send>> {
+        match blocking_if(slow, || source.reopen(full, offer)) {
+            Ok(f) => Some(f),
+            Err((code, text)) => {
+                let code = code as u16;
+                self.queue_frame(Frame::Failed { seq, code, text });
+                None
+            }
+        }
     }
 
     /// Writes `bytes` and flushes them.

@@ -236,13 +236,8 @@ async fn send_one<S: Stream>(
     offset: u64,
 ) -> Result<()> {
     let large = source.slow(offer);
-    let mut file = match blocking_if(large, || source.reopen(full, offer)) {
-        Ok(f) => f,
-        Err((code, text)) => {
-            let code = code as u16;
-            conn.queue_frame(Frame::Failed { seq, code, text });
-            return Ok(());
-        }
+    let Some(mut file) = conn.reopen_or_fail(&source, seq, offer, full, large) else {
+        return Ok(());
     };
     conn.queue_frame(Frame::Data { seq });
     let mut hasher = Xxh3::new();

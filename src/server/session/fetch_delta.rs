@@ -82,13 +82,8 @@ pub(super) async fn send_delta<S: Stream>(
     full: &str,
     sig: Sig,
 ) -> Result<()> {
-    let reader = match blocking(|| source.reopen(full, offer)) {
-        Ok(r) => r,
-        Err((code, text)) => {
-            let code = code as u16;
-            conn.queue_frame(Frame::Failed { seq, code, text });
-            return Ok(());
-        }
+    let Some(reader) = conn.reopen_or_fail(&source, seq, offer, full, true) else {
+        return Ok(());
     };
     let old_size: u64 = sig.iter().map(|c| c.0 as u64).sum();
     let mut index = Index::with_capacity(sig.len());
