@@ -148,6 +148,15 @@ pub(super) fn get_stream(
     retrying(agent, || get_once(&agent.agent, &req))
 }
 
+/// A response's headers as names and values (a value that is not text reads as empty).
+fn headers_of<B>(response: &ureq::http::Response<B>) -> Vec<(String, String)> {
+    response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect()
+}
+
 fn get_once(
     agent: &ureq::Agent,
     req: &Request<'_>,
@@ -156,11 +165,7 @@ fn get_once(
         .get(req.url.as_str())
         .call()
         .map_err(|e| unreachable(req, &e))?;
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
+    let headers = headers_of(&response);
     let status = response.status().as_u16();
     let mut body = response.into_body().into_reader();
     if status == 404 {
@@ -214,11 +219,7 @@ fn send_once(agent: &ureq::Agent, req: &Request<'_>) -> Result<Reply, ObjectErro
         text: format!("{}: bad request: {e}", req.what),
     })?;
     let mut response = agent.run(request).map_err(|e| unreachable(req, &e))?;
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
+    let headers = headers_of(&response);
     let status = response.status().as_u16();
     let mut body = String::new();
     if req.method != "HEAD" {
