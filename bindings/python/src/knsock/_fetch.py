@@ -4,10 +4,10 @@ import ctypes
 from typing import Iterable, List, Optional, Sequence, Union
 
 from . import _ffi
-from ._ffi import Result, lib
+from ._ffi import lib
 from ._send import (_SECURITY_DOC, FileResult, PathLike, ProgressCallback, _async_transfer,
-                    _done_trampoline, _file_results, _Options, _Progress, _progress_trampoline,
-                    _raise_for, _port, _security)
+                    _batch_results, _done_trampoline, _Options, _Progress, _progress_trampoline,
+                    _port, _security)
 
 
 def _names(remotes: Union[str, Sequence[str]]) -> "tuple":
@@ -96,15 +96,7 @@ def fetch_files(host: str, port: int, remotes: Union[str, Sequence[str]], dest: 
     finally:
         if handle:
             _ffi.unregister(handle)
-    if code != Result.OK:
-        _raise_for(code, err, progress)
-    try:
-        results = _file_results(report.value)
-    finally:
-        lib.knsock_batch_report_free(report)
-    if progress.raised is not None:
-        raise progress.raised
-    return results
+    return _batch_results(code, err, report, progress)
 
 
 def fetch_file(host: str, port: int, remote: str, dest: PathLike, **options) -> List[FileResult]:

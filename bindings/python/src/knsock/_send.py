@@ -416,6 +416,13 @@ def send_files(host: str, port: int, paths: Sequence[PathLike], recursive: bool 
                                       token)) as (opts, _):
         code = lib.knsock_send_files(_ffi.cstr(host, "host"), _port(port), cpaths, count,
                                      opts.ptr, ctypes.byref(report), ctypes.byref(err))
+    return _batch_results(code, err, report, progress)
+
+
+def _batch_results(code, err, report, progress) -> List[FileResult]:
+    """A batch call's outcome (a send or a fetch): each file's result from its report, or the
+    call's error raised; an exception a progress callback raised is raised after the report was
+    read and freed."""
     if code != Result.OK:
         _raise_for(code, err, progress)
     try:
