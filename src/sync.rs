@@ -7,3 +7,82 @@ use std::sync::{Mutex, MutexGuard};
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// `f` applied to every item by up to `at_most` threads at once, the calling thread among them;
+/// the results in the items' order. For work that mostly waits on a peer (an object store's
+/// round trips): `at_most` waits overlap instead of following one another. A thread that cannot
+/// be started leaves its share to the others; a panic in `f` reaches the caller once every
+/// thread has stopped.
+pub(crate) fn in_parallel<T: Send, R: Send>(
+    items: Vec<T>,
+    at_most: usize,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    let count = items.len();
+    let queue = Mutex::new(items.into_iter().enumerate());
+    let done = Mutex::new(Vec::with_capacity(count));
+    let work = || loop {
+        let Some((i, item)) = lock(&queue).next() else {
+            return;
+        };
+        let r = f(item);
+        lock(&done).push((i, r));
+    };
+    std::thread::scope(|s| {
+        for _ in 1..at_most.min(count) {
+            if std::thread::Builder::new().spawn_scoped(s, work).is_err() {
+                break;
+            }
+        }
+        work();
+    });
+    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Condvar;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn every_item_once_and_the_results_in_order() {
+        let calls = AtomicUsize::new(0);
+        let out = in_parallel((0..1000u32).collect(), 7, |x| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            x * 2
+        });
+        assert_eq!(out, (0..1000u32).map(|x| x * 2).collect::<Vec<_>>());
+        assert_eq!(calls.load(Ordering::Relaxed), 1000);
+        assert!(in_parallel(Vec::<u32>::new(), 4, |x| x).is_empty());
+        assert_eq!(in_parallel(vec![5u32], 0, |x| x + 1), vec![6]);
+    }
+
+    /// Each call waits (10 s at most) until `at_most` calls run at once: one after another, the
+    /// first would wait out its deadline and see only itself.
+    #[test]
+    fn at_most_calls_run_at_once_and_no_more() {
+        let at_most = 3;
+        let running = Mutex::new((0usize, 0usize)); // (now, most)
+        let changed = Condvar::new();
+        let out = in_parallel((0..30).collect(), at_most, |i: usize| {
+            let mut r = lock(&running);
+            r.0 += 1;
+            r.1 = r.1.max(r.0);
+            changed.notify_all();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            // The first `at_most` calls meet; the later ones need not wait for anybody.
+            while i < at_most && r.1 < at_most && Instant::now() < deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                r = changed.wait_timeout(r, left).unwrap().0;
+            }
+            r.0 -= 1;
+            i
+        });
+        assert_eq!(out, (0..30).collect::<Vec<_>>());
+        assert_eq!(lock(&running).1, at_most);
+    }
+}

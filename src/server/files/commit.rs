@@ -2,9 +2,6 @@
 //! validators, the renames, one fsync per directory, and the verdicts, returned rather than
 //! written.
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
-
 use crate::protocol::Frame;
 use crate::server::config::{FileInfo, ServerConfig};
 use crate::server::files::admit::run_validators;
@@ -12,7 +9,6 @@ use crate::server::files::budget::Descriptors;
 use crate::server::files::refusal::{io_refusal, Refusal};
 use crate::server::files::space::Reservation;
 use crate::storage::{self, ObjectMeta, Place, Stored, TempFile};
-use crate::sync::lock;
 
 /// Most files committed together, as the protocol allows.
 pub(crate) const GROUP_MAX: usize = 256;
@@ -140,22 +136,9 @@ fn publish_all(checked: Vec<(Pending, Result<(), Refusal>)>, cfg: &ServerConfig)
             .map(|(p, ok)| publish(p, ok, cfg))
             .collect();
     }
-    let queue = Mutex::new(checked.into_iter().enumerate().collect::<VecDeque<_>>());
-    let done = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..PUBLISHERS.min(uploads) {
-            s.spawn(|| loop {
-                let Some((i, (p, ok))) = lock(&queue).pop_front() else {
-                    return;
-                };
-                let published = publish(p, ok, cfg);
-                lock(&done).push((i, published));
-            });
-        }
-    });
-    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, p)| p).collect()
+    crate::sync::in_parallel(checked, PUBLISHERS.min(uploads), |(p, ok)| {
+        publish(p, ok, cfg)
+    })
 }
 
 /// Publishes one file whose checks gave `ok`, with its metadata.
