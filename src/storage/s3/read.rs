@@ -1,5 +1,8 @@
 //! Reading a bucket back for fetches: the objects under a prefix with the metadata stored at
-//! upload (a listing, then a HEAD of each), and an object's content streamed by one GET.
+//! upload (a listing, then a HEAD of each, several at once), and an object's content streamed
+//! by one GET.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusty_s3::actions::ListObjectsV2;
 use rusty_s3::S3Action;
@@ -7,6 +10,7 @@ use rusty_s3::S3Action;
 use super::http::{get_stream, send, Body};
 use super::{parse_meta, S3Store, SIGNED_FOR};
 use crate::storage::object::{ListedObject, ObjectError, ObjectErrorKind, ObjectReader};
+use crate::sync::in_parallel;
 
 /// The keys under `prefix`, in the store's (byte) order, page by page.
 fn keys(store: &S3Store, prefix: &str) -> Result<Vec<String>, ObjectError> {
@@ -37,18 +41,29 @@ fn keys(store: &S3Store, prefix: &str) -> Result<Vec<String>, ObjectError> {
     Ok(keys)
 }
 
-/// Every object knsock stored under `prefix`, with its metadata (one HEAD each: a listing does
-/// not carry user metadata).
+/// HEADs in flight at once while listing (the agent keeps as many idle connections): a
+/// thousand objects cost about 63 round trips to the store rather than a thousand.
+const HEADS_AT_ONCE: usize = 16;
+
+/// Every object knsock stored under `prefix`, with its metadata (a HEAD each, up to
+/// [`HEADS_AT_ONCE`] at a time: a listing does not carry user metadata). The first failure
+/// stops the HEADs not yet made and is the answer.
 pub(super) fn list(store: &S3Store, prefix: &str) -> Result<Vec<ListedObject>, ObjectError> {
-    let mut out = Vec::new();
-    for key in keys(store, prefix)? {
-        let reply = store.head_reply(&key)?;
-        if reply.status == 404 {
-            continue; // removed since it was listed
+    let failed = AtomicBool::new(false);
+    let heads = in_parallel(keys(store, prefix)?, HEADS_AT_ONCE, |key| {
+        if failed.load(Ordering::Relaxed) {
+            return Ok(None);
         }
-        if let Some(meta) = parse_meta(&reply) {
-            out.push(ListedObject { key, meta });
-        }
+        let reply = store
+            .head_reply(&key)
+            .inspect_err(|_| failed.store(true, Ordering::Relaxed))?;
+        // A 404: removed since it was listed.
+        let meta = (reply.status != 404).then(|| parse_meta(&reply)).flatten();
+        Ok(meta.map(|meta| ListedObject { key, meta }))
+    });
+    let mut out = Vec::with_capacity(heads.len());
+    for head in heads {
+        out.extend(head?);
     }
     out.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
