@@ -142,3 +142,137 @@ fn alice_cannot_fetch_bobs_objects() {
         b"bob's secret"
     );
 }
+
+/// A listing (what a fetch of a directory starts from) HEADs its objects several at a time
+/// (`sync::in_parallel`, whose own test shows the overlap) and still gives every object knsock
+/// stored under the prefix once, in key order, with its metadata; an object another writer
+/// stored without knsock's metadata, and one beside the prefix, are left out.
+#[test]
+fn a_listing_of_many_objects_gives_each_once_in_key_order() {
+    use knsock::{ObjectMeta, ObjectStore};
+    let bucket = TestBucket::new("fetch-list");
+    let store = bucket.store("");
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("content");
+    let count = 150u32;
+    for i in 0..count {
+        std::fs::write(&content, format!("object {i}")).unwrap();
+        let meta = ObjectMeta {
+            size: format!("object {i}").len() as u64,
+            mtime_secs: 1_700_000_000 + i as i64,
+            mtime_nanos: i,
+            mode: 0o640,
+            digest: None,
+        };
+        let file = std::fs::File::open(&content).unwrap();
+        store
+            .put(&store.key(&format!("many/f{i:03}")), &file, &meta, false)
+            .unwrap();
+    }
+    bucket.put("many/foreign", b"stored by another writer");
+    bucket.put("many-beside", b"not under many/");
+    let prefix = format!("{}/", store.key("many"));
+    let listed = store.list(&prefix).unwrap();
+    let names: Vec<String> = listed.iter().map(|o| o.key.clone()).collect();
+    let wanted: Vec<String> = (0..count)
+        .map(|i| store.key(&format!("many/f{i:03}")))
+        .collect();
+    assert_eq!(names, wanted);
+    for (i, o) in listed.iter().enumerate() {
+        assert_eq!(o.meta.mtime_secs, 1_700_000_000 + i as i64, "{o:?}");
+        assert_eq!(o.meta.mtime_nanos, i as u32, "{o:?}");
+        assert_eq!(o.meta.size, format!("object {i}").len() as u64, "{o:?}");
+        assert_eq!(o.meta.mode, 0o640, "{o:?}");
+    }
+    assert!(store
+        .list(&format!("{}/", store.key("none")))
+        .unwrap()
+        .is_empty());
+}
+
+/// Small objects of a fetch are read ahead from the store, several at once
+/// (`READ_AHEAD`). A client speaking the protocol by hand lists 40 of them; before its WANTs,
+/// two (one in the first run read ahead, one in the second) are rewritten by another writer.
+/// Every other object comes back in the order wanted, as DATA, its content and DONE with its
+/// digest; those two are FAILED 22 ("changed since it was listed"), and the fetch goes on.
+#[test]
+fn objects_read_ahead_keep_their_order_and_each_its_own_failure() {
+    use knsock::protocol::{self, FetchRequest, Frame, ALGO_XXH3_128};
+    let bucket = TestBucket::new("fetch-ahead");
+    let store = bucket.store("");
+    let srv = TestServer::start(move |c| {
+        c.object_store(store)
+            .allow_fetch(true)
+            .allow_anonymous_fetch(true);
+    });
+    let local = tempfile::tempdir().unwrap();
+    let dir = local.path().join("many");
+    std::fs::create_dir(&dir).unwrap();
+    let content = |i: usize| format!("object {i} ").repeat(i * 50 + 1).into_bytes();
+    for i in 0..40 {
+        std::fs::write(dir.join(format!("f{i:02}")), content(i)).unwrap();
+    }
+    let walk = WalkOptions {
+        recursive: true,
+        ..WalkOptions::default()
+    };
+    let sources = collect_sources(&[dir], &walk).unwrap();
+    let opts = knsock::SendOptions::default();
+    let sent = send_files("127.0.0.1", srv.port(), &sources, &opts).unwrap();
+    assert_eq!(sent.failed(), 0, "{:?}", sent.first_error());
+
+    let (mut c, caps) = RawClient::hello_with(srv.addr(), protocol::CAP_FETCH);
+    assert_eq!(caps, protocol::CAP_FETCH);
+    c.send(Frame::Fetch(FetchRequest {
+        flags: protocol::FETCH_RECURSIVE,
+        names: vec!["many".into()],
+        ..FetchRequest::default()
+    }));
+    let mut listed = Vec::new();
+    loop {
+        match c.read() {
+            Frame::File { seq, offer } => listed.push((seq, offer)),
+            Frame::Listed { count } => break assert_eq!(count, 40),
+            f => panic!("{f:?}"),
+        }
+    }
+    let changed = ["many/f05", "many/f20"];
+    for name in changed {
+        bucket.put(name, b"rewritten by another writer");
+    }
+    for (seq, _) in &listed {
+        c.send(Frame::Want {
+            seq: *seq,
+            offset: 0,
+        });
+    }
+    c.send(Frame::Bye);
+    let rest = c.read_to_end();
+    let mut r = &rest[..];
+    for (seq, offer) in &listed {
+        let i: usize = offer.name["many/f".len()..].parse().unwrap();
+        let first = Frame::read_from(&mut r).unwrap();
+        if changed.contains(&offer.name.as_str()) {
+            match first {
+                Some(Frame::Failed { seq: s, code, text }) => {
+                    assert_eq!((s, code), (*seq, 22), "{text}");
+                    assert!(text.contains("changed since it was listed"), "{text}");
+                }
+                f => panic!("{}: {f:?}", offer.name),
+            }
+            continue;
+        }
+        assert_eq!(first, Some(Frame::Data { seq: *seq }), "{}", offer.name);
+        let bytes = content(i);
+        assert_eq!(&r[..bytes.len()], &bytes[..], "{}", offer.name);
+        r = &r[bytes.len()..];
+        let done = Frame::read_from(&mut r).unwrap();
+        let digest = digest(&bytes);
+        let want = Frame::Done {
+            algorithm: ALGO_XXH3_128,
+            digest,
+        };
+        assert_eq!(done, Some(want), "{}", offer.name);
+    }
+    assert!(r.is_empty(), "{} bytes more", r.len());
+}

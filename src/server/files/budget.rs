@@ -21,6 +21,11 @@ pub(crate) const SPOOL_TOTAL: u64 = 256 << 20;
 /// delta signatures, counted in KiB.
 pub(crate) const WORK_TOTAL_KIB: u32 = 512 * 1024;
 
+/// `bytes` of work memory as permits: KiB, at least one, at most all of them.
+fn kib_of(bytes: u64) -> u32 {
+    bytes.div_ceil(1024).clamp(1, WORK_TOTAL_KIB as u64) as u32
+}
+
 pub(crate) struct Budget {
     descriptors: Arc<Semaphore>,
     total: usize,
@@ -60,11 +65,18 @@ impl Budget {
     /// `bytes` of the memory for work (all of it at most), waiting for other connections to
     /// give some back when too little is left.
     pub(crate) async fn work_memory(&self, bytes: u64) -> OwnedSemaphorePermit {
-        let kib = bytes.div_ceil(1024).clamp(1, WORK_TOTAL_KIB as u64) as u32;
         Arc::clone(&self.work)
-            .acquire_many_owned(kib)
+            .acquire_many_owned(kib_of(bytes))
             .await
             .expect("the budget's semaphore is never closed")
+    }
+
+    /// [`Budget::work_memory`] when that much is free now, else `None` (for what can be done
+    /// without it, and must not wait while its connection holds work memory already).
+    pub(crate) fn try_work_memory(&self, bytes: u64) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.work)
+            .try_acquire_many_owned(kib_of(bytes))
+            .ok()
     }
 
     /// One file's descriptors, if free now.
@@ -178,6 +190,19 @@ mod tests {
             "more than the total takes the total"
         );
         drop(all);
+        assert_eq!(b.work().available_permits(), total);
+    }
+
+    /// Reading ahead takes work memory only when it is free now, and never waits for it.
+    #[test]
+    fn work_memory_is_tried_without_waiting() {
+        let b = Budget::new(8, 0);
+        let total = WORK_TOTAL_KIB as usize;
+        let most = b.try_work_memory(((total - 1024) as u64) << 10).expect("free");
+        assert!(b.try_work_memory(2 << 20).is_none(), "1 MiB is left");
+        let last = b.try_work_memory(1 << 20).expect("exactly what is left");
+        assert_eq!(b.work().available_permits(), 0);
+        drop((most, last));
         assert_eq!(b.work().available_permits(), total);
     }
 }

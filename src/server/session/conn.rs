@@ -142,12 +142,17 @@ impl<'a, S: Stream> Connection<'a, S> {
     ) -> Option<Box<dyn Read + Send>> {
         match blocking_if(slow, || source.reopen(full, offer)) {
             Ok(f) => Some(f),
-            Err((code, text)) => {
-                let code = code as u16;
-                self.queue_frame(Frame::Failed { seq, code, text });
+            Err(why) => {
+                self.queue_failed(seq, why);
                 None
             }
         }
+    }
+
+    /// Queues FAILED for listed file `seq` of a fetch, with its code and why.
+    pub(crate) fn queue_failed(&mut self, seq: u32, (code, text): (Code, String)) {
+        let code = code as u16;
+        self.queue_frame(Frame::Failed { seq, code, text });
     }
 
     /// Writes `bytes` and flushes them.

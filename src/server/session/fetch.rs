@@ -1,15 +1,17 @@
 //! Serving a fetch (docs/protocol.md section 3.4): who may fetch, the list (FILE … LISTED), the
 //! client's WANTs up to BYE, then each wanted file's DATA, content and DONE.
 
+use std::collections::VecDeque;
 use std::io::Read;
 use std::time::Instant;
 
+use tokio::sync::OwnedSemaphorePermit;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{self, Code, FetchRequest, Frame, Offer};
 use crate::server::files::listing::{list, Item};
-use crate::server::files::objects::{list_objects, Source};
+use crate::server::files::objects::{list_objects, ReadAhead, Source, READ_AHEAD, READ_AHEAD_MAX};
 use crate::server::io::runtime::{blocking, blocking_if};
 use crate::server::io::wire::Stream;
 use crate::server::security::auth::Identity;
@@ -147,13 +149,19 @@ async fn exchange<S: Stream>(
     .encode(&mut out);
     conn.send(&out).await?;
     let mut sigs = Signatures::default();
-    let wants = read_wants(conn, &files, &mut sigs).await?;
+    let mut wants = read_wants(conn, &files, &mut sigs).await?;
     let mut queued = 0u64;
-    for (seq, offset, sig) in wants {
+    let mut ahead = Ahead::default();
+    for at in 0..wants.len() {
+        let (seq, offset) = (wants[at].0, wants[at].1);
         let (offer, full) = &files[seq as usize];
-        match sig {
+        match wants[at].2.take() {
             Some(sig) => send_delta(conn, source, seq, offer, full, sig).await?,
-            None => send_one(conn, source, seq, offer, full, offset).await?,
+            None => {
+                ahead.read(conn, source, &files, &wants[at..]);
+                let read = ahead.take(seq);
+                send_one(conn, source, seq, offer, full, (offset, read)).await?
+            }
         }
         // Small files go out together, a chunk's worth at a time.
         queued += offer.size - offset;
@@ -163,6 +171,62 @@ async fn exchange<S: Stream>(
         }
     }
     Ok(())
+}
+
+/// Wanted files read ahead from an object store, in the wants' order, with the work memory
+/// their content holds.
+#[derive(Default)]
+struct Ahead {
+    files: VecDeque<(u32, ReadAhead)>,
+    _memory: Option<OwnedSemaphorePermit>,
+}
+
+impl Ahead {
+    /// Once what was read ahead is used up: reads the run of small objects `wants` starts
+    /// with, all at once, when it holds two or more and the work memory has room for them now.
+    /// It never waits for that memory (a connection holding a delta's signatures must not
+    /// wait for more): without it the files are read one by one as their turn comes.
+    fn read<S: Stream>(
+        &mut self,
+        conn: &Connection<'_, S>,
+        source: Source<'_>,
+        files: &[(Offer, String)],
+        wants: &[Want],
+    ) {
+        if !self.files.is_empty() || !matches!(source, Source::Objects(_)) {
+            return;
+        }
+        self._memory = None;
+        let run: Vec<(u32, &(Offer, String))> = wants
+            .iter()
+            .take_while(|w| w.2.is_none())
+            .map(|w| (w.0, &files[w.0 as usize]))
+            .take_while(|(_, (offer, _))| offer.size <= READ_AHEAD_MAX)
+            .take(READ_AHEAD)
+            .collect();
+        let bytes = run.iter().map(|(_, (offer, _))| offer.size).sum();
+        if run.len() < 2 {
+            return;
+        }
+        let Some(memory) = conn.shared.budget.try_work_memory(bytes) else {
+            return;
+        };
+        let wanted = run
+            .iter()
+            .map(|(_, (o, full))| (full.as_str(), o))
+            .collect();
+        let read = blocking(|| source.read_whole(wanted));
+        self.files = run.iter().map(|(seq, _)| *seq).zip(read).collect();
+        self._memory = Some(memory);
+    }
+
+    /// What was read ahead for file `seq`, if it was.
+    fn take(&mut self, seq: u32) -> Option<ReadAhead> {
+        match self.files.front() {
+            Some((s, _)) if *s == seq => self.files.pop_front().map(|(_, read)| read),
+            _ => None,
+        }
+    }
 }
 
 /// The XXH3-128 of a listed file, for a client comparing checksums; empty when it cannot be
@@ -226,18 +290,28 @@ async fn read_wants<S: Stream>(
 
 /// One wanted file: DATA, its content from `offset`, DONE with the digest of the whole; or
 /// FAILED when it is no longer the file that was listed (code 22) or the store failed to give
-/// it (15, 16).
+/// it (15, 16). Its content is `read` when it was read ahead, else opened here.
 async fn send_one<S: Stream>(
     conn: &mut Connection<'_, S>,
     source: Source<'_>,
     seq: u32,
     offer: &Offer,
     full: &str,
-    offset: u64,
+    (offset, read): (u64, Option<ReadAhead>),
 ) -> Result<()> {
-    let large = source.slow(offer);
-    let Some(mut file) = conn.reopen_or_fail(&source, seq, offer, full, large) else {
-        return Ok(());
+    let (large, mut file): (bool, Box<dyn Read + Send>) = match read {
+        Some(Ok(bytes)) => (false, Box::new(std::io::Cursor::new(bytes))),
+        Some(Err(why)) => {
+            conn.queue_failed(seq, why);
+            return Ok(());
+        }
+        None => {
+            let large = source.slow(offer);
+            match conn.reopen_or_fail(&source, seq, offer, full, large) {
+                Some(file) => (large, file),
+                None => return Ok(()),
+            }
+        }
     };
     conn.queue_frame(Frame::Data { seq });
     let mut hasher = Xxh3::new();
