@@ -198,7 +198,9 @@ mod tests {
     fn work_memory_is_tried_without_waiting() {
         let b = Budget::new(8, 0);
         let total = WORK_TOTAL_KIB as usize;
-        let most = b.try_work_memory(((total - 1024) as u64) << 10).expect("free");
+        let most = b
+            .try_work_memory(((total - 1024) as u64) << 10)
+            .expect("free");
         assert!(b.try_work_memory(2 << 20).is_none(), "1 MiB is left");
         let last = b.try_work_memory(1 << 20).expect("exactly what is left");
         assert_eq!(b.work().available_permits(), 0);

@@ -158,6 +158,11 @@ async fn exchange<S: Stream>(
         match wants[at].2.take() {
             Some(sig) => send_delta(conn, source, seq, offer, full, sig).await?,
             None => {
+                if ahead.files.is_empty() && queued > 0 && matches!(source, Source::Objects(_)) {
+                    // What is queued goes out before the store is waited on.
+                    conn.flush().await?;
+                    queued = 0;
+                }
                 ahead.read(conn, source, &files, &wants[at..]);
                 let read = ahead.take(seq);
                 send_one(conn, source, seq, offer, full, (offset, read)).await?
