@@ -58,14 +58,7 @@ fn urandom_through_tee_arrives_identical() {
 fn a_stream_cut_midway_stores_nothing() {
     let out = tempfile::tempdir().unwrap();
     let srv = CliServer::start(out.path(), &[]);
-    let mut sender = Command::new(BIN)
-        .args(["send-file", "127.0.0.1", &srv.port.to_string(), "-"])
-        .args(["--remote-name", "cut.bin", "--no-progress"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut sender = spawn_stdin(srv.port, &["--remote-name", "cut.bin"]);
     let mut stdin = sender.stdin.take().unwrap();
     stdin.write_all(&random_bytes(4 << 20, 7)).unwrap();
     // The content is on its way: the receiver's temporary file holds some of it.
@@ -82,23 +75,15 @@ fn a_stream_cut_midway_stores_nothing() {
 
     // The server goes on.
     let data = random_bytes(10_000, 8);
-    let mut next = Command::new(BIN)
-        .args(["send-file", "127.0.0.1", &srv.port.to_string(), "-"])
-        .args(["--remote-name", "next.bin", "--no-progress"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    next.stdin.take().unwrap().write_all(&data).unwrap();
-    let r = next.wait_with_output().unwrap();
+    let r = send_stdin(srv.port, &["--remote-name", "next.bin"], &data);
     assert!(r.status.success(), "{}", text(&r.stderr));
     assert_eq!(std::fs::read(out.path().join("next.bin")).unwrap(), data);
 }
 
-/// Runs `kn-sock send-file 127.0.0.1 PORT - ARGS...` with `input` on its standard input.
-fn send_stdin(port: u16, args: &[&str], input: &[u8]) -> std::process::Output {
-    let mut child = Command::new(BIN)
+/// Starts `kn-sock send-file 127.0.0.1 PORT - --no-progress ARGS...`, its standard streams
+/// piped.
+fn spawn_stdin(port: u16, args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
         .args([
             "send-file",
             "127.0.0.1",
@@ -111,7 +96,12 @@ fn send_stdin(port: u16, args: &[&str], input: &[u8]) -> std::process::Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `kn-sock send-file 127.0.0.1 PORT - ARGS...` with `input` on its standard input.
+fn send_stdin(port: u16, args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut child = spawn_stdin(port, args);
     let mut stdin = child.stdin.take().unwrap();
     // A sender that gave up early closes its end: what it did not read is not an error here.
     let _ = stdin.write_all(input);
@@ -212,14 +202,7 @@ fn pipe_max_size() -> Option<usize> {
 fn a_piped_stream_gets_a_larger_pipe_and_arrives_identical() {
     let out = tempfile::tempdir().unwrap();
     let mut srv = CliServer::start(out.path(), &[]);
-    let mut sender = Command::new(BIN)
-        .args(["send-file", "127.0.0.1", &srv.port.to_string(), "-"])
-        .args(["--remote-name", "piped.bin", "--no-progress"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut sender = spawn_stdin(srv.port, &["--remote-name", "piped.bin"]);
     let mut stdin = sender.stdin.take().unwrap();
     // The writer's end is the same pipe: it sees the capacity kn-sock gave it, 1 MiB, or the
     // system's maximum when that is lower.
