@@ -158,7 +158,7 @@ async fn exchange<S: Stream>(
         match wants[at].2.take() {
             Some(sig) => send_delta(conn, source, seq, offer, full, sig).await?,
             None => {
-                if ahead.files.is_empty() && queued > 0 && matches!(source, Source::Objects(_)) {
+                if ahead.used_up(source) && queued > 0 {
                     // What is queued goes out before the store is waited on.
                     conn.flush().await?;
                     queued = 0;
@@ -198,7 +198,7 @@ impl Ahead {
         files: &[(Offer, String)],
         wants: &[Want],
     ) {
-        if !self.files.is_empty() || !matches!(source, Source::Objects(_)) {
+        if !self.used_up(source) {
             return;
         }
         self._memory = None;
@@ -223,6 +223,12 @@ impl Ahead {
         let read = blocking(|| source.read_whole(wanted));
         self.files = run.iter().map(|(seq, _)| *seq).zip(read).collect();
         self._memory = Some(memory);
+    }
+
+    /// Whether the next files come from a store with nothing read ahead for them: the next
+    /// one waits on the store.
+    fn used_up(&self, source: Source<'_>) -> bool {
+        self.files.is_empty() && matches!(source, Source::Objects(_))
     }
 
     /// What was read ahead for file `seq`, if it was.
