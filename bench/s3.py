@@ -113,6 +113,7 @@ def run(a, work, endpoint):
     if a.kn_sock_before:
         before, before_port = start_server("s3://bench/knsock", spool, env, a.kn_sock_before)
     smalldir = os.path.join(src, "small")
+    keys = [f"knsock/small/{os.path.basename(p)}" for p in small]  # what boto3 reads back
     try:
         if "fetch" in a.cases and "small" not in a.cases:
             send(s3_port, [smalldir], True)  # what the fetches read back
@@ -134,8 +135,6 @@ def run(a, work, endpoint):
                                                      f"boto3s-{r}/{os.path.basename(p)}")
                                       for p in small]))
             if "fetch" in a.cases:
-                if r == 0:  # boto3 reads back what knsock stored
-                    keys = [f"knsock/small/{os.path.basename(p)}" for p in small]
                 case = "2,000 x 4 KiB back"
                 record(case, "S3 -> knsock fetch-file -r",
                        timed(lambda: fetch(s3_port, work, "small", 2000)))
